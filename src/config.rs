@@ -1,0 +1,259 @@
+//! Configuration: the TOML file, merged with command-line flags, validated into
+//! typed values. Every mistake is a [`ConfigError`] with a message that names the
+//! offending key, never a panic.
+//!
+//! ```toml
+//! [[realms]]
+//! name = "realm1"
+//! uri_check = "loose"        # or "strict"
+//!
+//! [websocket]
+//! listen = "127.0.0.1:8080"  # "" disables the listener
+//! path = "/ws"
+//!
+//! [rawsocket]
+//! listen = "127.0.0.1:8081"  # "" disables the listener
+//! unix = "/run/junction.sock" # optional
+//!
+//! [limits]
+//! max_message_size = 16777216 # bytes, per message, both transports
+//! outbox_frames = 8192        # per-session outbound queue, frames
+//! outbox_bytes = 67108864     # per-session outbound queue, bytes
+//! shutdown_grace_ms = 2000    # wait for GOODBYE replies on shutdown
+//!
+//! [log]
+//! json = false
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::wamp::uri::{self, UriCheck};
+
+/// A configuration problem, reported to the user as-is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML or has unknown/mistyped keys.
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// One realm.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RealmConfig {
+    /// The realm's URI.
+    pub name: String,
+    /// How strictly URIs are checked in this realm.
+    #[serde(default)]
+    pub uri_check: UriCheck,
+}
+
+/// The WebSocket listener.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketConfig {
+    /// Listen address; empty disables.
+    pub listen: String,
+    /// HTTP path of the WAMP endpoint.
+    pub path: String,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig { listen: "127.0.0.1:8080".into(), path: "/ws".into() }
+    }
+}
+
+/// The RawSocket listeners.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSocketConfig {
+    /// TCP listen address; empty disables.
+    pub listen: String,
+    /// Unix domain socket path, if any.
+    pub unix: Option<PathBuf>,
+}
+
+impl Default for RawSocketConfig {
+    fn default() -> Self {
+        RawSocketConfig { listen: "127.0.0.1:8081".into(), unix: None }
+    }
+}
+
+/// Resource limits.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest message accepted or sent, in bytes (RawSocket caps it at 16 MiB).
+    pub max_message_size: usize,
+    /// Per-session outbound queue bound, in frames.
+    pub outbox_frames: usize,
+    /// Per-session outbound queue bound, in bytes.
+    pub outbox_bytes: usize,
+    /// How long shutdown waits for clients to answer GOODBYE, in milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 16 * 1024 * 1024,
+            outbox_frames: 8192,
+            outbox_bytes: 64 * 1024 * 1024,
+            shutdown_grace_ms: 2000,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// JSON log lines instead of text.
+    pub json: bool,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Realms served; the default is one realm, `realm1`.
+    pub realms: Vec<RealmConfig>,
+    /// WebSocket listener.
+    pub websocket: WebSocketConfig,
+    /// RawSocket listeners.
+    pub rawsocket: RawSocketConfig,
+    /// Limits.
+    pub limits: Limits,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            realms: vec![RealmConfig { name: "realm1".into(), uri_check: UriCheck::Loose }],
+            websocket: WebSocketConfig::default(),
+            rawsocket: RawSocketConfig::default(),
+            limits: Limits::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_owned(), message },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.realms.is_empty() {
+            return Err(ConfigError::Invalid("at least one realm is required".into()));
+        }
+        for (i, r) in self.realms.iter().enumerate() {
+            if !uri::is_valid(&r.name, UriCheck::Loose) {
+                return Err(ConfigError::Invalid(format!("realms[{i}].name {:?} is not a valid URI", r.name)));
+            }
+            if self.realms[..i].iter().any(|o| o.name == r.name) {
+                return Err(ConfigError::Invalid(format!("realm {:?} is configured twice", r.name)));
+            }
+        }
+        parse_listen("websocket.listen", &self.websocket.listen)?;
+        parse_listen("rawsocket.listen", &self.rawsocket.listen)?;
+        if !self.websocket.path.starts_with('/') {
+            return Err(ConfigError::Invalid("websocket.path must start with '/'".into()));
+        }
+        let l = &self.limits;
+        if l.max_message_size < 1024 {
+            return Err(ConfigError::Invalid("limits.max_message_size must be at least 1024".into()));
+        }
+        if l.outbox_frames == 0 || l.outbox_bytes < l.max_message_size {
+            return Err(ConfigError::Invalid(
+                "limits.outbox_frames must be > 0 and limits.outbox_bytes >= limits.max_message_size".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The WebSocket listen address, if enabled.
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        parse_listen("websocket.listen", &self.websocket.listen).ok().flatten()
+    }
+
+    /// The RawSocket TCP listen address, if enabled.
+    pub fn rawsocket_addr(&self) -> Option<SocketAddr> {
+        parse_listen("rawsocket.listen", &self.rawsocket.listen).ok().flatten()
+    }
+}
+
+/// Parses a listen address; empty means disabled.
+pub fn parse_listen(key: &str, s: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| ConfigError::Invalid(format!("{key} {s:?} is not an address like 127.0.0.1:8080")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_realm1_on_8080_and_8081() {
+        let c = Config::from_toml("").expect("empty config is valid");
+        assert_eq!(c.realms[0].name, "realm1");
+        assert_eq!(c.websocket_addr(), "127.0.0.1:8080".parse().ok());
+        assert_eq!(c.rawsocket_addr(), "127.0.0.1:8081".parse().ok());
+        assert_eq!(c.websocket.path, "/ws");
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = Config::from_toml(
+            "[[realms]]\nname = \"a\"\nuri_check = \"strict\"\n[websocket]\nlisten = \"\"\n\
+             [rawsocket]\nunix = \"/tmp/j.sock\"\n[limits]\nmax_message_size = 4096\n",
+        )
+        .expect("valid");
+        assert_eq!(c.realms[0].uri_check, UriCheck::Strict);
+        assert_eq!(c.websocket_addr(), None);
+        assert_eq!(c.rawsocket.unix.as_deref(), Some(Path::new("/tmp/j.sock")));
+        assert_eq!(c.limits.max_message_size, 4096);
+    }
+
+    #[test]
+    fn mistakes_are_clear_errors() {
+        let unknown = Config::from_toml("[limits]\nmax_msg = 1\n").map(|_| ()).map_err(|e| e.to_string());
+        assert!(unknown.is_err_and(|e| e.contains("max_msg")));
+        let addr = Config::from_toml("[websocket]\nlisten = \"nope\"\n").map(|_| ()).map_err(|e| e.to_string());
+        assert!(addr.is_err_and(|e| e.contains("websocket.listen")));
+        let dup = Config::from_toml("[[realms]]\nname = \"a\"\n[[realms]]\nname = \"a\"\n").map(|_| ());
+        assert!(dup.is_err());
+        assert!(Config::from_toml("[[realms]]\nname = \"a b\"\n").is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! The `junction` binary: parse flags and config, start the listeners, wait for a
+//! signal, shut down gracefully. Wiring only; everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use junction::config::{Config, ConfigError, RealmConfig, parse_listen};
+use junction::ids::NodeId;
+use junction::router::Router;
+use junction::transport::listener::{self, Kind};
+
+/// A clustered WAMP router.
+#[derive(Parser, Debug)]
+#[command(name = "junction", version, about)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "JUNCTION_CONFIG")]
+    config: Option<PathBuf>,
+    /// WebSocket listen address (overrides the file); "" disables.
+    #[arg(long, env = "JUNCTION_WS")]
+    ws: Option<String>,
+    /// HTTP path of the WebSocket endpoint.
+    #[arg(long, env = "JUNCTION_WS_PATH")]
+    ws_path: Option<String>,
+    /// RawSocket TCP listen address (overrides the file); "" disables.
+    #[arg(long, env = "JUNCTION_RAWSOCKET")]
+    rawsocket: Option<String>,
+    /// RawSocket Unix domain socket path.
+    #[arg(long, env = "JUNCTION_UNIX")]
+    unix: Option<PathBuf>,
+    /// Realm to serve (repeatable; replaces the configured realms).
+    #[arg(long = "realm")]
+    realms: Vec<String>,
+    /// Largest message accepted, in bytes.
+    #[arg(long, env = "JUNCTION_MAX_MESSAGE_SIZE")]
+    max_message_size: Option<usize>,
+    /// Log as JSON lines.
+    #[arg(long, env = "JUNCTION_LOG_JSON")]
+    log_json: bool,
+}
+
+fn load(cli: &Cli) -> Result<Config, ConfigError> {
+    let mut cfg = match &cli.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(ws) = &cli.ws {
+        parse_listen("--ws", ws)?;
+        cfg.websocket.listen = ws.clone();
+    }
+    if let Some(p) = &cli.ws_path {
+        cfg.websocket.path = p.clone();
+    }
+    if let Some(rs) = &cli.rawsocket {
+        parse_listen("--rawsocket", rs)?;
+        cfg.rawsocket.listen = rs.clone();
+    }
+    if cli.unix.is_some() {
+        cfg.rawsocket.unix = cli.unix.clone();
+    }
+    if !cli.realms.is_empty() {
+        let check = cfg.realms.first().map(|r| r.uri_check).unwrap_or_default();
+        cfg.realms = cli.realms.iter().map(|n| RealmConfig { name: n.clone(), uri_check: check }).collect();
+    }
+    if let Some(m) = cli.max_message_size {
+        cfg.limits.max_message_size = m;
+    }
+    cfg.log.json |= cli.log_json;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cfg: Config) -> Result<(), String> {
+    let router = Router::new(cfg.clone(), NodeId(1));
+    if let Some(addr) = cfg.websocket_addr() {
+        listener::spawn_tcp(router.clone(), addr, Kind::WebSocket)
+            .await
+            .map_err(|e| format!("cannot listen for WebSocket on {addr}: {e}"))?;
+    }
+    if let Some(addr) = cfg.rawsocket_addr() {
+        listener::spawn_tcp(router.clone(), addr, Kind::RawSocket)
+            .await
+            .map_err(|e| format!("cannot listen for RawSocket on {addr}: {e}"))?;
+    }
+    if let Some(path) = &cfg.rawsocket.unix {
+        listener::spawn_unix(router.clone(), path)
+            .await
+            .map_err(|e| format!("cannot listen on Unix socket {}: {e}", path.display()))?;
+    }
+    println!("ready");
+    tracing::info!(agent = junction::router::AGENT, realms = cfg.realms.len(), "router ready");
+    wait_for_signal().await;
+    tracing::info!(sessions = router.session_count(), "shutting down");
+    router.begin_shutdown();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.limits.shutdown_grace_ms + 500);
+    while router.session_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        tokio::signal::ctrl_c().await.ok();
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("junction: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cfg.log.json);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("junction: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("junction: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

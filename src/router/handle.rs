@@ -1,0 +1,180 @@
+//! What the router knows about one connected session, shared between the session's
+//! own connection task and every other task that routes messages to it.
+//!
+//! Lock order: a task holds at most one of these mutexes at a time, never across an
+//! `.await`, and never while holding a realm lock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use super::outbox::{Outbox, PushError};
+use crate::ids::{IdSequence, RegistrationId, RequestId, SessionId, SubscriptionId};
+use crate::wamp::Message;
+use crate::wamp::codec::Serializer;
+use crate::wamp::value::Dict;
+
+/// An invocation this session (as callee) has yet to answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingInvocation {
+    /// The calling session.
+    pub caller: SessionId,
+    /// The caller's CALL request id.
+    pub call: RequestId,
+}
+
+/// A call this session (as caller) is waiting on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingCall {
+    /// The session serving it.
+    pub callee: SessionId,
+    /// The INVOCATION request id on the callee's session.
+    pub invocation: RequestId,
+}
+
+/// Identity of a session, as WELCOME announced it.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    pub authid: String,
+    pub authrole: String,
+    pub authmethod: String,
+    pub authprovider: String,
+}
+
+/// A joined session.
+pub struct SessionHandle {
+    /// Global-scope session id.
+    pub id: SessionId,
+    /// The serializer frames for this session are encoded with.
+    pub serializer: Serializer,
+    /// Who the session is.
+    pub identity: Identity,
+    /// HELLO.Details.roles, to know which features the client announced.
+    pub roles: Dict,
+    /// Frames to the client.
+    outbox: Outbox,
+    /// Router-to-client request ids (INVOCATION, INTERRUPT).
+    invocation_ids: IdSequence,
+    /// Invocations sent to this session and not yet answered; `None` once the
+    /// session has left, so no new invocation can slip in after the leave drained it.
+    invocations: Mutex<Option<HashMap<RequestId, PendingInvocation>>>,
+    /// Calls this session made that are still in flight.
+    calls: Mutex<HashMap<RequestId, PendingCall>>,
+    /// Subscriptions this session holds.
+    subscriptions: Mutex<HashSet<SubscriptionId>>,
+    /// Registrations this session holds.
+    registrations: Mutex<HashSet<RegistrationId>>,
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SessionHandle {
+    /// A new handle for a session that is about to be welcomed.
+    pub fn new(id: SessionId, serializer: Serializer, identity: Identity, roles: Dict, outbox: Outbox) -> Self {
+        SessionHandle {
+            id,
+            serializer,
+            identity,
+            roles,
+            outbox,
+            invocation_ids: IdSequence::default(),
+            invocations: Mutex::new(Some(HashMap::new())),
+            calls: Mutex::default(),
+            subscriptions: Mutex::default(),
+            registrations: Mutex::default(),
+        }
+    }
+
+    /// Encodes and queues a message.
+    pub fn send(&self, msg: &Message) -> Result<(), PushError> {
+        self.outbox.push(Bytes::from(self.serializer.encode(msg)))
+    }
+
+    /// Queues a frame already encoded with this session's serializer.
+    pub fn send_frame(&self, frame: Bytes) -> Result<(), PushError> {
+        self.outbox.push(frame)
+    }
+
+    /// True when the client announced `feature` for `role` in HELLO.
+    pub fn has_feature(&self, role: &str, feature: &str) -> bool {
+        self.roles
+            .get(role)
+            .and_then(|r| r.as_dict())
+            .and_then(|r| r.get("features"))
+            .and_then(|f| f.as_dict())
+            .and_then(|f| f.get(feature))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    }
+
+    /// Records a new invocation to this session and returns its request id, or
+    /// `None` when the session has already left.
+    pub fn start_invocation(&self, pending: PendingInvocation) -> Option<RequestId> {
+        let mut invocations = lock(&self.invocations);
+        let map = invocations.as_mut()?;
+        let id = RequestId(self.invocation_ids.next());
+        map.insert(id, pending);
+        Some(id)
+    }
+
+    /// Removes an answered invocation. `Err(())` means the id was never issued (a
+    /// protocol violation); `Ok(None)` means it was issued but is no longer pending
+    /// (its caller left or it was canceled): the answer is discarded.
+    #[allow(clippy::result_unit_err)]
+    pub fn finish_invocation(&self, id: RequestId) -> Result<Option<PendingInvocation>, ()> {
+        if let Some(p) = lock(&self.invocations).as_mut().and_then(|m| m.remove(&id)) {
+            return Ok(Some(p));
+        }
+        if id.0 <= self.invocation_ids.current() { Ok(None) } else { Err(()) }
+    }
+
+    /// Takes every pending invocation and refuses new ones (the session is leaving).
+    pub fn take_invocations(&self) -> Vec<(RequestId, PendingInvocation)> {
+        lock(&self.invocations).take().map(|m| m.into_iter().collect()).unwrap_or_default()
+    }
+
+    /// Records a call in flight.
+    pub fn start_call(&self, request: RequestId, call: PendingCall) {
+        lock(&self.calls).insert(request, call);
+    }
+
+    /// Forgets a finished call.
+    pub fn finish_call(&self, request: RequestId) -> Option<PendingCall> {
+        lock(&self.calls).remove(&request)
+    }
+
+    /// Takes every call in flight (the session is leaving).
+    pub fn take_calls(&self) -> Vec<(RequestId, PendingCall)> {
+        lock(&self.calls).drain().collect()
+    }
+
+    /// Forgets an invocation whose caller is gone, so its late answer is discarded.
+    pub fn forget_invocation(&self, id: RequestId) {
+        if let Some(m) = lock(&self.invocations).as_mut() {
+            m.remove(&id);
+        }
+    }
+
+    /// Adds or removes a subscription of this session; returns whether it changed.
+    pub fn set_subscribed(&self, id: SubscriptionId, on: bool) -> bool {
+        let mut subs = lock(&self.subscriptions);
+        if on { subs.insert(id) } else { subs.remove(&id) }
+    }
+
+    /// Adds or removes a registration of this session; returns whether it changed.
+    pub fn set_registered(&self, id: RegistrationId, on: bool) -> bool {
+        let mut regs = lock(&self.registrations);
+        if on { regs.insert(id) } else { regs.remove(&id) }
+    }
+
+    /// Takes all subscriptions and registrations (the session is leaving).
+    pub fn take_routes(&self) -> (Vec<SubscriptionId>, Vec<RegistrationId>) {
+        let subs = lock(&self.subscriptions).drain().collect();
+        let regs = lock(&self.registrations).drain().collect();
+        (subs, regs)
+    }
+}

@@ -1,0 +1,75 @@
+//! The router: realms, their sessions, and the broker and dealer operations that
+//! route messages between sessions.
+
+pub mod handle;
+pub mod outbox;
+pub mod pubsub;
+pub mod realm;
+pub mod replica;
+pub mod rpc;
+pub mod session;
+pub mod table;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::ids::NodeId;
+use realm::Realm;
+use replica::Replica;
+
+/// The product name and version, sent as WELCOME.Details.agent.
+pub const AGENT: &str = concat!("junction-", env!("CARGO_PKG_VERSION"));
+
+/// One router node.
+pub struct Router {
+    /// This node's id in the cluster.
+    pub node: NodeId,
+    /// Served realms by name.
+    realms: HashMap<String, Arc<Realm>>,
+    /// The replicated routing table.
+    pub replica: Replica,
+    /// The configuration the router was started with.
+    pub config: Config,
+    /// Flips to true on shutdown; every connection watches it.
+    shutdown: watch::Sender<bool>,
+}
+
+impl Router {
+    /// A router serving the configured realms.
+    pub fn new(config: Config, node: NodeId) -> Arc<Router> {
+        let realms = config.realms.iter().map(|r| (r.name.clone(), Arc::new(Realm::new(r)))).collect();
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Router { node, realms, replica: Replica::default(), config, shutdown })
+    }
+
+    /// A served realm.
+    pub fn realm(&self, name: &str) -> Option<Arc<Realm>> {
+        self.realms.get(name).cloned()
+    }
+
+    /// Total joined sessions on this node.
+    pub fn session_count(&self) -> usize {
+        self.realms.values().map(|r| r.sessions.len()).sum()
+    }
+
+    /// A receiver that changes to `true` when the router shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Tells every session to leave (GOODBYE `wamp.close.system_shutdown`).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// Milliseconds since the Unix epoch, for command timestamps.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,150 @@
+//! Broker operations: SUBSCRIBE, UNSUBSCRIBE, PUBLISH, and a leaving session's
+//! subscriptions. An event is encoded once per serializer for all its subscribers.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::handle::SessionHandle;
+use super::realm::Realm;
+use super::table::{Command, Outcome};
+use super::{Router, now_ms};
+use crate::dict;
+use crate::ids::{PublicationId, SessionId, SubscriptionId, random_id};
+use crate::wamp::codec::Serializer;
+use crate::wamp::errors;
+use crate::wamp::message::{
+    Event, Message, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, code,
+};
+use crate::wamp::uri::{self, MatchPolicy};
+use crate::wamp::value::{Dict, dict_bool, dict_str};
+
+use super::rpc::error_reply;
+
+/// Handles SUBSCRIBE.
+pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Subscribe) {
+    let Some(policy) = MatchPolicy::parse(dict_str(&m.options, "match")) else {
+        let e = error_reply(code::SUBSCRIBE, m.request, errors::INVALID_ARGUMENT, "unknown match policy");
+        me.send(&e).ok();
+        return;
+    };
+    if !uri::is_valid_pattern(&m.topic, policy, realm.uri_check) {
+        let e = error_reply(code::SUBSCRIBE, m.request, errors::INVALID_URI, "invalid topic URI");
+        me.send(&e).ok();
+        return;
+    }
+    let _serial = realm.membership.lock().await;
+    let known = router.replica.read(|t| {
+        t.realm(&realm.name)
+            .and_then(|r| r.subscriptions.find(&m.topic, policy))
+            .filter(|s| s.nodes.contains(&router.node))
+            .map(|s| s.id)
+    });
+    let id = match known {
+        Some(id) => id,
+        None => {
+            let cmd = Command::Subscribe {
+                realm: realm.name.clone(),
+                node: router.node,
+                topic: m.topic.clone(),
+                policy,
+                now_ms: now_ms(),
+            };
+            match router.replica.propose(cmd).await {
+                Ok(Outcome::Subscribed(id)) => id,
+                other => {
+                    let why = format!("subscription not committed: {other:?}");
+                    me.send(&error_reply(code::SUBSCRIBE, m.request, errors::CLUSTER_UNAVAILABLE, &why)).ok();
+                    return;
+                }
+            }
+        }
+    };
+    realm.add_subscriber(id, me.clone());
+    me.set_subscribed(id, true);
+    me.send(&Message::Subscribed(Subscribed { request: m.request, subscription: id })).ok();
+}
+
+/// Handles UNSUBSCRIBE.
+pub async fn unsubscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Unsubscribe) {
+    let _serial = realm.membership.lock().await;
+    if !me.set_subscribed(m.subscription, false) {
+        let e = error_reply(code::UNSUBSCRIBE, m.request, errors::NO_SUCH_SUBSCRIPTION, "not subscribed");
+        me.send(&e).ok();
+        return;
+    }
+    if realm.remove_subscriber(m.subscription, me.id) {
+        let cmd = Command::Unsubscribe { realm: realm.name.clone(), node: router.node, subscription: m.subscription };
+        if let Err(e) = router.replica.propose(cmd).await {
+            tracing::warn!(error = %e, "unsubscribe not committed; interest stays until the node leaves");
+        }
+    }
+    me.send(&Message::Unsubscribed(Unsubscribed { request: m.request, details: None })).ok();
+}
+
+/// Handles PUBLISH: fans the event out to every matching local subscriber.
+pub fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publish) {
+    let acknowledge = dict_bool(&m.options, "acknowledge");
+    if !uri::is_valid(&m.topic, realm.uri_check) || uri::is_reserved(&m.topic) {
+        if acknowledge {
+            me.send(&error_reply(code::PUBLISH, m.request, errors::INVALID_URI, "invalid topic URI")).ok();
+        }
+        return;
+    }
+    let publication = PublicationId(random_id());
+    let exclude_me = m.options.get("exclude_me").and_then(|v| v.as_bool()).unwrap_or(true);
+    let matches: Vec<(SubscriptionId, MatchPolicy)> = router.replica.read(|t| {
+        let mut subs = Vec::new();
+        if let Some(r) = t.realm(&realm.name) {
+            r.subscriptions.matching(&m.topic, &mut subs);
+        }
+        subs.iter().map(|s| (s.id, s.policy)).collect()
+    });
+    let mut msg = Message::Event(Event {
+        subscription: SubscriptionId(0),
+        publication,
+        details: Dict::new(),
+        payload: m.payload,
+    });
+    let skip = exclude_me.then_some(me.id);
+    for (id, policy) in matches {
+        let Some(subscribers) = realm.subscribers(id) else { continue };
+        if let Message::Event(event) = &mut msg {
+            event.subscription = id;
+            event.details = match policy {
+                MatchPolicy::Exact => Dict::new(),
+                _ => dict! { "topic" => m.topic.as_str() },
+            };
+        }
+        fan_out(&msg, &subscribers, skip);
+    }
+    if acknowledge {
+        me.send(&Message::Published(Published { request: m.request, publication })).ok();
+    }
+}
+
+/// Sends one event to many sessions, encoding it once per serializer.
+fn fan_out(msg: &Message, subscribers: &[Arc<SessionHandle>], skip: Option<SessionId>) {
+    let mut encoded: [Option<Bytes>; 3] = [None, None, None];
+    for s in subscribers.iter().filter(|s| Some(s.id) != skip) {
+        let slot = &mut encoded[serializer_slot(s.serializer)];
+        let frame = slot.get_or_insert_with(|| Bytes::from(s.serializer.encode(msg)));
+        if s.send_frame(frame.clone()).is_err() {
+            tracing::debug!(session = %s.id, "event not queued: subscriber is slow or gone");
+        }
+    }
+}
+
+fn serializer_slot(s: Serializer) -> usize {
+    match s {
+        Serializer::Json => 0,
+        Serializer::MsgPack => 1,
+        Serializer::Cbor => 2,
+    }
+}
+
+/// Drops a leaving session from its subscriptions; returns the subscriptions this
+/// node is no longer interested in (for the session's `SessionGone` command).
+pub fn leave(realm: &Realm, me: &SessionHandle, subscriptions: Vec<SubscriptionId>) -> Vec<SubscriptionId> {
+    subscriptions.into_iter().filter(|&id| realm.remove_subscriber(id, me.id)).collect()
+}

@@ -1,0 +1,94 @@
+//! A realm's node-local state: its joined sessions and which local sessions hang off
+//! each subscription. The replicated part (subscriptions, registrations) lives in the
+//! routing table; this is what stays on the node.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use dashmap::DashMap;
+
+use super::handle::SessionHandle;
+use crate::config::RealmConfig;
+use crate::ids::{RegistrationId, SessionId, SubscriptionId};
+use crate::wamp::uri::UriCheck;
+
+/// Local subscribers of one subscription, as an immutable snapshot so a publish
+/// clones one `Arc` under the read lock and fans out without holding it.
+pub type Subscribers = Arc<[Arc<SessionHandle>]>;
+
+/// One realm on this node.
+pub struct Realm {
+    /// The realm's URI.
+    pub name: String,
+    /// URI checking for this realm.
+    pub uri_check: UriCheck,
+    /// Joined sessions on this node.
+    pub sessions: DashMap<SessionId, Arc<SessionHandle>>,
+    /// Local subscribers per subscription.
+    local_subs: RwLock<HashMap<SubscriptionId, Subscribers>>,
+    /// Serialises subscribe/unsubscribe on this node with their table commands, so
+    /// the node's interest in the table always matches its local subscribers.
+    pub membership: tokio::sync::Mutex<()>,
+    /// Round-robin turn per registration.
+    turns: DashMap<RegistrationId, usize>,
+}
+
+impl Realm {
+    /// A realm from its configuration.
+    pub fn new(cfg: &RealmConfig) -> Self {
+        Realm {
+            name: cfg.name.clone(),
+            uri_check: cfg.uri_check,
+            sessions: DashMap::new(),
+            local_subs: RwLock::default(),
+            membership: tokio::sync::Mutex::new(()),
+            turns: DashMap::new(),
+        }
+    }
+
+    /// A joined local session.
+    pub fn session(&self, id: SessionId) -> Option<Arc<SessionHandle>> {
+        self.sessions.get(&id).map(|s| s.clone())
+    }
+
+    /// The local subscribers of a subscription.
+    pub fn subscribers(&self, id: SubscriptionId) -> Option<Subscribers> {
+        self.local_subs.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+    }
+
+    /// True when some local session is subscribed to `id`.
+    pub fn has_local_interest(&self, id: SubscriptionId) -> bool {
+        self.subscribers(id).is_some()
+    }
+
+    /// Adds a local subscriber.
+    pub fn add_subscriber(&self, id: SubscriptionId, session: Arc<SessionHandle>) {
+        let mut map = self.local_subs.write().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<_> = map.get(&id).map(|l| l.to_vec()).unwrap_or_default();
+        if !list.iter().any(|s| s.id == session.id) {
+            list.push(session);
+        }
+        map.insert(id, list.into());
+    }
+
+    /// Removes a local subscriber; returns true when it was the last one on this node.
+    pub fn remove_subscriber(&self, id: SubscriptionId, session: SessionId) -> bool {
+        let mut map = self.local_subs.write().unwrap_or_else(|e| e.into_inner());
+        let Some(list) = map.get(&id) else { return false };
+        let rest: Vec<_> = list.iter().filter(|s| s.id != session).cloned().collect();
+        if rest.is_empty() {
+            map.remove(&id);
+            true
+        } else {
+            map.insert(id, rest.into());
+            false
+        }
+    }
+
+    /// The next round-robin turn of a registration.
+    pub fn next_turn(&self, id: RegistrationId) -> usize {
+        let mut t = self.turns.entry(id).or_insert(0);
+        *t = t.wrapping_add(1);
+        *t - 1
+    }
+}

@@ -1,0 +1,214 @@
+//! One client session as seen by its connection task: decode, check the message
+//! against the session state machine, route it, and clean up when it ends.
+//!
+//! The transport driver feeds frames to [`Session::on_frame`] and writes whatever the
+//! session queued in its outbox. Protocol violations are answered with ABORT
+//! `wamp.error.protocol_violation` and [`Flow::Close`]; the session's registrations
+//! and subscriptions are removed before the transport closes.
+
+use std::sync::Arc;
+
+use super::handle::{Identity, SessionHandle};
+use super::outbox::Outbox;
+use super::realm::Realm;
+use super::table::Command;
+use super::{AGENT, Router, pubsub, rpc};
+use crate::dict;
+use crate::ids::{SessionId, random_id};
+use crate::wamp::codec::Serializer;
+use crate::wamp::errors;
+use crate::wamp::message::{Abort, Goodbye, Hello, Message, Welcome};
+use crate::wamp::session::{Phase, Step, classify};
+use crate::wamp::value::{Dict, Value};
+
+/// What the transport should do after a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// Flush the outbox and close the transport.
+    Close,
+}
+
+/// The router side of one transport connection.
+pub struct Session {
+    router: Arc<Router>,
+    serializer: Serializer,
+    outbox: Outbox,
+    phase: Phase,
+    joined: Option<(Arc<Realm>, Arc<SessionHandle>)>,
+}
+
+impl Session {
+    /// A session on a fresh transport that negotiated `serializer`.
+    pub fn new(router: Arc<Router>, serializer: Serializer, outbox: Outbox) -> Self {
+        Session { router, serializer, outbox, phase: Phase::AwaitingHello, joined: None }
+    }
+
+    /// True while a session is joined to a realm.
+    pub fn is_joined(&self) -> bool {
+        self.joined.is_some()
+    }
+
+    fn send(&self, msg: &Message) {
+        self.outbox.push(self.serializer.encode(msg).into()).ok();
+    }
+
+    /// Handles one incoming frame.
+    pub async fn on_frame(&mut self, frame: &[u8]) -> Flow {
+        let msg = match self.serializer.decode(frame) {
+            Ok(m) => m,
+            Err(e) => return self.violation(&format!("undecodable message: {e}")).await,
+        };
+        match classify(self.phase, &msg) {
+            Step::Join => match msg {
+                Message::Hello(h) => self.join(h),
+                _ => Flow::Continue,
+            },
+            Step::Route => match self.route(msg).await {
+                Ok(()) => Flow::Continue,
+                Err(rpc::Violation(why)) => self.violation(why).await,
+            },
+            Step::Leave => {
+                self.send(&goodbye(errors::GOODBYE_AND_OUT));
+                self.leave().await;
+                Flow::Continue
+            }
+            Step::Closed | Step::Aborted => {
+                self.leave().await;
+                Flow::Close
+            }
+            Step::Ignore => Flow::Continue,
+            Step::Violation(why) => self.violation(why).await,
+        }
+    }
+
+    /// ABORTs with `wamp.error.protocol_violation`, drops the session's routes, and
+    /// asks the transport to close.
+    pub async fn violation(&mut self, why: &str) -> Flow {
+        tracing::info!(reason = why, "protocol violation");
+        self.send(&Message::Abort(Abort {
+            details: dict! { "message" => why },
+            reason: errors::PROTOCOL_VIOLATION.into(),
+        }));
+        self.leave().await;
+        Flow::Close
+    }
+
+    fn join(&mut self, hello: Hello) -> Flow {
+        let Some(realm) = self.router.realm(&hello.realm) else {
+            self.send(&Message::Abort(Abort {
+                details: dict! { "message" => format!("no realm {:?} on this router", hello.realm) },
+                reason: errors::NO_SUCH_REALM.into(),
+            }));
+            return Flow::Close;
+        };
+        let id = SessionId(random_id());
+        let identity = Identity {
+            authid: anonymous_authid(),
+            authrole: "anonymous".into(),
+            authmethod: "anonymous".into(),
+            authprovider: "static".into(),
+        };
+        let roles = hello.details.get("roles").and_then(Value::as_dict).cloned().unwrap_or_default();
+        let handle = Arc::new(SessionHandle::new(id, self.serializer, identity, roles, self.outbox.clone()));
+        let details = welcome_details(&handle);
+        realm.sessions.insert(id, handle.clone());
+        self.send(&Message::Welcome(Welcome { session: id, details }));
+        tracing::debug!(session = %id, realm = %realm.name, serializer = self.serializer.name(), "joined");
+        self.joined = Some((realm, handle));
+        self.phase = Phase::Established;
+        Flow::Continue
+    }
+
+    async fn route(&mut self, msg: Message) -> Result<(), rpc::Violation> {
+        let Some((realm, me)) = self.joined.clone() else {
+            return Ok(());
+        };
+        let router = &*self.router;
+        match msg {
+            Message::Publish(m) => pubsub::publish(router, &realm, &me, m),
+            Message::Subscribe(m) => pubsub::subscribe(router, &realm, &me, m).await,
+            Message::Unsubscribe(m) => pubsub::unsubscribe(router, &realm, &me, m).await,
+            Message::Call(m) => rpc::call(router, &realm, &me, m),
+            Message::Register(m) => rpc::register(router, &realm, &me, m).await,
+            Message::Unregister(m) => rpc::unregister(router, &realm, &me, m).await,
+            Message::Yield(m) => rpc::yield_result(&realm, &me, m)?,
+            Message::Error(m) => rpc::invocation_error(&realm, &me, m)?,
+            Message::Cancel(m) => tracing::debug!(request = %m.request, "CANCEL ignored: call canceling is not offered"),
+            other => tracing::debug!(code = other.code(), "unrouted message"),
+        }
+        Ok(())
+    }
+
+    /// Router-initiated close (shutdown): sends GOODBYE and returns true when a
+    /// reply should be awaited; false when there is no session to say goodbye to.
+    pub fn begin_close(&mut self, reason: &str) -> bool {
+        if self.phase != Phase::Established {
+            return false;
+        }
+        self.send(&goodbye(reason));
+        self.phase = Phase::Closing;
+        true
+    }
+
+    /// Ends the joined session, if any: removes it from its realm and the routing
+    /// table, and answers every call it was serving.
+    pub async fn leave(&mut self) {
+        self.phase = Phase::AwaitingHello;
+        let Some((realm, me)) = self.joined.take() else { return };
+        let (subs, regs) = me.take_routes();
+        let gone_subs = {
+            let _serial = realm.membership.lock().await;
+            pubsub::leave(&realm, &me, subs)
+        };
+        if !regs.is_empty() || !gone_subs.is_empty() {
+            let cmd = Command::SessionGone {
+                realm: realm.name.clone(),
+                node: self.router.node,
+                session: me.id,
+                registrations: regs,
+                subscriptions: gone_subs,
+            };
+            if let Err(e) = self.router.replica.propose(cmd).await {
+                tracing::warn!(error = %e, session = %me.id, "session cleanup not committed");
+            }
+        }
+        realm.sessions.remove(&me.id);
+        rpc::leave(&realm, &me);
+        tracing::debug!(session = %me.id, "left");
+    }
+}
+
+fn goodbye(reason: &str) -> Message {
+    Message::Goodbye(Goodbye { details: Dict::new(), reason: reason.into() })
+}
+
+fn welcome_details(me: &SessionHandle) -> Dict {
+    let broker = dict! { "features" => dict! { "publisher_exclusion" => true } };
+    let dealer = dict! { "features" => Dict::new() };
+    let id = &me.identity;
+    dict! {
+        "roles" => dict! { "broker" => broker, "dealer" => dealer },
+        "agent" => AGENT,
+        "authid" => id.authid.as_str(),
+        "authrole" => id.authrole.as_str(),
+        "authmethod" => id.authmethod.as_str(),
+        "authprovider" => id.authprovider.as_str(),
+    }
+}
+
+/// A random authid for an anonymous session, in Crossbar.io's style (`XXXX-XXXX-...`).
+fn anonymous_authid() -> String {
+    use rand::RngExt;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ3456789";
+    let mut rng = rand::rng();
+    let mut s = String::with_capacity(29);
+    for i in 0..24 {
+        if i > 0 && i % 4 == 0 {
+            s.push('-');
+        }
+        s.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);
+    }
+    s
+}

@@ -1,0 +1,212 @@
+//! The routing table: a deterministic state machine fed by [`Command`]s.
+//!
+//! It holds what the cluster replicates — per realm, the subscription index (per-node
+//! interest) and the registration index (per-callee entries) — and nothing that is
+//! local to one node. Applying the same commands in the same order gives the same
+//! table and the same ids on every node: ids come from a counter inside the table,
+//! timestamps from the command. A single node applies commands directly; a cluster
+//! applies them through Raft. Either way, routers read the table and never mutate it
+//! except through [`RoutingTable::apply`].
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::broker::SubscriptionIndex;
+use crate::dealer::{Callee, InvokePolicy, RegisterError, RegistrationIndex};
+use crate::ids::{NodeId, RegistrationId, SessionId, SubscriptionId};
+use crate::wamp::uri::MatchPolicy;
+
+/// A change to the routing table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// `node` has a (first) local subscriber for `(topic, policy)`.
+    Subscribe { realm: String, node: NodeId, topic: String, policy: MatchPolicy, now_ms: u64 },
+    /// `node` has no local subscriber left on `subscription`.
+    Unsubscribe { realm: String, node: NodeId, subscription: SubscriptionId },
+    /// `callee` registers `(procedure, policy)` with invoke policy `invoke`.
+    Register {
+        realm: String,
+        callee: Callee,
+        procedure: String,
+        policy: MatchPolicy,
+        invoke: InvokePolicy,
+        now_ms: u64,
+    },
+    /// `session` unregisters from `registration`.
+    Unregister { realm: String, session: SessionId, registration: RegistrationId },
+    /// A session left: drop its callee entries and the node's interest in the
+    /// subscriptions it was the last local subscriber of. One command per leave.
+    SessionGone {
+        realm: String,
+        node: NodeId,
+        session: SessionId,
+        registrations: Vec<RegistrationId>,
+        subscriptions: Vec<SubscriptionId>,
+    },
+    /// A node is gone: purge its interest and callees everywhere.
+    NodeDown { node: NodeId },
+}
+
+/// What applying a command produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The subscription id (new or existing).
+    Subscribed(SubscriptionId),
+    /// The registration id, or why it was refused.
+    Registered(Result<RegistrationId, RegisterError>),
+    /// Whether the subscription/registration was deleted (its last interest left), or
+    /// why the removal was refused.
+    Removed(Result<bool, RegisterError>),
+    /// Nothing to report.
+    Done,
+}
+
+/// Routing state of one realm.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RealmTable {
+    /// Subscriptions and the nodes interested in them.
+    pub subscriptions: SubscriptionIndex,
+    /// Registrations and their callees.
+    pub registrations: RegistrationIndex,
+}
+
+/// The whole replicated routing state.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RoutingTable {
+    realms: HashMap<String, RealmTable>,
+    /// Last id handed out for subscriptions and registrations (router scope).
+    last_id: u64,
+}
+
+impl RoutingTable {
+    /// The table of `realm`, if anything was ever routed in it.
+    pub fn realm(&self, realm: &str) -> Option<&RealmTable> {
+        self.realms.get(realm)
+    }
+
+    /// Applies one command. Deterministic: no clocks, no randomness.
+    pub fn apply(&mut self, cmd: Command) -> Outcome {
+        let last_id = &mut self.last_id;
+        let mut next = || {
+            *last_id += 1;
+            *last_id
+        };
+        match cmd {
+            Command::Subscribe { realm, node, topic, policy, now_ms } => {
+                let t = self.realms.entry(realm).or_default();
+                let id = t.subscriptions.add_interest(node, &topic, policy, || SubscriptionId(next()), now_ms);
+                Outcome::Subscribed(id)
+            }
+            Command::Unsubscribe { realm, node, subscription } => {
+                let deleted = self
+                    .realms
+                    .get_mut(&realm)
+                    .map(|t| t.subscriptions.remove_interest(node, subscription))
+                    .unwrap_or(false);
+                Outcome::Removed(Ok(deleted))
+            }
+            Command::Register { realm, callee, procedure, policy, invoke, now_ms } => {
+                let t = self.realms.entry(realm).or_default();
+                let r = t.registrations.add_callee(callee, &procedure, policy, invoke, || RegistrationId(next()), now_ms);
+                Outcome::Registered(r)
+            }
+            Command::Unregister { realm, session, registration } => {
+                let r = match self.realms.get_mut(&realm) {
+                    Some(t) => t.registrations.remove_callee(session, registration),
+                    None => Err(RegisterError::NoSuchRegistration),
+                };
+                Outcome::Removed(r)
+            }
+            Command::SessionGone { realm, node, session, registrations, subscriptions } => {
+                if let Some(t) = self.realms.get_mut(&realm) {
+                    for id in registrations {
+                        t.registrations.remove_callee(session, id).ok();
+                    }
+                    for id in subscriptions {
+                        t.subscriptions.remove_interest(node, id);
+                    }
+                }
+                Outcome::Done
+            }
+            Command::NodeDown { node } => {
+                for t in self.realms.values_mut() {
+                    t.subscriptions.remove_node(node);
+                    t.registrations.remove_node(node);
+                }
+                Outcome::Done
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(realm: &str, node: u64, topic: &str) -> Command {
+        Command::Subscribe {
+            realm: realm.into(),
+            node: NodeId(node),
+            topic: topic.into(),
+            policy: MatchPolicy::Exact,
+            now_ms: 1,
+        }
+    }
+
+    fn reg(node: u64, session: u64, procedure: &str) -> Command {
+        Command::Register {
+            realm: "r".into(),
+            callee: Callee { node: NodeId(node), session: SessionId(session) },
+            procedure: procedure.into(),
+            policy: MatchPolicy::Exact,
+            invoke: InvokePolicy::Single,
+            now_ms: 1,
+        }
+    }
+
+    #[test]
+    fn replicas_applying_the_same_commands_agree() {
+        let cmds = vec![sub("r", 1, "a"), reg(1, 10, "p"), sub("r", 2, "a"), reg(2, 20, "p"), sub("r", 2, "b")];
+        let mut a = RoutingTable::default();
+        let mut b = RoutingTable::default();
+        let ra: Vec<_> = cmds.iter().cloned().map(|c| a.apply(c)).collect();
+        let rb: Vec<_> = cmds.into_iter().map(|c| b.apply(c)).collect();
+        assert_eq!(ra, rb);
+        assert_eq!(ra[0], ra[2], "same topic, same subscription id");
+        assert_eq!(ra[3], Outcome::Registered(Err(RegisterError::AlreadyExists)));
+    }
+
+    #[test]
+    fn session_gone_purges_callees_and_interest() {
+        let mut t = RoutingTable::default();
+        let Outcome::Subscribed(s) = t.apply(sub("r", 1, "a")) else { panic!("subscribe") };
+        let Outcome::Registered(Ok(r)) = t.apply(reg(1, 10, "p")) else { panic!("register") };
+        t.apply(Command::SessionGone {
+            realm: "r".into(),
+            node: NodeId(1),
+            session: SessionId(10),
+            registrations: vec![r],
+            subscriptions: vec![s],
+        });
+        let realm = t.realm("r").expect("realm table");
+        assert!(realm.registrations.lookup("p").is_none());
+        assert!(realm.subscriptions.get(s).is_none());
+    }
+
+    #[test]
+    fn node_down_purges_everywhere_and_survives_serde() {
+        let mut t = RoutingTable::default();
+        t.apply(sub("r", 1, "a"));
+        t.apply(sub("s", 2, "a"));
+        t.apply(reg(1, 10, "p"));
+        t.apply(Command::NodeDown { node: NodeId(1) });
+        assert!(t.realm("r").is_some_and(|r| r.registrations.lookup("p").is_none()));
+        assert!(t.realm("r").is_some_and(|r| r.subscriptions.iter().next().is_none()));
+        assert!(t.realm("s").is_some_and(|r| r.subscriptions.iter().count() == 1));
+        let snapshot = serde_json::to_vec(&t).unwrap_or_default();
+        let restored: RoutingTable = serde_json::from_slice(&snapshot).unwrap_or_default();
+        assert_eq!(restored.last_id, t.last_id);
+        assert_eq!(restored.realm("s").map(|r| r.subscriptions.iter().count()), Some(1));
+    }
+}

@@ -1,0 +1,76 @@
+//! Listening sockets: bind, announce the bound address on stdout (so scripts and
+//! tests can use port 0), and spawn one task per accepted connection.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::router::Router;
+
+/// Which protocol a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// WAMP over WebSocket.
+    WebSocket,
+    /// WAMP over RawSocket.
+    RawSocket,
+}
+
+/// Binds a TCP listener and spawns its accept loop. Returns the bound address.
+pub async fn spawn_tcp(router: Arc<Router>, addr: SocketAddr, kind: Kind) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    match kind {
+        Kind::WebSocket => println!("listening websocket ws://{local}{}", router.config.websocket.path),
+        Kind::RawSocket => println!("listening rawsocket tcp://{local}"),
+    }
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+            tracing::trace!(%peer, "accepted");
+            let router = router.clone();
+            tokio::spawn(async move {
+                match kind {
+                    Kind::WebSocket => super::websocket::serve(router, stream).await,
+                    Kind::RawSocket => super::rawsocket::serve(router, stream).await,
+                }
+            });
+        }
+    });
+    Ok(local)
+}
+
+/// Binds a RawSocket listener on a Unix domain socket (replacing a stale socket file).
+pub async fn spawn_unix(router: Arc<Router>, path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    println!("listening rawsocket unix:{}", path.display());
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(super::rawsocket::serve(router.clone(), stream));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Transports: they only move frames. Each accepted connection gets one task that
+//! negotiates the serializer, then runs [`drive`]: frames in go to the session, frames
+//! the router queued in the session's outbox go out, in batches.
+
+pub mod listener;
+pub mod rawsocket;
+pub mod websocket;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::router::Router;
+use crate::router::outbox::outbox;
+use crate::router::session::{Flow, Session};
+use crate::wamp::codec::Serializer;
+use crate::wamp::errors;
+use crate::wamp::message::{Abort, Message};
+use crate::dict;
+
+/// Most frames written in one batch.
+const BATCH: usize = 256;
+
+/// What a transport read produced.
+pub enum Incoming {
+    /// A complete WAMP message.
+    Frame(Bytes),
+    /// A transport-level ping that must be answered with this payload.
+    Ping(Bytes),
+}
+
+/// A framed, bidirectional connection after the handshake.
+pub trait FrameTransport {
+    /// The next incoming frame; `Ok(None)` when the peer closed. Must be cancel-safe.
+    fn recv(&mut self) -> impl Future<Output = std::io::Result<Option<Incoming>>> + Send;
+    /// Writes frames in one go (one syscall where possible) and flushes.
+    fn send(&mut self, frames: &[Bytes]) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Answers a transport-level ping.
+    fn pong(&mut self, payload: Bytes) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Closes the connection cleanly.
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Runs a session over a connected transport until either side ends it.
+pub async fn drive<T: FrameTransport + Send>(router: Arc<Router>, mut io: T, serializer: Serializer) {
+    let limits = &router.config.limits;
+    let (tx, mut rx) = outbox(limits.outbox_frames, limits.outbox_bytes);
+    let grace = Duration::from_millis(limits.shutdown_grace_ms);
+    let mut session = Session::new(router.clone(), serializer, tx);
+    let mut shutdown = router.shutdown_signal();
+    let mut closing_deadline: Option<tokio::time::Instant> = None;
+    let mut batch = Vec::with_capacity(BATCH);
+    let overflow = rx.overflow_watch();
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => {
+                if n == 0 || io.send(&batch).await.is_err() {
+                    break;
+                }
+                batch.clear();
+            }
+            incoming = io.recv() => match incoming {
+                Ok(Some(Incoming::Frame(frame))) => {
+                    if session.on_frame(&frame).await == Flow::Close {
+                        rx.drain_now(&mut batch);
+                        io.send(&batch).await.ok();
+                        io.close().await;
+                        break;
+                    }
+                }
+                Ok(Some(Incoming::Ping(payload))) => {
+                    if io.pong(payload).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "transport read failed");
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        session.violation(&e.to_string()).await;
+                        rx.drain_now(&mut batch);
+                        io.send(&batch).await.ok();
+                        io.close().await;
+                    }
+                    break;
+                }
+            },
+            () = overflow.overflowed() => {
+                tracing::warn!("slow consumer: outbound queue full, disconnecting");
+                rx.discard();
+                let abort = Message::Abort(Abort {
+                    details: dict! { "message" => "outbound queue overflowed: the client is not reading fast enough" },
+                    reason: errors::SLOW_CONSUMER.into(),
+                });
+                io.send(&[Bytes::from(serializer.encode(&abort))]).await.ok();
+                io.close().await;
+                break;
+            }
+            Ok(()) = shutdown.changed(), if closing_deadline.is_none() => {
+                if !session.begin_close(errors::SYSTEM_SHUTDOWN) {
+                    io.close().await;
+                    break;
+                }
+                closing_deadline = Some(tokio::time::Instant::now() + grace);
+            }
+            () = sleep_until(closing_deadline), if closing_deadline.is_some() => {
+                rx.drain_now(&mut batch);
+                io.send(&batch).await.ok();
+                io.close().await;
+                break;
+            }
+        }
+    }
+    session.leave().await;
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

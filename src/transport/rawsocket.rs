@@ -1,0 +1,138 @@
+//! WAMP over RawSocket (TCP or Unix domain socket): the 4-byte handshake with
+//! serializer and maximum-length negotiation, then length-prefixed frames, with
+//! PING answered by PONG. Reading is buffered and cancel-safe; each batch of outgoing
+//! frames is written with its headers in one buffer, so one syscall per batch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::{FrameTransport, Incoming, drive};
+use crate::router::Router;
+use crate::wamp::codec::Serializer;
+use crate::wamp::rawsocket::{self as rs, FrameKind, HandshakeError, HandshakeReject};
+
+/// How long a client may take to send its 4 handshake bytes.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Performs the RawSocket handshake and runs the session.
+pub async fn serve<S>(router: Arc<Router>, mut stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut hs = [0u8; 4];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut hs)).await {
+        Ok(Ok(_)) => {}
+        _ => return,
+    }
+    let hello = match rs::parse_client_handshake(hs) {
+        Ok(h) => h,
+        Err(HandshakeReject::BadMagic) => return,
+        Err(HandshakeReject::Error(e)) => {
+            stream.write_all(&rs::encode_handshake_error(e)).await.ok();
+            return;
+        }
+    };
+    let Some(serializer) = Serializer::from_rawsocket_id(hello.serializer_id) else {
+        let reply = rs::encode_handshake_error(HandshakeError::SerializerUnsupported);
+        stream.write_all(&reply).await.ok();
+        return;
+    };
+    let ours = rs::exponent_for_len(router.config.limits.max_message_size);
+    if stream.write_all(&rs::encode_handshake(hello.serializer_id, ours)).await.is_err() {
+        return;
+    }
+    let transport = RsTransport {
+        stream,
+        buf: BytesMut::with_capacity(8192),
+        max_in: rs::max_len_from_exponent(ours).min(router.config.limits.max_message_size),
+        max_out: rs::max_len_from_exponent(hello.max_len_exp),
+        out: Vec::with_capacity(8192),
+    };
+    drive(router, transport, serializer).await;
+}
+
+struct RsTransport<S> {
+    stream: S,
+    /// Bytes read but not yet consumed as frames.
+    buf: BytesMut,
+    /// Largest frame we accept (what we announced).
+    max_in: usize,
+    /// Largest frame the client accepts (what it announced).
+    max_out: usize,
+    /// Reused write buffer.
+    out: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> RsTransport<S> {
+    /// Takes one complete frame out of the buffer, if there is one.
+    fn next_frame(&mut self) -> std::io::Result<Option<(FrameKind, Bytes)>> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let header = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
+        let (kind, len) = rs::parse_frame_header(header)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad frame header: {e:?}")))?;
+        if len > self.max_in {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("message of {len} bytes exceeds the maximum of {}", self.max_in),
+            ));
+        }
+        if self.buf.len() < 4 + len {
+            self.buf.reserve(4 + len - self.buf.len());
+            return Ok(None);
+        }
+        self.buf.advance(4);
+        Ok(Some((kind, self.buf.split_to(len).freeze())))
+    }
+
+    fn push_frame(&mut self, kind: FrameKind, payload: &[u8]) {
+        self.out.extend_from_slice(&rs::encode_frame_header(kind, payload.len()));
+        self.out.extend_from_slice(payload);
+    }
+
+    async fn flush_out(&mut self) -> std::io::Result<()> {
+        let r = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        r
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameTransport for RsTransport<S> {
+    async fn recv(&mut self) -> std::io::Result<Option<Incoming>> {
+        loop {
+            match self.next_frame()? {
+                Some((FrameKind::Message, b)) => return Ok(Some(Incoming::Frame(b))),
+                Some((FrameKind::Ping, b)) => return Ok(Some(Incoming::Ping(b))),
+                Some((FrameKind::Pong, _)) => continue,
+                None => {}
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn send(&mut self, frames: &[Bytes]) -> std::io::Result<()> {
+        for f in frames {
+            if f.len() > self.max_out {
+                tracing::warn!(len = f.len(), max = self.max_out, "frame exceeds the client's maximum; dropped");
+                continue;
+            }
+            self.push_frame(FrameKind::Message, f);
+        }
+        self.flush_out().await
+    }
+
+    async fn pong(&mut self, payload: Bytes) -> std::io::Result<()> {
+        self.push_frame(FrameKind::Pong, &payload);
+        self.flush_out().await
+    }
+
+    async fn close(&mut self) {
+        self.stream.shutdown().await.ok();
+    }
+}

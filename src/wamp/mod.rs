@@ -1,0 +1,13 @@
+//! The WAMP protocol itself, with no I/O: values, messages, codecs, URI rules and
+//! the per-session state machine. Everything here is plain data and functions.
+
+pub mod codec;
+pub mod errors;
+pub mod message;
+pub mod rawsocket;
+pub mod session;
+pub mod uri;
+pub mod value;
+
+pub use message::Message;
+pub use value::{Dict, List, Value};
