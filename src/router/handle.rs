@@ -10,27 +10,47 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use super::outbox::{Outbox, PushError};
-use crate::ids::{IdSequence, RegistrationId, RequestId, SessionId, SubscriptionId};
+use crate::ids::{IdSequence, NodeId, RegistrationId, RequestId, SessionId, SubscriptionId};
 use crate::wamp::Message;
 use crate::wamp::codec::Serializer;
 use crate::wamp::value::Dict;
 
-/// An invocation this session (as callee) has yet to answer.
+/// Who is waiting for an invocation this session (as callee) has yet to answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PendingInvocation {
-    /// The calling session.
-    pub caller: SessionId,
-    /// The caller's CALL request id.
-    pub call: RequestId,
+pub enum PendingInvocation {
+    /// A caller on this node.
+    Local {
+        /// The calling session.
+        caller: SessionId,
+        /// The caller's CALL request id.
+        call: RequestId,
+    },
+    /// A caller on another node, which keeps the call under `call`.
+    Remote {
+        /// The caller's node.
+        node: NodeId,
+        /// The call's id on the link.
+        call: u64,
+    },
 }
 
-/// A call this session (as caller) is waiting on.
+/// Where a call this session (as caller) is waiting on is being served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PendingCall {
-    /// The session serving it.
-    pub callee: SessionId,
-    /// The INVOCATION request id on the callee's session.
-    pub invocation: RequestId,
+pub enum PendingCall {
+    /// By a callee on this node.
+    Local {
+        /// The session serving it.
+        callee: SessionId,
+        /// The INVOCATION request id on the callee's session.
+        invocation: RequestId,
+    },
+    /// By a callee on another node.
+    Remote {
+        /// The callee's node.
+        node: NodeId,
+        /// The call's id on the link.
+        call: u64,
+    },
 }
 
 /// Identity of a session, as WELCOME announced it.

@@ -2,6 +2,7 @@
 //! route messages between sessions.
 
 pub mod handle;
+pub mod link;
 pub mod outbox;
 pub mod pubsub;
 pub mod realm;
@@ -11,12 +12,15 @@ pub mod session;
 pub mod table;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use dashmap::DashMap;
 
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::ids::NodeId;
+use crate::ids::{IdSequence, NodeId};
+use link::{LinkDown, LinkMsg, Links, RemoteCall};
 use realm::Realm;
 use replica::Replica;
 
@@ -35,6 +39,12 @@ pub struct Router {
     pub config: Config,
     /// Flips to true on shutdown; every connection watches it.
     shutdown: watch::Sender<bool>,
+    /// Links to the other nodes, set once by the cluster layer.
+    links: OnceLock<Arc<dyn Links>>,
+    /// Calls made on this node and served on another, by link call id.
+    pub remote_calls: DashMap<u64, RemoteCall>,
+    /// Link call ids.
+    call_ids: IdSequence,
 }
 
 impl Router {
@@ -42,7 +52,33 @@ impl Router {
     pub fn new(config: Config, node: NodeId) -> Arc<Router> {
         let realms = config.realms.iter().map(|r| (r.name.clone(), Arc::new(Realm::new(r)))).collect();
         let (shutdown, _) = watch::channel(false);
-        Arc::new(Router { node, realms, replica: Replica::default(), config, shutdown })
+        Arc::new(Router {
+            node,
+            realms,
+            replica: Replica::default(),
+            config,
+            shutdown,
+            links: OnceLock::new(),
+            remote_calls: DashMap::new(),
+            call_ids: IdSequence::default(),
+        })
+    }
+
+    /// Installs the links to other nodes (once, by the cluster layer).
+    pub fn set_links(&self, links: Arc<dyn Links>) {
+        if self.links.set(links).is_err() {
+            tracing::warn!("links were already installed");
+        }
+    }
+
+    /// Sends a data-path message to another node.
+    pub fn send_link(&self, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown> {
+        self.links.get().ok_or(LinkDown(node))?.send(node, msg)
+    }
+
+    /// A fresh link call id.
+    pub fn next_call_id(&self) -> u64 {
+        self.call_ids.next()
     }
 
     /// A served realm.

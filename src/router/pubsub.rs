@@ -6,11 +6,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::handle::SessionHandle;
+use super::link::LinkMsg;
 use super::realm::Realm;
 use super::table::{Command, Outcome};
 use super::{Router, now_ms};
 use crate::dict;
-use crate::ids::{PublicationId, SessionId, SubscriptionId, random_id};
+use crate::ids::{NodeId, PublicationId, SessionId, SubscriptionId, random_id};
 use crate::wamp::codec::Serializer;
 use crate::wamp::errors;
 use crate::wamp::message::{
@@ -93,13 +94,34 @@ pub fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publi
     }
     let publication = PublicationId(random_id());
     let exclude_me = m.options.get("exclude_me").and_then(|v| v.as_bool()).unwrap_or(true);
+    let mut remote: Vec<(NodeId, Vec<SubscriptionId>)> = Vec::new();
     let matches: Vec<(SubscriptionId, MatchPolicy)> = router.replica.read(|t| {
         let mut subs = Vec::new();
         if let Some(r) = t.realm(&realm.name) {
             r.subscriptions.matching(&m.topic, &mut subs);
         }
-        subs.iter().map(|s| (s.id, s.policy)).collect()
+        for s in &subs {
+            for node in s.nodes.iter().filter(|&&n| n != router.node) {
+                match remote.iter_mut().find(|(n, _)| n == node) {
+                    Some((_, ids)) => ids.push(s.id),
+                    None => remote.push((*node, vec![s.id])),
+                }
+            }
+        }
+        subs.iter().filter(|s| s.nodes.contains(&router.node)).map(|s| (s.id, s.policy)).collect()
     });
+    for (node, subscriptions) in remote {
+        let msg = LinkMsg::Event {
+            realm: realm.name.clone(),
+            topic: m.topic.clone(),
+            subscriptions,
+            publication,
+            payload: m.payload.clone(),
+        };
+        if let Err(e) = router.send_link(node, msg) {
+            tracing::debug!(error = %e, "event not forwarded");
+        }
+    }
     let mut msg = Message::Event(Event {
         subscription: SubscriptionId(0),
         publication,
@@ -111,10 +133,7 @@ pub fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publi
         let Some(subscribers) = realm.subscribers(id) else { continue };
         if let Message::Event(event) = &mut msg {
             event.subscription = id;
-            event.details = match policy {
-                MatchPolicy::Exact => Dict::new(),
-                _ => dict! { "topic" => m.topic.as_str() },
-            };
+            event.details = event_details(policy, &m.topic);
         }
         fan_out(&msg, &subscribers, skip);
     }
@@ -123,8 +142,16 @@ pub fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publi
     }
 }
 
+/// EVENT.Details for a subscription with `policy`: pattern subscribers learn the topic.
+pub(crate) fn event_details(policy: MatchPolicy, topic: &str) -> Dict {
+    match policy {
+        MatchPolicy::Exact => Dict::new(),
+        _ => dict! { "topic" => topic },
+    }
+}
+
 /// Sends one event to many sessions, encoding it once per serializer.
-fn fan_out(msg: &Message, subscribers: &[Arc<SessionHandle>], skip: Option<SessionId>) {
+pub(crate) fn fan_out(msg: &Message, subscribers: &[Arc<SessionHandle>], skip: Option<SessionId>) {
     let mut encoded: [Option<Bytes>; 3] = [None, None, None];
     for s in subscribers.iter().filter(|s| Some(s.id) != skip) {
         let slot = &mut encoded[serializer_slot(s.serializer)];

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use super::handle::{PendingCall, PendingInvocation, SessionHandle};
+use super::link::{self, LinkMsg, RemoteCall};
 use super::realm::Realm;
 use super::table::{Command, Outcome};
 use super::{Router, now_ms};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
 use crate::dict;
-use crate::ids::RequestId;
+use crate::ids::{RegistrationId, RequestId};
 use crate::wamp::errors;
 use crate::wamp::message::{
     Call, CallResult, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered, Yield,
@@ -109,67 +110,142 @@ pub fn call(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Call) {
         reply(errors::NO_SUCH_PROCEDURE, "no callee registered for procedure");
         return;
     };
-    let Some(callee) = realm.session(callee.session) else {
-        reply(errors::NO_SUCH_PROCEDURE, "the callee has just left");
-        return;
-    };
-    let pending = PendingInvocation { caller: me.id, call: m.request };
-    let Some(invocation) = callee.start_invocation(pending) else {
-        reply(errors::CANCELED, "the callee has just left");
-        return;
-    };
-    me.start_call(m.request, PendingCall { callee: callee.id, invocation });
     let details = match policy {
         MatchPolicy::Exact => Dict::new(),
         _ => dict! { "procedure" => m.procedure.as_str() },
     };
+    if callee.node != router.node {
+        call_remote(router, realm, me, m, callee, registration, details);
+        return;
+    }
+    let Some(session) = realm.session(callee.session) else {
+        reply(errors::NO_SUCH_PROCEDURE, "the callee has just left");
+        return;
+    };
+    let Some(invocation) = session.start_invocation(PendingInvocation::Local { caller: me.id, call: m.request })
+    else {
+        reply(errors::CANCELED, "the callee has just left");
+        return;
+    };
+    me.start_call(m.request, PendingCall::Local { callee: session.id, invocation });
     let inv = Invocation { request: invocation, registration, details, payload: m.payload };
-    if callee.send(&Message::Invocation(inv)).is_err() {
-        callee.forget_invocation(invocation);
+    if session.send(&Message::Invocation(inv)).is_err() {
+        session.forget_invocation(invocation);
         me.finish_call(m.request);
         reply(errors::CANCELED, "the callee could not take the invocation");
     }
 }
 
+/// Routes a call to a callee on another node; the call is kept here until the
+/// answer comes back over the link or the node is lost.
+fn call_remote(
+    router: &Router,
+    realm: &Realm,
+    me: &Arc<SessionHandle>,
+    m: Call,
+    callee: Callee,
+    registration: RegistrationId,
+    details: Dict,
+) {
+    let Some(realm_arc) = router.realm(&realm.name) else { return };
+    let call = router.next_call_id();
+    router.remote_calls.insert(call, RemoteCall { realm: realm_arc, caller: me.id, request: m.request, node: callee.node });
+    me.start_call(m.request, PendingCall::Remote { node: callee.node, call });
+    let msg = LinkMsg::Invoke {
+        realm: realm.name.clone(),
+        call,
+        callee: callee.session,
+        registration,
+        details,
+        payload: m.payload,
+    };
+    if router.send_link(callee.node, msg).is_err() && router.remote_calls.remove(&call).is_some() {
+        me.finish_call(m.request);
+        let e = error_reply(code::CALL, m.request, errors::CANCELED, "no link to the callee's node");
+        me.send(&e).ok();
+    }
+}
+
 /// Handles YIELD from a callee.
-pub fn yield_result(realm: &Realm, me: &SessionHandle, m: Yield) -> Result<(), Violation> {
+pub fn yield_result(router: &Router, realm: &Realm, me: &SessionHandle, m: Yield) -> Result<(), Violation> {
     let Some(p) = me.finish_invocation(m.request).map_err(|_| Violation("YIELD for an unknown invocation"))? else {
         return Ok(());
     };
-    if let Some(caller) = realm.session(p.caller) {
-        caller.finish_call(p.call);
-        let result = CallResult { request: p.call, details: Dict::new(), payload: m.payload };
-        caller.send(&Message::Result(result)).ok();
+    match p {
+        PendingInvocation::Local { caller, call } => {
+            if let Some(caller) = realm.session(caller) {
+                caller.finish_call(call);
+                let result = CallResult { request: call, details: Dict::new(), payload: m.payload };
+                caller.send(&Message::Result(result)).ok();
+            }
+        }
+        PendingInvocation::Remote { node, call } => {
+            link::answer_remote(router, node, LinkMsg::Yield { call, payload: m.payload });
+        }
     }
     Ok(())
 }
 
 /// Handles ERROR (reply to INVOCATION) from a callee.
-pub fn invocation_error(realm: &Realm, me: &SessionHandle, m: Error) -> Result<(), Violation> {
+pub fn invocation_error(router: &Router, realm: &Realm, me: &SessionHandle, m: Error) -> Result<(), Violation> {
     let Some(p) = me.finish_invocation(m.request).map_err(|_| Violation("ERROR for an unknown invocation"))? else {
         return Ok(());
     };
-    if let Some(caller) = realm.session(p.caller) {
-        caller.finish_call(p.call);
-        let err = Error { request_type: code::CALL, request: p.call, details: m.details, error: m.error, payload: m.payload };
-        caller.send(&Message::Error(err)).ok();
+    match p {
+        PendingInvocation::Local { caller, call } => {
+            if let Some(caller) = realm.session(caller) {
+                caller.finish_call(call);
+                let err = Error {
+                    request_type: code::CALL,
+                    request: call,
+                    details: m.details,
+                    error: m.error,
+                    payload: m.payload,
+                };
+                caller.send(&Message::Error(err)).ok();
+            }
+        }
+        PendingInvocation::Remote { node, call } => {
+            let msg = LinkMsg::Error { call, error: m.error, details: m.details, payload: m.payload };
+            link::answer_remote(router, node, msg);
+        }
     }
     Ok(())
 }
 
 /// Answers the calls a leaving callee was serving, and detaches the calls a leaving
 /// caller was waiting on (their late results are discarded).
-pub fn leave(realm: &Realm, me: &SessionHandle) {
+pub fn leave(router: &Router, realm: &Realm, me: &SessionHandle) {
+    const WHY: &str = "the callee left before answering";
     for (_, p) in me.take_invocations() {
-        if let Some(caller) = realm.session(p.caller) {
-            caller.finish_call(p.call);
-            let e = error_reply(code::CALL, p.call, errors::CANCELED, "the callee left before answering");
-            caller.send(&e).ok();
+        match p {
+            PendingInvocation::Local { caller, call } => {
+                if let Some(caller) = realm.session(caller) {
+                    caller.finish_call(call);
+                    caller.send(&error_reply(code::CALL, call, errors::CANCELED, WHY)).ok();
+                }
+            }
+            PendingInvocation::Remote { node, call } => {
+                let msg = LinkMsg::Error {
+                    call,
+                    error: errors::CANCELED.into(),
+                    details: Dict::new(),
+                    payload: Payload::args(vec![Value::from(WHY)]),
+                };
+                link::answer_remote(router, node, msg);
+            }
         }
     }
     for (_, c) in me.take_calls() {
-        if let Some(callee) = realm.session(c.callee) {
-            callee.forget_invocation(c.invocation);
+        match c {
+            PendingCall::Local { callee, invocation } => {
+                if let Some(callee) = realm.session(callee) {
+                    callee.forget_invocation(invocation);
+                }
+            }
+            PendingCall::Remote { call, .. } => {
+                router.remote_calls.remove(&call);
+            }
         }
     }
 }

@@ -133,8 +133,8 @@ impl Session {
             Message::Call(m) => rpc::call(router, &realm, &me, m),
             Message::Register(m) => rpc::register(router, &realm, &me, m).await,
             Message::Unregister(m) => rpc::unregister(router, &realm, &me, m).await,
-            Message::Yield(m) => rpc::yield_result(&realm, &me, m)?,
-            Message::Error(m) => rpc::invocation_error(&realm, &me, m)?,
+            Message::Yield(m) => rpc::yield_result(router, &realm, &me, m)?,
+            Message::Error(m) => rpc::invocation_error(router, &realm, &me, m)?,
             Message::Cancel(m) => tracing::debug!(request = %m.request, "CANCEL ignored: call canceling is not offered"),
             other => tracing::debug!(code = other.code(), "unrouted message"),
         }
@@ -175,7 +175,7 @@ impl Session {
             }
         }
         realm.sessions.remove(&me.id);
-        rpc::leave(&realm, &me);
+        rpc::leave(&self.router, &realm, &me);
         tracing::debug!(session = %me.id, "left");
     }
 }

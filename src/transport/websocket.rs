@@ -29,6 +29,7 @@ fn reject(status: StatusCode, why: &str) -> ErrorResponse {
 }
 
 /// Accepts a WebSocket connection and runs its session.
+#[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's HTTP response
 pub async fn serve<S>(router: Arc<Router>, stream: S)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,

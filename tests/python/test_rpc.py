@@ -256,7 +256,7 @@ async def test_thousand_concurrent_calls(wamp, combo, unique):
     assert len(results) == n
     for i, r in enumerate(results):
         assert isinstance(r, CallResult), (i, r)
-        assert r.results == [i * 2], (i, r)
+        assert list(r.results) == [i * 2], (i, r)
         assert r.kwresults == {"tag": f"t{i}"}, (i, r)
     assert started == n
 

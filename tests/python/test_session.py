@@ -132,7 +132,7 @@ async def test_config_file_realms(start_router, wamp):
 
 async def test_unix_socket_listener(start_router, tmp_path, unique):
     path = tmp_path / "junction.sock"
-    r = start_router("--unix", str(path), listen=False)
+    r = start_router("--unix", str(path))
     assert r.unix_path == str(path), r.listeners
     loop = asyncio.get_running_loop()
 

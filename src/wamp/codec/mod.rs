@@ -287,6 +287,13 @@ mod tests {
         for s in Serializer::ALL {
             let ok = s.encode_value(&nested(100));
             assert_eq!(s.decode_value(&ok).ok(), Some(nested(100)), "{}", s.name());
+            let limit = s.encode_value(&nested(MAX_DEPTH));
+            assert_eq!(
+                s.decode_value(&limit).is_ok(),
+                s != Serializer::Json,
+                "{}",
+                s.name()
+            );
             let deep = s.encode_value(&nested(MAX_DEPTH + 1));
             assert!(
                 matches!(s.decode_value(&deep), Err(DecodeError::Syntax(_))),
