@@ -176,7 +176,10 @@ impl Config {
         }
         for (i, r) in self.realms.iter().enumerate() {
             if !uri::is_valid(&r.name, UriCheck::Loose) {
-                return Err(ConfigError::Invalid(format!("realms[{i}].name {:?} is not a valid URI", r.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "realms[{i}].name {:?} is not a valid URI",
+                    r.name
+                )));
             }
             if self.realms[..i].iter().any(|o| o.name == r.name) {
                 return Err(ConfigError::Invalid(format!("realm {:?} is configured twice", r.name)));
@@ -250,7 +253,8 @@ mod tests {
     fn mistakes_are_clear_errors() {
         let unknown = Config::from_toml("[limits]\nmax_msg = 1\n").map(|_| ()).map_err(|e| e.to_string());
         assert!(unknown.is_err_and(|e| e.contains("max_msg")));
-        let addr = Config::from_toml("[websocket]\nlisten = \"nope\"\n").map(|_| ()).map_err(|e| e.to_string());
+        let addr =
+            Config::from_toml("[websocket]\nlisten = \"nope\"\n").map(|_| ()).map_err(|e| e.to_string());
         assert!(addr.is_err_and(|e| e.contains("websocket.listen")));
         let dup = Config::from_toml("[[realms]]\nname = \"a\"\n[[realms]]\nname = \"a\"\n").map(|_| ());
         assert!(dup.is_err());

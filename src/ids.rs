@@ -77,10 +77,7 @@ impl IdSequence {
         let mut cur = self.0.load(Ordering::Relaxed);
         loop {
             let next = if cur >= MAX_ID { 1 } else { cur + 1 };
-            match self
-                .0
-                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.0.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return next,
                 Err(actual) => cur = actual,
             }

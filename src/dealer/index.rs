@@ -194,7 +194,13 @@ mod tests {
         Callee { node: NodeId(node), session: SessionId(session) }
     }
 
-    fn reg(idx: &mut RegistrationIndex, c: Callee, uri: &str, invoke: InvokePolicy, id: u64) -> Result<RegistrationId, RegisterError> {
+    fn reg(
+        idx: &mut RegistrationIndex,
+        c: Callee,
+        uri: &str,
+        invoke: InvokePolicy,
+        id: u64,
+    ) -> Result<RegistrationId, RegisterError> {
         idx.add_callee(c, uri, MatchPolicy::Exact, invoke, || RegistrationId(id), 0)
     }
 
@@ -202,8 +208,14 @@ mod tests {
     fn single_is_exclusive() {
         let mut idx = RegistrationIndex::default();
         assert_eq!(reg(&mut idx, callee(1, 1), "a", InvokePolicy::Single, 1), Ok(RegistrationId(1)));
-        assert_eq!(reg(&mut idx, callee(2, 2), "a", InvokePolicy::Single, 2), Err(RegisterError::AlreadyExists));
-        assert_eq!(reg(&mut idx, callee(2, 2), "a", InvokePolicy::RoundRobin, 2), Err(RegisterError::AlreadyExists));
+        assert_eq!(
+            reg(&mut idx, callee(2, 2), "a", InvokePolicy::Single, 2),
+            Err(RegisterError::AlreadyExists)
+        );
+        assert_eq!(
+            reg(&mut idx, callee(2, 2), "a", InvokePolicy::RoundRobin, 2),
+            Err(RegisterError::AlreadyExists)
+        );
     }
 
     #[test]
@@ -211,7 +223,10 @@ mod tests {
         let mut idx = RegistrationIndex::default();
         let id = reg(&mut idx, callee(1, 1), "a", InvokePolicy::RoundRobin, 1).unwrap_or_default();
         assert_eq!(reg(&mut idx, callee(2, 2), "a", InvokePolicy::RoundRobin, 9), Ok(id));
-        assert_eq!(reg(&mut idx, callee(2, 2), "a", InvokePolicy::RoundRobin, 9), Err(RegisterError::AlreadyExists));
+        assert_eq!(
+            reg(&mut idx, callee(2, 2), "a", InvokePolicy::RoundRobin, 9),
+            Err(RegisterError::AlreadyExists)
+        );
         assert_eq!(
             reg(&mut idx, callee(3, 3), "a", InvokePolicy::First, 9),
             Err(RegisterError::PolicyConflict("roundrobin".into()))
@@ -225,7 +240,9 @@ mod tests {
     #[test]
     fn lookup_precedence() {
         let mut idx = RegistrationIndex::default();
-        let mut add = |uri: &str, policy, id| idx.add_callee(callee(1, id), uri, policy, InvokePolicy::Single, || RegistrationId(id), 0);
+        let mut add = |uri: &str, policy, id| {
+            idx.add_callee(callee(1, id), uri, policy, InvokePolicy::Single, || RegistrationId(id), 0)
+        };
         add("com.a.b", MatchPolicy::Exact, 1).ok();
         add("com.a", MatchPolicy::Prefix, 2).ok();
         add("com", MatchPolicy::Prefix, 3).ok();

@@ -94,7 +94,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl SessionHandle {
     /// A new handle for a session that is about to be welcomed.
-    pub fn new(id: SessionId, serializer: Serializer, identity: Identity, roles: Dict, outbox: Outbox) -> Self {
+    pub fn new(
+        id: SessionId,
+        serializer: Serializer,
+        identity: Identity,
+        roles: Dict,
+        outbox: Outbox,
+    ) -> Self {
         SessionHandle {
             id,
             serializer,

@@ -93,24 +93,21 @@ pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
                 router.send_link(from, e).ok();
             }
         }
-        LinkMsg::Yield { call, payload } => {
-            if let Some((_, c)) = router.remote_calls.remove(&call) {
-                if let Some(caller) = c.realm.session(c.caller) {
-                    caller.finish_call(c.request);
-                    let r = CallResult { request: c.request, details: Dict::new(), payload };
-                    caller.send(&Message::Result(r)).ok();
-                }
-            }
-        }
-        LinkMsg::Error { call, error, details, payload } => {
-            if let Some((_, c)) = router.remote_calls.remove(&call) {
-                if let Some(caller) = c.realm.session(c.caller) {
-                    caller.finish_call(c.request);
-                    let e = Error { request_type: code::CALL, request: c.request, details, error, payload };
-                    caller.send(&Message::Error(e)).ok();
-                }
-            }
-        }
+        LinkMsg::Yield { call, payload } => complete(router, call, |request| {
+            Message::Result(CallResult { request, details: Dict::new(), payload })
+        }),
+        LinkMsg::Error { call, error, details, payload } => complete(router, call, |request| {
+            Message::Error(Error { request_type: code::CALL, request, details, error, payload })
+        }),
+    }
+}
+
+/// Answers the caller of remote call `call` with the message `answer` builds.
+fn complete(router: &Router, call: u64, answer: impl FnOnce(RequestId) -> Message) {
+    let Some((_, c)) = router.remote_calls.remove(&call) else { return };
+    if let Some(caller) = c.realm.session(c.caller) {
+        caller.finish_call(c.request);
+        caller.send(&answer(c.request)).ok();
     }
 }
 
@@ -126,12 +123,8 @@ fn deliver_remote_event(
         let Some(r) = t.realm(&realm.name) else { return Vec::new() };
         subscriptions.iter().filter_map(|id| r.subscriptions.get(*id).map(|s| (s.id, s.policy))).collect()
     });
-    let mut msg = Message::Event(Event {
-        subscription: SubscriptionId(0),
-        publication,
-        details: Dict::new(),
-        payload,
-    });
+    let mut msg =
+        Message::Event(Event { subscription: SubscriptionId(0), publication, details: Dict::new(), payload });
     for (id, policy) in policies {
         let Some(subscribers) = realm.subscribers(id) else { continue };
         if let Message::Event(e) = &mut msg {
@@ -147,15 +140,13 @@ fn deliver_remote_event(
 pub fn on_node_lost(router: &Router, node: NodeId) {
     let lost: Vec<u64> = router.remote_calls.iter().filter(|c| c.node == node).map(|c| *c.key()).collect();
     for call in lost {
-        let Some((_, c)) = router.remote_calls.remove(&call) else { continue };
-        if let Some(caller) = c.realm.session(c.caller) {
-            caller.finish_call(c.request);
-            let mut e = error_reply(code::CALL, c.request, errors::CANCELED, "the callee's node was lost");
+        complete(router, call, |request| {
+            let mut e = error_reply(code::CALL, request, errors::CANCELED, "the callee's node was lost");
             if let Message::Error(err) = &mut e {
                 err.details = dict! { "node" => node.0 };
             }
-            caller.send(&e).ok();
-        }
+            e
+        });
     }
     tracing::info!(%node, "node lost: calls routed to it were canceled");
 }

@@ -75,7 +75,11 @@ pub async fn unsubscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>
         return;
     }
     if realm.remove_subscriber(m.subscription, me.id) {
-        let cmd = Command::Unsubscribe { realm: realm.name.clone(), node: router.node, subscription: m.subscription };
+        let cmd = Command::Unsubscribe {
+            realm: realm.name.clone(),
+            node: router.node,
+            subscription: m.subscription,
+        };
         if let Err(e) = router.replica.propose(cmd).await {
             tracing::warn!(error = %e, "unsubscribe not committed; interest stays until the node leaves");
         }

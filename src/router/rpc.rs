@@ -14,8 +14,8 @@ use crate::dict;
 use crate::ids::{RegistrationId, RequestId};
 use crate::wamp::errors;
 use crate::wamp::message::{
-    Call, CallResult, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered, Yield,
-    code,
+    Call, CallResult, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered,
+    Yield, code,
 };
 use crate::wamp::uri::{self, MatchPolicy};
 use crate::wamp::value::{Dict, Value, dict_str};
@@ -122,7 +122,8 @@ pub fn call(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Call) {
         reply(errors::NO_SUCH_PROCEDURE, "the callee has just left");
         return;
     };
-    let Some(invocation) = session.start_invocation(PendingInvocation::Local { caller: me.id, call: m.request })
+    let Some(invocation) =
+        session.start_invocation(PendingInvocation::Local { caller: me.id, call: m.request })
     else {
         reply(errors::CANCELED, "the callee has just left");
         return;
@@ -149,7 +150,9 @@ fn call_remote(
 ) {
     let Some(realm_arc) = router.realm(&realm.name) else { return };
     let call = router.next_call_id();
-    router.remote_calls.insert(call, RemoteCall { realm: realm_arc, caller: me.id, request: m.request, node: callee.node });
+    router
+        .remote_calls
+        .insert(call, RemoteCall { realm: realm_arc, caller: me.id, request: m.request, node: callee.node });
     me.start_call(m.request, PendingCall::Remote { node: callee.node, call });
     let msg = LinkMsg::Invoke {
         realm: realm.name.clone(),
@@ -168,7 +171,9 @@ fn call_remote(
 
 /// Handles YIELD from a callee.
 pub fn yield_result(router: &Router, realm: &Realm, me: &SessionHandle, m: Yield) -> Result<(), Violation> {
-    let Some(p) = me.finish_invocation(m.request).map_err(|_| Violation("YIELD for an unknown invocation"))? else {
+    let Some(p) =
+        me.finish_invocation(m.request).map_err(|_| Violation("YIELD for an unknown invocation"))?
+    else {
         return Ok(());
     };
     match p {
@@ -187,8 +192,15 @@ pub fn yield_result(router: &Router, realm: &Realm, me: &SessionHandle, m: Yield
 }
 
 /// Handles ERROR (reply to INVOCATION) from a callee.
-pub fn invocation_error(router: &Router, realm: &Realm, me: &SessionHandle, m: Error) -> Result<(), Violation> {
-    let Some(p) = me.finish_invocation(m.request).map_err(|_| Violation("ERROR for an unknown invocation"))? else {
+pub fn invocation_error(
+    router: &Router,
+    realm: &Realm,
+    me: &SessionHandle,
+    m: Error,
+) -> Result<(), Violation> {
+    let Some(p) =
+        me.finish_invocation(m.request).map_err(|_| Violation("ERROR for an unknown invocation"))?
+    else {
         return Ok(());
     };
     match p {
@@ -249,4 +261,3 @@ pub fn leave(router: &Router, realm: &Realm, me: &SessionHandle) {
         }
     }
 }
-

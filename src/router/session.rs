@@ -135,7 +135,9 @@ impl Session {
             Message::Unregister(m) => rpc::unregister(router, &realm, &me, m).await,
             Message::Yield(m) => rpc::yield_result(router, &realm, &me, m)?,
             Message::Error(m) => rpc::invocation_error(router, &realm, &me, m)?,
-            Message::Cancel(m) => tracing::debug!(request = %m.request, "CANCEL ignored: call canceling is not offered"),
+            Message::Cancel(m) => {
+                tracing::debug!(request = %m.request, "CANCEL ignored: call canceling is not offered")
+            }
             other => tracing::debug!(code = other.code(), "unrouted message"),
         }
         Ok(())

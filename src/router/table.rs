@@ -95,7 +95,8 @@ impl RoutingTable {
         match cmd {
             Command::Subscribe { realm, node, topic, policy, now_ms } => {
                 let t = self.realms.entry(realm).or_default();
-                let id = t.subscriptions.add_interest(node, &topic, policy, || SubscriptionId(next()), now_ms);
+                let id =
+                    t.subscriptions.add_interest(node, &topic, policy, || SubscriptionId(next()), now_ms);
                 Outcome::Subscribed(id)
             }
             Command::Unsubscribe { realm, node, subscription } => {
@@ -108,7 +109,14 @@ impl RoutingTable {
             }
             Command::Register { realm, callee, procedure, policy, invoke, now_ms } => {
                 let t = self.realms.entry(realm).or_default();
-                let r = t.registrations.add_callee(callee, &procedure, policy, invoke, || RegistrationId(next()), now_ms);
+                let r = t.registrations.add_callee(
+                    callee,
+                    &procedure,
+                    policy,
+                    invoke,
+                    || RegistrationId(next()),
+                    now_ms,
+                );
                 Outcome::Registered(r)
             }
             Command::Unregister { realm, session, registration } => {
@@ -167,7 +175,8 @@ mod tests {
 
     #[test]
     fn replicas_applying_the_same_commands_agree() {
-        let cmds = vec![sub("r", 1, "a"), reg(1, 10, "p"), sub("r", 2, "a"), reg(2, 20, "p"), sub("r", 2, "b")];
+        let cmds =
+            vec![sub("r", 1, "a"), reg(1, 10, "p"), sub("r", 2, "a"), reg(2, 20, "p"), sub("r", 2, "b")];
         let mut a = RoutingTable::default();
         let mut b = RoutingTable::default();
         let ra: Vec<_> = cmds.iter().cloned().map(|c| a.apply(c)).collect();

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::dict;
 use crate::router::Router;
 use crate::router::outbox::outbox;
 use crate::router::session::{Flow, Session};
 use crate::wamp::codec::Serializer;
 use crate::wamp::errors;
 use crate::wamp::message::{Abort, Message};
-use crate::dict;
 
 /// Most frames written in one batch.
 const BATCH: usize = 256;

@@ -73,8 +73,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> RsTransport<S> {
             return Ok(None);
         }
         let header = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
-        let (kind, len) = rs::parse_frame_header(header)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad frame header: {e:?}")))?;
+        let (kind, len) = rs::parse_frame_header(header).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad frame header: {e:?}"))
+        })?;
         if len > self.max_in {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -119,7 +120,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameTransport for RsTransport<S>
     async fn send(&mut self, frames: &[Bytes]) -> std::io::Result<()> {
         for f in frames {
             if f.len() > self.max_out {
-                tracing::warn!(len = f.len(), max = self.max_out, "frame exceeds the client's maximum; dropped");
+                tracing::warn!(
+                    len = f.len(),
+                    max = self.max_out,
+                    "frame exceeds the client's maximum; dropped"
+                );
                 continue;
             }
             self.push_frame(FrameKind::Message, f);

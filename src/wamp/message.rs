@@ -6,9 +6,7 @@
 //! Decoding checks shapes and id ranges, so the router never sees a malformed message.
 
 use super::value::{Dict, List, Value};
-use crate::ids::{
-    PublicationId, RegistrationId, RequestId, SessionId, SubscriptionId, valid_id,
-};
+use crate::ids::{PublicationId, RegistrationId, RequestId, SessionId, SubscriptionId, valid_id};
 
 /// Message type codes, as the spec numbers them.
 pub mod code {
@@ -343,10 +341,9 @@ impl Message {
                 ],
                 m.payload,
             ),
-            Publish(m) => with_payload(
-                vec![c, id(m.request.0), Value::Dict(m.options), Value::Str(m.topic)],
-                m.payload,
-            ),
+            Publish(m) => {
+                with_payload(vec![c, id(m.request.0), Value::Dict(m.options), Value::Str(m.topic)], m.payload)
+            }
             Published(m) => vec![c, id(m.request.0), id(m.publication.0)],
             Subscribe(m) => vec![c, id(m.request.0), Value::Dict(m.options), Value::Str(m.topic)],
             Subscribed(m) => vec![c, id(m.request.0), id(m.subscription.0)],
@@ -489,10 +486,7 @@ impl Message {
             }
             code::CANCEL => {
                 r.arity(3, 3)?;
-                Message::Cancel(Cancel {
-                    request: RequestId(r.id("request")?),
-                    options: r.dict("options")?,
-                })
+                Message::Cancel(Cancel { request: RequestId(r.id("request")?), options: r.dict("options")? })
             }
             code::RESULT => {
                 r.arity(3, 5)?;

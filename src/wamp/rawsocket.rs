@@ -25,9 +25,7 @@ pub fn max_len_from_exponent(exp: u8) -> usize {
 /// The smallest exponent whose length is at least `max_len`, capped at
 /// [`MAX_LENGTH_EXPONENT`].
 pub fn exponent_for_len(max_len: usize) -> u8 {
-    (0..MAX_LENGTH_EXPONENT)
-        .find(|&exp| max_len_from_exponent(exp) >= max_len)
-        .unwrap_or(MAX_LENGTH_EXPONENT)
+    (0..MAX_LENGTH_EXPONENT).find(|&exp| max_len_from_exponent(exp) >= max_len).unwrap_or(MAX_LENGTH_EXPONENT)
 }
 
 /// Why a router refuses a handshake; the value is the code sent on the wire.
@@ -127,14 +125,9 @@ pub fn parse_client_handshake(b: [u8; 4]) -> Result<ClientHello, HandshakeReject
     }
     let serializer_id = octet & 0x0f;
     if serializer_id == 0 {
-        return Err(HandshakeReject::Error(
-            HandshakeError::SerializerUnsupported,
-        ));
+        return Err(HandshakeReject::Error(HandshakeError::SerializerUnsupported));
     }
-    Ok(ClientHello {
-        serializer_id,
-        max_len_exp: octet >> 4,
-    })
+    Ok(ClientHello { serializer_id, max_len_exp: octet >> 4 })
 }
 
 /// A handshake request (client) or acceptance (router): serializer id and length
@@ -183,10 +176,7 @@ pub enum FrameKind {
 /// If `len` exceeds [`MAX_FRAME_LEN`] (2^24): callers must hold messages to the limit
 /// the peer negotiated, which is never more.
 pub fn encode_frame_header(kind: FrameKind, len: usize) -> [u8; 4] {
-    assert!(
-        len <= MAX_FRAME_LEN,
-        "RawSocket frame of {len} octets is too long"
-    );
+    assert!(len <= MAX_FRAME_LEN, "RawSocket frame of {len} octets is too long");
     let x = if len == MAX_FRAME_LEN { 0x08 } else { 0 };
     let [_, l1, l2, l3] = ((len & 0xff_ffff) as u32).to_be_bytes();
     [x | kind as u8, l1, l2, l3]
@@ -235,32 +225,15 @@ mod tests {
     #[test]
     fn client_handshake() {
         let hello = parse_client_handshake([0x7f, 0xf2, 0, 0]);
-        assert_eq!(
-            hello,
-            Ok(ClientHello {
-                serializer_id: 2,
-                max_len_exp: 15
-            })
-        );
+        assert_eq!(hello, Ok(ClientHello { serializer_id: 2, max_len_exp: 15 }));
         assert_eq!(hello.map(|h| h.max_len()), Ok(MAX_FRAME_LEN));
         let unknown = parse_client_handshake([0x7f, 0x07, 0, 0]);
-        assert_eq!(
-            unknown,
-            Ok(ClientHello {
-                serializer_id: 7,
-                max_len_exp: 0
-            })
-        );
-        assert_eq!(
-            parse_client_handshake(*b"GET "),
-            Err(HandshakeReject::BadMagic)
-        );
+        assert_eq!(unknown, Ok(ClientHello { serializer_id: 7, max_len_exp: 0 }));
+        assert_eq!(parse_client_handshake(*b"GET "), Err(HandshakeReject::BadMagic));
         let reserved = Err(HandshakeReject::Error(HandshakeError::ReservedBitsUsed));
         assert_eq!(parse_client_handshake([0x7f, 0xf1, 0, 1]), reserved);
         assert_eq!(parse_client_handshake([0x7f, 0xf1, 0x80, 0]), reserved);
-        let illegal = Err(HandshakeReject::Error(
-            HandshakeError::SerializerUnsupported,
-        ));
+        let illegal = Err(HandshakeReject::Error(HandshakeError::SerializerUnsupported));
         assert_eq!(parse_client_handshake([0x7f, 0xf0, 0, 0]), illegal);
     }
 
@@ -272,10 +245,7 @@ mod tests {
         for ser in 1..16 {
             for exp in 0..=MAX_LENGTH_EXPONENT {
                 let b = encode_handshake(ser, exp);
-                let want = ClientHello {
-                    serializer_id: ser,
-                    max_len_exp: exp,
-                };
+                let want = ClientHello { serializer_id: ser, max_len_exp: exp };
                 assert_eq!(parse_client_handshake(b), Ok(want));
                 assert_eq!(parse_server_handshake(b), Ok((ser, exp)));
             }
@@ -293,82 +263,37 @@ mod tests {
         for e in all {
             let b = encode_handshake_error(e);
             assert_eq!(b, [0x7f, (e as u8) << 4, 0, 0]);
-            assert_eq!(
-                parse_server_handshake(b),
-                Err(RawSocketError::Rejected(e as u8))
-            );
+            assert_eq!(parse_server_handshake(b), Err(RawSocketError::Rejected(e as u8)));
             assert_eq!(HandshakeError::from_code(e as u8), Some(e));
         }
-        assert_eq!(
-            encode_handshake_error(HandshakeError::SerializerUnsupported)[1],
-            0x10
-        );
+        assert_eq!(encode_handshake_error(HandshakeError::SerializerUnsupported)[1], 0x10);
         assert_eq!(HandshakeError::from_code(0), None);
         assert_eq!(HandshakeError::from_code(5), None);
-        assert_eq!(
-            parse_server_handshake([0x7e, 0xf1, 0, 0]),
-            Err(RawSocketError::BadMagic)
-        );
-        assert_eq!(
-            parse_server_handshake([0x7f, 0xf1, 1, 0]),
-            Err(RawSocketError::ReservedBits)
-        );
+        assert_eq!(parse_server_handshake([0x7e, 0xf1, 0, 0]), Err(RawSocketError::BadMagic));
+        assert_eq!(parse_server_handshake([0x7f, 0xf1, 1, 0]), Err(RawSocketError::ReservedBits));
     }
 
     #[test]
     fn frame_headers_round_trip() {
         for kind in [FrameKind::Message, FrameKind::Ping, FrameKind::Pong] {
-            for len in [
-                0,
-                1,
-                255,
-                256,
-                65_535,
-                0x12_3456,
-                MAX_FRAME_LEN - 1,
-                MAX_FRAME_LEN,
-            ] {
-                assert_eq!(
-                    parse_frame_header(encode_frame_header(kind, len)),
-                    Ok((kind, len))
-                );
+            for len in [0, 1, 255, 256, 65_535, 0x12_3456, MAX_FRAME_LEN - 1, MAX_FRAME_LEN] {
+                assert_eq!(parse_frame_header(encode_frame_header(kind, len)), Ok((kind, len)));
             }
         }
-        assert_eq!(
-            encode_frame_header(FrameKind::Message, 0x11_2233),
-            [0, 0x11, 0x22, 0x33]
-        );
+        assert_eq!(encode_frame_header(FrameKind::Message, 0x11_2233), [0, 0x11, 0x22, 0x33]);
         assert_eq!(encode_frame_header(FrameKind::Ping, 5), [1, 0, 0, 5]);
-        assert_eq!(
-            encode_frame_header(FrameKind::Pong, MAX_FRAME_LEN),
-            [0x0a, 0, 0, 0]
-        );
-        assert_eq!(
-            encode_frame_header(FrameKind::Message, MAX_FRAME_LEN - 1),
-            [0, 0xff, 0xff, 0xff]
-        );
+        assert_eq!(encode_frame_header(FrameKind::Pong, MAX_FRAME_LEN), [0x0a, 0, 0, 0]);
+        assert_eq!(encode_frame_header(FrameKind::Message, MAX_FRAME_LEN - 1), [0, 0xff, 0xff, 0xff]);
     }
 
     #[test]
     fn bad_frame_headers() {
-        assert_eq!(
-            parse_frame_header([0x10, 0, 0, 1]),
-            Err(RawSocketError::ReservedBits)
-        );
-        assert_eq!(
-            parse_frame_header([0x80, 0, 0, 1]),
-            Err(RawSocketError::ReservedBits)
-        );
+        assert_eq!(parse_frame_header([0x10, 0, 0, 1]), Err(RawSocketError::ReservedBits));
+        assert_eq!(parse_frame_header([0x80, 0, 0, 1]), Err(RawSocketError::ReservedBits));
         for t in 3..8 {
-            assert_eq!(
-                parse_frame_header([t, 0, 0, 1]),
-                Err(RawSocketError::UnknownFrameType(t))
-            );
+            assert_eq!(parse_frame_header([t, 0, 0, 1]), Err(RawSocketError::UnknownFrameType(t)));
         }
-        assert_eq!(
-            parse_frame_header([0x08, 0, 0, 1]),
-            Err(RawSocketError::InvalidLength)
-        );
+        assert_eq!(parse_frame_header([0x08, 0, 0, 1]), Err(RawSocketError::InvalidLength));
         for first in 0..=255u8 {
             let ok = parse_frame_header([first, 1, 2, 3]).is_ok();
             assert_eq!(ok, first <= 2, "{first:#04x}");

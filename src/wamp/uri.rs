@@ -52,9 +52,7 @@ fn component_ok(c: &str, check: UriCheck) -> bool {
     match check {
         UriCheck::Loose => !c.is_empty() && !c.chars().any(|ch| ch.is_whitespace() || ch == '#'),
         UriCheck::Strict => {
-            !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         }
     }
 }
@@ -73,10 +71,7 @@ pub fn is_valid_pattern(pattern: &str, policy: MatchPolicy, check: UriCheck) -> 
             is_valid(trimmed, check)
         }
         MatchPolicy::Wildcard => {
-            pattern.contains('.')
-                && pattern
-                    .split('.')
-                    .all(|c| c.is_empty() || component_ok(c, check))
+            pattern.contains('.') && pattern.split('.').all(|c| c.is_empty() || component_ok(c, check))
         }
     }
 }

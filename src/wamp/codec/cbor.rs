@@ -50,10 +50,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn byte(&mut self) -> Result<u8, DecodeError> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or_else(|| err("unexpected end of input"))?;
+        let b = *self.buf.get(self.pos).ok_or_else(|| err("unexpected end of input"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -64,19 +61,13 @@ impl<'a> Reader<'a> {
             .and_then(|n| self.pos.checked_add(n))
             .filter(|&end| end <= self.buf.len())
             .ok_or_else(|| err("length runs past the end of input"))?;
-        let s = self
-            .buf
-            .get(self.pos..end)
-            .ok_or_else(|| err("unexpected end of input"))?;
+        let s = self.buf.get(self.pos..end).ok_or_else(|| err("unexpected end of input"))?;
         self.pos = end;
         Ok(s)
     }
 
     fn uint(&mut self, n: usize) -> Result<u64, DecodeError> {
-        Ok(self
-            .take(n as u64)?
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+        Ok(self.take(n as u64)?.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
     }
 
     /// Reads the argument of an initial byte's additional information.
@@ -134,9 +125,9 @@ impl<'a> Reader<'a> {
     fn untagged(&mut self, major: u8, info: u8, depth: usize) -> Result<Value, DecodeError> {
         match (major, self.arg_or_simple(major, info)?) {
             (0, Arg::Val(n)) => Ok(Value::from(n)),
-            (1, Arg::Val(n)) => i64::try_from(n)
-                .map(|n| Value::Int(-1 - n))
-                .map_err(|_| err("negative integer out of range")),
+            (1, Arg::Val(n)) => {
+                i64::try_from(n).map(|n| Value::Int(-1 - n)).map_err(|_| err("negative integer out of range"))
+            }
             (2, arg) => self.string(2, arg).map(Value::Bytes),
             (3, arg) => String::from_utf8(self.string(3, arg)?)
                 .map(Value::Str)
@@ -150,11 +141,7 @@ impl<'a> Reader<'a> {
 
     /// Major type 7 interprets its additional information itself.
     fn arg_or_simple(&mut self, major: u8, info: u8) -> Result<Arg, DecodeError> {
-        if major == 7 {
-            Ok(Arg::Val(0))
-        } else {
-            self.arg(info)
-        }
+        if major == 7 { Ok(Arg::Val(0)) } else { self.arg(info) }
     }
 
     fn simple(&mut self, info: u8) -> Result<Value, DecodeError> {
@@ -163,9 +150,7 @@ impl<'a> Reader<'a> {
             21 => Ok(Value::Bool(true)),
             22 | 23 => Ok(Value::Null),
             25 => Ok(Value::Float(f16_to_f64(self.uint(2)? as u16))),
-            26 => Ok(Value::Float(f64::from(
-                f32::from_bits(self.uint(4)? as u32),
-            ))),
+            26 => Ok(Value::Float(f64::from(f32::from_bits(self.uint(4)? as u32)))),
             27 => Ok(Value::Float(f64::from_bits(self.uint(8)?))),
             31 => Err(err("break outside an indefinite-length item")),
             _ => Err(err("unsupported simple value")),
@@ -240,10 +225,7 @@ impl<'a> Reader<'a> {
     /// A container's element count, rejected when the input cannot hold that many.
     fn claimed_len(&self, n: u64) -> Result<usize, DecodeError> {
         let left = self.buf.len().saturating_sub(self.pos);
-        usize::try_from(n)
-            .ok()
-            .filter(|&n| n <= left)
-            .ok_or_else(|| err("container longer than the input"))
+        usize::try_from(n).ok().filter(|&n| n <= left).ok_or_else(|| err("container longer than the input"))
     }
 }
 
@@ -262,9 +244,7 @@ fn bignum(b: &[u8]) -> Result<u64, DecodeError> {
     if digits.len() > 8 {
         return Err(err("bignum out of the 64-bit range"));
     }
-    Ok(digits
-        .iter()
-        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+    Ok(digits.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
 }
 
 /// IEEE 754 half precision to double (RFC 8949, appendix D).
@@ -277,11 +257,7 @@ fn f16_to_f64(h: u16) -> f64 {
         31 => f64::NAN,
         _ => (1.0 + mant / 1024.0) * 2f64.powi(exp - 15),
     };
-    if h & 0x8000 != 0 {
-        -magnitude
-    } else {
-        magnitude
-    }
+    if h & 0x8000 != 0 { -magnitude } else { magnitude }
 }
 
 #[cfg(test)]
@@ -348,15 +324,10 @@ mod tests {
             ("5f42010243030405ff", Value::Bytes(vec![1, 2, 3, 4, 5])),
             ("7f657374726561646d696e67ff", Value::Str("streaming".into())),
             ("62c3bc", Value::Str("ü".into())),
-            (
-                "9f018202039f0405ffff",
-                dec("8301820203820405").unwrap_or_default(),
-            ),
+            ("9f018202039f0405ffff", dec("8301820203820405").unwrap_or_default()),
             (
                 "bf61610161629f0203ffff",
-                Value::Dict(
-                    dict! {"a" => 1u64, "b" => Value::List(vec![2u64.into(), 3u64.into()])},
-                ),
+                Value::Dict(dict! {"a" => 1u64, "b" => Value::List(vec![2u64.into(), 3u64.into()])}),
             ),
         ];
         for (h, want) in cases {
@@ -368,10 +339,7 @@ mod tests {
     #[test]
     fn tags_are_skipped_and_bignums_read() {
         let cases = [
-            (
-                "c074323031332d30332d32315432303a30343a30305a",
-                Value::Str("2013-03-21T20:04:00Z".into()),
-            ),
+            ("c074323031332d30332d32315432303a30343a30305a", Value::Str("2013-03-21T20:04:00Z".into())),
             ("c11a514b67b0", Value::Int(1_363_896_240)),
             ("d9d9f783010203", dec("83010203").unwrap_or_default()),
             (
@@ -411,20 +379,13 @@ mod tests {
             "df",                     // indefinite tag
         ];
         for h in cases {
-            assert!(
-                matches!(decode(&hex(h)), Err(DecodeError::Syntax(_))),
-                "{h}"
-            );
+            assert!(matches!(decode(&hex(h)), Err(DecodeError::Syntax(_))), "{h}");
         }
     }
 
     #[test]
     fn value_deserialize_works_with_minicbor_serde_too() {
-        let bytes = encode(&Value::List(vec![
-            Value::Bytes(vec![1]),
-            Value::Int(-3),
-            "x".into(),
-        ]));
+        let bytes = encode(&Value::List(vec![Value::Bytes(vec![1]), Value::Int(-3), "x".into()]));
         let via_serde: Option<Value> = minicbor_serde::from_slice(&bytes).ok();
         assert_eq!(via_serde, decode(&bytes).ok());
     }

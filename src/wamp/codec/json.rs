@@ -40,18 +40,11 @@ mod tests {
     #[test]
     fn spec_vectors_decode() {
         for (text, want) in SPEC_JSON.iter().zip(spec_messages()) {
-            assert_eq!(
-                Serializer::Json.decode(text.as_bytes()).ok(),
-                Some(want),
-                "{text}"
-            );
+            assert_eq!(Serializer::Json.decode(text.as_bytes()).ok(), Some(want), "{text}");
         }
         let spaced = r#"[16, 239714735, {}, "com.myapp.mytopic1", ["Hello, world!"]]"#;
         let [publish, ..] = spec_messages();
-        assert_eq!(
-            Serializer::Json.decode(spaced.as_bytes()).ok(),
-            Some(publish)
-        );
+        assert_eq!(Serializer::Json.decode(spaced.as_bytes()).ok(), Some(publish));
     }
 
     #[test]
@@ -83,19 +76,13 @@ mod tests {
     #[test]
     fn bad_base64_after_nul_is_an_error() {
         for text in [r#""\u0000!!!!""#, r#""\u0000EOP/kF=MH""#, r#"["\u0000a"]"#] {
-            assert!(
-                matches!(decode(text.as_bytes()), Err(DecodeError::Syntax(_))),
-                "{text}"
-            );
+            assert!(matches!(decode(text.as_bytes()), Err(DecodeError::Syntax(_))), "{text}");
         }
     }
 
     #[test]
     fn strings_and_keys_without_leading_nul_stay_strings() {
-        assert_eq!(
-            decode(br#""a\u0000b""#).ok(),
-            Some(Value::Str("a\0b".into()))
-        );
+        assert_eq!(decode(br#""a\u0000b""#).ok(), Some(Value::Str("a\0b".into())));
         let d = decode(br#"{"\u0000AQID": "x"}"#).ok();
         assert_eq!(d, Some(Value::Dict(dict! {"\0AQID" => "x"})));
     }
@@ -120,20 +107,10 @@ mod tests {
 
     #[test]
     fn malformed_json_is_a_syntax_error() {
-        let cases: [&[u8]; 7] = [
-            b"",
-            b"[1,",
-            b"[1,\"x\",{}]]",
-            b"\xff\xfe",
-            b"[1,\"\xff\",{}]",
-            b"nul",
-            b"{1: 2}",
-        ];
+        let cases: [&[u8]; 7] =
+            [b"", b"[1,", b"[1,\"x\",{}]]", b"\xff\xfe", b"[1,\"\xff\",{}]", b"nul", b"{1: 2}"];
         for bytes in cases {
-            assert!(
-                matches!(decode(bytes), Err(DecodeError::Syntax(_))),
-                "{bytes:?}"
-            );
+            assert!(matches!(decode(bytes), Err(DecodeError::Syntax(_))), "{bytes:?}");
         }
         assert!(decode(b" [1,\"r\",{}]\n").is_ok());
     }

@@ -58,9 +58,7 @@ impl Serializer {
 
     /// The serializer for a WebSocket subprotocol name.
     pub fn from_subprotocol(s: &str) -> Option<Serializer> {
-        Serializer::ALL
-            .into_iter()
-            .find(|ser| ser.subprotocol() == s)
+        Serializer::ALL.into_iter().find(|ser| ser.subprotocol() == s)
     }
 
     /// The serializer id in the RawSocket handshake.
@@ -74,9 +72,7 @@ impl Serializer {
 
     /// The serializer for a RawSocket handshake id.
     pub fn from_rawsocket_id(id: u8) -> Option<Serializer> {
-        Serializer::ALL
-            .into_iter()
-            .find(|ser| ser.rawsocket_id() == id)
+        Serializer::ALL.into_iter().find(|ser| ser.rawsocket_id() == id)
     }
 
     /// True when messages go in binary WebSocket frames (all but JSON, which uses text).
@@ -171,10 +167,7 @@ mod tests {
             Message::Yield(crate::wamp::message::Yield {
                 request: crate::ids::RequestId(1),
                 options: dict! {},
-                payload: crate::wamp::message::Payload {
-                    args,
-                    kwargs: Some(dict! {"k" => 1u64}),
-                },
+                payload: crate::wamp::message::Payload { args, kwargs: Some(dict! {"k" => 1u64}) },
             })
         };
         for s in Serializer::ALL {
@@ -200,9 +193,7 @@ mod tests {
     #[test]
     fn binary_crosses_serializers() {
         let from_msgpack = Serializer::MsgPack.encode(&publish_with_bytes());
-        let msg = Serializer::MsgPack
-            .decode(&from_msgpack)
-            .expect("msgpack decodes");
+        let msg = Serializer::MsgPack.decode(&from_msgpack).expect("msgpack decodes");
         assert_eq!(msg, publish_with_bytes());
 
         let json = Serializer::Json.encode(&msg);
@@ -253,10 +244,7 @@ mod tests {
             (Value::List(vec!["hello".into()]), "NotAList"),
             (Value::List(vec![999u64.into(), 1u64.into()]), "UnknownType"),
             (Value::List(vec![1u64.into(), "realm".into()]), "Arity"),
-            (
-                Value::List(vec![1u64.into(), 5u64.into(), dict! {}.into()]),
-                "Field",
-            ),
+            (Value::List(vec![1u64.into(), 5u64.into(), dict! {}.into()]), "Field"),
             (published(Value::Int(0)), "Field"),
             (published(Value::from((1u64 << 53) + 1)), "Field"),
             (published(Value::Int(-7)), "Field"),
@@ -288,18 +276,9 @@ mod tests {
             let ok = s.encode_value(&nested(100));
             assert_eq!(s.decode_value(&ok).ok(), Some(nested(100)), "{}", s.name());
             let limit = s.encode_value(&nested(MAX_DEPTH));
-            assert_eq!(
-                s.decode_value(&limit).is_ok(),
-                s != Serializer::Json,
-                "{}",
-                s.name()
-            );
+            assert_eq!(s.decode_value(&limit).is_ok(), s != Serializer::Json, "{}", s.name());
             let deep = s.encode_value(&nested(MAX_DEPTH + 1));
-            assert!(
-                matches!(s.decode_value(&deep), Err(DecodeError::Syntax(_))),
-                "{}",
-                s.name()
-            );
+            assert!(matches!(s.decode_value(&deep), Err(DecodeError::Syntax(_))), "{}", s.name());
         }
     }
 

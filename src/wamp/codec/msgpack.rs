@@ -26,14 +26,10 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
     de.set_max_depth(MAX_DEPTH + 2);
     let value = Value::deserialize(&mut de).map_err(syntax)?;
     match IgnoredAny::deserialize(&mut de) {
-        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
-            if e.kind() == io::ErrorKind::UnexpectedEof =>
-        {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
             Ok(value)
         }
-        _ => Err(DecodeError::Syntax(
-            "bytes after the end of the value".into(),
-        )),
+        _ => Err(DecodeError::Syntax("bytes after the end of the value".into())),
     }
 }
 
@@ -103,10 +99,7 @@ mod tests {
             "93010203c0",   // trailing nil
         ];
         for h in cases {
-            assert!(
-                matches!(decode(&hex(h)), Err(DecodeError::Syntax(_))),
-                "{h}"
-            );
+            assert!(matches!(decode(&hex(h)), Err(DecodeError::Syntax(_))), "{h}");
         }
     }
 }

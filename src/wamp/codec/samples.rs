@@ -36,10 +36,7 @@ fn nested_payload() -> Payload {
 }
 
 fn kwargs_only() -> Payload {
-    Payload {
-        args: Some(vec![]),
-        kwargs: Some(dict! {"color" => "orange", "size" => 23u64}),
-    }
+    Payload { args: Some(vec![]), kwargs: Some(dict! {"color" => "orange", "size" => 23u64}) }
 }
 
 /// A PUBLISH whose only argument is binary.
@@ -56,14 +53,8 @@ pub fn publish_with_bytes() -> Message {
 pub fn all_messages() -> Vec<Message> {
     let opts = dict! {"acknowledge" => true, "exclude_me" => false};
     vec![
-        Message::Hello(Hello {
-            realm: "com.example.realm".into(),
-            details: roles(),
-        }),
-        Message::Welcome(Welcome {
-            session: SessionId(MAX_ID),
-            details: roles(),
-        }),
+        Message::Hello(Hello { realm: "com.example.realm".into(), details: roles() }),
+        Message::Welcome(Welcome { session: SessionId(MAX_ID), details: roles() }),
         Message::Abort(Abort {
             details: dict! {"message" => "The realm does not exist."},
             reason: "wamp.error.no_such_realm".into(),
@@ -76,10 +67,7 @@ pub fn all_messages() -> Vec<Message> {
             signature: "gir1mSx+deCDUV7wRM5SGIn/+R/ClqLZuH4m7FJeBVI=".into(),
             extra: dict! {},
         }),
-        Message::Goodbye(Goodbye {
-            details: dict! {},
-            reason: "wamp.close.close_realm".into(),
-        }),
+        Message::Goodbye(Goodbye { details: dict! {}, reason: "wamp.close.close_realm".into() }),
         Message::Error(Error {
             request_type: code::CALL,
             request: RequestId(7_814_135),
@@ -129,10 +117,7 @@ pub fn all_messages() -> Vec<Message> {
             request: RequestId(85_346_237),
             subscription: SubscriptionId(5_512_315_355),
         }),
-        Message::Unsubscribed(Unsubscribed {
-            request: RequestId(85_346_237),
-            details: None,
-        }),
+        Message::Unsubscribed(Unsubscribed { request: RequestId(85_346_237), details: None }),
         Message::Unsubscribed(Unsubscribed {
             request: RequestId(0),
             details: Some(dict! {"subscription" => 5_512_315_355u64, "reason" => "wamp.error.x"}),
@@ -155,10 +140,7 @@ pub fn all_messages() -> Vec<Message> {
             procedure: "com.myapp.echo".into(),
             payload: nested_payload(),
         }),
-        Message::Cancel(Cancel {
-            request: RequestId(7_814_135),
-            options: dict! {"mode" => "kill"},
-        }),
+        Message::Cancel(Cancel { request: RequestId(7_814_135), options: dict! {"mode" => "kill"} }),
         Message::Result(CallResult {
             request: RequestId(7_814_135),
             details: dict! {"progress" => true},
@@ -177,10 +159,7 @@ pub fn all_messages() -> Vec<Message> {
             request: RequestId(788_923_562),
             registration: RegistrationId(2_103_333_224),
         }),
-        Message::Unregistered(Unregistered {
-            request: RequestId(788_923_562),
-            details: None,
-        }),
+        Message::Unregistered(Unregistered { request: RequestId(788_923_562), details: None }),
         Message::Unregistered(Unregistered {
             request: RequestId(0),
             details: Some(dict! {"registration" => 2_103_333_224u64}),
@@ -210,11 +189,7 @@ pub fn all_messages() -> Vec<Message> {
 pub fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .expect("hex")
-        })
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).expect("hex"))
         .collect()
 }
 
@@ -223,9 +198,7 @@ pub fn hex(s: &str) -> Vec<u8> {
 /// HELLO (roles), CALL (args).
 pub fn spec_messages() -> [Message; 5] {
     let forward_for = |session: u64, authid: &str, authrole: &str| {
-        Value::List(vec![
-            dict! {"session" => session, "authid" => authid, "authrole" => authrole}.into(),
-        ])
+        Value::List(vec![dict! {"session" => session, "authid" => authid, "authrole" => authrole}.into()])
     };
     [
         Message::Publish(Publish {
@@ -268,16 +241,8 @@ pub const SPEC_E2EE_PAYLOAD: &str = "83a5636f6c6f72a4626c7565a473697a65a56c61726
 pub fn check_spec_e2ee(s: super::Serializer, bytes: &[u8]) {
     let v = s.decode_value(bytes).expect("E2EE vector is well-formed");
     let items = v.as_list().expect("a list");
-    assert_eq!(
-        items.get(4),
-        Some(&Value::Bytes(hex(SPEC_E2EE_PAYLOAD))),
-        "{}",
-        s.name()
-    );
+    assert_eq!(items.get(4), Some(&Value::Bytes(hex(SPEC_E2EE_PAYLOAD))), "{}", s.name());
     assert_eq!(items.get(1).and_then(Value::as_u64), Some(5_647_382_910));
     let err = s.decode(bytes).expect_err("binary args are not a list");
-    assert!(matches!(
-        err,
-        super::DecodeError::Message(MessageError::Field { index: 4, .. })
-    ));
+    assert!(matches!(err, super::DecodeError::Message(MessageError::Field { index: 4, .. })));
 }

@@ -91,10 +91,7 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn new(head: &[Field<'a>]) -> Self {
-        let mut f = Fields {
-            items: [Field::Int(0); 7],
-            len: 0,
-        };
+        let mut f = Fields { items: [Field::Int(0); 7], len: 0 };
         for &h in head {
             f.push(h);
         }
@@ -141,30 +138,23 @@ impl Serialize for Message {
             M::Challenge(m) => Fields::new(&[c, Str(&m.auth_method), D(&m.extra)]),
             M::Authenticate(m) => Fields::new(&[c, Str(&m.signature), D(&m.extra)]),
             M::Goodbye(m) => Fields::new(&[c, D(&m.details), Str(&m.reason)]),
-            M::Error(m) => Fields::new(&[
-                c,
-                Int(m.request_type),
-                Int(m.request.0),
-                D(&m.details),
-                Str(&m.error),
-            ])
-            .payload(&m.payload),
-            M::Publish(m) => Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.topic)])
-                .payload(&m.payload),
+            M::Error(m) => {
+                Fields::new(&[c, Int(m.request_type), Int(m.request.0), D(&m.details), Str(&m.error)])
+                    .payload(&m.payload)
+            }
+            M::Publish(m) => {
+                Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.topic)]).payload(&m.payload)
+            }
             M::Published(m) => Fields::new(&[c, Int(m.request.0), Int(m.publication.0)]),
             M::Subscribe(m) => Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.topic)]),
             M::Subscribed(m) => Fields::new(&[c, Int(m.request.0), Int(m.subscription.0)]),
             M::Unsubscribe(m) => Fields::new(&[c, Int(m.request.0), Int(m.subscription.0)]),
             M::Unsubscribed(m) => Fields::new(&[c, Int(m.request.0)]).opt_dict(&m.details),
-            M::Event(m) => Fields::new(&[
-                c,
-                Int(m.subscription.0),
-                Int(m.publication.0),
-                D(&m.details),
-            ])
-            .payload(&m.payload),
-            M::Call(m) => Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.procedure)])
+            M::Event(m) => Fields::new(&[c, Int(m.subscription.0), Int(m.publication.0), D(&m.details)])
                 .payload(&m.payload),
+            M::Call(m) => {
+                Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.procedure)]).payload(&m.payload)
+            }
             M::Cancel(m) => Fields::new(&[c, Int(m.request.0), D(&m.options)]),
             M::Result(m) => Fields::new(&[c, Int(m.request.0), D(&m.details)]).payload(&m.payload),
             M::Register(m) => Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.procedure)]),
@@ -172,8 +162,7 @@ impl Serialize for Message {
             M::Unregister(m) => Fields::new(&[c, Int(m.request.0), Int(m.registration.0)]),
             M::Unregistered(m) => Fields::new(&[c, Int(m.request.0)]).opt_dict(&m.details),
             M::Invocation(m) => {
-                Fields::new(&[c, Int(m.request.0), Int(m.registration.0), D(&m.details)])
-                    .payload(&m.payload)
+                Fields::new(&[c, Int(m.request.0), Int(m.registration.0), D(&m.details)]).payload(&m.payload)
             }
             M::Interrupt(m) => Fields::new(&[c, Int(m.request.0), D(&m.options)]),
             M::Yield(m) => Fields::new(&[c, Int(m.request.0), D(&m.options)]).payload(&m.payload),
@@ -204,10 +193,7 @@ impl<'de> DeserializeSeed<'de> for ValueSeed {
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         let json = d.is_human_readable();
-        d.deserialize_any(ValueVisitor {
-            depth: self.depth,
-            json,
-        })
+        d.deserialize_any(ValueVisitor { depth: self.depth, json })
     }
 }
 
@@ -220,13 +206,9 @@ impl ValueVisitor {
     /// The seed for the elements of a container opened at this level.
     fn child<E: de::Error>(&self) -> Result<ValueSeed, E> {
         if self.depth >= MAX_DEPTH {
-            return Err(E::custom(format_args!(
-                "nesting deeper than {MAX_DEPTH} levels"
-            )));
+            return Err(E::custom(format_args!("nesting deeper than {MAX_DEPTH} levels")));
         }
-        Ok(ValueSeed {
-            depth: self.depth + 1,
-        })
+        Ok(ValueSeed { depth: self.depth + 1 })
     }
 
     fn string<E: de::Error>(&self, s: &str) -> Result<Option<Value>, E> {
@@ -269,9 +251,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
-        u64::try_from(v)
-            .map(Value::from)
-            .map_err(|_| E::custom("integer out of the 64-bit range"))
+        u64::try_from(v).map(Value::from).map_err(|_| E::custom("integer out of the 64-bit range"))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {

@@ -1,0 +1,241 @@
+//! Router tests without sockets: sessions driven by encoded frames, their outboxes
+//! read back and decoded. Covers the broker and dealer rules end to end in-process.
+
+use std::sync::Arc;
+
+use super::Router;
+use super::outbox::{OutboxReceiver, outbox};
+use super::session::{Flow, Session};
+use crate::config::Config;
+use crate::dict;
+use crate::ids::{NodeId, RegistrationId, RequestId, SubscriptionId};
+use crate::wamp::codec::Serializer;
+use crate::wamp::errors;
+use crate::wamp::message::*;
+use crate::wamp::value::{Dict, Value};
+
+struct Client {
+    session: Session,
+    rx: OutboxReceiver,
+    ser: Serializer,
+}
+
+impl Client {
+    async fn join(router: &Arc<Router>, ser: Serializer) -> Client {
+        let (tx, rx) = outbox(64, 1 << 20);
+        let mut c = Client { session: Session::new(router.clone(), ser, tx), rx, ser };
+        c.send(Message::Hello(Hello { realm: "realm1".into(), details: Dict::new() })).await;
+        assert!(matches!(c.next(), Some(Message::Welcome(_))));
+        c
+    }
+
+    async fn send(&mut self, msg: Message) -> Flow {
+        let bytes = self.ser.encode(&msg);
+        self.session.on_frame(&bytes).await
+    }
+
+    fn next(&mut self) -> Option<Message> {
+        let mut batch = Vec::new();
+        self.rx.drain_now(&mut batch);
+        assert!(batch.len() <= 1, "expected at most one queued message, got {}", batch.len());
+        batch.first().map(|f| self.ser.decode(f).expect("router output decodes"))
+    }
+}
+
+fn router() -> Arc<Router> {
+    Router::new(Config::default(), NodeId(1))
+}
+
+fn rid(n: u64) -> RequestId {
+    RequestId(n)
+}
+
+async fn subscribe(c: &mut Client, req: u64, topic: &str) -> SubscriptionId {
+    c.send(Message::Subscribe(Subscribe { request: rid(req), options: Dict::new(), topic: topic.into() }))
+        .await;
+    match c.next() {
+        Some(Message::Subscribed(s)) => s.subscription,
+        other => panic!("expected SUBSCRIBED, got {other:?}"),
+    }
+}
+
+async fn register(c: &mut Client, req: u64, procedure: &str) -> Option<Message> {
+    c.send(Message::Register(Register {
+        request: rid(req),
+        options: Dict::new(),
+        procedure: procedure.into(),
+    }))
+    .await;
+    c.next()
+}
+
+fn call(req: u64, procedure: &str, payload: Payload) -> Message {
+    Message::Call(Call { request: rid(req), options: Dict::new(), procedure: procedure.into(), payload })
+}
+
+fn error_uri(m: Option<Message>) -> String {
+    match m {
+        Some(Message::Error(e)) => e.error,
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn same_topic_same_subscription_and_exclude_me() {
+    let r = router();
+    let mut a = Client::join(&r, Serializer::Json).await;
+    let mut b = Client::join(&r, Serializer::MsgPack).await;
+    let sa = subscribe(&mut a, 1, "com.t").await;
+    let sb = subscribe(&mut b, 1, "com.t").await;
+    assert_eq!(sa, sb);
+    let payload =
+        Payload { args: Some(vec![Value::Bytes(vec![0, 1, 255])]), kwargs: Some(dict! { "k" => 1u64 }) };
+    let publish = Publish {
+        request: rid(2),
+        options: dict! { "acknowledge" => true },
+        topic: "com.t".into(),
+        payload: payload.clone(),
+    };
+    a.send(Message::Publish(publish)).await;
+    assert!(matches!(a.next(), Some(Message::Published(_))), "publisher excluded, acknowledged");
+    match b.next() {
+        Some(Message::Event(e)) => {
+            assert_eq!(e.subscription, sb);
+            assert_eq!(e.payload, payload);
+        }
+        other => panic!("expected EVENT, got {other:?}"),
+    }
+    let publish =
+        Publish { request: rid(3), options: dict! { "exclude_me" => false }, topic: "com.t".into(), payload };
+    a.send(Message::Publish(publish)).await;
+    assert!(matches!(a.next(), Some(Message::Event(_))), "exclude_me=false delivers to the publisher");
+}
+
+#[tokio::test]
+async fn unsubscribe_errors_and_stops_delivery() {
+    let r = router();
+    let mut a = Client::join(&r, Serializer::Cbor).await;
+    let s = subscribe(&mut a, 1, "com.t").await;
+    a.send(Message::Unsubscribe(Unsubscribe { request: rid(2), subscription: s })).await;
+    assert!(matches!(a.next(), Some(Message::Unsubscribed(_))));
+    a.send(Message::Unsubscribe(Unsubscribe { request: rid(3), subscription: s })).await;
+    assert_eq!(error_uri(a.next()), errors::NO_SUCH_SUBSCRIPTION);
+    let publish = Publish {
+        request: rid(4),
+        options: dict! { "exclude_me" => false },
+        topic: "com.t".into(),
+        payload: Payload::default(),
+    };
+    a.send(Message::Publish(publish)).await;
+    assert!(a.next().is_none());
+}
+
+#[tokio::test]
+async fn call_yield_and_error_uris() {
+    let r = router();
+    let mut callee = Client::join(&r, Serializer::MsgPack).await;
+    let mut caller = Client::join(&r, Serializer::Json).await;
+    let Some(Message::Registered(reg)) = register(&mut callee, 1, "com.add").await else {
+        panic!("register")
+    };
+    assert_eq!(error_uri(register(&mut caller, 1, "com.add").await), errors::PROCEDURE_ALREADY_EXISTS);
+    assert_eq!(error_uri(register(&mut caller, 2, "wamp.mine").await), errors::INVALID_URI);
+    assert_eq!(error_uri(register(&mut caller, 3, "com..add").await), errors::INVALID_URI);
+    caller.send(call(4, "com.nothing", Payload::default())).await;
+    assert_eq!(error_uri(caller.next()), errors::NO_SUCH_PROCEDURE);
+
+    let args =
+        Payload { args: Some(vec![Value::Int(2), Value::Float(3.5)]), kwargs: Some(dict! { "x" => "y" }) };
+    caller.send(call(5, "com.add", args.clone())).await;
+    let Some(Message::Invocation(inv)) = callee.next() else { panic!("invocation") };
+    assert_eq!((inv.registration, &inv.payload), (reg.registration, &args));
+    callee
+        .send(Message::Yield(Yield { request: inv.request, options: Dict::new(), payload: args.clone() }))
+        .await;
+    match caller.next() {
+        Some(Message::Result(res)) => assert_eq!((res.request, res.payload), (rid(5), args)),
+        other => panic!("expected RESULT, got {other:?}"),
+    }
+
+    caller.send(call(6, "com.add", Payload::default())).await;
+    let Some(Message::Invocation(inv)) = callee.next() else { panic!("invocation") };
+    let err = Error {
+        request_type: code::INVOCATION,
+        request: inv.request,
+        details: Dict::new(),
+        error: "com.app.oops".into(),
+        payload: Payload::args(vec!["why".into()]),
+    };
+    callee.send(Message::Error(err)).await;
+    match caller.next() {
+        Some(Message::Error(e)) => {
+            assert_eq!((e.request_type, e.request, e.error.as_str()), (code::CALL, rid(6), "com.app.oops"))
+        }
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+    callee.send(Message::Unregister(Unregister { request: rid(7), registration: reg.registration })).await;
+    assert!(matches!(callee.next(), Some(Message::Unregistered(_))));
+    callee.send(Message::Unregister(Unregister { request: rid(8), registration: RegistrationId(999) })).await;
+    assert_eq!(error_uri(callee.next()), errors::NO_SUCH_REGISTRATION);
+}
+
+#[tokio::test]
+async fn callee_leaving_cancels_calls_in_flight() {
+    let r = router();
+    let mut callee = Client::join(&r, Serializer::Json).await;
+    let mut caller = Client::join(&r, Serializer::Json).await;
+    register(&mut callee, 1, "com.slow").await;
+    caller.send(call(2, "com.slow", Payload::default())).await;
+    assert!(matches!(callee.next(), Some(Message::Invocation(_))));
+    callee.session.leave().await;
+    assert_eq!(error_uri(caller.next()), errors::CANCELED);
+    caller.send(call(3, "com.slow", Payload::default())).await;
+    assert_eq!(error_uri(caller.next()), errors::NO_SUCH_PROCEDURE, "registration removed with the session");
+}
+
+#[tokio::test]
+async fn violations_abort() {
+    let r = router();
+    let mut a = Client::join(&r, Serializer::Json).await;
+    register(&mut a, 1, "com.p").await;
+    let flow = a
+        .send(Message::Yield(Yield { request: rid(77), options: Dict::new(), payload: Payload::default() }))
+        .await;
+    assert_eq!(flow, Flow::Close);
+    match a.next() {
+        Some(Message::Abort(m)) => assert_eq!(m.reason, errors::PROTOCOL_VIOLATION),
+        other => panic!("expected ABORT, got {other:?}"),
+    }
+    let mut b = Client::join(&r, Serializer::Json).await;
+    b.send(call(1, "com.p", Payload::default())).await;
+    assert_eq!(error_uri(b.next()), errors::NO_SUCH_PROCEDURE, "the violator's registration is gone");
+    let flow = b.send(Message::Hello(Hello { realm: "realm1".into(), details: Dict::new() })).await;
+    assert_eq!(flow, Flow::Close);
+    assert!(matches!(b.next(), Some(Message::Abort(_))));
+    let (tx, mut rx) = outbox(4, 1 << 16);
+    let mut raw = Session::new(r.clone(), Serializer::Json, tx);
+    assert_eq!(raw.on_frame(b"[1, garbage").await, Flow::Close);
+    let mut batch = Vec::new();
+    rx.drain_now(&mut batch);
+    assert!(String::from_utf8_lossy(&batch[0]).contains(errors::PROTOCOL_VIOLATION));
+}
+
+#[tokio::test]
+async fn unknown_realm_aborts_and_goodbye_is_answered() {
+    let r = router();
+    let (tx, mut rx) = outbox(4, 1 << 16);
+    let mut s = Session::new(r.clone(), Serializer::Json, tx);
+    let hello = Message::Hello(Hello { realm: "nope".into(), details: Dict::new() });
+    assert_eq!(s.on_frame(&Serializer::Json.encode(&hello)).await, Flow::Close);
+    let mut batch = Vec::new();
+    rx.drain_now(&mut batch);
+    assert!(String::from_utf8_lossy(&batch[0]).contains(errors::NO_SUCH_REALM));
+
+    let mut a = Client::join(&r, Serializer::Json).await;
+    a.send(Message::Goodbye(Goodbye { details: Dict::new(), reason: errors::NORMAL.into() })).await;
+    match a.next() {
+        Some(Message::Goodbye(g)) => assert_eq!(g.reason, errors::GOODBYE_AND_OUT),
+        other => panic!("expected GOODBYE, got {other:?}"),
+    }
+    assert_eq!(r.session_count(), 0);
+}
