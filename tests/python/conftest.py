@@ -189,6 +189,18 @@ def router(tmp_path_factory, request):
 
 
 @pytest.fixture
+def ws_url(router):
+    """ws://127.0.0.1:PORT/ws of the module's router."""
+    return router.ws_url
+
+
+@pytest.fixture
+def rs_url(router):
+    """rs://127.0.0.1:PORT of the module's router (RawSocket over TCP)."""
+    return router.rs_url
+
+
+@pytest.fixture
 def start_router(tmp_path):
     """start_router(*extra_args, config=None) -> Router. `config` is TOML text."""
     started = []

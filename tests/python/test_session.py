@@ -171,3 +171,22 @@ async def test_router_shutdown_says_goodbye(start_router, wamp):
     assert rest == [], rest
     code = await asyncio.get_running_loop().run_in_executor(None, r.proc.wait, 15)
     assert code == 0, f"router exit code {code}; stderr:\n{r.stderr_tail()}"
+
+
+def test_listening_lines(router, ws_url, rs_url):
+    """The router reports the real (non-zero) ports it bound for port 0."""
+    import re
+
+    m = re.fullmatch(r"ws://127\.0\.0\.1:(\d+)/ws", ws_url)
+    assert m and int(m.group(1)) > 0, ws_url
+    m = re.fullmatch(r"rs://127\.0\.0\.1:(\d+)", rs_url)
+    assert m and int(m.group(1)) > 0, rs_url
+    assert router.ws_addr[1] != router.rs_addr[1]
+    assert router.stdout_lines[-1] == "ready", router.stdout_lines
+
+
+async def test_ws_path_flag(start_router, wamp):
+    r = start_router("--ws-path", "/wamp/v2")
+    assert r.ws_url.endswith("/wamp/v2"), r.ws_url
+    s = await wamp.session(combo=Combo("websocket", "cbor"), router=r)
+    assert s.is_attached()

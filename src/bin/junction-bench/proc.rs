@@ -1,0 +1,88 @@
+//! Reads a process's CPU time (`/proc/PID/stat`, utime + stime) and resident memory
+//! (`/proc/PID/status`, VmRSS), summed over the router's processes, so throughput
+//! can be given per router CPU-second and memory per session.
+
+/// Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`; 100 on Linux).
+const CLK_TCK: f64 = 100.0;
+
+/// The processes that make up the router under test (empty when not given).
+#[derive(Clone, Debug, Default)]
+pub struct Pids(pub Vec<u32>);
+
+impl Pids {
+    /// True when no PID was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// User + system CPU seconds of all the processes, or `None` if unreadable.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        if self.is_empty() {
+            return None;
+        }
+        self.0.iter().map(|&p| cpu_seconds(&format!("/proc/{p}/stat"))).sum()
+    }
+
+    /// Resident memory of all the processes in bytes, or `None` if unreadable.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        if self.is_empty() {
+            return None;
+        }
+        self.0.iter().map(|&p| rss_bytes(p)).sum()
+    }
+}
+
+/// CPU seconds used so far by this process (the load generator).
+pub fn self_cpu_seconds() -> Option<f64> {
+    cpu_seconds("/proc/self/stat")
+}
+
+fn cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    parse_stat_cpu(&stat)
+}
+
+/// utime + stime from a `stat` line, in seconds. The command name (field 2) may
+/// contain spaces and parentheses, so fields are counted after its closing `)`.
+fn parse_stat_cpu(stat: &str) -> Option<f64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace();
+    // After ")": state is field 3; utime and stime are fields 14 and 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / CLK_TCK)
+}
+
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vm_rss(&status)
+}
+
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_odd_command_names() {
+        let stat = "1234 (my (odd) proc) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 4 0 100 0 0";
+        assert_eq!(parse_stat_cpu(stat), Some(3.0));
+    }
+
+    #[test]
+    fn parses_vm_rss() {
+        let status = "Name:\tjunction\nVmPeak:\t  9999 kB\nVmRSS:\t   2048 kB\n";
+        assert_eq!(parse_vm_rss(status), Some(2048 * 1024));
+    }
+
+    #[test]
+    fn reads_own_process() {
+        assert!(self_cpu_seconds().is_some());
+        assert!(Pids(vec![std::process::id()]).rss_bytes().unwrap_or(0) > 0);
+    }
+}

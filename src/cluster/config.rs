@@ -1,0 +1,221 @@
+//! The `[cluster]` section of the configuration.
+//!
+//! ```toml
+//! [cluster]
+//! node_id = 1                      # Raft node id, unique in the cluster, > 0
+//! listen = "127.0.0.1:7001"        # gRPC address; "" = no gRPC server (one node only)
+//! advertise = "10.0.0.5:7001"      # what other nodes dial; defaults to listen
+//! peers = ["127.0.0.1:7002", "127.0.0.1:7003"]   # static list of other nodes
+//! # dns = "junction-headless.ns.svc:7001"        # or: a name resolved periodically
+//! voters = 3                       # nodes beyond this many join as learners
+//! bootstrap = true                 # this node initialises the cluster
+//! data_dir = "/var/lib/junction"   # Raft log, vote, snapshot; none = in memory
+//! heartbeat_ms = 100
+//! election_timeout_ms = 500        # minimum; the maximum is twice that
+//! lease_ms = 2000                  # unreachable this long => NodeDown
+//! propose_timeout_ms = 3000        # a routing change not committed by then fails
+//! ```
+//!
+//! No section at all (or no `peers`/`dns`) is a one-node cluster: the node
+//! initialises itself, through the same Raft code as a real cluster.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Cluster membership and Raft tuning.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// This node's Raft id (> 0, unique in the cluster). Also the router's node id.
+    pub node_id: u64,
+    /// gRPC listen address; empty disables the gRPC server (a lone node).
+    pub listen: String,
+    /// The address other nodes reach this node at; defaults to `listen`.
+    pub advertise: Option<String>,
+    /// gRPC addresses of (some) other nodes.
+    pub peers: Vec<String>,
+    /// A DNS name (`host:port`) resolving to the nodes, resolved periodically.
+    pub dns: Option<String>,
+    /// How many voters the cluster should have; further nodes stay learners.
+    pub voters: usize,
+    /// This node initialises the cluster when its Raft state is empty.
+    pub bootstrap: bool,
+    /// Where the Raft log, vote and snapshot live; `None` keeps them in memory.
+    pub data_dir: Option<PathBuf>,
+    /// Leader heartbeat interval, milliseconds.
+    pub heartbeat_ms: u64,
+    /// Minimum election timeout, milliseconds (the maximum is twice this).
+    pub election_timeout_ms: u64,
+    /// A node that has not answered the leader for this long is declared down.
+    pub lease_ms: u64,
+    /// How long a routing change may wait for a commit before it is refused.
+    pub propose_timeout_ms: u64,
+    /// How often the `dns` name is resolved again, milliseconds.
+    pub dns_interval_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: 1,
+            listen: String::new(),
+            advertise: None,
+            peers: Vec::new(),
+            dns: None,
+            voters: 3,
+            bootstrap: false,
+            data_dir: None,
+            heartbeat_ms: 100,
+            election_timeout_ms: 500,
+            lease_ms: 2000,
+            propose_timeout_ms: 3000,
+            dns_interval_ms: 5000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// A one-node cluster kept in memory: what a node without `[cluster]` runs.
+    pub fn single() -> ClusterConfig {
+        ClusterConfig::default()
+    }
+
+    /// True when the node has nobody to talk to: it initialises itself.
+    pub fn is_single(&self) -> bool {
+        self.peers.is_empty() && self.dns.is_none()
+    }
+
+    /// Whether this node initialises the cluster (explicitly, or because it is alone).
+    pub fn initialises(&self) -> bool {
+        self.bootstrap || self.is_single()
+    }
+
+    /// The address other nodes dial (empty when there is no gRPC server).
+    pub fn advertised(&self) -> String {
+        match &self.advertise {
+            Some(a) if !a.is_empty() => a.clone(),
+            _ => self.listen.clone(),
+        }
+    }
+
+    /// The gRPC listen address, if the server is enabled.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        if self.listen.is_empty() { None } else { self.listen.parse().ok() }
+    }
+
+    /// Leader heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+
+    /// Liveness lease.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
+    /// Commit timeout of a proposal.
+    pub fn propose_timeout(&self) -> Duration {
+        Duration::from_millis(self.propose_timeout_ms)
+    }
+
+    /// Checks values the types cannot express; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.node_id == 0 {
+            return Err("cluster.node_id must be > 0".into());
+        }
+        if !self.listen.is_empty() && self.listen.parse::<SocketAddr>().is_err() {
+            return Err(format!("cluster.listen {:?} is not an address like 127.0.0.1:7001", self.listen));
+        }
+        if let Some(a) = &self.advertise
+            && !a.is_empty()
+            && !is_host_port(a)
+        {
+            return Err(format!("cluster.advertise {a:?} is not host:port"));
+        }
+        if !self.is_single() && self.advertised().is_empty() {
+            return Err("cluster.listen (or cluster.advertise) is required when cluster.peers or cluster.dns is set"
+                .into());
+        }
+        for (i, p) in self.peers.iter().enumerate() {
+            if !is_host_port(p) {
+                return Err(format!("cluster.peers[{i}] {p:?} is not host:port"));
+            }
+        }
+        if let Some(d) = &self.dns
+            && !is_host_port(d)
+        {
+            return Err(format!("cluster.dns {d:?} is not host:port (e.g. junction-headless.ns.svc:7001)"));
+        }
+        if !self.peers.is_empty() && self.dns.is_some() {
+            return Err("set cluster.peers or cluster.dns, not both".into());
+        }
+        if self.voters == 0 {
+            return Err("cluster.voters must be at least 1".into());
+        }
+        if self.heartbeat_ms == 0 {
+            return Err("cluster.heartbeat_ms must be > 0".into());
+        }
+        if self.election_timeout_ms <= self.heartbeat_ms {
+            return Err(format!(
+                "cluster.election_timeout_ms ({}) must be greater than cluster.heartbeat_ms ({})",
+                self.election_timeout_ms, self.heartbeat_ms
+            ));
+        }
+        if self.lease_ms <= self.heartbeat_ms {
+            return Err(format!(
+                "cluster.lease_ms ({}) must be greater than cluster.heartbeat_ms ({})",
+                self.lease_ms, self.heartbeat_ms
+            ));
+        }
+        if self.propose_timeout_ms == 0 {
+            return Err("cluster.propose_timeout_ms must be > 0".into());
+        }
+        if self.dns_interval_ms == 0 {
+            return Err("cluster.dns_interval_ms must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// `host:port` with a non-empty host and a numeric port.
+fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_valid_single_node() {
+        let c = ClusterConfig::default();
+        assert!(c.validate().is_ok());
+        assert!(c.is_single() && c.initialises());
+        assert_eq!(c.listen_addr(), None);
+    }
+
+    #[test]
+    fn parses_from_toml_and_reports_keys() {
+        let c: ClusterConfig = toml::from_str(
+            "node_id = 2\nlisten = \"127.0.0.1:7002\"\npeers = [\"127.0.0.1:7001\"]\nvoters = 5\n",
+        )
+        .expect("valid toml");
+        assert!(c.validate().is_ok());
+        assert_eq!(c.advertised(), "127.0.0.1:7002");
+        assert!(!c.initialises());
+        let bad = ClusterConfig { node_id: 0, ..ClusterConfig::default() };
+        assert!(bad.validate().is_err_and(|e| e.contains("node_id")));
+        let bad = ClusterConfig { peers: vec!["x".into()], listen: "127.0.0.1:1".into(), ..Default::default() };
+        assert!(bad.validate().is_err_and(|e| e.contains("peers[0]")));
+        let bad = ClusterConfig { peers: vec!["a:1".into()], ..Default::default() };
+        assert!(bad.validate().is_err_and(|e| e.contains("cluster.listen")));
+        let bad = ClusterConfig { election_timeout_ms: 50, ..Default::default() };
+        assert!(bad.validate().is_err_and(|e| e.contains("election_timeout_ms")));
+    }
+}

@@ -1,0 +1,214 @@
+//! The Raft log store on redb: log entries, vote, committed and purged log ids.
+//!
+//! A node with a data directory keeps them in `<data_dir>/raft.redb` (every append
+//! and vote is durable when the call returns: redb's default `Durability::Immediate`);
+//! a node without one uses redb's in-memory backend, through the same code.
+//!
+//! Entries are stored MessagePack-encoded under their index. The calls are
+//! synchronous redb transactions made from openraft's storage task; they are short
+//! (one fsync per batch of appended entries on disk, none in memory).
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::convert::{decode, encode};
+use super::types::{Entry, LogId, RaftNodeId, StorageError, TypeConfig};
+
+const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+
+const KEY_VOTE: &str = "vote";
+const KEY_COMMITTED: &str = "committed";
+const KEY_PURGED: &str = "last_purged";
+
+/// The log store. Cheap to clone: clones share the database.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+    /// Last committed index as told by openraft (-1 for none), for status.
+    committed: Arc<AtomicI64>,
+}
+
+fn read_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_logs(openraft::AnyError::error(e.to_string())).into()
+}
+
+fn write_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_logs(openraft::AnyError::error(e.to_string())).into()
+}
+
+fn vote_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_vote(openraft::AnyError::error(e.to_string())).into()
+}
+
+impl LogStore {
+    /// Opens (or creates) the store in `dir/raft.redb`.
+    pub fn open(dir: &Path) -> Result<LogStore, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+        let path = dir.join("raft.redb");
+        let db = Database::create(&path).map_err(|e| format!("cannot open Raft log {}: {e}", path.display()))?;
+        LogStore::with_db(db)
+    }
+
+    /// A store in memory (redb's in-memory backend).
+    pub fn in_memory() -> Result<LogStore, String> {
+        let db = redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| format!("cannot create in-memory Raft log: {e}"))?;
+        LogStore::with_db(db)
+    }
+
+    fn with_db(db: Database) -> Result<LogStore, String> {
+        let txn = db.begin_write().map_err(|e| format!("Raft log: {e}"))?;
+        {
+            txn.open_table(LOGS).map_err(|e| format!("Raft log: {e}"))?;
+            txn.open_table(META).map_err(|e| format!("Raft log: {e}"))?;
+        }
+        txn.commit().map_err(|e| format!("Raft log: {e}"))?;
+        let store = LogStore { db: Arc::new(db), committed: Arc::new(AtomicI64::new(-1)) };
+        if let Ok(Some(Some(c))) = store.get_meta::<Option<LogId>>(KEY_COMMITTED) {
+            store.committed.store(c.index as i64, Ordering::Relaxed);
+        }
+        Ok(store)
+    }
+
+    /// The last committed index known to this node (-1 for none).
+    pub fn committed_index(&self) -> Arc<AtomicI64> {
+        self.committed.clone()
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
+        let txn = self.db.begin_read().map_err(read_err)?;
+        let table = txn.open_table(META).map_err(read_err)?;
+        match table.get(key).map_err(read_err)? {
+            Some(v) => Ok(Some(decode("raft meta", v.value()).map_err(read_err)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), String> {
+        let bytes = encode("raft meta", value).map_err(|e| e.to_string())?;
+        let txn = self.db.begin_write().map_err(|e| e.to_string())?;
+        {
+            let mut table = txn.open_table(META).map_err(|e| e.to_string())?;
+            table.insert(key, bytes.as_slice()).map_err(|e| e.to_string())?;
+        }
+        txn.commit().map_err(|e| e.to_string())
+    }
+
+    fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
+        let txn = self.db.begin_read().map_err(read_err)?;
+        let table = txn.open_table(LOGS).map_err(read_err)?;
+        match table.last().map_err(read_err)? {
+            Some((_, v)) => {
+                let e: Entry = decode("raft log entry", v.value()).map_err(read_err)?;
+                Ok(Some(e.log_id))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Removes the entries whose index lies in `range`.
+    fn remove_range(&self, range: (Bound<u64>, Bound<u64>)) -> Result<(), StorageError> {
+        let txn = self.db.begin_write().map_err(write_err)?;
+        {
+            let mut table = txn.open_table(LOGS).map_err(write_err)?;
+            table.retain_in::<u64, _>(range, |_, _| false).map_err(write_err)?;
+        }
+        txn.commit().map_err(write_err)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        let txn = self.db.begin_read().map_err(read_err)?;
+        let table = txn.open_table(LOGS).map_err(read_err)?;
+        let mut out = Vec::new();
+        for item in table.range::<u64>(bounds).map_err(read_err)? {
+            let (_, v) = item.map_err(read_err)?;
+            out.push(decode("raft log entry", v.value()).map_err(read_err)?);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id: Option<LogId> = self.get_meta(KEY_PURGED)?;
+        let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<RaftNodeId>) -> Result<(), StorageError> {
+        self.put_meta(KEY_VOTE, vote).map_err(vote_err)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<RaftNodeId>>, StorageError> {
+        self.get_meta(KEY_VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        if let Some(c) = &committed {
+            self.committed.store(c.index as i64, Ordering::Relaxed);
+        }
+        self.put_meta(KEY_COMMITTED, &committed).map_err(write_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let result = (|| -> Result<(), String> {
+            let txn = self.db.begin_write().map_err(|e| e.to_string())?;
+            {
+                let mut table = txn.open_table(LOGS).map_err(|e| e.to_string())?;
+                for e in entries {
+                    let bytes = encode("raft log entry", &e).map_err(|e| e.to_string())?;
+                    table.insert(e.log_id.index, bytes.as_slice()).map_err(|e| e.to_string())?;
+                }
+            }
+            txn.commit().map_err(|e| e.to_string())
+        })();
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.clone())));
+                Err(write_err(e))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.remove_range((Bound::Included(log_id.index), Bound::Unbounded))
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.put_meta(KEY_PURGED, &log_id).map_err(write_err)?;
+        self.remove_range((Bound::Unbounded, Bound::Included(log_id.index)))
+    }
+}

@@ -1,0 +1,264 @@
+//! The Raft network over gRPC: one lazily connected tonic channel per peer address,
+//! shared by openraft's replication clients and by this node's own calls (write
+//! forwarding, join, status).
+//!
+//! Every RPC has a deadline (openraft's hard TTL, or the caller's), and its outcome
+//! feeds [`Peers::health`]: when a node last answered, and since when connecting to
+//! it is refused. The leader's liveness check ([`super::liveness`]) reads it — any
+//! answer, even a Raft-level rejection, proves the node is alive.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::BasicNode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::transport::{Channel, Endpoint};
+
+use super::convert::{decode, encode};
+use super::proto::RaftPayload;
+use super::proto::raft_client::RaftClient;
+use super::types::{RaftNodeId, TypeConfig};
+
+/// Largest gRPC message accepted or sent between nodes (snapshot chunks, batches).
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// What the leader knows about a peer's reachability.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Health {
+    /// Last time the node answered an RPC.
+    pub last_ok: Option<Instant>,
+    /// Since when every connection attempt has been refused (no process listening).
+    pub refused_since: Option<Instant>,
+}
+
+/// The channels to the other nodes and their health.
+pub struct Peers {
+    channels: Mutex<HashMap<String, Channel>>,
+    health: Mutex<HashMap<RaftNodeId, Health>>,
+    connect_timeout: Duration,
+}
+
+/// A failed call to a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The peer could not be reached (connection failed, timed out).
+    #[error("{addr} unreachable: {message}")]
+    Unreachable { addr: String, message: String, refused: bool },
+    /// The peer answered with an error or garbage.
+    #[error("{addr}: {message}")]
+    Failed { addr: String, message: String },
+}
+
+impl Peers {
+    /// No channels yet; connections time out after `connect_timeout`.
+    pub fn new(connect_timeout: Duration) -> Peers {
+        Peers { channels: Mutex::new(HashMap::new()), health: Mutex::new(HashMap::new()), connect_timeout }
+    }
+
+    /// The (lazily connected, cached) channel to `addr`.
+    pub fn channel(&self, addr: &str) -> Result<Channel, CallError> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| CallError::Failed { addr: addr.into(), message: format!("bad address: {e}") })?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(2))
+            .keep_alive_while_idle(true);
+        let channel = endpoint.connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    /// A Raft-service client for `addr`.
+    pub fn client(&self, addr: &str) -> Result<RaftClient<Channel>, CallError> {
+        Ok(RaftClient::new(self.channel(addr)?)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE))
+    }
+
+    /// Runs one call to `addr` with a deadline, mapping transport failures.
+    pub async fn call<T, F>(&self, addr: &str, timeout: Duration, fut: F) -> Result<T, CallError>
+    where
+        F: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(CallError::Unreachable {
+                addr: addr.into(),
+                message: format!("no answer within {} ms", timeout.as_millis()),
+                refused: false,
+            }),
+            Ok(Ok(resp)) => Ok(resp.into_inner()),
+            Ok(Err(status)) => Err(map_status(addr, &status)),
+        }
+    }
+
+    /// The reachability of `node` as seen by this node's Raft RPCs.
+    pub fn health(&self, node: RaftNodeId) -> Health {
+        self.health.lock().unwrap_or_else(|e| e.into_inner()).get(&node).copied().unwrap_or_default()
+    }
+
+    fn record(&self, node: RaftNodeId, result: Result<(), bool>) {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let h = health.entry(node).or_default();
+        match result {
+            Ok(()) => {
+                h.last_ok = Some(Instant::now());
+                h.refused_since = None;
+            }
+            Err(true) => {
+                h.refused_since.get_or_insert_with(Instant::now);
+            }
+            Err(false) => {}
+        }
+    }
+}
+
+/// Maps a gRPC status to a call error; "unreachable" when the transport failed.
+fn map_status(addr: &str, status: &tonic::Status) -> CallError {
+    use tonic::Code;
+    let refused = is_refused(status);
+    let transport = refused
+        || matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled)
+        || std::error::Error::source(status).is_some();
+    if transport {
+        CallError::Unreachable { addr: addr.into(), message: status.message().to_owned(), refused }
+    } else {
+        CallError::Failed { addr: addr.into(), message: format!("{}: {}", status.code(), status.message()) }
+    }
+}
+
+/// True when the status comes from a refused TCP connection.
+fn is_refused(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    let mut source: Option<&(dyn Error + 'static)> = status.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    status.message().contains("Connection refused")
+}
+
+/// openraft's factory of per-peer clients.
+#[derive(Clone)]
+pub struct Network {
+    peers: std::sync::Arc<Peers>,
+}
+
+impl Network {
+    /// A network over the shared peer channels.
+    pub fn new(peers: std::sync::Arc<Peers>) -> Network {
+        Network { peers }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: RaftNodeId, node: &BasicNode) -> PeerClient {
+        PeerClient { target, addr: node.addr.clone(), peers: self.peers.clone() }
+    }
+}
+
+/// Raft RPCs to one peer.
+pub struct PeerClient {
+    target: RaftNodeId,
+    addr: String,
+    peers: std::sync::Arc<Peers>,
+}
+
+#[derive(Clone, Copy)]
+enum Rpc {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+impl PeerClient {
+    async fn rpc<Req, Resp, E>(
+        &self,
+        kind: Rpc,
+        req: &Req,
+        ttl: Duration,
+    ) -> Result<Resp, RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let payload = encode("raft request", req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut client = self.peers.client(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let request = tonic::Request::new(RaftPayload { payload });
+        let result = match kind {
+            Rpc::Append => self.peers.call(&self.addr, ttl, client.append_entries(request)).await,
+            Rpc::Vote => self.peers.call(&self.addr, ttl, client.vote(request)).await,
+            Rpc::Snapshot => self.peers.call(&self.addr, ttl, client.install_snapshot(request)).await,
+        };
+        let reply = match result {
+            Ok(r) => {
+                self.peers.record(self.target, Ok(()));
+                r
+            }
+            Err(e) => {
+                let refused = matches!(e, CallError::Unreachable { refused: true, .. });
+                self.peers.record(self.target, Err(refused));
+                return Err(match e {
+                    CallError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+                    CallError::Failed { .. } => RPCError::Network(NetworkError::new(&e)),
+                });
+            }
+        };
+        let result: Result<Resp, RaftError<RaftNodeId, E>> =
+            decode("raft reply", &reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<RaftNodeId>, RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId>>> {
+        self.rpc(Rpc::Append, &rpc, option.hard_ttl()).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<RaftNodeId>,
+        RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId, InstallSnapshotError>>,
+    > {
+        self.rpc(Rpc::Snapshot, &rpc, option.hard_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<RaftNodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<RaftNodeId>, RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId>>> {
+        self.rpc(Rpc::Vote, &rpc, option.hard_ttl()).await
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}

@@ -1,0 +1,87 @@
+//! The Raft type configuration and what the log carries.
+//!
+//! The log entries carry a [`Request`], which wraps the router's [`Command`] and adds
+//! the two cluster-level changes the routing table does not know about: a node
+//! announcing its address and incarnation, and the leader declaring an incarnation
+//! down. Keeping them in the same log as the routing commands makes node liveness
+//! part of the same linearizable history (design.md: "Node liveness: node id →
+//! address and incarnation"): a stale `Down` for an incarnation that already came
+//! back is a no-op on every node alike.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+use crate::router::table::{Command, Outcome};
+
+openraft::declare_raft_types!(
+    /// Junction's Raft types: routing requests in, routing outcomes out.
+    pub TypeConfig:
+        D = Request,
+        R = Outcome,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The Raft handle of a node.
+pub type Raft = openraft::Raft<TypeConfig>;
+/// A Raft node id.
+pub type RaftNodeId = u64;
+/// A log id.
+pub type LogId = openraft::LogId<RaftNodeId>;
+/// A log entry.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// Membership as stored in the log / state machine.
+pub type StoredMembership = openraft::StoredMembership<RaftNodeId, openraft::BasicNode>;
+/// Errors of the storage layer.
+pub type StorageError = openraft::StorageError<RaftNodeId>;
+/// A snapshot.
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+/// Snapshot metadata.
+pub type SnapshotMeta = openraft::SnapshotMeta<RaftNodeId, openraft::BasicNode>;
+
+/// What a log entry asks the state machine to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// A routing-table change from the router.
+    Route(Command),
+    /// A node (re)started: it is reachable at `addr` with a new `incarnation`. If the
+    /// table knew an older incarnation, its routing entries are purged first.
+    Announce { node: u64, addr: String, incarnation: u64 },
+    /// The leader lost contact with `node` for longer than the lease: purge the
+    /// routing entries of that incarnation. Ignored if the node has re-announced
+    /// with another incarnation since.
+    Down { node: u64, incarnation: u64 },
+    /// The node was removed from the cluster.
+    Forget { node: u64 },
+}
+
+/// What the replicated state knows about a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// gRPC address.
+    pub addr: String,
+    /// Incarnation it last announced.
+    pub incarnation: u64,
+    /// False once `Down` was applied for that incarnation.
+    pub up: bool,
+}
+
+/// Node liveness table: node id → address, incarnation, up.
+pub type Nodes = BTreeMap<u64, NodeInfo>;
+
+/// A node's routing entries were purged (it was declared down, left, or came back
+/// with a new incarnation): calls in flight to it must fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeDownEvent {
+    /// The node.
+    pub node: u64,
+    /// The incarnation that went away (0 if unknown).
+    pub incarnation: u64,
+    /// Log index of the entry that purged it.
+    pub log_index: u64,
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The one command that runs Junction's whole test suite from a fresh clone:
+#   1. cargo build --bins, cargo test (unit tests + tests/*.rs integration tests)
+#   2. Python interop tests (Autobahn|Python, tests/python) in a venv at target/pyenv
+#   3. Node interop tests (Autobahn|JS, tests/js) with packages in target/node
+# Dependencies are (re)installed only when their pinned lists change. Exits
+# non-zero if anything fails; every suite runs even if an earlier one failed.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+
+export JUNCTION_BIN="${JUNCTION_BIN:-$ROOT/target/debug/junction}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+START=$SECONDS
+declare -a RESULTS=()
+FAILED=0
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+record() { # record NAME STATUS
+    if [ "$2" -eq 0 ]; then RESULTS+=("ok      $1"); else RESULTS+=("FAILED  $1 (exit $2)"); FAILED=1; fi
+}
+
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+LOGS=target/test-logs
+mkdir -p "$LOGS"
+run_suite() { # run_suite NAME LOGFILE CMD...: run, tee output to LOGFILE, record status
+    local name=$1 log=$2 status
+    shift 2
+    set +e
+    "$@" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    set -e
+    record "$name" "$status"
+}
+
+# --- Rust -------------------------------------------------------------------
+step "cargo build --bins"
+cargo build --bins
+
+step "cargo test"
+run_suite "cargo test" "$LOGS/cargo.log" cargo test
+
+# --- Python (Autobahn|Python) -----------------------------------------------
+step "python environment (target/pyenv)"
+PY=target/pyenv/bin/python
+if [ ! -x "$PY" ]; then
+    python3 -m venv target/pyenv
+fi
+py_hash=$( { cat tests/python/requirements.txt; "$PY" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)
+if [ "$(cat target/pyenv/.requirements.sha256 2>/dev/null || true)" != "$py_hash" ]; then
+    "$PY" -m pip install -q -r tests/python/requirements.txt
+    # the suite needs the MessagePack and CBOR serializers
+    "$PY" -c 'import autobahn, msgpack, cbor2, pytest_asyncio, pytest_timeout; from autobahn.wamp.serializer import MsgPackSerializer, CBORSerializer, JsonSerializer'
+    echo "$py_hash" > target/pyenv/.requirements.sha256
+else
+    echo "up to date"
+fi
+
+step "pytest tests/python"
+run_suite "pytest tests/python" "$LOGS/pytest.log" "$PY" -m pytest tests/python -q
+
+# --- Node (Autobahn|JS) -----------------------------------------------------
+step "node packages (target/node)"
+mkdir -p target/node
+node_hash=$(hash_of tests/js/package.json tests/js/package-lock.json)
+if [ "$(cat target/node/.lock.sha256 2>/dev/null || true)" != "$node_hash" ] || [ ! -d target/node/node_modules/autobahn ]; then
+    cp tests/js/package.json tests/js/package-lock.json target/node/
+    (cd target/node && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$node_hash" > target/node/.lock.sha256
+else
+    echo "up to date"
+fi
+
+step "node --test tests/js"
+NODE_FLAGS=()
+# Autobahn|JS 26 uses the global WebSocket (built in from Node 22; a flag on Node 20)
+if ! node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)'; then
+    NODE_FLAGS+=(--experimental-websocket)
+fi
+run_suite "node --test tests/js" "$LOGS/node.log" \
+    env NODE_PATH="$ROOT/target/node/node_modules" node "${NODE_FLAGS[@]}" --test --test-timeout=60000 tests/js/*.test.js
+
+# --- summary ----------------------------------------------------------------
+step "summary ($((SECONDS - START)) s)"
+printf '%s\n' "${RESULTS[@]}"
+count() { # count REGEX < text: sum of the numbers in the matches
+    { grep -oE "$1" || true; } | { grep -oE '[0-9]+' || true; } | awk '{s+=$1} END {print s+0}'
+}
+cargo_results=$(grep -h '^test result:' "$LOGS/cargo.log" 2>/dev/null || true)
+pytest_last=$(tail -n 1 "$LOGS/pytest.log" 2>/dev/null || true)
+node_results=$(grep -hE '^# (pass|fail) [0-9]+' "$LOGS/node.log" 2>/dev/null || true)
+passed=$(( $(count '[0-9]+ passed' <<<"$cargo_results") + $(count '[0-9]+ passed' <<<"$pytest_last") \
+    + $(count '# pass [0-9]+' <<<"$node_results") ))
+failed=$(( $(count '[0-9]+ failed' <<<"$cargo_results") + $(count '[0-9]+ (failed|errors?)' <<<"$pytest_last") \
+    + $(count '# fail [0-9]+' <<<"$node_results") ))
+if [ "$FAILED" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # a suite broke before counting
+echo "total: $passed passed, $failed failed"
+exit $FAILED
