@@ -19,6 +19,9 @@ pub struct Callee {
     pub node: NodeId,
     /// The callee's session.
     pub session: SessionId,
+    /// Callers are disclosed to this callee (REGISTER.Options.disclose_caller).
+    #[serde(default)]
+    pub disclose_caller: bool,
 }
 
 /// One registration: a procedure (or pattern) and its callees.
@@ -191,7 +194,7 @@ mod tests {
     use super::*;
 
     fn callee(node: u64, session: u64) -> Callee {
-        Callee { node: NodeId(node), session: SessionId(session) }
+        Callee { node: NodeId(node), session: SessionId(session), disclose_caller: false }
     }
 
     fn reg(

@@ -36,7 +36,7 @@ pub enum PendingInvocation {
 
 /// Where a call this session (as caller) is waiting on is being served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PendingCall {
+pub enum Target {
     /// By a callee on this node.
     Local {
         /// The session serving it.
@@ -51,6 +51,22 @@ pub enum PendingCall {
         /// The call's id on the link.
         call: u64,
     },
+}
+
+/// A call this session (as caller) is waiting on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingCall {
+    /// Where it is served.
+    pub target: Target,
+    /// The registration serving it (for progressive call invocations).
+    pub registration: RegistrationId,
+    /// The caller asked for progressive results.
+    pub receive_progress: bool,
+    /// More CALL chunks may follow (progressive call invocations).
+    pub input_open: bool,
+    /// Unique per call instance, so a stale timer never expires a later call that
+    /// reuses the request id.
+    pub token: u64,
 }
 
 /// Identity of a session, as WELCOME announced it.
@@ -171,6 +187,27 @@ impl SessionHandle {
     /// Forgets a finished call.
     pub fn finish_call(&self, request: RequestId) -> Option<PendingCall> {
         lock(&self.calls).remove(&request)
+    }
+
+    /// A call in flight, left in place.
+    pub fn call(&self, request: RequestId) -> Option<PendingCall> {
+        lock(&self.calls).get(&request).copied()
+    }
+
+    /// Marks a progressive call's input as finished.
+    pub fn close_call_input(&self, request: RequestId) {
+        if let Some(c) = lock(&self.calls).get_mut(&request) {
+            c.input_open = false;
+        }
+    }
+
+    /// An invocation still pending, left in place (for progressive results).
+    #[allow(clippy::result_unit_err)]
+    pub fn invocation(&self, id: RequestId) -> Result<Option<PendingInvocation>, ()> {
+        if let Some(p) = lock(&self.invocations).as_ref().and_then(|m| m.get(&id).copied()) {
+            return Ok(Some(p));
+        }
+        if id.0 <= self.invocation_ids.current() { Ok(None) } else { Err(()) }
     }
 
     /// Takes every call in flight (the session is leaving).

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use super::Router;
 use super::handle::PendingInvocation;
 use super::realm::Realm;
-use super::rpc::error_reply;
+use super::{calls, pubsub};
+use crate::broker::Audience;
 use crate::dict;
 use crate::ids::{NodeId, PublicationId, RegistrationId, RequestId, SessionId, SubscriptionId};
 use crate::wamp::errors;
-use crate::wamp::message::{CallResult, Error, Event, Invocation, Message, Payload, code};
+use crate::wamp::message::{Invocation, Message, Payload};
 use crate::wamp::uri::MatchPolicy;
 use crate::wamp::value::Dict;
 
@@ -29,6 +30,10 @@ pub enum LinkMsg {
         topic: String,
         subscriptions: Vec<SubscriptionId>,
         publication: PublicationId,
+        /// EVENT.Details common to all subscribers (publisher disclosure).
+        details: Dict,
+        /// Black/white listing rules, as PUBLISH options.
+        audience: Dict,
         payload: Payload,
     },
     /// Invoke `callee` (a session on the receiving node) for call `call`.
@@ -40,8 +45,10 @@ pub enum LinkMsg {
         details: Dict,
         payload: Payload,
     },
-    /// The result of call `call`.
-    Yield { call: u64, payload: Payload },
+    /// A result of call `call`; `progress` for a progressive one.
+    Yield { call: u64, payload: Payload, progress: bool },
+    /// Interrupt the invocation serving call `call` (cancel or timeout at the caller's node).
+    Interrupt { call: u64, mode: String, reason: String },
     /// The error of call `call`.
     Error { call: u64, error: String, details: Dict, payload: Payload },
 }
@@ -72,88 +79,138 @@ pub struct RemoteCall {
 /// Handles a message another node sent.
 pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
     match msg {
-        LinkMsg::Event { realm, topic, subscriptions, publication, payload } => {
+        LinkMsg::Event { realm, topic, subscriptions, publication, details, audience, payload } => {
             let Some(realm) = router.realm(&realm) else { return };
-            deliver_remote_event(router, &realm, &topic, &subscriptions, publication, payload);
+            let audience = Audience::from_options(&audience).unwrap_or_default();
+            let matches: Vec<(SubscriptionId, MatchPolicy)> = router.replica.read(|t| {
+                let Some(r) = t.realm(&realm.name) else { return Vec::new() };
+                subscriptions
+                    .iter()
+                    .filter_map(|id| r.subscriptions.get(*id).map(|s| (s.id, s.policy)))
+                    .collect()
+            });
+            pubsub::deliver(&realm, &matches, &topic, publication, details, payload, &audience, None);
         }
         LinkMsg::Invoke { realm, call, callee, registration, details, payload } => {
-            let session = router.realm(&realm).and_then(|r| r.session(callee));
-            let started = session.as_ref().and_then(|s| {
-                let id = s.start_invocation(PendingInvocation::Remote { node: from, call })?;
-                let inv = Invocation { request: id, registration, details, payload };
-                s.send(&Message::Invocation(inv)).ok().map(|_| ())
-            });
-            if started.is_none() {
+            invoke_here(router, from, realm, call, callee, registration, details, payload);
+        }
+        LinkMsg::Yield { call, payload, progress } => {
+            let caller = if progress {
+                router.remote_calls.get(&call).map(|c| (c.realm.clone(), c.caller, c.request))
+            } else {
+                router.remote_calls.remove(&call).map(|(_, c)| (c.realm, c.caller, c.request))
+            };
+            if let Some((realm, caller, request)) = caller {
+                if let Some(caller) = realm.session(caller) {
+                    calls::deliver_result(&caller, request, progress, payload);
+                }
+            }
+        }
+        LinkMsg::Error { call, error, details, payload } => {
+            if let Some((_, c)) = router.remote_calls.remove(&call) {
+                if let Some(caller) = c.realm.session(c.caller) {
+                    calls::deliver_error(&caller, c.request, error, details, payload);
+                }
+            }
+        }
+        LinkMsg::Interrupt { call, mode, reason } => {
+            let Some(entry) = router.remote_invocations.get(&(from, call)).map(|e| e.clone()) else { return };
+            let (realm, callee, invocation) = entry;
+            let Some(realm) = router.realm(&realm) else { return };
+            let mode = calls::CancelMode::parse(Some(&mode)).unwrap_or(calls::CancelMode::KillNoWait);
+            let told = calls::interrupt_local(&realm, callee, invocation, mode, &reason);
+            if mode == calls::CancelMode::KillNoWait || !told {
+                router.remote_invocations.remove(&(from, call));
+                if let Some(s) = realm.session(callee) {
+                    s.forget_invocation(invocation);
+                }
+            }
+            if mode == calls::CancelMode::Kill && !told {
                 let e = LinkMsg::Error {
                     call,
                     error: errors::CANCELED.into(),
                     details: Dict::new(),
-                    payload: Payload::args(vec!["the callee has left".into()]),
+                    payload: Payload::default(),
                 };
                 router.send_link(from, e).ok();
             }
         }
-        LinkMsg::Yield { call, payload } => complete(router, call, |request| {
-            Message::Result(CallResult { request, details: Dict::new(), payload })
-        }),
-        LinkMsg::Error { call, error, details, payload } => complete(router, call, |request| {
-            Message::Error(Error { request_type: code::CALL, request, details, error, payload })
-        }),
     }
 }
 
-/// Answers the caller of remote call `call` with the message `answer` builds.
-fn complete(router: &Router, call: u64, answer: impl FnOnce(RequestId) -> Message) {
-    let Some((_, c)) = router.remote_calls.remove(&call) else { return };
-    if let Some(caller) = c.realm.session(c.caller) {
-        caller.finish_call(c.request);
-        caller.send(&answer(c.request)).ok();
-    }
-}
-
-fn deliver_remote_event(
+/// Starts (or continues, for progressive call invocations) an invocation of a local
+/// callee for a call kept on node `from`.
+#[allow(clippy::too_many_arguments)]
+fn invoke_here(
     router: &Router,
-    realm: &Realm,
-    topic: &str,
-    subscriptions: &[SubscriptionId],
-    publication: PublicationId,
+    from: NodeId,
+    realm: String,
+    call: u64,
+    callee: SessionId,
+    registration: RegistrationId,
+    details: Dict,
     payload: Payload,
 ) {
-    let policies: Vec<(SubscriptionId, MatchPolicy)> = router.replica.read(|t| {
-        let Some(r) = t.realm(&realm.name) else { return Vec::new() };
-        subscriptions.iter().filter_map(|id| r.subscriptions.get(*id).map(|s| (s.id, s.policy))).collect()
-    });
-    let mut msg =
-        Message::Event(Event { subscription: SubscriptionId(0), publication, details: Dict::new(), payload });
-    for (id, policy) in policies {
-        let Some(subscribers) = realm.subscribers(id) else { continue };
-        if let Message::Event(e) = &mut msg {
-            e.subscription = id;
-            e.details = super::pubsub::event_details(policy, topic);
+    if let Some(existing) = router.remote_invocations.get(&(from, call)).map(|e| e.clone()) {
+        let (realm, callee, invocation) = existing;
+        if let Some(s) = router.realm(&realm).and_then(|r| r.session(callee)) {
+            s.send(&Message::Invocation(Invocation { request: invocation, registration, details, payload }))
+                .ok();
         }
-        super::pubsub::fan_out(&msg, &subscribers, None);
+        return;
+    }
+    let session = router.realm(&realm).and_then(|r| r.session(callee));
+    let started = session.as_ref().and_then(|s| {
+        let id = s.start_invocation(PendingInvocation::Remote { node: from, call })?;
+        router.remote_invocations.insert((from, call), (realm.clone(), s.id, id));
+        let inv = Invocation { request: id, registration, details, payload };
+        s.send(&Message::Invocation(inv)).ok()
+    });
+    if started.is_none() {
+        router.remote_invocations.remove(&(from, call));
+        let e = LinkMsg::Error {
+            call,
+            error: errors::CANCELED.into(),
+            details: Dict::new(),
+            payload: Payload::args(vec!["the callee has left".into()]),
+        };
+        router.send_link(from, e).ok();
     }
 }
 
 /// A node is gone (its link broke or the cluster declared it down): answer every call
-/// routed to it with `wamp.error.canceled`, and forget invocations it was waiting on.
+/// routed to it with `wamp.error.canceled`, and interrupt the invocations it was waiting on.
 pub fn on_node_lost(router: &Router, node: NodeId) {
     let lost: Vec<u64> = router.remote_calls.iter().filter(|c| c.node == node).map(|c| *c.key()).collect();
     for call in lost {
-        complete(router, call, |request| {
-            let mut e = error_reply(code::CALL, request, errors::CANCELED, "the callee's node was lost");
-            if let Message::Error(err) = &mut e {
-                err.details = dict! { "node" => node.0 };
+        let Some((_, c)) = router.remote_calls.remove(&call) else { continue };
+        if let Some(caller) = c.realm.session(c.caller) {
+            let payload = Payload::args(vec!["the callee's node was lost".into()]);
+            calls::deliver_error(
+                &caller,
+                c.request,
+                errors::CANCELED.into(),
+                dict! { "node" => node.0 },
+                payload,
+            );
+        }
+    }
+    let orphaned: Vec<(NodeId, u64)> =
+        router.remote_invocations.iter().filter(|e| e.key().0 == node).map(|e| *e.key()).collect();
+    for key in orphaned {
+        let Some((_, (realm, callee, invocation))) = router.remote_invocations.remove(&key) else { continue };
+        if let Some(realm) = router.realm(&realm) {
+            calls::interrupt_local(
+                &realm,
+                callee,
+                invocation,
+                calls::CancelMode::KillNoWait,
+                errors::CANCELED,
+            );
+            if let Some(s) = realm.session(callee) {
+                s.forget_invocation(invocation);
             }
-            e
-        });
+        }
     }
     tracing::info!(%node, "node lost: calls routed to it were canceled");
-}
-
-/// Sends the answer of an invocation to the node that keeps the call.
-pub fn answer_remote(router: &Router, node: NodeId, msg: LinkMsg) {
-    if let Err(e) = router.send_link(node, msg) {
-        tracing::debug!(error = %e, "answer not delivered: the caller's node is gone");
-    }
 }

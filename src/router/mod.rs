@@ -1,6 +1,7 @@
 //! The router: realms, their sessions, and the broker and dealer operations that
 //! route messages between sessions.
 
+pub mod calls;
 pub mod handle;
 pub mod link;
 pub mod outbox;
@@ -19,7 +20,7 @@ use dashmap::DashMap;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::ids::{IdSequence, NodeId};
+use crate::ids::{IdSequence, NodeId, RequestId, SessionId};
 use link::{LinkDown, LinkMsg, Links, RemoteCall};
 use realm::Realm;
 use replica::Replica;
@@ -43,7 +44,10 @@ pub struct Router {
     links: OnceLock<Arc<dyn Links>>,
     /// Calls made on this node and served on another, by link call id.
     pub remote_calls: DashMap<u64, RemoteCall>,
-    /// Link call ids.
+    /// Invocations of local callees for calls kept on other nodes, by (node, call id):
+    /// (realm, callee session, INVOCATION request id).
+    pub remote_invocations: DashMap<(NodeId, u64), (String, SessionId, RequestId)>,
+    /// Link call ids (also the unique token of every call).
     call_ids: IdSequence,
 }
 
@@ -60,6 +64,7 @@ impl Router {
             shutdown,
             links: OnceLock::new(),
             remote_calls: DashMap::new(),
+            remote_invocations: DashMap::new(),
             call_ids: IdSequence::default(),
         })
     }

@@ -10,15 +10,16 @@ use super::link::LinkMsg;
 use super::realm::Realm;
 use super::table::{Command, Outcome};
 use super::{Router, now_ms};
+use crate::broker::Audience;
 use crate::dict;
 use crate::ids::{NodeId, PublicationId, SessionId, SubscriptionId, random_id};
 use crate::wamp::codec::Serializer;
 use crate::wamp::errors;
 use crate::wamp::message::{
-    Event, Message, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, code,
+    Event, Message, Payload, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, code,
 };
 use crate::wamp::uri::{self, MatchPolicy};
-use crate::wamp::value::{Dict, dict_bool, dict_str};
+use crate::wamp::value::{Dict, Value, dict_bool, dict_str};
 
 use super::rpc::error_reply;
 
@@ -87,17 +88,33 @@ pub async fn unsubscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>
     me.send(&Message::Unsubscribed(Unsubscribed { request: m.request, details: None })).ok();
 }
 
-/// Handles PUBLISH: fans the event out to every matching local subscriber.
+/// Handles PUBLISH: fans the event out to every matching local subscriber and sends
+/// one frame to every other node with matching subscribers.
 pub fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publish) {
     let acknowledge = dict_bool(&m.options, "acknowledge");
-    if !uri::is_valid(&m.topic, realm.uri_check) || uri::is_reserved(&m.topic) {
+    let reply = |uri: &str, why: &str| {
         if acknowledge {
-            me.send(&error_reply(code::PUBLISH, m.request, errors::INVALID_URI, "invalid topic URI")).ok();
+            me.send(&error_reply(code::PUBLISH, m.request, uri, why)).ok();
         }
-        return;
+    };
+    if !uri::is_valid(&m.topic, realm.uri_check) || uri::is_reserved(&m.topic) {
+        return reply(errors::INVALID_URI, "invalid topic URI");
     }
+    let audience = match Audience::from_options(&m.options) {
+        Ok(a) => a,
+        Err(e) => return reply(errors::INVALID_ARGUMENT, &e.to_string()),
+    };
     let publication = PublicationId(random_id());
-    let exclude_me = m.options.get("exclude_me").and_then(|v| v.as_bool()).unwrap_or(true);
+    let exclude_me = m.options.get("exclude_me").and_then(Value::as_bool).unwrap_or(true);
+    let details = if dict_bool(&m.options, "disclose_me") {
+        dict! {
+            "publisher" => me.id.0,
+            "publisher_authid" => me.identity.authid.as_str(),
+            "publisher_authrole" => me.identity.authrole.as_str(),
+        }
+    } else {
+        Dict::new()
+    };
     let mut remote: Vec<(NodeId, Vec<SubscriptionId>)> = Vec::new();
     let matches: Vec<(SubscriptionId, MatchPolicy)> = router.replica.read(|t| {
         let mut subs = Vec::new();
@@ -120,44 +137,56 @@ pub fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publi
             topic: m.topic.clone(),
             subscriptions,
             publication,
+            details: details.clone(),
+            audience: audience.to_options(),
             payload: m.payload.clone(),
         };
         if let Err(e) = router.send_link(node, msg) {
             tracing::debug!(error = %e, "event not forwarded");
         }
     }
-    let mut msg = Message::Event(Event {
-        subscription: SubscriptionId(0),
-        publication,
-        details: Dict::new(),
-        payload: m.payload,
-    });
     let skip = exclude_me.then_some(me.id);
-    for (id, policy) in matches {
-        let Some(subscribers) = realm.subscribers(id) else { continue };
-        if let Message::Event(event) = &mut msg {
-            event.subscription = id;
-            event.details = event_details(policy, &m.topic);
-        }
-        fan_out(&msg, &subscribers, skip);
-    }
+    deliver(realm, &matches, &m.topic, publication, details, m.payload, &audience, skip);
     if acknowledge {
         me.send(&Message::Published(Published { request: m.request, publication })).ok();
     }
 }
 
-/// EVENT.Details for a subscription with `policy`: pattern subscribers learn the topic.
-pub(crate) fn event_details(policy: MatchPolicy, topic: &str) -> Dict {
-    match policy {
-        MatchPolicy::Exact => Dict::new(),
-        _ => dict! { "topic" => topic },
+/// Delivers a publication to this node's subscribers of the matching subscriptions.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn deliver(
+    realm: &Realm,
+    matches: &[(SubscriptionId, MatchPolicy)],
+    topic: &str,
+    publication: PublicationId,
+    details: Dict,
+    payload: Payload,
+    audience: &Audience,
+    skip: Option<SessionId>,
+) {
+    let mut msg =
+        Message::Event(Event { subscription: SubscriptionId(0), publication, details: Dict::new(), payload });
+    for &(id, policy) in matches {
+        let Some(subscribers) = realm.subscribers(id) else { continue };
+        if let Message::Event(event) = &mut msg {
+            event.subscription = id;
+            event.details = details.clone();
+            if policy != MatchPolicy::Exact {
+                event.details.insert("topic".into(), topic.into());
+            }
+        }
+        fan_out(&msg, &subscribers, skip, audience);
     }
 }
 
 /// Sends one event to many sessions, encoding it once per serializer.
-pub(crate) fn fan_out(msg: &Message, subscribers: &[Arc<SessionHandle>], skip: Option<SessionId>) {
+fn fan_out(msg: &Message, subscribers: &[Arc<SessionHandle>], skip: Option<SessionId>, audience: &Audience) {
     let mut encoded: [Option<Bytes>; 3] = [None, None, None];
+    let open = audience.is_open();
     for s in subscribers.iter().filter(|s| Some(s.id) != skip) {
+        if !open && !audience.admits(s.id, &s.identity.authid, &s.identity.authrole) {
+            continue;
+        }
         let slot = &mut encoded[serializer_slot(s.serializer)];
         let frame = slot.get_or_insert_with(|| Bytes::from(s.serializer.encode(msg)));
         if s.send_frame(frame.clone()).is_err() {

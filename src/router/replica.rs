@@ -1,12 +1,22 @@
 //! The node's copy of the routing table, and the one way to change it: `propose`.
 //!
-//! On a single node a proposed command is applied at once. The cluster layer
-//! replaces the commit step with Raft; callers are the same either way (one code
-//! path): they propose a command, await its [`Outcome`], and read the table.
+//! A proposed command is committed through Raft ([`crate::cluster`]): on the leader
+//! directly, from a follower by forwarding it to the leader and waiting until this
+//! node has applied it (read-your-writes). A single node is a one-node cluster
+//! ([`Replica::local`]), so callers are the same either way: they propose a command,
+//! await its [`Outcome`], and read the table, which the Raft state machine updates
+//! in place (the same `Arc<RwLock<RoutingTable>>`).
+//!
+//! [`Replica::default`] applies commands at once without Raft; it exists for tests
+//! that build a router synchronously and must not be used by a running node.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::broadcast;
 
 use super::table::{Command, Outcome, RoutingTable};
+use crate::cluster::types::Request;
+use crate::cluster::{Cluster, ClusterConfig, ClusterError, NodeDownEvent};
 
 /// Why a command could not be committed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -17,24 +27,82 @@ pub enum ProposeError {
 }
 
 /// The routing table and its commit path.
-#[derive(Default)]
 pub struct Replica {
-    table: RwLock<RoutingTable>,
+    table: Arc<RwLock<RoutingTable>>,
+    /// The Raft node; `None` only for [`Replica::default`] (direct apply).
+    cluster: Option<Arc<Cluster>>,
+    /// Node purges in direct mode (with Raft they come from the state machine).
+    direct_down: broadcast::Sender<NodeDownEvent>,
+}
+
+impl Default for Replica {
+    /// Direct apply, no Raft: for synchronous tests only.
+    fn default() -> Self {
+        Replica { table: Arc::default(), cluster: None, direct_down: broadcast::channel(16).0 }
+    }
 }
 
 impl Replica {
-    /// Commits a command and returns what applying it produced.
-    pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
-        Ok(self.apply(cmd))
+    /// A one-node cluster in memory: what a node without `[cluster]` runs.
+    pub async fn local() -> Result<Replica, ClusterError> {
+        Replica::start(&ClusterConfig::single(), tonic::service::Routes::default()).await
     }
 
-    /// Applies a committed command to the local copy.
-    pub fn apply(&self, cmd: Command) -> Outcome {
-        self.table.write().unwrap_or_else(|e| e.into_inner()).apply(cmd)
+    /// Starts (or joins) the cluster described by `cfg`; returns once this node is
+    /// a member and has applied its own announcement. `extra` are further gRPC
+    /// services (`Link`, `Meta`) to serve on the cluster port.
+    pub async fn start(cfg: &ClusterConfig, extra: tonic::service::Routes) -> Result<Replica, ClusterError> {
+        let table = Arc::new(RwLock::new(RoutingTable::default()));
+        let cluster = Cluster::start(cfg, table.clone(), extra).await?;
+        Ok(Replica { table, cluster: Some(cluster), direct_down: broadcast::channel(16).0 })
+    }
+
+    /// Commits a command and returns what applying it produced. When this returns,
+    /// [`Replica::read`] on this node sees the change.
+    pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
+        match &self.cluster {
+            Some(c) => c.propose(Request::Route(cmd)).await.map_err(ProposeError::Unavailable),
+            None => {
+                let down = match &cmd {
+                    Command::NodeDown { node } => Some(node.0),
+                    _ => None,
+                };
+                let outcome = self.table.write().unwrap_or_else(|e| e.into_inner()).apply(cmd);
+                if let Some(node) = down {
+                    self.direct_down.send(NodeDownEvent { node, incarnation: 0, log_index: 0 }).ok();
+                }
+                Ok(outcome)
+            }
+        }
     }
 
     /// Reads the table. Keep `f` short: it runs under the read lock.
     pub fn read<R>(&self, f: impl FnOnce(&RoutingTable) -> R) -> R {
         f(&self.table.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The Raft node behind this replica (`None` in direct mode).
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// Node purges as they are applied on this node: a node declared down (lease
+    /// expired, killed), restarted with a new incarnation, or removed. Calls in
+    /// flight to `event.node` must fail. An event for this very node means it was
+    /// cut off long enough to be declared down: its interests and callees are gone
+    /// from the table and must be proposed again (the cluster layer re-announces
+    /// the node by itself).
+    pub fn node_down_events(&self) -> broadcast::Receiver<NodeDownEvent> {
+        match &self.cluster {
+            Some(c) => c.subscribe_node_down(),
+            None => self.direct_down.subscribe(),
+        }
+    }
+
+    /// Stops the Raft node and its gRPC server.
+    pub async fn shutdown(&self) {
+        if let Some(c) = &self.cluster {
+            c.shutdown().await;
+        }
     }
 }

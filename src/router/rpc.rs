@@ -1,24 +1,24 @@
-//! Dealer operations: REGISTER, UNREGISTER, CALL, YIELD, ERROR, and a leaving
-//! session's registrations and calls. Every CALL gets a RESULT or an ERROR: when a
-//! callee leaves, each call it was serving is answered `wamp.error.canceled` at once.
+//! Dealer operations that start things: REGISTER, UNREGISTER and CALL (routing a
+//! call to a callee on this or another node, with caller disclosure, progressive
+//! call invocations and a dealer-side timeout). What happens to a call after that —
+//! results, errors, cancels, timeouts, sessions leaving — is in [`super::calls`].
 
 use std::sync::Arc;
 
-use super::handle::{PendingCall, PendingInvocation, SessionHandle};
-use super::link::{self, LinkMsg, RemoteCall};
+use super::calls;
+use super::handle::{PendingCall, PendingInvocation, SessionHandle, Target};
+use super::link::{LinkMsg, RemoteCall};
 use super::realm::Realm;
 use super::table::{Command, Outcome};
 use super::{Router, now_ms};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
-use crate::dict;
-use crate::ids::{RegistrationId, RequestId};
+use crate::ids::RequestId;
 use crate::wamp::errors;
 use crate::wamp::message::{
-    Call, CallResult, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered,
-    Yield, code,
+    Call, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered, code,
 };
 use crate::wamp::uri::{self, MatchPolicy};
-use crate::wamp::value::{Dict, Value, dict_str};
+use crate::wamp::value::{Dict, Value, dict_bool, dict_str};
 
 /// Crossbar.io's URI for a REGISTER whose invoke policy differs from the existing one.
 pub const POLICY_CONFLICT: &str = "wamp.error.procedure_exists_invocation_policy_conflict";
@@ -55,7 +55,11 @@ pub async fn register(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m
     }
     let cmd = Command::Register {
         realm: realm.name.clone(),
-        callee: Callee { node: router.node, session: me.id },
+        callee: Callee {
+            node: router.node,
+            session: me.id,
+            disclose_caller: dict_bool(&m.options, "disclose_caller"),
+        },
         procedure: m.procedure.clone(),
         policy,
         invoke,
@@ -92,12 +96,25 @@ pub async fn unregister(router: &Router, realm: &Realm, me: &Arc<SessionHandle>,
     me.send(&Message::Unregistered(Unregistered { request: m.request, details: None })).ok();
 }
 
-/// Handles CALL: picks a callee by the registration's invoke policy and invokes it.
-pub fn call(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Call) {
+/// Handles CALL: picks a callee by the registration's invoke policy and invokes it,
+/// or continues a progressive call invocation.
+pub fn call(
+    router: &Arc<Router>,
+    realm: &Arc<Realm>,
+    me: &Arc<SessionHandle>,
+    m: Call,
+) -> Result<(), Violation> {
+    if let Some(pending) = me.call(m.request) {
+        if !pending.input_open {
+            return Err(Violation("CALL reuses the request id of a call in flight"));
+        }
+        calls::continue_call(router, realm, me, pending, m);
+        return Ok(());
+    }
     let reply = |uri: &str, msg: &str| me.send(&error_reply(code::CALL, m.request, uri, msg)).ok();
     if !uri::is_valid(&m.procedure, realm.uri_check) {
         reply(errors::INVALID_URI, "invalid procedure URI");
-        return;
+        return Ok(());
     }
     let target = router.replica.read(|t| {
         let reg = t.realm(&realm.name)?.registrations.lookup(&m.procedure)?;
@@ -108,156 +125,66 @@ pub fn call(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Call) {
     });
     let Some((registration, policy, callee)) = target else {
         reply(errors::NO_SUCH_PROCEDURE, "no callee registered for procedure");
-        return;
-    };
-    let details = match policy {
-        MatchPolicy::Exact => Dict::new(),
-        _ => dict! { "procedure" => m.procedure.as_str() },
-    };
-    if callee.node != router.node {
-        call_remote(router, realm, me, m, callee, registration, details);
-        return;
-    }
-    let Some(session) = realm.session(callee.session) else {
-        reply(errors::NO_SUCH_PROCEDURE, "the callee has just left");
-        return;
-    };
-    let Some(invocation) =
-        session.start_invocation(PendingInvocation::Local { caller: me.id, call: m.request })
-    else {
-        reply(errors::CANCELED, "the callee has just left");
-        return;
-    };
-    me.start_call(m.request, PendingCall::Local { callee: session.id, invocation });
-    let inv = Invocation { request: invocation, registration, details, payload: m.payload };
-    if session.send(&Message::Invocation(inv)).is_err() {
-        session.forget_invocation(invocation);
-        me.finish_call(m.request);
-        reply(errors::CANCELED, "the callee could not take the invocation");
-    }
-}
-
-/// Routes a call to a callee on another node; the call is kept here until the
-/// answer comes back over the link or the node is lost.
-fn call_remote(
-    router: &Router,
-    realm: &Realm,
-    me: &Arc<SessionHandle>,
-    m: Call,
-    callee: Callee,
-    registration: RegistrationId,
-    details: Dict,
-) {
-    let Some(realm_arc) = router.realm(&realm.name) else { return };
-    let call = router.next_call_id();
-    router
-        .remote_calls
-        .insert(call, RemoteCall { realm: realm_arc, caller: me.id, request: m.request, node: callee.node });
-    me.start_call(m.request, PendingCall::Remote { node: callee.node, call });
-    let msg = LinkMsg::Invoke {
-        realm: realm.name.clone(),
-        call,
-        callee: callee.session,
-        registration,
-        details,
-        payload: m.payload,
-    };
-    if router.send_link(callee.node, msg).is_err() && router.remote_calls.remove(&call).is_some() {
-        me.finish_call(m.request);
-        let e = error_reply(code::CALL, m.request, errors::CANCELED, "no link to the callee's node");
-        me.send(&e).ok();
-    }
-}
-
-/// Handles YIELD from a callee.
-pub fn yield_result(router: &Router, realm: &Realm, me: &SessionHandle, m: Yield) -> Result<(), Violation> {
-    let Some(p) =
-        me.finish_invocation(m.request).map_err(|_| Violation("YIELD for an unknown invocation"))?
-    else {
         return Ok(());
     };
-    match p {
-        PendingInvocation::Local { caller, call } => {
-            if let Some(caller) = realm.session(caller) {
-                caller.finish_call(call);
-                let result = CallResult { request: call, details: Dict::new(), payload: m.payload };
-                caller.send(&Message::Result(result)).ok();
-            }
-        }
-        PendingInvocation::Remote { node, call } => {
-            link::answer_remote(router, node, LinkMsg::Yield { call, payload: m.payload });
-        }
+    let receive_progress = dict_bool(&m.options, "receive_progress");
+    let progress = dict_bool(&m.options, "progress");
+    let mut details = Dict::new();
+    if policy != MatchPolicy::Exact {
+        details.insert("procedure".into(), m.procedure.as_str().into());
     }
-    Ok(())
-}
-
-/// Handles ERROR (reply to INVOCATION) from a callee.
-pub fn invocation_error(
-    router: &Router,
-    realm: &Realm,
-    me: &SessionHandle,
-    m: Error,
-) -> Result<(), Violation> {
-    let Some(p) =
-        me.finish_invocation(m.request).map_err(|_| Violation("ERROR for an unknown invocation"))?
-    else {
-        return Ok(());
+    if receive_progress {
+        details.insert("receive_progress".into(), true.into());
+    }
+    if progress {
+        details.insert("progress".into(), true.into());
+    }
+    if callee.disclose_caller || dict_bool(&m.options, "disclose_me") {
+        details.insert("caller".into(), me.id.0.into());
+        details.insert("caller_authid".into(), me.identity.authid.as_str().into());
+        details.insert("caller_authrole".into(), me.identity.authrole.as_str().into());
+    }
+    let token = router.next_call_id();
+    let target = if callee.node == router.node {
+        let Some(session) = realm.session(callee.session) else {
+            reply(errors::NO_SUCH_PROCEDURE, "the callee has just left");
+            return Ok(());
+        };
+        let origin = PendingInvocation::Local { caller: me.id, call: m.request };
+        let Some(invocation) = session.start_invocation(origin) else {
+            reply(errors::CANCELED, "the callee has just left");
+            return Ok(());
+        };
+        let inv = Invocation { request: invocation, registration, details, payload: m.payload };
+        if session.send(&Message::Invocation(inv)).is_err() {
+            session.forget_invocation(invocation);
+            reply(errors::CANCELED, "the callee could not take the invocation");
+            return Ok(());
+        }
+        Target::Local { callee: session.id, invocation }
+    } else {
+        let remote =
+            RemoteCall { realm: realm.clone(), caller: me.id, request: m.request, node: callee.node };
+        router.remote_calls.insert(token, remote);
+        let msg = LinkMsg::Invoke {
+            realm: realm.name.clone(),
+            call: token,
+            callee: callee.session,
+            registration,
+            details,
+            payload: m.payload,
+        };
+        if router.send_link(callee.node, msg).is_err() {
+            router.remote_calls.remove(&token);
+            reply(errors::CANCELED, "no link to the callee's node");
+            return Ok(());
+        }
+        Target::Remote { node: callee.node, call: token }
     };
-    match p {
-        PendingInvocation::Local { caller, call } => {
-            if let Some(caller) = realm.session(caller) {
-                caller.finish_call(call);
-                let err = Error {
-                    request_type: code::CALL,
-                    request: call,
-                    details: m.details,
-                    error: m.error,
-                    payload: m.payload,
-                };
-                caller.send(&Message::Error(err)).ok();
-            }
-        }
-        PendingInvocation::Remote { node, call } => {
-            let msg = LinkMsg::Error { call, error: m.error, details: m.details, payload: m.payload };
-            link::answer_remote(router, node, msg);
-        }
+    let pending = PendingCall { target, registration, receive_progress, input_open: progress, token };
+    me.start_call(m.request, pending);
+    if let Some(ms) = m.options.get("timeout").and_then(Value::as_u64).filter(|&ms| ms > 0) {
+        calls::arm_timeout(router.clone(), realm.clone(), me.clone(), m.request, token, ms);
     }
     Ok(())
-}
-
-/// Answers the calls a leaving callee was serving, and detaches the calls a leaving
-/// caller was waiting on (their late results are discarded).
-pub fn leave(router: &Router, realm: &Realm, me: &SessionHandle) {
-    const WHY: &str = "the callee left before answering";
-    for (_, p) in me.take_invocations() {
-        match p {
-            PendingInvocation::Local { caller, call } => {
-                if let Some(caller) = realm.session(caller) {
-                    caller.finish_call(call);
-                    caller.send(&error_reply(code::CALL, call, errors::CANCELED, WHY)).ok();
-                }
-            }
-            PendingInvocation::Remote { node, call } => {
-                let msg = LinkMsg::Error {
-                    call,
-                    error: errors::CANCELED.into(),
-                    details: Dict::new(),
-                    payload: Payload::args(vec![Value::from(WHY)]),
-                };
-                link::answer_remote(router, node, msg);
-            }
-        }
-    }
-    for (_, c) in me.take_calls() {
-        match c {
-            PendingCall::Local { callee, invocation } => {
-                if let Some(callee) = realm.session(callee) {
-                    callee.forget_invocation(invocation);
-                }
-            }
-            PendingCall::Remote { call, .. } => {
-                router.remote_calls.remove(&call);
-            }
-        }
-    }
 }

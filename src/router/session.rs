@@ -12,7 +12,7 @@ use super::handle::{Identity, SessionHandle};
 use super::outbox::Outbox;
 use super::realm::Realm;
 use super::table::Command;
-use super::{AGENT, Router, pubsub, rpc};
+use super::{AGENT, Router, calls, pubsub, rpc};
 use crate::dict;
 use crate::ids::{SessionId, random_id};
 use crate::wamp::codec::Serializer;
@@ -130,14 +130,12 @@ impl Session {
             Message::Publish(m) => pubsub::publish(router, &realm, &me, m),
             Message::Subscribe(m) => pubsub::subscribe(router, &realm, &me, m).await,
             Message::Unsubscribe(m) => pubsub::unsubscribe(router, &realm, &me, m).await,
-            Message::Call(m) => rpc::call(router, &realm, &me, m),
+            Message::Call(m) => rpc::call(&self.router, &realm, &me, m)?,
             Message::Register(m) => rpc::register(router, &realm, &me, m).await,
             Message::Unregister(m) => rpc::unregister(router, &realm, &me, m).await,
-            Message::Yield(m) => rpc::yield_result(router, &realm, &me, m)?,
-            Message::Error(m) => rpc::invocation_error(router, &realm, &me, m)?,
-            Message::Cancel(m) => {
-                tracing::debug!(request = %m.request, "CANCEL ignored: call canceling is not offered")
-            }
+            Message::Yield(m) => calls::yield_result(router, &realm, &me, m)?,
+            Message::Error(m) => calls::invocation_error(router, &realm, &me, m)?,
+            Message::Cancel(m) => calls::cancel(router, &realm, &me, m),
             other => tracing::debug!(code = other.code(), "unrouted message"),
         }
         Ok(())
@@ -177,7 +175,7 @@ impl Session {
             }
         }
         realm.sessions.remove(&me.id);
-        rpc::leave(&self.router, &realm, &me);
+        calls::leave(&self.router, &realm, &me);
         tracing::debug!(session = %me.id, "left");
     }
 }

@@ -165,7 +165,7 @@ mod tests {
     fn reg(node: u64, session: u64, procedure: &str) -> Command {
         Command::Register {
             realm: "r".into(),
-            callee: Callee { node: NodeId(node), session: SessionId(session) },
+            callee: Callee { node: NodeId(node), session: SessionId(session), disclose_caller: false },
             procedure: procedure.into(),
             policy: MatchPolicy::Exact,
             invoke: InvokePolicy::Single,

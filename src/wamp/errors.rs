@@ -7,6 +7,7 @@ pub const NO_SUCH_REGISTRATION: &str = "wamp.error.no_such_registration";
 pub const NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
 pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
 pub const CANCELED: &str = "wamp.error.canceled";
+pub const TIMEOUT: &str = "wamp.error.timeout";
 pub const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
 pub const NO_SUCH_REALM: &str = "wamp.error.no_such_realm";
 pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";

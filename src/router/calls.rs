@@ -1,0 +1,280 @@
+//! The life of a call after it was routed: results (final and progressive), errors,
+//! cancels (`skip`, `kill`, `killnowait`), dealer-side timeouts, progressive call
+//! invocations, and sessions leaving with calls in flight.
+//!
+//! The rule that holds everything together: a call is answered exactly once, by
+//! whoever removes it from the caller's pending calls first (`finish_call`). An
+//! answer arriving for a call that is no longer pending (canceled, timed out, caller
+//! gone) is discarded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Router;
+use super::handle::{PendingCall, PendingInvocation, SessionHandle, Target};
+use super::link::LinkMsg;
+use super::realm::Realm;
+use super::rpc::{Violation, error_reply};
+use crate::dict;
+use crate::ids::{RequestId, SessionId};
+use crate::wamp::errors;
+use crate::wamp::message::{
+    Call, CallResult, Cancel, Error, Interrupt, Invocation, Message, Payload, Yield, code,
+};
+use crate::wamp::value::{Dict, Value, dict_bool, dict_str};
+
+/// How a call is canceled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelMode {
+    /// Answer the caller now; the callee is not told.
+    Skip,
+    /// Interrupt the callee; the caller gets the callee's answer.
+    Kill,
+    /// Answer the caller now and interrupt the callee.
+    KillNoWait,
+}
+
+impl CancelMode {
+    /// Parses CANCEL.Options.mode; absent means `killnowait` (as Crossbar.io does).
+    pub fn parse(s: Option<&str>) -> Option<CancelMode> {
+        match s {
+            Some("skip") => Some(CancelMode::Skip),
+            Some("kill") => Some(CancelMode::Kill),
+            None | Some("killnowait") => Some(CancelMode::KillNoWait),
+            Some(_) => None,
+        }
+    }
+
+    /// The option value as the spec spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelMode::Skip => "skip",
+            CancelMode::Kill => "kill",
+            CancelMode::KillNoWait => "killnowait",
+        }
+    }
+}
+
+/// Sends the next chunk of a progressive call invocation to the same callee.
+pub fn continue_call(router: &Router, realm: &Realm, me: &SessionHandle, pending: PendingCall, m: Call) {
+    let progress = dict_bool(&m.options, "progress");
+    if !progress {
+        me.close_call_input(m.request);
+    }
+    let details = if progress {
+        dict! { "progress" => true }
+    } else {
+        Dict::new()
+    };
+    match pending.target {
+        Target::Local { callee, invocation } => {
+            let inv = Invocation {
+                request: invocation,
+                registration: pending.registration,
+                details,
+                payload: m.payload,
+            };
+            if let Some(s) = realm.session(callee) {
+                s.send(&Message::Invocation(inv)).ok();
+            }
+        }
+        Target::Remote { node, call } => {
+            let msg = LinkMsg::Invoke {
+                realm: realm.name.clone(),
+                call,
+                callee: SessionId(0),
+                registration: pending.registration,
+                details,
+                payload: m.payload,
+            };
+            router.send_link(node, msg).ok();
+        }
+    }
+}
+
+/// Starts the dealer-side timer of a call with CALL.Options.timeout.
+pub fn arm_timeout(
+    router: Arc<Router>,
+    realm: Arc<Realm>,
+    caller: Arc<SessionHandle>,
+    request: RequestId,
+    token: u64,
+    ms: u64,
+) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        if caller.call(request).is_none_or(|c| c.token != token) {
+            return;
+        }
+        let Some(pending) = caller.finish_call(request) else { return };
+        let e = error_reply(code::CALL, request, errors::TIMEOUT, "the call timed out at the dealer");
+        caller.send(&e).ok();
+        interrupt(&router, &realm, pending.target, CancelMode::KillNoWait, errors::TIMEOUT);
+    });
+}
+
+/// Handles CANCEL from a caller.
+pub fn cancel(router: &Router, realm: &Realm, me: &SessionHandle, m: Cancel) {
+    let mode = CancelMode::parse(dict_str(&m.options, "mode")).unwrap_or(CancelMode::KillNoWait);
+    let Some(pending) = me.call(m.request) else { return };
+    let interrupted =
+        mode != CancelMode::Skip && interrupt(router, realm, pending.target, mode, errors::CANCELED);
+    if mode == CancelMode::Kill && interrupted {
+        return;
+    }
+    if me.finish_call(m.request).is_some() {
+        me.send(&error_reply(code::CALL, m.request, errors::CANCELED, "the call was canceled")).ok();
+        detach(router, realm, pending.target);
+    }
+}
+
+/// Sends INTERRUPT for a call's invocation. Returns true when the callee was told
+/// (it announced `call_canceling`), and so will answer.
+pub fn interrupt(router: &Router, realm: &Realm, target: Target, mode: CancelMode, reason: &str) -> bool {
+    match target {
+        Target::Local { callee, invocation } => interrupt_local(realm, callee, invocation, mode, reason),
+        Target::Remote { node, call } => {
+            let msg = LinkMsg::Interrupt { call, mode: mode.as_str().into(), reason: reason.into() };
+            router.send_link(node, msg).is_ok()
+        }
+    }
+}
+
+/// Interrupts an invocation of a local callee, if it supports call canceling.
+pub fn interrupt_local(
+    realm: &Realm,
+    callee: SessionId,
+    invocation: RequestId,
+    mode: CancelMode,
+    reason: &str,
+) -> bool {
+    let Some(s) = realm.session(callee) else { return false };
+    if !s.has_feature("callee", "call_canceling") {
+        return false;
+    }
+    let options = dict! { "mode" => mode.as_str(), "reason" => reason };
+    s.send(&Message::Interrupt(Interrupt { request: invocation, options })).ok();
+    if mode == CancelMode::KillNoWait {
+        s.forget_invocation(invocation);
+    }
+    true
+}
+
+/// Stops waiting for a target's answer: a late answer will be discarded.
+fn detach(router: &Router, realm: &Realm, target: Target) {
+    match target {
+        Target::Local { callee, invocation } => {
+            if let Some(s) = realm.session(callee) {
+                s.forget_invocation(invocation);
+            }
+        }
+        Target::Remote { call, .. } => {
+            router.remote_calls.remove(&call);
+        }
+    }
+}
+
+/// Handles YIELD from a callee (progressive or final).
+pub fn yield_result(router: &Router, realm: &Realm, me: &SessionHandle, m: Yield) -> Result<(), Violation> {
+    let progress = dict_bool(&m.options, "progress");
+    let origin = if progress { me.invocation(m.request) } else { me.finish_invocation(m.request) };
+    let Some(origin) = origin.map_err(|_| Violation("YIELD for an unknown invocation"))? else {
+        return Ok(());
+    };
+    match origin {
+        PendingInvocation::Local { caller, call } => {
+            let Some(caller) = realm.session(caller) else { return Ok(()) };
+            deliver_result(&caller, call, progress, m.payload);
+        }
+        PendingInvocation::Remote { node, call } => {
+            if !progress {
+                router.remote_invocations.remove(&(node, call));
+            }
+            router.send_link(node, LinkMsg::Yield { call, payload: m.payload, progress }).ok();
+        }
+    }
+    Ok(())
+}
+
+/// Gives a caller a result: progressive ones only if it asked for them, the final one
+/// only if the call is still pending.
+pub fn deliver_result(caller: &SessionHandle, request: RequestId, progress: bool, payload: Payload) {
+    if progress {
+        if caller.call(request).is_some_and(|c| c.receive_progress) {
+            let r = CallResult { request, details: dict! { "progress" => true }, payload };
+            caller.send(&Message::Result(r)).ok();
+        }
+        return;
+    }
+    if caller.finish_call(request).is_some() {
+        caller.send(&Message::Result(CallResult { request, details: Dict::new(), payload })).ok();
+    }
+}
+
+/// Gives a caller an error, if the call is still pending.
+pub fn deliver_error(
+    caller: &SessionHandle,
+    request: RequestId,
+    error: String,
+    details: Dict,
+    payload: Payload,
+) {
+    if caller.finish_call(request).is_some() {
+        let e = Error { request_type: code::CALL, request, details, error, payload };
+        caller.send(&Message::Error(e)).ok();
+    }
+}
+
+/// Handles ERROR (reply to INVOCATION) from a callee.
+pub fn invocation_error(
+    router: &Router,
+    realm: &Realm,
+    me: &SessionHandle,
+    m: Error,
+) -> Result<(), Violation> {
+    let origin = me.finish_invocation(m.request).map_err(|_| Violation("ERROR for an unknown invocation"))?;
+    let Some(origin) = origin else { return Ok(()) };
+    match origin {
+        PendingInvocation::Local { caller, call } => {
+            if let Some(caller) = realm.session(caller) {
+                deliver_error(&caller, call, m.error, m.details, m.payload);
+            }
+        }
+        PendingInvocation::Remote { node, call } => {
+            router.remote_invocations.remove(&(node, call));
+            let msg = LinkMsg::Error { call, error: m.error, details: m.details, payload: m.payload };
+            router.send_link(node, msg).ok();
+        }
+    }
+    Ok(())
+}
+
+/// A session is leaving: answer the calls it was serving with `wamp.error.canceled`,
+/// and interrupt (`killnowait`) the invocations serving the calls it made.
+pub fn leave(router: &Router, realm: &Realm, me: &SessionHandle) {
+    const WHY: &str = "the callee left before answering";
+    for (_, origin) in me.take_invocations() {
+        match origin {
+            PendingInvocation::Local { caller, call } => {
+                if let Some(caller) = realm.session(caller) {
+                    let payload = Payload::args(vec![Value::from(WHY)]);
+                    deliver_error(&caller, call, errors::CANCELED.into(), Dict::new(), payload);
+                }
+            }
+            PendingInvocation::Remote { node, call } => {
+                router.remote_invocations.remove(&(node, call));
+                let msg = LinkMsg::Error {
+                    call,
+                    error: errors::CANCELED.into(),
+                    details: Dict::new(),
+                    payload: Payload::args(vec![Value::from(WHY)]),
+                };
+                router.send_link(node, msg).ok();
+            }
+        }
+    }
+    for (_, pending) in me.take_calls() {
+        interrupt(router, realm, pending.target, CancelMode::KillNoWait, errors::CANCELED);
+        detach(router, realm, pending.target);
+    }
+}
