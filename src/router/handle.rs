@@ -136,6 +136,11 @@ impl SessionHandle {
         self.outbox.push(Bytes::from(self.serializer.encode(msg)))
     }
 
+    /// Asks the session's connection to end it with GOODBYE `reason` (meta API kill).
+    pub fn kill(&self, reason: &str, message: &str) {
+        self.outbox.kill(reason, message);
+    }
+
     /// Queues a frame already encoded with this session's serializer.
     pub fn send_frame(&self, frame: Bytes) -> Result<(), PushError> {
         self.outbox.push(frame)

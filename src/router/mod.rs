@@ -4,6 +4,7 @@
 pub mod calls;
 pub mod handle;
 pub mod link;
+pub mod meta;
 pub mod outbox;
 pub mod pubsub;
 pub mod realm;

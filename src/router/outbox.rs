@@ -32,7 +32,18 @@ struct Shared {
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     overflowed: AtomicBool,
+    /// Set when the router kills the session (meta API): GOODBYE reason and message.
+    killed: std::sync::Mutex<Option<(String, String)>>,
     wake: Notify,
+}
+
+/// Why the connection task must end the session on the router's initiative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eviction {
+    /// The outbound queue overflowed (slow consumer).
+    SlowConsumer,
+    /// The session was killed, with this GOODBYE reason and message.
+    Killed { reason: String, message: String },
 }
 
 /// The sending side, held by the session's handle.
@@ -55,6 +66,7 @@ pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
         queued_bytes: AtomicUsize::new(0),
         max_bytes,
         overflowed: AtomicBool::new(false),
+        killed: std::sync::Mutex::new(None),
         wake: Notify::new(),
     });
     (Outbox { tx, shared: shared.clone() }, OutboxReceiver { rx, shared })
@@ -87,6 +99,12 @@ impl Outbox {
                 }
             }
         }
+    }
+
+    /// Asks the connection task to end the session with GOODBYE `reason`.
+    pub fn kill(&self, reason: &str, message: &str) {
+        *self.shared.killed.lock().unwrap_or_else(|e| e.into_inner()) = Some((reason.into(), message.into()));
+        self.shared.wake.notify_one();
     }
 
     /// True once the connection task has gone away.
@@ -129,13 +147,19 @@ impl OutboxReceiver {
     }
 }
 
-/// Resolves when the queue overflowed (the slow-consumer policy fired).
+/// Resolves when the router evicts the session (slow consumer or killed).
 pub struct OverflowWatch(Arc<Shared>);
 
 impl OverflowWatch {
-    /// Waits for the overflow.
-    pub async fn overflowed(&self) {
-        while !self.0.overflowed.load(Ordering::Relaxed) {
+    /// Waits for an eviction.
+    pub async fn evicted(&self) -> Eviction {
+        loop {
+            if self.0.overflowed.load(Ordering::Relaxed) {
+                return Eviction::SlowConsumer;
+            }
+            if let Some((reason, message)) = self.0.killed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return Eviction::Killed { reason, message };
+            }
             self.0.wake.notified().await;
         }
     }
@@ -151,7 +175,7 @@ mod tests {
         assert_eq!(tx.push(Bytes::from_static(b"a")), Ok(()));
         assert_eq!(tx.push(Bytes::from_static(b"b")), Ok(()));
         assert_eq!(tx.push(Bytes::from_static(b"c")), Err(PushError::Overflow));
-        rx.overflow_watch().overflowed().await;
+        assert_eq!(rx.overflow_watch().evicted().await, Eviction::SlowConsumer);
         let mut batch = Vec::new();
         assert_eq!(rx.recv_many(&mut batch, 10).await, 2);
         assert_eq!(tx.push(Bytes::from_static(b"d")), Err(PushError::Overflow));

@@ -62,9 +62,25 @@ pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, 
             }
         }
     };
+    let first_here = !realm.has_local_interest(id);
     realm.add_subscriber(id, me.clone());
     me.set_subscribed(id, true);
     me.send(&Message::Subscribed(Subscribed { request: m.request, subscription: id })).ok();
+    if known.is_none() && first_here {
+        let created = router.replica.read(|t| {
+            t.realm(&realm.name).and_then(|r| r.subscriptions.get(id)).filter(|s| s.nodes.len() == 1).cloned()
+        });
+        if let Some(s) = created {
+            let details = dict! {
+                "id" => id.0,
+                "created" => super::meta::iso8601(s.created_ms),
+                "uri" => s.uri.as_str(),
+                "match" => s.policy.as_str(),
+            };
+            super::meta::on_create(router, realm, "wamp.subscription.on_create", me.id, details);
+        }
+    }
+    super::meta::on_route(router, realm, "wamp.subscription.on_subscribe", me.id, id.0);
 }
 
 /// Handles UNSUBSCRIBE.
@@ -86,6 +102,16 @@ pub async fn unsubscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>
         }
     }
     me.send(&Message::Unsubscribed(Unsubscribed { request: m.request, details: None })).ok();
+    subscription_left(router, realm, me.id, m.subscription);
+}
+
+/// Publishes `on_unsubscribe`, and `on_delete` when the subscription is gone.
+pub fn subscription_left(router: &Router, realm: &Realm, session: SessionId, id: SubscriptionId) {
+    super::meta::on_route(router, realm, "wamp.subscription.on_unsubscribe", session, id.0);
+    let gone = router.replica.read(|t| t.realm(&realm.name).and_then(|r| r.subscriptions.get(id)).is_none());
+    if gone {
+        super::meta::on_route(router, realm, "wamp.subscription.on_delete", session, id.0);
+    }
 }
 
 /// Handles PUBLISH: fans the event out to every matching local subscriber and sends
@@ -115,11 +141,34 @@ pub fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publi
     } else {
         Dict::new()
     };
+    let skip = exclude_me.then_some(me.id);
+    let p = Publication { topic: &m.topic, id: publication, details, audience: &audience };
+    route(router, realm, p, m.payload, skip);
+    if acknowledge {
+        me.send(&Message::Published(Published { request: m.request, publication })).ok();
+    }
+}
+
+/// A publication on its way to subscribers.
+pub struct Publication<'a> {
+    /// The concrete topic.
+    pub topic: &'a str,
+    /// Its id.
+    pub id: PublicationId,
+    /// EVENT.Details common to all subscribers.
+    pub details: Dict,
+    /// Who may receive it.
+    pub audience: &'a Audience,
+}
+
+/// Routes a publication: local subscribers here, one frame per other node with
+/// matching subscribers. `skip` is the publisher when it excluded itself.
+pub fn route(router: &Router, realm: &Realm, p: Publication<'_>, payload: Payload, skip: Option<SessionId>) {
     let mut remote: Vec<(NodeId, Vec<SubscriptionId>)> = Vec::new();
     let matches: Vec<(SubscriptionId, MatchPolicy)> = router.replica.read(|t| {
         let mut subs = Vec::new();
         if let Some(r) = t.realm(&realm.name) {
-            r.subscriptions.matching(&m.topic, &mut subs);
+            r.subscriptions.matching(p.topic, &mut subs);
         }
         for s in &subs {
             for node in s.nodes.iter().filter(|&&n| n != router.node) {
@@ -134,22 +183,25 @@ pub fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publi
     for (node, subscriptions) in remote {
         let msg = LinkMsg::Event {
             realm: realm.name.clone(),
-            topic: m.topic.clone(),
+            topic: p.topic.to_owned(),
             subscriptions,
-            publication,
-            details: details.clone(),
-            audience: audience.to_options(),
-            payload: m.payload.clone(),
+            publication: p.id,
+            details: p.details.clone(),
+            audience: p.audience.to_options(),
+            payload: payload.clone(),
         };
         if let Err(e) = router.send_link(node, msg) {
             tracing::debug!(error = %e, "event not forwarded");
         }
     }
-    let skip = exclude_me.then_some(me.id);
-    deliver(realm, &matches, &m.topic, publication, details, m.payload, &audience, skip);
-    if acknowledge {
-        me.send(&Message::Published(Published { request: m.request, publication })).ok();
-    }
+    deliver(realm, &matches, p.topic, p.id, p.details, payload, p.audience, skip);
+}
+
+/// Publishes a meta event (`wamp.session.on_join` ...) from the router itself.
+pub fn publish_meta(router: &Router, realm: &Realm, topic: &str, args: Vec<Value>) {
+    let audience = Audience::default();
+    let p = Publication { topic, id: PublicationId(random_id()), details: Dict::new(), audience: &audience };
+    route(router, realm, p, Payload::args(args), None);
 }
 
 /// Delivers a publication to this node's subscribers of the matching subscriptions.

@@ -5,14 +5,15 @@
 
 use std::sync::Arc;
 
-use super::calls;
 use super::handle::{PendingCall, PendingInvocation, SessionHandle, Target};
 use super::link::{LinkMsg, RemoteCall};
 use super::realm::Realm;
 use super::table::{Command, Outcome};
 use super::{Router, now_ms};
+use super::{calls, meta};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
-use crate::ids::RequestId;
+use crate::dict;
+use crate::ids::{RegistrationId, RequestId, SessionId};
 use crate::wamp::errors;
 use crate::wamp::message::{
     Call, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered, code,
@@ -69,6 +70,7 @@ pub async fn register(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m
         Ok(Outcome::Registered(Ok(id))) => {
             me.set_registered(id, true);
             me.send(&Message::Registered(Registered { request: m.request, registration: id })).ok();
+            registration_events(router, realm, me.id, id, true);
         }
         Ok(Outcome::Registered(Err(RegisterError::PolicyConflict(p)))) => {
             reply(POLICY_CONFLICT, &format!("procedure is registered with invoke policy '{p}'"));
@@ -94,6 +96,31 @@ pub async fn unregister(router: &Router, realm: &Realm, me: &Arc<SessionHandle>,
         tracing::warn!(error = %e, "unregister not committed; the callee entry stays until the node leaves");
     }
     me.send(&Message::Unregistered(Unregistered { request: m.request, details: None })).ok();
+    registration_events(router, realm, me.id, m.registration, false);
+}
+
+/// Publishes the registration meta events after `session` registered (`on`) or left
+/// registration `id`: `on_create`/`on_register`, or `on_unregister`/`on_delete`.
+pub fn registration_events(router: &Router, realm: &Realm, session: SessionId, id: RegistrationId, on: bool) {
+    let reg = router.replica.read(|t| t.realm(&realm.name).and_then(|r| r.registrations.get(id).cloned()));
+    if on {
+        if let Some(r) = reg.as_ref().filter(|r| r.callees.len() == 1) {
+            let details = dict! {
+                "id" => id.0,
+                "created" => meta::iso8601(r.created_ms),
+                "uri" => r.uri.as_str(),
+                "match" => r.policy.as_str(),
+                "invoke" => r.invoke.as_str(),
+            };
+            meta::on_create(router, realm, "wamp.registration.on_create", session, details);
+        }
+        meta::on_route(router, realm, "wamp.registration.on_register", session, id.0);
+    } else {
+        meta::on_route(router, realm, "wamp.registration.on_unregister", session, id.0);
+        if reg.is_none() {
+            meta::on_route(router, realm, "wamp.registration.on_delete", session, id.0);
+        }
+    }
 }
 
 /// Handles CALL: picks a callee by the registration's invoke policy and invokes it,
@@ -114,6 +141,10 @@ pub fn call(
     let reply = |uri: &str, msg: &str| me.send(&error_reply(code::CALL, m.request, uri, msg)).ok();
     if !uri::is_valid(&m.procedure, realm.uri_check) {
         reply(errors::INVALID_URI, "invalid procedure URI");
+        return Ok(());
+    }
+    if meta::is_meta(&m.procedure) {
+        meta::call(router, realm, me, m);
         return Ok(());
     }
     let target = router.replica.read(|t| {

@@ -12,7 +12,7 @@ use super::handle::{Identity, SessionHandle};
 use super::outbox::Outbox;
 use super::realm::Realm;
 use super::table::Command;
-use super::{AGENT, Router, calls, pubsub, rpc};
+use super::{AGENT, Router, calls, meta, pubsub, rpc};
 use crate::dict;
 use crate::ids::{SessionId, random_id};
 use crate::wamp::codec::Serializer;
@@ -115,6 +115,7 @@ impl Session {
         let details = welcome_details(&handle);
         realm.sessions.insert(id, handle.clone());
         self.send(&Message::Welcome(Welcome { session: id, details }));
+        meta::on_join(&self.router, &realm, &handle);
         tracing::debug!(session = %id, realm = %realm.name, serializer = self.serializer.name(), "joined");
         self.joined = Some((realm, handle));
         self.phase = Phase::Established;
@@ -152,6 +153,21 @@ impl Session {
         true
     }
 
+    /// Ends the session on the router's initiative (meta API kill): GOODBYE with
+    /// `reason`, then the session leaves without waiting for the reply.
+    pub async fn kick(&mut self, reason: &str, message: &str) {
+        if self.phase == Phase::Established {
+            let mut bye = goodbye(reason);
+            if let Message::Goodbye(g) = &mut bye {
+                if !message.is_empty() {
+                    g.details.insert("message".into(), message.into());
+                }
+            }
+            self.send(&bye);
+        }
+        self.leave().await;
+    }
+
     /// Ends the joined session, if any: removes it from its realm and the routing
     /// table, and answers every call it was serving.
     pub async fn leave(&mut self) {
@@ -160,14 +176,14 @@ impl Session {
         let (subs, regs) = me.take_routes();
         let gone_subs = {
             let _serial = realm.membership.lock().await;
-            pubsub::leave(&realm, &me, subs)
+            pubsub::leave(&realm, &me, subs.clone())
         };
         if !regs.is_empty() || !gone_subs.is_empty() {
             let cmd = Command::SessionGone {
                 realm: realm.name.clone(),
                 node: self.router.node,
                 session: me.id,
-                registrations: regs,
+                registrations: regs.clone(),
                 subscriptions: gone_subs,
             };
             if let Err(e) = self.router.replica.propose(cmd).await {
@@ -176,6 +192,13 @@ impl Session {
         }
         realm.sessions.remove(&me.id);
         calls::leave(&self.router, &realm, &me);
+        for id in regs {
+            rpc::registration_events(&self.router, &realm, me.id, id, false);
+        }
+        for id in subs {
+            pubsub::subscription_left(&self.router, &realm, me.id, id);
+        }
+        meta::on_leave(&self.router, &realm, &me);
         tracing::debug!(session = %me.id, "left");
     }
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::dict;
 use crate::router::Router;
-use crate::router::outbox::outbox;
+use crate::router::outbox::{Eviction, outbox};
 use crate::router::session::{Flow, Session};
 use crate::wamp::codec::Serializer;
 use crate::wamp::errors;
@@ -86,17 +86,26 @@ pub async fn drive<T: FrameTransport + Send>(router: Arc<Router>, mut io: T, ser
                     break;
                 }
             },
-            () = overflow.overflowed() => {
-                tracing::warn!("slow consumer: outbound queue full, disconnecting");
-                rx.discard();
-                let abort = Message::Abort(Abort {
-                    details: dict! { "message" => "outbound queue overflowed: the client is not reading fast enough" },
-                    reason: errors::SLOW_CONSUMER.into(),
-                });
-                io.send(&[Bytes::from(serializer.encode(&abort))]).await.ok();
-                io.close().await;
-                break;
-            }
+            eviction = overflow.evicted() => match eviction {
+                Eviction::SlowConsumer => {
+                    tracing::warn!("slow consumer: outbound queue full, disconnecting");
+                    rx.discard();
+                    let abort = Message::Abort(Abort {
+                        details: dict! { "message" => "outbound queue overflowed: the client is not reading fast enough" },
+                        reason: errors::SLOW_CONSUMER.into(),
+                    });
+                    io.send(&[Bytes::from(serializer.encode(&abort))]).await.ok();
+                    io.close().await;
+                    break;
+                }
+                Eviction::Killed { reason, message } => {
+                    session.kick(&reason, &message).await;
+                    rx.drain_now(&mut batch);
+                    io.send(&batch).await.ok();
+                    io.close().await;
+                    break;
+                }
+            },
             Ok(()) = shutdown.changed(), if closing_deadline.is_none() => {
                 if !session.begin_close(errors::SYSTEM_SHUTDOWN) {
                     io.close().await;

@@ -1,0 +1,341 @@
+//! The WAMP meta API: `wamp.session.*`, `wamp.registration.*` and
+//! `wamp.subscription.*` procedures answered by the router itself, and the meta
+//! events it publishes when sessions, registrations and subscriptions come and go.
+//!
+//! Registrations and subscriptions are answered from the replicated routing table, so
+//! they are cluster-wide. Sessions and per-session lists (callees are in the table;
+//! subscribers are node-local) are answered from this node's state.
+
+use std::sync::Arc;
+
+use super::Router;
+use super::handle::SessionHandle;
+use super::pubsub::publish_meta;
+use super::realm::Realm;
+use super::rpc::error_reply;
+use crate::dict;
+use crate::ids::{RegistrationId, SessionId, SubscriptionId};
+use crate::wamp::errors;
+use crate::wamp::message::{Call, CallResult, Error, Message, Payload, code};
+use crate::wamp::uri::MatchPolicy;
+use crate::wamp::value::{Dict, List, Value};
+
+/// `wamp.error.no_such_session`
+pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
+/// Default GOODBYE reason for a killed session.
+pub const KILLED: &str = "wamp.close.killed";
+
+/// True when `procedure` is answered by the meta API.
+pub fn is_meta(procedure: &str) -> bool {
+    procedure.starts_with("wamp.session.")
+        || procedure.starts_with("wamp.registration.")
+        || procedure.starts_with("wamp.subscription.")
+}
+
+type Answer = Result<Payload, (String, String)>;
+
+fn err(uri: &str, why: impl Into<String>) -> Answer {
+    Err((uri.to_owned(), why.into()))
+}
+
+fn one(v: impl Into<Value>) -> Answer {
+    Ok(Payload::args(vec![v.into()]))
+}
+
+/// Handles a CALL to a meta procedure and answers it.
+pub fn call(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Call) {
+    let args = m.payload.args.clone().unwrap_or_default();
+    let kwargs = m.payload.kwargs.clone().unwrap_or_default();
+    let answer = match m.procedure.split_once('.').map(|(_, rest)| rest) {
+        Some(p) if p.starts_with("session.") => session_call(realm, me, &p[8..], &args, &kwargs),
+        Some(p) if p.starts_with("registration.") => registration_call(router, realm, &p[13..], &args),
+        Some(p) if p.starts_with("subscription.") => subscription_call(router, realm, &p[13..], &args),
+        _ => err(errors::NO_SUCH_PROCEDURE, "no such meta procedure"),
+    };
+    let msg = match answer {
+        Ok(payload) => Message::Result(CallResult { request: m.request, details: Dict::new(), payload }),
+        Err((uri, why)) if uri == errors::NO_SUCH_PROCEDURE => {
+            error_reply(code::CALL, m.request, &uri, &format!("{why}: {}", m.procedure))
+        }
+        Err((uri, why)) => Message::Error(Error {
+            request_type: code::CALL,
+            request: m.request,
+            details: Dict::new(),
+            error: uri,
+            payload: Payload::args(vec![why.into()]),
+        }),
+    };
+    me.send(&msg).ok();
+}
+
+fn arg_u64(args: &List, i: usize) -> Option<u64> {
+    args.get(i).and_then(Value::as_u64)
+}
+
+fn arg_str(args: &List, i: usize) -> Option<&str> {
+    args.get(i).and_then(Value::as_str)
+}
+
+/// The session's details, as `wamp.session.get` and `on_join` give them.
+pub fn session_details(s: &SessionHandle) -> Dict {
+    let id = &s.identity;
+    dict! {
+        "session" => s.id.0,
+        "authid" => id.authid.as_str(),
+        "authrole" => id.authrole.as_str(),
+        "authmethod" => id.authmethod.as_str(),
+        "authprovider" => id.authprovider.as_str(),
+        "serializer" => s.serializer.name(),
+    }
+}
+
+fn role_filter(args: &List) -> Option<Vec<String>> {
+    let list = args.first()?.as_list()?;
+    Some(list.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+}
+
+fn session_call(realm: &Realm, me: &SessionHandle, name: &str, args: &List, kwargs: &Dict) -> Answer {
+    let reason = kwargs.get("reason").and_then(Value::as_str).unwrap_or(KILLED).to_owned();
+    let message = kwargs.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
+    let others = || realm.sessions.iter().filter(|s| s.id != me.id).map(|s| s.clone()).collect::<Vec<_>>();
+    let kill = |victims: Vec<Arc<SessionHandle>>| {
+        for v in &victims {
+            v.kill(&reason, &message);
+        }
+        victims
+    };
+    match name {
+        "count" | "list" => {
+            let roles = role_filter(args);
+            let ids: Vec<Value> = realm
+                .sessions
+                .iter()
+                .filter(|s| roles.as_ref().is_none_or(|r| r.contains(&s.identity.authrole)))
+                .map(|s| Value::from(s.id.0))
+                .collect();
+            if name == "count" { one(ids.len() as u64) } else { one(ids) }
+        }
+        "get" => {
+            let Some(id) = arg_u64(args, 0) else {
+                return err(errors::INVALID_ARGUMENT, "session id expected");
+            };
+            match realm.session(SessionId(id)) {
+                Some(s) => one(session_details(&s)),
+                None => err(NO_SUCH_SESSION, "no session with that id"),
+            }
+        }
+        "kill" => {
+            let Some(id) = arg_u64(args, 0) else {
+                return err(errors::INVALID_ARGUMENT, "session id expected");
+            };
+            if id == me.id.0 {
+                return err(errors::INVALID_ARGUMENT, "a session cannot kill itself");
+            }
+            match realm.session(SessionId(id)) {
+                Some(s) => {
+                    kill(vec![s]);
+                    Ok(Payload::default())
+                }
+                None => err(NO_SUCH_SESSION, "no session with that id"),
+            }
+        }
+        "kill_by_authid" | "kill_by_authrole" => {
+            let Some(key) = arg_str(args, 0) else { return err(errors::INVALID_ARGUMENT, "string expected") };
+            let by_id = name == "kill_by_authid";
+            let victims: Vec<_> = others()
+                .into_iter()
+                .filter(|s| if by_id { s.identity.authid == key } else { s.identity.authrole == key })
+                .collect();
+            let killed = kill(victims);
+            if by_id {
+                one(killed.iter().map(|s| Value::from(s.id.0)).collect::<Vec<_>>())
+            } else {
+                one(killed.len() as u64)
+            }
+        }
+        "kill_all" => one(kill(others()).len() as u64),
+        _ => err(errors::NO_SUCH_PROCEDURE, "no such meta procedure"),
+    }
+}
+
+fn match_of(kwargs_or_options: Option<&Value>) -> MatchPolicy {
+    let m = kwargs_or_options.and_then(Value::as_dict).and_then(|d| d.get("match")).and_then(Value::as_str);
+    MatchPolicy::parse(m).unwrap_or(MatchPolicy::Exact)
+}
+
+fn registration_call(router: &Router, realm: &Realm, name: &str, args: &List) -> Answer {
+    router.replica.read(|t| {
+        let Some(regs) = t.realm(&realm.name).map(|r| &r.registrations) else {
+            return registration_empty(name, args);
+        };
+        match name {
+            "list" => {
+                let mut by = [Vec::new(), Vec::new(), Vec::new()];
+                for r in regs.iter() {
+                    by[r.policy as usize].push(Value::from(r.id.0));
+                }
+                let [exact, prefix, wildcard] = by;
+                one(dict! { "exact" => exact, "prefix" => prefix, "wildcard" => wildcard })
+            }
+            "lookup" => {
+                let Some(uri) = arg_str(args, 0) else {
+                    return err(errors::INVALID_ARGUMENT, "URI expected");
+                };
+                one(regs.find(uri, match_of(args.get(1))).map_or(Value::Null, |r| r.id.0.into()))
+            }
+            "match" => {
+                let Some(uri) = arg_str(args, 0) else {
+                    return err(errors::INVALID_ARGUMENT, "URI expected");
+                };
+                one(regs.lookup(uri).map_or(Value::Null, |r| r.id.0.into()))
+            }
+            "get" | "list_callees" | "count_callees" => {
+                let Some(id) = arg_u64(args, 0) else { return err(errors::INVALID_ARGUMENT, "id expected") };
+                let Some(r) = regs.get(RegistrationId(id)) else {
+                    return err(errors::NO_SUCH_REGISTRATION, "no registration with that id");
+                };
+                match name {
+                    "get" => one(dict! {
+                        "id" => r.id.0,
+                        "created" => iso8601(r.created_ms),
+                        "uri" => r.uri.as_str(),
+                        "match" => r.policy.as_str(),
+                        "invoke" => r.invoke.as_str(),
+                    }),
+                    "list_callees" => {
+                        one(r.callees.iter().map(|c| Value::from(c.session.0)).collect::<Vec<_>>())
+                    }
+                    _ => one(r.callees.len() as u64),
+                }
+            }
+            _ => err(errors::NO_SUCH_PROCEDURE, "no such meta procedure"),
+        }
+    })
+}
+
+fn registration_empty(name: &str, args: &List) -> Answer {
+    match name {
+        "list" => one(dict! { "exact" => List::new(), "prefix" => List::new(), "wildcard" => List::new() }),
+        "lookup" | "match" if arg_str(args, 0).is_some() => one(Value::Null),
+        "get" | "list_callees" | "count_callees" => {
+            err(errors::NO_SUCH_REGISTRATION, "no registration with that id")
+        }
+        _ => err(errors::NO_SUCH_PROCEDURE, "no such meta procedure"),
+    }
+}
+
+fn subscription_call(router: &Router, realm: &Realm, name: &str, args: &List) -> Answer {
+    let sub = |id: u64| {
+        router
+            .replica
+            .read(|t| t.realm(&realm.name).and_then(|r| r.subscriptions.get(SubscriptionId(id)).cloned()))
+    };
+    match name {
+        "list" => router.replica.read(|t| {
+            let mut by = [Vec::new(), Vec::new(), Vec::new()];
+            for s in t.realm(&realm.name).iter().flat_map(|r| r.subscriptions.iter()) {
+                by[s.policy as usize].push(Value::from(s.id.0));
+            }
+            let [exact, prefix, wildcard] = by;
+            one(dict! { "exact" => exact, "prefix" => prefix, "wildcard" => wildcard })
+        }),
+        "lookup" => {
+            let Some(uri) = arg_str(args, 0) else { return err(errors::INVALID_ARGUMENT, "URI expected") };
+            let policy = match_of(args.get(1));
+            let id = router
+                .replica
+                .read(|t| t.realm(&realm.name)?.subscriptions.find(uri, policy).map(|s| s.id.0));
+            one(id.map_or(Value::Null, Value::from))
+        }
+        "match" => {
+            let Some(uri) = arg_str(args, 0) else { return err(errors::INVALID_ARGUMENT, "URI expected") };
+            let ids: Vec<Value> = router.replica.read(|t| {
+                let mut out = Vec::new();
+                if let Some(r) = t.realm(&realm.name) {
+                    r.subscriptions.matching(uri, &mut out);
+                }
+                out.iter().map(|s| Value::from(s.id.0)).collect()
+            });
+            one(if ids.is_empty() { Value::Null } else { Value::List(ids) })
+        }
+        "get" | "list_subscribers" | "count_subscribers" => {
+            let Some(id) = arg_u64(args, 0) else { return err(errors::INVALID_ARGUMENT, "id expected") };
+            let Some(s) = sub(id) else {
+                return err(errors::NO_SUCH_SUBSCRIPTION, "no subscription with that id");
+            };
+            let local: Vec<Value> = realm
+                .subscribers(s.id)
+                .map(|l| l.iter().map(|h| Value::from(h.id.0)).collect())
+                .unwrap_or_default();
+            match name {
+                "get" => one(dict! {
+                    "id" => s.id.0,
+                    "created" => iso8601(s.created_ms),
+                    "uri" => s.uri.as_str(),
+                    "match" => s.policy.as_str(),
+                }),
+                "list_subscribers" => one(local),
+                _ => one(local.len() as u64),
+            }
+        }
+        _ => err(errors::NO_SUCH_PROCEDURE, "no such meta procedure"),
+    }
+}
+
+/// Publishes `wamp.session.on_join`.
+pub fn on_join(router: &Router, realm: &Realm, s: &SessionHandle) {
+    publish_meta(router, realm, "wamp.session.on_join", vec![session_details(s).into()]);
+}
+
+/// Publishes `wamp.session.on_leave`.
+pub fn on_leave(router: &Router, realm: &Realm, s: &SessionHandle) {
+    let args = vec![s.id.0.into(), s.identity.authid.as_str().into(), s.identity.authrole.as_str().into()];
+    publish_meta(router, realm, "wamp.session.on_leave", args);
+}
+
+/// Publishes a registration/subscription lifecycle event (`on_register`, ...).
+pub fn on_route(router: &Router, realm: &Realm, topic: &str, session: SessionId, id: u64) {
+    publish_meta(router, realm, topic, vec![session.0.into(), id.into()]);
+}
+
+/// Publishes `wamp.registration.on_create` / `wamp.subscription.on_create`.
+pub fn on_create(router: &Router, realm: &Realm, topic: &str, session: SessionId, details: Dict) {
+    publish_meta(router, realm, topic, vec![session.0.into(), details.into()]);
+}
+
+/// Milliseconds since the epoch as an ISO 8601 UTC timestamp.
+pub fn iso8601(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:03}Z", ms % 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_timestamps() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn meta_namespace() {
+        assert!(is_meta("wamp.session.count"));
+        assert!(is_meta("wamp.registration.list"));
+        assert!(!is_meta("wamp.foo"));
+        assert!(!is_meta("com.session.count"));
+    }
+}
