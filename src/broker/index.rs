@@ -10,7 +10,8 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, SubscriptionId};
-use crate::wamp::uri::{self, MatchPolicy};
+use crate::wamp::pattern::PatternIndex;
+use crate::wamp::uri::MatchPolicy;
 
 /// One subscription: a topic (or pattern) and the nodes with local subscribers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,23 +28,38 @@ pub struct Subscription {
     pub nodes: BTreeSet<NodeId>,
 }
 
-/// All subscriptions of one realm.
+/// All subscriptions of one realm. Serialized as the list of subscriptions; the
+/// pattern index is rebuilt when read back.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<Subscription>", into = "Vec<Subscription>")]
 pub struct SubscriptionIndex {
     subs: HashMap<SubscriptionId, Subscription>,
-    /// Exact topic → subscription, for the common case.
-    exact: HashMap<String, SubscriptionId>,
-    /// Prefix subscriptions by pattern.
-    prefix: HashMap<String, SubscriptionId>,
-    /// Wildcard subscriptions by pattern.
-    wildcard: HashMap<String, SubscriptionId>,
+    index: PatternIndex<SubscriptionId>,
+}
+
+impl From<Vec<Subscription>> for SubscriptionIndex {
+    fn from(list: Vec<Subscription>) -> Self {
+        let mut idx = SubscriptionIndex::default();
+        for s in list {
+            idx.index.insert(&s.uri, s.policy, s.id);
+            idx.subs.insert(s.id, s);
+        }
+        idx
+    }
+}
+
+impl From<SubscriptionIndex> for Vec<Subscription> {
+    fn from(idx: SubscriptionIndex) -> Self {
+        let mut list: Vec<_> = idx.subs.into_values().collect();
+        list.sort_by_key(|s| s.id);
+        list
+    }
 }
 
 impl SubscriptionIndex {
     /// The subscription for `(uri, policy)`, if any.
     pub fn find(&self, uri: &str, policy: MatchPolicy) -> Option<&Subscription> {
-        let id = self.map(policy).get(uri)?;
-        self.subs.get(id)
+        self.index.get(uri, policy).and_then(|id| self.subs.get(id))
     }
 
     /// A subscription by id.
@@ -61,7 +77,7 @@ impl SubscriptionIndex {
         new_id: impl FnOnce() -> SubscriptionId,
         now_ms: u64,
     ) -> SubscriptionId {
-        if let Some(existing) = self.find(uri, policy).map(|s| s.id) {
+        if let Some(&existing) = self.index.get(uri, policy) {
             if let Some(s) = self.subs.get_mut(&existing) {
                 s.nodes.insert(node);
             }
@@ -75,7 +91,7 @@ impl SubscriptionIndex {
             created_ms: now_ms,
             nodes: BTreeSet::from([node]),
         };
-        self.map_mut(policy).insert(uri.to_owned(), id);
+        self.index.insert(uri, policy, id);
         self.subs.insert(id, sub);
         id
     }
@@ -90,7 +106,9 @@ impl SubscriptionIndex {
         if !sub.nodes.is_empty() {
             return false;
         }
-        self.delete(id);
+        if let Some(sub) = self.subs.remove(&id) {
+            self.index.remove(&sub.uri, sub.policy);
+        }
         true
     }
 
@@ -102,40 +120,11 @@ impl SubscriptionIndex {
         }
     }
 
-    fn map(&self, policy: MatchPolicy) -> &HashMap<String, SubscriptionId> {
-        match policy {
-            MatchPolicy::Exact => &self.exact,
-            MatchPolicy::Prefix => &self.prefix,
-            MatchPolicy::Wildcard => &self.wildcard,
-        }
-    }
-
-    fn map_mut(&mut self, policy: MatchPolicy) -> &mut HashMap<String, SubscriptionId> {
-        match policy {
-            MatchPolicy::Exact => &mut self.exact,
-            MatchPolicy::Prefix => &mut self.prefix,
-            MatchPolicy::Wildcard => &mut self.wildcard,
-        }
-    }
-
-    fn delete(&mut self, id: SubscriptionId) {
-        if let Some(sub) = self.subs.remove(&id) {
-            self.map_mut(sub.policy).remove(&sub.uri);
-        }
-    }
-
     /// Every subscription matching the concrete `topic`.
     pub fn matching<'a>(&'a self, topic: &str, out: &mut Vec<&'a Subscription>) {
-        if let Some(s) = self.exact.get(topic).and_then(|id| self.subs.get(id)) {
-            out.push(s);
-        }
-        for policy in [MatchPolicy::Prefix, MatchPolicy::Wildcard] {
-            for (pattern, id) in self.map(policy) {
-                if uri::matches(pattern, policy, topic) {
-                    out.extend(self.subs.get(id));
-                }
-            }
-        }
+        let mut ids = Vec::new();
+        self.index.matches(topic, &mut ids);
+        out.extend(ids.into_iter().filter_map(|id| self.subs.get(id)));
     }
 
     /// All subscriptions.

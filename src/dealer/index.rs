@@ -4,13 +4,14 @@
 //! registration order, with the node they are connected to, so invoke policies work
 //! across the cluster and a second `single` registration is refused everywhere.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::policy::InvokePolicy;
 use crate::ids::{NodeId, RegistrationId, SessionId};
-use crate::wamp::uri::{self, MatchPolicy};
+use crate::wamp::pattern::PatternIndex;
+use crate::wamp::uri::MatchPolicy;
 
 /// One callee of a registration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,26 +56,38 @@ pub enum RegisterError {
     NoSuchRegistration,
 }
 
-/// All registrations of one realm.
+/// All registrations of one realm. Serialized as the list of registrations; the
+/// pattern index is rebuilt when read back.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<Registration>", into = "Vec<Registration>")]
 pub struct RegistrationIndex {
     regs: HashMap<RegistrationId, Registration>,
-    exact: HashMap<String, RegistrationId>,
-    /// Prefix registrations by pattern; ordered, so the longest match is found by a scan.
-    prefix: BTreeMap<String, RegistrationId>,
-    /// Wildcard registrations by pattern.
-    wildcard: BTreeMap<String, RegistrationId>,
+    index: PatternIndex<RegistrationId>,
+}
+
+impl From<Vec<Registration>> for RegistrationIndex {
+    fn from(list: Vec<Registration>) -> Self {
+        let mut idx = RegistrationIndex::default();
+        for r in list {
+            idx.index.insert(&r.uri, r.policy, r.id);
+            idx.regs.insert(r.id, r);
+        }
+        idx
+    }
+}
+
+impl From<RegistrationIndex> for Vec<Registration> {
+    fn from(idx: RegistrationIndex) -> Self {
+        let mut list: Vec<_> = idx.regs.into_values().collect();
+        list.sort_by_key(|r| r.id);
+        list
+    }
 }
 
 impl RegistrationIndex {
     /// The registration for `(uri, policy)`, if any.
     pub fn find(&self, uri: &str, policy: MatchPolicy) -> Option<&Registration> {
-        let id = match policy {
-            MatchPolicy::Exact => self.exact.get(uri),
-            MatchPolicy::Prefix => self.prefix.get(uri),
-            MatchPolicy::Wildcard => self.wildcard.get(uri),
-        }?;
-        self.regs.get(id)
+        self.index.get(uri, policy).and_then(|id| self.regs.get(id))
     }
 
     /// A registration by id.
@@ -92,7 +105,7 @@ impl RegistrationIndex {
         new_id: impl FnOnce() -> RegistrationId,
         now_ms: u64,
     ) -> Result<RegistrationId, RegisterError> {
-        if let Some(existing) = self.find(uri, policy).map(|r| r.id) {
+        if let Some(&existing) = self.index.get(uri, policy) {
             let reg = self.regs.get_mut(&existing).ok_or(RegisterError::NoSuchRegistration)?;
             if reg.invoke == InvokePolicy::Single || reg.callees.iter().any(|c| c.session == callee.session) {
                 return Err(RegisterError::AlreadyExists);
@@ -104,12 +117,6 @@ impl RegistrationIndex {
             return Ok(existing);
         }
         let id = new_id();
-        let key = uri.to_owned();
-        match policy {
-            MatchPolicy::Exact => self.exact.insert(key, id),
-            MatchPolicy::Prefix => self.prefix.insert(key, id),
-            MatchPolicy::Wildcard => self.wildcard.insert(key, id),
-        };
         let reg = Registration {
             id,
             uri: uri.to_owned(),
@@ -118,6 +125,7 @@ impl RegistrationIndex {
             created_ms: now_ms,
             callees: vec![callee],
         };
+        self.index.insert(uri, policy, id);
         self.regs.insert(id, reg);
         Ok(id)
     }
@@ -153,34 +161,14 @@ impl RegistrationIndex {
 
     fn delete(&mut self, id: RegistrationId) {
         if let Some(reg) = self.regs.remove(&id) {
-            match reg.policy {
-                MatchPolicy::Exact => self.exact.remove(&reg.uri),
-                MatchPolicy::Prefix => self.prefix.remove(&reg.uri),
-                MatchPolicy::Wildcard => self.wildcard.remove(&reg.uri),
-            };
+            self.index.remove(&reg.uri, reg.policy);
         }
     }
 
     /// The registration that serves `procedure`: exact match first, then the longest
-    /// prefix, then the first wildcard pattern (in pattern order) that matches.
+    /// prefix, then the best wildcard pattern (the spec's precedence).
     pub fn lookup(&self, procedure: &str) -> Option<&Registration> {
-        let id = self
-            .exact
-            .get(procedure)
-            .or_else(|| {
-                self.prefix
-                    .iter()
-                    .filter(|(p, _)| procedure.starts_with(p.as_str()))
-                    .max_by_key(|(p, _)| p.len())
-                    .map(|(_, id)| id)
-            })
-            .or_else(|| {
-                self.wildcard
-                    .iter()
-                    .find(|(p, _)| uri::matches(p, MatchPolicy::Wildcard, procedure))
-                    .map(|(_, id)| id)
-            })?;
-        self.regs.get(id)
+        self.index.best(procedure).and_then(|id| self.regs.get(id))
     }
 
     /// All registrations.

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod errors;
 pub mod message;
+pub mod pattern;
 pub mod rawsocket;
 pub mod session;
 pub mod uri;
