@@ -69,6 +69,19 @@ pub struct PendingCall {
     pub token: u64,
 }
 
+/// An event the router publishes on a session's behalf when it ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Testament {
+    /// Topic to publish on.
+    pub topic: String,
+    /// Event args and kwargs.
+    pub payload: crate::wamp::message::Payload,
+    /// PUBLISH options (black/white listing, disclosure).
+    pub options: Dict,
+    /// `detached` (true) or `destroyed` (false) bucket.
+    pub detached: bool,
+}
+
 /// Identity of a session, as WELCOME announced it.
 #[derive(Clone, Debug, Default)]
 pub struct Identity {
@@ -101,6 +114,8 @@ pub struct SessionHandle {
     subscriptions: Mutex<HashSet<SubscriptionId>>,
     /// Registrations this session holds.
     registrations: Mutex<HashSet<RegistrationId>>,
+    /// Testaments, in the order added.
+    testaments: Mutex<Vec<Testament>>,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
@@ -128,6 +143,7 @@ impl SessionHandle {
             calls: Mutex::default(),
             subscriptions: Mutex::default(),
             registrations: Mutex::default(),
+            testaments: Mutex::default(),
         }
     }
 
@@ -237,6 +253,26 @@ impl SessionHandle {
     pub fn set_registered(&self, id: RegistrationId, on: bool) -> bool {
         let mut regs = lock(&self.registrations);
         if on { regs.insert(id) } else { regs.remove(&id) }
+    }
+
+    /// Adds a testament.
+    pub fn add_testament(&self, t: Testament) {
+        lock(&self.testaments).push(t);
+    }
+
+    /// Removes the testaments of one scope; returns how many.
+    pub fn flush_testaments(&self, detached: bool) -> usize {
+        let mut list = lock(&self.testaments);
+        let before = list.len();
+        list.retain(|t| t.detached != detached);
+        before - list.len()
+    }
+
+    /// Takes all testaments, `detached` ones first (the session is ending).
+    pub fn take_testaments(&self) -> Vec<Testament> {
+        let mut list = std::mem::take(&mut *lock(&self.testaments));
+        list.sort_by_key(|t| !t.detached);
+        list
     }
 
     /// Takes all subscriptions and registrations (the session is leaving).

@@ -9,15 +9,16 @@
 use std::sync::Arc;
 
 use super::Router;
-use super::handle::SessionHandle;
-use super::pubsub::publish_meta;
+use super::handle::{SessionHandle, Testament};
+use super::pubsub::{Publication, publish_meta, route};
 use super::realm::Realm;
 use super::rpc::error_reply;
+use crate::broker::Audience;
 use crate::dict;
-use crate::ids::{RegistrationId, SessionId, SubscriptionId};
+use crate::ids::{PublicationId, RegistrationId, SessionId, SubscriptionId, random_id};
 use crate::wamp::errors;
 use crate::wamp::message::{Call, CallResult, Error, Message, Payload, code};
-use crate::wamp::uri::MatchPolicy;
+use crate::wamp::uri::{self, MatchPolicy};
 use crate::wamp::value::{Dict, List, Value};
 
 /// `wamp.error.no_such_session`
@@ -154,6 +155,25 @@ fn session_call(realm: &Realm, me: &SessionHandle, name: &str, args: &List, kwar
             }
         }
         "kill_all" => one(kill(others()).len() as u64),
+        "add_testament" => {
+            let Some(topic) = arg_str(args, 0).filter(|t| uri::is_valid(t, realm.uri_check)) else {
+                return err(errors::INVALID_URI, "a valid topic URI expected");
+            };
+            let Some(detached) = testament_scope(kwargs) else {
+                return err(errors::INVALID_ARGUMENT, "scope must be 'destroyed' or 'detached'");
+            };
+            let payload = Payload {
+                args: args.get(1).and_then(Value::as_list).cloned(),
+                kwargs: args.get(2).and_then(Value::as_dict).cloned(),
+            };
+            let options = kwargs.get("publish_options").and_then(Value::as_dict).cloned().unwrap_or_default();
+            me.add_testament(Testament { topic: topic.to_owned(), payload, options, detached });
+            Ok(Payload::default())
+        }
+        "flush_testaments" => match testament_scope(kwargs) {
+            Some(detached) => one(me.flush_testaments(detached) as u64),
+            None => err(errors::INVALID_ARGUMENT, "scope must be 'destroyed' or 'detached'"),
+        },
         _ => err(errors::NO_SUCH_PROCEDURE, "no such meta procedure"),
     }
 }
@@ -279,6 +299,28 @@ fn subscription_call(router: &Router, realm: &Realm, name: &str, args: &List) ->
             }
         }
         _ => err(errors::NO_SUCH_PROCEDURE, "no such meta procedure"),
+    }
+}
+
+fn testament_scope(kwargs: &Dict) -> Option<bool> {
+    match kwargs.get("scope").and_then(Value::as_str) {
+        None | Some("destroyed") => Some(false),
+        Some("detached") => Some(true),
+        Some(_) => None,
+    }
+}
+
+/// Publishes a leaving session's testaments (detached scope first).
+pub fn fire_testaments(router: &Router, realm: &Realm, s: &SessionHandle) {
+    for t in s.take_testaments() {
+        let audience = Audience::from_options(&t.options).unwrap_or_default();
+        let p = Publication {
+            topic: &t.topic,
+            id: PublicationId(random_id()),
+            details: Dict::new(),
+            audience: &audience,
+        };
+        route(router, realm, p, t.payload, None);
     }
 }
 

@@ -8,12 +8,12 @@ use bytes::Bytes;
 use super::handle::SessionHandle;
 use super::link::LinkMsg;
 use super::realm::Realm;
-use super::table::{Command, Outcome};
+use super::table::{Command, Outcome, Retained};
 use super::{Router, now_ms};
 use crate::broker::Audience;
 use crate::dict;
 use crate::ids::{NodeId, PublicationId, SessionId, SubscriptionId, random_id};
-use crate::wamp::codec::Serializer;
+use crate::wamp::codec::{Serializer, neutral};
 use crate::wamp::errors;
 use crate::wamp::message::{
     Event, Message, Payload, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, code,
@@ -81,6 +81,47 @@ pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, 
         }
     }
     super::meta::on_route(router, realm, "wamp.subscription.on_subscribe", me.id, id.0);
+    if dict_bool(&m.options, "get_retained") {
+        send_retained(router, realm, me, id, &m.topic, policy);
+    }
+}
+
+/// Sends a new subscriber the retained events its subscription matches.
+fn send_retained(
+    router: &Router,
+    realm: &Realm,
+    me: &SessionHandle,
+    id: SubscriptionId,
+    pattern: &str,
+    policy: MatchPolicy,
+) {
+    let events: Vec<(String, Retained)> = router.replica.read(|t| {
+        let Some(r) = t.realm(&realm.name) else { return Vec::new() };
+        match policy {
+            MatchPolicy::Exact => {
+                r.retained.get(pattern).map(|e| vec![(pattern.to_owned(), e.clone())]).unwrap_or_default()
+            }
+            _ => r
+                .retained
+                .iter()
+                .filter(|(t, _)| uri::matches(pattern, policy, t))
+                .map(|(t, e)| (t.clone(), e.clone()))
+                .collect(),
+        }
+    });
+    for (topic, e) in events {
+        let (Ok(mut details), Ok(payload)) =
+            (neutral::decode_dict(&e.details), neutral::decode_payload(&e.payload))
+        else {
+            continue;
+        };
+        details.insert("retained".into(), true.into());
+        if policy != MatchPolicy::Exact {
+            details.insert("topic".into(), topic.into());
+        }
+        let event = Event { subscription: id, publication: PublicationId(e.publication), details, payload };
+        me.send(&Message::Event(event)).ok();
+    }
 }
 
 /// Handles UNSUBSCRIBE.
@@ -116,7 +157,7 @@ pub fn subscription_left(router: &Router, realm: &Realm, session: SessionId, id:
 
 /// Handles PUBLISH: fans the event out to every matching local subscriber and sends
 /// one frame to every other node with matching subscribers.
-pub fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publish) {
+pub async fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publish) {
     let acknowledge = dict_bool(&m.options, "acknowledge");
     let reply = |uri: &str, why: &str| {
         if acknowledge {
@@ -141,9 +182,21 @@ pub fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publi
     } else {
         Dict::new()
     };
+    let retain = dict_bool(&m.options, "retain").then(|| Retained {
+        publication: publication.0,
+        details: neutral::encode_dict(&details),
+        payload: neutral::encode_payload(&m.payload),
+    });
     let skip = exclude_me.then_some(me.id);
     let p = Publication { topic: &m.topic, id: publication, details, audience: &audience };
     route(router, realm, p, m.payload, skip);
+    if let Some(event) = retain {
+        let cmd = Command::Retain { realm: realm.name.clone(), topic: m.topic.clone(), event };
+        if let Err(e) = router.replica.propose(cmd).await {
+            tracing::warn!(error = %e, "retained event not committed");
+            return reply(errors::CLUSTER_UNAVAILABLE, "event delivered but not retained: no quorum");
+        }
+    }
     if acknowledge {
         me.send(&Message::Published(Published { request: m.request, publication })).ok();
     }

@@ -128,7 +128,7 @@ impl Session {
         };
         let router = &*self.router;
         match msg {
-            Message::Publish(m) => pubsub::publish(router, &realm, &me, m),
+            Message::Publish(m) => pubsub::publish(router, &realm, &me, m).await,
             Message::Subscribe(m) => pubsub::subscribe(router, &realm, &me, m).await,
             Message::Unsubscribe(m) => pubsub::unsubscribe(router, &realm, &me, m).await,
             Message::Call(m) => rpc::call(&self.router, &realm, &me, m)?,
@@ -198,6 +198,7 @@ impl Session {
         for id in subs {
             pubsub::subscription_left(&self.router, &realm, me.id, id);
         }
+        meta::fire_testaments(&self.router, &realm, &me);
         meta::on_leave(&self.router, &realm, &me);
         tracing::debug!(session = %me.id, "left");
     }

@@ -46,6 +46,20 @@ pub enum Command {
     },
     /// A node is gone: purge its interest and callees everywhere.
     NodeDown { node: NodeId },
+    /// Keep `event` as the retained event of `topic` (PUBLISH.Options.retain).
+    Retain { realm: String, topic: String, event: Retained },
+}
+
+/// The last event published on a topic with `retain: true`, replicated so it
+/// survives the loss of the publisher's node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Retained {
+    /// The publication id.
+    pub publication: u64,
+    /// EVENT.Details common to all subscribers, neutral-encoded.
+    pub details: Vec<u8>,
+    /// Args and kwargs, neutral-encoded.
+    pub payload: Vec<u8>,
 }
 
 /// What applying a command produced.
@@ -69,6 +83,9 @@ pub struct RealmTable {
     pub subscriptions: SubscriptionIndex,
     /// Registrations and their callees.
     pub registrations: RegistrationIndex,
+    /// Retained events by topic.
+    #[serde(default)]
+    pub retained: HashMap<String, Retained>,
 }
 
 /// The whole replicated routing state.
@@ -135,6 +152,10 @@ impl RoutingTable {
                         t.subscriptions.remove_interest(node, id);
                     }
                 }
+                Outcome::Done
+            }
+            Command::Retain { realm, topic, event } => {
+                self.realms.entry(realm).or_default().retained.insert(topic, event);
                 Outcome::Done
             }
             Command::NodeDown { node } => {

@@ -8,6 +8,7 @@
 mod cbor;
 mod json;
 mod msgpack;
+pub mod neutral;
 mod serde_value;
 
 #[cfg(test)]

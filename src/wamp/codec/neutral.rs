@@ -1,0 +1,78 @@
+//! The serializer-neutral form of payloads and dictionaries used between nodes and in
+//! the replicated table: MessagePack of the WAMP values (`[args|nil, kwargs|nil]` for
+//! a payload). Compact, binary-safe, and decoded by the receiver into whatever its
+//! clients speak. Empty payloads and dictionaries are empty byte strings.
+
+use super::{DecodeError, Serializer};
+use crate::wamp::message::Payload;
+use crate::wamp::value::{Dict, Value};
+
+/// A payload as neutral bytes.
+pub fn encode_payload(p: &Payload) -> Vec<u8> {
+    if p.is_empty() {
+        return Vec::new();
+    }
+    let args = p.args.clone().map(Value::List).unwrap_or(Value::Null);
+    let kwargs = p.kwargs.clone().map(Value::Dict).unwrap_or(Value::Null);
+    Serializer::MsgPack.encode_value(&Value::List(vec![args, kwargs]))
+}
+
+/// A payload from neutral bytes.
+pub fn decode_payload(b: &[u8]) -> Result<Payload, DecodeError> {
+    if b.is_empty() {
+        return Ok(Payload::default());
+    }
+    let bad = |why: &str| DecodeError::Syntax(format!("neutral payload: {why}"));
+    let Value::List(mut l) = Serializer::MsgPack.decode_value(b)? else { return Err(bad("not a list")) };
+    if l.len() != 2 {
+        return Err(bad("not [args, kwargs]"));
+    }
+    let kwargs = match l.pop() {
+        Some(Value::Dict(d)) => Some(d),
+        Some(Value::Null) => None,
+        _ => return Err(bad("kwargs is not a dict")),
+    };
+    let args = match l.pop() {
+        Some(Value::List(a)) => Some(a),
+        Some(Value::Null) => None,
+        _ => return Err(bad("args is not a list")),
+    };
+    Ok(Payload { args, kwargs })
+}
+
+/// A dictionary as neutral bytes.
+pub fn encode_dict(d: &Dict) -> Vec<u8> {
+    if d.is_empty() { Vec::new() } else { Serializer::MsgPack.encode_value(&Value::Dict(d.clone())) }
+}
+
+/// A dictionary from neutral bytes.
+pub fn decode_dict(b: &[u8]) -> Result<Dict, DecodeError> {
+    if b.is_empty() {
+        return Ok(Dict::new());
+    }
+    match Serializer::MsgPack.decode_value(b)? {
+        Value::Dict(d) => Ok(d),
+        _ => Err(DecodeError::Syntax("neutral dict: not a dict".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dict;
+
+    #[test]
+    fn payloads_and_dicts_round_trip() {
+        for p in [
+            Payload::default(),
+            Payload::args(vec![Value::Bytes(vec![0, 255]), Value::UInt(u64::MAX), Value::Float(0.5)]),
+            Payload { args: None, kwargs: Some(dict! { "k" => "v" }) },
+        ] {
+            assert_eq!(decode_payload(&encode_payload(&p)).ok(), Some(p));
+        }
+        let d = dict! { "a" => 1u64 };
+        assert_eq!(decode_dict(&encode_dict(&d)).ok(), Some(d));
+        assert!(decode_payload(&[0xc1]).is_err());
+        assert!(decode_dict(&encode_payload(&Payload::args(vec![]))).is_err());
+    }
+}
