@@ -2,6 +2,7 @@
 //! negotiates the serializer, then runs [`drive`]: frames in go to the session, frames
 //! the router queued in the session's outbox go out, in batches.
 
+pub mod batch;
 pub mod listener;
 pub mod rawsocket;
 pub mod websocket;

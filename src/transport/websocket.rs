@@ -13,13 +13,46 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 
-use super::{FrameTransport, Incoming, drive};
+use std::collections::VecDeque;
+
+use super::{FrameTransport, Incoming, batch, drive};
 use crate::router::Router;
 use crate::wamp::codec::Serializer;
 
+/// A negotiated WebSocket subprotocol: the serializer, and whether messages are batched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subprotocol {
+    /// The serializer.
+    pub serializer: Serializer,
+    /// `wamp.2.json.batched` / `wamp.2.msgpack.batched`.
+    pub batched: bool,
+}
+
+impl Subprotocol {
+    fn parse(s: &str) -> Option<Subprotocol> {
+        match s.strip_suffix(".batched") {
+            Some(base) => Serializer::from_subprotocol(base)
+                .filter(|&ser| ser != Serializer::Cbor)
+                .map(|serializer| Subprotocol { serializer, batched: true }),
+            None => {
+                Serializer::from_subprotocol(s).map(|serializer| Subprotocol { serializer, batched: false })
+            }
+        }
+    }
+
+    /// The subprotocol name.
+    pub fn name(self) -> &'static str {
+        match (self.serializer, self.batched) {
+            (Serializer::Json, true) => "wamp.2.json.batched",
+            (Serializer::MsgPack, true) => "wamp.2.msgpack.batched",
+            (s, _) => s.subprotocol(),
+        }
+    }
+}
+
 /// Picks the first WAMP subprotocol of the client's list that we speak.
-pub fn negotiate(header: Option<&str>) -> Option<Serializer> {
-    header?.split(',').map(str::trim).find_map(Serializer::from_subprotocol)
+pub fn negotiate(header: Option<&str>) -> Option<Subprotocol> {
+    header?.split(',').map(str::trim).find_map(Subprotocol::parse)
 }
 
 fn reject(status: StatusCode, why: &str) -> ErrorResponse {
@@ -42,14 +75,14 @@ where
             return Err(reject(StatusCode::NOT_FOUND, "no WAMP endpoint on this path"));
         }
         let offered = req.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
-        let Some(ser) = negotiate(offered) else {
+        let Some(proto) = negotiate(offered) else {
             return Err(reject(
                 StatusCode::BAD_REQUEST,
                 "no supported WAMP subprotocol (wamp.2.json, wamp.2.msgpack, wamp.2.cbor)",
             ));
         };
-        resp.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static(ser.subprotocol()));
-        chosen = Some(ser);
+        resp.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static(proto.name()));
+        chosen = Some(proto);
         Ok(resp)
     };
     let config = WebSocketConfig::default().max_message_size(Some(max)).max_frame_size(Some(max));
@@ -60,13 +93,19 @@ where
             return;
         }
     };
-    let Some(serializer) = chosen else { return };
-    drive(router, WsTransport { ws, serializer }, serializer).await;
+    let Some(proto) = chosen else { return };
+    let transport =
+        WsTransport { ws, serializer: proto.serializer, batched: proto.batched, pending: VecDeque::new() };
+    drive(router, transport, proto.serializer).await;
 }
 
 struct WsTransport<S> {
     ws: WebSocketStream<S>,
     serializer: Serializer,
+    /// Batched subprotocol: several WAMP messages per WebSocket message.
+    batched: bool,
+    /// Messages split from a batch and not yet handed out.
+    pending: VecDeque<Bytes>,
 }
 
 impl<S> FrameTransport for WsTransport<S>
@@ -74,6 +113,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     async fn recv(&mut self) -> std::io::Result<Option<Incoming>> {
+        if let Some(frame) = self.pending.pop_front() {
+            return Ok(Some(Incoming::Frame(frame)));
+        }
         loop {
             let msg = match self.ws.next().await {
                 None => return Ok(None),
@@ -83,16 +125,32 @@ where
                 }
                 Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
             };
-            match msg {
-                WsMessage::Text(t) => return Ok(Some(Incoming::Frame(Bytes::from(t)))),
-                WsMessage::Binary(b) => return Ok(Some(Incoming::Frame(b))),
+            let frame = match msg {
+                WsMessage::Text(t) => Bytes::from(t),
+                WsMessage::Binary(b) => b,
                 WsMessage::Close(_) => return Ok(None),
-                WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {}
+                WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
+            };
+            if !self.batched {
+                return Ok(Some(Incoming::Frame(frame)));
+            }
+            let invalid =
+                |e: batch::BatchError| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
+            self.pending.extend(batch::split(self.serializer, frame).map_err(invalid)?);
+            if let Some(first) = self.pending.pop_front() {
+                return Ok(Some(Incoming::Frame(first)));
             }
         }
     }
 
     async fn send(&mut self, frames: &[Bytes]) -> std::io::Result<()> {
+        let joined;
+        let frames = if self.batched && !frames.is_empty() {
+            joined = [batch::join(self.serializer, frames)];
+            &joined[..]
+        } else {
+            frames
+        };
         for f in frames {
             let msg = if self.serializer.is_binary() {
                 WsMessage::Binary(f.clone())
@@ -121,9 +179,12 @@ mod tests {
 
     #[test]
     fn negotiation_takes_the_first_supported() {
-        assert_eq!(negotiate(Some("wamp.2.cbor, wamp.2.json")), Some(Serializer::Cbor));
-        assert_eq!(negotiate(Some("foo,wamp.2.msgpack")), Some(Serializer::MsgPack));
-        assert_eq!(negotiate(Some("wamp.2.ubjson")), None);
+        let ser = |h| negotiate(Some(h)).map(|p| (p.serializer, p.batched));
+        assert_eq!(ser("wamp.2.cbor, wamp.2.json"), Some((Serializer::Cbor, false)));
+        assert_eq!(ser("foo,wamp.2.msgpack"), Some((Serializer::MsgPack, false)));
+        assert_eq!(ser("wamp.2.json.batched"), Some((Serializer::Json, true)));
+        assert_eq!(ser("wamp.2.cbor.batched"), None);
+        assert_eq!(ser("wamp.2.ubjson"), None);
         assert_eq!(negotiate(None), None);
     }
 }
