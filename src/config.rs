@@ -23,6 +23,9 @@
 //!
 //! [log]
 //! json = false
+//!
+//! [cluster]                  # see `cluster::config`; absent = a one-node cluster
+//! node_id = 1
 //! ```
 
 use std::net::SocketAddr;
@@ -30,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::cluster::config::ClusterConfig;
 use crate::wamp::uri::{self, UriCheck};
 
 /// A configuration problem, reported to the user as-is.
@@ -136,6 +140,9 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// Cluster membership and Raft; absent = a one-node cluster.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
 }
 
 impl Default for Config {
@@ -146,6 +153,7 @@ impl Default for Config {
             rawsocket: RawSocketConfig::default(),
             limits: Limits::default(),
             log: LogConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -190,6 +198,7 @@ impl Config {
         if !self.websocket.path.starts_with('/') {
             return Err(ConfigError::Invalid("websocket.path must start with '/'".into()));
         }
+        self.cluster.validate().map_err(ConfigError::Invalid)?;
         let l = &self.limits;
         if l.max_message_size < 1024 {
             return Err(ConfigError::Invalid("limits.max_message_size must be at least 1024".into()));

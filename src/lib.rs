@@ -19,7 +19,9 @@
 //! Layers import only the layers above them: `ids`, `config`, `wamp`, `broker`,
 //! `dealer`, `router`, `transport`.
 
+pub mod auth;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod dealer;
 pub mod ids;

@@ -5,16 +5,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use junction::config::{Config, ConfigError, RealmConfig, parse_listen};
-use junction::ids::NodeId;
-use junction::router::Router;
 use junction::transport::listener::{self, Kind};
 
 /// A clustered WAMP router.
 #[derive(Parser, Debug)]
 #[command(name = "junction", version, about)]
 struct Cli {
+    /// Administration commands; none runs the router.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// TOML configuration file.
     #[arg(long, env = "JUNCTION_CONFIG")]
     config: Option<PathBuf>,
@@ -39,6 +40,50 @@ struct Cli {
     /// Log as JSON lines.
     #[arg(long, env = "JUNCTION_LOG_JSON")]
     log_json: bool,
+}
+
+/// Administration commands.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Cluster administration.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// `junction cluster ...`
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Print members, roles, leader, term, commit/applied indexes and link states.
+    Status {
+        /// gRPC address of any node (its `cluster.listen`/`advertise`).
+        #[arg(long)]
+        node: String,
+    },
+}
+
+/// Runs an administration command.
+fn admin(cmd: &Command) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("junction: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cmd {
+        Command::Cluster(ClusterCommand::Status { node }) => {
+            match rt.block_on(junction::cluster::status(node)) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("junction: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
 
 fn load(cli: &Cli) -> Result<Config, ConfigError> {
@@ -84,7 +129,7 @@ fn init_logging(json: bool) {
 }
 
 async fn run(cfg: Config) -> Result<(), String> {
-    let router = Router::new(cfg.clone(), NodeId(1));
+    let router = junction::cluster::runtime::start(&cfg).await.map_err(|e| e.to_string())?;
     if let Some(addr) = cfg.websocket_addr() {
         listener::spawn_tcp(router.clone(), addr, Kind::WebSocket)
             .await
@@ -109,6 +154,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     while router.session_count() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    router.replica.shutdown().await;
     Ok(())
 }
 
@@ -126,6 +172,9 @@ async fn wait_for_signal() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(cmd) = &cli.command {
+        return admin(cmd);
+    }
     let cfg = match load(&cli) {
         Ok(c) => c,
         Err(e) => {

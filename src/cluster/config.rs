@@ -14,6 +14,8 @@
 //! election_timeout_ms = 500        # minimum; the maximum is twice that
 //! lease_ms = 2000                  # unreachable this long => NodeDown
 //! propose_timeout_ms = 3000        # a routing change not committed by then fails
+//! join_timeout_ms = 30000          # a starting node gives up joining after this
+//! snapshot_logs = 5000             # snapshot (and purge the log) every N entries
 //! ```
 //!
 //! No section at all (or no `peers`/`dns`) is a one-node cluster: the node
@@ -55,6 +57,11 @@ pub struct ClusterConfig {
     pub propose_timeout_ms: u64,
     /// How often the `dns` name is resolved again, milliseconds.
     pub dns_interval_ms: u64,
+    /// How long a starting node tries to join (or to see a leader) before giving up.
+    pub join_timeout_ms: u64,
+    /// A snapshot is taken every this many log entries; the log before it is purged
+    /// (keeping a fifth of it for slow followers).
+    pub snapshot_logs: u64,
 }
 
 impl Default for ClusterConfig {
@@ -73,6 +80,8 @@ impl Default for ClusterConfig {
             lease_ms: 2000,
             propose_timeout_ms: 3000,
             dns_interval_ms: 5000,
+            join_timeout_ms: 30_000,
+            snapshot_logs: 5000,
         }
     }
 }
@@ -121,6 +130,11 @@ impl ClusterConfig {
         Duration::from_millis(self.propose_timeout_ms)
     }
 
+    /// How long a starting node tries to join.
+    pub fn join_timeout(&self) -> Duration {
+        Duration::from_millis(self.join_timeout_ms)
+    }
+
     /// Checks values the types cannot express; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         if self.node_id == 0 {
@@ -136,8 +150,10 @@ impl ClusterConfig {
             return Err(format!("cluster.advertise {a:?} is not host:port"));
         }
         if !self.is_single() && self.advertised().is_empty() {
-            return Err("cluster.listen (or cluster.advertise) is required when cluster.peers or cluster.dns is set"
-                .into());
+            return Err(
+                "cluster.listen (or cluster.advertise) is required when cluster.peers or cluster.dns is set"
+                    .into(),
+            );
         }
         for (i, p) in self.peers.iter().enumerate() {
             if !is_host_port(p) {
@@ -176,6 +192,21 @@ impl ClusterConfig {
         if self.dns_interval_ms == 0 {
             return Err("cluster.dns_interval_ms must be > 0".into());
         }
+        if self.snapshot_logs == 0 {
+            return Err("cluster.snapshot_logs must be > 0".into());
+        }
+        if !self.is_single()
+            && self.advertise.as_deref().unwrap_or("").is_empty()
+            && self.listen.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_unspecified())
+        {
+            return Err(format!(
+                "cluster.listen {:?} is not an address other nodes can dial: set cluster.advertise",
+                self.listen
+            ));
+        }
+        if self.join_timeout_ms == 0 {
+            return Err("cluster.join_timeout_ms must be > 0".into());
+        }
         Ok(())
     }
 }
@@ -211,7 +242,8 @@ mod tests {
         assert!(!c.initialises());
         let bad = ClusterConfig { node_id: 0, ..ClusterConfig::default() };
         assert!(bad.validate().is_err_and(|e| e.contains("node_id")));
-        let bad = ClusterConfig { peers: vec!["x".into()], listen: "127.0.0.1:1".into(), ..Default::default() };
+        let bad =
+            ClusterConfig { peers: vec!["x".into()], listen: "127.0.0.1:1".into(), ..Default::default() };
         assert!(bad.validate().is_err_and(|e| e.contains("peers[0]")));
         let bad = ClusterConfig { peers: vec!["a:1".into()], ..Default::default() };
         assert!(bad.validate().is_err_and(|e| e.contains("cluster.listen")));

@@ -49,7 +49,10 @@ mod tests {
         let bytes = encode("entry", &e).expect("encodes");
         let back: Entry = decode("entry", &bytes).expect("decodes");
         assert_eq!(back.log_id, e.log_id);
-        assert!(matches!(back.payload, openraft::EntryPayload::Normal(Request::Route(Command::NodeDown { .. }))));
+        assert!(matches!(
+            back.payload,
+            openraft::EntryPayload::Normal(Request::Route(Command::NodeDown { .. }))
+        ));
         assert!(decode::<Entry>("entry", b"\xc1garbage").is_err());
     }
 }

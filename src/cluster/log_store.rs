@@ -8,6 +8,9 @@
 //! synchronous redb transactions made from openraft's storage task; they are short
 //! (one fsync per batch of appended entries on disk, none in memory).
 
+// openraft's StorageError is large by design; these helpers return it as the traits do.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
@@ -51,9 +54,11 @@ fn vote_err(e: impl std::fmt::Display) -> StorageError {
 impl LogStore {
     /// Opens (or creates) the store in `dir/raft.redb`.
     pub fn open(dir: &Path) -> Result<LogStore, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
         let path = dir.join("raft.redb");
-        let db = Database::create(&path).map_err(|e| format!("cannot open Raft log {}: {e}", path.display()))?;
+        let db =
+            Database::create(&path).map_err(|e| format!("cannot open Raft log {}: {e}", path.display()))?;
         LogStore::with_db(db)
     }
 
@@ -93,9 +98,14 @@ impl LogStore {
         }
     }
 
-    fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), String> {
+    /// Writes one meta value; `durable = false` skips the fsync (the value is
+    /// persisted with the next durable commit).
+    fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T, durable: bool) -> Result<(), String> {
         let bytes = encode("raft meta", value).map_err(|e| e.to_string())?;
-        let txn = self.db.begin_write().map_err(|e| e.to_string())?;
+        let mut txn = self.db.begin_write().map_err(|e| e.to_string())?;
+        if !durable {
+            txn.set_durability(redb::Durability::None).map_err(|e| e.to_string())?;
+        }
         {
             let mut table = txn.open_table(META).map_err(|e| e.to_string())?;
             table.insert(key, bytes.as_slice()).map_err(|e| e.to_string())?;
@@ -157,7 +167,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<RaftNodeId>) -> Result<(), StorageError> {
-        self.put_meta(KEY_VOTE, vote).map_err(vote_err)
+        self.put_meta(KEY_VOTE, vote, true).map_err(vote_err)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<RaftNodeId>>, StorageError> {
@@ -168,7 +178,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if let Some(c) = &committed {
             self.committed.store(c.index as i64, Ordering::Relaxed);
         }
-        self.put_meta(KEY_COMMITTED, &committed).map_err(write_err)
+        // Advisory (it only saves re-applying entries after a restart): no fsync.
+        self.put_meta(KEY_COMMITTED, &committed, false).map_err(write_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -208,7 +219,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.put_meta(KEY_PURGED, &log_id).map_err(write_err)?;
+        self.put_meta(KEY_PURGED, &log_id, true).map_err(write_err)?;
         self.remove_range((Bound::Unbounded, Bound::Included(log_id.index)))
     }
 }

@@ -12,13 +12,13 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use openraft::BasicNode;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
@@ -134,9 +134,23 @@ fn map_status(addr: &str, status: &tonic::Status) -> CallError {
         || matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled)
         || std::error::Error::source(status).is_some();
     if transport {
-        CallError::Unreachable { addr: addr.into(), message: status.message().to_owned(), refused }
+        CallError::Unreachable { addr: addr.into(), message: describe(status), refused }
     } else {
         CallError::Failed { addr: addr.into(), message: format!("{}: {}", status.code(), status.message()) }
+    }
+}
+
+/// The status message followed by its innermost cause ("tcp connect error:
+/// Connection refused (os error 111)").
+fn describe(status: &tonic::Status) -> String {
+    use std::error::Error;
+    let mut root: Option<&(dyn Error + 'static)> = status.source();
+    while let Some(next) = root.and_then(|e| e.source()) {
+        root = Some(next);
+    }
+    match root.map(|e| e.to_string()) {
+        Some(cause) if !status.message().contains(&cause) => format!("{}: {cause}", status.message()),
+        _ => status.message().to_owned(),
     }
 }
 
@@ -203,7 +217,8 @@ impl PeerClient {
         E: std::error::Error + DeserializeOwned,
     {
         let payload = encode("raft request", req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut client = self.peers.client(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let mut client =
+            self.peers.client(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let request = tonic::Request::new(RaftPayload { payload });
         let result = match kind {
             Rpc::Append => self.peers.call(&self.addr, ttl, client.append_entries(request)).await,
@@ -235,7 +250,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<RaftNodeId>, RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId>>> {
+    ) -> Result<AppendEntriesResponse<RaftNodeId>, RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId>>>
+    {
         self.rpc(Rpc::Append, &rpc, option.hard_ttl()).await
     }
 

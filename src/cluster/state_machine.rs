@@ -17,6 +17,9 @@
 //! MessagePack-encoded; with a data directory the current snapshot is also kept in
 //! `<data_dir>/snapshot.bin` and restored on start, so the log can be purged safely.
 
+// openraft's StorageError is large by design; these helpers return it as the traits do.
+#![allow(clippy::result_large_err)]
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -29,8 +32,8 @@ use tokio::sync::{broadcast, watch};
 
 use super::convert::{decode, encode};
 use super::types::{
-    Entry, LogId, NodeDownEvent, NodeInfo, Nodes, Request, Snapshot, SnapshotMeta, StorageError, StoredMembership,
-    TypeConfig,
+    Entry, LogId, NodeDownEvent, NodeInfo, Nodes, Request, Snapshot, SnapshotMeta, StorageError,
+    StoredMembership, TypeConfig,
 };
 use crate::ids::NodeId;
 use crate::router::table::{Command, Outcome, RoutingTable};
@@ -152,7 +155,9 @@ impl Replicated {
                             n.incarnation
                         })
                     };
-                    self.down.send(NodeDownEvent { node, incarnation: incarnation.unwrap_or(0), log_index }).ok();
+                    self.down
+                        .send(NodeDownEvent { node, incarnation: incarnation.unwrap_or(0), log_index })
+                        .ok();
                 }
                 outcome
             }
@@ -162,7 +167,12 @@ impl Replicated {
                     .insert(node, NodeInfo { addr, incarnation, up: true })
                     .filter(|old| old.incarnation != incarnation);
                 if let Some(old) = old {
-                    self.purge(node, old.incarnation, log_index);
+                    if old.up {
+                        self.purge(node, old.incarnation, log_index);
+                    } else {
+                        // Already declared down (and reported): just make sure.
+                        self.write_table().apply(Command::NodeDown { node: NodeId(node) });
+                    }
                 }
                 Outcome::Done
             }
@@ -244,17 +254,22 @@ impl StateMachine {
             snapshot: Mutex::new(None),
             dir: dir.map(Path::to_path_buf),
         });
-        let mut sm =
-            StateMachine { shared, last_applied: None, last_membership: StoredMembership::default(), snapshot_seq: 0 };
+        let mut sm = StateMachine {
+            shared,
+            last_applied: None,
+            last_membership: StoredMembership::default(),
+            snapshot_seq: 0,
+        };
         if let Some(dir) = dir {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
             let path = snapshot_path(dir);
             match std::fs::read(&path) {
                 Ok(bytes) => {
-                    let snap: StoredSnapshot = decode("snapshot", &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-                    let data: SnapshotData =
-                        decode("snapshot data", &snap.data).map_err(|e| format!("{}: {e}", path.display()))?;
+                    let snap: StoredSnapshot =
+                        decode("snapshot", &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+                    let data: SnapshotData = decode("snapshot data", &snap.data)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
                     sm.load(data);
                     *sm.shared.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(snap);
                 }
@@ -288,8 +303,9 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let bytes = encode("snapshot data", &self.data)
-            .map_err(|e| StorageError::from(StorageIOError::read_state_machine(openraft::AnyError::error(e))))?;
+        let bytes = encode("snapshot data", &self.data).map_err(|e| {
+            StorageError::from(StorageIOError::read_state_machine(openraft::AnyError::error(e)))
+        })?;
         let snapshot_id = match &self.data.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, self.seq),
             None => format!("--{}", self.seq),
@@ -354,13 +370,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
         let data: SnapshotData = decode("snapshot data", &bytes).map_err(|e| {
-            StorageError::from(StorageIOError::read_snapshot(Some(meta.signature()), openraft::AnyError::error(e)))
+            StorageError::from(StorageIOError::read_snapshot(
+                Some(meta.signature()),
+                openraft::AnyError::error(e),
+            ))
         })?;
         self.shared.set_snapshot(StoredSnapshot { meta: meta.clone(), data: bytes })?;
-        self.load(SnapshotData { last_applied: meta.last_log_id, last_membership: meta.last_membership.clone(), ..data });
+        self.load(SnapshotData {
+            last_applied: meta.last_log_id,
+            last_membership: meta.last_membership.clone(),
+            ..data
+        });
         Ok(())
     }
 

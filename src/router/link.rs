@@ -62,6 +62,8 @@ pub struct LinkDown(pub NodeId);
 pub trait Links: Send + Sync {
     /// Queues a message for `node` without waiting.
     fn send(&self, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown>;
+    /// False while the link to `node` is known to be broken.
+    fn is_up(&self, node: NodeId) -> bool;
 }
 
 /// A call made on this node and served on another.

@@ -53,14 +53,20 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router serving the configured realms.
+    /// A router whose table applies commands directly, without Raft: for tests that
+    /// need a router synchronously. A running node uses [`Router::with_replica`].
     pub fn new(config: Config, node: NodeId) -> Arc<Router> {
+        Router::with_replica(config, node, Replica::default())
+    }
+
+    /// A router serving the configured realms over `replica`.
+    pub fn with_replica(config: Config, node: NodeId, replica: Replica) -> Arc<Router> {
         let realms = config.realms.iter().map(|r| (r.name.clone(), Arc::new(Realm::new(r)))).collect();
         let (shutdown, _) = watch::channel(false);
         Arc::new(Router {
             node,
             realms,
-            replica: Replica::default(),
+            replica,
             config,
             shutdown,
             links: OnceLock::new(),
@@ -82,6 +88,11 @@ impl Router {
         self.links.get().ok_or(LinkDown(node))?.send(node, msg)
     }
 
+    /// True when `node` is this node or its link is not known to be broken.
+    pub fn reachable(&self, node: NodeId) -> bool {
+        node == self.node || self.links.get().is_none_or(|l| l.is_up(node))
+    }
+
     /// A fresh link call id.
     pub fn next_call_id(&self) -> u64 {
         self.call_ids.next()
@@ -100,6 +111,15 @@ impl Router {
     /// A receiver that changes to `true` when the router shuts down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+
+    /// Ends every session on this node with GOODBYE `reason`.
+    pub fn kill_all_sessions(&self, reason: &str, message: &str) {
+        for realm in self.realms.values() {
+            for s in realm.sessions.iter() {
+                s.kill(reason, message);
+            }
+        }
     }
 
     /// Tells every session to leave (GOODBYE `wamp.close.system_shutdown`).

@@ -99,10 +99,12 @@ impl Replica {
         }
     }
 
-    /// Stops the Raft node and its gRPC server.
+    /// Leaves gracefully: the other nodes purge this node's entries at once (not
+    /// after the liveness lease), then Raft and the gRPC server stop. Call it once
+    /// the node's sessions are gone.
     pub async fn shutdown(&self) {
         if let Some(c) = &self.cluster {
-            c.shutdown().await;
+            c.retire().await;
         }
     }
 }

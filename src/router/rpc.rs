@@ -151,7 +151,13 @@ pub fn call(
         let reg = t.realm(&realm.name)?.registrations.lookup(&m.procedure)?;
         let turn = if reg.invoke == InvokePolicy::RoundRobin { realm.next_turn(reg.id) } else { 0 };
         let random = if reg.invoke == InvokePolicy::Random { crate::ids::random_id() as usize } else { 0 };
-        let callee = reg.callees.get(reg.invoke.pick(reg.callees.len(), turn, random)).copied()?;
+        let callee = if reg.callees.iter().all(|c| router.reachable(c.node)) {
+            *reg.callees.get(reg.invoke.pick(reg.callees.len(), turn, random))?
+        } else {
+            let up: Vec<&Callee> = reg.callees.iter().filter(|c| router.reachable(c.node)).collect();
+            let candidates = if up.is_empty() { reg.callees.iter().collect() } else { up };
+            **candidates.get(reg.invoke.pick(candidates.len(), turn, random))?
+        };
         Some((reg.id, reg.policy, callee))
     });
     let Some((registration, policy, callee)) = target else {

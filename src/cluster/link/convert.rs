@@ -1,0 +1,134 @@
+//! Conversions between the router's [`LinkMsg`] and the link's protobuf frames.
+//! Payloads and details travel as MessagePack of the WAMP values: neutral to the
+//! clients' serializers, compact, and binary-safe.
+
+use crate::ids::{PublicationId, RegistrationId, SessionId, SubscriptionId};
+use crate::router::link::LinkMsg;
+use crate::wamp::codec::neutral::{decode_dict, decode_payload, encode_dict, encode_payload};
+
+use super::pb;
+
+/// The protobuf frame for a link message.
+pub fn to_frame(msg: &LinkMsg) -> pb::Frame {
+    use pb::frame::Kind;
+    let kind = match msg {
+        LinkMsg::Event { realm, topic, subscriptions, publication, details, audience, payload } => {
+            Kind::Event(pb::Event {
+                realm: realm.clone(),
+                topic: topic.clone(),
+                subscriptions: subscriptions.iter().map(|s| s.0).collect(),
+                publication: publication.0,
+                payload: encode_payload(payload),
+                details: encode_dict(details),
+                audience: encode_dict(audience),
+            })
+        }
+        LinkMsg::Invoke { realm, call, callee, registration, details, payload } => Kind::Invoke(pb::Invoke {
+            realm: realm.clone(),
+            call: *call,
+            callee: callee.0,
+            registration: registration.0,
+            details: encode_dict(details),
+            payload: encode_payload(payload),
+        }),
+        LinkMsg::Yield { call, payload, progress } => {
+            Kind::Yield(pb::Yield { call: *call, payload: encode_payload(payload), progress: *progress })
+        }
+        LinkMsg::Interrupt { call, mode, reason } => {
+            Kind::Interrupt(pb::Interrupt { call: *call, mode: mode.clone(), reason: reason.clone() })
+        }
+        LinkMsg::Error { call, error, details, payload } => Kind::Error(pb::Error {
+            call: *call,
+            error: error.clone(),
+            details: encode_dict(details),
+            payload: encode_payload(payload),
+        }),
+    };
+    pb::Frame { kind: Some(kind) }
+}
+
+/// The link message in a protobuf frame.
+pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, String> {
+    use pb::frame::Kind;
+    Ok(match frame.kind.ok_or("empty frame")? {
+        Kind::Event(e) => LinkMsg::Event {
+            realm: e.realm,
+            topic: e.topic,
+            subscriptions: e.subscriptions.into_iter().map(SubscriptionId).collect(),
+            publication: PublicationId(e.publication),
+            details: decode_dict(&e.details).map_err(|e| e.to_string())?,
+            audience: decode_dict(&e.audience).map_err(|e| e.to_string())?,
+            payload: decode_payload(&e.payload).map_err(|e| e.to_string())?,
+        },
+        Kind::Invoke(i) => LinkMsg::Invoke {
+            realm: i.realm,
+            call: i.call,
+            callee: SessionId(i.callee),
+            registration: RegistrationId(i.registration),
+            details: decode_dict(&i.details).map_err(|e| e.to_string())?,
+            payload: decode_payload(&i.payload).map_err(|e| e.to_string())?,
+        },
+        Kind::Yield(y) => LinkMsg::Yield {
+            call: y.call,
+            payload: decode_payload(&y.payload).map_err(|e| e.to_string())?,
+            progress: y.progress,
+        },
+        Kind::Interrupt(i) => LinkMsg::Interrupt { call: i.call, mode: i.mode, reason: i.reason },
+        Kind::Error(e) => LinkMsg::Error {
+            call: e.call,
+            error: e.error,
+            details: decode_dict(&e.details).map_err(|e| e.to_string())?,
+            payload: decode_payload(&e.payload).map_err(|e| e.to_string())?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dict;
+    use crate::wamp::message::Payload;
+    use crate::wamp::value::{Dict, Value};
+
+    #[test]
+    fn every_link_message_round_trips() {
+        let payload = Payload {
+            args: Some(vec![Value::Bytes(vec![0, 255]), Value::Float(1.5), Value::UInt(u64::MAX)]),
+            kwargs: Some(dict! { "a" => "b" }),
+        };
+        let msgs = vec![
+            LinkMsg::Event {
+                realm: "r".into(),
+                topic: "t".into(),
+                subscriptions: vec![SubscriptionId(1), SubscriptionId(2)],
+                publication: PublicationId(9),
+                details: dict! { "publisher" => 5u64 },
+                audience: dict! { "exclude_authid" => Value::List(vec!["x".into()]) },
+                payload: payload.clone(),
+            },
+            LinkMsg::Invoke {
+                realm: "r".into(),
+                call: 5,
+                callee: SessionId(7),
+                registration: RegistrationId(3),
+                details: dict! { "procedure" => "a.b" },
+                payload: Payload { args: None, kwargs: Some(dict! { "k" => 1u64 }) },
+            },
+            LinkMsg::Yield { call: 5, payload: Payload::default(), progress: true },
+            LinkMsg::Interrupt { call: 5, mode: "kill".into(), reason: "wamp.error.canceled".into() },
+            LinkMsg::Error { call: 5, error: "com.err".into(), details: Dict::new(), payload },
+        ];
+        for m in msgs {
+            assert_eq!(from_frame(to_frame(&m)), Ok(m));
+        }
+    }
+
+    #[test]
+    fn malformed_payload_is_an_error() {
+        let frame = pb::Frame {
+            kind: Some(pb::frame::Kind::Yield(pb::Yield { call: 1, payload: vec![0xc1], progress: false })),
+        };
+        assert!(from_frame(frame).is_err());
+        assert!(from_frame(pb::Frame { kind: None }).is_err());
+    }
+}

@@ -1,0 +1,217 @@
+//! The gRPC data path between nodes: one long-lived stream per ordered node pair,
+//! opened by the sender, carrying batches of [`LinkMsg`] frames.
+//!
+//! Sending never waits: each peer has a bounded queue (policy: when it is full, or
+//! the link is down, `send` fails at once — a call is then answered
+//! `wamp.error.canceled`, an event for that node is dropped and counted). A task per
+//! peer connects lazily, drains the queue in batches onto the stream, and reconnects
+//! with backoff. When a link breaks in either direction, every call routed to that
+//! node is answered at once ([`on_node_lost`]).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+mod convert;
+
+/// Code generated from `proto/link.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("junction.link");
+}
+
+use crate::ids::NodeId;
+use crate::router::Router;
+use crate::router::link::{LinkDown, LinkMsg, Links, on_link, on_node_lost};
+use convert::{from_frame, to_frame};
+use pb::{link_client::LinkClient, link_server::Link};
+
+/// Frames queued per peer before `send` refuses.
+const QUEUE: usize = 65_536;
+/// Frames per batch on the stream.
+const BATCH: usize = 512;
+
+/// Finds a node's gRPC address from the cluster membership.
+pub type Resolver = Arc<dyn Fn(NodeId) -> Option<String> + Send + Sync>;
+
+struct Peer {
+    tx: mpsc::Sender<pb::Frame>,
+    /// False while the link is known to be broken.
+    up: Arc<AtomicBool>,
+}
+
+/// The links from this node to every other node.
+pub struct GrpcLinks {
+    me: NodeId,
+    router: Weak<Router>,
+    resolve: Resolver,
+    peers: DashMap<NodeId, Peer>,
+    /// Events dropped because a link was down or full.
+    pub dropped_events: AtomicU64,
+}
+
+impl GrpcLinks {
+    /// Links for `router`, finding peers through `resolve`.
+    pub fn new(router: &Arc<Router>, resolve: Resolver) -> Arc<GrpcLinks> {
+        Arc::new(GrpcLinks {
+            me: router.node,
+            router: Arc::downgrade(router),
+            resolve,
+            peers: DashMap::new(),
+            dropped_events: AtomicU64::new(0),
+        })
+    }
+
+    fn peer_sender(&self, node: NodeId) -> (mpsc::Sender<pb::Frame>, Arc<AtomicBool>) {
+        let entry = self.peers.entry(node).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let up = Arc::new(AtomicBool::new(true));
+            tokio::spawn(run_peer(self.me, node, self.router.clone(), self.resolve.clone(), rx, up.clone()));
+            Peer { tx, up }
+        });
+        (entry.tx.clone(), entry.up.clone())
+    }
+}
+
+impl Links for GrpcLinks {
+    fn send(&self, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown> {
+        let (tx, up) = self.peer_sender(node);
+        let is_event = matches!(msg, LinkMsg::Event { .. });
+        let sent = up.load(Ordering::Relaxed) && tx.try_send(to_frame(&msg)).is_ok();
+        if sent {
+            return Ok(());
+        }
+        if is_event {
+            self.dropped_events.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(LinkDown(node))
+    }
+
+    fn is_up(&self, node: NodeId) -> bool {
+        self.peers.get(&node).is_none_or(|p| p.up.load(Ordering::Relaxed))
+    }
+}
+
+/// Keeps the stream to one peer alive and pumps its queue onto it.
+async fn run_peer(
+    me: NodeId,
+    node: NodeId,
+    router: Weak<Router>,
+    resolve: Resolver,
+    mut rx: mpsc::Receiver<pb::Frame>,
+    up: Arc<AtomicBool>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if let Some(addr) = resolve(node) {
+            match pump(me, &addr, &mut rx, &up).await {
+                Pump::QueueClosed => return,
+                Pump::Broken(why) => tracing::info!(%node, %addr, reason = %why, "link down"),
+            }
+        }
+        let was_up = up.swap(false, Ordering::Relaxed);
+        while rx.try_recv().is_ok() {}
+        let Some(router) = router.upgrade() else { return };
+        if was_up {
+            on_node_lost(&router, node);
+        }
+        drop(router);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+        up.store(true, Ordering::Relaxed);
+    }
+}
+
+enum Pump {
+    QueueClosed,
+    Broken(String),
+}
+
+async fn pump(me: NodeId, addr: &str, rx: &mut mpsc::Receiver<pb::Frame>, up: &AtomicBool) -> Pump {
+    let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+        Ok(e) => e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true),
+        Err(e) => return Pump::Broken(e.to_string()),
+    };
+    let channel = match endpoint.connect().await {
+        Ok(c) => c,
+        Err(e) => return Pump::Broken(e.to_string()),
+    };
+    let (btx, brx) = mpsc::channel::<pb::Batch>(16);
+    let mut client = LinkClient::new(channel);
+    let mut responses = match client.stream(ReceiverStream::new(brx)).await {
+        Ok(r) => r.into_inner(),
+        Err(e) => return Pump::Broken(e.to_string()),
+    };
+    up.store(true, Ordering::Relaxed);
+    let mut frames = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut frames, BATCH) => {
+                if n == 0 {
+                    return Pump::QueueClosed;
+                }
+                let batch = pb::Batch { from_node: me.0, frames: std::mem::take(&mut frames) };
+                if btx.send(batch).await.is_err() {
+                    return Pump::Broken("stream closed".into());
+                }
+            }
+            r = responses.message() => {
+                return Pump::Broken(match r {
+                    Ok(_) => "peer ended the stream".into(),
+                    Err(e) => e.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// The receiving side: applies frames from other nodes to the local router. The
+/// gRPC server starts before the router exists (a node must serve Raft to join), so
+/// the router arrives later through `slot`; frames before that are refused.
+pub struct LinkService {
+    slot: Arc<OnceLock<Arc<Router>>>,
+}
+
+impl LinkService {
+    /// A service delivering into the router `slot` will hold.
+    pub fn new(slot: Arc<OnceLock<Arc<Router>>>) -> Self {
+        LinkService { slot }
+    }
+}
+
+#[tonic::async_trait]
+impl Link for LinkService {
+    type StreamStream = ReceiverStream<Result<pb::Batch, Status>>;
+
+    async fn stream(
+        &self,
+        req: Request<Streaming<pb::Batch>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let router = self.slot.get().cloned().ok_or_else(|| Status::unavailable("router not started yet"))?;
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            let mut from = None;
+            while let Ok(Some(batch)) = inbound.message().await {
+                let node = NodeId(batch.from_node);
+                from = Some(node);
+                for frame in batch.frames {
+                    match from_frame(frame) {
+                        Ok(msg) => on_link(&router, node, msg),
+                        Err(e) => tracing::warn!(%node, error = %e, "malformed link frame dropped"),
+                    }
+                }
+            }
+            if let Some(node) = from {
+                on_node_lost(&router, node);
+            }
+            drop(tx);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

@@ -1,0 +1,329 @@
+//! Membership: joining, announcing incarnations, promoting learners, leaving.
+//!
+//! - A starting node *announces* itself: it sends `Join{id, addr, incarnation}` to
+//!   the leader (found through its own Raft state, or through the configured peers /
+//!   DNS name, following `LeaderHint`s). A node that leads does it locally, so the
+//!   bootstrap node and a lone node go through the same path.
+//! - The leader adds an unknown node as a learner (waiting until it has caught up),
+//!   updates the address of a known one, commits `Announce` (a new incarnation purges
+//!   the old one's routing entries), and promotes the node to voter while the
+//!   cluster has fewer voters than `voters`. Membership changes are serialised.
+//! - `Leave` removes a node from the membership, purges its entries, and promotes a
+//!   learner that is up if the voter count dropped below `voters`.
+//! - If this node sees its own incarnation declared down (it was cut off longer than
+//!   the lease and came back), it announces itself again; the router, which sees the
+//!   same [`NodeDownEvent`](super::types::NodeDownEvent), re-proposes its interests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers};
+
+use super::ClusterError;
+use super::network::CallError;
+use super::node::{Cluster, WriteError};
+use super::proto::{JoinReply, JoinRequest, Joined, LeaderHint, LeaveReply, join_reply, leave_reply};
+use super::types::Request;
+
+/// How long adding a learner may take (it must catch up with the log).
+const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(10);
+
+type ChangeResult = Result<(), WriteError>;
+
+fn map_change_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> WriteError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => WriteError::NotLeader(LeaderHint {
+            leader_id: f.leader_id.unwrap_or(0),
+            leader_addr: f.leader_node.map(|n| n.addr).unwrap_or_default(),
+        }),
+        other => WriteError::Failed(other.to_string()),
+    }
+}
+
+async fn change(
+    cluster: &Cluster,
+    changes: ChangeMembers<u64, BasicNode>,
+    timeout: Duration,
+) -> ChangeResult {
+    match tokio::time::timeout(timeout, cluster.raft.change_membership(changes, false)).await {
+        Err(_) => Err(WriteError::Failed(format!(
+            "membership change not committed within {} ms",
+            timeout.as_millis()
+        ))),
+        Ok(r) => r.map(|_| ()).map_err(map_change_err),
+    }
+}
+
+/// Leader side of `Join`.
+pub async fn handle_join(cluster: &Cluster, req: &JoinRequest) -> JoinReply {
+    let result = match join(cluster, req).await {
+        Ok(j) => join_reply::Result::Joined(j),
+        Err(WriteError::NotLeader(h)) => join_reply::Result::Forward(h),
+        Err(WriteError::Failed(e)) => join_reply::Result::Error(e),
+    };
+    JoinReply { result: Some(result) }
+}
+
+async fn join(cluster: &Cluster, req: &JoinRequest) -> Result<Joined, WriteError> {
+    if !cluster.is_leader() {
+        return Err(WriteError::NotLeader(cluster.hint()));
+    }
+    if req.node_id == 0 {
+        return Err(WriteError::Failed("node id 0 is not allowed".into()));
+    }
+    if req.addr.is_empty() && req.node_id != cluster.id {
+        return Err(WriteError::Failed(format!("node {} has no gRPC address to reach it at", req.node_id)));
+    }
+    let timeout = cluster.cfg.propose_timeout();
+    let _guard = cluster.membership_lock.lock().await;
+    let known = {
+        let m = cluster.raft.metrics();
+        let m = m.borrow();
+        m.membership_config.membership().get_node(&req.node_id).map(|n| n.addr.clone())
+    };
+    let node = BasicNode::new(req.addr.clone());
+    match known {
+        None => {
+            tracing::info!(node = req.node_id, addr = %req.addr, "adding learner");
+            match tokio::time::timeout(ADD_LEARNER_TIMEOUT, cluster.raft.add_learner(req.node_id, node, true))
+                .await
+            {
+                Err(_) => {
+                    return Err(WriteError::Failed(format!(
+                        "node {} did not catch up as a learner within {} s",
+                        req.node_id,
+                        ADD_LEARNER_TIMEOUT.as_secs()
+                    )));
+                }
+                Ok(r) => r.map(|_| ()).map_err(map_change_err)?,
+            }
+        }
+        Some(addr) if addr != req.addr => {
+            tracing::info!(node = req.node_id, old = %addr, new = %req.addr, "node address changed");
+            change(cluster, ChangeMembers::SetNodes(BTreeMap::from([(req.node_id, node)])), timeout).await?;
+        }
+        Some(_) => {}
+    }
+    let announce =
+        Request::Announce { node: req.node_id, addr: req.addr.clone(), incarnation: req.incarnation };
+    let (_, log_index) = cluster.leader_write(announce, timeout).await?;
+    let (is_voter, voters) = {
+        let m = cluster.raft.metrics();
+        let m = m.borrow();
+        let mem = m.membership_config.membership();
+        (mem.voter_ids().any(|v| v == req.node_id), mem.voter_ids().count())
+    };
+    let mut voter = is_voter;
+    if !is_voter && voters < cluster.cfg.voters {
+        tracing::info!(node = req.node_id, voters, target = cluster.cfg.voters, "promoting learner to voter");
+        match change(cluster, ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id])), timeout).await {
+            Ok(()) => voter = true,
+            Err(WriteError::Failed(e)) => tracing::warn!(node = req.node_id, error = %e, "promotion failed"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Joined { voter, leader_id: cluster.id, log_index })
+}
+
+/// Leader side of `Leave`.
+pub async fn handle_leave(cluster: &Cluster, node_id: u64) -> LeaveReply {
+    let result = match leave(cluster, node_id).await {
+        Ok(i) => leave_reply::Result::LogIndex(i),
+        Err(WriteError::NotLeader(h)) => leave_reply::Result::Forward(h),
+        Err(WriteError::Failed(e)) => leave_reply::Result::Error(e),
+    };
+    LeaveReply { result: Some(result) }
+}
+
+async fn leave(cluster: &Cluster, node_id: u64) -> Result<u64, WriteError> {
+    if !cluster.is_leader() {
+        return Err(WriteError::NotLeader(cluster.hint()));
+    }
+    let timeout = cluster.cfg.propose_timeout();
+    let _guard = cluster.membership_lock.lock().await;
+    let (is_voter, is_member) = {
+        let m = cluster.raft.metrics();
+        let m = m.borrow();
+        let mem = m.membership_config.membership();
+        (mem.voter_ids().any(|v| v == node_id), mem.get_node(&node_id).is_some())
+    };
+    if is_voter {
+        if node_id == cluster.id {
+            return Err(WriteError::Failed(
+                "the leader cannot remove itself; ask another node after a leadership change".into(),
+            ));
+        }
+        change(cluster, ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), timeout).await?;
+    } else if is_member {
+        change(cluster, ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), timeout).await?;
+    }
+    let (_, index) = cluster.leader_write(Request::Forget { node: node_id }, timeout).await?;
+    // Keep the voter count: promote a learner that is up.
+    let (voters, learners) = {
+        let m = cluster.raft.metrics();
+        let m = m.borrow();
+        let mem = m.membership_config.membership();
+        (mem.voter_ids().count(), mem.learner_ids().collect::<Vec<_>>())
+    };
+    if voters < cluster.cfg.voters {
+        let nodes = cluster.state.nodes();
+        if let Some(l) = learners.into_iter().find(|l| nodes.get(l).is_some_and(|n| n.up)) {
+            tracing::info!(node = l, "promoting learner to replace a removed voter");
+            if let Err(WriteError::Failed(e)) =
+                change(cluster, ChangeMembers::AddVoterIds(BTreeSet::from([l])), timeout).await
+            {
+                tracing::warn!(node = l, error = %e, "promotion failed");
+            }
+        }
+    }
+    Ok(index)
+}
+
+/// Where to send a `Join` when the leader is unknown: the configured peers, or the
+/// addresses the DNS name resolves to; never this node itself.
+pub async fn seeds(cluster: &Cluster) -> Vec<String> {
+    let mut out: Vec<String> = cluster.cfg.peers.clone();
+    if let Some(name) = &cluster.cfg.dns {
+        match tokio::net::lookup_host(name.as_str()).await {
+            Ok(addrs) => out.extend(addrs.map(|a| a.to_string())),
+            Err(e) => tracing::debug!(dns = %name, error = %e, "cannot resolve cluster DNS name"),
+        }
+    }
+    let own: Vec<String> = [Some(cluster.addr.clone()), cluster.local_addr().map(|a| a.to_string())]
+        .into_iter()
+        .flatten()
+        .collect();
+    out.retain(|a| !own.contains(a));
+    out.sort();
+    out.dedup();
+    out
+}
+
+enum Attempt {
+    Joined(Joined),
+    Forward(LeaderHint),
+    Failed(String),
+}
+
+async fn join_at(cluster: &Cluster, addr: &str, req: &JoinRequest) -> Attempt {
+    let mut client = match cluster.peers.client(addr) {
+        Ok(c) => c,
+        Err(e) => return Attempt::Failed(e.to_string()),
+    };
+    // Adding a learner waits for it to catch up: give the leader time.
+    let timeout = ADD_LEARNER_TIMEOUT + cluster.cfg.propose_timeout() * 3;
+    match cluster.peers.call(addr, timeout, client.join(req.clone())).await {
+        Ok(JoinReply { result: Some(join_reply::Result::Joined(j)) }) => Attempt::Joined(j),
+        Ok(JoinReply { result: Some(join_reply::Result::Forward(h)) }) => Attempt::Forward(h),
+        Ok(JoinReply { result: Some(join_reply::Result::Error(e)) }) => {
+            Attempt::Failed(format!("{addr}: {e}"))
+        }
+        Ok(JoinReply { result: None }) => Attempt::Failed(format!("{addr}: empty reply")),
+        Err(e @ CallError::Unreachable { .. }) | Err(e @ CallError::Failed { .. }) => {
+            Attempt::Failed(e.to_string())
+        }
+    }
+}
+
+/// Announces this node (joining the cluster if needed); returns once this node has
+/// applied its own announcement.
+pub async fn announce(cluster: &Arc<Cluster>, timeout: Duration) -> Result<(), ClusterError> {
+    let deadline = Instant::now() + timeout;
+    let req =
+        JoinRequest { node_id: cluster.id, addr: cluster.addr.clone(), incarnation: cluster.incarnation };
+    let mut last_err: String;
+    let mut next: Option<String> = None;
+    let mut turn = 0usize;
+    let mut attempts = 0u32;
+    loop {
+        if cluster.is_shut_down() {
+            return Err(ClusterError::Join("shut down while joining".into()));
+        }
+        let attempt = match (next.take(), cluster.leader()) {
+            (Some(addr), _) => join_at(cluster, &addr, &req).await,
+            (None, Some((id, _))) if id == cluster.id => match join(cluster, &req).await {
+                Ok(j) => Attempt::Joined(j),
+                Err(WriteError::NotLeader(h)) => Attempt::Forward(h),
+                Err(WriteError::Failed(e)) => Attempt::Failed(e),
+            },
+            (None, Some((_, addr))) if !addr.is_empty() => join_at(cluster, &addr, &req).await,
+            _ => {
+                let seeds = seeds(cluster).await;
+                if seeds.is_empty() {
+                    Attempt::Failed("no leader yet and no peers to ask".into())
+                } else {
+                    turn = turn.wrapping_add(1);
+                    join_at(cluster, &seeds[turn % seeds.len()], &req).await
+                }
+            }
+        };
+        match attempt {
+            Attempt::Joined(j) => {
+                let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+                if cluster.state.wait_applied(j.log_index, left).await {
+                    tracing::info!(
+                        node = cluster.id,
+                        voter = j.voter,
+                        leader = j.leader_id,
+                        "joined the cluster"
+                    );
+                    return Ok(());
+                }
+                last_err =
+                    format!("joined, but did not apply the announcement (index {}) in time", j.log_index);
+            }
+            Attempt::Forward(h) if !h.leader_addr.is_empty() && h.leader_id != cluster.id => {
+                next = Some(h.leader_addr);
+                continue;
+            }
+            Attempt::Forward(_) => {
+                last_err = "the contacted node knows no leader yet (is exactly one node started with \
+                            cluster.bootstrap = true?)"
+                    .into()
+            }
+            Attempt::Failed(e) => last_err = e,
+        }
+        attempts += 1;
+        if attempts.is_multiple_of(25) {
+            tracing::info!(node = cluster.id, error = %last_err, "still trying to join the cluster");
+        }
+        if Instant::now() >= deadline {
+            return Err(ClusterError::Join(format!(
+                "node {} could not join the cluster within {} ms: {last_err}",
+                cluster.id,
+                timeout.as_millis()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Re-announces this node when its own incarnation is declared down while it runs.
+pub async fn watch_self(cluster: Arc<Cluster>) {
+    let mut events = cluster.subscribe_node_down();
+    let mut shutdown = cluster.shutdown_signal();
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        match event {
+            Ok(e)
+                if e.node == cluster.id && e.incarnation == cluster.incarnation && !cluster.is_retiring() =>
+            {
+                tracing::warn!(node = cluster.id, "this node was declared down; announcing itself again");
+                while !cluster.is_shut_down() {
+                    match announce(&cluster, cluster.cfg.join_timeout()).await {
+                        Ok(()) => break,
+                        Err(e) => tracing::warn!(error = %e, "re-announce failed"),
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The cluster layer: the routing table replicated with Raft (openraft), and the
+//! gRPC services between nodes.
+//!
+//! - [`config`]: the `[cluster]` configuration section.
+//! - [`types`]: the Raft type configuration and the log payload ([`types::Request`]).
+//! - [`log_store`] / [`state_machine`]: storage (redb, on disk or in memory) and the
+//!   state machine over the shared routing table and node liveness table.
+//! - [`network`] / [`server`]: the Raft RPCs over tonic, client and server side.
+//! - [`node`]: a running node ([`Cluster`]) and its write path.
+//! - [`membership`] / [`liveness`]: joining, promotion, leaving; `NodeDown` by lease.
+//! - [`status`]: `junction cluster status`.
+//! - [`proto`]: generated gRPC code for the Raft services.
+//! - [`link`]: the data path: events, invocations and their answers between nodes
+//!   over one gRPC stream per ordered node pair (`proto/link.proto`).
+//!
+//! A single node is a one-node cluster: the same code, an in-memory log, no gRPC
+//! server unless `cluster.listen` is set.
+
+pub mod config;
+pub mod convert;
+pub mod link;
+pub mod liveness;
+pub mod log_store;
+pub mod membership;
+pub mod network;
+pub mod node;
+pub mod proto;
+pub mod runtime;
+pub mod server;
+pub mod state_machine;
+pub mod status;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::ClusterConfig;
+pub use node::{Cluster, LinkReporter, LinkState};
+pub use status::status;
+pub use types::NodeDownEvent;
+
+/// Why the cluster layer could not start or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The configuration is invalid.
+    #[error("invalid cluster configuration: {0}")]
+    Config(String),
+    /// The Raft log or snapshot could not be opened.
+    #[error("cluster storage: {0}")]
+    Storage(String),
+    /// Raft failed.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The node could not join the cluster.
+    #[error("cannot join the cluster: {0}")]
+    Join(String),
+    /// A call to another node failed.
+    #[error("{0}")]
+    Rpc(String),
+}

@@ -1,0 +1,124 @@
+//! The gRPC server of a node: the `Raft` service (openraft's RPCs, write
+//! forwarding, join/leave, status), plus whatever other services the node serves on
+//! the same port (the data-path `Link` and `Meta` services, passed in as routes).
+//!
+//! Requests come from the network: anything undecodable is an `INVALID_ARGUMENT`
+//! status, never a panic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+use super::convert::{decode, encode};
+use super::membership;
+use super::network::MAX_MESSAGE;
+use super::node::{Cluster, WriteError};
+use super::proto::raft_server::{self, RaftServer};
+use super::proto::{
+    ClientWriteReply, ClientWriteRequest, JoinReply, JoinRequest, LeaveReply, LeaveRequest, RaftPayload,
+    StatusReply, StatusRequest, Written, client_write_reply,
+};
+use super::status;
+use super::types::{Request as RaftRequest, TypeConfig};
+
+/// The `Raft` gRPC service of one node.
+pub struct RaftService {
+    cluster: Arc<Cluster>,
+}
+
+fn bad_request(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn reply<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Response<RaftPayload>, Status> {
+    let payload = encode(what, v).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(RaftPayload { payload }))
+}
+
+#[tonic::async_trait]
+impl raft_server::Raft for RaftService {
+    async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let req: openraft::raft::AppendEntriesRequest<TypeConfig> =
+            decode("append entries", &request.into_inner().payload).map_err(bad_request)?;
+        let res = self.cluster.raft.append_entries(req).await;
+        reply("append entries reply", &res)
+    }
+
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let req: openraft::raft::VoteRequest<u64> =
+            decode("vote", &request.into_inner().payload).map_err(bad_request)?;
+        let res = self.cluster.raft.vote(req).await;
+        reply("vote reply", &res)
+    }
+
+    async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let req: openraft::raft::InstallSnapshotRequest<TypeConfig> =
+            decode("install snapshot", &request.into_inner().payload).map_err(bad_request)?;
+        let res = self.cluster.raft.install_snapshot(req).await;
+        reply("install snapshot reply", &res)
+    }
+
+    async fn client_write(
+        &self,
+        request: Request<ClientWriteRequest>,
+    ) -> Result<Response<ClientWriteReply>, Status> {
+        let msg = request.into_inner();
+        let req: RaftRequest = decode("client write", &msg.request).map_err(bad_request)?;
+        let timeout = match msg.timeout_ms {
+            0 => self.cluster.cfg.propose_timeout(),
+            ms => Duration::from_millis(ms.min(60_000)),
+        };
+        let result = match self.cluster.leader_write(req, timeout).await {
+            Ok((outcome, log_index)) => {
+                let outcome = encode("outcome", &outcome).map_err(|e| Status::internal(e.to_string()))?;
+                client_write_reply::Result::Written(Written { outcome, log_index })
+            }
+            Err(WriteError::NotLeader(hint)) => client_write_reply::Result::Forward(hint),
+            Err(WriteError::Failed(e)) => client_write_reply::Result::Error(e),
+        };
+        Ok(Response::new(ClientWriteReply { result: Some(result) }))
+    }
+
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        let req = request.into_inner();
+        Ok(Response::new(membership::handle_join(&self.cluster, &req).await))
+    }
+
+    async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveReply>, Status> {
+        let req = request.into_inner();
+        Ok(Response::new(membership::handle_leave(&self.cluster, req.node_id).await))
+    }
+
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        Ok(Response::new(status::build(&self.cluster)))
+    }
+}
+
+/// Serves the `Raft` service (and `extra`) on `listener` until `shutdown` flips.
+pub async fn serve(
+    cluster: Arc<Cluster>,
+    listener: TcpListener,
+    extra: tonic::service::Routes,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let addr = listener.local_addr().ok();
+    let svc = RaftServer::new(RaftService { cluster })
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let routes = extra.add_service(svc);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let result = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(1)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(2)))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.wait_for(|s| *s).await.ok();
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(addr = ?addr, error = %e, "cluster gRPC server stopped");
+    }
+}
