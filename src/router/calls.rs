@@ -17,11 +17,11 @@ use super::realm::Realm;
 use super::rpc::{Violation, error_reply};
 use crate::dict;
 use crate::ids::{RequestId, SessionId};
-use crate::wamp::errors;
 use crate::wamp::message::{
     Call, CallResult, Cancel, Error, Interrupt, Invocation, Message, Payload, Yield, code,
 };
 use crate::wamp::value::{Dict, Value, dict_bool, dict_str};
+use crate::wamp::{errors, ppt};
 
 /// How a call is canceled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,20 +177,25 @@ fn detach(router: &Router, realm: &Realm, target: Target) {
 /// Handles YIELD from a callee (progressive or final).
 pub fn yield_result(router: &Router, realm: &Realm, me: &SessionHandle, m: Yield) -> Result<(), Violation> {
     let progress = dict_bool(&m.options, "progress");
+    if ppt::in_use(&m.options) && !me.has_feature("callee", ppt::FEATURE) {
+        return Err(Violation("payload passthru used without announcing it"));
+    }
     let origin = if progress { me.invocation(m.request) } else { me.finish_invocation(m.request) };
     let Some(origin) = origin.map_err(|_| Violation("YIELD for an unknown invocation"))? else {
         return Ok(());
     };
+    let mut details = Dict::new();
+    ppt::forward(&m.options, &mut details);
     match origin {
         PendingInvocation::Local { caller, call } => {
             let Some(caller) = realm.session(caller) else { return Ok(()) };
-            deliver_result(&caller, call, progress, m.payload);
+            deliver_result(&caller, call, progress, details, m.payload);
         }
         PendingInvocation::Remote { node, call } => {
             if !progress {
                 router.remote_invocations.remove(&(node, call));
             }
-            router.send_link(node, LinkMsg::Yield { call, payload: m.payload, progress }).ok();
+            router.send_link(node, LinkMsg::Yield { call, details, payload: m.payload, progress }).ok();
         }
     }
     Ok(())
@@ -198,16 +203,22 @@ pub fn yield_result(router: &Router, realm: &Realm, me: &SessionHandle, m: Yield
 
 /// Gives a caller a result: progressive ones only if it asked for them, the final one
 /// only if the call is still pending.
-pub fn deliver_result(caller: &SessionHandle, request: RequestId, progress: bool, payload: Payload) {
+pub fn deliver_result(
+    caller: &SessionHandle,
+    request: RequestId,
+    progress: bool,
+    mut details: Dict,
+    payload: Payload,
+) {
     if progress {
         if caller.call(request).is_some_and(|c| c.receive_progress) {
-            let r = CallResult { request, details: dict! { "progress" => true }, payload };
-            caller.send(&Message::Result(r)).ok();
+            details.insert("progress".into(), true.into());
+            caller.send(&Message::Result(CallResult { request, details, payload })).ok();
         }
         return;
     }
     if caller.finish_call(request).is_some() {
-        caller.send(&Message::Result(CallResult { request, details: Dict::new(), payload })).ok();
+        caller.send(&Message::Result(CallResult { request, details, payload })).ok();
     }
 }
 

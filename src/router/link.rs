@@ -45,8 +45,9 @@ pub enum LinkMsg {
         details: Dict,
         payload: Payload,
     },
-    /// A result of call `call`; `progress` for a progressive one.
-    Yield { call: u64, payload: Payload, progress: bool },
+    /// A result of call `call`; `progress` for a progressive one. `details` carries
+    /// RESULT.Details set by the callee's node (payload passthru options).
+    Yield { call: u64, details: Dict, payload: Payload, progress: bool },
     /// Interrupt the invocation serving call `call` (cancel or timeout at the caller's node).
     Interrupt { call: u64, mode: String, reason: String },
     /// The error of call `call`.
@@ -96,7 +97,7 @@ pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
         LinkMsg::Invoke { realm, call, callee, registration, details, payload } => {
             invoke_here(router, from, realm, call, callee, registration, details, payload);
         }
-        LinkMsg::Yield { call, payload, progress } => {
+        LinkMsg::Yield { call, details, payload, progress } => {
             let caller = if progress {
                 router.remote_calls.get(&call).map(|c| (c.realm.clone(), c.caller, c.request))
             } else {
@@ -104,7 +105,7 @@ pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
             };
             if let Some((realm, caller, request)) = caller {
                 if let Some(caller) = realm.session(caller) {
-                    calls::deliver_result(&caller, request, progress, payload);
+                    calls::deliver_result(&caller, request, progress, details, payload);
                 }
             }
         }

@@ -14,14 +14,14 @@ use crate::broker::Audience;
 use crate::dict;
 use crate::ids::{NodeId, PublicationId, SessionId, SubscriptionId, random_id};
 use crate::wamp::codec::{Serializer, neutral};
-use crate::wamp::errors;
 use crate::wamp::message::{
     Event, Message, Payload, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, code,
 };
 use crate::wamp::uri::{self, MatchPolicy};
 use crate::wamp::value::{Dict, Value, dict_bool, dict_str};
+use crate::wamp::{errors, ppt};
 
-use super::rpc::error_reply;
+use super::rpc::{Violation, error_reply};
 
 /// Handles SUBSCRIBE.
 pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Subscribe) {
@@ -157,12 +157,18 @@ pub fn subscription_left(router: &Router, realm: &Realm, session: SessionId, id:
 
 /// Handles PUBLISH: fans the event out to every matching local subscriber and sends
 /// one frame to every other node with matching subscribers.
-pub async fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Publish) {
+pub async fn publish(
+    router: &Router,
+    realm: &Realm,
+    me: &Arc<SessionHandle>,
+    m: Publish,
+) -> Result<(), Violation> {
     let acknowledge = dict_bool(&m.options, "acknowledge");
     let reply = |uri: &str, why: &str| {
         if acknowledge {
             me.send(&error_reply(code::PUBLISH, m.request, uri, why)).ok();
         }
+        Ok(())
     };
     if !uri::is_valid(&m.topic, realm.uri_check) || uri::is_reserved(&m.topic) {
         return reply(errors::INVALID_URI, "invalid topic URI");
@@ -173,7 +179,10 @@ pub async fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m:
     };
     let publication = PublicationId(random_id());
     let exclude_me = m.options.get("exclude_me").and_then(Value::as_bool).unwrap_or(true);
-    let details = if dict_bool(&m.options, "disclose_me") {
+    if ppt::in_use(&m.options) && !me.has_feature("publisher", ppt::FEATURE) {
+        return Err(Violation("payload passthru used without announcing it"));
+    }
+    let mut details = if dict_bool(&m.options, "disclose_me") {
         dict! {
             "publisher" => me.id.0,
             "publisher_authid" => me.identity.authid.as_str(),
@@ -182,6 +191,7 @@ pub async fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m:
     } else {
         Dict::new()
     };
+    ppt::forward(&m.options, &mut details);
     let retain = dict_bool(&m.options, "retain").then(|| Retained {
         publication: publication.0,
         details: neutral::encode_dict(&details),
@@ -200,6 +210,7 @@ pub async fn publish(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m:
     if acknowledge {
         me.send(&Message::Published(Published { request: m.request, publication })).ok();
     }
+    Ok(())
 }
 
 /// A publication on its way to subscribers.

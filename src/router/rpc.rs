@@ -14,12 +14,12 @@ use super::{calls, meta};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
 use crate::dict;
 use crate::ids::{RegistrationId, RequestId, SessionId};
-use crate::wamp::errors;
 use crate::wamp::message::{
     Call, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered, code,
 };
 use crate::wamp::uri::{self, MatchPolicy};
 use crate::wamp::value::{Dict, Value, dict_bool, dict_str};
+use crate::wamp::{errors, ppt};
 
 /// Crossbar.io's URI for a REGISTER whose invoke policy differs from the existing one.
 pub const POLICY_CONFLICT: &str = "wamp.error.procedure_exists_invocation_policy_conflict";
@@ -164,6 +164,10 @@ pub fn call(
         reply(errors::NO_SUCH_PROCEDURE, "no callee registered for procedure");
         return Ok(());
     };
+    let passthru = ppt::in_use(&m.options);
+    if passthru && !me.has_feature("caller", ppt::FEATURE) {
+        return Err(Violation("payload passthru used without announcing it"));
+    }
     let receive_progress = dict_bool(&m.options, "receive_progress");
     let progress = dict_bool(&m.options, "progress");
     let mut details = Dict::new();
@@ -176,6 +180,7 @@ pub fn call(
     if progress {
         details.insert("progress".into(), true.into());
     }
+    ppt::forward(&m.options, &mut details);
     if callee.disclose_caller || dict_bool(&m.options, "disclose_me") {
         details.insert("caller".into(), me.id.0.into());
         details.insert("caller_authid".into(), me.identity.authid.as_str().into());
@@ -187,6 +192,10 @@ pub fn call(
             reply(errors::NO_SUCH_PROCEDURE, "the callee has just left");
             return Ok(());
         };
+        if passthru && !session.has_feature("callee", ppt::FEATURE) {
+            reply(errors::FEATURE_NOT_SUPPORTED, "the callee does not support payload passthru mode");
+            return Ok(());
+        }
         let origin = PendingInvocation::Local { caller: me.id, call: m.request };
         let Some(invocation) = session.start_invocation(origin) else {
             reply(errors::CANCELED, "the callee has just left");

@@ -128,7 +128,7 @@ impl Session {
         };
         let router = &*self.router;
         match msg {
-            Message::Publish(m) => pubsub::publish(router, &realm, &me, m).await,
+            Message::Publish(m) => pubsub::publish(router, &realm, &me, m).await?,
             Message::Subscribe(m) => pubsub::subscribe(router, &realm, &me, m).await,
             Message::Unsubscribe(m) => pubsub::unsubscribe(router, &realm, &me, m).await,
             Message::Call(m) => rpc::call(&self.router, &realm, &me, m)?,

@@ -13,6 +13,7 @@ pub const NO_SUCH_REALM: &str = "wamp.error.no_such_realm";
 pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
 pub const NO_AVAILABLE_CALLEE: &str = "wamp.error.no_available_callee";
 pub const UNAVAILABLE: &str = "wamp.error.unavailable";
+pub const FEATURE_NOT_SUPPORTED: &str = "wamp.error.feature_not_supported";
 pub const SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";
 pub const CLOSE_REALM: &str = "wamp.close.close_realm";
 pub const GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";

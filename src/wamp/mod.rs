@@ -5,6 +5,7 @@ pub mod codec;
 pub mod errors;
 pub mod message;
 pub mod pattern;
+pub mod ppt;
 pub mod rawsocket;
 pub mod session;
 pub mod uri;

@@ -124,8 +124,7 @@ pub struct Conn {
 async fn tcp_connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream> {
     let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     if let Some(ip) = source {
-        sock.bind(SocketAddr::new(ip, 0))
-            .map_err(|e| BenchError::msg(format!("bind {ip}: {e}")))?;
+        sock.bind(SocketAddr::new(ip, 0)).map_err(|e| BenchError::msg(format!("bind {ip}: {e}")))?;
     }
     let stream = sock.connect(addr).await.map_err(|e| BenchError::msg(format!("connect {addr}: {e}")))?;
     stream.set_nodelay(true)?;
@@ -143,20 +142,24 @@ impl Conn {
         match ep {
             Endpoint::Ws { authority, path, .. } => {
                 let mut req = format!("ws://{authority}{path}").into_client_request()?;
-                req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(ser.subprotocol()));
+                req.headers_mut()
+                    .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(ser.subprotocol()));
                 let config = if opts.small_buffers {
                     WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(4096)
                 } else {
                     WebSocketConfig::default()
                 };
-                let (ws, _resp) = tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await?;
+                let (ws, _resp) =
+                    tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await?;
                 Ok(Conn { ser, io: Io::Ws { ws: Box::new(ws), pending: Vec::new(), closed: false } })
             }
             Endpoint::Raw { .. } => {
                 if let Some(key) = opts.relay_key {
                     stream.write_all(&key.to_be_bytes()).await?;
                 } else {
-                    stream.write_all(&rs::encode_handshake(ser.rawsocket_id(), rs::MAX_LENGTH_EXPONENT)).await?;
+                    stream
+                        .write_all(&rs::encode_handshake(ser.rawsocket_id(), rs::MAX_LENGTH_EXPONENT))
+                        .await?;
                     let mut reply = [0u8; 4];
                     stream.read_exact(&mut reply).await?;
                     let (id, _exp) = rs::parse_server_handshake(reply)?;
@@ -185,7 +188,8 @@ impl Conn {
                 let msg = if self.ser.is_binary() {
                     WsMessage::Binary(Bytes::from(frame))
                 } else {
-                    let text = String::from_utf8(frame).map_err(|e| BenchError::msg(format!("non-UTF-8 JSON: {e}")))?;
+                    let text = String::from_utf8(frame)
+                        .map_err(|e| BenchError::msg(format!("non-UTF-8 JSON: {e}")))?;
                     WsMessage::Text(Utf8Bytes::from(text))
                 };
                 pending.push(msg);
@@ -302,7 +306,10 @@ impl Conn {
             "publisher" => Dict::new(),
             "subscriber" => Dict::new(),
         };
-        let hello = Hello { realm: realm.to_owned(), details: dict! { "roles" => roles, "agent" => "junction-bench" } };
+        let hello = Hello {
+            realm: realm.to_owned(),
+            details: dict! { "roles" => roles, "agent" => "junction-bench" },
+        };
         self.send(&Message::Hello(hello))?;
         self.flush().await?;
         let reply = tokio::time::timeout(SETUP_TIMEOUT, self.next_msg()).await??;
@@ -370,7 +377,9 @@ impl Conn {
     pub async fn shutdown(self) {
         match self.io {
             Io::Ws { mut ws, .. } => {
-                tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await.ok();
+                tokio::time::timeout(Duration::from_secs(1), WebSocketStream::close(&mut *ws, None))
+                    .await
+                    .ok();
             }
             Io::Raw { mut stream, .. } => {
                 stream.shutdown().await.ok();

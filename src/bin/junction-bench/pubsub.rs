@@ -48,7 +48,8 @@ struct Flow {
 impl Flow {
     fn blocked(&self) -> bool {
         !self.gate_off.load(Ordering::Relaxed)
-            && self.expected.load(Ordering::Relaxed).saturating_sub(self.delivered.load(Ordering::Relaxed)) >= self.backlog
+            && self.expected.load(Ordering::Relaxed).saturating_sub(self.delivered.load(Ordering::Relaxed))
+                >= self.backlog
     }
 }
 
@@ -99,7 +100,9 @@ async fn publisher(mut conn: Conn, plan: PubPlan, flow: Arc<Flow>, ctl: Arc<Cont
                 }
                 let t = turn % topics;
                 turn += 1;
-                let (Some(seq), Some(topic), Some(fan)) = (res.sent.get_mut(t), plan.topics.get(t), plan.fanout.get(t)) else {
+                let (Some(seq), Some(topic), Some(fan)) =
+                    (res.sent.get_mut(t), plan.topics.get(t), plan.fanout.get(t))
+                else {
                     break;
                 };
                 *seq += 1;
@@ -147,7 +150,9 @@ async fn publisher(mut conn: Conn, plan: PubPlan, flow: Arc<Flow>, ctl: Arc<Cont
                     unacked = unacked.saturating_sub(1);
                     res.errors += 1;
                 }
-                Message::Abort(a) => return Err(BenchError::msg(format!("publisher aborted by the router: {}", a.reason))),
+                Message::Abort(a) => {
+                    return Err(BenchError::msg(format!("publisher aborted by the router: {}", a.reason)));
+                }
                 _ => {}
             }
         }
@@ -177,7 +182,14 @@ struct SubResult {
     dropped: Option<String>,
 }
 
-async fn subscriber(mut conn: Conn, topic: usize, publishers: usize, flow: Arc<Flow>, ctl: Arc<Control>, mut done: watch::Receiver<bool>) -> SubResult {
+async fn subscriber(
+    mut conn: Conn,
+    topic: usize,
+    publishers: usize,
+    flow: Arc<Flow>,
+    ctl: Arc<Control>,
+    mut done: watch::Receiver<bool>,
+) -> SubResult {
     let ser = conn.serializer();
     let mut r = SubResult {
         topic,
@@ -282,7 +294,8 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
     let n_topics = args.topics.max(1);
     let n_pubs = args.publishers.max(1);
     let id = run_id();
-    let topics: Arc<Vec<String>> = Arc::new((0..n_topics).map(|i| format!("{}.{id}.{i}", args.topic)).collect());
+    let topics: Arc<Vec<String>> =
+        Arc::new((0..n_topics).map(|i| format!("{}.{id}.{i}", args.topic)).collect());
     let mut fanout = vec![0u64; n_topics];
     for s in 0..args.subscribers {
         if let Some(f) = fanout.get_mut(s % n_topics) {

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::cli::RpcArgs;
-use crate::client::{ConnectOpts, Conn, Endpoint};
+use crate::client::{Conn, ConnectOpts, Endpoint};
 use crate::error::{BenchError, Result};
 use crate::proc::Pids;
 use crate::report::Report;
@@ -82,7 +82,12 @@ pub fn router_reply(m: &Message) -> Option<(RequestId, bool)> {
 }
 
 /// Keeps `plan.inflight` calls going until draining, then waits for the last replies.
-pub async fn caller_loop(mut conn: Conn, plan: Arc<CallPlan>, ctl: Arc<Control>, reply_of: ReplyOf) -> Result<CallerResult> {
+pub async fn caller_loop(
+    mut conn: Conn,
+    plan: Arc<CallPlan>,
+    ctl: Arc<Control>,
+    reply_of: ReplyOf,
+) -> Result<CallerResult> {
     let ser = conn.serializer();
     let mut call = plan.call.clone();
     let mut sent_at: HashMap<u64, u64> = HashMap::with_capacity(plan.inflight * 2);
@@ -280,7 +285,12 @@ pub async fn merge_callers(handles: Vec<JoinHandle<Result<CallerResult>>>, ctl: 
 }
 
 /// Spawns caller loops that report failures to `ctl` at once.
-pub fn spawn_callers(conns: Vec<Conn>, plan: &Arc<CallPlan>, ctl: &Arc<Control>, reply_of: ReplyOf) -> Vec<JoinHandle<Result<CallerResult>>> {
+pub fn spawn_callers(
+    conns: Vec<Conn>,
+    plan: &Arc<CallPlan>,
+    ctl: &Arc<Control>,
+    reply_of: ReplyOf,
+) -> Vec<JoinHandle<Result<CallerResult>>> {
     conns
         .into_iter()
         .map(|c| {
@@ -336,8 +346,17 @@ pub async fn run(args: RpcArgs) -> Result<Report> {
     Ok(r)
 }
 
-async fn register(mut conn: Conn, procedure: &str, shared: bool, done: watch::Receiver<bool>) -> Result<JoinHandle<Result<u64>>> {
-    let options = if shared { dict! { "invoke" => "roundrobin" } } else { Dict::new() };
+async fn register(
+    mut conn: Conn,
+    procedure: &str,
+    shared: bool,
+    done: watch::Receiver<bool>,
+) -> Result<JoinHandle<Result<u64>>> {
+    let options = if shared {
+        dict! { "invoke" => "roundrobin" }
+    } else {
+        Dict::new()
+    };
     let req = RequestId(1);
     let msg = Message::Register(Register { request: req, options, procedure: procedure.to_owned() });
     match conn.request(&msg, req).await? {

@@ -132,12 +132,20 @@ pub struct Window {
 
 /// Runs warm-up, then the measured phase with a progress bar, then switches the
 /// workers to draining. `unit` names what `ctl.measured` counts (for the bar).
-pub async fn run_window(ctl: &Control, warmup: f64, duration: f64, pids: &Pids, unit: &str, quiet: bool) -> Window {
+pub async fn run_window(
+    ctl: &Control,
+    warmup: f64,
+    duration: f64,
+    pids: &Pids,
+    unit: &str,
+    quiet: bool,
+) -> Window {
     let bar = progress_bar((duration * 1000.0) as u64, quiet);
     bar.set_message(format!("warming up {warmup:.1}s"));
     let warm_end = Instant::now() + Duration::from_secs_f64(warmup);
     while Instant::now() < warm_end && ctl.failure().is_none() {
-        tokio::time::sleep(Duration::from_millis(50).min(warm_end.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(Duration::from_millis(50).min(warm_end.saturating_duration_since(Instant::now())))
+            .await;
     }
     let cpu0 = pids.cpu_seconds();
     let self0 = proc::self_cpu_seconds();
@@ -175,7 +183,9 @@ pub async fn run_window(ctl: &Control, warmup: f64, duration: f64, pids: &Pids, 
 pub fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
     let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
     let bar = ProgressBar::with_draw_target(Some(len), target);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+    {
         bar.set_style(style);
     }
     bar

@@ -31,9 +31,12 @@ pub fn to_frame(msg: &LinkMsg) -> pb::Frame {
             details: encode_dict(details),
             payload: encode_payload(payload),
         }),
-        LinkMsg::Yield { call, payload, progress } => {
-            Kind::Yield(pb::Yield { call: *call, payload: encode_payload(payload), progress: *progress })
-        }
+        LinkMsg::Yield { call, details, payload, progress } => Kind::Yield(pb::Yield {
+            call: *call,
+            payload: encode_payload(payload),
+            progress: *progress,
+            details: encode_dict(details),
+        }),
         LinkMsg::Interrupt { call, mode, reason } => {
             Kind::Interrupt(pb::Interrupt { call: *call, mode: mode.clone(), reason: reason.clone() })
         }
@@ -70,6 +73,7 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, String> {
         },
         Kind::Yield(y) => LinkMsg::Yield {
             call: y.call,
+            details: decode_dict(&y.details).map_err(|e| e.to_string())?,
             payload: decode_payload(&y.payload).map_err(|e| e.to_string())?,
             progress: y.progress,
         },
@@ -114,7 +118,12 @@ mod tests {
                 details: dict! { "procedure" => "a.b" },
                 payload: Payload { args: None, kwargs: Some(dict! { "k" => 1u64 }) },
             },
-            LinkMsg::Yield { call: 5, payload: Payload::default(), progress: true },
+            LinkMsg::Yield {
+                call: 5,
+                details: dict! { "ppt_scheme" => "mqtt" },
+                payload: Payload::default(),
+                progress: true,
+            },
             LinkMsg::Interrupt { call: 5, mode: "kill".into(), reason: "wamp.error.canceled".into() },
             LinkMsg::Error { call: 5, error: "com.err".into(), details: Dict::new(), payload },
         ];
@@ -126,7 +135,12 @@ mod tests {
     #[test]
     fn malformed_payload_is_an_error() {
         let frame = pb::Frame {
-            kind: Some(pb::frame::Kind::Yield(pb::Yield { call: 1, payload: vec![0xc1], progress: false })),
+            kind: Some(pb::frame::Kind::Yield(pb::Yield {
+                call: 1,
+                payload: vec![0xc1],
+                progress: false,
+                details: Vec::new(),
+            })),
         };
         assert!(from_frame(frame).is_err());
         assert!(from_frame(pb::Frame { kind: None }).is_err());

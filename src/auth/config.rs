@@ -1,0 +1,380 @@
+//! Per-realm authentication configuration, as it appears under `[realms.auth]` in the
+//! TOML file. Plain data with `serde`; [`super::Authenticator::new`] checks it and
+//! turns it into the form the handshake uses.
+//!
+//! ```toml
+//! [[realms]]
+//! name = "realm1"
+//!
+//! [realms.auth]
+//! challenge_timeout_ms = 30000        # AUTHENTICATE must arrive within this time
+//!
+//! # Anonymous access: enabled by this table. With no [realms.auth] section at all a
+//! # realm admits anonymous clients as role "anonymous"; once [realms.auth] is given,
+//! # anonymous access is off unless this table is present.
+//! [realms.auth.anonymous]
+//! role = "anonymous"
+//! transports = ["websocket", "rawsocket"]   # optional, every method: default all
+//! tls_only = false                          # optional, every method
+//!
+//! [realms.auth.ticket.principals.joe]
+//! role = "user"
+//! ticket = "pbkdf2:sha256:100000:SALT_B64:HASH_B64"  # or plain text, or "$argon2id$..."
+//!
+//! [realms.auth.wampcra.principals.peter]
+//! role = "user"
+//! secret = { env = "PETER_SECRET" }   # any secret: "inline", { env = "VAR" }, { file = "path" }
+//! salt = "salt123"                    # optional: then `secret` is the derived key,
+//! iterations = 1000                   #   base64(PBKDF2-HMAC-SHA256(password, salt,
+//! keylen = 32                         #   iterations, keylen)), as Autobahn's derive_key
+//!
+//! [realms.auth.cryptosign]
+//! router_key = { file = "/etc/junction/router.key" }  # optional: hex Ed25519 seed for
+//!                                                     # router authentication
+//! [realms.auth.cryptosign.principals."client01@example.com"]
+//! role = "device"
+//! authorized_keys = ["545efb0a2192db8d43f118e9bf9aee081466e1ef36c708b96ee6f62dddad9122"]
+//!
+//! # WAMP-SCRAM, offered as "wamp-scram" (the spec's flow) and "scram" (Crossbar.io's
+//! # and Autobahn's). The fields are those of autobahn.wamp.auth.derive_scram_credential.
+//! [realms.auth.scram]
+//! hide_unknown = false                # true: mock CHALLENGE for unknown authids
+//! [realms.auth.scram.principals.alice]
+//! role = "user"
+//! kdf = "argon2id13"                  # "argon2id13", "argon2id-13" (Autobahn) or "pbkdf2"
+//! iterations = 4096
+//! memory = 512                        # KiB, Argon2 only
+//! salt = "hex"
+//! stored_key = "hex"                  # secrets: may also be { env = ... } / { file = ... }
+//! server_key = "hex"
+//!
+//! # Any method can be dynamic instead: a WAMP procedure decides (see `auth::dynamic`).
+//! [realms.auth.ticket]
+//! authenticator = "com.example.authenticate"
+//! ```
+//!
+//! A method table that is present enables the method; `authenticator` and
+//! `principals` are mutually exclusive. `Debug` output never shows a secret.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::secret::Secret;
+
+/// Which kind of transport a client came in on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// WebSocket (`ws://` or `wss://`).
+    #[default]
+    WebSocket,
+    /// RawSocket over TCP, TLS or a Unix socket.
+    RawSocket,
+}
+
+impl TransportKind {
+    /// The name used in the configuration and in authenticator details.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::WebSocket => "websocket",
+            TransportKind::RawSocket => "rawsocket",
+        }
+    }
+}
+
+/// The authentication settings of one realm.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Anonymous access; `None` refuses it.
+    pub anonymous: Option<AnonymousConfig>,
+    /// Ticket authentication.
+    pub ticket: Option<TicketConfig>,
+    /// WAMP-CRA.
+    pub wampcra: Option<WampCraConfig>,
+    /// WAMP-Cryptosign.
+    pub cryptosign: Option<CryptosignConfig>,
+    /// WAMP-SCRAM (both `wamp-scram` and Crossbar's `scram`).
+    pub scram: Option<ScramConfig>,
+    /// Milliseconds between CHALLENGE and the latest acceptable AUTHENTICATE.
+    #[serde(default = "default_challenge_timeout_ms")]
+    pub challenge_timeout_ms: u64,
+}
+
+fn default_challenge_timeout_ms() -> u64 {
+    30_000
+}
+
+impl Default for AuthConfig {
+    /// No `[realms.auth]` section: anonymous access only, as role `anonymous`.
+    fn default() -> Self {
+        AuthConfig {
+            anonymous: Some(AnonymousConfig::default()),
+            ticket: None,
+            wampcra: None,
+            cryptosign: None,
+            scram: None,
+            challenge_timeout_ms: default_challenge_timeout_ms(),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Replaces every secret that names an environment variable or a file with its
+    /// value. Call once at configuration time, before [`super::Authenticator::new`].
+    pub fn resolve_secrets(&mut self) -> Result<(), String> {
+        fn each<'a, P: 'a>(
+            principals: impl Iterator<Item = (&'a String, &'a mut P)>,
+            what: &str,
+            f: impl Fn(&mut P) -> Vec<(&'static str, &mut Secret)>,
+        ) -> Result<(), String> {
+            for (authid, p) in principals {
+                for (field, secret) in f(p) {
+                    *secret = secret.resolve().map_err(|e| format!("{what}.{authid}.{field}: {e}"))?;
+                }
+            }
+            Ok(())
+        }
+        if let Some(t) = &mut self.ticket {
+            each(t.principals.iter_mut(), "ticket.principals", |p| vec![("ticket", &mut p.ticket)])?;
+        }
+        if let Some(c) = &mut self.wampcra {
+            each(c.principals.iter_mut(), "wampcra.principals", |p| vec![("secret", &mut p.secret)])?;
+        }
+        if let Some(c) = &mut self.cryptosign
+            && let Some(k) = &mut c.router_key
+        {
+            *k = k.resolve().map_err(|e| format!("cryptosign.router_key: {e}"))?;
+        }
+        if let Some(s) = &mut self.scram {
+            each(s.principals.iter_mut(), "scram.principals", |p| {
+                vec![("stored_key", &mut p.stored_key), ("server_key", &mut p.server_key)]
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Anonymous access.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnonymousConfig {
+    /// The role anonymous sessions get.
+    #[serde(default = "default_anonymous_role")]
+    pub role: String,
+    /// Transports this method is offered on; empty means all.
+    #[serde(default)]
+    pub transports: Vec<TransportKind>,
+    /// Offer this method only over TLS.
+    #[serde(default)]
+    pub tls_only: bool,
+}
+
+fn default_anonymous_role() -> String {
+    "anonymous".into()
+}
+
+impl Default for AnonymousConfig {
+    fn default() -> Self {
+        AnonymousConfig { role: default_anonymous_role(), transports: Vec::new(), tls_only: false }
+    }
+}
+
+/// Ticket authentication.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketConfig {
+    /// Transports this method is offered on; empty means all.
+    #[serde(default)]
+    pub transports: Vec<TransportKind>,
+    /// Offer this method only over TLS (the ticket travels in clear otherwise).
+    #[serde(default)]
+    pub tls_only: bool,
+    /// Dynamic authenticator procedure, instead of `principals`.
+    pub authenticator: Option<String>,
+    /// Static principals by authid.
+    #[serde(default)]
+    pub principals: BTreeMap<String, TicketPrincipal>,
+}
+
+/// A static ticket principal.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketPrincipal {
+    /// The role the principal gets.
+    pub role: String,
+    /// The ticket: plain text, `pbkdf2:sha256:...` or an Argon2 PHC string.
+    #[serde(alias = "secret")]
+    pub ticket: Secret,
+}
+
+/// WAMP-CRA.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WampCraConfig {
+    /// Transports this method is offered on; empty means all.
+    #[serde(default)]
+    pub transports: Vec<TransportKind>,
+    /// Offer this method only over TLS.
+    #[serde(default)]
+    pub tls_only: bool,
+    /// Dynamic authenticator procedure, instead of `principals`.
+    pub authenticator: Option<String>,
+    /// Static principals by authid.
+    #[serde(default)]
+    pub principals: BTreeMap<String, WampCraPrincipal>,
+}
+
+/// A static WAMP-CRA principal.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WampCraPrincipal {
+    /// The role the principal gets.
+    pub role: String,
+    /// The shared secret; with `salt`, the derived key (base64 text) the client computes.
+    pub secret: Secret,
+    /// PBKDF2 salt sent in the CHALLENGE (the secret is then salted).
+    pub salt: Option<String>,
+    /// PBKDF2 iterations (default 1000, Autobahn's default).
+    pub iterations: Option<u32>,
+    /// PBKDF2 derived key length in bytes (default 32).
+    pub keylen: Option<u32>,
+}
+
+/// WAMP-Cryptosign.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CryptosignConfig {
+    /// Transports this method is offered on; empty means all.
+    #[serde(default)]
+    pub transports: Vec<TransportKind>,
+    /// Offer this method only over TLS.
+    #[serde(default)]
+    pub tls_only: bool,
+    /// Dynamic authenticator procedure, instead of `principals`.
+    pub authenticator: Option<String>,
+    /// The router's Ed25519 seed (hex, 32 bytes), to answer a client's router challenge.
+    pub router_key: Option<Secret>,
+    /// Static principals by authid.
+    #[serde(default)]
+    pub principals: BTreeMap<String, CryptosignPrincipal>,
+}
+
+/// A static WAMP-Cryptosign principal.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CryptosignPrincipal {
+    /// The role the principal gets.
+    pub role: String,
+    /// Ed25519 public keys (hex, 32 bytes) allowed to authenticate as this authid.
+    pub authorized_keys: Vec<String>,
+}
+
+/// WAMP-SCRAM.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScramConfig {
+    /// Transports this method is offered on; empty means all.
+    #[serde(default)]
+    pub transports: Vec<TransportKind>,
+    /// Offer this method only over TLS.
+    #[serde(default)]
+    pub tls_only: bool,
+    /// Dynamic authenticator procedure, instead of `principals`.
+    pub authenticator: Option<String>,
+    /// Answer an unknown authid with a mock CHALLENGE (stable salt per authid) and
+    /// fail at AUTHENTICATE, so the existence of authids does not leak.
+    #[serde(default)]
+    pub hide_unknown: bool,
+    /// Static principals by authid.
+    #[serde(default)]
+    pub principals: BTreeMap<String, ScramPrincipal>,
+}
+
+/// A static WAMP-SCRAM principal (a credential as `derive_scram_credential` makes it).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScramPrincipal {
+    /// The role the principal gets.
+    pub role: String,
+    /// `argon2id13`, `argon2id-13` or `pbkdf2`.
+    pub kdf: String,
+    /// KDF iterations (time cost).
+    pub iterations: u32,
+    /// Argon2 memory cost in KiB.
+    pub memory: Option<u32>,
+    /// The per-user salt, hex.
+    pub salt: String,
+    /// `StoredKey`, hex.
+    #[serde(alias = "stored-key")]
+    pub stored_key: Secret,
+    /// `ServerKey`, hex.
+    #[serde(alias = "server-key")]
+    pub server_key: Secret,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Realm {
+        #[serde(default)]
+        auth: AuthConfig,
+    }
+
+    #[test]
+    fn absent_section_means_anonymous_only() {
+        let r: Realm = toml::from_str("").expect("parses");
+        assert_eq!(r.auth, AuthConfig::default());
+        assert!(r.auth.anonymous.is_some());
+    }
+
+    #[test]
+    fn present_section_turns_anonymous_off() {
+        let r: Realm = toml::from_str("[auth.ticket.principals.joe]\nrole = \"user\"\nticket = \"x\"\n")
+            .expect("parses");
+        assert!(r.auth.anonymous.is_none());
+        assert_eq!(r.auth.challenge_timeout_ms, 30_000);
+        let joe = &r.auth.ticket.as_ref().expect("ticket").principals["joe"];
+        assert_eq!(joe.ticket.expose(), Some("x"));
+    }
+
+    #[test]
+    fn module_doc_example_parses() {
+        let doc = include_str!("config.rs");
+        let toml_text: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
+            .collect();
+        #[derive(Deserialize)]
+        struct File {
+            realms: Vec<Realm>,
+        }
+        // The example sets [realms.auth.ticket] twice (static, then dynamic) to show both.
+        let toml_text = toml_text.replace("[realms.auth.ticket]\nauthenticator", "#");
+        let f: File = toml::from_str(&toml_text).expect("doc example parses");
+        let auth = &f.realms[0].auth;
+        assert!(auth.anonymous.is_some() && auth.wampcra.is_some() && auth.cryptosign.is_some());
+        assert_eq!(auth.scram.as_ref().map(|s| s.principals.len()), Some(1));
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let r: Realm = toml::from_str("[auth.wampcra.principals.p]\nrole = \"r\"\nsecret = \"hunter2\"\n")
+            .expect("parses");
+        let dbg = format!("{:?}", r.auth);
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(dbg.contains("<redacted>"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(toml::from_str::<Realm>("[auth]\nanonymus = true\n").is_err());
+        assert!(toml::from_str::<Realm>("[auth.ticket]\ntransports = [\"carrier-pigeon\"]\n").is_err());
+    }
+}
