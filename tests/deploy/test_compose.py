@@ -1,0 +1,119 @@
+"""docker-compose.yml and the observability configs it mounts: the compose-spec
+JSON schema, Compose v2's own `config -q` (undefined services, bad merges), and
+the wiring between services (OTLP endpoint, scrape targets, data sources)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from support import (
+    COMPOSE_FILE,
+    DEPLOY,
+    ROOT,
+    compose_binary,
+    compose_junction_services,
+    compose_model,
+    load_docs,
+    run,
+    tool,
+)
+
+
+def test_compose_file_matches_the_compose_spec_schema():
+    r = run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_compose_config_is_valid():
+    r = run([compose_binary(), "-f", str(COMPOSE_FILE), "config", "-q"], cwd=ROOT)
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+
+
+def test_compose_config_catches_an_undefined_service(tmp_path):
+    # The check above is only worth something if Compose fails on a broken file.
+    broken = yaml.safe_load(COMPOSE_FILE.read_text())
+    broken["services"]["junction-1"]["depends_on"]["junction-9"] = {"condition": "service_healthy"}
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(broken))
+    r = run([compose_binary(), "-f", str(path), "--project-directory", str(ROOT), "config", "-q"])
+    assert r.returncode != 0 and "junction-9" in r.stderr, r.stderr
+
+
+def test_nodes_are_wired_to_the_collector_and_each_other():
+    services = compose_model()["services"]
+    nodes = compose_junction_services()
+    assert sorted(nodes) == ["junction-0", "junction-1", "junction-2"]
+    collector = load_docs(DEPLOY / "otel-collector.yaml")[0]
+    grpc = collector["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+    for name, svc in nodes.items():
+        env = svc["environment"]
+        url = urlsplit(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+        assert url.hostname in services and url.port == int(grpc.rsplit(":", 1)[1]), name
+        assert svc["healthcheck"]["test"] == ["CMD", "junction-entrypoint", "healthcheck", "/readyz"]
+        assert "JUNCTION_ADMIN" not in env, "the healthcheck and Prometheus expect the template's :8090"
+        for dep in svc.get("depends_on", {}):
+            assert dep in services
+        assert any(v["target"] == "/var/lib/junction" for v in svc["volumes"]), f"{name}: no data volume"
+    # The joiners wait until the bootstrap node is ready.
+    for name in ("junction-1", "junction-2"):
+        assert nodes[name]["depends_on"]["junction-0"]["condition"] == "service_healthy"
+
+
+def test_published_ports_are_unique_and_documented():
+    published = []
+    for svc in compose_model()["services"].values():
+        published += [int(p["published"]) for p in svc.get("ports", [])]
+    assert len(published) == len(set(published))
+    header = COMPOSE_FILE.read_text().split("\nname:")[0]
+    for port in published:
+        assert str(port) in header, f"host port {port} is not documented in the header comment"
+
+
+def test_bind_mounts_exist():
+    for name, svc in compose_model()["services"].items():
+        for v in svc.get("volumes", []):
+            if v["type"] == "bind":
+                assert Path(v["source"]).exists(), f"{name}: {v['source']} does not exist"
+
+
+def test_prometheus_scrapes_every_node_and_the_collector():
+    services = compose_model()["services"]
+    prom = load_docs(DEPLOY / "prometheus.yml")[0]
+    jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
+    targets = {t for j in jobs.values() for sc in j["static_configs"] for t in sc["targets"]}
+    for t in targets:
+        assert t.split(":")[0] in services, f"scrape target {t} is not a compose service"
+    assert {f"{n}:8090" for n in compose_junction_services()} <= targets
+    assert jobs["junction"].get("metrics_path", "/metrics") == "/metrics"
+    collector = load_docs(DEPLOY / "otel-collector.yaml")[0]
+    exporter_port = collector["exporters"]["prometheus"]["endpoint"].rsplit(":", 1)[1]
+    assert f"otel-collector:{exporter_port}" in targets
+
+
+def test_collector_pipelines_reference_defined_components():
+    cfg = load_docs(DEPLOY / "otel-collector.yaml")[0]
+    services = compose_model()["services"]
+    used = {"receivers": set(), "processors": set(), "exporters": set()}
+    for name, pipeline in cfg["service"]["pipelines"].items():
+        for kind in used:
+            for component in pipeline.get(kind, []):
+                assert component in cfg[kind], f"pipeline {name}: {kind[:-1]} {component} is not defined"
+                used[kind].add(component)
+    for kind, names in used.items():
+        assert set(cfg[kind]) == names, f"defined but unused {kind}: {set(cfg[kind]) - names}"
+    assert set(cfg["service"]["extensions"]) <= set(cfg["extensions"])
+    assert "traces" in cfg["service"]["pipelines"] and "metrics" in cfg["service"]["pipelines"]
+    jaeger = cfg["exporters"]["otlp_grpc/jaeger"]["endpoint"]
+    assert jaeger.split(":")[0] in services
+
+
+def test_grafana_data_sources_point_at_compose_services():
+    services = compose_model()["services"]
+    path = DEPLOY / "grafana" / "provisioning" / "datasources" / "datasources.yaml"
+    sources = load_docs(path)[0]["datasources"]
+    assert {s["type"] for s in sources} == {"prometheus", "jaeger"}
+    for s in sources:
+        assert urlsplit(s["url"]).hostname in services, s["url"]
