@@ -24,6 +24,16 @@
 //! [log]
 //! json = false
 //!
+//! [admin]
+//! listen = "127.0.0.1:8090"  # /healthz, /readyz, /metrics, /api; "" disables
+//! drain_delay_ms = 0         # on SIGTERM: readyz 503 this long before GOODBYEs
+//!
+//! [telemetry]                # OTLP export needs OTEL_EXPORTER_OTLP_ENDPOINT
+//! service_name = "junction"
+//! sample_ratio = 1.0         # fraction of new traces sampled
+//! traces = true
+//! metrics = true
+//!
 //! [cluster]                  # see `cluster::config`; absent = a one-node cluster
 //! node_id = 1
 //! ```
@@ -126,6 +136,47 @@ pub struct LogConfig {
     pub json: bool,
 }
 
+/// The admin HTTP server (health, metrics, management API).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Listen address; empty disables. When the default address is taken, the
+    /// server is skipped with a warning; an explicit address must bind.
+    pub listen: String,
+    /// On SIGTERM, how long `/readyz` reports draining before clients are told to
+    /// leave, in milliseconds (time for load balancers to notice).
+    pub drain_delay_ms: u64,
+}
+
+/// The admin server's default listen address.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8090";
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: DEFAULT_ADMIN_LISTEN.into(), drain_delay_ms: 0 }
+    }
+}
+
+/// OpenTelemetry export; the endpoint comes from `OTEL_EXPORTER_OTLP_*`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `service.name` (unless `OTEL_SERVICE_NAME` is set).
+    pub service_name: String,
+    /// Fraction of new traces sampled, 0.0 to 1.0.
+    pub sample_ratio: f64,
+    /// Export traces when an endpoint is set.
+    pub traces: bool,
+    /// Export metrics when an endpoint is set.
+    pub metrics: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig { service_name: "junction".into(), sample_ratio: 1.0, traces: true, metrics: true }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -140,6 +191,12 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// Admin HTTP server.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// OpenTelemetry export.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// Cluster membership and Raft; absent = a one-node cluster.
     #[serde(default)]
     pub cluster: ClusterConfig,
@@ -153,6 +210,8 @@ impl Default for Config {
             rawsocket: RawSocketConfig::default(),
             limits: Limits::default(),
             log: LogConfig::default(),
+            admin: AdminConfig::default(),
+            telemetry: TelemetryConfig::default(),
             cluster: ClusterConfig::default(),
         }
     }
@@ -195,6 +254,10 @@ impl Config {
         }
         parse_listen("websocket.listen", &self.websocket.listen)?;
         parse_listen("rawsocket.listen", &self.rawsocket.listen)?;
+        parse_listen("admin.listen", &self.admin.listen)?;
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return Err(ConfigError::Invalid("telemetry.sample_ratio must be between 0.0 and 1.0".into()));
+        }
         if !self.websocket.path.starts_with('/') {
             return Err(ConfigError::Invalid("websocket.path must start with '/'".into()));
         }
@@ -214,6 +277,11 @@ impl Config {
     /// The WebSocket listen address, if enabled.
     pub fn websocket_addr(&self) -> Option<SocketAddr> {
         parse_listen("websocket.listen", &self.websocket.listen).ok().flatten()
+    }
+
+    /// The admin HTTP listen address, if enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        parse_listen("admin.listen", &self.admin.listen).ok().flatten()
     }
 
     /// The RawSocket TCP listen address, if enabled.
@@ -256,6 +324,20 @@ mod tests {
         assert_eq!(c.websocket_addr(), None);
         assert_eq!(c.rawsocket.unix.as_deref(), Some(Path::new("/tmp/j.sock")));
         assert_eq!(c.limits.max_message_size, 4096);
+    }
+
+    #[test]
+    fn admin_and_telemetry_sections() {
+        assert_eq!(Config::default().admin_addr(), "127.0.0.1:8090".parse().ok());
+        let c = Config::from_toml(
+            "[admin]\nlisten = \"\"\ndrain_delay_ms = 500\n[telemetry]\nsample_ratio = 0.25\ntraces = false\n",
+        )
+        .expect("valid");
+        assert_eq!((c.admin_addr(), c.admin.drain_delay_ms), (None, 500));
+        assert_eq!((c.telemetry.sample_ratio, c.telemetry.traces, c.telemetry.metrics), (0.25, false, true));
+        assert!(Config::from_toml("[telemetry]\nsample_ratio = 2.0\n").is_err());
+        let bad = Config::from_toml("[admin]\nlisten = \"x\"\n").map(|_| ()).map_err(|e| e.to_string());
+        assert!(bad.is_err_and(|e| e.contains("admin.listen")));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use junction::config::{Config, ConfigError, RealmConfig, parse_listen};
+use junction::config::{Config, ConfigError, DEFAULT_ADMIN_LISTEN, RealmConfig, parse_listen};
+use junction::ops;
 use junction::transport::listener::{self, Kind};
 
 /// A clustered WAMP router.
@@ -40,6 +41,9 @@ struct Cli {
     /// Log as JSON lines.
     #[arg(long, env = "JUNCTION_LOG_JSON")]
     log_json: bool,
+    /// Admin HTTP listen address (/healthz, /readyz, /metrics, /api); "" disables.
+    #[arg(long, env = "JUNCTION_ADMIN")]
+    admin: Option<String>,
 }
 
 /// Administration commands.
@@ -109,6 +113,10 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
         let check = cfg.realms.first().map(|r| r.uri_check).unwrap_or_default();
         cfg.realms = cli.realms.iter().map(|n| RealmConfig { name: n.clone(), uri_check: check }).collect();
     }
+    if let Some(a) = &cli.admin {
+        parse_listen("--admin", a)?;
+        cfg.admin.listen = a.clone();
+    }
     if let Some(m) = cli.max_message_size {
         cfg.limits.max_message_size = m;
     }
@@ -117,19 +125,25 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+/// Starts the admin HTTP server: before the node joins the cluster, so liveness
+/// probes pass while it joins. The default address may be taken (several routers on
+/// one host): then the server is skipped with a warning.
+async fn start_admin(cfg: &Config) -> Result<(), String> {
+    let Some(addr) = cfg.admin_addr() else { return Ok(()) };
+    match ops::admin::start(addr).await {
+        Ok(_) => Ok(()),
+        Err(e) if cfg.admin.listen == DEFAULT_ADMIN_LISTEN => {
+            tracing::warn!(error = %e, %addr, "admin HTTP server not started (set --admin to choose an address)");
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot listen for admin HTTP on {addr}: {e}")),
     }
 }
 
 async fn run(cfg: Config) -> Result<(), String> {
+    start_admin(&cfg).await?;
     let router = junction::cluster::runtime::start(&cfg).await.map_err(|e| e.to_string())?;
+    ops::attach(&router);
     if let Some(addr) = cfg.websocket_addr() {
         listener::spawn_tcp(router.clone(), addr, Kind::WebSocket)
             .await
@@ -145,10 +159,13 @@ async fn run(cfg: Config) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on Unix socket {}: {e}", path.display()))?;
     }
+    ops::health::set_listeners_up(true);
     println!("ready");
     tracing::info!(agent = junction::router::AGENT, realms = cfg.realms.len(), "router ready");
     wait_for_signal().await;
     tracing::info!(sessions = router.session_count(), "shutting down");
+    ops::begin_drain();
+    tokio::time::sleep(Duration::from_millis(cfg.admin.drain_delay_ms)).await;
     router.begin_shutdown();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.limits.shutdown_grace_ms + 500);
     while router.session_count() > 0 && tokio::time::Instant::now() < deadline {
@@ -182,7 +199,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(cfg.log.json);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -190,7 +206,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cfg)) {
+    {
+        let _runtime = rt.enter(); // the OTLP exporters need a runtime
+        ops::telemetry::init(&ops::telemetry::Options::from_config(&cfg));
+    }
+    let result = rt.block_on(run(cfg));
+    ops::telemetry::shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("junction: {e}");

@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::ClusterError;
 use super::link::pb::link_server::LinkServer;
-use super::link::{GrpcLinks, LinkService, Resolver};
+use super::link::{GrpcLinks, LinkService, ReplyPaths, Resolver};
 use crate::config::Config;
 use crate::ids::NodeId;
 use crate::router::Router;
@@ -25,14 +25,16 @@ use crate::wamp::errors;
 /// Starts this node: joins (or forms) the cluster, then returns the router.
 pub async fn start(cfg: &Config) -> Result<Arc<Router>, ClusterError> {
     let slot: Arc<OnceLock<Arc<Router>>> = Arc::new(OnceLock::new());
-    let routes = tonic::service::Routes::new(LinkServer::new(LinkService::new(slot.clone())));
+    let replies = Arc::new(ReplyPaths::default());
+    let routes =
+        tonic::service::Routes::new(LinkServer::new(LinkService::new(slot.clone(), replies.clone())));
     let replica = Replica::start(&cfg.cluster, routes).await?;
     let node = replica.cluster().map(|c| c.id()).unwrap_or(cfg.cluster.node_id);
     let router = Router::with_replica(cfg.clone(), NodeId(node), replica);
     slot.set(router.clone()).ok();
     let weak = Arc::downgrade(&router);
     let resolve: Resolver = Arc::new(move |n: NodeId| weak.upgrade()?.replica.cluster()?.node_addr(n.0));
-    router.set_links(GrpcLinks::new(&router, resolve));
+    router.set_links(GrpcLinks::new(&router, resolve, replies));
     tokio::spawn(watch_node_down(router.clone()));
     Ok(router)
 }

@@ -61,11 +61,14 @@ pub fn continue_call(router: &Router, realm: &Realm, me: &SessionHandle, pending
     if !progress {
         me.close_call_input(m.request);
     }
-    let details = if progress {
+    let mut details = if progress {
         dict! { "progress" => true }
     } else {
         Dict::new()
     };
+    if pending.disclose {
+        disclose_caller(me, &mut details);
+    }
     match pending.target {
         Target::Local { callee, invocation } => {
             let inv = Invocation {
@@ -92,7 +95,15 @@ pub fn continue_call(router: &Router, realm: &Realm, me: &SessionHandle, pending
     }
 }
 
-/// Starts the dealer-side timer of a call with CALL.Options.timeout.
+/// Adds the caller's identity to INVOCATION.Details (caller identification).
+pub fn disclose_caller(caller: &SessionHandle, details: &mut Dict) {
+    details.insert("caller".into(), caller.id.0.into());
+    details.insert("caller_authid".into(), caller.identity.authid.as_str().into());
+    details.insert("caller_authrole".into(), caller.identity.authrole.as_str().into());
+}
+
+/// Starts the dealer-side timer of a call with CALL.Options.timeout. The timeout runs
+/// from the call's last progress: each progressive result restarts it.
 pub fn arm_timeout(
     router: Arc<Router>,
     realm: Arc<Realm>,
@@ -101,10 +112,15 @@ pub fn arm_timeout(
     token: u64,
     ms: u64,
 ) {
+    let limit = Duration::from_millis(ms);
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        if caller.call(request).is_none_or(|c| c.token != token) {
-            return;
+        loop {
+            let Some(c) = caller.call(request).filter(|c| c.token == token) else { return };
+            let due = c.touched + limit;
+            if tokio::time::Instant::now() >= due {
+                break;
+            }
+            tokio::time::sleep_until(due).await;
         }
         let Some(pending) = caller.finish_call(request) else { return };
         let e = error_reply(code::CALL, request, errors::TIMEOUT, "the call timed out at the dealer");
@@ -211,6 +227,7 @@ pub fn deliver_result(
     payload: Payload,
 ) {
     if progress {
+        caller.touch_call(request);
         if caller.call(request).is_some_and(|c| c.receive_progress) {
             details.insert("progress".into(), true.into());
             caller.send(&Message::Result(CallResult { request, details, payload })).ok();

@@ -67,6 +67,11 @@ pub struct PendingCall {
     /// Unique per call instance, so a stale timer never expires a later call that
     /// reuses the request id.
     pub token: u64,
+    /// The caller is disclosed to the callee (for every chunk of a progressive call).
+    pub disclose: bool,
+    /// When the call last made progress (started or got a progressive result): the
+    /// dealer-side timeout runs from here.
+    pub touched: tokio::time::Instant,
 }
 
 /// An event the router publishes on a session's behalf when it ends.
@@ -213,6 +218,13 @@ impl SessionHandle {
     /// A call in flight, left in place.
     pub fn call(&self, request: RequestId) -> Option<PendingCall> {
         lock(&self.calls).get(&request).copied()
+    }
+
+    /// Records progress on a call (a progressive result), restarting its timeout.
+    pub fn touch_call(&self, request: RequestId) {
+        if let Some(c) = lock(&self.calls).get_mut(&request) {
+            c.touched = tokio::time::Instant::now();
+        }
     }
 
     /// Marks a progressive call's input as finished.

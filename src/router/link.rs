@@ -163,6 +163,19 @@ fn invoke_here(
         return;
     }
     let session = router.realm(&realm).and_then(|r| r.session(callee));
+    let progressive = details.get("progress").and_then(crate::wamp::value::Value::as_bool).unwrap_or(false);
+    if progressive
+        && session.as_ref().is_some_and(|s| !s.has_feature("callee", super::rpc::PROGRESSIVE_INVOCATIONS))
+    {
+        let e = LinkMsg::Error {
+            call,
+            error: errors::FEATURE_NOT_SUPPORTED.into(),
+            details: Dict::new(),
+            payload: Payload::args(vec!["the callee does not support progressive call invocations".into()]),
+        };
+        router.send_link(from, e).ok();
+        return;
+    }
     let started = session.as_ref().and_then(|s| {
         let id = s.start_invocation(PendingInvocation::Remote { node: from, call })?;
         router.remote_invocations.insert((from, call), (realm.clone(), s.id, id));

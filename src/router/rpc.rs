@@ -21,6 +21,9 @@ use crate::wamp::uri::{self, MatchPolicy};
 use crate::wamp::value::{Dict, Value, dict_bool, dict_str};
 use crate::wamp::{errors, ppt};
 
+/// The feature a caller and callee announce for progressive call invocations.
+pub const PROGRESSIVE_INVOCATIONS: &str = "progressive_call_invocations";
+
 /// Crossbar.io's URI for a REGISTER whose invoke policy differs from the existing one.
 pub const POLICY_CONFLICT: &str = "wamp.error.procedure_exists_invocation_policy_conflict";
 
@@ -170,6 +173,9 @@ pub fn call(
     }
     let receive_progress = dict_bool(&m.options, "receive_progress");
     let progress = dict_bool(&m.options, "progress");
+    if progress && !me.has_feature("caller", PROGRESSIVE_INVOCATIONS) {
+        return Err(Violation("progressive CALL without announcing progressive_call_invocations"));
+    }
     let mut details = Dict::new();
     if policy != MatchPolicy::Exact {
         details.insert("procedure".into(), m.procedure.as_str().into());
@@ -181,13 +187,21 @@ pub fn call(
         details.insert("progress".into(), true.into());
     }
     ppt::forward(&m.options, &mut details);
-    if callee.disclose_caller || dict_bool(&m.options, "disclose_me") {
-        details.insert("caller".into(), me.id.0.into());
-        details.insert("caller_authid".into(), me.identity.authid.as_str().into());
-        details.insert("caller_authrole".into(), me.identity.authrole.as_str().into());
+    let disclose = callee.disclose_caller || dict_bool(&m.options, "disclose_me");
+    if disclose {
+        calls::disclose_caller(me, &mut details);
     }
     let token = router.next_call_id();
-    let target = if callee.node == router.node {
+    let pending = |target| PendingCall {
+        target,
+        registration,
+        receive_progress,
+        input_open: progress,
+        token,
+        disclose,
+        touched: tokio::time::Instant::now(),
+    };
+    if callee.node == router.node {
         let Some(session) = realm.session(callee.session) else {
             reply(errors::NO_SUCH_PROCEDURE, "the callee has just left");
             return Ok(());
@@ -196,22 +210,29 @@ pub fn call(
             reply(errors::FEATURE_NOT_SUPPORTED, "the callee does not support payload passthru mode");
             return Ok(());
         }
+        if progress && !session.has_feature("callee", PROGRESSIVE_INVOCATIONS) {
+            reply(errors::FEATURE_NOT_SUPPORTED, "the callee does not support progressive call invocations");
+            return Ok(());
+        }
         let origin = PendingInvocation::Local { caller: me.id, call: m.request };
         let Some(invocation) = session.start_invocation(origin) else {
             reply(errors::CANCELED, "the callee has just left");
             return Ok(());
         };
+        // The call is recorded before the INVOCATION leaves, so a fast YIELD finds it.
+        me.start_call(m.request, pending(Target::Local { callee: session.id, invocation }));
         let inv = Invocation { request: invocation, registration, details, payload: m.payload };
         if session.send(&Message::Invocation(inv)).is_err() {
             session.forget_invocation(invocation);
+            me.finish_call(m.request);
             reply(errors::CANCELED, "the callee could not take the invocation");
             return Ok(());
         }
-        Target::Local { callee: session.id, invocation }
     } else {
         let remote =
             RemoteCall { realm: realm.clone(), caller: me.id, request: m.request, node: callee.node };
         router.remote_calls.insert(token, remote);
+        me.start_call(m.request, pending(Target::Remote { node: callee.node, call: token }));
         let msg = LinkMsg::Invoke {
             realm: realm.name.clone(),
             call: token,
@@ -222,13 +243,11 @@ pub fn call(
         };
         if router.send_link(callee.node, msg).is_err() {
             router.remote_calls.remove(&token);
+            me.finish_call(m.request);
             reply(errors::CANCELED, "no link to the callee's node");
             return Ok(());
         }
-        Target::Remote { node: callee.node, call: token }
-    };
-    let pending = PendingCall { target, registration, receive_progress, input_open: progress, token };
-    me.start_call(m.request, pending);
+    }
     if let Some(ms) = m.options.get("timeout").and_then(Value::as_u64).filter(|&ms| ms > 0) {
         calls::arm_timeout(router.clone(), realm.clone(), me.clone(), m.request, token, ms);
     }

@@ -208,9 +208,33 @@ fn goodbye(reason: &str) -> Message {
     Message::Goodbye(Goodbye { details: Dict::new(), reason: reason.into() })
 }
 
+/// Dealer features announced in WELCOME: each is implemented and covered by the
+/// interop suites (`tests/python/test_adv_*`).
+pub const DEALER_FEATURES: &[&str] = &[
+    "shared_registration",
+    "pattern_based_registration",
+    "caller_identification",
+    "progressive_call_results",
+    "progressive_call_invocations",
+    "call_canceling",
+    "call_timeout",
+];
+
+/// Broker features announced in WELCOME.
+pub const BROKER_FEATURES: &[&str] = &[
+    "publisher_exclusion",
+    "publisher_identification",
+    "subscriber_blackwhite_listing",
+    "pattern_based_subscription",
+];
+
+fn features(names: &[&str]) -> Dict {
+    names.iter().map(|n| ((*n).to_owned(), Value::Bool(true))).collect()
+}
+
 fn welcome_details(me: &SessionHandle) -> Dict {
-    let broker = dict! { "features" => dict! { "publisher_exclusion" => true } };
-    let dealer = dict! { "features" => Dict::new() };
+    let broker = dict! { "features" => features(BROKER_FEATURES) };
+    let dealer = dict! { "features" => features(DEALER_FEATURES) };
     let id = &me.identity;
     dict! {
         "roles" => dict! { "broker" => broker, "dealer" => dealer },

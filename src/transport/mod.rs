@@ -51,7 +51,7 @@ pub async fn drive<T: FrameTransport + Send>(router: Arc<Router>, mut io: T, ser
     let mut session = Session::new(router.clone(), serializer, tx);
     let mut shutdown = router.shutdown_signal();
     let mut closing_deadline: Option<tokio::time::Instant> = None;
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Vec::new();
     let overflow = rx.overflow_watch();
     loop {
         tokio::select! {

@@ -46,10 +46,10 @@ where
     }
     let transport = RsTransport {
         stream,
-        buf: BytesMut::with_capacity(8192),
+        buf: BytesMut::with_capacity(1024),
         max_in: rs::max_len_from_exponent(ours).min(router.config.limits.max_message_size),
         max_out: rs::max_len_from_exponent(hello.max_len_exp),
-        out: Vec::with_capacity(8192),
+        out: Vec::new(),
     };
     drive(router, transport, serializer).await;
 }

@@ -19,6 +19,11 @@ use super::{FrameTransport, Incoming, batch, drive};
 use crate::router::Router;
 use crate::wamp::codec::Serializer;
 
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes gathered before a write reaches the socket (a batch is flushed anyway).
+const WRITE_BUFFER: usize = 16 * 1024;
+
 /// A negotiated WebSocket subprotocol: the serializer, and whether messages are batched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Subprotocol {
@@ -85,7 +90,13 @@ where
         chosen = Some(proto);
         Ok(resp)
     };
-    let config = WebSocketConfig::default().max_message_size(Some(max)).max_frame_size(Some(max));
+    // A small read buffer keeps idle sessions cheap (tungstenite's default is 128 KiB
+    // per connection); larger messages are still read, in more chunks.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER);
     let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await {
         Ok(ws) => ws,
         Err(e) => {

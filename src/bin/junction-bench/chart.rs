@@ -42,7 +42,13 @@ fn groups(rows: &[Row], value: impl Fn(&Row, &str) -> Option<(f64, Option<f64>)>
 }
 
 /// Draws one panel of grouped bars on a log scale.
-fn panel(area: &DrawingArea<SVGBackend, Shift>, title: &str, unit: &str, gs: &[Group]) -> Result<()> {
+fn panel(
+    area: &DrawingArea<SVGBackend, Shift>,
+    title: &str,
+    unit: &str,
+    gs: &[Group],
+    legend: bool,
+) -> Result<()> {
     if gs.is_empty() {
         return Ok(());
     }
@@ -87,25 +93,27 @@ fn panel(area: &DrawingArea<SVGBackend, Shift>, title: &str, unit: &str, gs: &[G
             }
         }
         let (px, py) = chart.backend_coord(&(gi as f64 + 0.5, lo));
-        let style = TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        let style = TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         let root = area.clone();
         let (ox, oy) = root.get_base_pixel();
         root.draw(&Text::new(g.label.clone(), (px - ox, py - oy + 8), style)).map_err(err)?;
     }
-    for (_, name, color) in TARGETS {
+    if legend {
+        for (_, name, color) in TARGETS {
+            chart
+                .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+                .map_err(err)?
+                .label(name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        }
         chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(err)?
-            .label(name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .draw()
+            .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.85))
-        .draw()
-        .map_err(err)?;
     Ok(())
 }
 
@@ -125,11 +133,11 @@ pub fn run(args: &ChartArgs) -> Result<()> {
     let tp = groups(&throughput, |r, t| {
         (r.scenario() != "sessions").then(|| r.num(t, "rate")).flatten().map(|v| (v, None))
     });
-    panel(&top, "Throughput (calls/s for RPC, deliveries/s for pub/sub)", "per second", &tp)?;
+    panel(&top, "Throughput (calls/s for RPC, deliveries/s for pub/sub)", "per second", &tp, true)?;
     let lt = groups(&throughput, |r, t| Some((r.lat(t, "p50")?, r.lat(t, "p99"))));
-    panel(&lat, "Latency µs (solid p50, light p99)", "µs", &lt)?;
+    panel(&lat, "Latency µs (solid p50, light p99)", "µs", &lt, false)?;
     let mm = groups(&throughput, |r, t| r.num(t, "rss_per_session_kib").map(|v| (v.max(0.01), None)));
-    panel(&mem, "Router RSS per idle session", "KiB", &mm)?;
+    panel(&mem, "Router RSS per idle session", "KiB", &mm, false)?;
     root.present().map_err(err)?;
     println!("chart written to {}", args.out.display());
     Ok(())

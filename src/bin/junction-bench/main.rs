@@ -36,7 +36,7 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let report = match cli.command {
+    let mut report = match cli.command {
         Command::Compare(a) => return compare::run(&a),
         Command::Chart(a) => return chart::run(&a),
         Command::RelayServer(a) => {

@@ -32,6 +32,12 @@ impl Pids {
     }
 }
 
+/// The 1-minute load average (`/proc/loadavg`): how busy the machine was, since the
+/// router and the load generator share it with whatever else runs.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
 /// CPU seconds used so far by this process (the load generator).
 pub fn self_cpu_seconds() -> Option<f64> {
     cpu_seconds("/proc/self/stat")

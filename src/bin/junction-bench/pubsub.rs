@@ -92,11 +92,10 @@ async fn publisher(mut conn: Conn, plan: PubPlan, flow: Arc<Flow>, ctl: Arc<Cont
         } else {
             let now = Instant::now();
             while unacked < plan.window && !flow.blocked() {
-                if let Some(iv) = plan.interval {
-                    if now < next_due {
-                        break;
-                    }
-                    next_due = (next_due + iv).max(now);
+                if let Some(iv) = plan.interval
+                    && !stats::pace(&mut next_due, iv, now)
+                {
+                    break;
                 }
                 let t = turn % topics;
                 turn += 1;

@@ -59,13 +59,21 @@ impl Report {
         }
     }
 
+    /// Records the machine's load average at the end of the run.
+    fn load(&mut self) {
+        if let Some(l) = crate::proc::load_average() {
+            self.set("loadavg_1m", l);
+        }
+    }
+
     /// The JSON object.
     pub fn json(&self) -> Json {
         Json::Object(self.fields.clone())
     }
 
     /// Prints the human table, then the `RESULT` line.
-    pub fn emit(&self) {
+    pub fn emit(&mut self) {
+        self.load();
         let label = self.fields.get("label").and_then(Json::as_str).unwrap_or("?");
         let target = self.fields.get("target").and_then(Json::as_str).unwrap_or("?");
         println!("== {label} ({target}) ==");

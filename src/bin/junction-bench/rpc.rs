@@ -163,12 +163,10 @@ fn issue(
 ) -> Result<()> {
     let now = Instant::now();
     while sent_at.len() < plan.inflight {
-        if let Some(iv) = plan.interval {
-            if now < *next_due {
-                break;
-            }
-            // Never catch up with a burst after a stall: at most one interval behind.
-            *next_due = (*next_due + iv).max(now);
+        if let Some(iv) = plan.interval
+            && !stats::pace(next_due, iv, now)
+        {
+            break;
         }
         let id = *next_id;
         *next_id += 1;

@@ -98,6 +98,21 @@ pub async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
     }
 }
 
+/// Most a paced sender may fall behind its schedule and then catch up in a burst.
+const MAX_PACING_LAG: Duration = Duration::from_millis(5);
+
+/// Pacing at one send per `interval`: true (and the schedule advanced) when a send
+/// is due at `now`. Timers fire with millisecond granularity, so a sender woken late
+/// catches up on what it missed, up to [`MAX_PACING_LAG`].
+pub fn pace(next_due: &mut tokio::time::Instant, interval: Duration, now: tokio::time::Instant) -> bool {
+    if now < *next_due {
+        return false;
+    }
+    let floor = now.checked_sub(MAX_PACING_LAG).unwrap_or(now);
+    *next_due = (*next_due + interval).max(floor);
+    true
+}
+
 /// A latency histogram in nanoseconds (1 ns .. 60 s, 3 significant digits).
 pub fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant histogram bounds are valid")

@@ -5,8 +5,13 @@
 //! the link is down, `send` fails at once — a call is then answered
 //! `wamp.error.canceled`, an event for that node is dropped and counted). A task per
 //! peer connects lazily, drains the queue in batches onto the stream, and reconnects
-//! with backoff. When a link breaks in either direction, every call routed to that
-//! node is answered at once ([`on_node_lost`]).
+//! with backoff; the link counts as down from a failure until a reconnect succeeds.
+//!
+//! Answers travel back on the stream that carried the call: a node that receives
+//! INVOKEs from node A sends their YIELD/ERROR frames on the response half of A's
+//! stream (its *reply path*), so a call and its answer share one connection and the
+//! answer never depends on the reverse link. When a stream breaks, both ends notice:
+//! every call routed to that node is answered at once ([`on_node_lost`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -35,6 +40,10 @@ use pb::{link_client::LinkClient, link_server::Link};
 const QUEUE: usize = 65_536;
 /// Frames per batch on the stream.
 const BATCH: usize = 512;
+/// First reconnect delay after a link broke; doubled up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest reconnect delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Finds a node's gRPC address from the cluster membership.
 pub type Resolver = Arc<dyn Fn(NodeId) -> Option<String> + Send + Sync>;
@@ -45,24 +54,30 @@ struct Peer {
     up: Arc<AtomicBool>,
 }
 
+/// Reply paths: for each node whose stream to us is open, the queue of frames sent
+/// back on that stream's response half.
+pub type ReplyPaths = DashMap<NodeId, mpsc::Sender<pb::Frame>>;
+
 /// The links from this node to every other node.
 pub struct GrpcLinks {
     me: NodeId,
     router: Weak<Router>,
     resolve: Resolver,
     peers: DashMap<NodeId, Peer>,
+    replies: Arc<ReplyPaths>,
     /// Events dropped because a link was down or full.
     pub dropped_events: AtomicU64,
 }
 
 impl GrpcLinks {
     /// Links for `router`, finding peers through `resolve`.
-    pub fn new(router: &Arc<Router>, resolve: Resolver) -> Arc<GrpcLinks> {
+    pub fn new(router: &Arc<Router>, resolve: Resolver, replies: Arc<ReplyPaths>) -> Arc<GrpcLinks> {
         Arc::new(GrpcLinks {
             me: router.node,
             router: Arc::downgrade(router),
             resolve,
             peers: DashMap::new(),
+            replies,
             dropped_events: AtomicU64::new(0),
         })
     }
@@ -71,7 +86,9 @@ impl GrpcLinks {
         let entry = self.peers.entry(node).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
             let up = Arc::new(AtomicBool::new(true));
-            tokio::spawn(run_peer(self.me, node, self.router.clone(), self.resolve.clone(), rx, up.clone()));
+            let peer =
+                PeerTask { me: self.me, node, router: self.router.clone(), resolve: self.resolve.clone() };
+            tokio::spawn(peer.run(rx, up.clone()));
             Peer { tx, up }
         });
         (entry.tx.clone(), entry.up.clone())
@@ -80,6 +97,15 @@ impl GrpcLinks {
 
 impl Links for GrpcLinks {
     fn send(&self, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown> {
+        if matches!(msg, LinkMsg::Yield { .. } | LinkMsg::Error { .. }) {
+            let reply = self.replies.get(&node).map(|r| r.clone());
+            if let Some(reply) = reply {
+                match reply.try_send(to_frame(&msg)) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => tracing::debug!(%node, error = %e, "reply path unavailable, using the link"),
+                }
+            }
+        }
         let (tx, up) = self.peer_sender(node);
         let is_event = matches!(msg, LinkMsg::Event { .. });
         let sent = up.load(Ordering::Relaxed) && tx.try_send(to_frame(&msg)).is_ok();
@@ -97,34 +123,12 @@ impl Links for GrpcLinks {
     }
 }
 
-/// Keeps the stream to one peer alive and pumps its queue onto it.
-async fn run_peer(
+/// The task keeping the stream to one peer alive.
+struct PeerTask {
     me: NodeId,
     node: NodeId,
     router: Weak<Router>,
     resolve: Resolver,
-    mut rx: mpsc::Receiver<pb::Frame>,
-    up: Arc<AtomicBool>,
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        if let Some(addr) = resolve(node) {
-            match pump(me, &addr, &mut rx, &up).await {
-                Pump::QueueClosed => return,
-                Pump::Broken(why) => tracing::info!(%node, %addr, reason = %why, "link down"),
-            }
-        }
-        let was_up = up.swap(false, Ordering::Relaxed);
-        while rx.try_recv().is_ok() {}
-        let Some(router) = router.upgrade() else { return };
-        if was_up {
-            on_node_lost(&router, node);
-        }
-        drop(router);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
-        up.store(true, Ordering::Relaxed);
-    }
 }
 
 enum Pump {
@@ -132,55 +136,94 @@ enum Pump {
     Broken(String),
 }
 
-async fn pump(me: NodeId, addr: &str, rx: &mut mpsc::Receiver<pb::Frame>, up: &AtomicBool) -> Pump {
-    let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
-        Ok(e) => e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true),
-        Err(e) => return Pump::Broken(e.to_string()),
-    };
-    let channel = match endpoint.connect().await {
-        Ok(c) => c,
-        Err(e) => return Pump::Broken(e.to_string()),
-    };
-    let (btx, brx) = mpsc::channel::<pb::Batch>(16);
-    let mut client = LinkClient::new(channel);
-    let mut responses = match client.stream(ReceiverStream::new(brx)).await {
-        Ok(r) => r.into_inner(),
-        Err(e) => return Pump::Broken(e.to_string()),
-    };
-    up.store(true, Ordering::Relaxed);
-    let mut frames = Vec::with_capacity(BATCH);
-    loop {
-        tokio::select! {
-            n = rx.recv_many(&mut frames, BATCH) => {
-                if n == 0 {
-                    return Pump::QueueClosed;
-                }
-                let batch = pb::Batch { from_node: me.0, frames: std::mem::take(&mut frames) };
-                if btx.send(batch).await.is_err() {
-                    return Pump::Broken("stream closed".into());
+impl PeerTask {
+    /// Connects, pumps the queue onto the stream, and reconnects with backoff.
+    async fn run(self, mut rx: mpsc::Receiver<pb::Frame>, up: Arc<AtomicBool>) {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            if let Some(addr) = (self.resolve)(self.node) {
+                match self.pump(&addr, &mut rx, &up).await {
+                    Pump::QueueClosed => return,
+                    Pump::Broken(why) => tracing::info!(node = %self.node, %addr, reason = %why, "link down"),
                 }
             }
-            r = responses.message() => {
-                return Pump::Broken(match r {
-                    Ok(_) => "peer ended the stream".into(),
-                    Err(e) => e.to_string(),
-                });
+            let was_up = up.swap(false, Ordering::Relaxed);
+            while rx.try_recv().is_ok() {}
+            let Some(router) = self.router.upgrade() else { return };
+            if was_up {
+                on_node_lost(&router, self.node);
+                backoff = MIN_BACKOFF;
+            }
+            drop(router);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn pump(&self, addr: &str, rx: &mut mpsc::Receiver<pb::Frame>, up: &AtomicBool) -> Pump {
+        let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+            Ok(e) => e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true),
+            Err(e) => return Pump::Broken(e.to_string()),
+        };
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => return Pump::Broken(e.to_string()),
+        };
+        let (btx, brx) = mpsc::channel::<pb::Batch>(16);
+        let mut client = LinkClient::new(channel);
+        let mut responses = match client.stream(ReceiverStream::new(brx)).await {
+            Ok(r) => r.into_inner(),
+            Err(e) => return Pump::Broken(e.to_string()),
+        };
+        up.store(true, Ordering::Relaxed);
+        let mut frames = Vec::with_capacity(BATCH);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut frames, BATCH) => {
+                    if n == 0 {
+                        return Pump::QueueClosed;
+                    }
+                    let batch = pb::Batch { from_node: self.me.0, frames: std::mem::take(&mut frames) };
+                    if btx.send(batch).await.is_err() {
+                        return Pump::Broken("stream closed".into());
+                    }
+                }
+                r = responses.message() => match r {
+                    Ok(Some(batch)) => {
+                        let Some(router) = self.router.upgrade() else { return Pump::QueueClosed };
+                        deliver(&router, self.node, batch);
+                    }
+                    Ok(None) => return Pump::Broken("peer ended the stream".into()),
+                    Err(e) => return Pump::Broken(e.to_string()),
+                },
             }
         }
     }
 }
 
-/// The receiving side: applies frames from other nodes to the local router. The
-/// gRPC server starts before the router exists (a node must serve Raft to join), so
-/// the router arrives later through `slot`; frames before that are refused.
+/// Applies a batch of frames from `node` to the router.
+fn deliver(router: &Router, node: NodeId, batch: pb::Batch) {
+    for frame in batch.frames {
+        match from_frame(frame) {
+            Ok(msg) => on_link(router, node, msg),
+            Err(e) => tracing::warn!(%node, error = %e, "malformed link frame dropped"),
+        }
+    }
+}
+
+/// The receiving side: applies frames from other nodes to the local router and sends
+/// answers back on the same stream. The gRPC server starts before the router exists
+/// (a node must serve Raft to join), so the router arrives later through `slot`;
+/// streams opened before that are refused.
 pub struct LinkService {
     slot: Arc<OnceLock<Arc<Router>>>,
+    replies: Arc<ReplyPaths>,
 }
 
 impl LinkService {
     /// A service delivering into the router `slot` will hold.
-    pub fn new(slot: Arc<OnceLock<Arc<Router>>>) -> Self {
-        LinkService { slot }
+    pub fn new(slot: Arc<OnceLock<Arc<Router>>>, replies: Arc<ReplyPaths>) -> Self {
+        LinkService { slot, replies }
     }
 }
 
@@ -194,24 +237,34 @@ impl Link for LinkService {
     ) -> Result<Response<Self::StreamStream>, Status> {
         let router = self.slot.get().cloned().ok_or_else(|| Status::unavailable("router not started yet"))?;
         let mut inbound = req.into_inner();
-        let (tx, rx) = mpsc::channel(1);
+        let replies = self.replies.clone();
+        let (out_tx, out_rx) = mpsc::channel(16);
+        let (reply_tx, mut reply_rx) = mpsc::channel::<pb::Frame>(QUEUE);
+        let me = router.node;
+        tokio::spawn(async move {
+            let mut frames = Vec::with_capacity(BATCH);
+            while reply_rx.recv_many(&mut frames, BATCH).await > 0 {
+                let batch = pb::Batch { from_node: me.0, frames: std::mem::take(&mut frames) };
+                if out_tx.send(Ok(batch)).await.is_err() {
+                    return;
+                }
+            }
+        });
         tokio::spawn(async move {
             let mut from = None;
             while let Ok(Some(batch)) = inbound.message().await {
                 let node = NodeId(batch.from_node);
-                from = Some(node);
-                for frame in batch.frames {
-                    match from_frame(frame) {
-                        Ok(msg) => on_link(&router, node, msg),
-                        Err(e) => tracing::warn!(%node, error = %e, "malformed link frame dropped"),
-                    }
+                if from.is_none() {
+                    replies.insert(node, reply_tx.clone());
+                    from = Some(node);
                 }
+                deliver(&router, node, batch);
             }
             if let Some(node) = from {
+                replies.remove_if(&node, |_, tx| tx.same_channel(&reply_tx));
                 on_node_lost(&router, node);
             }
-            drop(tx);
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(ReceiverStream::new(out_rx)))
     }
 }

@@ -1,0 +1,467 @@
+//! The process-wide metrics registry: cheap atomic counters, gauges and a latency
+//! histogram that the router, transports and cluster update, rendered for the
+//! Prometheus scrape endpoint (`/metrics`) and read by the OTLP exporter
+//! ([`super::otlp`]).
+//!
+//! Hot-path calls ([`message_in`], [`message_out`], [`call_latency`],
+//! [`events_delivered`]) are one relaxed atomic add on a metric created up front:
+//! no allocation, no lock. Labeled series (sessions, auth failures, peers) are looked
+//! up once and kept by the caller ([`session_joined`] returns a guard, [`link`]
+//! returns the peer's counters).
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::histogram::LatencyHistogram;
+use super::labeled::Labeled;
+use crate::wamp::message::code;
+
+/// WAMP message types by code, with the `type` label they are counted under.
+pub const MESSAGE_TYPES: [(u64, &str); 24] = [
+    (code::HELLO, "hello"),
+    (code::WELCOME, "welcome"),
+    (code::ABORT, "abort"),
+    (code::CHALLENGE, "challenge"),
+    (code::AUTHENTICATE, "authenticate"),
+    (code::GOODBYE, "goodbye"),
+    (code::ERROR, "error"),
+    (code::PUBLISH, "publish"),
+    (code::PUBLISHED, "published"),
+    (code::SUBSCRIBE, "subscribe"),
+    (code::SUBSCRIBED, "subscribed"),
+    (code::UNSUBSCRIBE, "unsubscribe"),
+    (code::UNSUBSCRIBED, "unsubscribed"),
+    (code::EVENT, "event"),
+    (code::CALL, "call"),
+    (code::CANCEL, "cancel"),
+    (code::RESULT, "result"),
+    (code::REGISTER, "register"),
+    (code::REGISTERED, "registered"),
+    (code::UNREGISTER, "unregister"),
+    (code::UNREGISTERED, "unregistered"),
+    (code::INVOCATION, "invocation"),
+    (code::INTERRUPT, "interrupt"),
+    (code::YIELD, "yield"),
+];
+
+/// Number of `type` label values: the known types plus "other".
+const TYPE_COUNT: usize = MESSAGE_TYPES.len() + 1;
+
+/// Message code -> index into the per-type counters (unknown codes -> "other").
+const TYPE_INDEX: [u8; 128] = {
+    let mut t = [MESSAGE_TYPES.len() as u8; 128];
+    let mut i = 0;
+    while i < MESSAGE_TYPES.len() {
+        t[MESSAGE_TYPES[i].0 as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+fn type_index(code: u64) -> usize {
+    TYPE_INDEX.get(code as usize).map(|i| *i as usize).unwrap_or(MESSAGE_TYPES.len())
+}
+
+/// The `type` label of a message code.
+pub fn type_name(code: u64) -> &'static str {
+    MESSAGE_TYPES.get(type_index(code)).map(|t| t.1).unwrap_or("other")
+}
+
+/// Raft state of this node, as sampled from openraft's metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RaftSample {
+    /// Current term.
+    pub term: u64,
+    /// Leader's node id, 0 when none is known.
+    pub leader: u64,
+    /// This node is the leader.
+    pub is_leader: bool,
+    /// Last log index (-1 for none).
+    pub last_log_index: i64,
+    /// Highest committed index known here (-1 for none).
+    pub commit_index: i64,
+    /// Last applied index (-1 for none).
+    pub applied_index: i64,
+    /// Members (voters and learners) in the membership.
+    pub members: i64,
+    /// Voters in the membership.
+    pub voters: i64,
+}
+
+/// Raft gauges.
+#[derive(Debug, Default)]
+pub struct RaftGauges {
+    pub term: Gauge,
+    pub leader: Gauge,
+    pub is_leader: Gauge,
+    pub last_log_index: Gauge,
+    pub commit_index: Gauge,
+    pub applied_index: Gauge,
+    pub apply_lag: Gauge,
+    pub members: Gauge,
+    pub voters: Gauge,
+}
+
+/// Every metric of the process.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Joined sessions by realm, transport and serializer.
+    pub sessions: Labeled<Gauge>,
+    /// Messages received, by type (indexed like [`MESSAGE_TYPES`], then "other").
+    pub messages_in: Vec<Counter>,
+    /// Messages sent, by type.
+    pub messages_out: Vec<Counter>,
+    /// CALL to RESULT/ERROR, seconds, as seen by the caller's node.
+    pub call_latency: LatencyHistogram,
+    /// EVENTs queued to subscribers.
+    pub events_delivered: Counter,
+    /// EVENTs not queued (subscriber's queue full or gone).
+    pub events_dropped: Counter,
+    /// Bytes queued in all sessions' outbound queues (sampled).
+    pub outbound_queue_bytes: Gauge,
+    /// Frames in the fullest session's outbound queue (sampled).
+    pub outbound_queue_frames_max: Gauge,
+    /// Sessions disconnected because their outbound queue overflowed.
+    pub slow_consumer_disconnects: Counter,
+    /// Failed authentications, by method.
+    pub auth_failures: Labeled<Counter>,
+    /// Raft state.
+    pub raft: RaftGauges,
+    /// 1 when the data-path link to a peer is up, by peer.
+    pub link_up: Labeled<Gauge>,
+    /// Bytes sent to a peer over the data-path link.
+    pub link_bytes_sent: Labeled<Counter>,
+    /// Bytes received from a peer over the data-path link.
+    pub link_bytes_received: Labeled<Counter>,
+    /// 1 while `/readyz` would answer 200.
+    pub ready: Gauge,
+    /// 1 once a graceful drain started.
+    pub draining: Gauge,
+    /// Process start, seconds since the Unix epoch.
+    pub start_time: Gauge,
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let by_type = |family: &Labeled<Counter>| -> Vec<Counter> {
+            let names = MESSAGE_TYPES.iter().map(|t| t.1).chain(std::iter::once("other"));
+            names.map(|n| family.get(&[("type", n)])).collect()
+        };
+        let messages_in_family = Labeled::<Counter>::default();
+        let messages_out_family = Labeled::<Counter>::default();
+        let m = Metrics {
+            registry: Registry::default(),
+            sessions: Labeled::default(),
+            messages_in: by_type(&messages_in_family),
+            messages_out: by_type(&messages_out_family),
+            call_latency: LatencyHistogram::default(),
+            events_delivered: Counter::default(),
+            events_dropped: Counter::default(),
+            outbound_queue_bytes: Gauge::default(),
+            outbound_queue_frames_max: Gauge::default(),
+            slow_consumer_disconnects: Counter::default(),
+            auth_failures: Labeled::default(),
+            raft: RaftGauges::default(),
+            link_up: Labeled::default(),
+            link_bytes_sent: Labeled::default(),
+            link_bytes_received: Labeled::default(),
+            ready: Gauge::default(),
+            draining: Gauge::default(),
+            start_time: Gauge::default(),
+        };
+        debug_assert_eq!(m.messages_in.len(), TYPE_COUNT);
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        m.start_time.set(started.map(|d| d.as_secs() as i64).unwrap_or(0));
+        let build_info = Labeled::<Gauge>::default();
+        build_info.get(&[("version", env!("CARGO_PKG_VERSION"))]).set(1);
+        let mut m = m;
+        let r = &mut m.registry;
+        r.register("junction_build_info", "Junction version (always 1)", build_info);
+        r.register("junction_start_time_seconds", "Process start time, Unix seconds", m.start_time.clone());
+        r.register("junction_ready", "1 while /readyz answers 200", m.ready.clone());
+        r.register("junction_draining", "1 once a graceful drain started", m.draining.clone());
+        r.register(
+            "junction_sessions",
+            "Joined WAMP sessions on this node by realm, transport and serializer",
+            m.sessions.clone(),
+        );
+        r.register("junction_messages_received", "WAMP messages received, by type", messages_in_family);
+        r.register("junction_messages_sent", "WAMP messages sent, by type", messages_out_family);
+        r.register(
+            "junction_call_duration_seconds",
+            "Time from CALL to RESULT or ERROR on the caller's node",
+            m.call_latency.clone(),
+        );
+        r.register("junction_events_delivered", "EVENTs queued to subscribers", m.events_delivered.clone());
+        r.register(
+            "junction_events_dropped",
+            "EVENTs not delivered because the subscriber's queue was full or gone",
+            m.events_dropped.clone(),
+        );
+        r.register(
+            "junction_outbound_queue_bytes",
+            "Bytes waiting in all sessions' outbound queues",
+            m.outbound_queue_bytes.clone(),
+        );
+        r.register(
+            "junction_outbound_queue_frames_max",
+            "Frames waiting in the fullest session's outbound queue",
+            m.outbound_queue_frames_max.clone(),
+        );
+        r.register(
+            "junction_slow_consumer_disconnects",
+            "Sessions disconnected because their outbound queue overflowed",
+            m.slow_consumer_disconnects.clone(),
+        );
+        r.register("junction_auth_failures", "Failed authentications, by method", m.auth_failures.clone());
+        let g = &m.raft;
+        r.register("junction_raft_term", "Current Raft term", g.term.clone());
+        r.register("junction_raft_leader_id", "Node id of the Raft leader, 0 when unknown", g.leader.clone());
+        r.register("junction_raft_is_leader", "1 when this node is the Raft leader", g.is_leader.clone());
+        r.register(
+            "junction_raft_last_log_index",
+            "Index of the last Raft log entry",
+            g.last_log_index.clone(),
+        );
+        r.register(
+            "junction_raft_commit_index",
+            "Highest committed Raft index known here",
+            g.commit_index.clone(),
+        );
+        r.register(
+            "junction_raft_applied_index",
+            "Last Raft index applied to the state machine",
+            g.applied_index.clone(),
+        );
+        r.register(
+            "junction_raft_apply_lag",
+            "Committed but not yet applied Raft entries",
+            g.apply_lag.clone(),
+        );
+        r.register(
+            "junction_raft_members",
+            "Members (voters and learners) of the Raft membership",
+            g.members.clone(),
+        );
+        r.register("junction_raft_voters", "Voters of the Raft membership", g.voters.clone());
+        r.register("junction_link_up", "1 when the data-path link to a peer is up", m.link_up.clone());
+        r.register(
+            "junction_link_bytes_sent",
+            "Bytes sent to a peer over the data path",
+            m.link_bytes_sent.clone(),
+        );
+        r.register(
+            "junction_link_bytes_received",
+            "Bytes received from a peer over the data path",
+            m.link_bytes_received.clone(),
+        );
+        m
+    }
+
+    /// Updates the Raft gauges.
+    pub fn set_raft(&self, s: &RaftSample) {
+        let g = &self.raft;
+        g.term.set(s.term as i64);
+        g.leader.set(s.leader as i64);
+        g.is_leader.set(i64::from(s.is_leader));
+        g.last_log_index.set(s.last_log_index);
+        g.commit_index.set(s.commit_index);
+        g.applied_index.set(s.applied_index);
+        g.apply_lag.set((s.commit_index - s.applied_index).max(0));
+        g.members.set(s.members);
+        g.voters.set(s.voters);
+    }
+
+    /// Sets the state of the data-path link to `peer`.
+    pub fn set_link_up(&self, peer: u64, up: bool) {
+        self.link_up.get(&[("peer", &peer.to_string())]).set(i64::from(up));
+    }
+
+    /// Sets the sampled outbound queue depth.
+    pub fn set_outbound_queue(&self, total_bytes: u64, max_frames: u64) {
+        self.outbound_queue_bytes.set(total_bytes as i64);
+        self.outbound_queue_frames_max.set(max_frames as i64);
+    }
+
+    /// The registry, OpenMetrics text (`application/openmetrics-text`).
+    pub fn render_openmetrics(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+
+    /// The registry in the Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
+    pub fn render_prometheus(&self) -> String {
+        to_prometheus_text(&self.render_openmetrics())
+    }
+}
+
+/// Rewrites OpenMetrics text as Prometheus 0.0.4 text: counters' HELP and TYPE name
+/// the `_total` series, and `# EOF` / `# UNIT` lines go.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> =
+        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(openmetrics.len() + counters.len() * 16);
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "].iter().find_map(|p| Some((*p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let name = rest.split(' ').next().unwrap_or_default();
+                if counters.contains(&name) {
+                    out.push_str(prefix);
+                    out.push_str(name);
+                    out.push_str("_total");
+                    out.push_str(&rest[name.len()..]);
+                } else {
+                    out.push_str(line);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Counts one message received from a client (`code` is the WAMP message code).
+#[inline]
+pub fn message_in(code: u64) {
+    metrics().messages_in[type_index(code)].inc();
+}
+
+/// Counts one message sent to a client.
+#[inline]
+pub fn message_out(code: u64) {
+    metrics().messages_out[type_index(code)].inc();
+}
+
+/// Counts `n` messages of one type sent to clients (a fan-out).
+#[inline]
+pub fn messages_out(code: u64, n: u64) {
+    metrics().messages_out[type_index(code)].inc_by(n);
+}
+
+/// Records a call's latency (CALL to RESULT/ERROR), seconds.
+#[inline]
+pub fn call_latency(secs: f64) {
+    metrics().call_latency.observe(secs);
+    if let Some(h) = super::otlp::call_latency_instrument() {
+        h.record(secs, &[]);
+    }
+}
+
+/// Records a call's latency from when it started.
+#[inline]
+pub fn call_finished(started: Instant) {
+    call_latency(started.elapsed().as_secs_f64());
+}
+
+/// Counts EVENTs queued to subscribers.
+#[inline]
+pub fn events_delivered(n: u64) {
+    metrics().events_delivered.inc_by(n);
+}
+
+/// Counts EVENTs that could not be queued.
+#[inline]
+pub fn events_dropped(n: u64) {
+    metrics().events_dropped.inc_by(n);
+}
+
+/// Counts a slow-consumer disconnect.
+pub fn slow_consumer_disconnect() {
+    metrics().slow_consumer_disconnects.inc();
+}
+
+/// Counts a failed authentication with `method` ("ticket", "wampcra", ...).
+pub fn auth_failure(method: &str) {
+    metrics().auth_failures.get(&[("method", method)]).inc();
+}
+
+/// Keeps a session counted in `junction_sessions` until dropped.
+#[derive(Debug)]
+#[must_use = "the session stops being counted when the guard is dropped"]
+pub struct SessionGauge(Gauge);
+
+impl Drop for SessionGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Counts a joined session; keep the guard for as long as the session is joined.
+/// `transport` is "websocket", "rawsocket" or "unix"; `serializer` "json",
+/// "msgpack" or "cbor".
+pub fn session_joined(realm: &str, transport: &str, serializer: &str) -> SessionGauge {
+    let g = metrics().sessions.get(&[("realm", realm), ("transport", transport), ("serializer", serializer)]);
+    g.inc();
+    SessionGauge(g)
+}
+
+/// The byte counters of the data-path link to one peer; keep it per stream.
+#[derive(Clone, Debug)]
+pub struct LinkBytes {
+    /// Bytes sent to the peer.
+    pub sent: Counter,
+    /// Bytes received from the peer.
+    pub received: Counter,
+}
+
+/// The byte counters of the link to `peer`.
+pub fn link(peer: u64) -> LinkBytes {
+    let peer = peer.to_string();
+    let m = metrics();
+    LinkBytes {
+        sent: m.link_bytes_sent.get(&[("peer", &peer)]),
+        received: m.link_bytes_received.get(&[("peer", &peer)]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_type_labels() {
+        assert_eq!(type_name(code::CALL), "call");
+        assert_eq!(type_name(code::EVENT), "event");
+        assert_eq!(type_name(code::YIELD), "yield");
+        assert_eq!(type_name(7), "other");
+        assert_eq!(type_name(u64::MAX), "other");
+    }
+
+    #[test]
+    fn prometheus_text_names_counters_total() {
+        message_in(code::CALL);
+        message_out(code::RESULT);
+        let _s = session_joined("ops.test", "websocket", "json");
+        let text = metrics().render_prometheus();
+        assert!(text.contains("# TYPE junction_messages_received_total counter"), "{text}");
+        assert!(text.contains("junction_messages_received_total{type=\"call\"} "), "{text}");
+        assert!(
+            text.contains(
+                "junction_sessions{realm=\"ops.test\",transport=\"websocket\",serializer=\"json\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE junction_call_duration_seconds histogram"), "{text}");
+        assert!(!text.contains("# EOF"));
+        assert!(metrics().render_openmetrics().ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,191 @@
+//! OTLP export of the metrics in [`super::metrics`]: observable instruments whose
+//! callbacks read the same atomics the Prometheus endpoint shows, plus a histogram
+//! instrument for call latency (OpenTelemetry has no observable histogram) that
+//! [`super::metrics::call_latency`] records into only while this export runs.
+//!
+//! Names follow OpenTelemetry's dotted style (`junction.messages.received`);
+//! the exporter and its endpoint come from the standard `OTEL_EXPORTER_OTLP_*`
+//! variables, the interval from `OTEL_METRIC_EXPORT_INTERVAL` (ms, default 60 s).
+
+use std::sync::OnceLock;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
+use super::histogram::LATENCY_BUCKETS;
+use super::labeled::{Labeled, Labels};
+use super::metrics::{MESSAGE_TYPES, metrics};
+use super::sampler;
+
+static CALL_LATENCY: OnceLock<Histogram<f64>> = OnceLock::new();
+
+/// The call-latency instrument, while OTLP metrics are exported.
+#[inline]
+pub(crate) fn call_latency_instrument() -> Option<&'static Histogram<f64>> {
+    CALL_LATENCY.get()
+}
+
+/// Starts exporting the metrics over OTLP/gRPC. Must run inside a Tokio runtime.
+pub fn start(resource: Resource) -> Result<SdkMeterProvider, String> {
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .build()
+        .map_err(|e| format!("cannot build the OTLP metric exporter: {e}"))?;
+    let provider =
+        SdkMeterProvider::builder().with_resource(resource).with_periodic_exporter(exporter).build();
+    register(&provider.meter("junction"));
+    Ok(provider)
+}
+
+fn attrs(labels: &Labels) -> Vec<KeyValue> {
+    labels.iter().map(|(k, v)| KeyValue::new(*k, v.clone())).collect()
+}
+
+fn gauge(meter: &Meter, name: &'static str, description: &'static str, g: Gauge) {
+    meter
+        .i64_observable_gauge(name)
+        .with_description(description)
+        .with_callback(move |o| {
+            sampler::maybe_refresh();
+            o.observe(g.get(), &[]);
+        })
+        .build();
+}
+
+fn counter(meter: &Meter, name: &'static str, description: &'static str, c: Counter) {
+    meter
+        .u64_observable_counter(name)
+        .with_description(description)
+        .with_callback(move |o| o.observe(c.get(), &[]))
+        .build();
+}
+
+fn labeled_gauge(meter: &Meter, name: &'static str, description: &'static str, l: Labeled<Gauge>) {
+    meter
+        .i64_observable_gauge(name)
+        .with_description(description)
+        .with_callback(move |o| {
+            sampler::maybe_refresh();
+            for (labels, g) in l.list() {
+                o.observe(g.get(), &attrs(&labels));
+            }
+        })
+        .build();
+}
+
+fn labeled_counter(
+    meter: &Meter,
+    name: &'static str,
+    description: &'static str,
+    unit: &'static str,
+    l: Labeled<Counter>,
+) {
+    meter
+        .u64_observable_counter(name)
+        .with_description(description)
+        .with_unit(unit)
+        .with_callback(move |o| {
+            for (labels, c) in l.list() {
+                o.observe(c.get(), &attrs(&labels));
+            }
+        })
+        .build();
+}
+
+fn by_type(meter: &Meter, name: &'static str, description: &'static str, counters: Vec<Counter>) {
+    meter
+        .u64_observable_counter(name)
+        .with_description(description)
+        .with_callback(move |o| {
+            let names = MESSAGE_TYPES.iter().map(|t| t.1).chain(std::iter::once("other"));
+            for (n, c) in names.zip(&counters) {
+                let v = c.get();
+                if v > 0 {
+                    o.observe(v, &[KeyValue::new("type", n)]);
+                }
+            }
+        })
+        .build();
+}
+
+fn register(meter: &Meter) {
+    let m = metrics();
+    labeled_gauge(
+        meter,
+        "junction.sessions",
+        "Joined WAMP sessions by realm, transport and serializer",
+        m.sessions.clone(),
+    );
+    by_type(meter, "junction.messages.received", "WAMP messages received, by type", m.messages_in.clone());
+    by_type(meter, "junction.messages.sent", "WAMP messages sent, by type", m.messages_out.clone());
+    counter(meter, "junction.events.delivered", "EVENTs queued to subscribers", m.events_delivered.clone());
+    counter(meter, "junction.events.dropped", "EVENTs not delivered", m.events_dropped.clone());
+    gauge(
+        meter,
+        "junction.outbound_queue.bytes",
+        "Bytes in all outbound queues",
+        m.outbound_queue_bytes.clone(),
+    );
+    gauge(
+        meter,
+        "junction.outbound_queue.frames_max",
+        "Frames in the fullest outbound queue",
+        m.outbound_queue_frames_max.clone(),
+    );
+    counter(
+        meter,
+        "junction.slow_consumer.disconnects",
+        "Sessions disconnected as slow consumers",
+        m.slow_consumer_disconnects.clone(),
+    );
+    labeled_counter(
+        meter,
+        "junction.auth.failures",
+        "Failed authentications, by method",
+        "1",
+        m.auth_failures.clone(),
+    );
+    let r = &m.raft;
+    gauge(meter, "junction.raft.term", "Current Raft term", r.term.clone());
+    gauge(meter, "junction.raft.leader_id", "Raft leader's node id, 0 when unknown", r.leader.clone());
+    gauge(meter, "junction.raft.is_leader", "1 when this node leads", r.is_leader.clone());
+    gauge(meter, "junction.raft.last_log_index", "Last Raft log index", r.last_log_index.clone());
+    gauge(
+        meter,
+        "junction.raft.commit_index",
+        "Highest committed Raft index known here",
+        r.commit_index.clone(),
+    );
+    gauge(meter, "junction.raft.applied_index", "Last applied Raft index", r.applied_index.clone());
+    gauge(meter, "junction.raft.apply_lag", "Committed but not applied entries", r.apply_lag.clone());
+    gauge(meter, "junction.raft.members", "Raft members", r.members.clone());
+    gauge(meter, "junction.raft.voters", "Raft voters", r.voters.clone());
+    labeled_gauge(meter, "junction.link.up", "1 when the data-path link to a peer is up", m.link_up.clone());
+    labeled_counter(
+        meter,
+        "junction.link.bytes_sent",
+        "Bytes sent to a peer",
+        "By",
+        m.link_bytes_sent.clone(),
+    );
+    labeled_counter(
+        meter,
+        "junction.link.bytes_received",
+        "Bytes received from a peer",
+        "By",
+        m.link_bytes_received.clone(),
+    );
+    gauge(meter, "junction.ready", "1 while /readyz answers 200", m.ready.clone());
+    gauge(meter, "junction.draining", "1 once a graceful drain started", m.draining.clone());
+    let latency = meter
+        .f64_histogram("junction.call.duration")
+        .with_description("Time from CALL to RESULT or ERROR on the caller's node")
+        .with_unit("s")
+        .with_boundaries(LATENCY_BUCKETS.to_vec())
+        .build();
+    CALL_LATENCY.set(latency).ok();
+}

@@ -1,0 +1,172 @@
+//! Logging and tracing setup: the `tracing` subscriber (text or JSON lines on
+//! stderr, filtered by `RUST_LOG`, default `info`), and OpenTelemetry export over
+//! OTLP/gRPC when the standard variables ask for it:
+//!
+//! - traces when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+//!   is set (spans of the [`spans`](super::spans) helpers, target `junction::trace`);
+//! - metrics when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`
+//!   is set ([`super::otlp`]);
+//! - neither when `OTEL_SDK_DISABLED=true`, or `OTEL_TRACES_EXPORTER` /
+//!   `OTEL_METRICS_EXPORTER` is `none`, or `[telemetry]` turns it off.
+//!
+//! The resource names the service (`service.name`, default `junction`, or
+//! `OTEL_SERVICE_NAME`) and the node (`service.instance.id`, `junction.node.id`).
+//! [`shutdown`] flushes both exporters.
+
+use std::sync::{Mutex, OnceLock};
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
+
+pub use super::spans::{
+    Parent, PendingSpans, TRACEPARENT_KEY, call_key, call_span, context_from_traceparent, enabled,
+    event_span, invocation_span, pending, publish_span, set_error, set_recipients, trace_id_of,
+    traceparent_of,
+};
+use crate::config::Config;
+
+/// What [`init`] sets up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// JSON log lines instead of text.
+    pub json: bool,
+    /// `service.name` unless `OTEL_SERVICE_NAME` is set.
+    pub service_name: String,
+    /// This node's id, as a resource attribute.
+    pub node: u64,
+    /// Fraction of new traces sampled (traces continuing a sampled parent always are).
+    pub sample_ratio: f64,
+    /// Export traces when an endpoint is configured.
+    pub traces: bool,
+    /// Export metrics when an endpoint is configured.
+    pub metrics: bool,
+}
+
+impl Options {
+    /// The options a configuration asks for.
+    pub fn from_config(cfg: &Config) -> Options {
+        Options {
+            json: cfg.log.json,
+            service_name: cfg.telemetry.service_name.clone(),
+            node: cfg.cluster.node_id,
+            sample_ratio: cfg.telemetry.sample_ratio,
+            traces: cfg.telemetry.traces,
+            metrics: cfg.telemetry.metrics,
+        }
+    }
+}
+
+struct Providers {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+}
+
+static PROVIDERS: OnceLock<Mutex<Providers>> = OnceLock::new();
+
+fn env_on(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
+}
+
+fn env_is(name: &str, value: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v.trim().eq_ignore_ascii_case(value))
+}
+
+/// Whether the environment asks for an OTLP exporter of `signal` ("TRACES" or "METRICS").
+fn otlp_wanted(signal: &str) -> bool {
+    !env_is("OTEL_SDK_DISABLED", "true")
+        && !env_is(&format!("OTEL_{signal}_EXPORTER"), "none")
+        && (env_on("OTEL_EXPORTER_OTLP_ENDPOINT") || env_on(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")))
+}
+
+fn resource(opts: &Options) -> Resource {
+    let mut b = Resource::builder();
+    if !env_on("OTEL_SERVICE_NAME") {
+        b = b.with_service_name(opts.service_name.clone());
+    }
+    b.with_attributes([
+        KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+        KeyValue::new("service.instance.id", opts.node.to_string()),
+        KeyValue::new("junction.node.id", opts.node as i64),
+    ])
+    .build()
+}
+
+fn tracer_provider(opts: &Options, resource: Resource) -> Result<SdkTracerProvider, String> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+        .map_err(|e| format!("cannot build the OTLP span exporter: {e}"))?;
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(opts.sample_ratio)));
+    Ok(SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_sampler(sampler)
+        .with_batch_exporter(exporter)
+        .build())
+}
+
+/// Installs the global subscriber and the OTLP exporters. Call once, early, inside
+/// a Tokio runtime context (`Runtime::enter`): the gRPC exporters need one.
+pub fn init(opts: &Options) {
+    let resource = resource(opts);
+    let mut problems = Vec::new();
+    let tracer = if opts.traces && otlp_wanted("TRACES") {
+        tracer_provider(opts, resource.clone()).map_err(|e| problems.push(e)).ok()
+    } else {
+        None
+    };
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![if opts.json {
+        fmt.json().with_current_span(true).with_span_list(false).with_filter(env).boxed()
+    } else {
+        fmt.with_filter(env).boxed()
+    }];
+    if let Some(provider) = &tracer {
+        let layer = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("junction"))
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
+            .with_filter(filter_fn(|m| m.target() == super::spans::TARGET));
+        layers.push(layer.boxed());
+    }
+    if let Err(e) = tracing_subscriber::registry().with(layers).try_init() {
+        eprintln!("junction: logging already initialised: {e}");
+    }
+    super::spans::set_enabled(tracer.is_some());
+    let meter = if opts.metrics && otlp_wanted("METRICS") {
+        super::otlp::start(resource).map_err(|e| problems.push(e)).ok()
+    } else {
+        None
+    };
+    for p in problems {
+        tracing::warn!("{p}; continuing without it");
+    }
+    tracing::info!(traces = tracer.is_some(), metrics = meter.is_some(), "OpenTelemetry export");
+    PROVIDERS.set(Mutex::new(Providers { tracer, meter })).ok();
+}
+
+/// Flushes and stops the OTLP exporters. Call at exit, outside async code but while
+/// the Tokio runtime is still alive (the gRPC exporters run on it).
+pub fn shutdown() {
+    let Some(p) = PROVIDERS.get() else { return };
+    let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+    super::spans::set_enabled(false);
+    if let Some(t) = p.tracer.take()
+        && let Err(e) = t.shutdown()
+    {
+        eprintln!("junction: flushing traces: {e}");
+    }
+    if let Some(m) = p.meter.take()
+        && let Err(e) = m.shutdown()
+    {
+        eprintln!("junction: flushing metrics: {e}");
+    }
+}
