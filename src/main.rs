@@ -141,6 +141,7 @@ async fn start_admin(cfg: &Config) -> Result<(), String> {
 }
 
 async fn run(cfg: Config) -> Result<(), String> {
+    let signals = Signals::install()?;
     start_admin(&cfg).await?;
     let router = junction::cluster::runtime::start(&cfg).await.map_err(|e| e.to_string())?;
     ops::attach(&router);
@@ -162,7 +163,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     ops::health::set_listeners_up(true);
     println!("ready");
     tracing::info!(agent = junction::router::AGENT, realms = cfg.realms.len(), "router ready");
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!(sessions = router.session_count(), "shutting down");
     ops::begin_drain();
     tokio::time::sleep(Duration::from_millis(cfg.admin.drain_delay_ms)).await;
@@ -175,15 +176,28 @@ async fn run(cfg: Config) -> Result<(), String> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        tokio::signal::ctrl_c().await.ok();
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGINT/SIGTERM, installed before `ready` is printed so a signal right after it
+/// drains instead of killing the process.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let err = |e: std::io::Error| format!("cannot install signal handlers: {e}");
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(err)?,
+            int: signal(SignalKind::interrupt()).map_err(err)?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 

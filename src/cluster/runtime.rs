@@ -34,7 +34,13 @@ pub async fn start(cfg: &Config) -> Result<Arc<Router>, ClusterError> {
     slot.set(router.clone()).ok();
     let weak = Arc::downgrade(&router);
     let resolve: Resolver = Arc::new(move |n: NodeId| weak.upgrade()?.replica.cluster()?.node_addr(n.0));
-    router.set_links(GrpcLinks::new(&router, resolve, replies));
+    let links = GrpcLinks::new(&router, resolve, replies);
+    if let Some(cluster) = router.replica.cluster() {
+        let reporter = Arc::downgrade(&links);
+        cluster
+            .set_link_reporter(Arc::new(move || reporter.upgrade().map(|l| l.states()).unwrap_or_default()));
+    }
+    router.set_links(links);
     tokio::spawn(watch_node_down(router.clone()));
     Ok(router)
 }

@@ -95,6 +95,23 @@ impl GrpcLinks {
     }
 }
 
+impl GrpcLinks {
+    /// The state of every outbound link, for `junction cluster status`.
+    pub fn states(&self) -> Vec<crate::cluster::LinkState> {
+        let mut out: Vec<_> = self
+            .peers
+            .iter()
+            .map(|p| crate::cluster::LinkState {
+                node: p.key().0,
+                addr: (self.resolve)(*p.key()).unwrap_or_default(),
+                state: if p.up.load(Ordering::Relaxed) { "up" } else { "down" }.into(),
+            })
+            .collect();
+        out.sort_by_key(|l| l.node);
+        out
+    }
+}
+
 impl Links for GrpcLinks {
     fn send(&self, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown> {
         if matches!(msg, LinkMsg::Yield { .. } | LinkMsg::Error { .. }) {
