@@ -415,7 +415,7 @@ impl RawSocket {
 fn handshake_echoes_serializer_and_max_length_15() {
     let mut router = Router::start(&[]);
     for ser in [SER_JSON, SER_MSGPACK, SER_CBOR] {
-        for client_exp in [0u8, 9, 15] {
+        for client_exp in [9u8, 15] {
             let mut s = RawSocket::connect_tcp(router.rs(), ser, client_exp);
             let reply = s.read_handshake().expect("handshake reply");
             assert_eq!(reply, [0x7F, 0xF0 | ser, 0, 0], "serializer {ser}, client exp {client_exp}");
@@ -426,6 +426,18 @@ fn handshake_echoes_serializer_and_max_length_15() {
             assert!(w[2]["roles"]["dealer"].is_object(), "{w}");
         }
     }
+    router.assert_healthy();
+}
+
+#[test]
+fn message_over_the_clients_maximum_closes_instead_of_hanging() {
+    // A client accepting only 512-byte messages cannot receive the (larger) WELCOME:
+    // the router must not send it (spec), and must not leave the client waiting.
+    let mut router = Router::start(&[]);
+    let mut s = RawSocket::connect_tcp(router.rs(), SER_JSON, 0);
+    assert_eq!(s.read_handshake().expect("handshake reply"), [0x7F, 0xF0 | SER_JSON, 0, 0]);
+    s.send_msg(&json!([HELLO, "realm1", {"roles": {"caller": {}}}]));
+    assert!(s.drain_until_closed().is_empty(), "no message over 512 bytes may be sent");
     router.assert_healthy();
 }
 

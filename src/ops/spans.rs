@@ -246,6 +246,17 @@ impl PendingSpans {
         }
     }
 
+    /// Marks the span of `key` failed with `error`, leaving it in the store (for
+    /// paths where the span is ended elsewhere, e.g. centrally on `finish_call`).
+    pub fn mark_error(&self, key: (u64, u64), error: &str) {
+        if self.spans.is_empty() {
+            return;
+        }
+        if let Some(span) = self.spans.get(&key) {
+            set_error(&span, error);
+        }
+    }
+
     /// Takes the span of `key` out of the store.
     #[inline]
     pub fn remove(&self, key: (u64, u64)) -> Option<Span> {

@@ -70,6 +70,9 @@ struct Providers {
 
 static PROVIDERS: OnceLock<Mutex<Providers>> = OnceLock::new();
 
+/// How long [`shutdown`] waits for each exporter to flush.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn env_on(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
 }
@@ -160,12 +163,12 @@ pub fn shutdown() {
     let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
     super::spans::set_enabled(false);
     if let Some(t) = p.tracer.take()
-        && let Err(e) = t.shutdown()
+        && let Err(e) = t.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
     {
         eprintln!("junction: flushing traces: {e}");
     }
     if let Some(m) = p.meter.take()
-        && let Err(e) = m.shutdown()
+        && let Err(e) = m.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
     {
         eprintln!("junction: flushing metrics: {e}");
     }

@@ -120,12 +120,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameTransport for RsTransport<S>
     async fn send(&mut self, frames: &[Bytes]) -> std::io::Result<()> {
         for f in frames {
             if f.len() > self.max_out {
-                tracing::warn!(
-                    len = f.len(),
-                    max = self.max_out,
-                    "frame exceeds the client's maximum; dropped"
-                );
-                continue;
+                // The spec forbids sending more than the client accepts, and dropping the
+                // message would leave a request unanswered: end the connection instead.
+                self.flush_out().await.ok();
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("a {}-byte message exceeds the client's maximum of {} bytes", f.len(), self.max_out),
+                ));
             }
             self.push_frame(FrameKind::Message, f);
         }

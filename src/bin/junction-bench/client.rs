@@ -124,11 +124,35 @@ pub struct Conn {
 async fn tcp_connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream> {
     let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     if let Some(ip) = source {
+        bind_address_no_port(&sock)?;
         sock.bind(SocketAddr::new(ip, 0)).map_err(|e| BenchError::msg(format!("bind {ip}: {e}")))?;
     }
     let stream = sock.connect(addr).await.map_err(|e| BenchError::msg(format!("connect {addr}: {e}")))?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// Sets `IP_BIND_ADDRESS_NO_PORT`: binding a source address then leaves the port to
+/// `connect`, which may reuse it toward other destinations. Without it every
+/// `bind(addr, 0)` searches for a port free on all destinations, which grows slow
+/// (kernel time) as tens of thousands of ports are in use.
+fn bind_address_no_port(sock: &TcpSocket) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor, and a pointer/length pair to a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&raw const one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
 }
 
 impl Conn {
