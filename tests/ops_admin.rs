@@ -138,7 +138,6 @@ async fn sessions_api_lists_and_kills_a_session() {
 /// `junction::ops::metrics::session_joined` in `Session::join`, and
 /// `message_in`/`message_out` where messages are decoded and encoded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs ops::metrics::session_joined / message_in / message_out calls in router::session"]
 async fn sessions_gauge_and_message_counters_follow_a_client() {
     let node = start("gauge");
     let admin = node.admin();

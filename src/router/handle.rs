@@ -69,6 +69,8 @@ pub struct PendingCall {
     pub token: u64,
     /// The caller is disclosed to the callee (for every chunk of a progressive call).
     pub disclose: bool,
+    /// When the call was made (for the call latency histogram).
+    pub started: std::time::Instant,
     /// When the call last made progress (started or got a progressive result): the
     /// dealer-side timeout runs from here.
     pub touched: tokio::time::Instant,
@@ -154,6 +156,7 @@ impl SessionHandle {
 
     /// Encodes and queues a message.
     pub fn send(&self, msg: &Message) -> Result<(), PushError> {
+        crate::ops::metrics::message_out(msg.code());
         self.outbox.push(Bytes::from(self.serializer.encode(msg)))
     }
 
@@ -210,9 +213,11 @@ impl SessionHandle {
         lock(&self.calls).insert(request, call);
     }
 
-    /// Forgets a finished call.
+    /// Forgets a finished call (and records its latency).
     pub fn finish_call(&self, request: RequestId) -> Option<PendingCall> {
-        lock(&self.calls).remove(&request)
+        let call = lock(&self.calls).remove(&request)?;
+        crate::ops::metrics::call_finished(call.started);
+        Some(call)
     }
 
     /// A call in flight, left in place.

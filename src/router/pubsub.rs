@@ -299,6 +299,7 @@ pub(crate) fn deliver(
 fn fan_out(msg: &Message, subscribers: &[Arc<SessionHandle>], skip: Option<SessionId>, audience: &Audience) {
     let mut encoded: [Option<Bytes>; 3] = [None, None, None];
     let open = audience.is_open();
+    let (mut delivered, mut dropped) = (0u64, 0u64);
     for s in subscribers.iter().filter(|s| Some(s.id) != skip) {
         if !open && !audience.admits(s.id, &s.identity.authid, &s.identity.authrole) {
             continue;
@@ -306,8 +307,16 @@ fn fan_out(msg: &Message, subscribers: &[Arc<SessionHandle>], skip: Option<Sessi
         let slot = &mut encoded[serializer_slot(s.serializer)];
         let frame = slot.get_or_insert_with(|| Bytes::from(s.serializer.encode(msg)));
         if s.send_frame(frame.clone()).is_err() {
+            dropped += 1;
             tracing::debug!(session = %s.id, "event not queued: subscriber is slow or gone");
+        } else {
+            delivered += 1;
         }
+    }
+    crate::ops::metrics::messages_out(code::EVENT, delivered);
+    crate::ops::metrics::events_delivered(delivered);
+    if dropped > 0 {
+        crate::ops::metrics::events_dropped(dropped);
     }
 }
 

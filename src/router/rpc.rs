@@ -200,6 +200,7 @@ pub fn call(
         token,
         disclose,
         touched: tokio::time::Instant::now(),
+        started: std::time::Instant::now(),
     };
     if callee.node == router.node {
         let Some(session) = realm.session(callee.session) else {

@@ -37,12 +37,24 @@ pub struct Session {
     outbox: Outbox,
     phase: Phase,
     joined: Option<(Arc<Realm>, Arc<SessionHandle>)>,
+    /// The transport's name, for metrics.
+    transport: &'static str,
+    /// Counts the session in `junction_sessions` while it is joined.
+    gauge: Option<crate::ops::metrics::SessionGauge>,
 }
 
 impl Session {
     /// A session on a fresh transport that negotiated `serializer`.
-    pub fn new(router: Arc<Router>, serializer: Serializer, outbox: Outbox) -> Self {
-        Session { router, serializer, outbox, phase: Phase::AwaitingHello, joined: None }
+    pub fn new(router: Arc<Router>, serializer: Serializer, outbox: Outbox, transport: &'static str) -> Self {
+        Session {
+            router,
+            serializer,
+            outbox,
+            phase: Phase::AwaitingHello,
+            joined: None,
+            transport,
+            gauge: None,
+        }
     }
 
     /// True while a session is joined to a realm.
@@ -51,6 +63,7 @@ impl Session {
     }
 
     fn send(&self, msg: &Message) {
+        crate::ops::metrics::message_out(msg.code());
         self.outbox.push(self.serializer.encode(msg).into()).ok();
     }
 
@@ -60,6 +73,7 @@ impl Session {
             Ok(m) => m,
             Err(e) => return self.violation(&format!("undecodable message: {e}")).await,
         };
+        crate::ops::metrics::message_in(msg.code());
         match classify(self.phase, &msg) {
             Step::Join => match msg {
                 Message::Hello(h) => self.join(h),
@@ -114,6 +128,8 @@ impl Session {
         let handle = Arc::new(SessionHandle::new(id, self.serializer, identity, roles, self.outbox.clone()));
         let details = welcome_details(&handle);
         realm.sessions.insert(id, handle.clone());
+        self.gauge =
+            Some(crate::ops::metrics::session_joined(&realm.name, self.transport, self.serializer.name()));
         self.send(&Message::Welcome(Welcome { session: id, details }));
         meta::on_join(&self.router, &realm, &handle);
         tracing::debug!(session = %id, realm = %realm.name, serializer = self.serializer.name(), "joined");
@@ -173,6 +189,7 @@ impl Session {
     pub async fn leave(&mut self) {
         self.phase = Phase::AwaitingHello;
         let Some((realm, me)) = self.joined.take() else { return };
+        self.gauge = None;
         let (subs, regs) = me.take_routes();
         let gone_subs = {
             let _serial = realm.membership.lock().await;

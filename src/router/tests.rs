@@ -23,7 +23,7 @@ struct Client {
 impl Client {
     async fn join(router: &Arc<Router>, ser: Serializer) -> Client {
         let (tx, rx) = outbox(64, 1 << 20);
-        let mut c = Client { session: Session::new(router.clone(), ser, tx), rx, ser };
+        let mut c = Client { session: Session::new(router.clone(), ser, tx, "test"), rx, ser };
         c.send(Message::Hello(Hello { realm: "realm1".into(), details: Dict::new() })).await;
         assert!(matches!(c.next(), Some(Message::Welcome(_))));
         c
@@ -213,7 +213,7 @@ async fn violations_abort() {
     assert_eq!(flow, Flow::Close);
     assert!(matches!(b.next(), Some(Message::Abort(_))));
     let (tx, mut rx) = outbox(4, 1 << 16);
-    let mut raw = Session::new(r.clone(), Serializer::Json, tx);
+    let mut raw = Session::new(r.clone(), Serializer::Json, tx, "test");
     assert_eq!(raw.on_frame(b"[1, garbage").await, Flow::Close);
     let mut batch = Vec::new();
     rx.drain_now(&mut batch);
@@ -224,7 +224,7 @@ async fn violations_abort() {
 async fn unknown_realm_aborts_and_goodbye_is_answered() {
     let r = router();
     let (tx, mut rx) = outbox(4, 1 << 16);
-    let mut s = Session::new(r.clone(), Serializer::Json, tx);
+    let mut s = Session::new(r.clone(), Serializer::Json, tx, "test");
     let hello = Message::Hello(Hello { realm: "nope".into(), details: Dict::new() });
     assert_eq!(s.on_frame(&Serializer::Json.encode(&hello)).await, Flow::Close);
     let mut batch = Vec::new();

@@ -36,6 +36,9 @@ pub async fn spawn_tcp(router: Arc<Router>, addr: SocketAddr, kind: Kind) -> std
                     continue;
                 }
             };
+            if crate::ops::draining() {
+                continue;
+            }
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(error = %e, "TCP_NODELAY not set");
             }
@@ -62,9 +65,10 @@ pub async fn spawn_unix(router: Arc<Router>, path: &Path) -> std::io::Result<()>
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
-                Ok((stream, _)) => {
+                Ok((stream, _)) if !crate::ops::draining() => {
                     tokio::spawn(super::rawsocket::serve(router.clone(), stream));
                 }
+                Ok(_) => {} // draining: the connection is dropped
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -33,6 +33,8 @@ pub enum Incoming {
 
 /// A framed, bidirectional connection after the handshake.
 pub trait FrameTransport {
+    /// The transport's name in metrics ("websocket", "rawsocket").
+    const KIND: &'static str;
     /// The next incoming frame; `Ok(None)` when the peer closed. Must be cancel-safe.
     fn recv(&mut self) -> impl Future<Output = std::io::Result<Option<Incoming>>> + Send;
     /// Writes frames in one go (one syscall where possible) and flushes.
@@ -48,7 +50,7 @@ pub async fn drive<T: FrameTransport + Send>(router: Arc<Router>, mut io: T, ser
     let limits = &router.config.limits;
     let (tx, mut rx) = outbox(limits.outbox_frames, limits.outbox_bytes);
     let grace = Duration::from_millis(limits.shutdown_grace_ms);
-    let mut session = Session::new(router.clone(), serializer, tx);
+    let mut session = Session::new(router.clone(), serializer, tx, T::KIND);
     let mut shutdown = router.shutdown_signal();
     let mut closing_deadline: Option<tokio::time::Instant> = None;
     let mut batch = Vec::new();
@@ -90,6 +92,7 @@ pub async fn drive<T: FrameTransport + Send>(router: Arc<Router>, mut io: T, ser
             eviction = overflow.evicted() => match eviction {
                 Eviction::SlowConsumer => {
                     tracing::warn!("slow consumer: outbound queue full, disconnecting");
+                    crate::ops::metrics::slow_consumer_disconnect();
                     rx.discard();
                     let abort = Message::Abort(Abort {
                         details: dict! { "message" => "outbound queue overflowed: the client is not reading fast enough" },

@@ -103,6 +103,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> RsTransport<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameTransport for RsTransport<S> {
+    const KIND: &'static str = "rawsocket";
+
     async fn recv(&mut self) -> std::io::Result<Option<Incoming>> {
         loop {
             match self.next_frame()? {
@@ -125,7 +127,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameTransport for RsTransport<S>
                 self.flush_out().await.ok();
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    format!("a {}-byte message exceeds the client's maximum of {} bytes", f.len(), self.max_out),
+                    format!(
+                        "a {}-byte message exceeds the client's maximum of {} bytes",
+                        f.len(),
+                        self.max_out
+                    ),
                 ));
             }
             self.push_frame(FrameKind::Message, f);

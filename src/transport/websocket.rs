@@ -123,6 +123,8 @@ impl<S> FrameTransport for WsTransport<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    const KIND: &'static str = "websocket";
+
     async fn recv(&mut self) -> std::io::Result<Option<Incoming>> {
         if let Some(frame) = self.pending.pop_front() {
             return Ok(Some(Incoming::Frame(frame)));
