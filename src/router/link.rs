@@ -103,17 +103,17 @@ pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
             } else {
                 router.remote_calls.remove(&call).map(|(_, c)| (c.realm, c.caller, c.request))
             };
-            if let Some((realm, caller, request)) = caller {
-                if let Some(caller) = realm.session(caller) {
-                    calls::deliver_result(&caller, request, progress, details, payload);
-                }
+            if let Some((realm, caller, request)) = caller
+                && let Some(caller) = realm.session(caller)
+            {
+                calls::deliver_result(&caller, request, progress, details, payload);
             }
         }
         LinkMsg::Error { call, error, details, payload } => {
-            if let Some((_, c)) = router.remote_calls.remove(&call) {
-                if let Some(caller) = c.realm.session(c.caller) {
-                    calls::deliver_error(&caller, c.request, error, details, payload);
-                }
+            if let Some((_, c)) = router.remote_calls.remove(&call)
+                && let Some(caller) = c.realm.session(c.caller)
+            {
+                calls::deliver_error(&caller, c.request, error, details, payload);
             }
         }
         LinkMsg::Interrupt { call, mode, reason } => {

@@ -174,10 +174,10 @@ impl Session {
     pub async fn kick(&mut self, reason: &str, message: &str) {
         if self.phase == Phase::Established {
             let mut bye = goodbye(reason);
-            if let Message::Goodbye(g) = &mut bye {
-                if !message.is_empty() {
-                    g.details.insert("message".into(), message.into());
-                }
+            if let Message::Goodbye(g) = &mut bye
+                && !message.is_empty()
+            {
+                g.details.insert("message".into(), message.into());
             }
             self.send(&bye);
         }

@@ -153,7 +153,7 @@ pub struct SessionsArgs {
     /// Idle sessions to open.
     #[arg(long, default_value_t = 5000)]
     pub sessions: usize,
-    /// Source addresses 127.0.0.2 ... to spread connections over (0 = one per 20,000 sessions).
+    /// Source addresses 127.0.0.2 ... to spread connections over (0 = one per 1,000 sessions).
     #[arg(long, default_value_t = 0)]
     pub sources: usize,
     /// Handshakes in progress at once.
