@@ -69,6 +69,29 @@ pub struct RealmConfig {
     /// How strictly URIs are checked in this realm.
     #[serde(default)]
     pub uri_check: UriCheck,
+    /// Authentication (`[realms.auth]`); absent: anonymous clients only.
+    #[serde(default)]
+    pub auth: Option<crate::auth::AuthConfig>,
+}
+
+impl RealmConfig {
+    /// The realm's authenticator with its secrets resolved (env, files), or why not.
+    pub fn authenticator(&self) -> Result<Option<crate::auth::Authenticator>, ConfigError> {
+        let Some(auth) = &self.auth else { return Ok(None) };
+        let bad = |e: String| ConfigError::Invalid(format!("realm {:?} auth: {e}", self.name));
+        let dynamic = [
+            auth.ticket.as_ref().and_then(|m| m.authenticator.as_ref()),
+            auth.wampcra.as_ref().and_then(|m| m.authenticator.as_ref()),
+            auth.cryptosign.as_ref().and_then(|m| m.authenticator.as_ref()),
+            auth.scram.as_ref().and_then(|m| m.authenticator.as_ref()),
+        ];
+        if dynamic.iter().any(Option::is_some) {
+            return Err(bad("dynamic authenticators (`authenticator = ...`) are not supported yet".into()));
+        }
+        let mut auth = auth.clone();
+        auth.resolve_secrets().map_err(bad)?;
+        crate::auth::Authenticator::new(&auth).map(Some).map_err(bad)
+    }
 }
 
 /// The WebSocket listener.
@@ -205,7 +228,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            realms: vec![RealmConfig { name: "realm1".into(), uri_check: UriCheck::Loose }],
+            realms: vec![RealmConfig { name: "realm1".into(), uri_check: UriCheck::Loose, auth: None }],
             websocket: WebSocketConfig::default(),
             rawsocket: RawSocketConfig::default(),
             limits: Limits::default(),
@@ -251,6 +274,7 @@ impl Config {
             if self.realms[..i].iter().any(|o| o.name == r.name) {
                 return Err(ConfigError::Invalid(format!("realm {:?} is configured twice", r.name)));
             }
+            r.authenticator()?;
         }
         parse_listen("websocket.listen", &self.websocket.listen)?;
         parse_listen("rawsocket.listen", &self.rawsocket.listen)?;

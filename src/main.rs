@@ -111,7 +111,12 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
     }
     if !cli.realms.is_empty() {
         let check = cfg.realms.first().map(|r| r.uri_check).unwrap_or_default();
-        cfg.realms = cli.realms.iter().map(|n| RealmConfig { name: n.clone(), uri_check: check }).collect();
+        let auth = cfg.realms.first().and_then(|r| r.auth.clone());
+        cfg.realms = cli
+            .realms
+            .iter()
+            .map(|n| RealmConfig { name: n.clone(), uri_check: check, auth: auth.clone() })
+            .collect();
     }
     if let Some(a) = &cli.admin {
         parse_listen("--admin", a)?;

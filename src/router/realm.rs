@@ -31,6 +31,9 @@ pub struct Realm {
     pub membership: tokio::sync::Mutex<()>,
     /// Round-robin turn per registration.
     turns: DashMap<RegistrationId, usize>,
+    /// How clients authenticate; `None` admits anonymous clients as `anonymous`.
+    /// `Err` when the configuration could not be turned into one (every HELLO is refused).
+    pub auth: Result<Option<crate::auth::Authenticator>, String>,
 }
 
 impl Realm {
@@ -43,6 +46,7 @@ impl Realm {
             local_subs: RwLock::default(),
             membership: tokio::sync::Mutex::new(()),
             turns: DashMap::new(),
+            auth: cfg.authenticator().map_err(|e| e.to_string()),
         }
     }
 

@@ -13,11 +13,12 @@ use super::outbox::Outbox;
 use super::realm::Realm;
 use super::table::Command;
 use super::{AGENT, Router, calls, meta, pubsub, rpc};
+use crate::auth;
 use crate::dict;
 use crate::ids::{SessionId, random_id};
 use crate::wamp::codec::Serializer;
 use crate::wamp::errors;
-use crate::wamp::message::{Abort, Goodbye, Hello, Message, Welcome};
+use crate::wamp::message::{Abort, Authenticate, Goodbye, Hello, Message, Welcome};
 use crate::wamp::session::{Phase, Step, classify};
 use crate::wamp::value::{Dict, Value};
 
@@ -41,6 +42,18 @@ pub struct Session {
     transport: &'static str,
     /// Counts the session in `junction_sessions` while it is joined.
     gauge: Option<crate::ops::metrics::SessionGauge>,
+    /// The authentication handshake in progress (CHALLENGE sent).
+    challenged: Option<Challenged>,
+    /// The method being tried, for the auth-failure metric.
+    auth_method: &'static str,
+}
+
+/// A session between CHALLENGE and AUTHENTICATE.
+struct Challenged {
+    realm: Arc<Realm>,
+    id: SessionId,
+    roles: Dict,
+    pending: auth::Pending,
 }
 
 impl Session {
@@ -54,6 +67,8 @@ impl Session {
             joined: None,
             transport,
             gauge: None,
+            challenged: None,
+            auth_method: "hello",
         }
     }
 
@@ -77,6 +92,10 @@ impl Session {
         match classify(self.phase, &msg) {
             Step::Join => match msg {
                 Message::Hello(h) => self.join(h),
+                _ => Flow::Continue,
+            },
+            Step::Authenticate => match msg {
+                Message::Authenticate(a) => self.authenticate(a),
                 _ => Flow::Continue,
             },
             Step::Route => match self.route(msg).await {
@@ -118,15 +137,91 @@ impl Session {
             return Flow::Close;
         };
         let id = SessionId(random_id());
-        let identity = Identity {
-            authid: anonymous_authid(),
-            authrole: "anonymous".into(),
-            authmethod: "anonymous".into(),
-            authprovider: "static".into(),
-        };
         let roles = hello.details.get("roles").and_then(Value::as_dict).cloned().unwrap_or_default();
+        let step = match &realm.auth {
+            Ok(None) => auth::Step::Welcome(auth::Principal {
+                authid: anonymous_authid(),
+                authrole: "anonymous".into(),
+                authmethod: "anonymous".into(),
+                authprovider: "static".into(),
+                authextra: Dict::new(),
+            }),
+            Ok(Some(authenticator)) => match auth::HelloAuth::from_details(&hello.details) {
+                Ok(h) => authenticator.hello(&h, self.auth_context(&realm, id)),
+                Err(e) => auth::Step::Abort(e),
+            },
+            Err(why) => {
+                tracing::error!(realm = %realm.name, error = %why, "realm authentication is misconfigured");
+                self.send(&Message::Abort(Abort {
+                    details: dict! { "message" => "authentication is not available on this realm" },
+                    reason: auth::error::AUTHENTICATION_FAILED.into(),
+                }));
+                return Flow::Close;
+            }
+        };
+        self.auth_step(realm, id, roles, step)
+    }
+
+    fn auth_context(&self, realm: &Realm, session: SessionId) -> auth::Context {
+        let kind = if self.transport == "websocket" {
+            auth::TransportKind::WebSocket
+        } else {
+            auth::TransportKind::RawSocket
+        };
+        auth::Context {
+            realm: realm.name.clone(),
+            session,
+            now_ms: super::now_ms(),
+            transport: auth::TransportInfo { kind, ..Default::default() },
+        }
+    }
+
+    /// Acts on a step of the authentication handshake.
+    fn auth_step(&mut self, realm: Arc<Realm>, id: SessionId, roles: Dict, step: auth::Step) -> Flow {
+        match step {
+            auth::Step::Welcome(principal) => self.welcome(realm, id, roles, principal),
+            auth::Step::Challenge(challenge, pending) => {
+                self.send(&Message::Challenge(challenge));
+                self.phase = Phase::Authenticating;
+                self.challenged = Some(Challenged { realm, id, roles, pending });
+                Flow::Continue
+            }
+            auth::Step::Authenticator(..) => {
+                self.send(&Message::Abort(Abort {
+                    details: dict! { "message" => "dynamic authenticators are not supported" },
+                    reason: auth::error::AUTHENTICATION_FAILED.into(),
+                }));
+                Flow::Close
+            }
+            auth::Step::Abort(e) => {
+                crate::ops::metrics::auth_failure(self.auth_method);
+                tracing::info!(realm = %realm.name, reason = e.uri(), "authentication refused");
+                self.send(&Message::Abort(Abort { details: e.abort_details(), reason: e.uri().to_owned() }));
+                self.phase = Phase::AwaitingHello;
+                Flow::Close
+            }
+        }
+    }
+
+    fn authenticate(&mut self, msg: Authenticate) -> Flow {
+        let Some(c) = self.challenged.take() else { return Flow::Close };
+        self.auth_method = c.pending.method();
+        let step = c.pending.authenticate(&msg, super::now_ms());
+        self.auth_step(c.realm, c.id, c.roles, step)
+    }
+
+    fn welcome(&mut self, realm: Arc<Realm>, id: SessionId, roles: Dict, p: auth::Principal) -> Flow {
+        let identity = Identity {
+            authid: p.authid.clone(),
+            authrole: p.authrole.clone(),
+            authmethod: p.authmethod.clone(),
+            authprovider: p.authprovider.clone(),
+        };
         let handle = Arc::new(SessionHandle::new(id, self.serializer, identity, roles, self.outbox.clone()));
-        let details = welcome_details(&handle);
+        let mut details = welcome_details(&handle);
+        if !p.authextra.is_empty() {
+            details.insert("authextra".into(), Value::Dict(p.authextra));
+        }
         realm.sessions.insert(id, handle.clone());
         self.gauge =
             Some(crate::ops::metrics::session_joined(&realm.name, self.transport, self.serializer.name()));

@@ -13,6 +13,8 @@ pub enum Phase {
     /// Transport open, waiting for HELLO (also after a GOODBYE exchange: the
     /// transport may carry a new session).
     AwaitingHello,
+    /// CHALLENGE sent; waiting for AUTHENTICATE.
+    Authenticating,
     /// WELCOME sent; requests are routed.
     Established,
     /// The router sent GOODBYE and waits for the client's reply.
@@ -24,6 +26,8 @@ pub enum Phase {
 pub enum Step {
     /// Open a session (HELLO in [`Phase::AwaitingHello`]).
     Join,
+    /// Check the client's answer to the CHALLENGE.
+    Authenticate,
     /// Route the message to the broker or dealer.
     Route,
     /// The client says GOODBYE: reply GOODBYE and end the session.
@@ -44,6 +48,9 @@ pub fn classify(phase: Phase, msg: &Message) -> Step {
         (Phase::AwaitingHello, Message::Hello(_)) => Step::Join,
         (Phase::AwaitingHello, Message::Abort(_)) => Step::Aborted,
         (Phase::AwaitingHello, _) => Step::Violation("message received before HELLO"),
+        (Phase::Authenticating, Message::Authenticate(_)) => Step::Authenticate,
+        (Phase::Authenticating, Message::Abort(_)) => Step::Aborted,
+        (Phase::Authenticating, _) => Step::Violation("only AUTHENTICATE may answer a CHALLENGE"),
         (_, Message::Hello(_)) => Step::Violation("HELLO received on an established session"),
         (_, Message::Abort(_)) => Step::Aborted,
         (Phase::Established, Message::Goodbye(_)) => Step::Leave,
@@ -124,6 +131,15 @@ mod tests {
         assert!(matches!(classify(Phase::Established, &welcome), Step::Violation(_)));
         assert!(matches!(classify(Phase::Established, &error(code::CALL)), Step::Violation(_)));
         assert_eq!(classify(Phase::Established, &error(code::INVOCATION)), Step::Route);
+    }
+
+    #[test]
+    fn authenticate_only_answers_a_challenge() {
+        let auth = Message::Authenticate(Authenticate { signature: "s".into(), extra: Dict::new() });
+        assert_eq!(classify(Phase::Authenticating, &auth), Step::Authenticate);
+        assert!(matches!(classify(Phase::Authenticating, &call()), Step::Violation(_)));
+        assert!(matches!(classify(Phase::Established, &auth), Step::Violation(_)));
+        assert!(matches!(classify(Phase::AwaitingHello, &auth), Step::Violation(_)));
     }
 
     #[test]
