@@ -205,6 +205,13 @@ pub fn yield_result(router: &Router, realm: &Realm, me: &SessionHandle, m: Yield
     match origin {
         PendingInvocation::Local { caller, call } => {
             let Some(caller) = realm.session(caller) else { return Ok(()) };
+            if !details.is_empty() && !caller.has_feature("caller", ppt::FEATURE) {
+                let why = "the caller does not support payload passthru mode";
+                me.send(&error_reply(code::YIELD, m.request, errors::FEATURE_NOT_SUPPORTED, why)).ok();
+                let payload = Payload::args(vec![Value::from(why)]);
+                deliver_error(&caller, call, errors::FEATURE_NOT_SUPPORTED.into(), Dict::new(), payload);
+                return Ok(());
+            }
             deliver_result(&caller, call, progress, details, m.payload);
         }
         PendingInvocation::Remote { node, call } => {

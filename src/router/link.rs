@@ -164,14 +164,20 @@ fn invoke_here(
     }
     let session = router.realm(&realm).and_then(|r| r.session(callee));
     let progressive = details.get("progress").and_then(crate::wamp::value::Value::as_bool).unwrap_or(false);
-    if progressive
-        && session.as_ref().is_some_and(|s| !s.has_feature("callee", super::rpc::PROGRESSIVE_INVOCATIONS))
-    {
+    let unsupported = |feature: &str| session.as_ref().is_some_and(|s| !s.has_feature("callee", feature));
+    let missing = if progressive && unsupported(super::rpc::PROGRESSIVE_INVOCATIONS) {
+        Some("the callee does not support progressive call invocations")
+    } else if crate::wamp::ppt::in_use(&details) && unsupported(crate::wamp::ppt::FEATURE) {
+        Some("the callee does not support payload passthru mode")
+    } else {
+        None
+    };
+    if let Some(why) = missing {
         let e = LinkMsg::Error {
             call,
             error: errors::FEATURE_NOT_SUPPORTED.into(),
             details: Dict::new(),
-            payload: Payload::args(vec!["the callee does not support progressive call invocations".into()]),
+            payload: Payload::args(vec![why.into()]),
         };
         router.send_link(from, e).ok();
         return;

@@ -97,6 +97,9 @@ fn role_filter(args: &List) -> Option<Vec<String>> {
 
 fn session_call(realm: &Realm, me: &SessionHandle, name: &str, args: &List, kwargs: &Dict) -> Answer {
     let reason = kwargs.get("reason").and_then(Value::as_str).unwrap_or(KILLED).to_owned();
+    if name.starts_with("kill") && !uri::is_valid(&reason, uri::UriCheck::Loose) {
+        return err(errors::INVALID_URI, "reason must be a valid URI");
+    }
     let message = kwargs.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
     let others = || realm.sessions.iter().filter(|s| s.id != me.id).map(|s| s.clone()).collect::<Vec<_>>();
     let kill = |victims: Vec<Arc<SessionHandle>>| {
@@ -130,7 +133,7 @@ fn session_call(realm: &Realm, me: &SessionHandle, name: &str, args: &List, kwar
                 return err(errors::INVALID_ARGUMENT, "session id expected");
             };
             if id == me.id.0 {
-                return err(errors::INVALID_ARGUMENT, "a session cannot kill itself");
+                return err(NO_SUCH_SESSION, "a session cannot kill itself");
             }
             match realm.session(SessionId(id)) {
                 Some(s) => {

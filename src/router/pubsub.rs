@@ -115,6 +115,10 @@ fn send_retained(
         else {
             continue;
         };
+        let audience = neutral::decode_dict(&e.audience).ok().and_then(|d| Audience::from_options(&d).ok());
+        if !audience.is_none_or(|a| a.admits(me.id, &me.identity.authid, &me.identity.authrole)) {
+            continue;
+        }
         details.insert("retained".into(), true.into());
         if policy != MatchPolicy::Exact {
             details.insert("topic".into(), topic.into());
@@ -196,6 +200,7 @@ pub async fn publish(
         publication: publication.0,
         details: neutral::encode_dict(&details),
         payload: neutral::encode_payload(&m.payload),
+        audience: neutral::encode_dict(&audience.to_options()),
     });
     let skip = exclude_me.then_some(me.id);
     let p = Publication { topic: &m.topic, id: publication, details, audience: &audience };

@@ -330,6 +330,10 @@ pub const DEALER_FEATURES: &[&str] = &[
     "progressive_call_invocations",
     "call_canceling",
     "call_timeout",
+    "session_meta_api",
+    "registration_meta_api",
+    "testament_meta_api",
+    "payload_passthru_mode",
 ];
 
 /// Broker features announced in WELCOME.
@@ -338,6 +342,10 @@ pub const BROKER_FEATURES: &[&str] = &[
     "publisher_identification",
     "subscriber_blackwhite_listing",
     "pattern_based_subscription",
+    "session_meta_api",
+    "subscription_meta_api",
+    "event_retention",
+    "payload_passthru_mode",
 ];
 
 fn features(names: &[&str]) -> Dict {

@@ -60,6 +60,10 @@ pub struct Retained {
     pub details: Vec<u8>,
     /// Args and kwargs, neutral-encoded.
     pub payload: Vec<u8>,
+    /// Black/white listing rules of the publication (PUBLISH options), neutral-encoded:
+    /// a retained event reaches only the subscribers the original one could reach.
+    #[serde(default)]
+    pub audience: Vec<u8>,
 }
 
 /// What applying a command produced.

@@ -66,6 +66,11 @@ async def test_retained_event_survives_the_publishers_node(cluster, cw, unique):
     assert (await log2.get())[0] == [22.0]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="not implemented yet: testaments live in the memory of the session's node, "
+    "so they are lost with it (issue 5; see the README feature table)",
+)
 async def test_testament_fires_when_the_sessions_node_dies(cluster, cw, unique):
     topic = unique()
     watcher = await cw.session(router=cluster[3])
