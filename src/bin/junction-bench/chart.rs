@@ -93,7 +93,10 @@ fn panel(
             }
         }
         let (px, py) = chart.backend_coord(&(gi as f64 + 0.5, lo));
-        let style = TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        // Shrink labels that would run into their neighbours (~0.6 em per character).
+        let group_px = f64::from(area.dim_in_pixel().0) * 0.9 / n;
+        let size = (group_px / (0.6 * g.label.chars().count().max(1) as f64)).clamp(8.0, 11.0);
+        let style = TextStyle::from(("sans-serif", size).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         let root = area.clone();
         let (ox, oy) = root.get_base_pixel();
         root.draw(&Text::new(g.label.clone(), (px - ox, py - oy + 8), style)).map_err(err)?;
