@@ -115,6 +115,10 @@ pub struct RpcArgs {
     /// Procedure to register and call (a run-unique suffix is added).
     #[arg(long, default_value = "bench.echo")]
     pub procedure: String,
+    /// Connect the callees here instead of `--url` (e.g. another node of a cluster,
+    /// to measure cross-node calls).
+    #[arg(long)]
+    pub callee_url: Option<String>,
 }
 
 /// `pubsub` options.
@@ -143,6 +147,10 @@ pub struct PubsubArgs {
     /// Topic prefix (a run-unique part is added).
     #[arg(long, default_value = "bench.topic")]
     pub topic: String,
+    /// Connect the subscribers here instead of `--url` (e.g. another node of a
+    /// cluster, to measure cross-node delivery).
+    #[arg(long)]
+    pub subscriber_url: Option<String>,
 }
 
 /// `sessions` options.

@@ -312,7 +312,11 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
     let ctl = Control::new();
     let (done_tx, done_rx) = watch::channel(false);
     let mut subs = Vec::new();
-    for (i, mut conn) in join_many(&ep, ser, &c.realm, args.subscribers).await?.into_iter().enumerate() {
+    let sub_ep = match &args.subscriber_url {
+        Some(url) => crate::client::Endpoint::parse(url)?,
+        None => crate::client::Endpoint::parse(&c.url)?,
+    };
+    for (i, mut conn) in join_many(&sub_ep, ser, &c.realm, args.subscribers).await?.into_iter().enumerate() {
         let t = i % n_topics;
         subscribe(&mut conn, topics.get(t).map(String::as_str).unwrap_or_default()).await?;
         subs.push(tokio::spawn(subscriber(conn, t, n_pubs, flow.clone(), ctl.clone(), done_rx.clone())));

@@ -312,7 +312,11 @@ pub async fn run(args: RpcArgs) -> Result<Report> {
     let procedure = format!("{}.{}", args.procedure, run_id());
     let (done_tx, done_rx) = watch::channel(false);
     let mut callees = Vec::new();
-    for conn in join_many(&ep, ser, &c.realm, args.callees.max(1)).await? {
+    let callee_ep = match &args.callee_url {
+        Some(url) => Endpoint::parse(url)?,
+        None => Endpoint::parse(&c.url)?,
+    };
+    for conn in join_many(&callee_ep, ser, &c.realm, args.callees.max(1)).await? {
         callees.push(register(conn, &procedure, args.callees > 1, done_rx.clone()).await?);
     }
     let callers = join_many(&ep, ser, &c.realm, args.callers.max(1)).await?;
@@ -337,6 +341,7 @@ pub async fn run(args: RpcArgs) -> Result<Report> {
     r.set("callees", args.callees);
     r.set("inflight", args.inflight);
     r.set("payload", args.payload);
+    r.set("callee_url", args.callee_url.clone().unwrap_or_else(|| c.url.clone()));
     r.set("rate_limit", args.rate);
     r.window(&window, merged.count, "calls");
     r.set("latency_us", stats::latency_json(&merged.hist));
