@@ -272,11 +272,15 @@ mod tests {
     #[test]
     fn anonymous_off_or_restricted() {
         let a = Authenticator::new(&toml_auth("[ticket]\nauthenticator = \"x\"\n")).expect("valid");
-        assert_eq!(expect_abort(a.hello(&hello(&[], None), ctx())).uri(), "wamp.error.authentication_required");
+        assert_eq!(
+            expect_abort(a.hello(&hello(&[], None), ctx())).uri(),
+            "wamp.error.authentication_required"
+        );
         let e = expect_abort(a.hello(&hello(&["anonymous", "wampcra"], None), ctx()));
         assert_eq!(e.uri(), "wamp.error.no_matching_auth_method");
-        let a = Authenticator::new(&toml_auth("[anonymous]\nrole = \"guest\"\ntransports = [\"rawsocket\"]\n"))
-            .expect("valid");
+        let a =
+            Authenticator::new(&toml_auth("[anonymous]\nrole = \"guest\"\ntransports = [\"rawsocket\"]\n"))
+                .expect("valid");
         expect_abort(a.hello(&hello(&[], None), ctx()));
         let mut raw = ctx();
         raw.transport.kind = TransportKind::RawSocket;

@@ -219,7 +219,10 @@ impl Method {
 /// Reads the client nonce and channel binding from HELLO.
 fn start(dialect: Dialect, authid: String, extra: &Dict, ctx: &Context) -> Result<Start, AuthError> {
     let nonce = extra.get("nonce").and_then(Value::as_str).unwrap_or_default();
-    let raw = b64_decode_lenient(nonce).filter(|r| !r.is_empty() && nonce.len() <= MAX_NONCE_LEN);
+    let raw = Some(nonce)
+        .filter(|n| n.len() <= MAX_NONCE_LEN)
+        .and_then(b64_decode_lenient)
+        .filter(|r| !r.is_empty());
     let Some(client_nonce_raw) = raw else {
         return Err(AuthError::denied("WAMP-SCRAM needs authextra.nonce: base64, at most 256 characters"));
     };

@@ -129,9 +129,13 @@ impl<'a> Reader<'a> {
                 i64::try_from(n).map(|n| Value::Int(-1 - n)).map_err(|_| err("negative integer out of range"))
             }
             (2, arg) => self.string(2, arg).map(Value::Bytes),
-            (3, arg) => String::from_utf8(self.string(3, arg)?)
-                .map(Value::Str)
-                .map_err(|_| err("text string is not UTF-8")),
+            (3, arg) => match String::from_utf8(self.string(3, arg)?) {
+                Ok(s) if s.starts_with('\0') => {
+                    Err(err("a string may not start with U+0000 (reserved for binary in JSON)"))
+                }
+                Ok(s) => Ok(Value::Str(s)),
+                Err(_) => Err(err("text string is not UTF-8")),
+            },
             (4, arg) => self.list(arg, child(depth)?).map(Value::List),
             (5, arg) => self.dict(arg, child(depth)?).map(Value::Dict),
             (7, _) => self.simple(info),

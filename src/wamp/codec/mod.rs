@@ -345,4 +345,27 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn nul_prefixed_strings_are_refused_where_json_could_not_carry_them() {
+        use crate::wamp::value::Value;
+        let nul = Value::List(vec![
+            Value::from(16u64),
+            Value::from(1u64),
+            Value::Dict(Default::default()),
+            Value::from("a.b"),
+            Value::List(vec![Value::from("\0xyz")]),
+        ]);
+        for s in [Serializer::MsgPack, Serializer::Cbor] {
+            assert!(s.decode(&s.encode_value(&nul)).is_err(), "{}", s.name());
+        }
+    }
+
+    #[test]
+    fn json_floats_round_trip_exactly() {
+        let text = br#"[70,1,{},[],{"big":1844674407303199254740993}]"#;
+        let first = Serializer::Json.decode(text).expect("decodes");
+        let again = Serializer::Json.decode(&Serializer::Json.encode(&first)).expect("decodes");
+        assert_eq!(first, again);
+    }
 }

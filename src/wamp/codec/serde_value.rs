@@ -211,12 +211,15 @@ impl ValueVisitor {
         Ok(ValueSeed { depth: self.depth + 1 })
     }
 
+    /// A string starting with U+0000 is binary over JSON; over MessagePack and CBOR it
+    /// is refused, because no JSON peer could receive it (it would read as binary).
     fn string<E: de::Error>(&self, s: &str) -> Result<Option<Value>, E> {
         match s.strip_prefix('\0') {
             Some(b64) if self.json => decode_json_binary(b64)
                 .map(|b| Some(Value::Bytes(b)))
                 .map_err(|e| E::custom(format_args!("invalid base64 in binary string: {e}"))),
-            _ => Ok(None),
+            Some(_) => Err(E::custom("a string may not start with U+0000 (reserved for binary in JSON)")),
+            None => Ok(None),
         }
     }
 }

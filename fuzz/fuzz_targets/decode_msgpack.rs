@@ -1,0 +1,9 @@
+//! Fuzz target: arbitrary bytes through the msgpack decoder; whatever decodes must survive
+//! an encode/decode round trip unchanged.
+
+#![no_main]
+
+use junction::wamp::codec::Serializer;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| junction_fuzz::decode_roundtrip(Serializer::MsgPack, data));
