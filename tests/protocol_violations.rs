@@ -366,6 +366,16 @@ impl RawSocket {
         assert_eq!(w[0], json!(WELCOME), "{w}");
     }
 
+    /// Everything the router sends until it closes the transport, up to `limit` messages.
+    fn drain_until_closed_allowing(&mut self, limit: usize) -> Vec<Value> {
+        let mut msgs = vec![];
+        while let Some(m) = self.recv_msg() {
+            msgs.push(m);
+            assert!(msgs.len() <= limit, "router keeps talking instead of closing");
+        }
+        msgs
+    }
+
     /// Everything the router sends until it closes the transport.
     fn drain_until_closed(&mut self) -> Vec<Value> {
         let mut msgs = vec![];
@@ -854,4 +864,51 @@ mod websocket {
         assert!(!status.contains(" 101 "), "upgrade on a wrong path: {status:?}");
         router.assert_healthy();
     }
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn slow_consumer_is_disconnected_and_memory_stays_bounded() {
+    // A subscriber that stops reading while 40 MB of events are published: its
+    // outbound queue (64 frames / 64 KiB here) overflows, it gets ABORT
+    // junction.error.slow_consumer, and the router's memory does not grow with the flood.
+    let tmp = TempDir::new("slow");
+    let cfg = tmp.0.join("slow.toml");
+    std::fs::write(&cfg, "[limits]\noutbox_frames = 64\noutbox_bytes = 65536\nmax_message_size = 4096\n")
+        .expect("write config");
+    let cfg_arg = cfg.to_string_lossy().to_string();
+    let mut router = Router::start_with(&["--config", &cfg_arg, "--admin", ""], Some(tmp));
+    let pid = router.child.as_ref().map(|c| c.id()).expect("router pid");
+    let mut sub = RawSocket::connect_tcp(router.rs(), SER_JSON, 15);
+    sub.read_handshake().expect("handshake");
+    sub.join();
+    sub.send_msg(&json!([32, 1, {}, "com.flood"]));
+    assert_eq!(sub.recv_msg().expect("SUBSCRIBED")[0], json!(33));
+    let mut publisher = RawSocket::connect_tcp(router.rs(), SER_JSON, 15);
+    publisher.read_handshake().expect("handshake");
+    publisher.join();
+    let before = rss_kib(pid);
+    let chunk = "x".repeat(1000);
+    for i in 1..=40_000u64 {
+        publisher.send_msg(&json!([16, i, {}, "com.flood", [chunk]]));
+    }
+    publisher.send_msg(&json!([16, 40_001, {"acknowledge": true}, "com.flood", []]));
+    assert_eq!(publisher.recv_msg().expect("PUBLISHED")[0], json!(17), "the publisher is still served");
+    let grown = rss_kib(pid).saturating_sub(before);
+    assert!(grown < 20 * 1024, "router RSS grew by {grown} KiB during a 40 MB flood");
+    let msgs = sub.drain_until_closed_allowing(50_000);
+    let last = msgs.last().expect("something before the close");
+    assert_eq!(last[0], json!(ABORT), "last message: {last}");
+    assert_eq!(last[2], json!("junction.error.slow_consumer"), "{last}");
+    assert!(msgs.len() < 40_000, "the slow subscriber got everything ({}): no overflow happened", msgs.len());
+    router.assert_healthy();
 }

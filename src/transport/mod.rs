@@ -98,8 +98,10 @@ pub async fn drive<T: FrameTransport + Send>(router: Arc<Router>, mut io: T, ser
                         details: dict! { "message" => "outbound queue overflowed: the client is not reading fast enough" },
                         reason: errors::SLOW_CONSUMER.into(),
                     });
-                    io.send(&[Bytes::from(serializer.encode(&abort))]).await.ok();
-                    io.close().await;
+                    // The client is not reading: give the ABORT a bounded chance, then drop it.
+                    let frame = [Bytes::from(serializer.encode(&abort))];
+                    tokio::time::timeout(grace, io.send(&frame)).await.ok();
+                    tokio::time::timeout(grace, io.close()).await.ok();
                     break;
                 }
                 Eviction::Killed { reason, message } => {
