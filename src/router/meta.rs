@@ -218,13 +218,7 @@ fn registration_call(router: &Router, realm: &Realm, name: &str, args: &List) ->
                     return err(errors::NO_SUCH_REGISTRATION, "no registration with that id");
                 };
                 match name {
-                    "get" => one(dict! {
-                        "id" => r.id.0,
-                        "created" => iso8601(r.created_ms),
-                        "uri" => r.uri.as_str(),
-                        "match" => r.policy.as_str(),
-                        "invoke" => r.invoke.as_str(),
-                    }),
+                    "get" => one(registration_details(r)),
                     "list_callees" => {
                         one(r.callees.iter().map(|c| Value::from(c.session.0)).collect::<Vec<_>>())
                     }
@@ -291,12 +285,7 @@ fn subscription_call(router: &Router, realm: &Realm, name: &str, args: &List) ->
                 .map(|l| l.iter().map(|h| Value::from(h.id.0)).collect())
                 .unwrap_or_default();
             match name {
-                "get" => one(dict! {
-                    "id" => s.id.0,
-                    "created" => iso8601(s.created_ms),
-                    "uri" => s.uri.as_str(),
-                    "match" => s.policy.as_str(),
-                }),
+                "get" => one(subscription_details(&s)),
                 "list_subscribers" => one(local),
                 _ => one(local.len() as u64),
             }
@@ -324,6 +313,27 @@ pub fn fire_testaments(router: &Router, realm: &Realm, s: &SessionHandle) {
             audience: &audience,
         };
         route(router, realm, p, t.payload, None);
+    }
+}
+
+/// A registration as `wamp.registration.get` and `on_create` describe it.
+pub fn registration_details(r: &crate::dealer::Registration) -> Dict {
+    dict! {
+        "id" => r.id.0,
+        "created" => iso8601(r.created_ms),
+        "uri" => r.uri.as_str(),
+        "match" => r.policy.as_str(),
+        "invoke" => r.invoke.as_str(),
+    }
+}
+
+/// A subscription as `wamp.subscription.get` and `on_create` describe it.
+pub fn subscription_details(s: &crate::broker::Subscription) -> Dict {
+    dict! {
+        "id" => s.id.0,
+        "created" => iso8601(s.created_ms),
+        "uri" => s.uri.as_str(),
+        "match" => s.policy.as_str(),
     }
 }
 

@@ -71,12 +71,7 @@ pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, 
             t.realm(&realm.name).and_then(|r| r.subscriptions.get(id)).filter(|s| s.nodes.len() == 1).cloned()
         });
         if let Some(s) = created {
-            let details = dict! {
-                "id" => id.0,
-                "created" => super::meta::iso8601(s.created_ms),
-                "uri" => s.uri.as_str(),
-                "match" => s.policy.as_str(),
-            };
+            let details = super::meta::subscription_details(&s);
             super::meta::on_create(router, realm, "wamp.subscription.on_create", me.id, details);
         }
     }

@@ -12,7 +12,6 @@ use super::table::{Command, Outcome};
 use super::{Router, now_ms};
 use super::{calls, meta};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
-use crate::dict;
 use crate::ids::{RegistrationId, RequestId, SessionId};
 use crate::wamp::message::{
     Call, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered, code,
@@ -108,13 +107,7 @@ pub fn registration_events(router: &Router, realm: &Realm, session: SessionId, i
     let reg = router.replica.read(|t| t.realm(&realm.name).and_then(|r| r.registrations.get(id).cloned()));
     if on {
         if let Some(r) = reg.as_ref().filter(|r| r.callees.len() == 1) {
-            let details = dict! {
-                "id" => id.0,
-                "created" => meta::iso8601(r.created_ms),
-                "uri" => r.uri.as_str(),
-                "match" => r.policy.as_str(),
-                "invoke" => r.invoke.as_str(),
-            };
+            let details = meta::registration_details(r);
             meta::on_create(router, realm, "wamp.registration.on_create", session, details);
         }
         meta::on_route(router, realm, "wamp.registration.on_register", session, id.0);
