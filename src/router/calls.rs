@@ -260,6 +260,42 @@ pub fn deliver_error(
     }
 }
 
+/// The error answer of an invocation, at the caller's node. `wamp.error.unavailable`
+/// re-routes the call to the next callee by the registration's invoke policy, or
+/// becomes `wamp.error.no_available_callee` when none is left (call rerouting); any
+/// other error goes to the caller.
+pub fn callee_error(
+    router: &Router,
+    realm: &Realm,
+    caller: &SessionHandle,
+    request: RequestId,
+    error: String,
+    details: Dict,
+    payload: Payload,
+) {
+    if error != errors::UNAVAILABLE {
+        deliver_error(caller, request, error, details, payload);
+        return;
+    }
+    let Some(pending) = caller.call(request) else { return };
+    let outcome = match pending.reroute.filter(|_| !pending.input_open) {
+        Some(r) => {
+            let call = super::rpc::Routed {
+                request,
+                procedure: &r.procedure,
+                options: &r.options,
+                token: pending.token,
+                tried: r.tried.clone(),
+            };
+            super::rpc::dispatch(router, realm, caller, call, r.payload.clone())
+        }
+        None => Err((errors::NO_AVAILABLE_CALLEE, "every callee of the procedure is unavailable")),
+    };
+    if let Err((uri, why)) = outcome {
+        deliver_error(caller, request, uri.into(), Dict::new(), Payload::args(vec![Value::from(why)]));
+    }
+}
+
 /// Handles ERROR (reply to INVOCATION) from a callee.
 pub fn invocation_error(
     router: &Router,
@@ -272,7 +308,7 @@ pub fn invocation_error(
     match origin {
         PendingInvocation::Local { caller, call } => {
             if let Some(caller) = realm.session(caller) {
-                deliver_error(&caller, call, m.error, m.details, m.payload);
+                callee_error(router, realm, &caller, call, m.error, m.details, m.payload);
             }
         }
         PendingInvocation::Remote { node, call } => {

@@ -53,8 +53,23 @@ pub enum Target {
     },
 }
 
+/// What the dealer keeps of a call so it can re-route it when the callee answers
+/// `wamp.error.unavailable` (call rerouting). Kept only for registrations with more
+/// than one callee: with a single callee there is nobody to re-route to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reroute {
+    /// The called procedure (a pattern-based registration may match it).
+    pub procedure: String,
+    /// CALL.Options.
+    pub options: Dict,
+    /// CALL arguments.
+    pub payload: crate::wamp::message::Payload,
+    /// Callees already invoked for this call, as (node, session).
+    pub tried: Vec<(NodeId, SessionId)>,
+}
+
 /// A call this session (as caller) is waiting on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PendingCall {
     /// Where it is served.
     pub target: Target,
@@ -74,6 +89,8 @@ pub struct PendingCall {
     /// When the call last made progress (started or got a progressive result): the
     /// dealer-side timeout runs from here.
     pub touched: tokio::time::Instant,
+    /// The call itself, kept for re-routing (shared registrations only).
+    pub reroute: Option<std::sync::Arc<Reroute>>,
 }
 
 /// An event the router publishes on a session's behalf when it ends.
@@ -222,7 +239,7 @@ impl SessionHandle {
 
     /// A call in flight, left in place.
     pub fn call(&self, request: RequestId) -> Option<PendingCall> {
-        lock(&self.calls).get(&request).copied()
+        lock(&self.calls).get(&request).cloned()
     }
 
     /// Records progress on a call (a progressive result), restarting its timeout.

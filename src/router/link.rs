@@ -113,7 +113,7 @@ pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
             if let Some((_, c)) = router.remote_calls.remove(&call)
                 && let Some(caller) = c.realm.session(c.caller)
             {
-                calls::deliver_error(&caller, c.request, error, details, payload);
+                calls::callee_error(router, &c.realm, &caller, c.request, error, details, payload);
             }
         }
         LinkMsg::Interrupt { call, mode, reason } => {

@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 
-use super::handle::{PendingCall, PendingInvocation, SessionHandle, Target};
+use super::handle::{PendingCall, PendingInvocation, Reroute, SessionHandle, Target};
 use super::link::{LinkMsg, RemoteCall};
 use super::realm::Realm;
 use super::table::{Command, Outcome};
 use super::{Router, now_ms};
 use super::{calls, meta};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
-use crate::ids::{RegistrationId, RequestId, SessionId};
+use crate::ids::{NodeId, RegistrationId, RequestId, SessionId};
 use crate::wamp::message::{
     Call, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered, code,
 };
@@ -134,44 +134,93 @@ pub fn call(
         calls::continue_call(router, realm, me, pending, m);
         return Ok(());
     }
-    let reply = |uri: &str, msg: &str| me.send(&error_reply(code::CALL, m.request, uri, msg)).ok();
     if !uri::is_valid(&m.procedure, realm.uri_check) {
-        reply(errors::INVALID_URI, "invalid procedure URI");
+        me.send(&error_reply(code::CALL, m.request, errors::INVALID_URI, "invalid procedure URI")).ok();
         return Ok(());
     }
     if meta::is_meta(&m.procedure) {
         meta::call(router, realm, me, m);
         return Ok(());
     }
-    let target = router.replica.read(|t| {
-        let reg = t.realm(&realm.name)?.registrations.lookup(&m.procedure)?;
-        let turn = if reg.invoke == InvokePolicy::RoundRobin { realm.next_turn(reg.id) } else { 0 };
-        let random = if reg.invoke == InvokePolicy::Random { crate::ids::random_id() as usize } else { 0 };
-        let callee = if reg.callees.iter().all(|c| router.reachable(c.node)) {
-            *reg.callees.get(reg.invoke.pick(reg.callees.len(), turn, random))?
-        } else {
-            let up: Vec<&Callee> = reg.callees.iter().filter(|c| router.reachable(c.node)).collect();
-            let candidates = if up.is_empty() { reg.callees.iter().collect() } else { up };
-            **candidates.get(reg.invoke.pick(candidates.len(), turn, random))?
-        };
-        Some((reg.id, reg.policy, callee))
-    });
-    let Some((registration, policy, callee)) = target else {
-        reply(errors::NO_SUCH_PROCEDURE, "no callee registered for procedure");
-        return Ok(());
-    };
-    let passthru = ppt::in_use(&m.options);
-    if passthru && !me.has_feature("caller", ppt::FEATURE) {
+    if ppt::in_use(&m.options) && !me.has_feature("caller", ppt::FEATURE) {
         return Err(Violation("payload passthru used without announcing it"));
     }
-    let receive_progress = dict_bool(&m.options, "receive_progress");
-    let progress = dict_bool(&m.options, "progress");
-    if progress && !me.has_feature("caller", PROGRESSIVE_INVOCATIONS) {
+    if dict_bool(&m.options, "progress") && !me.has_feature("caller", PROGRESSIVE_INVOCATIONS) {
         return Err(Violation("progressive CALL without announcing progressive_call_invocations"));
     }
+    let token = router.next_call_id();
+    let timeout = m.options.get("timeout").and_then(Value::as_u64).filter(|&ms| ms > 0);
+    let Call { request, options, procedure, payload } = m;
+    let call = Routed { request, procedure: &procedure, options: &options, token, tried: Vec::new() };
+    if let Err((uri, why)) = dispatch(router, realm, me, call, payload) {
+        me.send(&error_reply(code::CALL, request, uri, why)).ok();
+        return Ok(());
+    }
+    if let Some(ms) = timeout {
+        calls::arm_timeout(router.clone(), realm.clone(), me.clone(), request, token, ms);
+    }
+    Ok(())
+}
+
+/// A call being routed to a callee: first time, or again after `wamp.error.unavailable`.
+pub struct Routed<'a> {
+    /// The caller's CALL request id.
+    pub request: RequestId,
+    /// The called procedure.
+    pub procedure: &'a str,
+    /// CALL.Options.
+    pub options: &'a Dict,
+    /// The call's unique token (also its id on the link).
+    pub token: u64,
+    /// Callees that answered `wamp.error.unavailable` already.
+    pub tried: Vec<(NodeId, SessionId)>,
+}
+
+/// Picks the callee for a call among the registration's reachable callees not yet
+/// tried, by the invoke policy (the rerouting rules: an unavailable callee "virtually
+/// does not exist"). Returns the registration, its match policy, the callee and the
+/// number of callees the registration has.
+fn pick_callee(
+    router: &Router,
+    realm: &Realm,
+    procedure: &str,
+    tried: &[(NodeId, SessionId)],
+) -> Result<(RegistrationId, MatchPolicy, Callee, usize), (&'static str, &'static str)> {
+    router.replica.read(|t| {
+        let Some(reg) = t.realm(&realm.name).and_then(|r| r.registrations.lookup(procedure)) else {
+            return Err((errors::NO_SUCH_PROCEDURE, "no callee registered for procedure"));
+        };
+        let untried = |c: &&Callee| !tried.contains(&(c.node, c.session));
+        let up: Vec<&Callee> =
+            reg.callees.iter().filter(untried).filter(|c| router.reachable(c.node)).collect();
+        let candidates = if up.is_empty() && tried.is_empty() { reg.callees.iter().collect() } else { up };
+        if candidates.is_empty() {
+            return Err((errors::NO_AVAILABLE_CALLEE, "every callee of the procedure is unavailable"));
+        }
+        let turn = if reg.invoke == InvokePolicy::RoundRobin { realm.next_turn(reg.id) } else { 0 };
+        let random = if reg.invoke == InvokePolicy::Random { crate::ids::random_id() as usize } else { 0 };
+        let callee = *candidates[reg.invoke.pick(candidates.len(), turn, random)];
+        Ok((reg.id, reg.policy, callee, reg.callees.len()))
+    })
+}
+
+/// Routes a call to a callee on this or another node and records it as pending.
+/// On `Err`, nothing was sent and the caller is to be answered with the error.
+pub fn dispatch(
+    router: &Router,
+    realm: &Realm,
+    me: &SessionHandle,
+    call: Routed<'_>,
+    payload: Payload,
+) -> Result<(), (&'static str, &'static str)> {
+    let Routed { request, procedure, options, token, mut tried } = call;
+    let (registration, policy, callee, callees) = pick_callee(router, realm, procedure, &tried)?;
+    let passthru = ppt::in_use(options);
+    let receive_progress = dict_bool(options, "receive_progress");
+    let progress = dict_bool(options, "progress");
     let mut details = Dict::new();
     if policy != MatchPolicy::Exact {
-        details.insert("procedure".into(), m.procedure.as_str().into());
+        details.insert("procedure".into(), procedure.into());
     }
     if receive_progress {
         details.insert("receive_progress".into(), true.into());
@@ -179,12 +228,22 @@ pub fn call(
     if progress {
         details.insert("progress".into(), true.into());
     }
-    ppt::forward(&m.options, &mut details);
-    let disclose = callee.disclose_caller || dict_bool(&m.options, "disclose_me");
+    ppt::forward(options, &mut details);
+    let disclose = callee.disclose_caller || dict_bool(options, "disclose_me");
     if disclose {
         calls::disclose_caller(me, &mut details);
     }
-    let token = router.next_call_id();
+    // A progressive call invocation can't be re-routed (its first chunks went to the
+    // unavailable callee); neither can a call with nobody else to go to.
+    let reroute = (!progress && callees > 1).then(|| {
+        tried.push((callee.node, callee.session));
+        Arc::new(Reroute {
+            procedure: procedure.to_owned(),
+            options: options.clone(),
+            payload: payload.clone(),
+            tried,
+        })
+    });
     let pending = |target| PendingCall {
         target,
         registration,
@@ -194,56 +253,51 @@ pub fn call(
         disclose,
         touched: tokio::time::Instant::now(),
         started: std::time::Instant::now(),
+        reroute,
     };
     if callee.node == router.node {
         let Some(session) = realm.session(callee.session) else {
-            reply(errors::NO_SUCH_PROCEDURE, "the callee has just left");
-            return Ok(());
+            return Err((errors::NO_SUCH_PROCEDURE, "the callee has just left"));
         };
         if passthru && !session.has_feature("callee", ppt::FEATURE) {
-            reply(errors::FEATURE_NOT_SUPPORTED, "the callee does not support payload passthru mode");
-            return Ok(());
+            return Err((errors::FEATURE_NOT_SUPPORTED, "the callee does not support payload passthru mode"));
         }
         if progress && !session.has_feature("callee", PROGRESSIVE_INVOCATIONS) {
-            reply(errors::FEATURE_NOT_SUPPORTED, "the callee does not support progressive call invocations");
-            return Ok(());
+            let why = "the callee does not support progressive call invocations";
+            return Err((errors::FEATURE_NOT_SUPPORTED, why));
         }
-        let origin = PendingInvocation::Local { caller: me.id, call: m.request };
+        let origin = PendingInvocation::Local { caller: me.id, call: request };
         let Some(invocation) = session.start_invocation(origin) else {
-            reply(errors::CANCELED, "the callee has just left");
-            return Ok(());
+            return Err((errors::CANCELED, "the callee has just left"));
         };
         // The call is recorded before the INVOCATION leaves, so a fast YIELD finds it.
-        me.start_call(m.request, pending(Target::Local { callee: session.id, invocation }));
-        let inv = Invocation { request: invocation, registration, details, payload: m.payload };
+        me.start_call(request, pending(Target::Local { callee: session.id, invocation }));
+        let inv = Invocation { request: invocation, registration, details, payload };
         if session.send(&Message::Invocation(inv)).is_err() {
             session.forget_invocation(invocation);
-            me.finish_call(m.request);
-            reply(errors::CANCELED, "the callee could not take the invocation");
-            return Ok(());
+            me.finish_call(request);
+            return Err((errors::CANCELED, "the callee could not take the invocation"));
         }
     } else {
-        let remote =
-            RemoteCall { realm: realm.clone(), caller: me.id, request: m.request, node: callee.node };
+        let Some(caller_realm) = router.realm(&realm.name) else {
+            return Err((errors::NO_SUCH_REALM, "the realm is gone"));
+        };
+        let remote = RemoteCall { realm: caller_realm, caller: me.id, request, node: callee.node };
         router.remote_calls.insert(token, remote);
-        me.start_call(m.request, pending(Target::Remote { node: callee.node, call: token }));
+        me.start_call(request, pending(Target::Remote { node: callee.node, call: token }));
         let msg = LinkMsg::Invoke {
             realm: realm.name.clone(),
             call: token,
             callee: callee.session,
             registration,
             details,
-            payload: m.payload,
+            payload,
         };
         if router.send_link(callee.node, msg).is_err() {
             router.remote_calls.remove(&token);
-            me.finish_call(m.request);
-            reply(errors::CANCELED, "no link to the callee's node");
-            return Ok(());
+            me.finish_call(request);
+            return Err((errors::CANCELED, "no link to the callee's node"));
         }
-    }
-    if let Some(ms) = m.options.get("timeout").and_then(Value::as_u64).filter(|&ms| ms > 0) {
-        calls::arm_timeout(router.clone(), realm.clone(), me.clone(), m.request, token, ms);
     }
     Ok(())
 }

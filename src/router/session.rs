@@ -330,6 +330,7 @@ pub const DEALER_FEATURES: &[&str] = &[
     "progressive_call_invocations",
     "call_canceling",
     "call_timeout",
+    "call_reroute",
     "session_meta_api",
     "registration_meta_api",
     "testament_meta_api",
