@@ -72,6 +72,9 @@ pub struct RealmConfig {
     /// Authentication (`[realms.auth]`); absent: anonymous clients only.
     #[serde(default)]
     pub auth: Option<crate::auth::AuthConfig>,
+    /// Topics whose events are kept for `wamp.subscription.get_events` (`[[realms.history]]`).
+    #[serde(default)]
+    pub history: Vec<crate::router::history::HistoryConfig>,
 }
 
 impl RealmConfig {
@@ -228,7 +231,12 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            realms: vec![RealmConfig { name: "realm1".into(), uri_check: UriCheck::Loose, auth: None }],
+            realms: vec![RealmConfig {
+                name: "realm1".into(),
+                uri_check: UriCheck::Loose,
+                auth: None,
+                history: Vec::new(),
+            }],
             websocket: WebSocketConfig::default(),
             rawsocket: RawSocketConfig::default(),
             limits: Limits::default(),
@@ -275,6 +283,9 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("realm {:?} is configured twice", r.name)));
             }
             r.authenticator()?;
+            for h in &r.history {
+                h.policy().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;
+            }
         }
         parse_listen("websocket.listen", &self.websocket.listen)?;
         parse_listen("rawsocket.listen", &self.rawsocket.listen)?;

@@ -57,6 +57,12 @@ impl Audience {
         })
     }
 
+    /// True when a rule names sessions by id: such a publication is not kept in
+    /// event history (session ids mean nothing to a later session).
+    pub fn names_sessions(&self) -> bool {
+        !self.exclude.is_empty() || self.eligible.is_some()
+    }
+
     /// True when no rule is set (every subscriber is admitted).
     pub fn is_open(&self) -> bool {
         *self == Audience::default()

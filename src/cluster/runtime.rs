@@ -42,6 +42,9 @@ pub async fn start(cfg: &Config) -> Result<Arc<Router>, ClusterError> {
     }
     router.set_links(links);
     tokio::spawn(watch_node_down(router.clone()));
+    for realm in router.realms() {
+        crate::router::history::pin(&router, realm).await;
+    }
     Ok(router)
 }
 
@@ -58,12 +61,18 @@ async fn watch_node_down(router: Arc<Router>) {
         };
         if ev.node != router.node.0 {
             on_node_lost(&router, NodeId(ev.node));
+            if ev.publisher == router.node.0 {
+                crate::router::testament::publish_orphans(&router, ev.testaments);
+            }
             continue;
         }
         let mine = router.replica.cluster().map(|c| c.incarnation()).unwrap_or(0);
         if ev.incarnation == mine {
             tracing::warn!("this node was declared down by the cluster: ending local sessions");
             router.kill_all_sessions(errors::SYSTEM_SHUTDOWN, "this node was cut off from the cluster");
+            for realm in router.realms() {
+                crate::router::history::pin(&router, realm).await;
+            }
         }
     }
 }

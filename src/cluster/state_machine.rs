@@ -134,8 +134,24 @@ impl Replicated {
     }
 
     fn purge(&self, node: u64, incarnation: u64, log_index: u64) {
-        self.write_table().apply(Command::NodeDown { node: NodeId(node) });
-        self.down.send(NodeDownEvent { node, incarnation, log_index }).ok();
+        let outcome = self.write_table().apply(Command::NodeDown { node: NodeId(node) });
+        self.announce_down(node, incarnation, log_index, outcome);
+    }
+
+    /// Reports a purge, with the testaments it orphaned and who publishes them.
+    fn announce_down(&self, node: u64, incarnation: u64, log_index: u64, outcome: Outcome) {
+        let testaments = match outcome {
+            Outcome::Orphaned(t) => t,
+            _ => Vec::new(),
+        };
+        let publisher = self
+            .nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(id, n)| n.up && **id != node)
+            .map_or(0, |(id, _)| *id);
+        self.down.send(NodeDownEvent { node, incarnation, log_index, testaments, publisher }).ok();
     }
 
     /// Applies one request; returns its outcome.
@@ -155,9 +171,8 @@ impl Replicated {
                             n.incarnation
                         })
                     };
-                    self.down
-                        .send(NodeDownEvent { node, incarnation: incarnation.unwrap_or(0), log_index })
-                        .ok();
+                    self.announce_down(node, incarnation.unwrap_or(0), log_index, outcome);
+                    return Outcome::Done;
                 }
                 outcome
             }
@@ -211,7 +226,14 @@ impl Replicated {
                 None => true,
             };
             if gone && info.up {
-                self.down.send(NodeDownEvent { node: id, incarnation: info.incarnation, log_index }).ok();
+                let ev = NodeDownEvent {
+                    node: id,
+                    incarnation: info.incarnation,
+                    log_index,
+                    testaments: Vec::new(),
+                    publisher: 0,
+                };
+                self.down.send(ev).ok();
             }
         }
     }

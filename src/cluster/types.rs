@@ -84,4 +84,9 @@ pub struct NodeDownEvent {
     pub incarnation: u64,
     /// Log index of the entry that purged it.
     pub log_index: u64,
+    /// Testaments its sessions left, by realm: published by `publisher`.
+    pub testaments: Vec<(String, crate::router::table::StoredTestament)>,
+    /// The surviving node that publishes them: the lowest id up after the purge
+    /// (every node computes the same from the replicated liveness table).
+    pub publisher: u64,
 }

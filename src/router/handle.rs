@@ -140,6 +140,8 @@ pub struct SessionHandle {
     registrations: Mutex<HashSet<RegistrationId>>,
     /// Testaments, in the order added.
     testaments: Mutex<Vec<Testament>>,
+    /// Set when the session starts leaving (replicated testaments check it).
+    left: std::sync::atomic::AtomicBool,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
@@ -168,6 +170,7 @@ impl SessionHandle {
             subscriptions: Mutex::default(),
             registrations: Mutex::default(),
             testaments: Mutex::default(),
+            left: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -287,6 +290,21 @@ impl SessionHandle {
     pub fn set_registered(&self, id: RegistrationId, on: bool) -> bool {
         let mut regs = lock(&self.registrations);
         if on { regs.insert(id) } else { regs.remove(&id) }
+    }
+
+    /// Marks the session as leaving.
+    pub fn mark_left(&self) {
+        self.left.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// True once the session started leaving.
+    pub fn has_left(&self) -> bool {
+        self.left.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// True when the session holds testaments.
+    pub fn has_testaments(&self) -> bool {
+        !lock(&self.testaments).is_empty()
     }
 
     /// Adds a testament.

@@ -52,6 +52,10 @@ pub enum LinkMsg {
     Interrupt { call: u64, mode: String, reason: String },
     /// The error of call `call`.
     Error { call: u64, error: String, details: Dict, payload: Payload },
+    /// A meta API question about the receiving node's sessions ([`super::query`]).
+    Query { id: u64, realm: String, op: String, payload: Payload },
+    /// The answer to query `id`; `error` is empty on success.
+    Answer { id: u64, error: String, payload: Payload },
 }
 
 /// The link is down: the message could not be queued.
@@ -116,6 +120,10 @@ pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
                 calls::callee_error(router, &c.realm, &caller, c.request, error, details, payload);
             }
         }
+        LinkMsg::Query { id, realm, op, payload } => {
+            super::query::on_query(router, from, id, realm, op, payload)
+        }
+        LinkMsg::Answer { id, error, payload } => super::query::on_answer(router, id, error, payload),
         LinkMsg::Interrupt { call, mode, reason } => {
             let Some(entry) = router.remote_invocations.get(&(from, call)).map(|e| e.clone()) else { return };
             let (realm, callee, invocation) = entry;

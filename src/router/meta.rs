@@ -11,8 +11,10 @@ use std::sync::Arc;
 use super::Router;
 use super::handle::{SessionHandle, Testament};
 use super::pubsub::{Publication, publish_meta, route};
+use super::query::{self, Answer};
 use super::realm::Realm;
 use super::rpc::error_reply;
+use super::table::Command;
 use crate::broker::Audience;
 use crate::dict;
 use crate::ids::{PublicationId, RegistrationId, SessionId, SubscriptionId, random_id};
@@ -33,8 +35,6 @@ pub fn is_meta(procedure: &str) -> bool {
         || procedure.starts_with("wamp.subscription.")
 }
 
-type Answer = Result<Payload, (String, String)>;
-
 fn err(uri: &str, why: impl Into<String>) -> Answer {
     Err((uri.to_owned(), why.into()))
 }
@@ -43,16 +43,48 @@ fn one(v: impl Into<Value>) -> Answer {
     Ok(Payload::args(vec![v.into()]))
 }
 
-/// Handles a CALL to a meta procedure and answers it.
-pub fn call(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Call) {
+/// Handles a CALL to a meta procedure and answers it. What this node knows (the
+/// replicated registrations and subscriptions, the caller's own testaments) is
+/// answered at once; what needs the other nodes (their sessions and subscribers,
+/// revocations) is answered from a task that asks them ([`super::query`]).
+pub fn call(router: &Arc<Router>, realm: &Arc<Realm>, me: &Arc<SessionHandle>, m: Call) {
     let args = m.payload.args.clone().unwrap_or_default();
     let kwargs = m.payload.kwargs.clone().unwrap_or_default();
-    let answer = match m.procedure.split_once('.').map(|(_, rest)| rest) {
-        Some(p) if p.starts_with("session.") => session_call(realm, me, &p[8..], &args, &kwargs),
-        Some(p) if p.starts_with("registration.") => registration_call(router, realm, &p[13..], &args),
-        Some(p) if p.starts_with("subscription.") => subscription_call(router, realm, &p[13..], &args),
-        _ => err(errors::NO_SUCH_PROCEDURE, "no such meta procedure"),
+    let name = m.procedure.split_once('.').map_or("", |(_, rest)| rest).to_owned();
+    if name == "session.add_testament" || name == "session.flush_testaments" {
+        // The session's own copy changes now, before its next message is handled;
+        // the answer waits until the replicated copy is committed.
+        let (answer, cmd) = testament_call(router, realm, me, &name[8..], &args, &kwargs);
+        let Some(cmd) = cmd else { return reply(me, m, answer) };
+        let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
+        tokio::spawn(async move {
+            super::testament::replicate(&router, &realm.name, &me, cmd).await;
+            reply(&me, m, answer);
+        });
+        return;
+    }
+    let now = match name.as_str() {
+        p if p.starts_with("session.") => None,
+        "registration.remove_callee" | "subscription.remove_subscriber" => None,
+        "subscription.list_subscribers" | "subscription.count_subscribers" => None,
+        p if p.starts_with("registration.") => Some(registration_call(router, realm, &p[13..], &args)),
+        p if p.starts_with("subscription.") => {
+            Some(subscription_call(router, realm, me, &p[13..], &args, &kwargs))
+        }
+        _ => Some(err(errors::NO_SUCH_PROCEDURE, "no such meta procedure")),
     };
+    if let Some(answer) = now {
+        reply(me, m, answer);
+        return;
+    }
+    let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
+    tokio::spawn(async move {
+        let answer = cluster_call(&router, &realm, &me, &name, &args, &kwargs).await;
+        reply(&me, m, answer);
+    });
+}
+
+fn reply(me: &SessionHandle, m: Call, answer: Answer) {
     let msg = match answer {
         Ok(payload) => Message::Result(CallResult { request: m.request, details: Dict::new(), payload }),
         Err((uri, why)) if uri == errors::NO_SUCH_PROCEDURE => {
@@ -67,6 +99,115 @@ pub fn call(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Call) {
         }),
     };
     me.send(&msg).ok();
+}
+
+/// Asks this node and every other node; the successful answers' first arguments.
+async fn everywhere(router: &Arc<Router>, realm: &Arc<Realm>, op: &str, payload: Payload) -> Vec<Value> {
+    let here = query::answer_here(router, realm, op, &payload).await;
+    let there = query::ask_peers(router, &realm.name, op, &payload).await;
+    std::iter::once(here)
+        .chain(there.into_iter().map(|(_, a)| a))
+        .filter_map(|a| a.ok()?.args?.into_iter().next())
+        .collect()
+}
+
+/// Asks this node, then the others until one succeeds (the session lives on one node).
+async fn wherever(router: &Arc<Router>, realm: &Arc<Realm>, op: &str, payload: Payload) -> Answer {
+    let here = query::answer_here(router, realm, op, &payload).await;
+    if !matches!(&here, Err((uri, _)) if uri == NO_SUCH_SESSION) {
+        return here;
+    }
+    for (_, answer) in query::ask_peers(router, &realm.name, op, &payload).await {
+        if !matches!(&answer, Err((uri, _)) if uri == NO_SUCH_SESSION) {
+            return answer;
+        }
+    }
+    here
+}
+
+/// Concatenates lists answered by several nodes.
+fn concat(lists: Vec<Value>) -> Vec<Value> {
+    lists.into_iter().filter_map(|v| v.as_list().cloned()).flatten().collect()
+}
+
+/// The cluster-wide meta procedures: sessions, subscribers and revocations.
+async fn cluster_call(
+    router: &Arc<Router>,
+    realm: &Arc<Realm>,
+    me: &Arc<SessionHandle>,
+    name: &str,
+    args: &List,
+    kwargs: &Dict,
+) -> Answer {
+    let reason = kwargs.get("reason").and_then(Value::as_str).unwrap_or(KILLED);
+    if name.starts_with("session.kill") && !uri::is_valid(reason, uri::UriCheck::Loose) {
+        return err(errors::INVALID_URI, "reason must be a valid URI");
+    }
+    let with = |args: List| Payload { args: Some(args), kwargs: Some(kwargs.clone()) };
+    match name {
+        "session.count" | "session.list" => {
+            let roles = role_filter(args).map(|r| Value::List(r.into_iter().map(Value::from).collect()));
+            let ids = concat(
+                everywhere(router, realm, "session.list", with(vec![roles.unwrap_or(Value::Null)])).await,
+            );
+            if name == "session.count" { one(ids.len() as u64) } else { one(ids) }
+        }
+        "session.get" | "session.kill" => {
+            let Some(id) = arg_u64(args, 0) else {
+                return err(errors::INVALID_ARGUMENT, "session id expected");
+            };
+            if name == "session.kill" && id == me.id.0 {
+                return err(NO_SUCH_SESSION, "a session cannot kill itself");
+            }
+            wherever(router, realm, name, with(vec![id.into()])).await
+        }
+        "session.kill_by_authid" | "session.kill_by_authrole" => {
+            let Some(key) = arg_str(args, 0) else { return err(errors::INVALID_ARGUMENT, "string expected") };
+            let field = if name == "session.kill_by_authid" { "authid" } else { "authrole" };
+            let q = with(vec![field.into(), key.into(), me.id.0.into()]);
+            let killed = concat(everywhere(router, realm, "session.kill_by", q).await);
+            if field == "authid" { one(killed) } else { one(killed.len() as u64) }
+        }
+        "session.kill_all" => {
+            let killed =
+                concat(everywhere(router, realm, "session.kill_all", with(vec![me.id.0.into()])).await);
+            one(killed.len() as u64)
+        }
+        "subscription.list_subscribers" | "subscription.count_subscribers" => {
+            let Some(id) = arg_u64(args, 0) else { return err(errors::INVALID_ARGUMENT, "id expected") };
+            let known = router.replica.read(|t| {
+                t.realm(&realm.name).and_then(|r| r.subscriptions.get(SubscriptionId(id))).is_some()
+            });
+            if !known {
+                return err(errors::NO_SUCH_SUBSCRIPTION, "no subscription with that id");
+            }
+            let ids =
+                concat(everywhere(router, realm, "subscription.subscribers", with(vec![id.into()])).await);
+            if name == "subscription.list_subscribers" { one(ids) } else { one(ids.len() as u64) }
+        }
+        "registration.remove_callee" => {
+            let (Some(id), Some(session)) = (arg_u64(args, 0), arg_u64(args, 1)) else {
+                return err(errors::INVALID_ARGUMENT, "a registration id and a session id expected");
+            };
+            let node = router.replica.read(|t| {
+                let reg = t.realm(&realm.name)?.registrations.get(RegistrationId(id))?;
+                reg.callees.iter().find(|c| c.session.0 == session).map(|c| c.node)
+            });
+            let payload = with(vec![id.into(), session.into()]);
+            match node {
+                None => err(errors::NO_SUCH_REGISTRATION, "no such registration with that callee"),
+                Some(n) if n == router.node => query::answer_here(router, realm, name, &payload).await,
+                Some(n) => query::ask(router, n, &realm.name, name, payload).await,
+            }
+        }
+        "subscription.remove_subscriber" => {
+            let (Some(id), Some(session)) = (arg_u64(args, 0), arg_u64(args, 1)) else {
+                return err(errors::INVALID_ARGUMENT, "a subscription id and a session id expected");
+            };
+            wherever(router, realm, name, with(vec![id.into(), session.into()])).await
+        }
+        _ => err(errors::NO_SUCH_PROCEDURE, "no such meta procedure"),
+    }
 }
 
 fn arg_u64(args: &List, i: usize) -> Option<u64> {
@@ -95,90 +236,36 @@ fn role_filter(args: &List) -> Option<Vec<String>> {
     Some(list.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
 }
 
-fn session_call(realm: &Realm, me: &SessionHandle, name: &str, args: &List, kwargs: &Dict) -> Answer {
-    let reason = kwargs.get("reason").and_then(Value::as_str).unwrap_or(KILLED).to_owned();
-    if name.starts_with("kill") && !uri::is_valid(&reason, uri::UriCheck::Loose) {
-        return err(errors::INVALID_URI, "reason must be a valid URI");
-    }
-    let message = kwargs.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
-    let others = || realm.sessions.iter().filter(|s| s.id != me.id).map(|s| s.clone()).collect::<Vec<_>>();
-    let kill = |victims: Vec<Arc<SessionHandle>>| {
-        for v in &victims {
-            v.kill(&reason, &message);
-        }
-        victims
+/// `add_testament` / `flush_testaments` on the session's own copy; the command that
+/// replicates the change, if any.
+fn testament_call(
+    router: &Router,
+    realm: &Realm,
+    me: &Arc<SessionHandle>,
+    name: &str,
+    args: &List,
+    kwargs: &Dict,
+) -> (Answer, Option<Command>) {
+    let Some(detached) = testament_scope(kwargs) else {
+        return (err(errors::INVALID_ARGUMENT, "scope must be 'destroyed' or 'detached'"), None);
     };
-    match name {
-        "count" | "list" => {
-            let roles = role_filter(args);
-            let ids: Vec<Value> = realm
-                .sessions
-                .iter()
-                .filter(|s| roles.as_ref().is_none_or(|r| r.contains(&s.identity.authrole)))
-                .map(|s| Value::from(s.id.0))
-                .collect();
-            if name == "count" { one(ids.len() as u64) } else { one(ids) }
-        }
-        "get" => {
-            let Some(id) = arg_u64(args, 0) else {
-                return err(errors::INVALID_ARGUMENT, "session id expected");
-            };
-            match realm.session(SessionId(id)) {
-                Some(s) => one(session_details(&s)),
-                None => err(NO_SUCH_SESSION, "no session with that id"),
-            }
-        }
-        "kill" => {
-            let Some(id) = arg_u64(args, 0) else {
-                return err(errors::INVALID_ARGUMENT, "session id expected");
-            };
-            if id == me.id.0 {
-                return err(NO_SUCH_SESSION, "a session cannot kill itself");
-            }
-            match realm.session(SessionId(id)) {
-                Some(s) => {
-                    kill(vec![s]);
-                    Ok(Payload::default())
-                }
-                None => err(NO_SUCH_SESSION, "no session with that id"),
-            }
-        }
-        "kill_by_authid" | "kill_by_authrole" => {
-            let Some(key) = arg_str(args, 0) else { return err(errors::INVALID_ARGUMENT, "string expected") };
-            let by_id = name == "kill_by_authid";
-            let victims: Vec<_> = others()
-                .into_iter()
-                .filter(|s| if by_id { s.identity.authid == key } else { s.identity.authrole == key })
-                .collect();
-            let killed = kill(victims);
-            if by_id {
-                one(killed.iter().map(|s| Value::from(s.id.0)).collect::<Vec<_>>())
-            } else {
-                one(killed.len() as u64)
-            }
-        }
-        "kill_all" => one(kill(others()).len() as u64),
-        "add_testament" => {
-            let Some(topic) = arg_str(args, 0).filter(|t| uri::is_valid(t, realm.uri_check)) else {
-                return err(errors::INVALID_URI, "a valid topic URI expected");
-            };
-            let Some(detached) = testament_scope(kwargs) else {
-                return err(errors::INVALID_ARGUMENT, "scope must be 'destroyed' or 'detached'");
-            };
-            let payload = Payload {
-                args: args.get(1).and_then(Value::as_list).cloned(),
-                kwargs: args.get(2).and_then(Value::as_dict).cloned(),
-            };
-            let options = kwargs.get("publish_options").and_then(Value::as_dict).cloned().unwrap_or_default();
-            me.add_testament(Testament { topic: topic.to_owned(), payload, options, detached });
-            Ok(Payload::default())
-        }
-        "flush_testaments" => match testament_scope(kwargs) {
-            Some(detached) => one(me.flush_testaments(detached) as u64),
-            None => err(errors::INVALID_ARGUMENT, "scope must be 'destroyed' or 'detached'"),
-        },
-        _ => err(errors::NO_SUCH_PROCEDURE, "no such meta procedure"),
+    if name == "flush_testaments" {
+        let flushed = me.flush_testaments(detached);
+        let cmd = Command::FlushTestaments { realm: realm.name.clone(), session: me.id, detached };
+        return (one(flushed as u64), Some(cmd));
     }
+    let Some(topic) = arg_str(args, 0).filter(|t| uri::is_valid(t, realm.uri_check)) else {
+        return (err(errors::INVALID_URI, "a valid topic URI expected"), None);
+    };
+    let payload = Payload {
+        args: args.get(1).and_then(Value::as_list).cloned(),
+        kwargs: args.get(2).and_then(Value::as_dict).cloned(),
+    };
+    let options = kwargs.get("publish_options").and_then(Value::as_dict).cloned().unwrap_or_default();
+    let testament = Testament { topic: topic.to_owned(), payload, options, detached };
+    let cmd = super::testament::add_command(router, &realm.name, me, &testament);
+    me.add_testament(testament);
+    (Ok(Payload::default()), Some(cmd))
 }
 
 fn match_of(kwargs_or_options: Option<&Value>) -> MatchPolicy {
@@ -241,7 +328,14 @@ fn registration_empty(name: &str, args: &List) -> Answer {
     }
 }
 
-fn subscription_call(router: &Router, realm: &Realm, name: &str, args: &List) -> Answer {
+fn subscription_call(
+    router: &Router,
+    realm: &Realm,
+    me: &SessionHandle,
+    name: &str,
+    args: &List,
+    kwargs: &Dict,
+) -> Answer {
     let sub = |id: u64| {
         router
             .replica
@@ -275,19 +369,26 @@ fn subscription_call(router: &Router, realm: &Realm, name: &str, args: &List) ->
             });
             one(if ids.is_empty() { Value::Null } else { Value::List(ids) })
         }
-        "get" | "list_subscribers" | "count_subscribers" => {
+        "get_events" => {
             let Some(id) = arg_u64(args, 0) else { return err(errors::INVALID_ARGUMENT, "id expected") };
-            let Some(s) = sub(id) else {
+            if sub(id).is_none() {
                 return err(errors::NO_SUCH_SUBSCRIPTION, "no subscription with that id");
+            }
+            let Some(history) = realm.history(SubscriptionId(id)) else {
+                return err(errors::INVALID_ARGUMENT, "no event history is kept for this subscription");
             };
-            let local: Vec<Value> = realm
-                .subscribers(s.id)
-                .map(|l| l.iter().map(|h| Value::from(h.id.0)).collect())
-                .unwrap_or_default();
-            match name {
-                "get" => one(subscription_details(&s)),
-                "list_subscribers" => one(local),
-                _ => one(local.len() as u64),
+            match super::history::Query::from_kwargs(kwargs) {
+                Ok(q) => {
+                    one(history.query(SubscriptionId(id), &q, &me.identity.authid, &me.identity.authrole))
+                }
+                Err(why) => err(errors::INVALID_ARGUMENT, why),
+            }
+        }
+        "get" => {
+            let Some(id) = arg_u64(args, 0) else { return err(errors::INVALID_ARGUMENT, "id expected") };
+            match sub(id) {
+                Some(s) => one(subscription_details(&s)),
+                None => err(errors::NO_SUCH_SUBSCRIPTION, "no subscription with that id"),
             }
         }
         _ => err(errors::NO_SUCH_PROCEDURE, "no such meta procedure"),

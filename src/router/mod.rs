@@ -3,18 +3,22 @@
 
 pub mod calls;
 pub mod handle;
+pub mod history;
 pub mod link;
 pub mod meta;
 pub mod outbox;
 pub mod pubsub;
+pub mod query;
 pub mod realm;
 pub mod replica;
+pub mod revoke;
 pub mod rpc;
 pub mod session;
 pub mod table;
+pub mod testament;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use dashmap::DashMap;
 
@@ -48,8 +52,12 @@ pub struct Router {
     /// Invocations of local callees for calls kept on other nodes, by (node, call id):
     /// (realm, callee session, INVOCATION request id).
     pub remote_invocations: DashMap<(NodeId, u64), (String, SessionId, RequestId)>,
-    /// Link call ids (also the unique token of every call).
+    /// Link call ids (also the unique token of every call and the id of every query).
     call_ids: IdSequence,
+    /// Meta queries sent to other nodes and awaiting their answer, by query id.
+    pub queries: DashMap<u64, tokio::sync::oneshot::Sender<query::Answer>>,
+    /// This router, for tasks spawned from a `&Router`.
+    this: Weak<Router>,
 }
 
 impl Router {
@@ -63,7 +71,7 @@ impl Router {
     pub fn with_replica(config: Config, node: NodeId, replica: Replica) -> Arc<Router> {
         let realms = config.realms.iter().map(|r| (r.name.clone(), Arc::new(Realm::new(r)))).collect();
         let (shutdown, _) = watch::channel(false);
-        Arc::new(Router {
+        Arc::new_cyclic(|this| Router {
             node,
             realms,
             replica,
@@ -73,7 +81,14 @@ impl Router {
             remote_calls: DashMap::new(),
             remote_invocations: DashMap::new(),
             call_ids: IdSequence::default(),
+            queries: DashMap::new(),
+            this: this.clone(),
         })
+    }
+
+    /// This router as an `Arc` (`None` only while it is being dropped).
+    pub fn arc(&self) -> Option<Arc<Router>> {
+        self.this.upgrade()
     }
 
     /// Installs the links to other nodes (once, by the cluster layer).
@@ -101,6 +116,11 @@ impl Router {
     /// A served realm.
     pub fn realm(&self, name: &str) -> Option<Arc<Realm>> {
         self.realms.get(name).cloned()
+    }
+
+    /// Every served realm.
+    pub fn realms(&self) -> impl Iterator<Item = &Arc<Realm>> {
+        self.realms.values()
     }
 
     /// Total joined sessions on this node.

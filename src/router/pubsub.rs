@@ -283,15 +283,24 @@ pub(crate) fn deliver(
     let mut msg =
         Message::Event(Event { subscription: SubscriptionId(0), publication, details: Dict::new(), payload });
     for &(id, policy) in matches {
-        let Some(subscribers) = realm.subscribers(id) else { continue };
+        let history = realm.history(id);
+        let subscribers = realm.subscribers(id);
+        if history.is_none() && subscribers.is_none() {
+            continue;
+        }
         if let Message::Event(event) = &mut msg {
             event.subscription = id;
             event.details = details.clone();
             if policy != MatchPolicy::Exact {
                 event.details.insert("topic".into(), topic.into());
             }
+            if let Some(h) = history {
+                h.record(topic, publication, &event.details, &event.payload, audience);
+            }
         }
-        fan_out(&msg, &subscribers, skip, audience);
+        if let Some(subscribers) = subscribers {
+            fan_out(&msg, &subscribers, skip, audience);
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use dashmap::DashMap;
 
 use super::handle::SessionHandle;
+use super::history::{History, HistoryConfig};
 use crate::config::RealmConfig;
 use crate::ids::{RegistrationId, SessionId, SubscriptionId};
 use crate::wamp::uri::UriCheck;
@@ -31,6 +32,10 @@ pub struct Realm {
     pub membership: tokio::sync::Mutex<()>,
     /// Round-robin turn per registration.
     turns: DashMap<RegistrationId, usize>,
+    /// Event history of the subscriptions this node keeps it for (pinned interest).
+    histories: RwLock<HashMap<SubscriptionId, Arc<History>>>,
+    /// The topics configured to keep history.
+    pub history_config: Vec<HistoryConfig>,
     /// How clients authenticate; `None` admits anonymous clients as `anonymous`.
     /// `Err` when the configuration could not be turned into one (every HELLO is refused).
     pub auth: Result<Option<crate::auth::Authenticator>, String>,
@@ -46,6 +51,8 @@ impl Realm {
             local_subs: RwLock::default(),
             membership: tokio::sync::Mutex::new(()),
             turns: DashMap::new(),
+            histories: RwLock::default(),
+            history_config: cfg.history.clone(),
             auth: cfg.authenticator().map_err(|e| e.to_string()),
         }
     }
@@ -75,18 +82,31 @@ impl Realm {
         map.insert(id, list.into());
     }
 
-    /// Removes a local subscriber; returns true when it was the last one on this node.
+    /// Removes a local subscriber; returns true when this node's interest in the
+    /// subscription ended (it was the last one and the subscription keeps no history).
     pub fn remove_subscriber(&self, id: SubscriptionId, session: SessionId) -> bool {
         let mut map = self.local_subs.write().unwrap_or_else(|e| e.into_inner());
         let Some(list) = map.get(&id) else { return false };
         let rest: Vec<_> = list.iter().filter(|s| s.id != session).cloned().collect();
         if rest.is_empty() {
             map.remove(&id);
-            true
+            self.history(id).is_none()
         } else {
             map.insert(id, rest.into());
             false
         }
+    }
+
+    /// The event history of a subscription, if this node keeps one.
+    pub fn history(&self, id: SubscriptionId) -> Option<Arc<History>> {
+        let map = self.histories.read().unwrap_or_else(|e| e.into_inner());
+        if map.is_empty() { None } else { map.get(&id).cloned() }
+    }
+
+    /// Starts keeping history for subscription `id` (this node's interest is pinned).
+    pub fn keep_history(&self, id: SubscriptionId, limit: usize) {
+        let mut map = self.histories.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(id).or_insert_with(|| Arc::new(History::new(limit)));
     }
 
     /// The next round-robin turn of a registration.

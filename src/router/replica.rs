@@ -69,7 +69,13 @@ impl Replica {
                 };
                 let outcome = self.table.write().unwrap_or_else(|e| e.into_inner()).apply(cmd);
                 if let Some(node) = down {
-                    self.direct_down.send(NodeDownEvent { node, incarnation: 0, log_index: 0 }).ok();
+                    let testaments = match outcome {
+                        Outcome::Orphaned(t) => t,
+                        _ => Vec::new(),
+                    };
+                    let ev = NodeDownEvent { node, incarnation: 0, log_index: 0, testaments, publisher: 0 };
+                    self.direct_down.send(ev).ok();
+                    return Ok(Outcome::Done);
                 }
                 Ok(outcome)
             }
@@ -79,6 +85,17 @@ impl Replica {
     /// Reads the table. Keep `f` short: it runs under the read lock.
     pub fn read<R>(&self, f: impl FnOnce(&RoutingTable) -> R) -> R {
         f(&self.table.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The other nodes the liveness table has up (none in direct mode or alone).
+    pub fn peers(&self, me: crate::ids::NodeId) -> Vec<crate::ids::NodeId> {
+        let Some(c) = &self.cluster else { return Vec::new() };
+        let nodes = c.replicated().nodes();
+        nodes
+            .into_iter()
+            .filter(|(id, n)| n.up && *id != me.0)
+            .map(|(id, _)| crate::ids::NodeId(id))
+            .collect()
     }
 
     /// The Raft node behind this replica (`None` in direct mode).

@@ -285,12 +285,13 @@ impl Session {
         self.phase = Phase::AwaitingHello;
         let Some((realm, me)) = self.joined.take() else { return };
         self.gauge = None;
+        me.mark_left();
         let (subs, regs) = me.take_routes();
         let gone_subs = {
             let _serial = realm.membership.lock().await;
             pubsub::leave(&realm, &me, subs.clone())
         };
-        if !regs.is_empty() || !gone_subs.is_empty() {
+        if !regs.is_empty() || !gone_subs.is_empty() || me.has_testaments() {
             let cmd = Command::SessionGone {
                 realm: realm.name.clone(),
                 node: self.router.node,
@@ -331,6 +332,7 @@ pub const DEALER_FEATURES: &[&str] = &[
     "call_canceling",
     "call_timeout",
     "call_reroute",
+    "registration_revocation",
     "session_meta_api",
     "registration_meta_api",
     "testament_meta_api",
@@ -346,6 +348,8 @@ pub const BROKER_FEATURES: &[&str] = &[
     "session_meta_api",
     "subscription_meta_api",
     "event_retention",
+    "event_history",
+    "subscription_revocation",
     "payload_passthru_mode",
 ];
 

@@ -48,6 +48,29 @@ pub enum Command {
     NodeDown { node: NodeId },
     /// Keep `event` as the retained event of `topic` (PUBLISH.Options.retain).
     Retain { realm: String, topic: String, event: Retained },
+    /// A session added a testament (`wamp.session.add_testament`).
+    AddTestament { realm: String, testament: StoredTestament },
+    /// A session flushed its testaments of one scope.
+    FlushTestaments { realm: String, session: SessionId, detached: bool },
+}
+
+/// A testament, replicated so that it is published even when the node of the session
+/// that left it dies: the node purge hands the dead node's testaments to one
+/// surviving node ([`Outcome::Orphaned`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTestament {
+    /// The session's node.
+    pub node: NodeId,
+    /// The session.
+    pub session: SessionId,
+    /// Topic to publish on.
+    pub topic: String,
+    /// Args and kwargs, neutral-encoded.
+    pub payload: Vec<u8>,
+    /// PUBLISH options, neutral-encoded.
+    pub options: Vec<u8>,
+    /// `detached` (true) or `destroyed` (false) scope.
+    pub detached: bool,
 }
 
 /// The last event published on a topic with `retain: true`, replicated so it
@@ -78,6 +101,8 @@ pub enum Outcome {
     Removed(Result<bool, RegisterError>),
     /// Nothing to report.
     Done,
+    /// A node was purged: the testaments its sessions left, by realm, to publish.
+    Orphaned(Vec<(String, StoredTestament)>),
 }
 
 /// Routing state of one realm.
@@ -90,6 +115,9 @@ pub struct RealmTable {
     /// Retained events by topic.
     #[serde(default)]
     pub retained: HashMap<String, Retained>,
+    /// Testaments of the realm's sessions, in the order they were added.
+    #[serde(default)]
+    pub testaments: Vec<StoredTestament>,
 }
 
 /// The whole replicated routing state.
@@ -155,6 +183,17 @@ impl RoutingTable {
                     for id in subscriptions {
                         t.subscriptions.remove_interest(node, id);
                     }
+                    t.testaments.retain(|x| x.session != session);
+                }
+                Outcome::Done
+            }
+            Command::AddTestament { realm, testament } => {
+                self.realms.entry(realm).or_default().testaments.push(testament);
+                Outcome::Done
+            }
+            Command::FlushTestaments { realm, session, detached } => {
+                if let Some(t) = self.realms.get_mut(&realm) {
+                    t.testaments.retain(|x| x.session != session || x.detached != detached);
                 }
                 Outcome::Done
             }
@@ -163,11 +202,18 @@ impl RoutingTable {
                 Outcome::Done
             }
             Command::NodeDown { node } => {
-                for t in self.realms.values_mut() {
+                let mut orphaned = Vec::new();
+                let mut realms: Vec<_> = self.realms.iter_mut().collect();
+                realms.sort_by(|a, b| a.0.cmp(b.0));
+                for (name, t) in realms {
                     t.subscriptions.remove_node(node);
                     t.registrations.remove_node(node);
+                    let (gone, kept) =
+                        std::mem::take(&mut t.testaments).into_iter().partition(|x| x.node == node);
+                    t.testaments = kept;
+                    orphaned.extend(gone.into_iter().map(|x: StoredTestament| (name.clone(), x)));
                 }
-                Outcome::Done
+                Outcome::Orphaned(orphaned)
             }
         }
     }

@@ -14,8 +14,8 @@
 # - event retention across nodes
 # - meta API across nodes: registration / subscription ids, lists, lookups and
 #   callees are cluster-wide; meta events reach subscribers on other nodes;
-#   list_subscribers / wamp.session.* are node-local (documented in
-#   src/router/meta.rs), so only the local view is asserted for them
+#   list_subscribers / count_subscribers are cluster-wide too (asked of every
+#   node, src/router/query.rs)
 # - testaments and payload passthru mode across nodes
 #
 # A node answers REGISTER/SUBSCRIBE once the change is applied on itself; the
@@ -586,9 +586,12 @@ async def test_subscription_meta_api_across_nodes(cluster, cw, unique):
     assert sorted(await call(observer, "wamp.subscription.match", base + ".x.t")) == sorted([pre3.id, wc2.id])
     d = await call(observer, "wamp.subscription.get", wc2.id)
     assert d["id"] == wc2.id and d["uri"] == base + "..t" and d["match"] == "wildcard", d
-    # list_subscribers / count_subscribers answer this node's subscribers
-    assert await call(s2, "wamp.subscription.list_subscribers", ex2.id) == [s2.session_id]
-    assert await call(s3, "wamp.subscription.count_subscribers", ex2.id) == 1
+    # list_subscribers / count_subscribers answer the subscribers on every node
+    both = sorted([s2.session_id, s3.session_id])
+    assert sorted(await call(s2, "wamp.subscription.list_subscribers", ex2.id)) == both
+    assert sorted(await call(observer, "wamp.subscription.list_subscribers", ex2.id)) == both
+    assert await call(s3, "wamp.subscription.count_subscribers", ex2.id) == 2
+    assert await call(observer, "wamp.subscription.count_subscribers", pre3.id) == 1
     # meta events published on nodes 2 and 3 reach the observer on node 1
     ids = {s2.session_id: 2, s3.session_id: 3}
     seen = []

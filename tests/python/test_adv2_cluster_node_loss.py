@@ -6,7 +6,8 @@
 #   get_retained on node 3 (exact) and on node 1 (prefix) still gets it.
 # - testament_meta_api: "a testament also fires when the session's node dies"
 #   (issue 5): a session on node 2 with a testament; node 2 is killed; a
-#   subscriber on node 3 must get the testament event.
+#   subscriber on node 3 gets the testament event exactly once (testaments are
+#   replicated; the lowest surviving node publishes the dead node's ones).
 #
 # Each test starts its own cluster (it kills a node), so the two are independent.
 # Node logs: target/test-logs/cluster/test_adv2_cluster_node_loss_<test>/node<N>.stderr.log.
@@ -66,11 +67,6 @@ async def test_retained_event_survives_the_publishers_node(cluster, cw, unique):
     assert (await log2.get())[0] == [22.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not implemented yet: testaments live in the memory of the session's node, "
-    "so they are lost with it (issue 5; see the README feature table)",
-)
 async def test_testament_fires_when_the_sessions_node_dies(cluster, cw, unique):
     topic = unique()
     watcher = await cw.session(router=cluster[3])
@@ -85,3 +81,11 @@ async def test_testament_fires_when_the_sessions_node_dies(cluster, cw, unique):
         pytest.fail(f"no testament event on node 3 within {NODE_LOSS_GRACE}s after node 2 (the testator's node) "
                     f"was killed")
     assert (args, kwargs) == (["node gone"], {"who": "testator"})
+    # published once, by one survivor: a barrier event published after the
+    # cluster settled arrives next, with no second testament before it
+    await cluster.sync(ids=[1, 3])
+    await call(watcher, "wamp.session.count")
+    barrier = await cw.session(router=cluster[1])
+    await barrier.publish(topic, "barrier", options=PublishOptions(acknowledge=True))
+    args, _, _ = await log.get(timeout=NODE_LOSS_GRACE)
+    assert args == ["barrier"], f"testament published more than once: {args}"

@@ -46,6 +46,15 @@ pub fn to_frame(msg: &LinkMsg) -> pb::Frame {
             details: encode_dict(details),
             payload: encode_payload(payload),
         }),
+        LinkMsg::Query { id, realm, op, payload } => Kind::Query(pb::Query {
+            id: *id,
+            realm: realm.clone(),
+            op: op.clone(),
+            payload: encode_payload(payload),
+        }),
+        LinkMsg::Answer { id, error, payload } => {
+            Kind::Answer(pb::Answer { id: *id, error: error.clone(), payload: encode_payload(payload) })
+        }
     };
     pb::Frame { kind: Some(kind) }
 }
@@ -83,6 +92,17 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, String> {
             error: e.error,
             details: decode_dict(&e.details).map_err(|e| e.to_string())?,
             payload: decode_payload(&e.payload).map_err(|e| e.to_string())?,
+        },
+        Kind::Query(q) => LinkMsg::Query {
+            id: q.id,
+            realm: q.realm,
+            op: q.op,
+            payload: decode_payload(&q.payload).map_err(|e| e.to_string())?,
+        },
+        Kind::Answer(a) => LinkMsg::Answer {
+            id: a.id,
+            error: a.error,
+            payload: decode_payload(&a.payload).map_err(|e| e.to_string())?,
         },
     })
 }
@@ -125,6 +145,13 @@ mod tests {
                 progress: true,
             },
             LinkMsg::Interrupt { call: 5, mode: "kill".into(), reason: "wamp.error.canceled".into() },
+            LinkMsg::Query {
+                id: 8,
+                realm: "r".into(),
+                op: "session.list".into(),
+                payload: Payload::args(vec![Value::List(vec!["user".into()])]),
+            },
+            LinkMsg::Answer { id: 8, error: String::new(), payload: payload.clone() },
             LinkMsg::Error { call: 5, error: "com.err".into(), details: Dict::new(), payload },
         ];
         for m in msgs {

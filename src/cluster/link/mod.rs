@@ -114,7 +114,7 @@ impl GrpcLinks {
 
 impl Links for GrpcLinks {
     fn send(&self, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown> {
-        if matches!(msg, LinkMsg::Yield { .. } | LinkMsg::Error { .. }) {
+        if matches!(msg, LinkMsg::Yield { .. } | LinkMsg::Error { .. } | LinkMsg::Answer { .. }) {
             let reply = self.replies.get(&node).map(|r| r.clone());
             if let Some(reply) = reply {
                 match reply.try_send(to_frame(&msg)) {
