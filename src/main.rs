@@ -115,7 +115,12 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
         cfg.realms = cli
             .realms
             .iter()
-            .map(|n| RealmConfig { name: n.clone(), uri_check: check, auth: auth.clone() })
+            .map(|n| RealmConfig {
+                name: n.clone(),
+                uri_check: check,
+                auth: auth.clone(),
+                history: Vec::new(),
+            })
             .collect();
     }
     if let Some(a) = &cli.admin {
