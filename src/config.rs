@@ -82,15 +82,6 @@ impl RealmConfig {
     pub fn authenticator(&self) -> Result<Option<crate::auth::Authenticator>, ConfigError> {
         let Some(auth) = &self.auth else { return Ok(None) };
         let bad = |e: String| ConfigError::Invalid(format!("realm {:?} auth: {e}", self.name));
-        let dynamic = [
-            auth.ticket.as_ref().and_then(|m| m.authenticator.as_ref()),
-            auth.wampcra.as_ref().and_then(|m| m.authenticator.as_ref()),
-            auth.cryptosign.as_ref().and_then(|m| m.authenticator.as_ref()),
-            auth.scram.as_ref().and_then(|m| m.authenticator.as_ref()),
-        ];
-        if dynamic.iter().any(Option::is_some) {
-            return Err(bad("dynamic authenticators (`authenticator = ...`) are not supported yet".into()));
-        }
         let mut auth = auth.clone();
         auth.resolve_secrets().map_err(bad)?;
         crate::auth::Authenticator::new(&auth).map(Some).map_err(bad)
@@ -283,6 +274,14 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("realm {:?} is configured twice", r.name)));
             }
             r.authenticator()?;
+            if let Some(home) = r.auth.as_ref().and_then(|a| a.authenticator_realm.as_ref())
+                && !self.realms.iter().any(|o| &o.name == home)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "realm {:?}: authenticator_realm {home:?} is not a configured realm",
+                    r.name
+                )));
+            }
             for h in &r.history {
                 h.policy().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;
             }

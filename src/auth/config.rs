@@ -48,7 +48,9 @@
 //! stored_key = "hex"                  # secrets: may also be { env = ... } / { file = ... }
 //! server_key = "hex"
 //!
-//! # Any method can be dynamic instead: a WAMP procedure decides (see `auth::dynamic`).
+//! # Any method can be dynamic instead: a WAMP procedure decides (see `auth::dynamic`),
+//! # registered by a client in `authenticator_realm` (under [realms.auth]; default:
+//! # this realm).
 //! [realms.auth.ticket]
 //! authenticator = "com.example.authenticate"
 //! ```
@@ -100,6 +102,11 @@ pub struct AuthConfig {
     /// Milliseconds between CHALLENGE and the latest acceptable AUTHENTICATE.
     #[serde(default = "default_challenge_timeout_ms")]
     pub challenge_timeout_ms: u64,
+    /// The realm where dynamic authenticators are registered (default: the realm
+    /// being joined — its authenticator client must then be able to join it, e.g. by
+    /// a static method).
+    #[serde(default)]
+    pub authenticator_realm: Option<String>,
 }
 
 fn default_challenge_timeout_ms() -> u64 {
@@ -116,6 +123,7 @@ impl Default for AuthConfig {
             cryptosign: None,
             scram: None,
             challenge_timeout_ms: default_challenge_timeout_ms(),
+            authenticator_realm: None,
         }
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::Router;
 use super::handle::{PendingCall, PendingInvocation, SessionHandle, Target};
+use super::internal::{self, ROUTER};
 use super::link::LinkMsg;
 use super::realm::Realm;
 use super::rpc::{Violation, error_reply};
@@ -203,6 +204,11 @@ pub fn yield_result(router: &Router, realm: &Realm, me: &SessionHandle, m: Yield
     let mut details = Dict::new();
     ppt::forward(&m.options, &mut details);
     match origin {
+        PendingInvocation::Local { caller: ROUTER, call } => {
+            if !progress {
+                internal::answer(router, call, Ok(m.payload));
+            }
+        }
         PendingInvocation::Local { caller, call } => {
             let Some(caller) = realm.session(caller) else { return Ok(()) };
             if !details.is_empty() && !caller.has_feature("caller", ppt::FEATURE) {
@@ -306,6 +312,9 @@ pub fn invocation_error(
     let origin = me.finish_invocation(m.request).map_err(|_| Violation("ERROR for an unknown invocation"))?;
     let Some(origin) = origin else { return Ok(()) };
     match origin {
+        PendingInvocation::Local { caller: ROUTER, call } => {
+            internal::answer(router, call, Err((m.error, m.payload.args.unwrap_or_default())));
+        }
         PendingInvocation::Local { caller, call } => {
             if let Some(caller) = realm.session(caller) {
                 callee_error(router, realm, &caller, call, m.error, m.details, m.payload);
@@ -326,6 +335,9 @@ pub fn leave(router: &Router, realm: &Realm, me: &SessionHandle) {
     const WHY: &str = "the callee left before answering";
     for (_, origin) in me.take_invocations() {
         match origin {
+            PendingInvocation::Local { caller: ROUTER, call } => {
+                internal::answer(router, call, Err((errors::CANCELED.into(), vec![Value::from(WHY)])));
+            }
             PendingInvocation::Local { caller, call } => {
                 if let Some(caller) = realm.session(caller) {
                     let payload = Payload::args(vec![Value::from(WHY)]);

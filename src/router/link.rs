@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::Router;
 use super::handle::PendingInvocation;
+use super::internal::{self, ROUTER};
 use super::realm::Realm;
 use super::{calls, pubsub};
 use crate::broker::Audience;
@@ -107,19 +108,27 @@ pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
             } else {
                 router.remote_calls.remove(&call).map(|(_, c)| (c.realm, c.caller, c.request))
             };
-            if let Some((realm, caller, request)) = caller
+            if let Some((_, ROUTER, request)) = caller {
+                if !progress {
+                    internal::answer(router, request, Ok(payload));
+                }
+            } else if let Some((realm, caller, request)) = caller
                 && let Some(caller) = realm.session(caller)
             {
                 calls::deliver_result(&caller, request, progress, details, payload);
             }
         }
-        LinkMsg::Error { call, error, details, payload } => {
-            if let Some((_, c)) = router.remote_calls.remove(&call)
-                && let Some(caller) = c.realm.session(c.caller)
-            {
-                calls::callee_error(router, &c.realm, &caller, c.request, error, details, payload);
+        LinkMsg::Error { call, error, details, payload } => match router.remote_calls.remove(&call) {
+            Some((_, c)) if c.caller == ROUTER => {
+                internal::answer(router, c.request, Err((error, payload.args.unwrap_or_default())));
             }
-        }
+            Some((_, c)) => {
+                if let Some(caller) = c.realm.session(c.caller) {
+                    calls::callee_error(router, &c.realm, &caller, c.request, error, details, payload);
+                }
+            }
+            None => {}
+        },
         LinkMsg::Query { id, realm, op, payload } => {
             super::query::on_query(router, from, id, realm, op, payload)
         }
@@ -214,7 +223,10 @@ pub fn on_node_lost(router: &Router, node: NodeId) {
     let lost: Vec<u64> = router.remote_calls.iter().filter(|c| c.node == node).map(|c| *c.key()).collect();
     for call in lost {
         let Some((_, c)) = router.remote_calls.remove(&call) else { continue };
-        if let Some(caller) = c.realm.session(c.caller) {
+        if c.caller == ROUTER {
+            let why = vec!["the callee's node was lost".into()];
+            internal::answer(router, c.request, Err((errors::CANCELED.into(), why)));
+        } else if let Some(caller) = c.realm.session(c.caller) {
             let payload = Payload::args(vec!["the callee's node was lost".into()]);
             calls::deliver_error(
                 &caller,

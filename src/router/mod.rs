@@ -4,6 +4,7 @@
 pub mod calls;
 pub mod handle;
 pub mod history;
+pub mod internal;
 pub mod link;
 pub mod meta;
 pub mod outbox;
@@ -54,6 +55,8 @@ pub struct Router {
     pub remote_invocations: DashMap<(NodeId, u64), (String, SessionId, RequestId)>,
     /// Link call ids (also the unique token of every call and the id of every query).
     call_ids: IdSequence,
+    /// Calls the router itself made (dynamic authenticator/authorizer), by call id.
+    pub internal_calls: DashMap<u64, tokio::sync::oneshot::Sender<internal::Reply>>,
     /// Meta queries sent to other nodes and awaiting their answer, by query id.
     pub queries: DashMap<u64, tokio::sync::oneshot::Sender<query::Answer>>,
     /// This router, for tasks spawned from a `&Router`.
@@ -82,6 +85,7 @@ impl Router {
             remote_invocations: DashMap::new(),
             call_ids: IdSequence::default(),
             queries: DashMap::new(),
+            internal_calls: DashMap::new(),
             this: this.clone(),
         })
     }

@@ -36,6 +36,8 @@ pub struct Realm {
     histories: RwLock<HashMap<SubscriptionId, Arc<History>>>,
     /// The topics configured to keep history.
     pub history_config: Vec<HistoryConfig>,
+    /// Where this realm's dynamic authenticators are registered.
+    pub authenticator_realm: String,
     /// How clients authenticate; `None` admits anonymous clients as `anonymous`.
     /// `Err` when the configuration could not be turned into one (every HELLO is refused).
     pub auth: Result<Option<crate::auth::Authenticator>, String>,
@@ -53,6 +55,11 @@ impl Realm {
             turns: DashMap::new(),
             histories: RwLock::default(),
             history_config: cfg.history.clone(),
+            authenticator_realm: cfg
+                .auth
+                .as_ref()
+                .and_then(|a| a.authenticator_realm.clone())
+                .unwrap_or_else(|| cfg.name.clone()),
             auth: cfg.authenticator().map_err(|e| e.to_string()),
         }
     }

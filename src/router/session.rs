@@ -22,6 +22,9 @@ use crate::wamp::message::{Abort, Authenticate, Goodbye, Hello, Message, Welcome
 use crate::wamp::session::{Phase, Step, classify};
 use crate::wamp::value::{Dict, Value};
 
+/// How long a dynamic authenticator may take to answer.
+const AUTHENTICATOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the transport should do after a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -91,11 +94,11 @@ impl Session {
         crate::ops::metrics::message_in(msg.code());
         match classify(self.phase, &msg) {
             Step::Join => match msg {
-                Message::Hello(h) => self.join(h),
+                Message::Hello(h) => self.join(h).await,
                 _ => Flow::Continue,
             },
             Step::Authenticate => match msg {
-                Message::Authenticate(a) => self.authenticate(a),
+                Message::Authenticate(a) => self.authenticate(a).await,
                 _ => Flow::Continue,
             },
             Step::Route => match self.route(msg).await {
@@ -128,7 +131,7 @@ impl Session {
         Flow::Close
     }
 
-    fn join(&mut self, hello: Hello) -> Flow {
+    async fn join(&mut self, hello: Hello) -> Flow {
         let Some(realm) = self.router.realm(&hello.realm) else {
             self.send(&Message::Abort(Abort {
                 details: dict! { "message" => format!("no realm {:?} on this router", hello.realm) },
@@ -159,7 +162,7 @@ impl Session {
                 return Flow::Close;
             }
         };
-        self.auth_step(realm, id, roles, step)
+        self.auth_step(realm, id, roles, step).await
     }
 
     fn auth_context(&self, realm: &Realm, session: SessionId) -> auth::Context {
@@ -176,38 +179,67 @@ impl Session {
         }
     }
 
-    /// Acts on a step of the authentication handshake.
-    fn auth_step(&mut self, realm: Arc<Realm>, id: SessionId, roles: Dict, step: auth::Step) -> Flow {
-        match step {
-            auth::Step::Welcome(principal) => self.welcome(realm, id, roles, principal),
-            auth::Step::Challenge(challenge, pending) => {
-                self.send(&Message::Challenge(challenge));
-                self.phase = Phase::Authenticating;
-                self.challenged = Some(Challenged { realm, id, roles, pending });
-                Flow::Continue
-            }
-            auth::Step::Authenticator(..) => {
-                self.send(&Message::Abort(Abort {
-                    details: dict! { "message" => "dynamic authenticators are not supported" },
-                    reason: auth::error::AUTHENTICATION_FAILED.into(),
-                }));
-                Flow::Close
-            }
-            auth::Step::Abort(e) => {
-                crate::ops::metrics::auth_failure(self.auth_method);
-                tracing::info!(realm = %realm.name, reason = e.uri(), "authentication refused");
-                self.send(&Message::Abort(Abort { details: e.abort_details(), reason: e.uri().to_owned() }));
-                self.phase = Phase::AwaitingHello;
-                Flow::Close
-            }
+    /// Acts on a step of the authentication handshake. A dynamic authenticator is
+    /// called right here: the connection reads nothing else until it answered.
+    async fn auth_step(&mut self, realm: Arc<Realm>, id: SessionId, roles: Dict, step: auth::Step) -> Flow {
+        let mut step = step;
+        loop {
+            return match step {
+                auth::Step::Authenticator(call, pending) => {
+                    let reply = self.call_authenticator(&realm, call).await;
+                    step = pending.authenticator_reply(reply, super::now_ms());
+                    continue;
+                }
+                auth::Step::Welcome(principal) => self.welcome(realm, id, roles, principal),
+                auth::Step::Challenge(challenge, pending) => {
+                    self.send(&Message::Challenge(challenge));
+                    self.phase = Phase::Authenticating;
+                    self.challenged = Some(Challenged { realm, id, roles, pending });
+                    Flow::Continue
+                }
+                auth::Step::Abort(e) => {
+                    crate::ops::metrics::auth_failure(self.auth_method);
+                    tracing::info!(realm = %realm.name, reason = e.uri(), "authentication refused");
+                    self.send(&Message::Abort(Abort {
+                        details: e.abort_details(),
+                        reason: e.uri().to_owned(),
+                    }));
+                    self.phase = Phase::AwaitingHello;
+                    Flow::Close
+                }
+            };
         }
     }
 
-    fn authenticate(&mut self, msg: Authenticate) -> Flow {
+    /// Calls the realm's dynamic authenticator procedure (registered by a client).
+    async fn call_authenticator(
+        &self,
+        realm: &Realm,
+        call: auth::dynamic::AuthenticatorCall,
+    ) -> auth::dynamic::AuthenticatorReply {
+        let Some(home) = self.router.realm(&realm.authenticator_realm) else {
+            let why = format!("authenticator realm {:?} is not served", realm.authenticator_realm);
+            return Err(auth::dynamic::CallFailure {
+                error: errors::NO_SUCH_REALM.into(),
+                message: Some(why),
+            });
+        };
+        let reply =
+            super::internal::call(&self.router, &home, &call.procedure, call.args, AUTHENTICATOR_TIMEOUT)
+                .await;
+        match reply {
+            Ok(p) => {
+                Ok(auth::dynamic::reply_value(&p.args.unwrap_or_default(), &p.kwargs.unwrap_or_default()))
+            }
+            Err((uri, args)) => Err(auth::dynamic::CallFailure::from_error(&uri, &args)),
+        }
+    }
+
+    async fn authenticate(&mut self, msg: Authenticate) -> Flow {
         let Some(c) = self.challenged.take() else { return Flow::Close };
         self.auth_method = c.pending.method();
         let step = c.pending.authenticate(&msg, super::now_ms());
-        self.auth_step(c.realm, c.id, c.roles, step)
+        self.auth_step(c.realm, c.id, c.roles, step).await
     }
 
     fn welcome(&mut self, realm: Arc<Realm>, id: SessionId, roles: Dict, p: auth::Principal) -> Flow {
