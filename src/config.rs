@@ -75,6 +75,9 @@ pub struct RealmConfig {
     /// Topics whose events are kept for `wamp.subscription.get_events` (`[[realms.history]]`).
     #[serde(default)]
     pub history: Vec<crate::router::history::HistoryConfig>,
+    /// Authorization roles (`[[realms.roles]]`); none: every action is allowed.
+    #[serde(default)]
+    pub roles: Vec<crate::auth::roles::RoleConfig>,
 }
 
 impl RealmConfig {
@@ -160,6 +163,8 @@ pub struct AdminConfig {
     /// Listen address; empty disables. When the default address is taken, the
     /// server is skipped with a warning; an explicit address must bind.
     pub listen: String,
+    /// The authrole allowed to call the `junction.*` admin procedures.
+    pub role: String,
     /// On SIGTERM, how long `/readyz` reports draining before clients are told to
     /// leave, in milliseconds (time for load balancers to notice).
     pub drain_delay_ms: u64,
@@ -170,7 +175,7 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8090";
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: DEFAULT_ADMIN_LISTEN.into(), drain_delay_ms: 0 }
+        AdminConfig { listen: DEFAULT_ADMIN_LISTEN.into(), role: "admin".into(), drain_delay_ms: 0 }
     }
 }
 
@@ -227,6 +232,7 @@ impl Default for Config {
                 uri_check: UriCheck::Loose,
                 auth: None,
                 history: Vec::new(),
+                roles: Vec::new(),
             }],
             websocket: WebSocketConfig::default(),
             rawsocket: RawSocketConfig::default(),
@@ -281,6 +287,15 @@ impl Config {
                     "realm {:?}: authenticator_realm {home:?} is not a configured realm",
                     r.name
                 )));
+            }
+            for (j, role) in r.roles.iter().enumerate() {
+                role.check().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;
+                if r.roles[..j].iter().any(|o| o.name == role.name) {
+                    return Err(ConfigError::Invalid(format!(
+                        "realm {:?}: role {:?} is configured twice",
+                        r.name, role.name
+                    )));
+                }
             }
             for h in &r.history {
                 h.policy().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;

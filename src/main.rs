@@ -120,6 +120,7 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
                 uri_check: check,
                 auth: auth.clone(),
                 history: Vec::new(),
+                roles: Vec::new(),
             })
             .collect();
     }

@@ -42,6 +42,7 @@ pub mod encoding;
 pub mod error;
 mod flow;
 pub mod principal;
+pub mod roles;
 pub mod scram;
 pub mod secret;
 pub mod ticket;

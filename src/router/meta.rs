@@ -84,7 +84,8 @@ pub fn call(router: &Arc<Router>, realm: &Arc<Realm>, me: &Arc<SessionHandle>, m
     });
 }
 
-fn reply(me: &SessionHandle, m: Call, answer: Answer) {
+/// Answers a CALL to a procedure the router itself serves.
+pub fn reply(me: &SessionHandle, m: Call, answer: Answer) {
     let msg = match answer {
         Ok(payload) => Message::Result(CallResult { request: m.request, details: Dict::new(), payload }),
         Err((uri, why)) if uri == errors::NO_SUCH_PROCEDURE => {

@@ -36,6 +36,10 @@ pub struct Realm {
     histories: RwLock<HashMap<SubscriptionId, Arc<History>>>,
     /// The topics configured to keep history.
     pub history_config: Vec<HistoryConfig>,
+    /// The roles of the configuration file.
+    pub roles_config: Vec<crate::auth::roles::RoleConfig>,
+    /// The realm's roles, compiled (see [`super::authorize`]).
+    pub rules: super::authorize::RealmRules,
     /// Where this realm's dynamic authenticators are registered.
     pub authenticator_realm: String,
     /// How clients authenticate; `None` admits anonymous clients as `anonymous`.
@@ -55,6 +59,8 @@ impl Realm {
             turns: DashMap::new(),
             histories: RwLock::default(),
             history_config: cfg.history.clone(),
+            roles_config: cfg.roles.clone(),
+            rules: Default::default(),
             authenticator_realm: cfg
                 .auth
                 .as_ref()

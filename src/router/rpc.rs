@@ -10,7 +10,7 @@ use super::link::{LinkMsg, RemoteCall};
 use super::realm::Realm;
 use super::table::{Command, Outcome};
 use super::{Router, now_ms};
-use super::{calls, meta};
+use super::{authorize, calls, meta};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
 use crate::ids::{NodeId, RegistrationId, RequestId, SessionId};
 use crate::wamp::message::{
@@ -140,6 +140,14 @@ pub fn call(
     }
     if meta::is_meta(&m.procedure) {
         meta::call(router, realm, me, m);
+        return Ok(());
+    }
+    if authorize::is_role_api(&m.procedure) {
+        let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
+        tokio::spawn(async move {
+            let answer = authorize::role_api(&router, &realm, &me, &m.procedure, &m.payload).await;
+            meta::reply(&me, m, answer);
+        });
         return Ok(());
     }
     if ppt::in_use(&m.options) && !me.has_feature("caller", ppt::FEATURE) {

@@ -12,14 +12,16 @@ use super::handle::{Identity, SessionHandle};
 use super::outbox::Outbox;
 use super::realm::Realm;
 use super::table::Command;
-use super::{AGENT, Router, calls, meta, pubsub, rpc};
+use super::{AGENT, Router, authorize, calls, meta, pubsub, rpc};
 use crate::auth;
+use crate::auth::roles::Action;
 use crate::dict;
 use crate::ids::{SessionId, random_id};
 use crate::wamp::codec::Serializer;
 use crate::wamp::errors;
-use crate::wamp::message::{Abort, Authenticate, Goodbye, Hello, Message, Welcome};
+use crate::wamp::message::{Abort, Authenticate, Goodbye, Hello, Message, Welcome, code};
 use crate::wamp::session::{Phase, Step, classify};
+use crate::wamp::value::dict_bool;
 use crate::wamp::value::{Dict, Value};
 
 /// How long a dynamic authenticator may take to answer.
@@ -265,11 +267,21 @@ impl Session {
         Flow::Continue
     }
 
-    async fn route(&mut self, msg: Message) -> Result<(), rpc::Violation> {
+    async fn route(&mut self, mut msg: Message) -> Result<(), rpc::Violation> {
         let Some((realm, me)) = self.joined.clone() else {
             return Ok(());
         };
         let router = &*self.router;
+        if let Some((uri, action)) = authorization_target(&msg, &me) {
+            let decision = authorize::check(router, &realm, &me, &uri, action).await;
+            if !decision.allow {
+                refuse(&me, &msg, &uri, action);
+                return Ok(());
+            }
+            if decision.disclose {
+                disclose(&mut msg);
+            }
+        }
         match msg {
             Message::Publish(m) => pubsub::publish(router, &realm, &me, m).await?,
             Message::Subscribe(m) => pubsub::subscribe(router, &realm, &me, m).await,
@@ -346,6 +358,46 @@ impl Session {
         meta::fire_testaments(&self.router, &realm, &me);
         meta::on_leave(&self.router, &realm, &me);
         tracing::debug!(session = %me.id, "left");
+    }
+}
+
+/// The URI and action of a message that needs authorization. The later chunks of a
+/// progressive call invocation were authorized with the first one.
+fn authorization_target(msg: &Message, me: &SessionHandle) -> Option<(String, Action)> {
+    match msg {
+        Message::Call(m) if me.call(m.request).is_none() => Some((m.procedure.clone(), Action::Call)),
+        Message::Register(m) => Some((m.procedure.clone(), Action::Register)),
+        Message::Publish(m) => Some((m.topic.clone(), Action::Publish)),
+        Message::Subscribe(m) => Some((m.topic.clone(), Action::Subscribe)),
+        _ => None,
+    }
+}
+
+/// Answers a denied request with `wamp.error.not_authorized` (a PUBLISH only when
+/// it asked for an acknowledgement).
+fn refuse(me: &SessionHandle, msg: &Message, uri: &str, action: Action) {
+    let (code, request) = match msg {
+        Message::Call(m) => (code::CALL, m.request),
+        Message::Register(m) => (code::REGISTER, m.request),
+        Message::Subscribe(m) => (code::SUBSCRIBE, m.request),
+        Message::Publish(m) if dict_bool(&m.options, "acknowledge") => (code::PUBLISH, m.request),
+        _ => return,
+    };
+    let why = format!("session is not authorized to {} {uri}", action.as_str());
+    tracing::debug!(session = %me.id, authrole = %me.identity.authrole, %uri, action = action.as_str(), "not authorized");
+    me.send(&rpc::error_reply(code, request, errors::NOT_AUTHORIZED, &why)).ok();
+}
+
+/// The role's permission discloses the caller or publisher.
+fn disclose(msg: &mut Message) {
+    match msg {
+        Message::Call(m) => {
+            m.options.insert("disclose_me".into(), true.into());
+        }
+        Message::Publish(m) => {
+            m.options.insert("disclose_me".into(), true.into());
+        }
+        _ => {}
     }
 }
 

@@ -8,10 +8,11 @@
 //! applies them through Raft. Either way, routers read the table and never mutate it
 //! except through [`RoutingTable::apply`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::roles::RoleConfig;
 use crate::broker::SubscriptionIndex;
 use crate::dealer::{Callee, InvokePolicy, RegisterError, RegistrationIndex};
 use crate::ids::{NodeId, RegistrationId, SessionId, SubscriptionId};
@@ -52,6 +53,10 @@ pub enum Command {
     AddTestament { realm: String, testament: StoredTestament },
     /// A session flushed its testaments of one scope.
     FlushTestaments { realm: String, session: SessionId, detached: bool },
+    /// Define or replace a role at run time (`junction.role.set`).
+    SetRole { realm: String, role: RoleConfig },
+    /// Remove a role at run time (`junction.role.remove`), also one from the file.
+    RemoveRole { realm: String, name: String },
 }
 
 /// A testament, replicated so that it is published even when the node of the session
@@ -118,6 +123,13 @@ pub struct RealmTable {
     /// Testaments of the realm's sessions, in the order they were added.
     #[serde(default)]
     pub testaments: Vec<StoredTestament>,
+    /// Roles changed at run time, over those of the configuration file: `None`
+    /// removes a role.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Option<RoleConfig>>,
+    /// Counts role changes, so nodes know when to recompile their rules.
+    #[serde(default)]
+    pub roles_version: u64,
 }
 
 /// The whole replicated routing state.
@@ -199,6 +211,18 @@ impl RoutingTable {
             }
             Command::Retain { realm, topic, event } => {
                 self.realms.entry(realm).or_default().retained.insert(topic, event);
+                Outcome::Done
+            }
+            Command::SetRole { realm, role } => {
+                let t = self.realms.entry(realm).or_default();
+                t.roles.insert(role.name.clone(), Some(role));
+                t.roles_version += 1;
+                Outcome::Done
+            }
+            Command::RemoveRole { realm, name } => {
+                let t = self.realms.entry(realm).or_default();
+                t.roles.insert(name, None);
+                t.roles_version += 1;
                 Outcome::Done
             }
             Command::NodeDown { node } => {

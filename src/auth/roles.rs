@@ -1,0 +1,414 @@
+//! Authorization, without I/O: which role may `call`, `register`, `publish` and
+//! `subscribe` on which URI, and whose identity the router discloses.
+//!
+//! ```toml
+//! [[realms.roles]]
+//! name = "user"
+//! [[realms.roles.permissions]]
+//! uri = "com.example."         # the pattern
+//! match = "prefix"             # exact (default), prefix or wildcard
+//! call = true                  # each action defaults to false
+//! register = false
+//! publish = true
+//! subscribe = true
+//! disclose = { caller = true, publisher = false }   # disclose this role's identity
+//!
+//! [[realms.roles]]
+//! name = "device"
+//! authorizer = "com.example.authorize"   # a WAMP procedure decides (dynamic)
+//! cache_ttl_ms = 10000                   # cache its answers (0: don't)
+//! cache_size = 10000                     # at most this many cached answers
+//! ```
+//!
+//! A realm with no roles at all (in the file or set at run time) authorizes every
+//! action: the development default. Once it has roles, a session whose role is not
+//! among them may do nothing. Within a role the most specific matching permission
+//! decides, with the same precedence as pattern-based registrations: exact, then
+//! longest prefix, then the best wildcard.
+//!
+//! A dynamic authorizer is called as `authorize(session, uri, action, options)`
+//! (Crossbar.io's signature: `session` is `{session, authid, authrole, authmethod,
+//! authprovider}`) and answers a boolean or `{"allow": bool, "disclose": bool,
+//! "cache": bool}`. Its answers are cached per (authid, authrole, uri, action) for
+//! `cache_ttl_ms` unless it says `cache: false`; an error or no answer denies.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::wamp::pattern::PatternIndex;
+use crate::wamp::uri::{self, MatchPolicy};
+use crate::wamp::value::Value;
+
+/// Something a session asks to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Call,
+    Register,
+    Publish,
+    Subscribe,
+}
+
+impl Action {
+    /// The action as the configuration and authorizers spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Call => "call",
+            Action::Register => "register",
+            Action::Publish => "publish",
+            Action::Subscribe => "subscribe",
+        }
+    }
+}
+
+/// Identity disclosure for a role's actions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disclose {
+    /// Callees see this role's callers (as if they set `disclose_me`).
+    #[serde(default)]
+    pub caller: bool,
+    /// Subscribers see this role's publishers.
+    #[serde(default)]
+    pub publisher: bool,
+}
+
+/// One permission of a role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permission {
+    /// The URI pattern.
+    pub uri: String,
+    /// `exact`, `prefix` or `wildcard`.
+    #[serde(rename = "match", default)]
+    pub match_policy: Option<String>,
+    #[serde(default)]
+    pub call: bool,
+    #[serde(default)]
+    pub register: bool,
+    #[serde(default)]
+    pub publish: bool,
+    #[serde(default)]
+    pub subscribe: bool,
+    #[serde(default)]
+    pub disclose: Disclose,
+}
+
+impl Permission {
+    fn allows(&self, action: Action) -> bool {
+        match action {
+            Action::Call => self.call,
+            Action::Register => self.register,
+            Action::Publish => self.publish,
+            Action::Subscribe => self.subscribe,
+        }
+    }
+}
+
+/// A role: static permissions, or a dynamic authorizer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// The authrole.
+    pub name: String,
+    /// Static permissions.
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+    /// A WAMP procedure deciding instead (then `permissions` must be empty).
+    #[serde(default)]
+    pub authorizer: Option<String>,
+    /// How long an authorizer's answer is reused, in milliseconds (0: never).
+    #[serde(default = "default_ttl")]
+    pub cache_ttl_ms: u64,
+    /// Most answers cached for this role.
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
+}
+
+fn default_ttl() -> u64 {
+    10_000
+}
+
+fn default_cache_size() -> usize {
+    10_000
+}
+
+impl RoleConfig {
+    /// Checks the role; the message names what is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        if self.name.is_empty() {
+            return Err("a role needs a name".into());
+        }
+        if let Some(a) = &self.authorizer {
+            if !self.permissions.is_empty() {
+                return Err(format!(
+                    "role {:?}: `authorizer` and `permissions` exclude each other",
+                    self.name
+                ));
+            }
+            if !uri::is_valid(a, uri::UriCheck::Loose) {
+                return Err(format!("role {:?}: authorizer {a:?} is not a valid URI", self.name));
+            }
+        }
+        if self.cache_size == 0 && self.cache_ttl_ms > 0 {
+            return Err(format!("role {:?}: cache_size must be positive", self.name));
+        }
+        for p in &self.permissions {
+            let policy = MatchPolicy::parse(p.match_policy.as_deref()).ok_or_else(|| {
+                format!("role {:?}: match {:?} is not exact, prefix or wildcard", self.name, p.match_policy)
+            })?;
+            let empty_prefix = policy == MatchPolicy::Prefix && p.uri.is_empty();
+            if !empty_prefix && !uri::is_valid_pattern(&p.uri, policy, uri::UriCheck::Loose) {
+                return Err(format!(
+                    "role {:?}: permission uri {:?} is not a valid {} pattern",
+                    self.name,
+                    p.uri,
+                    policy.as_str()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The role from a WAMP value (`junction.role.set`), checked.
+    pub fn from_value(name: &str, v: &Value) -> Result<RoleConfig, String> {
+        let mut json = serde_json::to_value(v).map_err(|e| e.to_string())?;
+        if let Some(obj) = json.as_object_mut() {
+            obj.insert("name".into(), name.into());
+        }
+        let role: RoleConfig = serde_json::from_value(json).map_err(|e| format!("role {name:?}: {e}"))?;
+        role.check()?;
+        Ok(role)
+    }
+
+    /// The role as a WAMP value (`junction.role.get`).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).ok().and_then(|j| serde_json::from_value(j).ok()).unwrap_or(Value::Null)
+    }
+}
+
+/// A role ready for checks.
+#[derive(Debug)]
+pub enum Role {
+    /// Static permissions by URI pattern.
+    Static(PatternIndex<Permission>),
+    /// A procedure decides, answers cached.
+    Dynamic { procedure: String, cache: std::sync::Mutex<Cache> },
+}
+
+impl Role {
+    /// Compiles a checked role.
+    pub fn new(cfg: &RoleConfig) -> Role {
+        match &cfg.authorizer {
+            Some(p) => Role::Dynamic {
+                procedure: p.clone(),
+                cache: std::sync::Mutex::new(Cache::new(cfg.cache_ttl_ms, cfg.cache_size)),
+            },
+            None => {
+                let mut index = PatternIndex::default();
+                for p in &cfg.permissions {
+                    let policy = MatchPolicy::parse(p.match_policy.as_deref()).unwrap_or(MatchPolicy::Exact);
+                    index.insert(&p.uri, policy, p.clone());
+                }
+                Role::Static(index)
+            }
+        }
+    }
+}
+
+/// A static decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub allow: bool,
+    pub disclose: bool,
+}
+
+/// Decides `action` on `uri` from static permissions.
+pub fn decide(index: &PatternIndex<Permission>, uri: &str, action: Action) -> Decision {
+    match index.best(uri) {
+        Some(p) if p.allows(action) => Decision {
+            allow: true,
+            disclose: match action {
+                Action::Call => p.disclose.caller,
+                Action::Publish => p.disclose.publisher,
+                _ => false,
+            },
+        },
+        _ => Decision { allow: false, disclose: false },
+    }
+}
+
+/// Reads an authorizer's answer: a boolean, or `{allow, disclose, cache}`.
+/// Returns the decision and whether it may be cached.
+pub fn parse_answer(v: &Value) -> Option<(Decision, bool)> {
+    match v {
+        Value::Bool(b) => Some((Decision { allow: *b, disclose: false }, true)),
+        Value::Dict(d) => {
+            let flag = |k: &str, default: bool| d.get(k).and_then(Value::as_bool).unwrap_or(default);
+            let allow = d.get("allow").and_then(Value::as_bool)?;
+            Some((Decision { allow, disclose: flag("disclose", false) }, flag("cache", true)))
+        }
+        _ => None,
+    }
+}
+
+type CacheKey = (String, String, String, Action);
+
+/// Cached authorizer answers: bounded in size (oldest first out) and in age.
+#[derive(Debug)]
+pub struct Cache {
+    ttl_ms: u64,
+    size: usize,
+    entries: HashMap<CacheKey, (Decision, u64)>,
+    order: VecDeque<(CacheKey, u64)>,
+}
+
+impl Cache {
+    /// A cache keeping at most `size` answers for `ttl_ms` each.
+    pub fn new(ttl_ms: u64, size: usize) -> Self {
+        Cache { ttl_ms, size, entries: HashMap::new(), order: VecDeque::new() }
+    }
+
+    /// A cached answer still fresh at `now_ms`.
+    pub fn get(
+        &self,
+        authid: &str,
+        authrole: &str,
+        uri: &str,
+        action: Action,
+        now_ms: u64,
+    ) -> Option<Decision> {
+        let key = (authid.to_owned(), authrole.to_owned(), uri.to_owned(), action);
+        self.entries.get(&key).filter(|(_, at)| now_ms < at + self.ttl_ms).map(|(d, _)| *d)
+    }
+
+    /// Keeps an answer given at `now_ms`.
+    pub fn put(&mut self, authid: &str, authrole: &str, uri: &str, action: Action, d: Decision, now_ms: u64) {
+        if self.ttl_ms == 0 || self.size == 0 {
+            return;
+        }
+        let key = (authid.to_owned(), authrole.to_owned(), uri.to_owned(), action);
+        while self.entries.len() >= self.size {
+            let Some((old, at)) = self.order.pop_front() else { break };
+            if self.entries.get(&old).is_some_and(|(_, t)| *t == at) {
+                self.entries.remove(&old);
+            }
+        }
+        self.entries.insert(key.clone(), (d, now_ms));
+        self.order.push_back((key, now_ms));
+        // Entries replaced by a newer answer leave stale order records: drop them
+        // once they outnumber the live entries, so `order` stays bounded too.
+        if self.order.len() > 2 * self.size {
+            let entries = &self.entries;
+            self.order.retain(|(k, at)| entries.get(k).is_some_and(|(_, t)| t == at));
+        }
+    }
+
+    /// Number of cached answers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn perm(uri: &str, m: &str, call: bool, publish: bool) -> Permission {
+        Permission {
+            uri: uri.into(),
+            match_policy: Some(m.into()),
+            call,
+            register: false,
+            publish,
+            subscribe: false,
+            disclose: Disclose { caller: call, publisher: false },
+        }
+    }
+
+    fn role(perms: Vec<Permission>) -> PatternIndex<Permission> {
+        let cfg = RoleConfig {
+            name: "r".into(),
+            permissions: perms,
+            authorizer: None,
+            cache_ttl_ms: 0,
+            cache_size: 1,
+        };
+        assert_eq!(cfg.check(), Ok(()));
+        match Role::new(&cfg) {
+            Role::Static(i) => i,
+            Role::Dynamic { .. } => panic!("static role expected"),
+        }
+    }
+
+    #[test]
+    fn most_specific_permission_decides() {
+        let r = role(vec![
+            perm("com.app.", "prefix", true, true),
+            perm("com.app.admin.", "prefix", false, false),
+            perm("com.app.admin.status", "exact", true, false),
+            perm("com..public", "wildcard", false, true),
+        ]);
+        assert!(decide(&r, "com.app.x", Action::Call).allow);
+        assert!(decide(&r, "com.app.x", Action::Call).disclose);
+        assert!(!decide(&r, "com.app.x", Action::Register).allow, "actions default to false");
+        assert!(!decide(&r, "com.app.admin.kill", Action::Call).allow, "longer prefix wins");
+        assert!(decide(&r, "com.app.admin.status", Action::Call).allow, "exact wins");
+        assert!(decide(&r, "com.other.public", Action::Publish).allow, "wildcard");
+        assert!(!decide(&r, "org.x", Action::Call).allow, "nothing matches: denied");
+    }
+
+    #[test]
+    fn bad_roles_are_refused() {
+        let mut cfg = RoleConfig {
+            name: "r".into(),
+            permissions: vec![perm("com.app.", "prefix", true, true)],
+            authorizer: Some("com.example.authorize".into()),
+            cache_ttl_ms: 10,
+            cache_size: 10,
+        };
+        assert!(cfg.check().is_err(), "authorizer with permissions");
+        cfg.authorizer = None;
+        cfg.permissions[0].match_policy = Some("fuzzy".into());
+        assert!(cfg.check().unwrap_err().contains("fuzzy"));
+        cfg.permissions[0].match_policy = Some("exact".into());
+        cfg.permissions[0].uri = "com..x".into();
+        assert!(cfg.check().is_err(), "empty component in an exact URI");
+    }
+
+    #[test]
+    fn authorizer_answers() {
+        assert_eq!(parse_answer(&Value::Bool(true)), Some((Decision { allow: true, disclose: false }, true)));
+        let d = crate::dict! { "allow" => true, "disclose" => true, "cache" => false };
+        assert_eq!(parse_answer(&Value::Dict(d)), Some((Decision { allow: true, disclose: true }, false)));
+        assert_eq!(parse_answer(&Value::Dict(crate::dict! { "disclose" => true })), None);
+        assert_eq!(parse_answer(&Value::from("yes")), None);
+    }
+
+    #[test]
+    fn cache_is_bounded_in_size_and_age() {
+        let yes = Decision { allow: true, disclose: false };
+        let mut c = Cache::new(100, 2);
+        c.put("a", "r", "u1", Action::Call, yes, 0);
+        c.put("a", "r", "u2", Action::Call, yes, 10);
+        assert_eq!(c.get("a", "r", "u1", Action::Call, 50), Some(yes));
+        assert_eq!(c.get("a", "r", "u1", Action::Publish, 50), None, "per action");
+        assert_eq!(c.get("b", "r", "u1", Action::Call, 50), None, "per authid");
+        assert_eq!(c.get("a", "r", "u1", Action::Call, 100), None, "expired");
+        c.put("a", "r", "u3", Action::Call, yes, 20);
+        assert_eq!(c.len(), 2, "size bound");
+        assert_eq!(c.get("a", "r", "u1", Action::Call, 30), None, "oldest evicted");
+        for i in 0..100 {
+            c.put("a", "r", "u2", Action::Call, yes, 30 + i);
+        }
+        assert!(c.order.len() <= 4 && c.len() <= 2);
+        let mut off = Cache::new(0, 10);
+        off.put("a", "r", "u", Action::Call, yes, 0);
+        assert!(off.is_empty());
+    }
+}
