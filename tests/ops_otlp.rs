@@ -5,10 +5,10 @@
 //!
 //! - spans and metrics arrive with the service and node in the resource, and JSON
 //!   log lines written inside a span carry its trace id;
-//! - a CALL's span continues the client's `_traceparent` (needs the router to
-//!   create call spans: ignored until it does);
+//! - a CALL's span continues the client's `_traceparent`, and the callee is handed
+//!   the trace context in `INVOCATION.Details._traceparent`;
 //! - a cross-node call is one trace: the callee node's invocation span is a child
-//!   of the caller node's call span (needs the link to carry `traceparent`).
+//!   of the caller node's call span (the link carries the `traceparent`).
 
 mod ops_support;
 
@@ -268,7 +268,6 @@ async fn call_add(caller: &mut Wamp) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the router to open ops::telemetry::call_span for CALL and to count messages and latency"]
 async fn a_call_continues_the_clients_trace() {
     let (collector, addr) = Collector::start().await;
     let dir = test_dir("otlp-call");
@@ -306,7 +305,6 @@ async fn a_call_continues_the_clients_trace() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs call_span on the caller's node, traceparent in link Invoke frames and invocation_span on the callee's node"]
 async fn a_cross_node_call_is_one_trace() {
     let (collector, addr) = Collector::start().await;
     let dir = test_dir("otlp-cluster");

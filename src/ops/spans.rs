@@ -231,7 +231,7 @@ pub struct PendingSpans {
 impl PendingSpans {
     /// Keeps `span` (nothing happens for a disabled span).
     pub fn insert(&self, key: (u64, u64), span: Span) {
-        if !span.is_disabled() {
+        if enabled() && !span.is_disabled() {
             self.spans.insert(key, span);
         }
     }
@@ -249,7 +249,7 @@ impl PendingSpans {
     /// Marks the span of `key` failed with `error`, leaving it in the store (for
     /// paths where the span is ended elsewhere, e.g. centrally on `finish_call`).
     pub fn mark_error(&self, key: (u64, u64), error: &str) {
-        if self.spans.is_empty() {
+        if !enabled() || self.spans.is_empty() {
             return;
         }
         if let Some(span) = self.spans.get(&key) {
@@ -260,7 +260,7 @@ impl PendingSpans {
     /// Takes the span of `key` out of the store.
     #[inline]
     pub fn remove(&self, key: (u64, u64)) -> Option<Span> {
-        if self.spans.is_empty() {
+        if !enabled() || self.spans.is_empty() {
             return None;
         }
         self.spans.remove(&key).map(|(_, s)| s)
@@ -268,7 +268,7 @@ impl PendingSpans {
 
     /// The `traceparent` of a span in the store.
     pub fn traceparent(&self, key: (u64, u64)) -> Option<String> {
-        if self.spans.is_empty() {
+        if !enabled() || self.spans.is_empty() {
             return None;
         }
         self.spans.get(&key).and_then(|s| traceparent_of(&s))

@@ -123,7 +123,7 @@ pub fn arm_timeout(
             }
             tokio::time::sleep_until(due).await;
         }
-        let Some(pending) = caller.finish_call(request) else { return };
+        let Some(pending) = caller.fail_call(request, errors::TIMEOUT) else { return };
         let e = error_reply(code::CALL, request, errors::TIMEOUT, "the call timed out at the dealer");
         caller.send(&e).ok();
         interrupt(&router, &realm, pending.target, CancelMode::KillNoWait, errors::TIMEOUT);
@@ -139,7 +139,7 @@ pub fn cancel(router: &Router, realm: &Realm, me: &SessionHandle, m: Cancel) {
     if mode == CancelMode::Kill && interrupted {
         return;
     }
-    if me.finish_call(m.request).is_some() {
+    if me.fail_call(m.request, errors::CANCELED).is_some() {
         me.send(&error_reply(code::CALL, m.request, errors::CANCELED, "the call was canceled")).ok();
         detach(router, realm, pending.target);
     }
@@ -223,6 +223,7 @@ pub fn yield_result(router: &Router, realm: &Realm, me: &SessionHandle, m: Yield
         PendingInvocation::Remote { node, call } => {
             if !progress {
                 router.remote_invocations.remove(&(node, call));
+                crate::ops::spans::pending().end((node.0, call), None);
             }
             router.send_link(node, LinkMsg::Yield { call, details, payload: m.payload, progress }).ok();
         }
@@ -260,7 +261,7 @@ pub fn deliver_error(
     details: Dict,
     payload: Payload,
 ) {
-    if caller.finish_call(request).is_some() {
+    if caller.fail_call(request, &error).is_some() {
         let e = Error { request_type: code::CALL, request, details, error, payload };
         caller.send(&Message::Error(e)).ok();
     }
@@ -322,6 +323,7 @@ pub fn invocation_error(
         }
         PendingInvocation::Remote { node, call } => {
             router.remote_invocations.remove(&(node, call));
+            crate::ops::spans::pending().end((node.0, call), Some(&m.error));
             let msg = LinkMsg::Error { call, error: m.error, details: m.details, payload: m.payload };
             router.send_link(node, msg).ok();
         }
@@ -346,6 +348,7 @@ pub fn leave(router: &Router, realm: &Realm, me: &SessionHandle) {
             }
             PendingInvocation::Remote { node, call } => {
                 router.remote_invocations.remove(&(node, call));
+                crate::ops::spans::pending().end((node.0, call), Some(errors::CANCELED));
                 let msg = LinkMsg::Error {
                     call,
                     error: errors::CANCELED.into(),

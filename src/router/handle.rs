@@ -233,10 +233,20 @@ impl SessionHandle {
         lock(&self.calls).insert(request, call);
     }
 
-    /// Forgets a finished call (and records its latency).
+    /// Forgets a finished call (records its latency, ends its trace span).
     pub fn finish_call(&self, request: RequestId) -> Option<PendingCall> {
+        self.end_call(request, None)
+    }
+
+    /// Forgets a call that ended in `error` (its span is marked failed).
+    pub fn fail_call(&self, request: RequestId, error: &str) -> Option<PendingCall> {
+        self.end_call(request, Some(error))
+    }
+
+    fn end_call(&self, request: RequestId, error: Option<&str>) -> Option<PendingCall> {
         let call = lock(&self.calls).remove(&request)?;
         crate::ops::metrics::call_finished(call.started);
+        crate::ops::spans::pending().end(crate::ops::spans::call_key(call.token), error);
         Some(call)
     }
 

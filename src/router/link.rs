@@ -97,6 +97,13 @@ pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
                     .filter_map(|id| r.subscriptions.get(*id).map(|s| (s.id, s.policy)))
                     .collect()
             });
+            let span = match details.get(crate::ops::spans::TRACEPARENT_KEY) {
+                Some(tp) if crate::ops::spans::enabled() => {
+                    crate::ops::spans::event_span(&realm.name, &topic, router.node.0, tp.as_str())
+                }
+                _ => tracing::Span::none(),
+            };
+            let _entered = span.enter();
             pubsub::deliver(&realm, &matches, &topic, publication, details, payload, &audience, None);
         }
         LinkMsg::Invoke { realm, call, callee, registration, details, payload } => {
@@ -141,6 +148,7 @@ pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
             let told = calls::interrupt_local(&realm, callee, invocation, mode, &reason);
             if mode == calls::CancelMode::KillNoWait || !told {
                 router.remote_invocations.remove(&(from, call));
+                crate::ops::spans::pending().end((from.0, call), Some(&reason));
                 if let Some(s) = realm.session(callee) {
                     s.forget_invocation(invocation);
                 }
@@ -199,6 +207,10 @@ fn invoke_here(
         router.send_link(from, e).ok();
         return;
     }
+    let mut details = details;
+    if crate::ops::spans::enabled() {
+        invocation_span(router, from, &realm, call, callee, registration, &mut details);
+    }
     let started = session.as_ref().and_then(|s| {
         let id = s.start_invocation(PendingInvocation::Remote { node: from, call })?;
         router.remote_invocations.insert((from, call), (realm.clone(), s.id, id));
@@ -206,6 +218,7 @@ fn invoke_here(
         s.send(&Message::Invocation(inv)).ok()
     });
     if started.is_none() {
+        crate::ops::spans::pending().end((from.0, call), Some(errors::CANCELED));
         router.remote_invocations.remove(&(from, call));
         let e = LinkMsg::Error {
             call,
@@ -215,6 +228,41 @@ fn invoke_here(
         };
         router.send_link(from, e).ok();
     }
+}
+
+/// Opens the span of an invocation served here for a call kept on node `from`, as a
+/// child of the call's span (its `traceparent` came in the INVOCATION details), and
+/// hands the callee this span's context instead.
+fn invocation_span(
+    router: &Router,
+    from: NodeId,
+    realm: &str,
+    call: u64,
+    callee: SessionId,
+    registration: RegistrationId,
+    details: &mut Dict,
+) {
+    use crate::ops::spans;
+    let parent =
+        details.get(spans::TRACEPARENT_KEY).and_then(crate::wamp::value::Value::as_str).map(str::to_owned);
+    let procedure = details
+        .get("procedure")
+        .and_then(crate::wamp::value::Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| {
+            router.replica.read(|t| t.realm(realm)?.registrations.get(registration).map(|r| r.uri.clone()))
+        });
+    let span = spans::invocation_span(
+        realm,
+        procedure.as_deref().unwrap_or(""),
+        callee.0,
+        router.node.0,
+        parent.as_deref(),
+    );
+    if let Some(tp) = spans::traceparent_of(&span) {
+        details.insert(spans::TRACEPARENT_KEY.into(), tp.into());
+    }
+    spans::pending().insert((from.0, call), span);
 }
 
 /// A node is gone (its link broke or the cluster declared it down): answer every call
@@ -241,6 +289,7 @@ pub fn on_node_lost(router: &Router, node: NodeId) {
         router.remote_invocations.iter().filter(|e| e.key().0 == node).map(|e| *e.key()).collect();
     for key in orphaned {
         let Some((_, (realm, callee, invocation))) = router.remote_invocations.remove(&key) else { continue };
+        crate::ops::spans::pending().end((key.0.0, key.1), Some(errors::CANCELED));
         if let Some(realm) = router.realm(&realm) {
             calls::interrupt_local(
                 &realm,

@@ -13,6 +13,7 @@ use super::{Router, now_ms};
 use crate::broker::Audience;
 use crate::dict;
 use crate::ids::{NodeId, PublicationId, SessionId, SubscriptionId, random_id};
+use crate::ops::spans;
 use crate::wamp::codec::{Serializer, neutral};
 use crate::wamp::message::{
     Event, Message, Payload, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, code,
@@ -191,6 +192,14 @@ pub async fn publish(
         Dict::new()
     };
     ppt::forward(&m.options, &mut details);
+    let client_tp = m.options.get(spans::TRACEPARENT_KEY).and_then(Value::as_str);
+    let span =
+        spans::publish_span(&realm.name, &m.topic, me.id.0, me.serializer.name(), router.node.0, client_tp);
+    // Subscribers (on every node) may join the trace: the publish span's context, or
+    // the publisher's as given.
+    if let Some(tp) = spans::traceparent_of(&span).or_else(|| client_tp.map(str::to_owned)) {
+        details.insert(spans::TRACEPARENT_KEY.into(), tp.into());
+    }
     let retain = dict_bool(&m.options, "retain").then(|| Retained {
         publication: publication.0,
         details: neutral::encode_dict(&details),
@@ -199,7 +208,8 @@ pub async fn publish(
     });
     let skip = exclude_me.then_some(me.id);
     let p = Publication { topic: &m.topic, id: publication, details, audience: &audience };
-    route(router, realm, p, m.payload, skip);
+    span.in_scope(|| route(router, realm, p, m.payload, skip));
+    drop(span);
     if let Some(event) = retain {
         let cmd = Command::Retain { realm: realm.name.clone(), topic: m.topic.clone(), event };
         if let Err(e) = router.replica.propose(cmd).await {

@@ -13,6 +13,7 @@ use super::{Router, now_ms};
 use super::{authorize, calls, meta};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
 use crate::ids::{NodeId, RegistrationId, RequestId, SessionId};
+use crate::ops::spans;
 use crate::wamp::message::{
     Call, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered, code,
 };
@@ -159,8 +160,15 @@ pub fn call(
     let token = router.next_call_id();
     let timeout = m.options.get("timeout").and_then(Value::as_u64).filter(|&ms| ms > 0);
     let Call { request, options, procedure, payload } = m;
+    if spans::enabled() {
+        let parent = options.get(spans::TRACEPARENT_KEY).and_then(Value::as_str);
+        let span =
+            spans::call_span(&realm.name, &procedure, me.id.0, me.serializer.name(), router.node.0, parent);
+        spans::pending().insert(spans::call_key(token), span);
+    }
     let call = Routed { request, procedure: &procedure, options: &options, token, tried: Vec::new() };
     if let Err((uri, why)) = dispatch(router, realm, me, call, payload) {
+        spans::pending().end(spans::call_key(token), Some(uri));
         me.send(&error_reply(code::CALL, request, uri, why)).ok();
         return Ok(());
     }
@@ -237,6 +245,14 @@ pub fn dispatch(
         details.insert("progress".into(), true.into());
     }
     ppt::forward(options, &mut details);
+    // The callee may join the trace: the call span's context, or the client's as given.
+    let traceparent = spans::pending()
+        .traceparent(spans::call_key(token))
+        .map(Value::from)
+        .or_else(|| options.get(spans::TRACEPARENT_KEY).filter(|v| v.as_str().is_some()).cloned());
+    if let Some(tp) = traceparent {
+        details.insert(spans::TRACEPARENT_KEY.into(), tp);
+    }
     let disclose = callee.disclose_caller || dict_bool(options, "disclose_me");
     if disclose {
         calls::disclose_caller(me, &mut details);
