@@ -348,5 +348,12 @@ async fn a_cross_node_call_is_one_trace() {
     let invocation = collector.span("invocation on node 2", on("2", "invocation com.example.add")).await;
     assert_eq!(invocation.span.parent_span_id, call.span.span_id, "the invocation is a child of the call");
     collector.metric("junction.link.up", 1, |m| point(m, Some(("peer", "2"))) == Some(1)).await;
+    // the Invoke went out to node 2 and its Yield came back on the same stream
+    collector
+        .metric("junction.link.bytes_sent", 1, |m| point(m, Some(("peer", "2"))).is_some_and(|n| n > 0))
+        .await;
+    collector
+        .metric("junction.link.bytes_received", 1, |m| point(m, Some(("peer", "2"))).is_some_and(|n| n > 0))
+        .await;
     collector.metric("junction.raft.members", 2, |m| point(m, None) == Some(2)).await;
 }

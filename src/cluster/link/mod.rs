@@ -193,6 +193,7 @@ impl PeerTask {
             Err(e) => return Pump::Broken(e.to_string()),
         };
         up.store(true, Ordering::Relaxed);
+        let bytes = crate::ops::metrics::link(self.node.0);
         let mut frames = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
@@ -201,12 +202,14 @@ impl PeerTask {
                         return Pump::QueueClosed;
                     }
                     let batch = pb::Batch { from_node: self.me.0, frames: std::mem::take(&mut frames) };
+                    bytes.sent.inc_by(prost::Message::encoded_len(&batch) as u64);
                     if btx.send(batch).await.is_err() {
                         return Pump::Broken("stream closed".into());
                     }
                 }
                 r = responses.message() => match r {
                     Ok(Some(batch)) => {
+                        bytes.received.inc_by(prost::Message::encoded_len(&batch) as u64);
                         let Some(router) = self.router.upgrade() else { return Pump::QueueClosed };
                         deliver(&router, self.node, batch);
                     }
@@ -258,10 +261,16 @@ impl Link for LinkService {
         let (out_tx, out_rx) = mpsc::channel(16);
         let (reply_tx, mut reply_rx) = mpsc::channel::<pb::Frame>(QUEUE);
         let me = router.node;
+        // the peer's byte counters, known from its first batch
+        let counters: Arc<OnceLock<crate::ops::metrics::LinkBytes>> = Arc::default();
+        let sent_to = counters.clone();
         tokio::spawn(async move {
             let mut frames = Vec::with_capacity(BATCH);
             while reply_rx.recv_many(&mut frames, BATCH).await > 0 {
                 let batch = pb::Batch { from_node: me.0, frames: std::mem::take(&mut frames) };
+                if let Some(b) = sent_to.get() {
+                    b.sent.inc_by(prost::Message::encoded_len(&batch) as u64);
+                }
                 if out_tx.send(Ok(batch)).await.is_err() {
                     return;
                 }
@@ -272,8 +281,12 @@ impl Link for LinkService {
             while let Ok(Some(batch)) = inbound.message().await {
                 let node = NodeId(batch.from_node);
                 if from.is_none() {
+                    counters.set(crate::ops::metrics::link(node.0)).ok();
                     replies.insert(node, reply_tx.clone());
                     from = Some(node);
+                }
+                if let Some(b) = counters.get() {
+                    b.received.inc_by(prost::Message::encoded_len(&batch) as u64);
                 }
                 deliver(&router, node, batch);
             }
