@@ -164,3 +164,30 @@ async def test_authenticator_leaving_mid_authentication(start_router):
     with pytest.raises(JoinFailed) as e:
         await asyncio.wait_for(joining, 10)
     assert e.value.reason == "wamp.error.authentication_failed"
+
+
+@pytest.fixture
+def cluster(request):
+    from cluster_helpers import start_cluster
+
+    c = start_cluster(f"test_auth_dynamic_{request.node.name}", n=2, extra=CONFIG)
+    yield c
+    crashed = c.stop()
+    assert not crashed, crashed
+
+
+async def test_authenticator_on_another_node(cluster):
+    calls = []
+    authenticator = await connect_session(cluster[1], ALL_COMBOS[0], realm="auth")
+    await authenticator.joined
+    await authenticator.register(authenticate(calls), "com.example.authenticate")
+    await cluster.sync()
+    s = await connect_session(cluster[2], ALL_COMBOS[4], realm="secure", session_cls=session_for("joe", ["ticket"], "pw-joe"))
+    details = await s.joined
+    assert (details.authid, details.authrole, details.authprovider) == ("joe", "user", "dynamic")
+    assert calls[-1][2]["ticket"] == "pw-joe"
+    with pytest.raises(JoinFailed) as e:
+        await connect_session(cluster[2], ALL_COMBOS[1], realm="secure", session_cls=session_for("joe", ["ticket"], "no"))
+    assert e.value.reason == "com.example.invalid_ticket"
+    s.leave()
+    authenticator.leave()
