@@ -79,6 +79,13 @@ fn rules(router: &Router, realm: &Realm) -> Arc<Rules> {
     compiled
 }
 
+/// False when the realm has no roles at all (nothing to check): the cheap test the
+/// session runs before building a check.
+pub fn enforced(router: &Router, realm: &Realm) -> bool {
+    !realm.roles_config.is_empty()
+        || router.replica.read(|t| t.realm(&realm.name).is_some_and(|r| r.roles_version > 0))
+}
+
 /// May session `me` do `action` on `uri`?
 pub async fn check(
     router: &Router,

@@ -272,7 +272,9 @@ impl Session {
             return Ok(());
         };
         let router = &*self.router;
-        if let Some((uri, action)) = authorization_target(&msg, &me) {
+        if authorize::enforced(router, &realm)
+            && let Some((uri, action)) = authorization_target(&msg, &me)
+        {
             let decision = authorize::check(router, &realm, &me, &uri, action).await;
             if !decision.allow {
                 refuse(&me, &msg, &uri, action);
