@@ -25,12 +25,24 @@ DEALER_FEATURES = [
     "progressive_call_invocations",
     "call_canceling",
     "call_timeout",
+    "call_reroute",
+    "registration_revocation",
+    "session_meta_api",
+    "registration_meta_api",
+    "testament_meta_api",
+    "payload_passthru_mode",
 ]
 BROKER_FEATURES = [
     "pattern_based_subscription",
     "publisher_identification",
     "subscriber_blackwhite_listing",
     "publisher_exclusion",
+    "subscription_revocation",
+    "event_retention",
+    "event_history",
+    "session_meta_api",
+    "subscription_meta_api",
+    "payload_passthru_mode",
 ]
 ANNOUNCED = [("dealer", f) for f in DEALER_FEATURES] + [("broker", f) for f in BROKER_FEATURES]
 
