@@ -15,11 +15,15 @@
 //! listen = "127.0.0.1:8081"  # "" disables the listener
 //! unix = "/run/junction.sock" # optional
 //!
-//! [limits]
+//! [limits]                   # see `Limits` and the README for each one
 //! max_message_size = 16777216 # bytes, per message, both transports
 //! outbox_frames = 8192        # per-session outbound queue, frames
 //! outbox_bytes = 67108864     # per-session outbound queue, bytes
 //! shutdown_grace_ms = 2000    # wait for GOODBYE replies on shutdown
+//! handshake_timeout_ms = 10000
+//! max_sessions = 100000       # per node; max_sessions_per_ip = 0 (no limit)
+//! max_pending_calls = 1000    # per session, as caller
+//! auth_failures_per_ip = 30   # per auth_failure_window_ms, then rate limited
 //!
 //! [log]
 //! json = false
@@ -135,6 +139,27 @@ pub struct Limits {
     pub outbox_bytes: usize,
     /// How long shutdown waits for clients to answer GOODBYE, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Largest message over WebSocket, if not `max_message_size`.
+    pub websocket_max_message_size: Option<usize>,
+    /// Largest message over RawSocket, if not `max_message_size` (announced in the
+    /// handshake, rounded down to a power of two).
+    pub rawsocket_max_message_size: Option<usize>,
+    /// How long a connection may take from accept to WELCOME (transport handshake,
+    /// HELLO, authentication), in milliseconds; also from a GOODBYE to the next HELLO.
+    pub handshake_timeout_ms: u64,
+    /// Joined sessions on this node; 0: no limit.
+    pub max_sessions: usize,
+    /// Joined sessions per source IP address (IPv6: per /64); 0: no limit.
+    pub max_sessions_per_ip: usize,
+    /// Calls one session may have in flight as caller; 0: no limit.
+    pub max_pending_calls: usize,
+    /// Failed authentications per source IP within `auth_failure_window_ms` after
+    /// which its HELLOs are refused until the window ends; 0: no limit.
+    pub auth_failures_per_ip: u32,
+    /// The authentication-failure window, in milliseconds.
+    pub auth_failure_window_ms: u64,
+    /// Most source IPs whose authentication failures are tracked at once.
+    pub auth_failure_tracked_ips: usize,
 }
 
 impl Default for Limits {
@@ -144,7 +169,59 @@ impl Default for Limits {
             outbox_frames: 8192,
             outbox_bytes: 64 * 1024 * 1024,
             shutdown_grace_ms: 2000,
+            websocket_max_message_size: None,
+            rawsocket_max_message_size: None,
+            handshake_timeout_ms: 10_000,
+            max_sessions: 100_000,
+            max_sessions_per_ip: 0,
+            max_pending_calls: 1000,
+            auth_failures_per_ip: 30,
+            auth_failure_window_ms: 60_000,
+            auth_failure_tracked_ips: 10_000,
         }
+    }
+}
+
+impl Limits {
+    /// The largest message accepted over WebSocket.
+    pub fn websocket_max(&self) -> usize {
+        self.websocket_max_message_size.unwrap_or(self.max_message_size)
+    }
+
+    /// The largest message accepted over RawSocket.
+    pub fn rawsocket_max(&self) -> usize {
+        self.rawsocket_max_message_size.unwrap_or(self.max_message_size)
+    }
+
+    /// The handshake timeout.
+    pub fn handshake_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(format!("limits.{m}")));
+        for (key, size) in [
+            ("max_message_size", self.max_message_size),
+            ("websocket_max_message_size", self.websocket_max()),
+            ("rawsocket_max_message_size", self.rawsocket_max()),
+        ] {
+            if size < 1024 {
+                return bad(&format!("{key} must be at least 1024"));
+            }
+        }
+        let largest = self.max_message_size.max(self.websocket_max()).max(self.rawsocket_max());
+        if self.outbox_frames == 0 || self.outbox_bytes < largest {
+            return bad("outbox_frames must be > 0 and limits.outbox_bytes >= the largest message size");
+        }
+        if self.handshake_timeout_ms == 0 {
+            return bad("handshake_timeout_ms must be > 0");
+        }
+        if self.auth_failures_per_ip > 0
+            && (self.auth_failure_window_ms == 0 || self.auth_failure_tracked_ips == 0)
+        {
+            return bad("auth_failure_window_ms and auth_failure_tracked_ips must be > 0");
+        }
+        Ok(())
     }
 }
 
@@ -311,16 +388,7 @@ impl Config {
             return Err(ConfigError::Invalid("websocket.path must start with '/'".into()));
         }
         self.cluster.validate().map_err(ConfigError::Invalid)?;
-        let l = &self.limits;
-        if l.max_message_size < 1024 {
-            return Err(ConfigError::Invalid("limits.max_message_size must be at least 1024".into()));
-        }
-        if l.outbox_frames == 0 || l.outbox_bytes < l.max_message_size {
-            return Err(ConfigError::Invalid(
-                "limits.outbox_frames must be > 0 and limits.outbox_bytes >= limits.max_message_size".into(),
-            ));
-        }
-        Ok(())
+        self.limits.validate()
     }
 
     /// The WebSocket listen address, if enabled.
@@ -387,6 +455,23 @@ mod tests {
         assert!(Config::from_toml("[telemetry]\nsample_ratio = 2.0\n").is_err());
         let bad = Config::from_toml("[admin]\nlisten = \"x\"\n").map(|_| ()).map_err(|e| e.to_string());
         assert!(bad.is_err_and(|e| e.contains("admin.listen")));
+    }
+
+    #[test]
+    fn limits_section() {
+        let c = Config::from_toml(
+            "[limits]\nwebsocket_max_message_size = 2048\nhandshake_timeout_ms = 500\n\
+             max_sessions_per_ip = 3\nmax_pending_calls = 7\nauth_failures_per_ip = 2\n",
+        )
+        .expect("valid");
+        let l = &c.limits;
+        assert_eq!((l.websocket_max(), l.rawsocket_max()), (2048, 16 * 1024 * 1024));
+        assert_eq!(l.handshake_timeout(), std::time::Duration::from_millis(500));
+        assert_eq!((l.max_sessions, l.max_sessions_per_ip, l.max_pending_calls), (100_000, 3, 7));
+        let err = |t: &str| Config::from_toml(t).map(|_| ()).map_err(|e| e.to_string()).unwrap_err();
+        assert!(err("[limits]\nrawsocket_max_message_size = 10\n").contains("rawsocket_max_message_size"));
+        assert!(err("[limits]\nhandshake_timeout_ms = 0\n").contains("handshake_timeout_ms"));
+        assert!(err("[limits]\nwebsocket_max_message_size = 134217728\n").contains("outbox_bytes"));
     }
 
     #[test]

@@ -250,6 +250,11 @@ impl SessionHandle {
         Some(call)
     }
 
+    /// How many calls this session has in flight (for `limits.max_pending_calls`).
+    pub fn pending_calls(&self) -> usize {
+        lock(&self.calls).len()
+    }
+
     /// A call in flight, left in place.
     pub fn call(&self, request: RequestId) -> Option<PendingCall> {
         lock(&self.calls).get(&request).cloned()

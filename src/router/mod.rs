@@ -6,6 +6,7 @@ pub mod calls;
 pub mod handle;
 pub mod history;
 pub mod internal;
+pub mod limits;
 pub mod link;
 pub mod meta;
 pub mod outbox;
@@ -60,6 +61,8 @@ pub struct Router {
     pub internal_calls: DashMap<u64, tokio::sync::oneshot::Sender<internal::Reply>>,
     /// Meta queries sent to other nodes and awaiting their answer, by query id.
     pub queries: DashMap<u64, tokio::sync::oneshot::Sender<query::Answer>>,
+    /// Session counts and the authentication-failure rate limit (`[limits]`).
+    pub admission: Arc<limits::Admission>,
     /// This router, for tasks spawned from a `&Router`.
     this: Weak<Router>,
 }
@@ -75,6 +78,7 @@ impl Router {
     pub fn with_replica(config: Config, node: NodeId, replica: Replica) -> Arc<Router> {
         let realms = config.realms.iter().map(|r| (r.name.clone(), Arc::new(Realm::new(r)))).collect();
         let (shutdown, _) = watch::channel(false);
+        let admission = limits::Admission::new(&config.limits);
         Arc::new_cyclic(|this| Router {
             node,
             realms,
@@ -87,6 +91,7 @@ impl Router {
             call_ids: IdSequence::default(),
             queries: DashMap::new(),
             internal_calls: DashMap::new(),
+            admission,
             this: this.clone(),
         })
     }

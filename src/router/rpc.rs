@@ -135,6 +135,12 @@ pub fn call(
         calls::continue_call(router, realm, me, pending, m);
         return Ok(());
     }
+    let max_pending = router.config.limits.max_pending_calls;
+    if max_pending > 0 && me.pending_calls() >= max_pending {
+        let why = format!("at most {max_pending} calls in flight per session");
+        me.send(&error_reply(code::CALL, m.request, super::limits::TOO_MANY_PENDING_CALLS, &why)).ok();
+        return Ok(());
+    }
     if !uri::is_valid(&m.procedure, realm.uri_check) {
         me.send(&error_reply(code::CALL, m.request, errors::INVALID_URI, "invalid procedure URI")).ok();
         return Ok(());

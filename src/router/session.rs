@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use super::handle::{Identity, SessionHandle};
+use super::limits::{self, Seat};
 use super::outbox::Outbox;
 use super::realm::Realm;
 use super::table::Command;
@@ -51,6 +52,10 @@ pub struct Session {
     challenged: Option<Challenged>,
     /// The method being tried, for the auth-failure metric.
     auth_method: &'static str,
+    /// The client's address (none over a Unix socket), for the per-address limits.
+    peer: Option<std::net::SocketAddr>,
+    /// The session's place in the node's session counts, from HELLO until it leaves.
+    seat: Option<Seat>,
 }
 
 /// A session between CHALLENGE and AUTHENTICATE.
@@ -74,7 +79,27 @@ impl Session {
             gauge: None,
             challenged: None,
             auth_method: "hello",
+            peer: None,
+            seat: None,
         }
+    }
+
+    /// Sets the client's address (TCP connections), for the per-address limits and
+    /// the dynamic authenticator's `transport.peer`.
+    pub fn set_peer(&mut self, peer: Option<std::net::SocketAddr>) {
+        self.peer = peer;
+    }
+
+    /// The connection did not complete the WAMP handshake in time: ABORT
+    /// `junction.error.handshake_timeout` (the transport closes after it).
+    pub async fn handshake_timeout(&mut self) {
+        let ms = self.router.config.limits.handshake_timeout_ms;
+        tracing::info!(peer = ?self.peer, "WAMP handshake timed out");
+        self.send(&Message::Abort(Abort {
+            details: dict! { "message" => format!("no WELCOME within {ms} ms of connecting") },
+            reason: limits::HANDSHAKE_TIMEOUT.into(),
+        }));
+        self.leave().await;
     }
 
     /// True while a session is joined to a realm.
@@ -134,6 +159,18 @@ impl Session {
     }
 
     async fn join(&mut self, hello: Hello) -> Flow {
+        let ip = self.peer.map(|p| p.ip());
+        match self.router.admission.admit(ip, tokio::time::Instant::now()) {
+            Ok(seat) => self.seat = Some(seat),
+            Err(refusal) => {
+                tracing::info!(peer = ?self.peer, reason = refusal.uri(), "HELLO refused");
+                self.send(&Message::Abort(Abort {
+                    details: dict! { "message" => refusal.message() },
+                    reason: refusal.uri().into(),
+                }));
+                return Flow::Close;
+            }
+        }
         let Some(realm) = self.router.realm(&hello.realm) else {
             self.send(&Message::Abort(Abort {
                 details: dict! { "message" => format!("no realm {:?} on this router", hello.realm) },
@@ -177,7 +214,7 @@ impl Session {
             realm: realm.name.clone(),
             session,
             now_ms: super::now_ms(),
-            transport: auth::TransportInfo { kind, ..Default::default() },
+            transport: auth::TransportInfo { kind, peer: self.peer.map(peer_name), ..Default::default() },
         }
     }
 
@@ -201,6 +238,8 @@ impl Session {
                 }
                 auth::Step::Abort(e) => {
                     crate::ops::metrics::auth_failure(self.auth_method);
+                    self.seat = None;
+                    self.router.admission.auth_failed(self.peer.map(|p| p.ip()), tokio::time::Instant::now());
                     tracing::info!(realm = %realm.name, reason = e.uri(), "authentication refused");
                     self.send(&Message::Abort(Abort {
                         details: e.abort_details(),
@@ -329,6 +368,7 @@ impl Session {
     /// table, and answers every call it was serving.
     pub async fn leave(&mut self) {
         self.phase = Phase::AwaitingHello;
+        self.seat = None;
         let Some((realm, me)) = self.joined.take() else { return };
         self.gauge = None;
         me.mark_left();
@@ -361,6 +401,12 @@ impl Session {
         meta::on_leave(&self.router, &realm, &me);
         tracing::debug!(session = %me.id, "left");
     }
+}
+
+/// A peer address as Crossbar.io writes it (`tcp4:127.0.0.1:5555`).
+fn peer_name(peer: std::net::SocketAddr) -> String {
+    let family = if peer.is_ipv4() { "tcp4" } else { "tcp6" };
+    format!("{family}:{}:{}", peer.ip(), peer.port())
 }
 
 /// The URI and action of a message that needs authorization. The later chunks of a

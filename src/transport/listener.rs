@@ -44,10 +44,11 @@ pub async fn spawn_tcp(router: Arc<Router>, addr: SocketAddr, kind: Kind) -> std
             }
             tracing::trace!(%peer, "accepted");
             let router = router.clone();
+            let accepted = super::Accepted::now(&router, Some(peer));
             tokio::spawn(async move {
                 match kind {
-                    Kind::WebSocket => super::websocket::serve(router, stream).await,
-                    Kind::RawSocket => super::rawsocket::serve(router, stream).await,
+                    Kind::WebSocket => super::websocket::serve(router, stream, accepted).await,
+                    Kind::RawSocket => super::rawsocket::serve(router, stream, accepted).await,
                 }
             });
         }
@@ -66,7 +67,8 @@ pub async fn spawn_unix(router: Arc<Router>, path: &Path) -> std::io::Result<()>
         loop {
             match listener.accept().await {
                 Ok((stream, _)) if !crate::ops::draining() => {
-                    tokio::spawn(super::rawsocket::serve(router.clone(), stream));
+                    let accepted = super::Accepted::now(&router, None);
+                    tokio::spawn(super::rawsocket::serve(router.clone(), stream, accepted));
                 }
                 Ok(_) => {} // draining: the connection is dropped
                 Err(e) => {

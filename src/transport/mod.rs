@@ -45,12 +45,37 @@ pub trait FrameTransport {
     fn close(&mut self) -> impl Future<Output = ()> + Send;
 }
 
+/// What the listener knows about an accepted connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Accepted {
+    /// The client's address; none over a Unix socket.
+    pub peer: Option<std::net::SocketAddr>,
+    /// When the handshakes (transport, then WAMP up to WELCOME) must be done:
+    /// accept time plus `limits.handshake_timeout_ms`.
+    pub deadline: tokio::time::Instant,
+}
+
+impl Accepted {
+    /// A connection accepted now.
+    pub fn now(router: &Router, peer: Option<std::net::SocketAddr>) -> Accepted {
+        Accepted { peer, deadline: tokio::time::Instant::now() + router.config.limits.handshake_timeout() }
+    }
+}
+
 /// Runs a session over a connected transport until either side ends it.
-pub async fn drive<T: FrameTransport + Send>(router: Arc<Router>, mut io: T, serializer: Serializer) {
+pub async fn drive<T: FrameTransport + Send>(
+    router: Arc<Router>,
+    mut io: T,
+    serializer: Serializer,
+    accepted: Accepted,
+) {
     let limits = &router.config.limits;
     let (tx, mut rx) = outbox(limits.outbox_frames, limits.outbox_bytes);
     let grace = Duration::from_millis(limits.shutdown_grace_ms);
     let mut session = Session::new(router.clone(), serializer, tx, T::KIND);
+    session.set_peer(accepted.peer);
+    // Until WELCOME (and again after a GOODBYE) the session must join by this time.
+    let mut join_deadline = Some(accepted.deadline);
     let mut shutdown = router.shutdown_signal();
     let mut closing_deadline: Option<tokio::time::Instant> = None;
     let mut batch = Vec::new();
@@ -71,6 +96,7 @@ pub async fn drive<T: FrameTransport + Send>(router: Arc<Router>, mut io: T, ser
                         io.close().await;
                         break;
                     }
+                    join_deadline = join_deadline_after(&session, join_deadline, limits.handshake_timeout());
                 }
                 Ok(Some(Incoming::Ping(payload))) => {
                     if io.pong(payload).await.is_err() {
@@ -119,6 +145,13 @@ pub async fn drive<T: FrameTransport + Send>(router: Arc<Router>, mut io: T, ser
                 }
                 closing_deadline = Some(tokio::time::Instant::now() + grace);
             }
+            () = sleep_until(join_deadline), if join_deadline.is_some() => {
+                session.handshake_timeout().await;
+                rx.drain_now(&mut batch);
+                tokio::time::timeout(grace, io.send(&batch)).await.ok();
+                tokio::time::timeout(grace, io.close()).await.ok();
+                break;
+            }
             () = sleep_until(closing_deadline), if closing_deadline.is_some() => {
                 rx.drain_now(&mut batch);
                 io.send(&batch).await.ok();
@@ -128,6 +161,19 @@ pub async fn drive<T: FrameTransport + Send>(router: Arc<Router>, mut io: T, ser
         }
     }
     session.leave().await;
+}
+
+/// The join deadline after a frame: none once joined; a fresh one when the session
+/// is not joined (again, after a GOODBYE) and had none.
+fn join_deadline_after(
+    session: &Session,
+    deadline: Option<tokio::time::Instant>,
+    timeout: Duration,
+) -> Option<tokio::time::Instant> {
+    match session.is_joined() {
+        true => None,
+        false => deadline.or_else(|| Some(tokio::time::Instant::now() + timeout)),
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

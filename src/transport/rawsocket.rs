@@ -4,26 +4,23 @@
 //! frames is written with its headers in one buffer, so one syscall per batch.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{FrameTransport, Incoming, drive};
+use super::{Accepted, FrameTransport, Incoming, drive};
 use crate::router::Router;
 use crate::wamp::codec::Serializer;
 use crate::wamp::rawsocket::{self as rs, FrameKind, HandshakeError, HandshakeReject};
 
-/// How long a client may take to send its 4 handshake bytes.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Performs the RawSocket handshake and runs the session.
-pub async fn serve<S>(router: Arc<Router>, mut stream: S)
+/// Performs the RawSocket handshake and runs the session. A client that does not
+/// send its 4 handshake bytes by `accepted.deadline` is disconnected.
+pub async fn serve<S>(router: Arc<Router>, mut stream: S, accepted: Accepted)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut hs = [0u8; 4];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut hs)).await {
+    match tokio::time::timeout_at(accepted.deadline, stream.read_exact(&mut hs)).await {
         Ok(Ok(_)) => {}
         _ => return,
     }
@@ -40,18 +37,19 @@ where
         stream.write_all(&reply).await.ok();
         return;
     };
-    let ours = rs::exponent_for_len(router.config.limits.max_message_size);
+    let max = router.config.limits.rawsocket_max();
+    let ours = rs::exponent_for_len(max);
     if stream.write_all(&rs::encode_handshake(hello.serializer_id, ours)).await.is_err() {
         return;
     }
     let transport = RsTransport {
         stream,
         buf: BytesMut::with_capacity(1024),
-        max_in: rs::max_len_from_exponent(ours).min(router.config.limits.max_message_size),
+        max_in: rs::max_len_from_exponent(ours).min(max),
         max_out: rs::max_len_from_exponent(hello.max_len_exp),
         out: Vec::new(),
     };
-    drive(router, transport, serializer).await;
+    drive(router, transport, serializer, accepted).await;
 }
 
 struct RsTransport<S> {

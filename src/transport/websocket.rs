@@ -11,11 +11,13 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 
 use std::collections::VecDeque;
 
-use super::{FrameTransport, Incoming, batch, drive};
+use super::{Accepted, FrameTransport, Incoming, batch, drive};
 use crate::router::Router;
 use crate::wamp::codec::Serializer;
 
@@ -66,14 +68,15 @@ fn reject(status: StatusCode, why: &str) -> ErrorResponse {
     r
 }
 
-/// Accepts a WebSocket connection and runs its session.
+/// Accepts a WebSocket connection and runs its session. An opening handshake not
+/// done by `accepted.deadline` is dropped.
 #[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's HTTP response
-pub async fn serve<S>(router: Arc<Router>, stream: S)
+pub async fn serve<S>(router: Arc<Router>, stream: S, accepted: Accepted)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let path = router.config.websocket.path.clone();
-    let max = router.config.limits.max_message_size;
+    let max = router.config.limits.websocket_max();
     let mut chosen = None;
     let callback = |req: &Request, mut resp: Response| {
         if req.uri().path() != path {
@@ -97,17 +100,27 @@ where
         .max_frame_size(Some(max))
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER);
-    let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await {
-        Ok(ws) => ws,
-        Err(e) => {
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
+    let ws = match tokio::time::timeout_at(accepted.deadline, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
             tracing::debug!(error = %e, "websocket handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = ?accepted.peer, "websocket handshake timed out");
             return;
         }
     };
     let Some(proto) = chosen else { return };
-    let transport =
-        WsTransport { ws, serializer: proto.serializer, batched: proto.batched, pending: VecDeque::new() };
-    drive(router, transport, proto.serializer).await;
+    let transport = WsTransport {
+        ws,
+        serializer: proto.serializer,
+        batched: proto.batched,
+        pending: VecDeque::new(),
+        too_big: false,
+    };
+    drive(router, transport, proto.serializer, accepted).await;
 }
 
 struct WsTransport<S> {
@@ -117,6 +130,8 @@ struct WsTransport<S> {
     batched: bool,
     /// Messages split from a batch and not yet handed out.
     pending: VecDeque<Bytes>,
+    /// The client sent a message over the size limit: close with 1009 (Message Too Big).
+    too_big: bool,
 }
 
 impl<S> FrameTransport for WsTransport<S>
@@ -134,6 +149,7 @@ where
                 None => return Ok(None),
                 Some(Ok(m)) => m,
                 Some(Err(tungstenite::Error::Capacity(e))) => {
+                    self.too_big = true;
                     return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()));
                 }
                 Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
@@ -182,7 +198,9 @@ where
     }
 
     async fn close(&mut self) {
-        self.ws.close(None).await.ok();
+        let frame =
+            self.too_big.then(|| CloseFrame { code: CloseCode::Size, reason: "message too big".into() });
+        self.ws.close(frame).await.ok();
     }
 }
 

@@ -1,0 +1,322 @@
+//! Admission limits, checked when a client says HELLO: joined sessions per node and
+//! per source IP address, and a rate limit on failed authentications per source IP.
+//!
+//! A session holds a [`Seat`] from its HELLO until it leaves (or its authentication
+//! fails); dropping the seat gives it back, so a connection that dies at any point
+//! never leaks a count. Failed authentications are counted per source IP in a fixed
+//! window; an IP that reached the limit is refused at HELLO until its window ends.
+//! At most `auth_failure_tracked_ips` addresses are tracked: when the table is full,
+//! expired windows are dropped first, then the oldest window.
+//!
+//! IPv6 addresses count per /64 (one host usually owns a whole /64), IPv4-mapped
+//! IPv6 addresses as their IPv4 address. Connections without an IP address (Unix
+//! sockets) count towards the node's total only.
+//!
+//! Refusals are ABORTs with Junction URIs ([`TOO_MANY_SESSIONS`], [`RATE_LIMITED`]).
+//! Time is passed in (`now`), so the rate limiter is tested without sleeping.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::handle::lock;
+use crate::config::Limits;
+
+/// ABORT reason: the node or the client's source IP has as many sessions as allowed.
+pub const TOO_MANY_SESSIONS: &str = "junction.error.too_many_sessions";
+/// ABORT reason: too many failed authentications from the client's source IP.
+pub const RATE_LIMITED: &str = "junction.error.rate_limited";
+/// ERROR for a CALL: the caller has as many calls in flight as allowed.
+pub const TOO_MANY_PENDING_CALLS: &str = "junction.error.too_many_pending_calls";
+/// ABORT reason: the connection did not complete the WAMP handshake in time.
+pub const HANDSHAKE_TIMEOUT: &str = "junction.error.handshake_timeout";
+
+/// Why a HELLO is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_sessions` sessions are joined on this node.
+    NodeFull(usize),
+    /// `max_sessions_per_ip` sessions come from the client's address.
+    AddressFull(usize),
+    /// The client's address failed to authenticate too often; retry after this long.
+    RateLimited(Duration),
+}
+
+impl Refusal {
+    /// The ABORT reason.
+    pub fn uri(self) -> &'static str {
+        match self {
+            Refusal::NodeFull(_) | Refusal::AddressFull(_) => TOO_MANY_SESSIONS,
+            Refusal::RateLimited(_) => RATE_LIMITED,
+        }
+    }
+
+    /// The ABORT's human-readable message.
+    pub fn message(self) -> String {
+        match self {
+            Refusal::NodeFull(n) => format!("this router node serves at most {n} sessions"),
+            Refusal::AddressFull(n) => format!("at most {n} sessions per client address"),
+            Refusal::RateLimited(d) => format!(
+                "too many failed authentications from this address; retry in {} s",
+                d.as_secs_f64().ceil() as u64
+            ),
+        }
+    }
+}
+
+/// The admission state of one node.
+pub struct Admission {
+    max_sessions: usize,
+    max_per_ip: usize,
+    seats: Mutex<Seats>,
+    failures: Mutex<AuthFailures>,
+}
+
+#[derive(Default)]
+struct Seats {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// A session's place in the node's session counts; given back when dropped.
+pub struct Seat {
+    admission: Arc<Admission>,
+    ip: Option<IpAddr>,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        let mut seats = lock(&self.admission.seats);
+        seats.total -= 1;
+        if let Some(ip) = self.ip
+            && let Some(n) = seats.per_ip.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                seats.per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+impl Admission {
+    /// Admission state for these limits.
+    pub fn new(limits: &Limits) -> Arc<Admission> {
+        Arc::new(Admission {
+            max_sessions: limits.max_sessions,
+            max_per_ip: limits.max_sessions_per_ip,
+            seats: Mutex::default(),
+            failures: Mutex::new(AuthFailures::new(
+                limits.auth_failures_per_ip,
+                Duration::from_millis(limits.auth_failure_window_ms),
+                limits.auth_failure_tracked_ips,
+            )),
+        })
+    }
+
+    /// Admits a HELLO from `peer`: refused while the address is rate limited or the
+    /// node or the address is full; otherwise a seat the session keeps while joined.
+    pub fn admit(self: &Arc<Self>, peer: Option<IpAddr>, now: Instant) -> Result<Seat, Refusal> {
+        let ip = peer.map(address_key);
+        if let Some(ip) = ip
+            && let Some(wait) = lock(&self.failures).blocked(ip, now)
+        {
+            return Err(Refusal::RateLimited(wait));
+        }
+        let mut seats = lock(&self.seats);
+        if self.max_sessions > 0 && seats.total >= self.max_sessions {
+            return Err(Refusal::NodeFull(self.max_sessions));
+        }
+        if let Some(ip) = ip {
+            let n = seats.per_ip.entry(ip).or_default();
+            if self.max_per_ip > 0 && *n >= self.max_per_ip {
+                return Err(Refusal::AddressFull(self.max_per_ip));
+            }
+            *n += 1;
+        }
+        seats.total += 1;
+        Ok(Seat { admission: self.clone(), ip })
+    }
+
+    /// Records a failed authentication from `peer`.
+    pub fn auth_failed(&self, peer: Option<IpAddr>, now: Instant) {
+        if let Some(ip) = peer {
+            lock(&self.failures).record(address_key(ip), now);
+        }
+    }
+
+    /// Sessions holding a seat (joined or authenticating).
+    pub fn seated(&self) -> usize {
+        lock(&self.seats).total
+    }
+}
+
+/// The address a limit counts under: IPv4 as is (also when IPv4-mapped), IPv6 by /64.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
+/// Failed authentications per address, in fixed windows, for a bounded set of addresses.
+struct AuthFailures {
+    limit: u32,
+    window: Duration,
+    capacity: usize,
+    windows: HashMap<IpAddr, Window>,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    failures: u32,
+}
+
+impl AuthFailures {
+    fn new(limit: u32, window: Duration, capacity: usize) -> Self {
+        AuthFailures { limit, window, capacity, windows: HashMap::new() }
+    }
+
+    /// How long `ip` stays refused, if it is.
+    fn blocked(&mut self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        if self.limit == 0 {
+            return None;
+        }
+        let w = *self.windows.get(&ip)?;
+        let end = w.start + self.window;
+        if now >= end {
+            self.windows.remove(&ip);
+            return None;
+        }
+        (w.failures >= self.limit).then(|| end - now)
+    }
+
+    fn record(&mut self, ip: IpAddr, now: Instant) {
+        if self.limit == 0 {
+            return;
+        }
+        if !self.windows.contains_key(&ip) && self.windows.len() >= self.capacity {
+            self.make_room(now);
+        }
+        let window = self.window;
+        let w = self.windows.entry(ip).or_insert(Window { start: now, failures: 0 });
+        if now >= w.start + window {
+            *w = Window { start: now, failures: 0 };
+        }
+        w.failures = w.failures.saturating_add(1);
+    }
+
+    /// Drops expired windows, or else the oldest one.
+    fn make_room(&mut self, now: Instant) {
+        let window = self.window;
+        self.windows.retain(|_, w| now < w.start + window);
+        if self.windows.len() >= self.capacity
+            && let Some(oldest) = self.windows.iter().min_by_key(|(_, w)| w.start).map(|(ip, _)| *ip)
+        {
+            self.windows.remove(&oldest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max: usize, per_ip: usize, failures: u32, tracked: usize) -> Limits {
+        Limits {
+            max_sessions: max,
+            max_sessions_per_ip: per_ip,
+            auth_failures_per_ip: failures,
+            auth_failure_window_ms: 60_000,
+            auth_failure_tracked_ips: tracked,
+            ..Limits::default()
+        }
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().expect("address"))
+    }
+
+    #[test]
+    fn sessions_per_node_and_per_address() {
+        let a = Admission::new(&limits(3, 2, 0, 1));
+        let now = Instant::now();
+        let s1 = a.admit(ip("10.0.0.1"), now).expect("first");
+        let _s2 = a.admit(ip("10.0.0.1"), now).expect("second");
+        assert_eq!(a.admit(ip("10.0.0.1"), now).err(), Some(Refusal::AddressFull(2)));
+        let _s3 = a.admit(None, now).expect("a unix socket counts for the node only");
+        assert_eq!(a.admit(ip("10.0.0.2"), now).err(), Some(Refusal::NodeFull(3)));
+        drop(s1);
+        assert_eq!(a.seated(), 2);
+        let _s4 = a.admit(ip("10.0.0.1"), now).expect("a seat given back is free again");
+        assert_eq!(a.admit(ip("10.0.0.2"), now).err().map(Refusal::uri), Some(TOO_MANY_SESSIONS));
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let a = Admission::new(&limits(0, 1, 0, 1));
+        let now = Instant::now();
+        let _s = a.admit(ip("2001:db8:1:2::1"), now).expect("first");
+        assert!(a.admit(ip("2001:db8:1:2::ffff"), now).is_err(), "same /64");
+        let _t = a.admit(ip("2001:db8:1:3::1"), now).expect("another /64");
+        let _u = a.admit(ip("192.0.2.1"), now).expect("v4");
+        assert!(a.admit(ip("::ffff:192.0.2.1"), now).is_err(), "mapped v4 is the same address");
+    }
+
+    #[test]
+    fn failures_rate_limit_an_address_until_the_window_ends() {
+        let a = Admission::new(&limits(0, 0, 3, 100));
+        let t0 = Instant::now();
+        let bad = ip("10.0.0.9");
+        for i in 0..3 {
+            assert!(a.admit(bad, t0).is_ok(), "attempt {i} admitted");
+            a.auth_failed(bad, t0 + Duration::from_secs(i));
+        }
+        let refused = a.admit(bad, t0 + Duration::from_secs(10)).err();
+        assert_eq!(refused, Some(Refusal::RateLimited(Duration::from_secs(50))));
+        assert_eq!(refused.map(Refusal::uri), Some(RATE_LIMITED));
+        assert!(refused.is_some_and(|r| r.message().contains("retry in 50 s")));
+        assert!(a.admit(ip("10.0.0.10"), t0).is_ok(), "other addresses are not affected");
+        assert!(a.admit(bad, t0 + Duration::from_secs(60)).is_ok(), "the window ended");
+        a.auth_failed(bad, t0 + Duration::from_secs(61));
+        assert!(a.admit(bad, t0 + Duration::from_secs(62)).is_ok(), "a new window counts from zero");
+    }
+
+    #[test]
+    fn tracked_addresses_are_bounded() {
+        let mut f = AuthFailures::new(2, Duration::from_secs(60), 3);
+        let t0 = Instant::now();
+        let addr = |i: u8| IpAddr::from([10, 0, 0, i]);
+        for i in 0..3 {
+            f.record(addr(i), t0 + Duration::from_secs(u64::from(i)));
+            f.record(addr(i), t0 + Duration::from_secs(u64::from(i)));
+        }
+        f.record(addr(9), t0 + Duration::from_secs(5));
+        assert_eq!(f.windows.len(), 3);
+        assert!(f.blocked(addr(0), t0 + Duration::from_secs(6)).is_none(), "the oldest was dropped");
+        assert!(f.blocked(addr(1), t0 + Duration::from_secs(6)).is_some());
+        for i in 10..50 {
+            f.record(addr(i), t0 + Duration::from_secs(200));
+        }
+        assert_eq!(f.windows.len(), 3, "expired windows make room, the table never grows past its cap");
+    }
+
+    #[test]
+    fn zero_disables_each_limit() {
+        let a = Admission::new(&limits(0, 0, 0, 1));
+        let now = Instant::now();
+        let seats: Vec<_> = (0..100).map(|_| a.admit(ip("10.0.0.1"), now).expect("no limit")).collect();
+        for _ in 0..100 {
+            a.auth_failed(ip("10.0.0.1"), now);
+        }
+        assert!(a.admit(ip("10.0.0.1"), now).is_ok());
+        assert_eq!(seats.len(), 100);
+    }
+}
