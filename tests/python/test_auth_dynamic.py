@@ -7,10 +7,10 @@ every transport/serializer pair."""
 import asyncio
 
 import pytest
-from autobahn.wamp import auth
 from autobahn.wamp.exception import ApplicationError
 
-from conftest import ALL_COMBOS, JoinFailed, TestSession, connect_session
+from conftest import ALL_COMBOS, JoinFailed, connect_session
+from test_auth import session_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -45,21 +45,6 @@ def authenticate(calls):
         raise ApplicationError("com.example.invalid_ticket", "wrong ticket")
 
     return handler
-
-
-def session_for(authid, methods, secret):
-    class AuthSession(TestSession):
-        __test__ = False
-
-        def onConnect(self):
-            self.join(self.config.realm, methods, authid)
-
-        def onChallenge(self, challenge):
-            if challenge.method == "ticket":
-                return secret
-            return auth.compute_wcs(secret, challenge.extra["challenge"])
-
-    return AuthSession
 
 
 @pytest.fixture
