@@ -168,6 +168,7 @@ class _WsProtocol(WebSocketClientProtocol):
         self.client._deliver(payload)
 
     def onClose(self, wasClean, code, reason):
+        self.client.close_code = code
         if not self.client._opened.done():
             self.client._opened.set_exception(ConnectionClosed(f"websocket handshake failed: {code} {reason}"))
         self.client._mark_closed()
@@ -179,9 +180,10 @@ class RawWebSocketClient(RawClient):
         self._opened = asyncio.get_running_loop().create_future()
         self.subprotocol = None
         self.proto = None
+        self.close_code = None  # the WebSocket close code, once closed
 
     @classmethod
-    async def connect(cls, url, host, port, serializer, protocols=None, timeout=10.0):
+    async def connect(cls, url, host, port, serializer, protocols=None, timeout=10.0, local_addr=None):
         client = cls(serializer)
         if protocols is None:
             protocols = [f"wamp.2.{serializer}"]
@@ -195,7 +197,7 @@ class RawWebSocketClient(RawClient):
             return proto
 
         loop = asyncio.get_running_loop()
-        await asyncio.wait_for(loop.create_connection(make, host, port), timeout)
+        await asyncio.wait_for(loop.create_connection(make, host, port, local_addr=local_addr), timeout)
         await asyncio.wait_for(asyncio.shield(client._opened), timeout)
         return client
 
@@ -223,9 +225,10 @@ class RawSocketClient(RawClient):
         self.pongs = asyncio.Queue()
 
     @classmethod
-    async def connect(cls, host, port, serializer, max_len_exp=15, timeout=10.0):
+    async def connect(cls, host, port, serializer, max_len_exp=15, timeout=10.0, local_addr=None):
         client = cls(serializer)
-        client.reader, client.writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        conn = asyncio.open_connection(host, port, local_addr=local_addr)
+        client.reader, client.writer = await asyncio.wait_for(conn, timeout)
         ser_id = RAWSOCKET_SERIALIZER_IDS[serializer]
         client.writer.write(bytes([0x7F, (max_len_exp << 4) | ser_id, 0, 0]))
         await client.writer.drain()
