@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs Junction's whole test suite from a fresh clone:
-#   1. cargo build --bins, cargo test (unit tests + tests/*.rs integration tests)
+#   1. cargo build --bins, cargo test (unit tests + tests/*.rs integration tests),
+#      a fuzzing smoke run (the fuzz corpora and mutations of them replayed)
 #   2. Python interop tests (Autobahn|Python, tests/python) in a venv at target/pyenv
 #   3. Node interop tests (Autobahn|JS, tests/js) with packages in target/node
 #   4. Deployment validation (tests/deploy: Dockerfile, compose, deploy/) in target/deployenv
@@ -42,6 +43,20 @@ cargo build --bins
 
 step "cargo test"
 run_suite "cargo test" "$LOGS/cargo.log" cargo test
+
+# --- Fuzzing smoke run --------------------------------------------------------
+# The six fuzz targets' bodies over their committed corpora and 4000 seeded mutations
+# of every corpus file (tests/fuzz_corpus.rs; no nightly toolchain or instrumented
+# build needed; ~10-30 s). JUNCTION_FUZZ_SECS=N runs the real libFuzzer targets for N s
+# each instead (fuzz/smoke.sh: needs cargo-fuzz, and the instrumented build takes
+# minutes whenever src/ changed).
+step "fuzz smoke"
+if [ -n "${JUNCTION_FUZZ_SECS:-}" ]; then
+    run_suite "fuzz smoke (libFuzzer)" "$LOGS/fuzz.log" fuzz/smoke.sh "$JUNCTION_FUZZ_SECS"
+else
+    run_suite "fuzz smoke (corpus replay)" "$LOGS/fuzz.log" \
+        env FUZZ_CORPUS_MUTATIONS=4000 cargo test -q --test fuzz_corpus -- --nocapture
+fi
 
 # --- Python (Autobahn|Python) -----------------------------------------------
 step "python environment (target/pyenv)"
@@ -112,7 +127,7 @@ printf '%s\n' "${RESULTS[@]}"
 count() { # count REGEX < text: sum of the numbers in the matches
     { grep -oE "$1" || true; } | { grep -oE '[0-9]+' || true; } | awk '{s+=$1} END {print s+0}'
 }
-cargo_results=$(grep -h '^test result:' "$LOGS/cargo.log" 2>/dev/null || true)
+cargo_results=$(grep -h '^test result:' "$LOGS/cargo.log" "$LOGS/fuzz.log" 2>/dev/null || true)
 pytest_last=$(tail -n 1 "$LOGS/pytest.log" 2>/dev/null || true)
 pytest_last+=$'\n'$(tail -n 1 "$LOGS/deploy.log" 2>/dev/null || true)  # tests/deploy
 node_results=$(grep -hE '^# (pass|fail) [0-9]+' "$LOGS/node.log" 2>/dev/null || true)

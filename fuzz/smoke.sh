@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-20}"
-targets=(decode_json decode_msgpack decode_cbor rawsocket_frames session_sequence)
+targets=(decode_json decode_msgpack decode_cbor rawsocket_frames session_sequence websocket_frames)
 export RUSTC_BOOTSTRAP=1
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then

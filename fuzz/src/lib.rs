@@ -9,7 +9,9 @@
 mod codec;
 mod rawsocket;
 mod session;
+mod websocket;
 
 pub use codec::decode_roundtrip;
 pub use rawsocket::rawsocket_stream;
 pub use session::session_sequence;
+pub use websocket::websocket_frames;

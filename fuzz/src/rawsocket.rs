@@ -11,7 +11,7 @@ use junction::wamp::rawsocket::{
     parse_frame_header, parse_server_handshake,
 };
 
-use crate::codec::decode_roundtrip;
+use super::codec::decode_roundtrip;
 
 /// Reads `data` as a RawSocket connection.
 pub fn rawsocket_stream(data: &[u8]) {

@@ -25,7 +25,7 @@ use junction::wamp::codec::Serializer;
 use junction::wamp::message::*;
 use junction::wamp::session::{Phase, Step, classify};
 use junction::wamp::value::{Dict, List, Value};
-use libfuzzer_sys::arbitrary::{Result, Unstructured};
+use arbitrary::{Result, Unstructured};
 
 /// Most operations run per input.
 const MAX_OPS: usize = 64;
@@ -88,6 +88,7 @@ async fn run(data: &[u8]) {
     }
     drain_all(&mut clients, &mut seen);
     assert_eq!(router.session_count(), 0, "sessions left behind after every client left");
+    assert_eq!(router.admission.seated(), 0, "admission seats held after every client left");
 }
 
 async fn step(u: &mut Unstructured<'_>, router: &Arc<Router>, clients: &mut [Client], seen: &mut Seen) -> Result<()> {
