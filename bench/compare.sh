@@ -264,6 +264,11 @@ each pubsub-1x10-ws-msgpack pubsub --url @WS@ --publishers 1 --subscribers 10 --
     --payload 64 --inflight 128 --serializer msgpack
 each pubsub-4x40-t20-ws-msgpack pubsub --url @WS@ --publishers 4 --subscribers 40 --topics 20 \
     --payload 64 --inflight 64 --serializer msgpack
+# Pattern subscriptions: 100 distinct prefix / wildcard patterns over 1000 topics.
+each pubsub-4x100-prefix100-ws-msgpack pubsub --url @WS@ --publishers 4 --subscribers 100 --topics 1000 \
+    --match prefix --patterns 100 --payload 64 --inflight 64 --serializer msgpack
+each pubsub-4x100-wildcard100-ws-msgpack pubsub --url @WS@ --publishers 4 --subscribers 100 --topics 1000 \
+    --match wildcard --patterns 100 --payload 64 --inflight 64 --serializer msgpack
 
 # Memory per idle session needs fresh routers (freed memory is not given back).
 log "sessions (fresh routers)"

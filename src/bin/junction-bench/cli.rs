@@ -151,6 +151,26 @@ pub struct PubsubArgs {
     /// cluster, to measure cross-node delivery).
     #[arg(long)]
     pub subscriber_url: Option<String>,
+    /// How subscribers subscribe: `exact` (subscriber i on topic i mod T), or
+    /// `prefix` / `wildcard` patterns over the topic space (see `--patterns`).
+    #[arg(long = "match", value_enum, default_value = "exact")]
+    pub match_policy: Match,
+    /// With `--match prefix|wildcard`: N distinct patterns, subscriber i on pattern
+    /// i mod N; topic t is `<topic>.g<t mod N>.t<t>.event`, matched by pattern g as
+    /// prefix `<topic>.g<g>.` or wildcard `<topic>.g<g>..event`.
+    #[arg(long, default_value_t = 1)]
+    pub patterns: usize,
+}
+
+/// Subscription match policies on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Match {
+    /// One concrete topic per subscriber.
+    Exact,
+    /// Prefix patterns.
+    Prefix,
+    /// Wildcard patterns.
+    Wildcard,
 }
 
 /// `sessions` options.

@@ -1,6 +1,6 @@
 //! `junction-bench`: a load generator for WAMP routers written on Junction's own codec,
 //! speaking WAMP over WebSocket and RawSocket with any serializer. Scenarios `rpc`,
-//! `pubsub`, `sessions`; the raw relay (`relay-server`, measured with `relay`) as the
+//! `pubsub` (exact, prefix or wildcard subscriptions), `sessions`; the raw relay (`relay-server`, measured with `relay`) as the
 //! transport's ceiling; `compare` and `chart` turn result lines into the comparison
 //! table and SVG. See `bench/README.md` and `bench/compare.sh`.
 //!
@@ -19,6 +19,7 @@ mod report;
 mod rpc;
 mod sessions;
 mod stats;
+mod topics;
 
 use std::process::ExitCode;
 

@@ -8,7 +8,13 @@
 //! `inflight × publishers × fan-out` deliveries outstanding, so the run measures the
 //! sustainable rate instead of filling the router's queues. A subscriber the router
 //! disconnects (slow-consumer policy) is reported, and gating then relies on acks only.
+//!
+//! With `--match prefix|wildcard` subscribers subscribe to patterns over the topic
+//! space ([`TopicSpace`]); a subscriber then receives several topics, so events carry
+//! the topic's index as a fifth argument and sequences are checked per publisher and
+//! topic.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -29,6 +35,7 @@ use crate::proc::Pids;
 use crate::report::Report;
 use crate::rpc::{join_many, payload_string, run_id};
 use crate::stats::{self, Control, new_hist};
+use crate::topics::TopicSpace;
 
 /// How long subscribers may take to receive the last events once publishing stopped.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -60,6 +67,8 @@ struct PubPlan {
     window: usize,
     payload: String,
     interval: Option<Duration>,
+    /// Add the topic's index to every event (pattern subscriptions).
+    tagged: bool,
 }
 
 struct PubResult {
@@ -105,12 +114,15 @@ async fn publisher(mut conn: Conn, plan: PubPlan, flow: Arc<Flow>, ctl: Arc<Cont
                     break;
                 };
                 *seq += 1;
-                let args = vec![
+                let mut args = vec![
                     Value::from(plan.index),
                     Value::from(*seq),
                     Value::from(ctl.now_ns()),
                     Value::Str(plan.payload.clone()),
                 ];
+                if plan.tagged {
+                    args.push(Value::from(t as u64));
+                }
                 let publish = Publish {
                     request: RequestId(next_req),
                     options: dict! { "acknowledge" => true },
@@ -168,9 +180,10 @@ async fn sleep_opt(deadline: Option<Instant>) {
 }
 
 struct SubResult {
-    topic: usize,
-    /// Events received per publisher.
-    received: Vec<u64>,
+    /// The topics this subscriber receives.
+    topics: Vec<usize>,
+    /// Events received per (publisher, topic).
+    received: HashMap<(usize, usize), u64>,
     /// Events that arrived with a sequence number at or below one already seen.
     out_of_order: u64,
     /// Deliveries in the measured phase.
@@ -183,23 +196,24 @@ struct SubResult {
 
 async fn subscriber(
     mut conn: Conn,
-    topic: usize,
+    topics: Vec<usize>,
     publishers: usize,
     flow: Arc<Flow>,
     ctl: Arc<Control>,
     mut done: watch::Receiver<bool>,
 ) -> SubResult {
     let ser = conn.serializer();
+    let own_topic = topics.first().copied().unwrap_or(0);
     let mut r = SubResult {
-        topic,
-        received: vec![0; publishers],
+        topics,
+        received: HashMap::new(),
         out_of_order: 0,
         measured: 0,
         hist: new_hist(),
         malformed: 0,
         dropped: None,
     };
-    let mut last_seq = vec![0u64; publishers];
+    let mut last_seq: HashMap<(usize, usize), u64> = HashMap::new();
     let mut frames = Vec::new();
     loop {
         frames.clear();
@@ -227,15 +241,16 @@ async fn subscriber(
                     continue;
                 }
             };
-            let Some((p, seq, sent)) = event_fields(ev.payload.args.as_deref()) else {
+            let Some((p, seq, sent, topic)) = event_fields(ev.payload.args.as_deref(), own_topic) else {
                 r.malformed += 1;
                 continue;
             };
-            let (Some(count), Some(last)) = (r.received.get_mut(p), last_seq.get_mut(p)) else {
+            if p >= publishers || !r.topics.contains(&topic) {
                 r.malformed += 1;
                 continue;
-            };
-            *count += 1;
+            }
+            *r.received.entry((p, topic)).or_default() += 1;
+            let last = last_seq.entry((p, topic)).or_default();
             if seq <= *last {
                 r.out_of_order += 1;
             }
@@ -266,18 +281,23 @@ async fn subscriber(
     r
 }
 
-/// `[publisher, sequence, sent_ns, ...]` from an event's arguments.
-fn event_fields(args: Option<&[Value]>) -> Option<(usize, u64, u64)> {
+/// `[publisher, sequence, sent_ns, payload, topic?]` from an event's arguments (the
+/// topic index defaults to `own_topic`).
+fn event_fields(args: Option<&[Value]>, own_topic: usize) -> Option<(usize, u64, u64, usize)> {
     let args = args?;
     let p = args.first()?.as_u64()?;
     let seq = args.get(1)?.as_u64()?;
     let sent = args.get(2)?.as_u64()?;
-    Some((usize::try_from(p).ok()?, seq, sent))
+    let topic = match args.get(4) {
+        Some(t) => usize::try_from(t.as_u64()?).ok()?,
+        None => own_topic,
+    };
+    Some((usize::try_from(p).ok()?, seq, sent, topic))
 }
 
-async fn subscribe(conn: &mut Conn, topic: &str) -> Result<()> {
+async fn subscribe(conn: &mut Conn, topic: &str, options: Dict) -> Result<()> {
     let req = RequestId(1);
-    let msg = Message::Subscribe(Subscribe { request: req, options: Dict::new(), topic: topic.to_owned() });
+    let msg = Message::Subscribe(Subscribe { request: req, options, topic: topic.to_owned() });
     match conn.request(&msg, req).await? {
         Message::Subscribed(_) => Ok(()),
         Message::Error(e) => Err(BenchError::msg(format!("SUBSCRIBE {topic} failed: {}", e.error))),
@@ -293,15 +313,10 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
     let n_topics = args.topics.max(1);
     let n_pubs = args.publishers.max(1);
     let id = run_id();
-    let topics: Arc<Vec<String>> =
-        Arc::new((0..n_topics).map(|i| format!("{}.{id}.{i}", args.topic)).collect());
-    let mut fanout = vec![0u64; n_topics];
-    for s in 0..args.subscribers {
-        if let Some(f) = fanout.get_mut(s % n_topics) {
-            *f += 1;
-        }
-    }
-    let avg_fanout = (args.subscribers as f64 / n_topics as f64).max(1.0);
+    let space = TopicSpace::new(&format!("{}.{id}", args.topic), n_topics, args.match_policy, args.patterns);
+    let topics: Arc<Vec<String>> = Arc::new(space.topics.clone());
+    let fanout = space.fanout(args.subscribers);
+    let avg_fanout = (fanout.iter().sum::<u64>() as f64 / n_topics as f64).max(1.0);
     let flow = Arc::new(Flow {
         expected: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
@@ -317,9 +332,10 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
         None => crate::client::Endpoint::parse(&c.url)?,
     };
     for (i, mut conn) in join_many(&sub_ep, ser, &c.realm, args.subscribers).await?.into_iter().enumerate() {
-        let t = i % n_topics;
-        subscribe(&mut conn, topics.get(t).map(String::as_str).unwrap_or_default()).await?;
-        subs.push(tokio::spawn(subscriber(conn, t, n_pubs, flow.clone(), ctl.clone(), done_rx.clone())));
+        let (uri, options) = space.subscription(i);
+        subscribe(&mut conn, &uri, options).await?;
+        let mine = space.topics_of(i);
+        subs.push(tokio::spawn(subscriber(conn, mine, n_pubs, flow.clone(), ctl.clone(), done_rx.clone())));
     }
     let fanout = Arc::new(fanout);
     let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(n_pubs as f64 / args.rate));
@@ -332,6 +348,7 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
             window: args.inflight.max(1),
             payload: payload_string(args.payload),
             interval,
+            tagged: space.is_pattern(),
         };
         let (flow, ctl) = (flow.clone(), ctl.clone());
         pubs.push(tokio::spawn(async move {
@@ -377,9 +394,11 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
         match s.dropped {
             Some(why) => dropped.push(why),
             None => {
-                for (p, got) in s.received.iter().enumerate() {
-                    let want = sent.get(p).and_then(|v| v.get(s.topic)).copied().unwrap_or(0);
-                    lost += want.saturating_sub(*got);
+                for (p, per_topic) in sent.iter().enumerate() {
+                    for &t in &s.topics {
+                        let want = per_topic.get(t).copied().unwrap_or(0);
+                        lost += want.saturating_sub(s.received.get(&(p, t)).copied().unwrap_or(0));
+                    }
                 }
             }
         }
@@ -388,11 +407,22 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
         return Err(BenchError::msg(why));
     }
     let short = if ep.transport() == "websocket" { "ws" } else { "rs" };
-    let label = format!("pubsub-{short}-{}-{}x{}-t{}", ser.name(), n_pubs, args.subscribers, n_topics);
+    let label = format!(
+        "pubsub-{short}-{}-{}x{}-t{}{}",
+        ser.name(),
+        n_pubs,
+        args.subscribers,
+        n_topics,
+        space.label_suffix()
+    );
     let mut r = Report::new("pubsub", c, &ep, label);
     r.set("publishers", n_pubs);
     r.set("subscribers", args.subscribers);
     r.set("topics", n_topics);
+    r.set("match", format!("{:?}", args.match_policy).to_lowercase());
+    if space.is_pattern() {
+        r.set("patterns", args.patterns.max(1));
+    }
     r.set("inflight", args.inflight);
     r.set("payload", args.payload);
     r.set("rate_limit", args.rate);
