@@ -103,12 +103,43 @@ pub struct WebSocketConfig {
     pub listen: String,
     /// HTTP path of the WAMP endpoint.
     pub path: String,
+    /// Serve `wss://` instead of `ws://` (`[websocket.tls]`).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for WebSocketConfig {
     fn default() -> Self {
-        WebSocketConfig { listen: "127.0.0.1:8080".into(), path: "/ws".into() }
+        WebSocketConfig { listen: "127.0.0.1:8080".into(), path: "/ws".into(), tls: None }
     }
+}
+
+/// A listener's TLS settings (`[websocket.tls]`, `[rawsocket.tls]`). The files are
+/// read at start and again whenever they change.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificates that client certificates must chain to; enables
+    /// client-certificate authentication (authmethod `tls`).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: `optional` (default) or `required`.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+/// Whether clients must present a certificate.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Verified when presented.
+    #[default]
+    Optional,
+    /// The TLS handshake fails without one.
+    Required,
 }
 
 /// The RawSocket listeners.
@@ -119,11 +150,13 @@ pub struct RawSocketConfig {
     pub listen: String,
     /// Unix domain socket path, if any.
     pub unix: Option<PathBuf>,
+    /// RawSocket over TLS on the TCP listener (`[rawsocket.tls]`).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for RawSocketConfig {
     fn default() -> Self {
-        RawSocketConfig { listen: "127.0.0.1:8081".into(), unix: None }
+        RawSocketConfig { listen: "127.0.0.1:8081".into(), unix: None, tls: None }
     }
 }
 
@@ -376,6 +409,12 @@ impl Config {
             }
             for h in &r.history {
                 h.policy().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;
+            }
+        }
+        for (key, tls) in [("websocket.tls", &self.websocket.tls), ("rawsocket.tls", &self.rawsocket.tls)] {
+            if let Some(t) = tls {
+                crate::transport::tls::server_config(t)
+                    .map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
             }
         }
         parse_listen("websocket.listen", &self.websocket.listen)?;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use junction::config::{Config, ConfigError, DEFAULT_ADMIN_LISTEN, RealmConfig, parse_listen};
 use junction::ops;
 use junction::transport::listener::{self, Kind};
+use junction::transport::tls::Tls;
 
 /// A clustered WAMP router.
 #[derive(Parser, Debug)]
@@ -156,13 +157,14 @@ async fn run(cfg: Config) -> Result<(), String> {
     start_admin(&cfg).await?;
     let router = junction::cluster::runtime::start(&cfg).await.map_err(|e| e.to_string())?;
     ops::attach(&router);
+    let tls = |c: &Option<junction::config::TlsConfig>| c.as_ref().map(Tls::load).transpose();
     if let Some(addr) = cfg.websocket_addr() {
-        listener::spawn_tcp(router.clone(), addr, Kind::WebSocket)
+        listener::spawn_tcp(router.clone(), addr, Kind::WebSocket, tls(&cfg.websocket.tls)?)
             .await
             .map_err(|e| format!("cannot listen for WebSocket on {addr}: {e}"))?;
     }
     if let Some(addr) = cfg.rawsocket_addr() {
-        listener::spawn_tcp(router.clone(), addr, Kind::RawSocket)
+        listener::spawn_tcp(router.clone(), addr, Kind::RawSocket, tls(&cfg.rawsocket.tls)?)
             .await
             .map_err(|e| format!("cannot listen for RawSocket on {addr}: {e}"))?;
     }

@@ -7,8 +7,8 @@
 
 use junction::wamp::codec::Serializer;
 use junction::wamp::rawsocket::{
-    FrameKind, MAX_FRAME_LEN, encode_frame_header, encode_handshake, max_len_from_exponent, parse_client_handshake,
-    parse_frame_header, parse_server_handshake,
+    FrameKind, MAX_FRAME_LEN, encode_frame_header, encode_handshake, max_len_from_exponent,
+    parse_client_handshake, parse_frame_header, parse_server_handshake,
 };
 
 use super::codec::decode_roundtrip;
@@ -27,7 +27,11 @@ pub fn rawsocket_stream(data: &[u8]) {
     while let Some((header, after)) = split4(rest) {
         let Ok((kind, len)) = parse_frame_header(header) else { return };
         if len <= MAX_FRAME_LEN {
-            assert_eq!(parse_frame_header(encode_frame_header(kind, len)), Ok((kind, len)), "header round trip");
+            assert_eq!(
+                parse_frame_header(encode_frame_header(kind, len)),
+                Ok((kind, len)),
+                "header round trip"
+            );
         }
         if len > max || len > after.len() {
             return;

@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 
+use arbitrary::{Result, Unstructured};
 use junction::config::Config;
 use junction::dict;
 use junction::ids::{NodeId, RegistrationId, RequestId, SessionId, SubscriptionId};
@@ -25,14 +26,24 @@ use junction::wamp::codec::Serializer;
 use junction::wamp::message::*;
 use junction::wamp::session::{Phase, Step, classify};
 use junction::wamp::value::{Dict, List, Value};
-use arbitrary::{Result, Unstructured};
 
 /// Most operations run per input.
 const MAX_OPS: usize = 64;
 /// Clients per input.
 const CLIENTS: usize = 3;
 
-const URIS: [&str; 10] = ["a", "a.b", "a.b.c", "a..c", "", "com.x", "wamp.session.count", "wamp.session.list", "wamp.registration.list", "a.b."];
+const URIS: [&str; 10] = [
+    "a",
+    "a.b",
+    "a.b.c",
+    "a..c",
+    "",
+    "com.x",
+    "wamp.session.count",
+    "wamp.session.list",
+    "wamp.registration.list",
+    "a.b.",
+];
 const REALMS: [&str; 3] = ["realm1", "realm1", "nope"];
 
 struct Client {
@@ -45,7 +56,12 @@ struct Client {
 impl Client {
     fn new(router: &Arc<Router>, ser: Serializer) -> Client {
         let (tx, rx) = outbox(64, 1 << 20);
-        Client { session: Session::new(router.clone(), ser, tx, "fuzz"), rx, ser, phase: Phase::AwaitingHello }
+        Client {
+            session: Session::new(router.clone(), ser, tx, "fuzz"),
+            rx,
+            ser,
+            phase: Phase::AwaitingHello,
+        }
     }
 }
 
@@ -91,7 +107,12 @@ async fn run(data: &[u8]) {
     assert_eq!(router.admission.seated(), 0, "admission seats held after every client left");
 }
 
-async fn step(u: &mut Unstructured<'_>, router: &Arc<Router>, clients: &mut [Client], seen: &mut Seen) -> Result<()> {
+async fn step(
+    u: &mut Unstructured<'_>,
+    router: &Arc<Router>,
+    clients: &mut [Client],
+    seen: &mut Seen,
+) -> Result<()> {
     let who = u.choose_index(clients.len())?;
     let op = u.int_in_range(0..=19u8)?;
     let frame = match op {
@@ -174,7 +195,9 @@ fn remember<T: PartialEq>(list: &mut Vec<T>, item: T) {
 fn message(u: &mut Unstructured<'_>, op: u8, who: usize, seen: &Seen) -> Result<Message> {
     Ok(match op {
         0 => Message::Hello(Hello { realm: (*u.choose(&REALMS)?).into(), details: hello_details(u)? }),
-        1 => Message::Subscribe(Subscribe { request: request(u)?, options: match_option(u)?, topic: uri(u)? }),
+        1 => {
+            Message::Subscribe(Subscribe { request: request(u)?, options: match_option(u)?, topic: uri(u)? })
+        }
         2 => Message::Unsubscribe(Unsubscribe {
             request: request(u)?,
             subscription: pick(u, &seen.subscriptions)?.unwrap_or(SubscriptionId(u.int_in_range(0..=3)?)),
@@ -197,20 +220,36 @@ fn message(u: &mut Unstructured<'_>, op: u8, who: usize, seen: &Seen) -> Result<
             request: request(u)?,
             registration: pick(u, &seen.registrations)?.unwrap_or(RegistrationId(u.int_in_range(0..=3)?)),
         }),
-        6 => Message::Call(Call { request: request(u)?, options: call_options(u)?, procedure: uri(u)?, payload: payload(u)? }),
+        6 => Message::Call(Call {
+            request: request(u)?,
+            options: call_options(u)?,
+            procedure: uri(u)?,
+            payload: payload(u)?,
+        }),
         7 => Message::Yield(Yield {
             request: invocation(u, who, seen)?,
-            options: if u.arbitrary()? { dict! { "progress" => true } } else { Dict::new() },
+            options: if u.arbitrary()? {
+                dict! { "progress" => true }
+            } else {
+                Dict::new()
+            },
             payload: payload(u)?,
         }),
         8 | 9 => Message::Error(Error {
-            request_type: if op == 8 { code::INVOCATION } else { *u.choose(&[code::CALL, code::SUBSCRIBE, 99])? },
+            request_type: if op == 8 {
+                code::INVOCATION
+            } else {
+                *u.choose(&[code::CALL, code::SUBSCRIBE, 99])?
+            },
             request: invocation(u, who, seen)?,
             details: Dict::new(),
             error: (*u.choose(&["com.err", "", "wamp.error.canceled"])?).into(),
             payload: payload(u)?,
         }),
-        10 => Message::Cancel(Cancel { request: request(u)?, options: dict! { "mode" => *u.choose(&["kill", "skip", "killnowait"])? } }),
+        10 => Message::Cancel(Cancel {
+            request: request(u)?,
+            options: dict! { "mode" => *u.choose(&["kill", "skip", "killnowait"])? },
+        }),
         11 => Message::Goodbye(Goodbye { details: Dict::new(), reason: "wamp.close.close_realm".into() }),
         12 => Message::Abort(Abort { details: Dict::new(), reason: "wamp.error.x".into() }),
         13 => Message::Authenticate(Authenticate { signature: "sig".into(), extra: Dict::new() }),
@@ -287,7 +326,10 @@ fn publish_options(u: &mut Unstructured<'_>) -> Result<Dict> {
     }
     if u.arbitrary()? {
         let list: List = vec![Value::Int(u.int_in_range(0..=3)?), Value::from("x")];
-        d.insert((*u.choose(&["exclude", "eligible", "exclude_authid", "eligible_authrole"])?).into(), list.into());
+        d.insert(
+            (*u.choose(&["exclude", "eligible", "exclude_authid", "eligible_authrole"])?).into(),
+            list.into(),
+        );
     }
     Ok(d)
 }
@@ -314,6 +356,9 @@ fn payload(u: &mut Unstructured<'_>) -> Result<Payload> {
             Payload::args(vec![Value::Int(u.arbitrary()?), Value::Bytes(u.bytes(n)?.to_vec())])
         }
         2 => Payload { args: Some(Vec::new()), kwargs: Some(dict! { "k" => Value::Float(u.arbitrary()?) }) },
-        _ => Payload { args: None, kwargs: Some(dict! { "s" => String::from_utf8_lossy(u.bytes(3)?).into_owned() }) },
+        _ => Payload {
+            args: None,
+            kwargs: Some(dict! { "s" => String::from_utf8_lossy(u.bytes(3)?).into_owned() }),
+        },
     })
 }

@@ -99,6 +99,9 @@ pub struct AuthConfig {
     pub cryptosign: Option<CryptosignConfig>,
     /// WAMP-SCRAM (both `wamp-scram` and Crossbar's `scram`).
     pub scram: Option<ScramConfig>,
+    /// TLS client-certificate authentication (`tls`).
+    #[serde(default)]
+    pub tls: Option<super::tlscert::TlsAuthConfig>,
     /// Milliseconds between CHALLENGE and the latest acceptable AUTHENTICATE.
     #[serde(default = "default_challenge_timeout_ms")]
     pub challenge_timeout_ms: u64,
@@ -122,6 +125,7 @@ impl Default for AuthConfig {
             wampcra: None,
             cryptosign: None,
             scram: None,
+            tls: None,
             challenge_timeout_ms: default_challenge_timeout_ms(),
             authenticator_realm: None,
         }

@@ -7,7 +7,7 @@ use super::config::{AnonymousConfig, AuthConfig, TransportKind};
 use super::dynamic::{AuthenticatorCall, AuthenticatorReply};
 use super::error::AuthError;
 use super::principal::{Context, HelloAuth, Principal, TransportInfo};
-use super::{anonymous, cryptosign, scram, ticket, wampcra};
+use super::{anonymous, cryptosign, scram, ticket, tlscert, wampcra};
 use crate::wamp::message::{Authenticate, Challenge};
 use crate::wamp::value::Dict;
 
@@ -61,6 +61,7 @@ pub struct Authenticator {
     wampcra: Option<wampcra::Method>,
     cryptosign: Option<cryptosign::Method>,
     scram: Option<scram::Method>,
+    tls: Option<tlscert::TlsAuthConfig>,
     timeout_ms: u64,
 }
 
@@ -77,6 +78,7 @@ impl Authenticator {
             wampcra: cfg.wampcra.as_ref().map(wampcra::Method::new).transpose()?,
             cryptosign: cfg.cryptosign.as_ref().map(cryptosign::Method::new).transpose()?,
             scram: cfg.scram.as_ref().map(scram::Method::new).transpose()?,
+            tls: cfg.tls.clone(),
             timeout_ms: cfg.challenge_timeout_ms,
         })
     }
@@ -90,6 +92,7 @@ impl Authenticator {
             (self.wampcra.is_some(), &["wampcra"]),
             (self.cryptosign.is_some(), &["cryptosign"]),
             (self.scram.is_some(), &[scram::METHOD_SPEC, scram::METHOD_CROSSBAR]),
+            (self.tls.is_some(), &[tlscert::METHOD]),
         ];
         for (on, names) in pairs {
             if on {
@@ -152,6 +155,10 @@ impl Authenticator {
                 let dialect = scram::Dialect::from_method(method)?;
                 map(m.hello(dialect, hello, ctx), State::Scram)
             }
+            tlscert::METHOD => match tlscert::authenticate(self.tls.as_ref()?, ctx) {
+                Ok(p) => Next::Welcome(p),
+                Err(e) => Next::Skip(e),
+            },
             _ => return None,
         })
     }

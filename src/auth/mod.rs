@@ -46,6 +46,7 @@ pub mod roles;
 pub mod scram;
 pub mod secret;
 pub mod ticket;
+pub mod tlscert;
 pub mod wampcra;
 
 #[cfg(test)]

@@ -88,6 +88,8 @@ pub struct TransportInfo {
     pub peer: Option<String>,
     /// TLS channel binding data.
     pub channel_bindings: ChannelBindings,
+    /// Subject CN of the client's verified TLS certificate (authmethod `tls`).
+    pub client_cn: Option<String>,
 }
 
 impl TransportInfo {

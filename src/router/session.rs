@@ -54,6 +54,8 @@ pub struct Session {
     auth_method: &'static str,
     /// The client's address (none over a Unix socket), for the per-address limits.
     peer: Option<std::net::SocketAddr>,
+    /// What the TLS handshake established (TLS listeners only).
+    tls: Option<Arc<crate::transport::tls::TlsInfo>>,
     /// The session's place in the node's session counts, from HELLO until it leaves.
     seat: Option<Seat>,
 }
@@ -80,6 +82,7 @@ impl Session {
             challenged: None,
             auth_method: "hello",
             peer: None,
+            tls: None,
             seat: None,
         }
     }
@@ -88,6 +91,11 @@ impl Session {
     /// the dynamic authenticator's `transport.peer`.
     pub fn set_peer(&mut self, peer: Option<std::net::SocketAddr>) {
         self.peer = peer;
+    }
+
+    /// Sets what the TLS handshake established (channel bindings, client certificate).
+    pub fn set_tls(&mut self, tls: Option<Arc<crate::transport::tls::TlsInfo>>) {
+        self.tls = tls;
     }
 
     /// The connection did not complete the WAMP handshake in time: ABORT
@@ -214,7 +222,13 @@ impl Session {
             realm: realm.name.clone(),
             session,
             now_ms: super::now_ms(),
-            transport: auth::TransportInfo { kind, peer: self.peer.map(peer_name), ..Default::default() },
+            transport: auth::TransportInfo {
+                kind,
+                tls: self.tls.is_some(),
+                peer: self.peer.map(peer_name),
+                channel_bindings: self.tls.as_ref().map(|t| t.bindings.clone()).unwrap_or_default(),
+                client_cn: self.tls.as_ref().and_then(|t| t.client_cn.clone()),
+            },
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, UnixListener};
 
+use super::tls::Tls;
 use crate::router::Router;
 
 /// Which protocol a listener speaks.
@@ -18,13 +19,28 @@ pub enum Kind {
     RawSocket,
 }
 
-/// Binds a TCP listener and spawns its accept loop. Returns the bound address.
-pub async fn spawn_tcp(router: Arc<Router>, addr: SocketAddr, kind: Kind) -> std::io::Result<SocketAddr> {
+/// Binds a TCP listener (TLS when `tls` is given) and spawns its accept loop.
+/// Returns the bound address.
+pub async fn spawn_tcp(
+    router: Arc<Router>,
+    addr: SocketAddr,
+    kind: Kind,
+    tls: Option<Arc<Tls>>,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    match kind {
-        Kind::WebSocket => println!("listening websocket ws://{local}{}", router.config.websocket.path),
-        Kind::RawSocket => println!("listening rawsocket tcp://{local}"),
+    match (kind, tls.is_some()) {
+        (Kind::WebSocket, false) => {
+            println!("listening websocket ws://{local}{}", router.config.websocket.path)
+        }
+        (Kind::WebSocket, true) => {
+            println!("listening websocket wss://{local}{}", router.config.websocket.path)
+        }
+        (Kind::RawSocket, false) => println!("listening rawsocket tcp://{local}"),
+        (Kind::RawSocket, true) => println!("listening rawsocket tls://{local}"),
+    }
+    if let Some(t) = &tls {
+        t.watch(if kind == Kind::WebSocket { "websocket" } else { "rawsocket" });
     }
     tokio::spawn(async move {
         loop {
@@ -44,16 +60,34 @@ pub async fn spawn_tcp(router: Arc<Router>, addr: SocketAddr, kind: Kind) -> std
             }
             tracing::trace!(%peer, "accepted");
             let router = router.clone();
-            let accepted = super::Accepted::now(&router, Some(peer));
+            let mut accepted = super::Accepted::now(&router, Some(peer));
+            let tls = tls.clone();
             tokio::spawn(async move {
-                match kind {
-                    Kind::WebSocket => super::websocket::serve(router, stream, accepted).await,
-                    Kind::RawSocket => super::rawsocket::serve(router, stream, accepted).await,
+                let Some(tls) = tls else {
+                    return serve(kind, router, stream, accepted).await;
+                };
+                match tokio::time::timeout_at(accepted.deadline, tls.accept(stream)).await {
+                    Ok(Ok((stream, info))) => {
+                        accepted.tls = Some(Arc::new(info));
+                        serve(kind, router, stream, accepted).await
+                    }
+                    Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                 }
             });
         }
     });
     Ok(local)
+}
+
+async fn serve<S>(kind: Kind, router: Arc<Router>, stream: S, accepted: super::Accepted)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match kind {
+        Kind::WebSocket => super::websocket::serve(router, stream, accepted).await,
+        Kind::RawSocket => super::rawsocket::serve(router, stream, accepted).await,
+    }
 }
 
 /// Binds a RawSocket listener on a Unix domain socket (replacing a stale socket file).

@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod listener;
 pub mod rawsocket;
+pub mod tls;
 pub mod websocket;
 
 use std::sync::Arc;
@@ -46,10 +47,12 @@ pub trait FrameTransport {
 }
 
 /// What the listener knows about an accepted connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Accepted {
     /// The client's address; none over a Unix socket.
     pub peer: Option<std::net::SocketAddr>,
+    /// What the TLS handshake established, on a TLS listener.
+    pub tls: Option<Arc<tls::TlsInfo>>,
     /// When the handshakes (transport, then WAMP up to WELCOME) must be done:
     /// accept time plus `limits.handshake_timeout_ms`.
     pub deadline: tokio::time::Instant,
@@ -58,7 +61,11 @@ pub struct Accepted {
 impl Accepted {
     /// A connection accepted now.
     pub fn now(router: &Router, peer: Option<std::net::SocketAddr>) -> Accepted {
-        Accepted { peer, deadline: tokio::time::Instant::now() + router.config.limits.handshake_timeout() }
+        Accepted {
+            peer,
+            tls: None,
+            deadline: tokio::time::Instant::now() + router.config.limits.handshake_timeout(),
+        }
     }
 }
 
@@ -74,6 +81,7 @@ pub async fn drive<T: FrameTransport + Send>(
     let grace = Duration::from_millis(limits.shutdown_grace_ms);
     let mut session = Session::new(router.clone(), serializer, tx, T::KIND);
     session.set_peer(accepted.peer);
+    session.set_tls(accepted.tls.clone());
     // Until WELCOME (and again after a GOODBYE) the session must join by this time.
     let mut join_deadline = Some(accepted.deadline);
     let mut shutdown = router.shutdown_signal();

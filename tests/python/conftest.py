@@ -276,9 +276,10 @@ class TestSession(ApplicationSession):
             self.proto.transport.abort()
 
 
-async def connect_session(router, combo, realm="realm1", session_cls=TestSession):
-    """Connect an Autobahn|Python session over combo's transport/serializer and
-    wait until it has joined (raises JoinFailed on ABORT)."""
+async def connect_session(router, combo, realm="realm1", session_cls=TestSession, ssl=None):
+    """Connect an Autobahn|Python session over combo's transport/serializer (over
+    TLS with the `ssl` context, to a TLS listener) and wait until it has joined
+    (raises JoinFailed on ABORT)."""
     loop = asyncio.get_running_loop()
     session = session_cls(ComponentConfig(realm=realm))
     ser = SERIALIZERS[combo.serializer]()
@@ -288,7 +289,8 @@ async def connect_session(router, combo, realm="realm1", session_cls=TestSession
     else:
         factory = WampRawSocketClientFactory(lambda: session, serializer=ser)
         host, port = router.rs_addr
-    _, proto = await asyncio.wait_for(loop.create_connection(factory, host, port), JOIN_TIMEOUT)
+    tls = {} if ssl is None else {"ssl": ssl, "server_hostname": host}
+    _, proto = await asyncio.wait_for(loop.create_connection(factory, host, port, **tls), JOIN_TIMEOUT)
     session.proto = proto
     done, _ = await asyncio.wait([session.joined, session.left, session.disconnected],
                                  timeout=JOIN_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
