@@ -66,8 +66,22 @@ enum ClusterCommand {
     },
 }
 
-/// Runs an administration command.
-fn admin(cmd: &Command) -> ExitCode {
+/// Runs an administration command. The cluster secret and TLS identity come from
+/// `--config` (its `[cluster]` section) when given, else from `JUNCTION_CLUSTER_SECRET`.
+fn admin(cmd: &Command, config: Option<&PathBuf>) -> ExitCode {
+    let creds = match config {
+        Some(path) => match Config::from_file(path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| junction::cluster::secure::Credentials::from_config(&c.cluster))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("junction: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => junction::cluster::secure::Credentials::from_env(),
+    };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -77,7 +91,7 @@ fn admin(cmd: &Command) -> ExitCode {
     };
     match cmd {
         Command::Cluster(ClusterCommand::Status { node }) => {
-            match rt.block_on(junction::cluster::status(node)) {
+            match rt.block_on(junction::cluster::status(node, creds)) {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS
@@ -217,7 +231,7 @@ impl Signals {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(cmd) = &cli.command {
-        return admin(cmd);
+        return admin(cmd, cli.config.as_ref());
     }
     let cfg = match load(&cli) {
         Ok(c) => c,

@@ -6,7 +6,12 @@
 //! listen = "127.0.0.1:7001"        # gRPC address; "" = no gRPC server (one node only)
 //! advertise = "10.0.0.5:7001"      # what other nodes dial; defaults to listen
 //! peers = ["127.0.0.1:7002", "127.0.0.1:7003"]   # static list of other nodes
-//! # dns = "junction-headless.ns.svc:7001"        # or: a name resolved periodically
+//! # dns = "junction-headless.ns.svc:7001"        # or: a name resolved on every join attempt
+//! secret_file = "/etc/junction/cluster.secret"  # or secret = "...", or env JUNCTION_CLUSTER_SECRET
+//! # [cluster.tls]                  # mutual TLS between nodes: each side verifies the other
+//! # cert = "node.crt"              #   against `ca`; `cert` must name the address peers dial
+//! # key = "node.key"
+//! # ca = "cluster-ca.crt"
 //! voters = 3                       # nodes beyond this many join as learners
 //! bootstrap = true                 # this node initialises the cluster
 //! data_dir = "/var/lib/junction"   # Raft log, vote, snapshot; none = in memory
@@ -39,8 +44,15 @@ pub struct ClusterConfig {
     pub advertise: Option<String>,
     /// gRPC addresses of (some) other nodes.
     pub peers: Vec<String>,
-    /// A DNS name (`host:port`) resolving to the nodes, resolved periodically.
+    /// A DNS name (`host:port`) resolving to the nodes, resolved on every join attempt.
     pub dns: Option<String>,
+    /// Shared secret every node-to-node request must carry (`x-junction-cluster-secret`);
+    /// see [`ClusterConfig::resolved_secret`] for where it comes from.
+    pub secret: Option<String>,
+    /// A file holding the secret (first line).
+    pub secret_file: Option<PathBuf>,
+    /// Mutual TLS between nodes.
+    pub tls: Option<ClusterTls>,
     /// How many voters the cluster should have; further nodes stay learners.
     pub voters: usize,
     /// This node initialises the cluster when its Raft state is empty.
@@ -55,8 +67,6 @@ pub struct ClusterConfig {
     pub lease_ms: u64,
     /// How long a routing change may wait for a commit before it is refused.
     pub propose_timeout_ms: u64,
-    /// How often the `dns` name is resolved again, milliseconds.
-    pub dns_interval_ms: u64,
     /// How long a starting node tries to join (or to see a leader) before giving up.
     pub join_timeout_ms: u64,
     /// A snapshot is taken every this many log entries; the log before it is purged
@@ -72,6 +82,9 @@ impl Default for ClusterConfig {
             advertise: None,
             peers: Vec::new(),
             dns: None,
+            secret: None,
+            secret_file: None,
+            tls: None,
             voters: 3,
             bootstrap: false,
             data_dir: None,
@@ -79,14 +92,77 @@ impl Default for ClusterConfig {
             election_timeout_ms: 500,
             lease_ms: 2000,
             propose_timeout_ms: 3000,
-            dns_interval_ms: 5000,
             join_timeout_ms: 30_000,
             snapshot_logs: 5000,
         }
     }
 }
 
+/// `[cluster.tls]`: every node presents `cert` and accepts only peers whose
+/// certificate chains to `ca`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTls {
+    /// PEM certificate of this node; its names must include the host peers dial.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA certificate(s) of the cluster.
+    pub ca: PathBuf,
+}
+
+/// The PEM contents of a [`ClusterTls`].
+#[derive(Clone, Debug)]
+pub struct ClusterTlsPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub ca: Vec<u8>,
+}
+
+impl ClusterTls {
+    /// Reads the three files; errors name the file.
+    pub fn load(&self) -> Result<ClusterTlsPem, String> {
+        let read = |what: &str, p: &PathBuf| {
+            std::fs::read(p).map_err(|e| format!("cluster.tls.{what}: cannot read {}: {e}", p.display()))
+        };
+        let pem = ClusterTlsPem {
+            cert: read("cert", &self.cert)?,
+            key: read("key", &self.key)?,
+            ca: read("ca", &self.ca)?,
+        };
+        for (what, bytes) in [("cert", &pem.cert), ("ca", &pem.ca)] {
+            if !String::from_utf8_lossy(bytes).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(format!("cluster.tls.{what}: no PEM certificate in the file"));
+            }
+        }
+        if !String::from_utf8_lossy(&pem.key).contains("PRIVATE KEY-----") {
+            return Err("cluster.tls.key: no PEM private key in the file".into());
+        }
+        Ok(pem)
+    }
+}
+
 impl ClusterConfig {
+    /// The cluster secret: the environment's `JUNCTION_CLUSTER_SECRET`, else the first
+    /// line of `secret_file`, else `secret`; `None` when none is set.
+    pub fn resolved_secret(&self) -> Result<Option<String>, String> {
+        if let Ok(s) = std::env::var("JUNCTION_CLUSTER_SECRET")
+            && !s.is_empty()
+        {
+            return Ok(Some(s));
+        }
+        if let Some(p) = &self.secret_file {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("cluster.secret_file: cannot read {}: {e}", p.display()))?;
+            let line = text.lines().next().unwrap_or("").trim().to_owned();
+            if line.is_empty() {
+                return Err(format!("cluster.secret_file {} is empty", p.display()));
+            }
+            return Ok(Some(line));
+        }
+        Ok(self.secret.clone().filter(|s| !s.is_empty()))
+    }
+
     /// A one-node cluster kept in memory: what a node without `[cluster]` runs.
     pub fn single() -> ClusterConfig {
         ClusterConfig::default()
@@ -189,8 +265,9 @@ impl ClusterConfig {
         if self.propose_timeout_ms == 0 {
             return Err("cluster.propose_timeout_ms must be > 0".into());
         }
-        if self.dns_interval_ms == 0 {
-            return Err("cluster.dns_interval_ms must be > 0".into());
+        self.resolved_secret()?;
+        if let Some(tls) = &self.tls {
+            tls.load()?;
         }
         if self.snapshot_logs == 0 {
             return Err("cluster.snapshot_logs must be > 0".into());

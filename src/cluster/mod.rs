@@ -26,6 +26,7 @@ pub mod network;
 pub mod node;
 pub mod proto;
 pub mod runtime;
+pub mod secure;
 pub mod server;
 pub mod state_machine;
 pub mod status;

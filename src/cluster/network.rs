@@ -21,7 +21,10 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use super::secure::{AddSecret, Credentials};
 
 use super::convert::{decode, encode};
 use super::proto::RaftPayload;
@@ -45,6 +48,8 @@ pub struct Peers {
     channels: Mutex<HashMap<String, Channel>>,
     health: Mutex<HashMap<RaftNodeId, Health>>,
     connect_timeout: Duration,
+    /// The secret and TLS identity presented to peers.
+    creds: Credentials,
 }
 
 /// A failed call to a peer.
@@ -60,8 +65,13 @@ pub enum CallError {
 
 impl Peers {
     /// No channels yet; connections time out after `connect_timeout`.
-    pub fn new(connect_timeout: Duration) -> Peers {
-        Peers { channels: Mutex::new(HashMap::new()), health: Mutex::new(HashMap::new()), connect_timeout }
+    pub fn new(connect_timeout: Duration, creds: Credentials) -> Peers {
+        Peers {
+            channels: Mutex::new(HashMap::new()),
+            health: Mutex::new(HashMap::new()),
+            connect_timeout,
+            creds,
+        }
     }
 
     /// The (lazily connected, cached) channel to `addr`.
@@ -70,8 +80,10 @@ impl Peers {
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| CallError::Failed { addr: addr.into(), message: format!("bad address: {e}") })?
+        let endpoint = self
+            .creds
+            .endpoint(addr)
+            .map_err(|e| CallError::Failed { addr: addr.into(), message: e })?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(1))
@@ -83,8 +95,11 @@ impl Peers {
     }
 
     /// A Raft-service client for `addr`.
-    pub fn client(&self, addr: &str) -> Result<RaftClient<Channel>, CallError> {
-        Ok(RaftClient::new(self.channel(addr)?)
+    pub fn client(
+        &self,
+        addr: &str,
+    ) -> Result<RaftClient<InterceptedService<Channel, AddSecret>>, CallError> {
+        Ok(RaftClient::with_interceptor(self.channel(addr)?, self.creds.interceptor())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE))
     }

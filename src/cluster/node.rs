@@ -24,6 +24,7 @@ use super::convert::{decode, encode};
 use super::log_store::LogStore;
 use super::network::{CallError, Network, Peers};
 use super::proto::{ClientWriteRequest, LeaderHint, client_write_reply};
+use super::secure::Credentials;
 use super::state_machine::{Replicated, StateMachine};
 use super::types::{NodeDownEvent, Raft, Request};
 use super::{ClusterError, liveness, membership, server};
@@ -70,6 +71,8 @@ pub struct Cluster {
     retiring: AtomicBool,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The secret and TLS identity used with peers.
+    creds: Credentials,
 }
 
 /// The Raft settings derived from the cluster configuration.
@@ -127,7 +130,8 @@ impl Cluster {
             _ => String::new(),
         };
         let connect_timeout = Duration::from_millis(cfg.election_timeout_ms.clamp(100, 1000));
-        let peers = Arc::new(Peers::new(connect_timeout));
+        let creds = Credentials::from_config(cfg).map_err(ClusterError::Config)?;
+        let peers = Arc::new(Peers::new(connect_timeout, creds.clone()));
         let raft = Raft::new(cfg.node_id, Arc::new(raft_config(cfg)?), Network::new(peers.clone()), log, sm)
             .await
             .map_err(|e| ClusterError::Raft(format!("cannot start Raft: {e}")))?;
@@ -147,6 +151,7 @@ impl Cluster {
             retiring: AtomicBool::new(false),
             shutdown,
             tasks: Mutex::new(Vec::new()),
+            creds,
         });
         if let Some(listener) = listener {
             let task =
@@ -171,6 +176,11 @@ impl Cluster {
         cluster.add_task(tokio::spawn(membership::watch_self(cluster.clone())));
         tracing::info!(node = cluster.id, addr = %cluster.addr, incarnation = cluster.incarnation, "cluster node started");
         Ok(cluster)
+    }
+
+    /// The secret and TLS identity this node presents to and expects from peers.
+    pub fn credentials(&self) -> &Credentials {
+        &self.creds
     }
 
     fn add_task(&self, task: JoinHandle<()>) {

@@ -105,14 +105,26 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let addr = listener.local_addr().ok();
+    let creds = cluster.credentials().clone();
     let svc = RaftServer::new(RaftService { cluster })
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     let routes = extra.add_service(svc);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let result = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = creds.server_tls() {
+        builder = match builder.tls_config(tls) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cluster TLS configuration refused; not serving");
+                return;
+            }
+        };
+    }
+    let result = builder
         .http2_keepalive_interval(Some(Duration::from_secs(1)))
         .http2_keepalive_timeout(Some(Duration::from_secs(2)))
+        .layer(tonic::service::InterceptorLayer::new(creds.checker()))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.wait_for(|s| *s).await.ok();

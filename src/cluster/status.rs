@@ -11,6 +11,7 @@ use super::convert::index_or_minus_one;
 use super::network::Peers;
 use super::node::Cluster;
 use super::proto::{LinkStatus, Member, StatusReply, StatusRequest};
+use super::secure::Credentials;
 
 fn state_name(s: ServerState) -> &'static str {
     match s {
@@ -156,8 +157,8 @@ pub fn render(s: &StatusReply) -> String {
 }
 
 /// Asks the node at `addr` for its status.
-pub async fn fetch(addr: &str) -> Result<StatusReply, ClusterError> {
-    let peers = Peers::new(Duration::from_secs(2));
+pub async fn fetch(addr: &str, creds: Credentials) -> Result<StatusReply, ClusterError> {
+    let peers = Peers::new(Duration::from_secs(2), creds);
     let mut client = peers.client(addr).map_err(|e| ClusterError::Rpc(e.to_string()))?;
     peers
         .call(addr, Duration::from_secs(5), client.status(StatusRequest {}))
@@ -166,6 +167,6 @@ pub async fn fetch(addr: &str) -> Result<StatusReply, ClusterError> {
 }
 
 /// Asks the node at `addr` for its status and renders it.
-pub async fn status(addr: &str) -> Result<String, ClusterError> {
-    Ok(render(&fetch(addr).await?))
+pub async fn status(addr: &str, creds: Credentials) -> Result<String, ClusterError> {
+    Ok(render(&fetch(addr, creds).await?))
 }

@@ -309,7 +309,7 @@ async fn three_nodes_elect_forward_fail_over_and_refuse_without_quorum() {
     assert_eq!(callees(&n1.table.read().expect("lock"), "p"), vec![3, 4]);
 
     // Status answers over gRPC.
-    let text = super::status(n2.cluster.addr()).await.expect("status");
+    let text = super::status(n2.cluster.addr(), Default::default()).await.expect("status");
     assert!(text.contains("leader:    1"), "{text}");
     assert!(text.contains("learner"), "{text}");
 

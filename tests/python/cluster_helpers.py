@@ -193,9 +193,12 @@ class StatusError(Exception):
     pass
 
 
-async def run_status(grpc_addr, prefix=(), timeout=STATUS_TIMEOUT):
+async def run_status(grpc_addr, prefix=(), timeout=STATUS_TIMEOUT, config=None):
+    """`junction [--config FILE] cluster status --node ADDR` (the node's own config
+    file supplies the cluster secret / TLS identity when the cluster has them)."""
+    cfg = ["--config", str(config)] if config else []
     proc = await asyncio.create_subprocess_exec(
-        *prefix, str(junction_bin()), "cluster", "status", "--node", grpc_addr,
+        *prefix, str(junction_bin()), *cfg, "cluster", "status", "--node", grpc_addr,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
@@ -309,7 +312,8 @@ class Cluster:
     # --- status ----------------------------------------------------------
     async def status(self, i):
         prefix = self.nodes[i].prefix() if i in self.nodes else []
-        return await run_status(self.grpc[i], prefix)
+        config = self.nodes[i].config_path if i in self.nodes else None
+        return await run_status(self.grpc[i], prefix, config=config)
 
     async def statuses(self, ids=None):
         ids = self.live() if ids is None else ids

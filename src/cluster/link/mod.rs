@@ -178,16 +178,21 @@ impl PeerTask {
     }
 
     async fn pump(&self, addr: &str, rx: &mut mpsc::Receiver<pb::Frame>, up: &AtomicBool) -> Pump {
-        let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+        let creds = self
+            .router
+            .upgrade()
+            .and_then(|r| r.replica.cluster().map(|c| c.credentials().clone()))
+            .unwrap_or_default();
+        let endpoint = match creds.endpoint(addr) {
             Ok(e) => e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true),
-            Err(e) => return Pump::Broken(e.to_string()),
+            Err(e) => return Pump::Broken(e),
         };
         let channel = match endpoint.connect().await {
             Ok(c) => c,
             Err(e) => return Pump::Broken(e.to_string()),
         };
         let (btx, brx) = mpsc::channel::<pb::Batch>(16);
-        let mut client = LinkClient::new(channel);
+        let mut client = LinkClient::with_interceptor(channel, creds.interceptor());
         let mut responses = match client.stream(ReceiverStream::new(brx)).await {
             Ok(r) => r.into_inner(),
             Err(e) => return Pump::Broken(e.to_string()),
