@@ -41,6 +41,9 @@ name = "secure"
 [realms.auth.ticket.principals.joe]
 role = "user"
 ticket = "secret123"
+[realms.auth.wampcra.principals.peter]
+role = "operator"
+secret = "prq7+YkJ1/KlW1X0YczMHw=="
 [realms.auth.tls]
 role = "device"
 [realms.auth.tls.principals.client01]
@@ -130,6 +133,22 @@ async def test_ticket_over_tls(tls_router, pki, combo):
         await connect_session(tls_router, combo, realm="secure", session_cls=session_for("joe", ["ticket"], "nope"),
                               ssl=ctx)
     assert e.value.reason == "wamp.error.authentication_denied"
+
+
+async def test_wampcra_over_tls(tls_router, pki, combo):
+    ctx = pki["ca"].client_context()
+    cra = session_for("peter", ["wampcra"], "prq7+YkJ1/KlW1X0YczMHw==")
+    s = await connect_session(tls_router, combo, realm="secure", session_cls=cra, ssl=ctx)
+    assert ((await s.joined).authid, (await s.joined).authmethod) == ("peter", "wampcra")
+    s.leave()
+    with pytest.raises(JoinFailed) as e:
+        await connect_session(tls_router, combo, realm="secure", session_cls=session_for("peter", ["wampcra"], "bm9wZQ=="),
+                              ssl=ctx)
+    assert e.value.reason == "wamp.error.authentication_denied"
+    with pytest.raises(JoinFailed) as e:
+        await connect_session(tls_router, combo, realm="secure", session_cls=session_for("nobody", ["wampcra"], "x"),
+                              ssl=ctx)
+    assert e.value.reason == "wamp.error.no_such_principal"
 
 
 def tls_session():
