@@ -23,7 +23,7 @@
 //! handshake_timeout_ms = 10000
 //! max_sessions = 100000       # per node; max_sessions_per_ip = 0 (no limit)
 //! max_pending_calls = 1000    # per session, as caller
-//! auth_failures_per_ip = 30   # per auth_failure_window_ms, then rate limited
+//! auth_failures_per_ip = 100  # per auth_failure_window_ms, then rate limited
 //!
 //! [log]
 //! json = false
@@ -208,7 +208,7 @@ impl Default for Limits {
             max_sessions: 100_000,
             max_sessions_per_ip: 0,
             max_pending_calls: 1000,
-            auth_failures_per_ip: 30,
+            auth_failures_per_ip: 100,
             auth_failure_window_ms: 60_000,
             auth_failure_tracked_ips: 10_000,
         }
