@@ -64,6 +64,16 @@ enum ClusterCommand {
         #[arg(long)]
         node: String,
     },
+    /// Remove a node from the cluster for good (scale-down): its voter seat goes to a
+    /// learner that is up, its routing entries are purged.
+    Remove {
+        /// gRPC address of any node (its `cluster.listen`/`advertise`).
+        #[arg(long)]
+        node: String,
+        /// The id of the node to remove.
+        #[arg(long)]
+        id: u64,
+    },
 }
 
 /// Runs an administration command. The cluster secret and TLS identity come from
@@ -90,6 +100,18 @@ fn admin(cmd: &Command, config: Option<&PathBuf>) -> ExitCode {
         }
     };
     match cmd {
+        Command::Cluster(ClusterCommand::Remove { node, id }) => {
+            match rt.block_on(junction::cluster::status::remove(node, *id, creds)) {
+                Ok(index) => {
+                    println!("node {id} removed (log index {index})");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("junction: cannot remove node {id}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Cluster(ClusterCommand::Status { node }) => {
             match rt.block_on(junction::cluster::status(node, creds)) {
                 Ok(text) => {

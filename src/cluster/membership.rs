@@ -127,6 +127,41 @@ async fn join(cluster: &Cluster, req: &JoinRequest) -> Result<Joined, WriteError
     Ok(Joined { voter, leader_id: cluster.id, log_index })
 }
 
+/// Removes `node_id` from the cluster, from any node: on the leader directly,
+/// otherwise through the leader (following its hints). Returns the log index of the
+/// removal.
+pub async fn remove(cluster: &Cluster, node_id: u64) -> Result<u64, String> {
+    let mut target: Option<String> = None;
+    for _ in 0..5 {
+        let reply = match &target {
+            None if cluster.is_leader() => handle_leave(cluster, node_id).await,
+            None => match cluster.leader() {
+                Some((_, addr)) if !addr.is_empty() => {
+                    target = Some(addr);
+                    continue;
+                }
+                _ => return Err("no leader known; retry once the cluster has one".into()),
+            },
+            Some(addr) => {
+                let mut client = cluster.peers.client(addr).map_err(|e| e.to_string())?;
+                let timeout = cluster.cfg.propose_timeout() * 3;
+                let call = client.leave(super::proto::LeaveRequest { node_id });
+                cluster.peers.call(addr, timeout, call).await.map_err(|e| e.to_string())?
+            }
+        };
+        match reply.result {
+            Some(leave_reply::Result::LogIndex(i)) => return Ok(i),
+            Some(leave_reply::Result::Forward(h)) if !h.leader_addr.is_empty() => {
+                target = Some(h.leader_addr)
+            }
+            Some(leave_reply::Result::Forward(_)) => return Err("no leader known; retry".into()),
+            Some(leave_reply::Result::Error(e)) => return Err(e),
+            None => return Err("empty reply".into()),
+        }
+    }
+    Err("the leader kept moving; retry".into())
+}
+
 /// Leader side of `Leave`.
 pub async fn handle_leave(cluster: &Cluster, node_id: u64) -> LeaveReply {
     let result = match leave(cluster, node_id).await {

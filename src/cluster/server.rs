@@ -89,7 +89,12 @@ impl raft_server::Raft for RaftService {
 
     async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveReply>, Status> {
         let req = request.into_inner();
-        Ok(Response::new(membership::handle_leave(&self.cluster, req.node_id).await))
+        // Any node takes the request and forwards it to the leader.
+        let result = match membership::remove(&self.cluster, req.node_id).await {
+            Ok(i) => super::proto::leave_reply::Result::LogIndex(i),
+            Err(e) => super::proto::leave_reply::Result::Error(e),
+        };
+        Ok(Response::new(LeaveReply { result: Some(result) }))
     }
 
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {

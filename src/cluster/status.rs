@@ -170,3 +170,22 @@ pub async fn fetch(addr: &str, creds: Credentials) -> Result<StatusReply, Cluste
 pub async fn status(addr: &str, creds: Credentials) -> Result<String, ClusterError> {
     Ok(render(&fetch(addr, creds).await?))
 }
+
+/// Asks the node at `addr` to remove node `node_id` from the cluster (it forwards
+/// the request to the leader); returns the log index of the removal.
+pub async fn remove(addr: &str, node_id: u64, creds: Credentials) -> Result<u64, ClusterError> {
+    let peers = Peers::new(Duration::from_secs(2), creds);
+    let mut client = peers.client(addr).map_err(|e| ClusterError::Rpc(e.to_string()))?;
+    let reply = peers
+        .call(addr, Duration::from_secs(15), client.leave(super::proto::LeaveRequest { node_id }))
+        .await
+        .map_err(|e| ClusterError::Rpc(format!("cannot reach {addr}: {e}")))?;
+    match reply.result {
+        Some(super::proto::leave_reply::Result::LogIndex(i)) => Ok(i),
+        Some(super::proto::leave_reply::Result::Error(e)) => Err(ClusterError::Rpc(e)),
+        Some(super::proto::leave_reply::Result::Forward(h)) => {
+            Err(ClusterError::Rpc(format!("ask the leader, node {} at {}", h.leader_id, h.leader_addr)))
+        }
+        None => Err(ClusterError::Rpc("empty reply".into())),
+    }
+}

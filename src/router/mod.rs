@@ -1,6 +1,7 @@
 //! The router: realms, their sessions, and the broker and dealer operations that
 //! route messages between sessions.
 
+pub mod admin;
 pub mod authorize;
 pub mod calls;
 pub mod handle;

@@ -10,7 +10,7 @@ use super::link::{LinkMsg, RemoteCall};
 use super::realm::Realm;
 use super::table::{Command, Outcome};
 use super::{Router, now_ms};
-use super::{authorize, calls, meta};
+use super::{admin, authorize, calls, meta};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
 use crate::ids::{NodeId, RegistrationId, RequestId, SessionId};
 use crate::ops::spans;
@@ -147,6 +147,14 @@ pub fn call(
     }
     if meta::is_meta(&m.procedure) {
         meta::call(router, realm, me, m);
+        return Ok(());
+    }
+    if admin::is_admin_api(&m.procedure) {
+        let (router, me) = (router.clone(), me.clone());
+        tokio::spawn(async move {
+            let answer = admin::call(&router, &me, &m.procedure, &m.payload).await;
+            meta::reply(&me, m, answer);
+        });
         return Ok(());
     }
     if authorize::is_role_api(&m.procedure) {

@@ -1,0 +1,97 @@
+"""The `junction.*` admin procedures (admin role only) through Autobahn|Python:
+cluster status, session list and kill on one node; removing a node from a 3-node
+cluster through `junction.cluster.remove_node` and through the CLI
+`junction cluster remove`."""
+
+import asyncio
+import subprocess
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+
+from cluster_helpers import start_cluster
+from conftest import ALL_COMBOS, connect_session, junction_bin
+from test_auth import session_for
+
+pytestmark = pytest.mark.timeout(60)
+
+CONFIG = """
+[[realms]]
+name = "realm1"
+[realms.auth.ticket.principals.root]
+role = "admin"
+ticket = "r"
+[realms.auth.ticket.principals.alice]
+role = "user"
+ticket = "a"
+"""
+
+
+async def as_user(router, authid, combo=ALL_COMBOS[0]):
+    s = await connect_session(router, combo, session_cls=session_for(authid, ["ticket"], authid[0]))
+    await s.joined
+    return s
+
+
+@pytest.fixture
+def router(start_router):
+    return start_router(config=CONFIG)
+
+
+async def test_admin_procedures_on_one_node(router):
+    root = await as_user(router, "root")
+    alice = await as_user(router, "alice", ALL_COMBOS[4])
+    st = await root.call("junction.cluster.status")
+    assert st["ready"] is True and st["session_count"] == 2 and st["sessions"] == {"realm1": 2}, st
+    assert st["cluster"]["leader"]["node"] == st["node"], st
+    listed = await root.call("junction.session.list")
+    assert {s["session"] for s in listed} == {root.session_id, alice.session_id}, listed
+    await root.call("junction.session.kill", alice.session_id, reason="com.example.bye", message="maintenance")
+    details = await asyncio.wait_for(asyncio.shield(alice.left), 10)
+    assert (details.reason, details.message) == ("com.example.bye", "maintenance")
+    with pytest.raises(ApplicationError) as e:
+        await root.call("junction.session.kill", 42)
+    assert e.value.error == "wamp.error.no_such_session"
+    with pytest.raises(ApplicationError) as e:
+        await root.call("junction.cluster.nope")
+    assert e.value.error == "wamp.error.no_such_procedure"
+    root.leave()
+
+
+async def test_admin_procedures_need_the_admin_role(router):
+    alice = await as_user(router, "alice")
+    for proc in ("junction.cluster.status", "junction.session.list", "junction.cluster.remove_node"):
+        with pytest.raises(ApplicationError) as e:
+            await alice.call(proc)
+        assert e.value.error == "wamp.error.not_authorized", proc
+    alice.leave()
+
+
+@pytest.fixture
+def cluster(request):
+    c = start_cluster(f"test_admin_api_{request.node.name}", n=3, extra=CONFIG)
+    yield c
+    c.stop()
+
+
+def members(status):
+    return {m["node"] for m in status["cluster"]["members"]}
+
+
+async def test_remove_a_node_through_wamp_and_the_cli(cluster):
+    root = await as_user(cluster[1], "root")
+    assert members(await root.call("junction.cluster.status")) == {1, 2, 3}
+    index = await root.call("junction.cluster.remove_node", 3)
+    assert isinstance(index, int)
+    await cluster.sync(ids=[1, 2])
+    assert members(await root.call("junction.cluster.status")) == {1, 2}
+    # the CLI, asked of a node that need not be the leader
+    out = subprocess.run([str(junction_bin()), "cluster", "remove", "--node", cluster[2].grpc_addr, "--id", "2"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "node 2 removed" in out.stdout, out.stderr
+    await cluster.sync(ids=[1])
+    assert members(await root.call("junction.cluster.status")) == {1}
+    bad = subprocess.run([str(junction_bin()), "cluster", "remove", "--node", "127.0.0.1:1", "--id", "9"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "cannot" in bad.stderr
+    root.leave()
