@@ -96,6 +96,52 @@ pub fn continue_call(router: &Router, realm: &Realm, me: &SessionHandle, pending
     }
 }
 
+/// Sends an INVOCATION once its callee has been told REGISTERED (the registration
+/// was already committed, so a call could be routed to it first); if the REGISTER
+/// does not complete within a second, the call is answered `wamp.error.canceled`.
+pub fn invoke_after_registered(
+    router: &Router,
+    callee: Arc<SessionHandle>,
+    inv: Invocation,
+    origin: PendingInvocation,
+) {
+    let Some(router) = router.arc() else { return };
+    tokio::spawn(async move {
+        if callee.registered(inv.registration, Duration::from_secs(1)).await {
+            callee.send(&Message::Invocation(inv)).ok();
+            return;
+        }
+        if callee.finish_invocation(inv.request).ok().flatten().is_none() {
+            return;
+        }
+        const WHY: &str = "the callee's registration did not complete";
+        match origin {
+            PendingInvocation::Local { caller: ROUTER, call } => {
+                internal::answer(&router, call, Err((errors::CANCELED.into(), vec![Value::from(WHY)])));
+            }
+            PendingInvocation::Local { caller, call } => {
+                let caller = router.realms().find_map(|r| r.session(caller));
+                if let Some(caller) = caller {
+                    deliver_error(
+                        &caller,
+                        call,
+                        errors::CANCELED.into(),
+                        Dict::new(),
+                        Payload::args(vec![WHY.into()]),
+                    );
+                }
+            }
+            PendingInvocation::Remote { node, call } => {
+                router.remote_invocations.remove(&(node, call));
+                let payload = Payload::args(vec![WHY.into()]);
+                let msg =
+                    LinkMsg::Error { call, error: errors::CANCELED.into(), details: Dict::new(), payload };
+                router.send_link(node, msg).ok();
+            }
+        }
+    });
+}
+
 /// Adds the caller's identity to INVOCATION.Details (caller identification).
 pub fn disclose_caller(caller: &SessionHandle, details: &mut Dict) {
     details.insert("caller".into(), caller.id.0.into());

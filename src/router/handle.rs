@@ -138,6 +138,10 @@ pub struct SessionHandle {
     subscriptions: Mutex<HashSet<SubscriptionId>>,
     /// Registrations this session holds.
     registrations: Mutex<HashSet<RegistrationId>>,
+    /// REGISTERs committed or in flight but not yet answered (see [`SessionHandle::registered`]).
+    registering: std::sync::atomic::AtomicUsize,
+    /// Woken when a registration is added or a REGISTER ends.
+    registrations_changed: tokio::sync::Notify,
     /// Testaments, in the order added.
     testaments: Mutex<Vec<Testament>>,
     /// Set when the session starts leaving (replicated testaments check it).
@@ -169,6 +173,8 @@ impl SessionHandle {
             calls: Mutex::default(),
             subscriptions: Mutex::default(),
             registrations: Mutex::default(),
+            registering: std::sync::atomic::AtomicUsize::new(0),
+            registrations_changed: tokio::sync::Notify::new(),
             testaments: Mutex::default(),
             left: std::sync::atomic::AtomicBool::new(false),
         }
@@ -303,8 +309,44 @@ impl SessionHandle {
 
     /// Adds or removes a registration of this session; returns whether it changed.
     pub fn set_registered(&self, id: RegistrationId, on: bool) -> bool {
-        let mut regs = lock(&self.registrations);
-        if on { regs.insert(id) } else { regs.remove(&id) }
+        let changed = {
+            let mut regs = lock(&self.registrations);
+            if on { regs.insert(id) } else { regs.remove(&id) }
+        };
+        self.registrations_changed.notify_waiters();
+        changed
+    }
+
+    /// A REGISTER of this session is being committed; ends when the guard drops.
+    pub fn registering(&self) -> Registering<'_> {
+        self.registering.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Registering(self)
+    }
+
+    /// True when an INVOCATION for `id` must wait: the registration is committed in
+    /// the table (another node may already route calls to it) but this session has
+    /// not been sent REGISTERED yet — a client must never see an INVOCATION first.
+    pub fn awaits_registration(&self, id: RegistrationId) -> bool {
+        self.registering.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && !lock(&self.registrations).contains(&id)
+    }
+
+    /// Waits until the session holds registration `id` (true), or no REGISTER is in
+    /// flight any more or `timeout` passed without it (false).
+    pub async fn registered(&self, id: RegistrationId, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.registrations_changed.notified();
+            if lock(&self.registrations).contains(&id) {
+                return true;
+            }
+            if self.registering.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return false;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// Marks the session as leaving.
@@ -347,5 +389,15 @@ impl SessionHandle {
         let subs = lock(&self.subscriptions).drain().collect();
         let regs = lock(&self.registrations).drain().collect();
         (subs, regs)
+    }
+}
+
+/// Marks a REGISTER as in flight while it lives ([`SessionHandle::registering`]).
+pub struct Registering<'a>(&'a SessionHandle);
+
+impl Drop for Registering<'_> {
+    fn drop(&mut self) {
+        self.0.registering.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.registrations_changed.notify_waiters();
     }
 }

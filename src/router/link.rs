@@ -212,9 +212,14 @@ fn invoke_here(
         invocation_span(router, from, &realm, call, callee, registration, &mut details);
     }
     let started = session.as_ref().and_then(|s| {
-        let id = s.start_invocation(PendingInvocation::Remote { node: from, call })?;
+        let origin = PendingInvocation::Remote { node: from, call };
+        let id = s.start_invocation(origin)?;
         router.remote_invocations.insert((from, call), (realm.clone(), s.id, id));
         let inv = Invocation { request: id, registration, details, payload };
+        if s.awaits_registration(registration) {
+            calls::invoke_after_registered(router, s.clone(), inv, origin);
+            return Some(());
+        }
         s.send(&Message::Invocation(inv)).ok()
     });
     if started.is_none() {

@@ -69,10 +69,13 @@ pub async fn register(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m
         invoke,
         now_ms: now_ms(),
     };
+    let _registering = me.registering();
     match router.replica.propose(cmd).await {
         Ok(Outcome::Registered(Ok(id))) => {
-            me.set_registered(id, true);
+            // REGISTERED goes out before the flag is set: an INVOCATION that waits
+            // for the flag then follows it.
             me.send(&Message::Registered(Registered { request: m.request, registration: id })).ok();
+            me.set_registered(id, true);
             registration_events(router, realm, me.id, id, true);
         }
         Ok(Outcome::Registered(Err(RegisterError::PolicyConflict(p)))) => {
@@ -311,7 +314,9 @@ pub fn dispatch(
         // The call is recorded before the INVOCATION leaves, so a fast YIELD finds it.
         me.start_call(request, pending(Target::Local { callee: session.id, invocation }));
         let inv = Invocation { request: invocation, registration, details, payload };
-        if session.send(&Message::Invocation(inv)).is_err() {
+        if session.awaits_registration(registration) {
+            calls::invoke_after_registered(router, session, inv, origin);
+        } else if session.send(&Message::Invocation(inv)).is_err() {
             session.forget_invocation(invocation);
             me.finish_call(request);
             return Err((errors::CANCELED, "the callee could not take the invocation"));
