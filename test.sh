@@ -5,6 +5,8 @@
 #   2. Python interop tests (Autobahn|Python, tests/python) in a venv at target/pyenv
 #   3. Node interop tests (Autobahn|JS, tests/js) with packages in target/node
 #   4. Deployment validation (tests/deploy: Dockerfile, compose, deploy/) in target/deployenv
+#   (the Python suite includes a headless-Chromium test: Debian's chromium and npm
+#   playwright-core in target/browser are installed before it)
 # Dependencies are (re)installed only when their pinned lists change. Exits
 # non-zero if anything fails; every suite runs even if an earlier one failed.
 set -euo pipefail
@@ -70,6 +72,30 @@ if [ "$(cat target/pyenv/.requirements.sha256 2>/dev/null || true)" != "$py_hash
     # the suite needs the MessagePack and CBOR serializers
     "$PY" -c 'import autobahn, msgpack, cbor2, pytest_asyncio, pytest_timeout; from autobahn.wamp.serializer import MsgPackSerializer, CBORSerializer, JsonSerializer; import autobahn.wamp.cryptosign, nacl, argon2, passlib'
     echo "$py_hash" > target/pyenv/.requirements.sha256
+else
+    echo "up to date"
+fi
+
+# --- Browser (tests/python/test_browser.py) ----------------------------------
+# Debian's Chromium (installed when missing and running as root) and npm
+# playwright-core + autobahn-browser in target/browser. If either cannot be
+# installed, the browser test says why and is skipped.
+step "browser: chromium, playwright-core (target/browser)"
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    if ! apt-get install -y --no-install-recommends chromium >"$LOGS/apt-chromium.log" 2>&1; then
+        { apt-get update && apt-get install -y --no-install-recommends chromium; } >>"$LOGS/apt-chromium.log" 2>&1 \
+            || echo "chromium could not be installed (see $LOGS/apt-chromium.log): the browser test will be skipped"
+    fi
+fi
+mkdir -p target/browser
+browser_hash=$(hash_of tests/browser/package.json tests/browser/package-lock.json)
+if [ "$(cat target/browser/.lock.sha256 2>/dev/null || true)" != "$browser_hash" ] || [ ! -d target/browser/node_modules/playwright-core ]; then
+    cp tests/browser/package.json tests/browser/package-lock.json target/browser/
+    if (cd target/browser && npm ci --no-audit --no-fund --loglevel=error); then
+        echo "$browser_hash" > target/browser/.lock.sha256
+    else
+        echo "npm packages for the browser test could not be installed: it will be skipped"
+    fi
 else
     echo "up to date"
 fi

@@ -8,6 +8,7 @@
 //! | `GET /api/status` | JSON: node, readiness, sessions per realm, Raft and cluster view |
 //! | `GET /api/sessions[?realm=R]` | JSON list of the sessions joined on this node |
 //! | `POST /api/sessions/{id}/kill` | GOODBYE to that session; optional JSON body `{"reason", "message"}` |
+//! | `GET /console` | the web console (a WAMP client of the router, see `console/index.html`) |
 //!
 //! The server starts before the node joins the cluster (so liveness probes pass
 //! while it joins); until [`super::attach`] hands it the router, `/readyz` answers
@@ -54,6 +55,7 @@ pub fn app() -> axum::Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
+        .route("/console", get(console))
         .merge(api)
 }
 
@@ -70,6 +72,14 @@ async fn traced(req: Request, next: Next) -> Response {
     }
     .instrument(span)
     .await
+}
+
+/// The web console: a static page that joins the router over WebSocket as a WAMP
+/// client (`?url=ws://HOST:PORT/ws&realm=R`, optionally `&authid=A&ticket=T`) and
+/// shows members, leader, sessions, registrations, subscriptions and message rates.
+async fn console() -> Response {
+    const PAGE: &str = include_str!("console/index.html");
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
 }
 
 async fn readyz() -> Response {

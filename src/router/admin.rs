@@ -8,6 +8,7 @@
 //! | `junction.cluster.remove_node(id)` | removes a node from the cluster for good (through the leader); the log index |
 //! | `junction.session.list(realm=None)` | the sessions joined on this node, with their details |
 //! | `junction.session.kill(id, reason=, message=)` | GOODBYE to a session on this node |
+//! | `junction.stats()` | `{messages_in, messages_out, sessions}` totals on this node (the console's rates) |
 //!
 //! Role changes (`junction.role.*`) are in [`super::authorize`].
 
@@ -21,7 +22,9 @@ use crate::wamp::value::Value;
 
 /// True for the procedures answered here.
 pub fn is_admin_api(procedure: &str) -> bool {
-    procedure.starts_with("junction.cluster.") || procedure.starts_with("junction.session.")
+    procedure.starts_with("junction.cluster.")
+        || procedure.starts_with("junction.session.")
+        || procedure == "junction.stats"
 }
 
 fn one(v: Value) -> Answer {
@@ -56,6 +59,18 @@ pub async fn call(router: &Router, me: &SessionHandle, procedure: &str, p: &Payl
                 Ok(index) => one(index.into()),
                 Err(e) => Err((errors::CLUSTER_UNAVAILABLE.into(), e)),
             }
+        }
+        "junction.stats" => {
+            let m = crate::ops::metrics::metrics();
+            let sum = |v: &Vec<prometheus_client::metrics::counter::Counter>| {
+                v.iter().map(|c| c.get()).sum::<u64>()
+            };
+            let stats = crate::dict! {
+                "messages_in" => sum(&m.messages_in),
+                "messages_out" => sum(&m.messages_out),
+                "sessions" => router.session_count() as u64,
+            };
+            one(Value::Dict(stats))
         }
         "junction.session.list" => {
             let realm = kwargs.get("realm").or(args.first()).and_then(Value::as_str);

@@ -1,0 +1,100 @@
+"""WAMP in a real browser: headless Chromium (Debian's `chromium`, driven by npm
+`playwright-core`, both installed by test.sh) against a real 2-node Junction
+cluster. A plain Autobahn|JS page joins node 2, calls a procedure served by an
+Autobahn|Python callee on node 1 and receives events published on node 1; the web
+console served on node 2's admin port joins as a WAMP client and shows both
+nodes with their roles, the leader, the callee's registration, and updates when a
+session joins. Without Chromium or the npm packages the test is skipped and says
+why (it is never passed)."""
+
+import asyncio
+import functools
+import http.server
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from autobahn.wamp.types import PublishOptions
+
+from cluster_helpers import start_cluster
+from conftest import ALL_COMBOS, REPO_ROOT, connect_session
+
+pytestmark = pytest.mark.timeout(90)
+
+BROWSER_DIR = REPO_ROOT / "target" / "browser"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+EXTRA = """
+[admin]
+listen = "127.0.0.1:0"
+
+[[realms]]
+name = "realm1"
+[realms.auth.anonymous]
+role = "admin"
+"""
+
+
+def skip_reason():
+    if not Path(CHROMIUM).exists():
+        return f"Chromium is not installed at {CHROMIUM} (test.sh installs Debian's chromium when run as root)"
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").exists():
+        return "npm playwright-core is not installed in target/browser (test.sh installs it)"
+    if shutil.which("node") is None:
+        return "node is not on PATH"
+    return None
+
+
+@pytest.fixture
+def static_site(tmp_path):
+    """Serves the test page and Autobahn|JS's browser build from a local HTTP server."""
+    shutil.copy(REPO_ROOT / "tests" / "browser" / "page.html", tmp_path / "page.html")
+    shutil.copy(BROWSER_DIR / "node_modules" / "autobahn-browser" / "autobahn.min.js", tmp_path / "autobahn.min.js")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+async def test_autobahn_js_page_and_console_in_chromium(request, static_site):
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = start_cluster(f"test_browser_{request.node.name}", n=2, extra=EXTRA)
+    try:
+        callee = await connect_session(cluster[1], ALL_COMBOS[4])
+        await callee.register(lambda a, b: a + b, "com.browser.add")
+        await cluster.sync()
+        ws2 = cluster[2].ws_url
+        page_url = f"{static_site}/page.html?url={ws2}&console_ws={ws2}"
+        console_url = f"{cluster[2].listeners['admin']}/console?url={ws2}&realm=realm1"
+        env = dict(os.environ, NODE_PATH=str(BROWSER_DIR / "node_modules"), CHROMIUM=CHROMIUM)
+        proc = await asyncio.create_subprocess_exec(
+            "node", str(REPO_ROOT / "tests" / "browser" / "drive.js"), page_url, console_url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        first = await asyncio.wait_for(proc.stdout.readline(), 45)
+        assert json.loads(first or b"{}").get("ready"), (first, await proc.stderr.read())
+        for i in range(3):
+            await callee.publish("com.browser.tick", i, options=PublishOptions(acknowledge=True))
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode(errors="replace")
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        page = result["page"]
+        assert page["joined"] and page["error"] is None, page
+        assert page["sum"] == 5, page
+        assert page["events"] == [0, 1, 2], page
+        console = result["console"]
+        assert console["state"].startswith("joined realm1"), console
+        members = {row[0]: row for row in console["members"]}
+        assert set(members) == {"1", "2"}, console
+        assert all(row[2] in ("voter", "learner") for row in members.values()), console
+        assert console["leader"].split(" ")[0] in ("1", "2"), console
+        assert "com.browser.add" in console["registrations"], console
+        assert result["consoleAfterJoin"]["sessions"] > console["sessions"], result
+        callee.leave()
+    finally:
+        cluster.stop()
