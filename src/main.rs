@@ -12,7 +12,7 @@ use junction::transport::listener::{self, Kind};
 use junction::transport::tls::Tls;
 
 /// A clustered WAMP router.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "junction", version, about)]
 struct Cli {
     /// Administration commands; none runs the router.
@@ -48,7 +48,7 @@ struct Cli {
 }
 
 /// Administration commands.
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum Command {
     /// Cluster administration.
     #[command(subcommand)]
@@ -56,7 +56,7 @@ enum Command {
 }
 
 /// `junction cluster ...`
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum ClusterCommand {
     /// Print members, roles, leader, term, commit/applied indexes and link states.
     Status {
@@ -188,10 +188,13 @@ async fn start_admin(cfg: &Config) -> Result<(), String> {
     }
 }
 
-async fn run(cfg: Config) -> Result<(), String> {
+async fn run(cfg: Config, reload_from: Option<Cli>) -> Result<(), String> {
     let signals = Signals::install()?;
     start_admin(&cfg).await?;
     let router = junction::cluster::runtime::start(&cfg).await.map_err(|e| e.to_string())?;
+    if let Some(cli) = reload_from {
+        router.set_config_loader(std::sync::Arc::new(move || load(&cli).map_err(|e| e.to_string())));
+    }
     ops::attach(&router);
     let tls = |c: &Option<junction::config::TlsConfig>| c.as_ref().map(Tls::load).transpose();
     if let Some(addr) = cfg.websocket_addr() {
@@ -273,7 +276,8 @@ fn main() -> ExitCode {
         let _runtime = rt.enter(); // the OTLP exporters need a runtime
         ops::telemetry::init(&ops::telemetry::Options::from_config(&cfg));
     }
-    let result = rt.block_on(run(cfg));
+    let reload_from = cli.config.is_some().then(|| cli.clone());
+    let result = rt.block_on(run(cfg, reload_from));
     ops::telemetry::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@
 //! | `junction.cluster.remove_node(id)` | removes a node from the cluster for good (through the leader); the log index |
 //! | `junction.session.list(realm=None)` | the sessions joined on this node, with their details |
 //! | `junction.session.kill(id, reason=, message=)` | GOODBYE to a session on this node |
+//! | `junction.config.reload()` | re-reads the configuration file: realms' authentication and roles take effect; `{applied, restart_required}`; a bad file changes nothing |
 //! | `junction.stats()` | `{messages_in, messages_out, sessions}` totals on this node (the console's rates) |
 //!
 //! Role changes (`junction.role.*`) are in [`super::authorize`].
@@ -25,6 +26,7 @@ pub fn is_admin_api(procedure: &str) -> bool {
     procedure.starts_with("junction.cluster.")
         || procedure.starts_with("junction.session.")
         || procedure == "junction.stats"
+        || procedure == "junction.config.reload"
 }
 
 fn one(v: Value) -> Answer {
@@ -58,6 +60,26 @@ pub async fn call(router: &Router, me: &SessionHandle, procedure: &str, p: &Payl
             match crate::cluster::membership::remove(cluster, id).await {
                 Ok(index) => one(index.into()),
                 Err(e) => Err((errors::CLUSTER_UNAVAILABLE.into(), e)),
+            }
+        }
+        "junction.config.reload" => {
+            let Some(loaded) = router.load_config() else {
+                return Err((
+                    errors::INVALID_ARGUMENT.into(),
+                    "the router was started without --config".into(),
+                ));
+            };
+            match loaded {
+                Ok(cfg) => {
+                    let r = router.reload(&cfg);
+                    tracing::info!(applied = ?r.applied, restart_required = ?r.restart_required, "configuration reloaded");
+                    let list = |v: Vec<String>| Value::List(v.into_iter().map(Value::from).collect());
+                    one(Value::Dict(crate::dict! {
+                        "applied" => list(r.applied),
+                        "restart_required" => list(r.restart_required),
+                    }))
+                }
+                Err(e) => Err((errors::INVALID_ARGUMENT.into(), format!("configuration not reloaded: {e}"))),
             }
         }
         "junction.stats" => {

@@ -32,8 +32,9 @@ const OPEN: Decision = Decision { allow: true, disclose: false };
 /// A realm's compiled roles.
 #[derive(Default)]
 pub struct Rules {
-    /// The table's `roles_version` they were compiled at.
-    version: u64,
+    /// The table's `roles_version` and the realm's configuration generation they
+    /// were compiled at.
+    version: (u64, u64),
     /// By authrole.
     roles: HashMap<String, Arc<Role>>,
     /// False when the realm has no roles at all: every action is allowed.
@@ -49,7 +50,7 @@ fn effective(router: &Router, realm: &Realm) -> (u64, Vec<RoleConfig>) {
     router.replica.read(|t| {
         let table = t.realm(&realm.name);
         let version = table.map_or(0, |r| r.roles_version);
-        let mut roles: Vec<RoleConfig> = realm.roles_config.clone();
+        let mut roles: Vec<RoleConfig> = realm.roles_config().as_ref().clone();
         if let Some(r) = table {
             for (name, change) in &r.roles {
                 roles.retain(|x| &x.name != name);
@@ -63,15 +64,16 @@ fn effective(router: &Router, realm: &Realm) -> (u64, Vec<RoleConfig>) {
 }
 
 fn rules(router: &Router, realm: &Realm) -> Arc<Rules> {
-    let version = router.replica.read(|t| t.realm(&realm.name).map_or(0, |r| r.roles_version));
+    let generation = realm.config_generation.load(std::sync::atomic::Ordering::SeqCst);
+    let version = (router.replica.read(|t| t.realm(&realm.name).map_or(0, |r| r.roles_version)), generation);
     if let Some(r) =
         realm.rules.0.read().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|r| r.version == version)
     {
         return r.clone();
     }
-    let (version, configs) = effective(router, realm);
+    let (table_version, configs) = effective(router, realm);
     let compiled = Arc::new(Rules {
-        version,
+        version: (table_version, generation),
         enforced: !configs.is_empty(),
         roles: configs.iter().map(|c| (c.name.clone(), Arc::new(Role::new(c)))).collect(),
     });
@@ -82,7 +84,7 @@ fn rules(router: &Router, realm: &Realm) -> Arc<Rules> {
 /// False when the realm has no roles at all (nothing to check): the cheap test the
 /// session runs before building a check.
 pub fn enforced(router: &Router, realm: &Realm) -> bool {
-    !realm.roles_config.is_empty()
+    !realm.roles_config().is_empty()
         || router.replica.read(|t| t.realm(&realm.name).is_some_and(|r| r.roles_version > 0))
 }
 

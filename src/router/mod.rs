@@ -66,6 +66,21 @@ pub struct Router {
     pub admission: Arc<limits::Admission>,
     /// This router, for tasks spawned from a `&Router`.
     this: Weak<Router>,
+    /// Reads the configuration again as the router was started (file and flags),
+    /// for `junction.config.reload`; none when started without a file.
+    config_loader: OnceLock<ConfigLoader>,
+}
+
+/// Reads the configuration again, or says why it cannot.
+pub type ConfigLoader = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// What a configuration reload did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Reloaded {
+    /// What took effect.
+    pub applied: Vec<String>,
+    /// What changed in the file but takes a restart.
+    pub restart_required: Vec<String>,
 }
 
 impl Router {
@@ -94,7 +109,58 @@ impl Router {
             internal_calls: DashMap::new(),
             admission,
             this: this.clone(),
+            config_loader: OnceLock::new(),
         })
+    }
+
+    /// Installs how to read the configuration again (once, by `main`).
+    pub fn set_config_loader(&self, loader: ConfigLoader) {
+        self.config_loader.set(loader).ok();
+    }
+
+    /// Reads the configuration again, if the router was started with a file.
+    pub fn load_config(&self) -> Option<Result<Config, String>> {
+        self.config_loader.get().map(|l| l())
+    }
+
+    /// Applies what can change without a restart from a reloaded (and validated)
+    /// configuration: each served realm's authentication and roles. The rest is
+    /// reported as needing a restart.
+    pub fn reload(&self, cfg: &Config) -> Reloaded {
+        let mut out = Reloaded::default();
+        for r in &cfg.realms {
+            match self.realm(&r.name) {
+                Some(realm) => {
+                    realm.reload(r);
+                    out.applied.push(format!("realm {}: authentication and roles", r.name));
+                    let old = self.config.realms.iter().find(|o| o.name == r.name);
+                    if old.is_some_and(|o| o.history != r.history || o.uri_check != r.uri_check) {
+                        out.restart_required.push(format!("realm {}: history or uri_check", r.name));
+                    }
+                }
+                None => out.restart_required.push(format!("realm {} added", r.name)),
+            }
+        }
+        for r in &self.config.realms {
+            if !cfg.realms.iter().any(|n| n.name == r.name) {
+                out.restart_required.push(format!("realm {} removed", r.name));
+            }
+        }
+        let sections = [
+            ("websocket", cfg.websocket != self.config.websocket),
+            ("rawsocket", cfg.rawsocket != self.config.rawsocket),
+            ("limits", cfg.limits != self.config.limits),
+            ("admin", cfg.admin != self.config.admin),
+            ("telemetry", cfg.telemetry != self.config.telemetry),
+            ("cluster", cfg.cluster != self.config.cluster),
+            ("log", cfg.log != self.config.log),
+        ];
+        for (name, changed) in sections {
+            if changed {
+                out.restart_required.push(format!("[{name}]"));
+            }
+        }
+        out
     }
 
     /// This router as an `Arc` (`None` only while it is being dropped).

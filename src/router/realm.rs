@@ -36,16 +36,22 @@ pub struct Realm {
     histories: RwLock<HashMap<SubscriptionId, Arc<History>>>,
     /// The topics configured to keep history.
     pub history_config: Vec<HistoryConfig>,
-    /// The roles of the configuration file.
-    pub roles_config: Vec<crate::auth::roles::RoleConfig>,
+    /// The roles of the configuration file (replaced by a configuration reload).
+    roles_config: RwLock<Arc<Vec<crate::auth::roles::RoleConfig>>>,
+    /// Counts configuration reloads, so compiled rules know they are stale.
+    pub config_generation: std::sync::atomic::AtomicU64,
     /// The realm's roles, compiled (see [`super::authorize`]).
     pub rules: super::authorize::RealmRules,
     /// Where this realm's dynamic authenticators are registered.
     pub authenticator_realm: String,
-    /// How clients authenticate; `None` admits anonymous clients as `anonymous`.
-    /// `Err` when the configuration could not be turned into one (every HELLO is refused).
-    pub auth: Result<Option<crate::auth::Authenticator>, String>,
+    /// How clients authenticate (replaced by a configuration reload).
+    auth: RwLock<Arc<RealmAuth>>,
 }
+
+/// How a realm's clients authenticate: `Ok(None)` admits anonymous clients as
+/// `anonymous`; `Err` when the configuration could not be turned into an
+/// authenticator (every HELLO is refused).
+pub type RealmAuth = Result<Option<crate::auth::Authenticator>, String>;
 
 impl Realm {
     /// A realm from its configuration.
@@ -59,15 +65,35 @@ impl Realm {
             turns: DashMap::new(),
             histories: RwLock::default(),
             history_config: cfg.history.clone(),
-            roles_config: cfg.roles.clone(),
+            roles_config: RwLock::new(Arc::new(cfg.roles.clone())),
+            config_generation: std::sync::atomic::AtomicU64::new(0),
             rules: Default::default(),
             authenticator_realm: cfg
                 .auth
                 .as_ref()
                 .and_then(|a| a.authenticator_realm.clone())
                 .unwrap_or_else(|| cfg.name.clone()),
-            auth: cfg.authenticator().map_err(|e| e.to_string()),
+            auth: RwLock::new(Arc::new(cfg.authenticator().map_err(|e| e.to_string()))),
         }
+    }
+
+    /// How clients authenticate now.
+    pub fn auth(&self) -> Arc<RealmAuth> {
+        self.auth.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The roles of the configuration file now.
+    pub fn roles_config(&self) -> Arc<Vec<crate::auth::roles::RoleConfig>> {
+        self.roles_config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Takes the authentication and roles of a reloaded configuration; sessions
+    /// already joined keep their identity.
+    pub fn reload(&self, cfg: &RealmConfig) {
+        *self.auth.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(cfg.authenticator().map_err(|e| e.to_string()));
+        *self.roles_config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg.roles.clone());
+        self.config_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A joined local session.

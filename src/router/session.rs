@@ -188,7 +188,8 @@ impl Session {
         };
         let id = SessionId(random_id());
         let roles = hello.details.get("roles").and_then(Value::as_dict).cloned().unwrap_or_default();
-        let step = match &realm.auth {
+        let auth = realm.auth();
+        let step = match auth.as_ref() {
             Ok(None) => auth::Step::Welcome(auth::Principal {
                 authid: anonymous_authid(),
                 authrole: "anonymous".into(),

@@ -95,3 +95,38 @@ async def test_remove_a_node_through_wamp_and_the_cli(cluster):
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "cannot" in bad.stderr
     root.leave()
+
+
+async def test_config_reload(router):
+    from conftest import JoinFailed
+
+    path = router.args[router.args.index("--config") + 1]
+    root = await as_user(router, "root")
+    with pytest.raises(JoinFailed) as e:
+        await as_user(router, "bob")
+    assert e.value.reason == "wamp.error.no_such_principal"
+    with open(path, "a") as f:
+        f.write('\n[realms.auth.ticket.principals.bob]\nrole = "user"\nticket = "b"\n')
+    done = await root.call("junction.config.reload")
+    assert done["applied"] == ["realm realm1: authentication and roles"], done
+    assert done["restart_required"] == [], done
+    bob = await as_user(router, "bob")
+    assert (await bob.joined).authrole == "user"
+    # roles from the file take effect too: bob may no longer call anything
+    with open(path, "a") as f:
+        f.write('\n[[realms.roles]]\nname = "admin"\n[[realms.roles.permissions]]\nuri = ""\nmatch = "prefix"\n'
+                'call = true\n[[realms.roles]]\nname = "user"\n\n[limits]\nmax_pending_calls = 5\n')
+    done = await root.call("junction.config.reload")
+    assert done["restart_required"] == ["[limits]"], done
+    with pytest.raises(ApplicationError) as e:
+        await bob.call("wamp.session.count")
+    assert e.value.error == "wamp.error.not_authorized"
+    # a broken file changes nothing
+    with open(path, "a") as f:
+        f.write("\nthis is not toml\n")
+    with pytest.raises(ApplicationError) as e:
+        await root.call("junction.config.reload")
+    assert e.value.error == "wamp.error.invalid_argument" and "not reloaded" in e.value.args[0]
+    assert await root.call("wamp.session.count") == 2
+    for s in (root, bob):
+        s.leave()
