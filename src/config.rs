@@ -20,6 +20,7 @@
 //! outbox_frames = 8192        # per-session outbound queue, frames
 //! outbox_bytes = 67108864     # per-session outbound queue, bytes
 //! shutdown_grace_ms = 2000    # wait for GOODBYE replies on shutdown
+//! drain_timeout_ms = 10000    # on shutdown, invocations served here get this long to finish
 //! handshake_timeout_ms = 10000
 //! max_sessions = 100000       # per node; max_sessions_per_ip = 0 (no limit)
 //! max_pending_calls = 1000    # per session, as caller
@@ -172,6 +173,9 @@ pub struct Limits {
     pub outbox_bytes: usize,
     /// How long shutdown waits for clients to answer GOODBYE, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// On shutdown, after this node's registrations are withdrawn, how long the
+    /// invocations its callees are serving get to finish before GOODBYE.
+    pub drain_timeout_ms: u64,
     /// Largest message over WebSocket, if not `max_message_size`.
     pub websocket_max_message_size: Option<usize>,
     /// Largest message over RawSocket, if not `max_message_size` (announced in the
@@ -202,6 +206,7 @@ impl Default for Limits {
             outbox_frames: 8192,
             outbox_bytes: 64 * 1024 * 1024,
             shutdown_grace_ms: 2000,
+            drain_timeout_ms: 10_000,
             websocket_max_message_size: None,
             rawsocket_max_message_size: None,
             handshake_timeout_ms: 10_000,

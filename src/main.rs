@@ -219,6 +219,12 @@ async fn run(cfg: Config, reload_from: Option<Cli>) -> Result<(), String> {
     tracing::info!(sessions = router.session_count(), "shutting down");
     ops::begin_drain();
     tokio::time::sleep(Duration::from_millis(cfg.admin.drain_delay_ms)).await;
+    junction::router::drain::withdraw_registrations(&router).await;
+    let idle =
+        junction::router::drain::wait_idle(&router, Duration::from_millis(cfg.limits.drain_timeout_ms)).await;
+    if !idle {
+        tracing::warn!("calls still in flight after the drain timeout: they are answered with errors");
+    }
     router.begin_shutdown();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.limits.shutdown_grace_ms + 500);
     while router.session_count() > 0 && tokio::time::Instant::now() < deadline {

@@ -384,6 +384,17 @@ impl SessionHandle {
         list
     }
 
+    /// Takes the session's registrations (the node is draining: no new calls may
+    /// reach it; it stays connected to finish the invocations it has).
+    pub fn take_registrations(&self) -> Vec<RegistrationId> {
+        lock(&self.registrations).drain().collect()
+    }
+
+    /// True while the session serves invocations.
+    pub fn is_serving(&self) -> bool {
+        lock(&self.invocations).as_ref().is_some_and(|m| !m.is_empty())
+    }
+
     /// Takes all subscriptions and registrations (the session is leaving).
     pub fn take_routes(&self) -> (Vec<SubscriptionId>, Vec<RegistrationId>) {
         let subs = lock(&self.subscriptions).drain().collect();

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod authorize;
 pub mod calls;
+pub mod drain;
 pub mod handle;
 pub mod history;
 pub mod internal;
