@@ -64,6 +64,16 @@ enum ClusterCommand {
         #[arg(long)]
         node: String,
     },
+    /// Add a node to the voters: a learner (a node that joined beyond `voters`)
+    /// becomes a voter. A new node joins by itself when started with the peers.
+    Add {
+        /// gRPC address of any node (its `cluster.listen`/`advertise`).
+        #[arg(long)]
+        node: String,
+        /// The id of the learner to promote.
+        #[arg(long)]
+        id: u64,
+    },
     /// Remove a node from the cluster for good (scale-down): its voter seat goes to a
     /// learner that is up, its routing entries are purged.
     Remove {
@@ -100,6 +110,18 @@ fn admin(cmd: &Command, config: Option<&PathBuf>) -> ExitCode {
         }
     };
     match cmd {
+        Command::Cluster(ClusterCommand::Add { node, id }) => {
+            match rt.block_on(junction::cluster::status::promote(node, *id, creds)) {
+                Ok(index) => {
+                    println!("node {id} is a voter (log index {index})");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("junction: cannot add node {id} to the voters: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Cluster(ClusterCommand::Remove { node, id }) => {
             match rt.block_on(junction::cluster::status::remove(node, *id, creds)) {
                 Ok(index) => {

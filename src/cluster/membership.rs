@@ -127,14 +127,67 @@ async fn join(cluster: &Cluster, req: &JoinRequest) -> Result<Joined, WriteError
     Ok(Joined { voter, leader_id: cluster.id, log_index })
 }
 
+/// A membership change an operator asks any node for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminChange {
+    /// Remove the node for good.
+    Remove,
+    /// Make the learner a voter.
+    Promote,
+}
+
 /// Removes `node_id` from the cluster, from any node: on the leader directly,
 /// otherwise through the leader (following its hints). Returns the log index of the
 /// removal.
 pub async fn remove(cluster: &Cluster, node_id: u64) -> Result<u64, String> {
+    via_leader(cluster, node_id, AdminChange::Remove).await
+}
+
+/// Makes learner `node_id` a voter, from any node (through the leader).
+pub async fn promote(cluster: &Cluster, node_id: u64) -> Result<u64, String> {
+    via_leader(cluster, node_id, AdminChange::Promote).await
+}
+
+/// Leader side of `Promote`.
+async fn promote_here(cluster: &Cluster, node_id: u64) -> LeaveReply {
+    let result = async {
+        if !cluster.is_leader() {
+            return Err(WriteError::NotLeader(cluster.hint()));
+        }
+        let _guard = cluster.membership_lock.lock().await;
+        let (is_voter, is_learner) = {
+            let m = cluster.raft.metrics();
+            let m = m.borrow();
+            let mem = m.membership_config.membership();
+            (mem.voter_ids().any(|v| v == node_id), mem.learner_ids().any(|l| l == node_id))
+        };
+        if is_voter {
+            return Err(WriteError::Failed(format!("node {node_id} is a voter already")));
+        }
+        if !is_learner {
+            return Err(WriteError::Failed(format!(
+                "node {node_id} is not a member: start it with the cluster's peers and it joins as a learner"
+            )));
+        }
+        let timeout = cluster.cfg.propose_timeout();
+        change(cluster, ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), timeout).await?;
+        Ok(cluster.raft.metrics().borrow().last_log_index.unwrap_or(0))
+    }
+    .await;
+    let result = match result {
+        Ok(i) => leave_reply::Result::LogIndex(i),
+        Err(WriteError::NotLeader(h)) => leave_reply::Result::Forward(h),
+        Err(WriteError::Failed(e)) => leave_reply::Result::Error(e),
+    };
+    LeaveReply { result: Some(result) }
+}
+
+async fn via_leader(cluster: &Cluster, node_id: u64, op: AdminChange) -> Result<u64, String> {
     let mut target: Option<String> = None;
     for _ in 0..5 {
         let reply = match &target {
-            None if cluster.is_leader() => handle_leave(cluster, node_id).await,
+            None if cluster.is_leader() && op == AdminChange::Remove => handle_leave(cluster, node_id).await,
+            None if cluster.is_leader() => promote_here(cluster, node_id).await,
             None => match cluster.leader() {
                 Some((_, addr)) if !addr.is_empty() => {
                     target = Some(addr);
@@ -145,8 +198,12 @@ pub async fn remove(cluster: &Cluster, node_id: u64) -> Result<u64, String> {
             Some(addr) => {
                 let mut client = cluster.peers.client(addr).map_err(|e| e.to_string())?;
                 let timeout = cluster.cfg.propose_timeout() * 3;
-                let call = client.leave(super::proto::LeaveRequest { node_id });
-                cluster.peers.call(addr, timeout, call).await.map_err(|e| e.to_string())?
+                let req = super::proto::LeaveRequest { node_id };
+                match op {
+                    AdminChange::Remove => cluster.peers.call(addr, timeout, client.leave(req)).await,
+                    AdminChange::Promote => cluster.peers.call(addr, timeout, client.promote(req)).await,
+                }
+                .map_err(|e| e.to_string())?
             }
         };
         match reply.result {

@@ -97,6 +97,15 @@ impl raft_server::Raft for RaftService {
         Ok(Response::new(LeaveReply { result: Some(result) }))
     }
 
+    async fn promote(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveReply>, Status> {
+        let req = request.into_inner();
+        let result = match membership::promote(&self.cluster, req.node_id).await {
+            Ok(i) => super::proto::leave_reply::Result::LogIndex(i),
+            Err(e) => super::proto::leave_reply::Result::Error(e),
+        };
+        Ok(Response::new(LeaveReply { result: Some(result) }))
+    }
+
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
         Ok(Response::new(status::build(&self.cluster)))
     }

@@ -174,12 +174,29 @@ pub async fn status(addr: &str, creds: Credentials) -> Result<String, ClusterErr
 /// Asks the node at `addr` to remove node `node_id` from the cluster (it forwards
 /// the request to the leader); returns the log index of the removal.
 pub async fn remove(addr: &str, node_id: u64, creds: Credentials) -> Result<u64, ClusterError> {
+    admin_change(addr, node_id, creds, false).await
+}
+
+/// Asks the node at `addr` to make learner `node_id` a voter (through the leader).
+pub async fn promote(addr: &str, node_id: u64, creds: Credentials) -> Result<u64, ClusterError> {
+    admin_change(addr, node_id, creds, true).await
+}
+
+async fn admin_change(
+    addr: &str,
+    node_id: u64,
+    creds: Credentials,
+    promote: bool,
+) -> Result<u64, ClusterError> {
     let peers = Peers::new(Duration::from_secs(2), creds);
     let mut client = peers.client(addr).map_err(|e| ClusterError::Rpc(e.to_string()))?;
-    let reply = peers
-        .call(addr, Duration::from_secs(15), client.leave(super::proto::LeaveRequest { node_id }))
-        .await
-        .map_err(|e| ClusterError::Rpc(format!("cannot reach {addr}: {e}")))?;
+    let req = super::proto::LeaveRequest { node_id };
+    let reply = if promote {
+        peers.call(addr, Duration::from_secs(15), client.promote(req)).await
+    } else {
+        peers.call(addr, Duration::from_secs(15), client.leave(req)).await
+    }
+    .map_err(|e| ClusterError::Rpc(format!("cannot reach {addr}: {e}")))?;
     match reply.result {
         Some(super::proto::leave_reply::Result::LogIndex(i)) => Ok(i),
         Some(super::proto::leave_reply::Result::Error(e)) => Err(ClusterError::Rpc(e)),

@@ -5,6 +5,7 @@
 //! | procedure | answer |
 //! | --- | --- |
 //! | `junction.cluster.status()` | this node, its sessions per realm, and its view of the cluster (members, roles, leader, term, indexes, links) |
+//! | `junction.cluster.add_node(id)` | makes a learner a voter (through the leader); the log index |
 //! | `junction.cluster.remove_node(id)` | removes a node from the cluster for good (through the leader); the log index |
 //! | `junction.session.list(realm=None)` | the sessions joined on this node, with their details |
 //! | `junction.session.kill(id, reason=, message=)` | GOODBYE to a session on this node |
@@ -49,6 +50,18 @@ pub async fn call(router: &Router, me: &SessionHandle, procedure: &str, p: &Payl
         "junction.cluster.status" => {
             let readiness = crate::ops::health::check(Some(router)).await;
             one(json(crate::ops::api::status(router, readiness)))
+        }
+        "junction.cluster.add_node" => {
+            let Some(id) = arg_u64(0) else {
+                return Err((errors::INVALID_ARGUMENT.into(), "the node id is expected".into()));
+            };
+            let Some(cluster) = router.replica.cluster() else {
+                return Err((errors::INVALID_ARGUMENT.into(), "not a cluster node".into()));
+            };
+            match crate::cluster::membership::promote(cluster, id).await {
+                Ok(index) => one(index.into()),
+                Err(e) => Err((errors::INVALID_ARGUMENT.into(), e)),
+            }
         }
         "junction.cluster.remove_node" => {
             let Some(id) = arg_u64(0) else {

@@ -130,3 +130,29 @@ async def test_config_reload(router):
     assert await root.call("wamp.session.count") == 2
     for s in (root, bob):
         s.leave()
+
+
+async def test_add_a_learner_to_the_voters(request):
+    c = start_cluster(f"test_admin_api_{request.node.name}", n=3, voters=2, extra=CONFIG)
+    try:
+        root = await as_user(c[1], "root")
+        roles = {m["node"]: m["role"] for m in (await root.call("junction.cluster.status"))["cluster"]["members"]}
+        learners = [n for n, r in roles.items() if r == "learner"]
+        assert len(learners) == 1, roles
+        learner = learners[0]
+        # through the CLI, asked of the learner itself (it forwards to the leader)
+        out = subprocess.run([str(junction_bin()), "cluster", "add", "--node", c[learner].grpc_addr,
+                              "--id", str(learner)], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and f"node {learner} is a voter" in out.stdout, out.stderr
+        await c.sync()
+        roles = {m["node"]: m["role"] for m in (await root.call("junction.cluster.status"))["cluster"]["members"]}
+        assert roles == {1: "voter", 2: "voter", 3: "voter"}, roles
+        with pytest.raises(ApplicationError) as e:
+            await root.call("junction.cluster.add_node", learner)
+        assert "voter already" in e.value.args[0]
+        with pytest.raises(ApplicationError) as e:
+            await root.call("junction.cluster.add_node", 42)
+        assert "not a member" in e.value.args[0]
+        root.leave()
+    finally:
+        c.stop()
