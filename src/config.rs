@@ -269,6 +269,9 @@ impl Limits {
 pub struct LogConfig {
     /// JSON log lines instead of text.
     pub json: bool,
+    /// Log filter (`RUST_LOG` syntax: `info`, `warn,junction=debug`); `RUST_LOG`
+    /// overrides it at start, `junction.config.reload` applies a changed one.
+    pub level: Option<String>,
 }
 
 /// The admin HTTP server (health, metrics, management API).
@@ -430,6 +433,10 @@ impl Config {
         }
         if !self.websocket.path.starts_with('/') {
             return Err(ConfigError::Invalid("websocket.path must start with '/'".into()));
+        }
+        if let Some(level) = &self.log.level {
+            tracing_subscriber::EnvFilter::try_new(level)
+                .map_err(|e| ConfigError::Invalid(format!("log.level {level:?}: {e}")))?;
         }
         self.cluster.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate()

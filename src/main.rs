@@ -57,6 +57,9 @@ enum Command {
 
 /// `junction cluster ...`
 #[derive(Subcommand, Debug, Clone)]
+#[command(after_help = "Exit codes: 0 done; 1 the cluster refused or could not make the change, \
+or status failed (the message says why); 2 bad flags or configuration file; 3 (add, remove) the node \
+given with --node could not be reached or did not answer in time.")]
 enum ClusterCommand {
     /// Print members, roles, leader, term, commit/applied indexes and link states.
     Status {
@@ -64,26 +67,38 @@ enum ClusterCommand {
         #[arg(long)]
         node: String,
     },
-    /// Add a node to the voters: a learner (a node that joined beyond `voters`)
-    /// becomes a voter. A new node joins by itself when started with the peers.
+    /// Check that node N joined the cluster (a node started with the cluster's peers
+    /// joins by itself, as a learner once `voters` are seated); with --voter, make it
+    /// a voter.
     Add {
-        /// gRPC address of any node (its `cluster.listen`/`advertise`).
+        /// gRPC address of any node of the cluster (its `cluster.listen`/`advertise`).
         #[arg(long)]
         node: String,
-        /// The id of the learner to promote.
+        /// The id of the node to add.
         #[arg(long)]
         id: u64,
+        /// Make the node a voter (a learner is promoted; a voter stays one).
+        #[arg(long)]
+        voter: bool,
     },
     /// Remove a node from the cluster for good (scale-down): its voter seat goes to a
     /// learner that is up, its routing entries are purged.
     Remove {
-        /// gRPC address of any node (its `cluster.listen`/`advertise`).
+        /// gRPC address of any node of the cluster (its `cluster.listen`/`advertise`).
         #[arg(long)]
         node: String,
         /// The id of the node to remove.
         #[arg(long)]
         id: u64,
     },
+}
+
+/// The exit code of a failed `cluster add/remove`.
+fn admin_failure(e: &junction::cluster::status::AdminError) -> ExitCode {
+    match e {
+        junction::cluster::status::AdminError::Refused(_) => ExitCode::FAILURE,
+        junction::cluster::status::AdminError::Unreachable(_) => ExitCode::from(3),
+    }
 }
 
 /// Runs an administration command. The cluster secret and TLS identity come from
@@ -110,15 +125,15 @@ fn admin(cmd: &Command, config: Option<&PathBuf>) -> ExitCode {
         }
     };
     match cmd {
-        Command::Cluster(ClusterCommand::Add { node, id }) => {
-            match rt.block_on(junction::cluster::status::promote(node, *id, creds)) {
-                Ok(index) => {
-                    println!("node {id} is a voter (log index {index})");
+        Command::Cluster(ClusterCommand::Add { node, id, voter }) => {
+            match rt.block_on(junction::cluster::status::add(node, *id, *voter, creds)) {
+                Ok(done) => {
+                    println!("{done}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("junction: cannot add node {id} to the voters: {e}");
-                    ExitCode::FAILURE
+                    eprintln!("junction: cannot add node {id}: {e}");
+                    admin_failure(&e)
                 }
             }
         }
@@ -130,7 +145,7 @@ fn admin(cmd: &Command, config: Option<&PathBuf>) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("junction: cannot remove node {id}: {e}");
-                    ExitCode::FAILURE
+                    admin_failure(&e)
                 }
             }
         }
@@ -219,11 +234,19 @@ async fn run(cfg: Config, reload_from: Option<Cli>) -> Result<(), String> {
     }
     ops::attach(&router);
     let tls = |c: &Option<junction::config::TlsConfig>| c.as_ref().map(Tls::load).transpose();
+    let mut console = ops::api::ConsoleConfig {
+        url: None,
+        realm: cfg.realms.first().map(|r| r.name.clone()).unwrap_or_default(),
+        admin_role: cfg.admin.role.clone(),
+    };
     if let Some(addr) = cfg.websocket_addr() {
-        listener::spawn_tcp(router.clone(), addr, Kind::WebSocket, tls(&cfg.websocket.tls)?)
+        let local = listener::spawn_tcp(router.clone(), addr, Kind::WebSocket, tls(&cfg.websocket.tls)?)
             .await
             .map_err(|e| format!("cannot listen for WebSocket on {addr}: {e}"))?;
+        let scheme = if cfg.websocket.tls.is_some() { "wss" } else { "ws" };
+        console.url = Some(format!("{scheme}://{local}{}", cfg.websocket.path));
     }
+    ops::admin::set_console_config(console);
     if let Some(addr) = cfg.rawsocket_addr() {
         listener::spawn_tcp(router.clone(), addr, Kind::RawSocket, tls(&cfg.rawsocket.tls)?)
             .await

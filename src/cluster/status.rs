@@ -1,5 +1,6 @@
-//! Cluster status: what a node reports over the `Status` RPC, and the text
-//! `junction cluster status --node ADDR` prints.
+//! Cluster status: what a node reports over the `Status` RPC, the text
+//! `junction cluster status --node ADDR` prints, and the client side of
+//! `junction cluster add` / `remove` (through any node, which forwards to the leader).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use openraft::ServerState;
 
 use super::ClusterError;
 use super::convert::index_or_minus_one;
-use super::network::Peers;
+use super::network::{CallError, Peers};
 use super::node::Cluster;
 use super::proto::{LinkStatus, Member, StatusReply, StatusRequest};
 use super::secure::Credentials;
@@ -171,38 +172,74 @@ pub async fn status(addr: &str, creds: Credentials) -> Result<String, ClusterErr
     Ok(render(&fetch(addr, creds).await?))
 }
 
-/// Asks the node at `addr` to remove node `node_id` from the cluster (it forwards
-/// the request to the leader); returns the log index of the removal.
-pub async fn remove(addr: &str, node_id: u64, creds: Credentials) -> Result<u64, ClusterError> {
-    admin_change(addr, node_id, creds, false).await
+/// Why `junction cluster add/remove` failed: the CLI exits 3 for the first (retry
+/// or ask another node), 1 for the second (the message says what to change).
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The node given with `--node` could not be reached or did not answer in time.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The cluster refused or could not make the change.
+    #[error("{0}")]
+    Refused(String),
 }
 
-/// Asks the node at `addr` to make learner `node_id` a voter (through the leader).
-pub async fn promote(addr: &str, node_id: u64, creds: Credentials) -> Result<u64, ClusterError> {
-    admin_change(addr, node_id, creds, true).await
+impl From<CallError> for AdminError {
+    fn from(e: CallError) -> AdminError {
+        match e {
+            CallError::Unreachable { .. } => AdminError::Unreachable(e.to_string()),
+            CallError::Failed { .. } => AdminError::Refused(e.to_string()),
+        }
+    }
 }
 
-async fn admin_change(
-    addr: &str,
-    node_id: u64,
-    creds: Credentials,
-    promote: bool,
-) -> Result<u64, ClusterError> {
+/// `junction cluster add`: checks, through the node at `addr`, that node `node_id`
+/// is a member (nodes join by themselves, as learners), and with `voter` makes it
+/// a voter (the node at `addr` forwards that to the leader). Returns what happened,
+/// as one line.
+pub async fn add(addr: &str, node_id: u64, voter: bool, creds: Credentials) -> Result<String, AdminError> {
     let peers = Peers::new(Duration::from_secs(2), creds);
-    let mut client = peers.client(addr).map_err(|e| ClusterError::Rpc(e.to_string()))?;
+    let mut client = peers.client(addr).map_err(|e| AdminError::Unreachable(e.to_string()))?;
+    let status = peers.call(addr, Duration::from_secs(5), client.status(StatusRequest {})).await?;
+    let role =
+        status.members.iter().find(|m| m.node_id == node_id && m.role != "gone").map(|m| m.role.clone());
+    match role.as_deref() {
+        None => Err(AdminError::Refused(format!(
+            "node {node_id} is not a member of the cluster (as node {} sees it): start it with the \
+             cluster's peers (or dns name) and it joins by itself as a learner, then run this again",
+            status.node_id
+        ))),
+        Some("voter") if voter => Ok(format!("node {node_id} is a voter already")),
+        Some(role) if !voter => Ok(format!("node {node_id} is a member ({role})")),
+        Some(_) => {
+            let index = admin_change(&peers, addr, node_id, true).await?;
+            Ok(format!("node {node_id} is a voter (log index {index})"))
+        }
+    }
+}
+
+/// `junction cluster remove`: asks the node at `addr` to remove node `node_id` from
+/// the cluster (it forwards the request to the leader); returns the log index of the
+/// removal.
+pub async fn remove(addr: &str, node_id: u64, creds: Credentials) -> Result<u64, AdminError> {
+    let peers = Peers::new(Duration::from_secs(2), creds);
+    admin_change(&peers, addr, node_id, false).await
+}
+
+async fn admin_change(peers: &Peers, addr: &str, node_id: u64, promote: bool) -> Result<u64, AdminError> {
+    let mut client = peers.client(addr).map_err(|e| AdminError::Unreachable(e.to_string()))?;
     let req = super::proto::LeaveRequest { node_id };
     let reply = if promote {
         peers.call(addr, Duration::from_secs(15), client.promote(req)).await
     } else {
         peers.call(addr, Duration::from_secs(15), client.leave(req)).await
-    }
-    .map_err(|e| ClusterError::Rpc(format!("cannot reach {addr}: {e}")))?;
+    }?;
     match reply.result {
         Some(super::proto::leave_reply::Result::LogIndex(i)) => Ok(i),
-        Some(super::proto::leave_reply::Result::Error(e)) => Err(ClusterError::Rpc(e)),
+        Some(super::proto::leave_reply::Result::Error(e)) => Err(AdminError::Refused(e)),
         Some(super::proto::leave_reply::Result::Forward(h)) => {
-            Err(ClusterError::Rpc(format!("ask the leader, node {} at {}", h.leader_id, h.leader_addr)))
+            Err(AdminError::Refused(format!("ask the leader, node {} at {}", h.leader_id, h.leader_addr)))
         }
-        None => Err(ClusterError::Rpc("empty reply".into())),
+        None => Err(AdminError::Refused(format!("{addr} gave an empty reply"))),
     }
 }

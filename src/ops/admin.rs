@@ -8,6 +8,8 @@
 //! | `GET /api/status` | JSON: node, readiness, sessions per realm, Raft and cluster view |
 //! | `GET /api/sessions[?realm=R]` | JSON list of the sessions joined on this node |
 //! | `POST /api/sessions/{id}/kill` | GOODBYE to that session; optional JSON body `{"reason", "message"}` |
+//! | `GET /api/stats` | JSON: this node's message, call and event counters ([`api::stats`]) |
+//! | `GET /api/console-config` | JSON: the WebSocket URL and realm the console joins by default |
 //! | `GET /console` | the web console (a WAMP client of the router, see `console/index.html`) |
 //!
 //! The server starts before the node joins the cluster (so liveness probes pass
@@ -15,6 +17,7 @@
 //! 503 and the API 503. It has no authentication: bind it to a private address.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -26,9 +29,18 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tracing::Instrument;
 
+use super::api::ConsoleConfig;
 use super::{api, health, metrics, sampler, spans};
 /// Default GOODBYE reason of a kill, as in the meta API.
 const KILLED: &str = "wamp.close.killed";
+
+/// What `/api/console-config` answers, set once the listeners are bound.
+static CONSOLE: OnceLock<ConsoleConfig> = OnceLock::new();
+
+/// Tells the console where this node's clients connect (once, by `main`).
+pub fn set_console_config(config: ConsoleConfig) {
+    CONSOLE.set(config).ok();
+}
 
 /// Binds the admin server, prints `listening admin http://ADDR` and serves in the
 /// background. Returns the bound address.
@@ -50,6 +62,8 @@ pub fn app() -> axum::Router {
         .route("/api/status", get(status))
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}/kill", post(kill))
+        .route("/api/stats", get(stats))
+        .route("/api/console-config", get(console_config))
         .layer(middleware::from_fn(traced));
     axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -75,11 +89,24 @@ async fn traced(req: Request, next: Next) -> Response {
 }
 
 /// The web console: a static page that joins the router over WebSocket as a WAMP
-/// client (`?url=ws://HOST:PORT/ws&realm=R`, optionally `&authid=A&ticket=T`) and
-/// shows members, leader, sessions, registrations, subscriptions and message rates.
+/// client (`?url=ws://HOST:PORT/ws&realm=R`, optionally `&authid=A&ticket=T`; without
+/// `url` it asks `/api/console-config`) and shows members, leader, sessions,
+/// registrations, subscriptions and message rates.
 async fn console() -> Response {
     const PAGE: &str = include_str!("console/index.html");
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
+}
+
+async fn console_config() -> Response {
+    match CONSOLE.get() {
+        Some(c) => Json(api::console_config(c)).into_response(),
+        None => not_started(),
+    }
+}
+
+async fn stats() -> Response {
+    let Some(router) = sampler::router() else { return not_started() };
+    Json(api::stats(&router)).into_response()
 }
 
 async fn readyz() -> Response {

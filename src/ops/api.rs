@@ -1,5 +1,8 @@
-//! The JSON documents of the admin HTTP API: node/cluster status and sessions.
+//! The JSON documents of the admin HTTP API (the `junction.*` admin procedures
+//! answer the same documents): node/cluster status, sessions, message counters,
+//! and where the web console finds the router.
 
+use prometheus_client::metrics::counter::Counter;
 use serde_json::{Value, json};
 
 use crate::cluster::proto::StatusReply;
@@ -89,6 +92,8 @@ pub fn sessions(router: &Router, realm: Option<&str>) -> Value {
                 "authmethod": id.authmethod,
                 "authprovider": id.authprovider,
                 "serializer": s.serializer.name(),
+                "node": router.node.0,
+                "pending_calls": s.pending_calls(),
             }));
         }
     }
@@ -105,4 +110,56 @@ pub fn kill(router: &Router, session: u64, reason: &str, message: &str) -> bool 
         }
     }
     false
+}
+
+/// `GET /api/stats`, `junction.stats`: this node's counters since it started, from
+/// [`super::metrics`]. A client gets rates from two samples and their `time_ms`.
+pub fn stats(router: &Router) -> Value {
+    let m = super::metrics::metrics();
+    let types = super::metrics::MESSAGE_TYPES.iter().map(|t| t.1).chain(std::iter::once("other"));
+    let by_type = |counters: &[Counter]| {
+        let mut out = serde_json::Map::new();
+        for (name, c) in types.clone().zip(counters) {
+            if c.get() > 0 {
+                out.insert(name.to_owned(), c.get().into());
+            }
+        }
+        out
+    };
+    let total = |counters: &[Counter]| -> u64 { counters.iter().map(|c| c.get()).sum() };
+    let calls = m.call_latency.snapshot();
+    let now_ms = crate::router::now_ms();
+    let started_ms = u64::try_from(m.start_time.get()).unwrap_or(0).saturating_mul(1000);
+    json!({
+        "node": router.node.0,
+        "time_ms": now_ms,
+        "uptime_ms": now_ms.saturating_sub(started_ms),
+        "sessions": router.session_count(),
+        "messages_in": total(&m.messages_in),
+        "messages_out": total(&m.messages_out),
+        "messages_in_by_type": by_type(&m.messages_in),
+        "messages_out_by_type": by_type(&m.messages_out),
+        "calls_completed": calls.count,
+        "call_seconds_total": calls.sum,
+        "events_delivered": m.events_delivered.get(),
+        "events_dropped": m.events_dropped.get(),
+        "slow_consumer_disconnects": m.slow_consumer_disconnects.get(),
+    })
+}
+
+/// Where this node's clients connect, for the web console (`GET /api/console-config`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConsoleConfig {
+    /// `ws://HOST:PORT/PATH` (or `wss://`) of the WebSocket listener, with the bound
+    /// host; the page puts its own host in place of an unspecified one (`0.0.0.0`).
+    pub url: Option<String>,
+    /// The realm the console joins unless told otherwise.
+    pub realm: String,
+    /// The authrole the admin procedures need.
+    pub admin_role: String,
+}
+
+/// `GET /api/console-config`.
+pub fn console_config(c: &ConsoleConfig) -> Value {
+    json!({ "url": c.url, "realm": c.realm, "admin_role": c.admin_role })
 }

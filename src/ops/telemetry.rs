@@ -1,5 +1,6 @@
 //! Logging and tracing setup: the `tracing` subscriber (text or JSON lines on
-//! stderr, filtered by `RUST_LOG`, default `info`), and OpenTelemetry export over
+//! stderr, filtered by `RUST_LOG`, else `[log] level`, default `info`; the filter
+//! can be replaced while running, [`set_log_filter`]), and OpenTelemetry export over
 //! OTLP/gRPC when the standard variables ask for it:
 //!
 //! - traces when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
@@ -23,7 +24,7 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_subscriber::filter::{EnvFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{Layer, Registry};
+use tracing_subscriber::{Layer, Registry, reload};
 
 pub use super::spans::{
     Parent, PendingSpans, TRACEPARENT_KEY, call_key, call_span, context_from_traceparent, enabled,
@@ -37,6 +38,8 @@ use crate::config::Config;
 pub struct Options {
     /// JSON log lines instead of text.
     pub json: bool,
+    /// Log filter when `RUST_LOG` is not set (`info` when neither is).
+    pub level: Option<String>,
     /// `service.name` unless `OTEL_SERVICE_NAME` is set.
     pub service_name: String,
     /// This node's id, as a resource attribute.
@@ -54,6 +57,7 @@ impl Options {
     pub fn from_config(cfg: &Config) -> Options {
         Options {
             json: cfg.log.json,
+            level: cfg.log.level.clone(),
             service_name: cfg.telemetry.service_name.clone(),
             node: cfg.cluster.node_id,
             sample_ratio: cfg.telemetry.sample_ratio,
@@ -69,6 +73,17 @@ struct Providers {
 }
 
 static PROVIDERS: OnceLock<Mutex<Providers>> = OnceLock::new();
+
+/// Replaces the log filter of the installed subscriber.
+static LOG_FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Replaces the log filter (`RUST_LOG` syntax) of the running process, e.g. from a
+/// reloaded `[log] level`. Fails on a bad directive or before [`init`].
+pub fn set_log_filter(directives: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(directives).map_err(|e| format!("log filter {directives:?}: {e}"))?;
+    let handle = LOG_FILTER.get().ok_or("logging is not initialised")?;
+    handle.reload(filter).map_err(|e| format!("cannot replace the log filter: {e}"))
+}
 
 /// How long [`shutdown`] waits for each exporter to flush.
 const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -124,7 +139,10 @@ pub fn init(opts: &Options) {
     } else {
         None
     };
-    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::try_new(opts.level.as_deref().unwrap_or("info")).unwrap_or_else(|_| EnvFilter::new("info"))
+    });
+    let (env, handle) = reload::Layer::new(env);
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![if opts.json {
         fmt.json().with_current_span(true).with_span_list(false).with_filter(env).boxed()
@@ -140,8 +158,11 @@ pub fn init(opts: &Options) {
             .with_filter(filter_fn(|m| m.target() == super::spans::TARGET));
         layers.push(layer.boxed());
     }
-    if let Err(e) = tracing_subscriber::registry().with(layers).try_init() {
-        eprintln!("junction: logging already initialised: {e}");
+    match tracing_subscriber::registry().with(layers).try_init() {
+        Ok(()) => {
+            LOG_FILTER.set(handle).ok();
+        }
+        Err(e) => eprintln!("junction: logging already initialised: {e}"),
     }
     super::spans::set_enabled(tracer.is_some());
     let meter = if opts.metrics && otlp_wanted("METRICS") {

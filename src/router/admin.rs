@@ -1,26 +1,30 @@
 //! The `junction.*` admin procedures, answered by the router itself for sessions of
 //! the admin role (`[admin] role`, default `admin`; others get
-//! `wamp.error.not_authorized`) — the WAMP face of the admin HTTP API:
+//! `wamp.error.not_authorized`) — the WAMP face of the admin HTTP API
+//! ([`crate::ops::api`] builds the documents of both):
 //!
 //! | procedure | answer |
 //! | --- | --- |
-//! | `junction.cluster.status()` | this node, its sessions per realm, and its view of the cluster (members, roles, leader, term, indexes, links) |
-//! | `junction.cluster.add_node(id)` | makes a learner a voter (through the leader); the log index |
+//! | `junction.cluster.status()` | this node, its sessions per realm, its view of the cluster (members, roles, leader, term, indexes, links), and `nodes`: the session ids of every reachable node, per realm |
+//! | `junction.cluster.add_node(id, voter=false)` | `{node, role, log_index?}`: checks that node `id` joined (a node joins by itself, as a learner); with `voter` makes it a voter (through the leader) |
 //! | `junction.cluster.remove_node(id)` | removes a node from the cluster for good (through the leader); the log index |
 //! | `junction.session.list(realm=None)` | the sessions joined on this node, with their details |
 //! | `junction.session.kill(id, reason=, message=)` | GOODBYE to a session on this node |
-//! | `junction.config.reload()` | re-reads the configuration file: realms' authentication and roles take effect; `{applied, restart_required}`; a bad file changes nothing |
-//! | `junction.stats()` | `{messages_in, messages_out, sessions}` totals on this node (the console's rates) |
+//! | `junction.config.reload()` | re-reads the configuration: realms' authentication and roles, `[log] level`; `{applied, restart_required}`; a bad file changes nothing |
+//! | `junction.stats()` | this node's message, call and event counters ([`crate::ops::api::stats`]) |
 //!
 //! Role changes (`junction.role.*`) are in [`super::authorize`].
+
+use serde_json::json;
 
 use super::Router;
 use super::handle::SessionHandle;
 use super::meta::KILLED;
-use super::query::Answer;
+use super::query::{self, Answer};
+use crate::cluster::node::Cluster;
 use crate::wamp::errors;
 use crate::wamp::message::Payload;
-use crate::wamp::value::Value;
+use crate::wamp::value::{Dict, List, Value};
 
 /// True for the procedures answered here.
 pub fn is_admin_api(procedure: &str) -> bool {
@@ -30,12 +34,12 @@ pub fn is_admin_api(procedure: &str) -> bool {
         || procedure == "junction.config.reload"
 }
 
-fn one(v: Value) -> Answer {
-    Ok(Payload::args(vec![v]))
+fn one(v: serde_json::Value) -> Answer {
+    Ok(Payload::args(vec![serde_json::from_value(v).unwrap_or(Value::Null)]))
 }
 
-fn json(v: serde_json::Value) -> Value {
-    serde_json::from_value(v).unwrap_or(Value::Null)
+fn invalid(why: impl Into<String>) -> Answer {
+    Err((errors::INVALID_ARGUMENT.into(), why.into()))
 }
 
 /// Answers an admin procedure.
@@ -45,84 +49,125 @@ pub async fn call(router: &Router, me: &SessionHandle, procedure: &str, p: &Payl
     }
     let args = p.args.clone().unwrap_or_default();
     let kwargs = p.kwargs.clone().unwrap_or_default();
-    let arg_u64 = |i: usize| args.get(i).and_then(Value::as_u64);
     match procedure {
-        "junction.cluster.status" => {
-            let readiness = crate::ops::health::check(Some(router)).await;
-            one(json(crate::ops::api::status(router, readiness)))
-        }
-        "junction.cluster.add_node" => {
-            let Some(id) = arg_u64(0) else {
-                return Err((errors::INVALID_ARGUMENT.into(), "the node id is expected".into()));
+        "junction.cluster.status" => cluster_status(router).await,
+        "junction.cluster.add_node" | "junction.cluster.remove_node" => {
+            let Some(id) = args.first().and_then(Value::as_u64) else {
+                return invalid("the node id is expected");
             };
             let Some(cluster) = router.replica.cluster() else {
-                return Err((errors::INVALID_ARGUMENT.into(), "not a cluster node".into()));
+                return invalid("not a cluster node");
             };
-            match crate::cluster::membership::promote(cluster, id).await {
-                Ok(index) => one(index.into()),
-                Err(e) => Err((errors::INVALID_ARGUMENT.into(), e)),
-            }
-        }
-        "junction.cluster.remove_node" => {
-            let Some(id) = arg_u64(0) else {
-                return Err((errors::INVALID_ARGUMENT.into(), "the node id is expected".into()));
-            };
-            let Some(cluster) = router.replica.cluster() else {
-                return Err((errors::INVALID_ARGUMENT.into(), "not a cluster node".into()));
-            };
-            match crate::cluster::membership::remove(cluster, id).await {
-                Ok(index) => one(index.into()),
-                Err(e) => Err((errors::CLUSTER_UNAVAILABLE.into(), e)),
-            }
-        }
-        "junction.config.reload" => {
-            let Some(loaded) = router.load_config() else {
-                return Err((
-                    errors::INVALID_ARGUMENT.into(),
-                    "the router was started without --config".into(),
-                ));
-            };
-            match loaded {
-                Ok(cfg) => {
-                    let r = router.reload(&cfg);
-                    tracing::info!(applied = ?r.applied, restart_required = ?r.restart_required, "configuration reloaded");
-                    let list = |v: Vec<String>| Value::List(v.into_iter().map(Value::from).collect());
-                    one(Value::Dict(crate::dict! {
-                        "applied" => list(r.applied),
-                        "restart_required" => list(r.restart_required),
-                    }))
+            if procedure.ends_with("add_node") {
+                let voter = kwargs.get("voter").or(args.get(1)).and_then(Value::as_bool).unwrap_or(false);
+                add_node(cluster, id, voter).await
+            } else {
+                match crate::cluster::membership::remove(cluster, id).await {
+                    Ok(index) => one(index.into()),
+                    Err(e) => Err((errors::CLUSTER_UNAVAILABLE.into(), e)),
                 }
-                Err(e) => Err((errors::INVALID_ARGUMENT.into(), format!("configuration not reloaded: {e}"))),
             }
         }
-        "junction.stats" => {
-            let m = crate::ops::metrics::metrics();
-            let sum = |v: &Vec<prometheus_client::metrics::counter::Counter>| {
-                v.iter().map(|c| c.get()).sum::<u64>()
-            };
-            let stats = crate::dict! {
-                "messages_in" => sum(&m.messages_in),
-                "messages_out" => sum(&m.messages_out),
-                "sessions" => router.session_count() as u64,
-            };
-            one(Value::Dict(stats))
-        }
+        "junction.config.reload" => reload(router),
+        "junction.stats" => one(crate::ops::api::stats(router)),
         "junction.session.list" => {
             let realm = kwargs.get("realm").or(args.first()).and_then(Value::as_str);
-            one(json(crate::ops::api::sessions(router, realm)))
+            one(crate::ops::api::sessions(router, realm))
         }
-        "junction.session.kill" => {
-            let Some(id) = arg_u64(0) else {
-                return Err((errors::INVALID_ARGUMENT.into(), "the session id is expected".into()));
-            };
-            let reason = kwargs.get("reason").and_then(Value::as_str).unwrap_or(KILLED);
-            let message = kwargs.get("message").and_then(Value::as_str).unwrap_or("");
-            if crate::ops::api::kill(router, id, reason, message) {
-                Ok(Payload::default())
-            } else {
-                Err((super::meta::NO_SUCH_SESSION.into(), "no session with that id on this node".into()))
+        "junction.session.kill" => kill(router, &args, &kwargs),
+        _ => Err((errors::NO_SUCH_PROCEDURE.into(), format!("no admin procedure {procedure}"))),
+    }
+}
+
+/// The admin HTTP status document plus every reachable node's sessions (asked over
+/// the links, like `wamp.session.list`; a node that does not answer in time is
+/// listed with `answered: false`).
+async fn cluster_status(router: &Router) -> Answer {
+    let readiness = crate::ops::health::check(Some(router)).await;
+    let mut status = crate::ops::api::status(router, readiness);
+    let mut nodes: Vec<(u64, serde_json::Map<String, serde_json::Value>)> = Vec::new();
+    let mut here = serde_json::Map::new();
+    for realm in router.realms() {
+        here.insert(realm.name.clone(), realm.sessions.iter().map(|s| s.id.0).collect());
+    }
+    nodes.push((router.node.0, here));
+    for peer in router.replica.peers(router.node) {
+        nodes.push((peer.0, serde_json::Map::new()));
+    }
+    for realm in router.realms() {
+        for (node, answer) in query::ask_peers(router, &realm.name, "session.list", &Payload::default()).await
+        {
+            let ids = answer.ok().and_then(|p| p.args?.into_iter().next()).and_then(|v| v.as_list().cloned());
+            if let Some(entry) = nodes.iter_mut().find(|n| n.0 == node.0) {
+                let ids: Vec<u64> = ids.unwrap_or_default().iter().filter_map(Value::as_u64).collect();
+                entry.1.insert(realm.name.clone(), ids.into());
             }
         }
-        _ => Err((errors::NO_SUCH_PROCEDURE.into(), format!("no admin procedure {procedure}"))),
+    }
+    let realms = router.realms().count();
+    let nodes: Vec<serde_json::Value> = nodes
+        .into_iter()
+        .map(|(node, sessions)| {
+            json!({ "node": node, "answered": node == router.node.0 || sessions.len() == realms, "sessions": sessions })
+        })
+        .collect();
+    status["nodes"] = nodes.into();
+    one(status)
+}
+
+/// Node `id`'s role in the membership as this node sees it (`voter`, `learner`).
+fn role_of(cluster: &Cluster, id: u64) -> Option<String> {
+    let status = crate::cluster::status::build(cluster);
+    status.members.into_iter().find(|m| m.node_id == id && m.role != "gone").map(|m| m.role)
+}
+
+async fn add_node(cluster: &Cluster, id: u64, voter: bool) -> Answer {
+    let Some(role) = role_of(cluster, id) else {
+        return invalid(format!(
+            "node {id} is not a member of the cluster (as node {} sees it): start it with the \
+             cluster's peers (or dns name) and it joins by itself as a learner",
+            cluster.id()
+        ));
+    };
+    if !voter || role == "voter" {
+        return one(json!({ "node": id, "role": role }));
+    }
+    match crate::cluster::membership::promote(cluster, id).await {
+        Ok(index) => one(json!({ "node": id, "role": "voter", "log_index": index })),
+        Err(e) => invalid(e),
+    }
+}
+
+/// `junction.config.reload`: what the router can change at run time
+/// ([`Router::reload`]), and the log filter.
+fn reload(router: &Router) -> Answer {
+    let Some(loaded) = router.load_config() else {
+        return invalid("the router was started without --config");
+    };
+    let cfg = match loaded {
+        Ok(cfg) => cfg,
+        Err(e) => return invalid(format!("configuration not reloaded: {e}")),
+    };
+    let mut r = router.reload(&cfg);
+    if let Some(level) = &cfg.log.level {
+        match crate::ops::telemetry::set_log_filter(level) {
+            Ok(()) => r.applied.push(format!("[log] level = {level:?}")),
+            Err(e) => r.restart_required.push(format!("[log] level: {e}")),
+        }
+    }
+    tracing::info!(applied = ?r.applied, restart_required = ?r.restart_required, "configuration reloaded");
+    one(json!({ "applied": r.applied, "restart_required": r.restart_required }))
+}
+
+fn kill(router: &Router, args: &List, kwargs: &Dict) -> Answer {
+    let Some(id) = args.first().and_then(Value::as_u64) else {
+        return invalid("the session id is expected");
+    };
+    let reason = kwargs.get("reason").and_then(Value::as_str).unwrap_or(KILLED);
+    let message = kwargs.get("message").and_then(Value::as_str).unwrap_or("");
+    if crate::ops::api::kill(router, id, reason, message) {
+        Ok(Payload::default())
+    } else {
+        Err((super::meta::NO_SUCH_SESSION.into(), "no session with that id on this node".into()))
     }
 }

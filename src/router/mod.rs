@@ -126,7 +126,8 @@ impl Router {
 
     /// Applies what can change without a restart from a reloaded (and validated)
     /// configuration: each served realm's authentication and roles. The rest is
-    /// reported as needing a restart.
+    /// reported as needing a restart, but for `[log] level`, which the caller
+    /// applies (the process's log filter is not the router's).
     pub fn reload(&self, cfg: &Config) -> Reloaded {
         let mut out = Reloaded::default();
         for r in &cfg.realms {
@@ -148,17 +149,17 @@ impl Router {
             }
         }
         let sections = [
-            ("websocket", cfg.websocket != self.config.websocket),
-            ("rawsocket", cfg.rawsocket != self.config.rawsocket),
-            ("limits", cfg.limits != self.config.limits),
-            ("admin", cfg.admin != self.config.admin),
-            ("telemetry", cfg.telemetry != self.config.telemetry),
-            ("cluster", cfg.cluster != self.config.cluster),
-            ("log", cfg.log != self.config.log),
+            ("[websocket]", cfg.websocket != self.config.websocket),
+            ("[rawsocket]", cfg.rawsocket != self.config.rawsocket),
+            ("[limits]", cfg.limits != self.config.limits),
+            ("[admin]", cfg.admin != self.config.admin),
+            ("[telemetry]", cfg.telemetry != self.config.telemetry),
+            ("[cluster]", cfg.cluster != self.config.cluster),
+            ("[log] json", cfg.log.json != self.config.log.json),
         ];
         for (name, changed) in sections {
             if changed {
-                out.restart_required.push(format!("[{name}]"));
+                out.restart_required.push(name.to_owned());
             }
         }
         out

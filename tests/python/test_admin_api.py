@@ -1,15 +1,18 @@
 """The `junction.*` admin procedures (admin role only) through Autobahn|Python:
-cluster status, session list and kill on one node; removing a node from a 3-node
-cluster through `junction.cluster.remove_node` and through the CLI
-`junction cluster remove`."""
+cluster status, stats, session list and kill on one node; configuration reload
+(principals, roles, log level); removing a node from a 3-node cluster through
+`junction.cluster.remove_node` and through the CLI `junction cluster remove`;
+adding learners to the voters through `junction.cluster.add_node` and
+`junction cluster add --voter`, with the CLI's exit codes."""
 
 import asyncio
+import re
 import subprocess
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
 
-from cluster_helpers import start_cluster
+from cluster_helpers import start_cluster, wait_until
 from conftest import ALL_COMBOS, connect_session, junction_bin
 from test_auth import session_for
 
@@ -44,8 +47,14 @@ async def test_admin_procedures_on_one_node(router):
     st = await root.call("junction.cluster.status")
     assert st["ready"] is True and st["session_count"] == 2 and st["sessions"] == {"realm1": 2}, st
     assert st["cluster"]["leader"]["node"] == st["node"], st
+    nodes = [(n["node"], n["answered"], sorted(n["sessions"]["realm1"])) for n in st["nodes"]]
+    assert nodes == [(st["node"], True, sorted([root.session_id, alice.session_id]))], st
     listed = await root.call("junction.session.list")
     assert {s["session"] for s in listed} == {root.session_id, alice.session_id}, listed
+    assert {s["authid"] for s in listed} == {"root", "alice"} and all(s["pending_calls"] == 0 for s in listed), listed
+    stats = await root.call("junction.stats")
+    assert stats["sessions"] == 2 and stats["messages_in"] >= 4 and stats["messages_out"] >= 4, stats
+    assert stats["messages_in_by_type"]["call"] >= 3 and stats["time_ms"] > 0, stats
     await root.call("junction.session.kill", alice.session_id, reason="com.example.bye", message="maintenance")
     details = await asyncio.wait_for(asyncio.shield(alice.left), 10)
     assert (details.reason, details.message) == ("com.example.bye", "maintenance")
@@ -60,7 +69,9 @@ async def test_admin_procedures_on_one_node(router):
 
 async def test_admin_procedures_need_the_admin_role(router):
     alice = await as_user(router, "alice")
-    for proc in ("junction.cluster.status", "junction.session.list", "junction.cluster.remove_node"):
+    for proc in ("junction.cluster.status", "junction.session.list", "junction.cluster.remove_node",
+                 "junction.cluster.add_node", "junction.session.kill", "junction.config.reload",
+                 "junction.stats"):
         with pytest.raises(ApplicationError) as e:
             await alice.call(proc)
         assert e.value.error == "wamp.error.not_authorized", proc
@@ -132,27 +143,75 @@ async def test_config_reload(router):
         s.leave()
 
 
-async def test_add_a_learner_to_the_voters(request):
-    c = start_cluster(f"test_admin_api_{request.node.name}", n=3, voters=2, extra=CONFIG)
+def cli(*args, timeout=30):
+    return subprocess.run([str(junction_bin()), "cluster", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+async def test_add_learners_to_the_voters(request):
+    c = start_cluster(f"test_admin_api_{request.node.name}", n=4, voters=2, extra=CONFIG)
     try:
         root = await as_user(c[1], "root")
-        roles = {m["node"]: m["role"] for m in (await root.call("junction.cluster.status"))["cluster"]["members"]}
-        learners = [n for n, r in roles.items() if r == "learner"]
-        assert len(learners) == 1, roles
-        learner = learners[0]
+        st = await root.call("junction.cluster.status")
+        roles = {m["node"]: m["role"] for m in st["cluster"]["members"]}
+        learners = sorted(n for n, r in roles.items() if r == "learner")
+        assert len(learners) == 2, roles
+        first, second = learners
+        # every node's sessions, asked over the links
+        assert sorted(n["node"] for n in st["nodes"]) == [1, 2, 3, 4] and all(n["answered"] for n in st["nodes"]), st
+        # without --voter, `add` checks that the node joined and says its role
+        out = cli("add", "--node", c[first].grpc_addr, "--id", str(first))
+        assert out.returncode == 0 and out.stdout.strip() == f"node {first} is a member (learner)", out
         # through the CLI, asked of the learner itself (it forwards to the leader)
-        out = subprocess.run([str(junction_bin()), "cluster", "add", "--node", c[learner].grpc_addr,
-                              "--id", str(learner)], capture_output=True, text=True, timeout=30)
-        assert out.returncode == 0 and f"node {learner} is a voter" in out.stdout, out.stderr
+        out = cli("add", "--node", c[first].grpc_addr, "--id", str(first), "--voter")
+        assert out.returncode == 0 and re.fullmatch(rf"node {first} is a voter \(log index \d+\)\n", out.stdout), out
+        out = cli("add", "--node", c[1].grpc_addr, "--id", str(first), "--voter")
+        assert out.returncode == 0 and f"node {first} is a voter already" in out.stdout, out
+        # through WAMP
+        assert await root.call("junction.cluster.add_node", second) == {"node": second, "role": "learner"}
+        done = await root.call("junction.cluster.add_node", second, voter=True)
+        assert done["role"] == "voter" and isinstance(done["log_index"], int), done
         await c.sync()
         roles = {m["node"]: m["role"] for m in (await root.call("junction.cluster.status"))["cluster"]["members"]}
-        assert roles == {1: "voter", 2: "voter", 3: "voter"}, roles
-        with pytest.raises(ApplicationError) as e:
-            await root.call("junction.cluster.add_node", learner)
-        assert "voter already" in e.value.args[0]
+        assert roles == {1: "voter", 2: "voter", 3: "voter", 4: "voter"}, roles
+        assert await root.call("junction.cluster.add_node", second, voter=True) == {"node": second, "role": "voter"}
         with pytest.raises(ApplicationError) as e:
             await root.call("junction.cluster.add_node", 42)
-        assert "not a member" in e.value.args[0]
+        assert e.value.error == "wamp.error.invalid_argument" and "not a member" in e.value.args[0]
+        # errors and exit codes: refused 1, unreachable 3, bad flags 2
+        out = cli("add", "--node", c[2].grpc_addr, "--id", "42", "--voter")
+        assert out.returncode == 1 and "node 42 is not a member" in out.stderr, out
+        out = cli("add", "--node", "127.0.0.1:1", "--id", "2")
+        assert out.returncode == 3 and "cannot add node 2" in out.stderr, out
+        out = cli("add", "--node", c[1].grpc_addr)
+        assert out.returncode == 2 and "--id" in out.stderr, out
         root.leave()
     finally:
         c.stop()
+
+
+async def test_log_level_reload(start_router):
+    config = CONFIG + '\n[log]\nlevel = "warn"\n'
+    router = start_router(config=config)
+    path = router.args[router.args.index("--config") + 1]
+    root = await as_user(router, "root")
+    with open(path, "w") as f:
+        f.write(CONFIG + '\n[log]\nlevel = "info,junction::router=debug"\n')
+    done = await root.call("junction.config.reload")
+    assert done["applied"] == ["realm realm1: authentication and roles",
+                               '[log] level = "info,junction::router=debug"'], done
+    assert done["restart_required"] == [], done
+    alice = await as_user(router, "alice")
+
+    async def joined_logged():
+        text = re.sub(r"\x1b\[[0-9;]*m", "", router.log_path.read_text(errors="replace"))
+        return f"session={alice.session_id}" in text and "DEBUG" in text
+
+    await wait_until(joined_logged, 10, "a DEBUG line about the new session")
+    with open(path, "w") as f:
+        f.write(CONFIG + '\n[log]\nlevel = "info,=="\n')
+    with pytest.raises(ApplicationError) as e:
+        await root.call("junction.config.reload")
+    assert "log.level" in e.value.args[0], e.value.args
+    for s in (root, alice):
+        s.leave()
