@@ -3,10 +3,11 @@
 #   1. cargo build --bins, cargo test (unit tests + tests/*.rs integration tests),
 #      a fuzzing smoke run (the fuzz corpora and mutations of them replayed)
 #   2. Python interop tests (Autobahn|Python, tests/python) in a venv at target/pyenv
-#   3. Node interop tests (Autobahn|JS, tests/js) with packages in target/node
-#   4. Deployment validation (tests/deploy: Dockerfile, compose, deploy/) in target/deployenv
-#   (the Python suite includes a headless-Chromium test: Debian's chromium and npm
-#   playwright-core in target/browser are installed before it)
+#   3. Browser tests (headless Chromium: tests/python/test_browser.py) with Debian's
+#      chromium and npm playwright-core + autobahn-browser in target/browser; skipped,
+#      with the reason, when those cannot be installed
+#   4. Node interop tests (Autobahn|JS, tests/js) with packages in target/node
+#   5. Deployment validation (tests/deploy: Dockerfile, compose, deploy/) in target/deployenv
 # Dependencies are (re)installed only when their pinned lists change. Exits
 # non-zero if anything fails; every suite runs even if an earlier one failed.
 set -euo pipefail
@@ -76,15 +77,23 @@ else
     echo "up to date"
 fi
 
-# --- Browser (tests/python/test_browser.py) ----------------------------------
+step "pytest tests/python"
+run_suite "pytest tests/python" "$LOGS/pytest.log" "$PY" -m pytest tests/python -q --ignore=tests/python/test_browser.py
+
+# --- Browser (headless Chromium) ---------------------------------------------
 # Debian's Chromium (installed when missing and running as root) and npm
 # playwright-core + autobahn-browser in target/browser. If either cannot be
-# installed, the browser test says why and is skipped.
+# installed, the suite says why and is recorded as SKIPPED (never as passed).
 step "browser: chromium, playwright-core (target/browser)"
-if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    if ! apt-get install -y --no-install-recommends chromium >"$LOGS/apt-chromium.log" 2>&1; then
-        { apt-get update && apt-get install -y --no-install-recommends chromium; } >>"$LOGS/apt-chromium.log" 2>&1 \
-            || echo "chromium could not be installed (see $LOGS/apt-chromium.log): the browser test will be skipped"
+BROWSER_SKIP=""
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        if ! apt-get install -y --no-install-recommends chromium >"$LOGS/apt-chromium.log" 2>&1; then
+            { apt-get update && apt-get install -y --no-install-recommends chromium; } >>"$LOGS/apt-chromium.log" 2>&1 || true
+        fi
+        [ -x /usr/bin/chromium ] || BROWSER_SKIP="apt-get could not install chromium (see $LOGS/apt-chromium.log)"
+    else
+        BROWSER_SKIP="/usr/bin/chromium is missing and cannot be installed (needs root and apt-get)"
     fi
 fi
 mkdir -p target/browser
@@ -94,14 +103,25 @@ if [ "$(cat target/browser/.lock.sha256 2>/dev/null || true)" != "$browser_hash"
     if (cd target/browser && npm ci --no-audit --no-fund --loglevel=error); then
         echo "$browser_hash" > target/browser/.lock.sha256
     else
-        echo "npm packages for the browser test could not be installed: it will be skipped"
+        BROWSER_SKIP="${BROWSER_SKIP:+$BROWSER_SKIP; }npm could not install playwright-core/autobahn-browser into target/browser"
     fi
 else
     echo "up to date"
 fi
 
-step "pytest tests/python"
-run_suite "pytest tests/python" "$LOGS/pytest.log" "$PY" -m pytest tests/python -q
+step "browser tests (headless Chromium)"
+rm -f "$LOGS/browser.log"
+if [ -n "$BROWSER_SKIP" ]; then
+    echo "SKIP browser tests: $BROWSER_SKIP"
+    RESULTS+=("SKIPPED browser tests: $BROWSER_SKIP")
+else
+    run_suite "browser tests (headless Chromium)" "$LOGS/browser.log" \
+        "$PY" -m pytest tests/python/test_browser.py -q -rs
+    if grep -qE '^SKIPPED' "$LOGS/browser.log"; then  # pytest skipped it: say why, not "ok"
+        unset 'RESULTS[${#RESULTS[@]}-1]'
+        RESULTS+=("SKIPPED browser tests: $(grep -m1 -E '^SKIPPED' "$LOGS/browser.log" | sed -E 's/^SKIPPED \[[0-9]+\] [^ ]+ //')")
+    fi
+fi
 
 # --- Node (Autobahn|JS) -----------------------------------------------------
 step "node packages (target/node)"
@@ -156,6 +176,7 @@ count() { # count REGEX < text: sum of the numbers in the matches
 cargo_results=$(grep -h '^test result:' "$LOGS/cargo.log" "$LOGS/fuzz.log" 2>/dev/null || true)
 pytest_last=$(tail -n 1 "$LOGS/pytest.log" 2>/dev/null || true)
 pytest_last+=$'\n'$(tail -n 1 "$LOGS/deploy.log" 2>/dev/null || true)  # tests/deploy
+pytest_last+=$'\n'$(tail -n 1 "$LOGS/browser.log" 2>/dev/null || true)  # browser tests
 node_results=$(grep -hE '^# (pass|fail) [0-9]+' "$LOGS/node.log" 2>/dev/null || true)
 passed=$(( $(count '[0-9]+ passed' <<<"$cargo_results") + $(count '[0-9]+ passed' <<<"$pytest_last") \
     + $(count '# pass [0-9]+' <<<"$node_results") ))

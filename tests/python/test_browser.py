@@ -3,9 +3,11 @@
 cluster. A plain Autobahn|JS page joins node 2, calls a procedure served by an
 Autobahn|Python callee on node 1 and receives events published on node 1; the web
 console served on node 2's admin port joins as a WAMP client and shows both
-nodes with their roles, the leader, the callee's registration, and updates when a
-session joins. Without Chromium or the npm packages the test is skipped and says
-why (it is never passed)."""
+nodes with their roles, the leader, the sessions of each node, the callee's
+registration and the page's subscription, and updates when a session joins; opened
+without query parameters it finds the router through /api/console-config. Without
+Chromium or the npm packages the test is skipped and says why (it is never
+passed); test.sh runs it as its own suite."""
 
 import asyncio
 import functools
@@ -88,13 +90,27 @@ async def test_autobahn_js_page_and_console_in_chromium(request, static_site):
         assert page["sum"] == 5, page
         assert page["events"] == [0, 1, 2], page
         console = result["console"]
-        assert console["state"].startswith("joined realm1"), console
+        assert console["state"] == "joined realm1 as admin" and console["node"] == "2", console
         members = {row[0]: row for row in console["members"]}
         assert set(members) == {"1", "2"}, console
-        assert all(row[2] in ("voter", "learner") for row in members.values()), console
-        assert console["leader"].split(" ")[0] in ("1", "2"), console
-        assert "com.browser.add" in console["registrations"], console
-        assert result["consoleAfterJoin"]["sessions"] > console["sessions"], result
+        assert sorted(row[2] for row in members.values()) == ["voter", "voter"], console
+        leader = [n for n, row in members.items() if row[3] == "leader"]
+        assert len(leader) == 1 and console["leader"].split(" ")[0] == leader[0], console
+        assert all(row[4] == "yes" for row in members.values()), console
+        assert members["1"][5] == "up", console  # node 2's link to node 1
+        regs = {row[1]: row for row in console["registrations"]}
+        assert regs["com.browser.add"][4] == "1", console  # one callee, on node 1
+        assert "com.browser.tick" in {row[1] for row in console["subscriptions"]}, console
+        by_session = {row[0]: row for row in console["sessionList"]}
+        assert by_session[str(callee.session_id)][1] == "1", console  # the callee, on node 1
+        assert by_session[str(page["session"])][1] == "2", console  # the page, on node 2
+        assert "/" in console["rates"], console
+        after = result["consoleAfterJoin"]
+        assert after["sessions"] == console["sessions"] + 1, result
+        assert {row[0] for row in after["sessionList"]} >= {str(result["joined"])}, result
+        assert "wamp.session.on_join" in after["events"], after["events"]
+        bare = result["bareConsole"]
+        assert bare["state"] == "joined realm1 as admin" and bare["node"] == "2", bare
         callee.leave()
     finally:
         cluster.stop()
