@@ -19,6 +19,9 @@ from test_auth import session_for
 pytestmark = pytest.mark.timeout(60)
 
 CONFIG = """
+[admin]
+realm = "realm1"
+
 [[realms]]
 name = "realm1"
 [realms.auth.ticket.principals.root]

@@ -32,6 +32,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 EXTRA = """
 [admin]
 listen = "127.0.0.1:0"
+realm = "realm1"
 
 [[realms]]
 name = "realm1"
