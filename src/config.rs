@@ -106,11 +106,19 @@ pub struct WebSocketConfig {
     pub path: String,
     /// Serve `wss://` instead of `ws://` (`[websocket.tls]`).
     pub tls: Option<TlsConfig>,
+    /// Browser origins allowed besides the router's own host (see
+    /// [`crate::transport::origin`]): exact, with `*` wildcards, or `"*"` for all.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for WebSocketConfig {
     fn default() -> Self {
-        WebSocketConfig { listen: "127.0.0.1:8080".into(), path: "/ws".into(), tls: None }
+        WebSocketConfig {
+            listen: "127.0.0.1:8080".into(),
+            path: "/ws".into(),
+            tls: None,
+            allowed_origins: Vec::new(),
+        }
     }
 }
 

@@ -8,6 +8,10 @@
 //!
 //! [realms.auth]
 //! challenge_timeout_ms = 30000        # AUTHENTICATE must arrive within this time
+//! disclose_unknown_authids = false    # false: an unknown authid is answered like a
+//!                                     # wrong secret; true: wamp.error.no_such_principal
+//! authenticator_realm = "auth"        # dynamic authenticators (below) register there,
+//! authenticator_role = "authenticator"  # by this role only (required with them)
 //!
 //! # Anonymous access: enabled by this table. With no [realms.auth] section at all a
 //! # realm admits anonymous clients as role "anonymous"; once [realms.auth] is given,
@@ -38,7 +42,8 @@
 //! # WAMP-SCRAM, offered as "wamp-scram" (the spec's flow) and "scram" (Crossbar.io's
 //! # and Autobahn's). The fields are those of autobahn.wamp.auth.derive_scram_credential.
 //! [realms.auth.scram]
-//! hide_unknown = false                # true: mock CHALLENGE for unknown authids
+//! hide_unknown = true                 # mock CHALLENGE for unknown authids (default:
+//!                                     # not disclose_unknown_authids)
 //! [realms.auth.scram.principals.alice]
 //! role = "user"
 //! kdf = "argon2id13"                  # "argon2id13", "argon2id-13" (Autobahn) or "pbkdf2"
@@ -49,12 +54,9 @@
 //! server_key = "hex"
 //!
 //! # Any method can be dynamic instead: a WAMP procedure decides (see `auth::dynamic`),
-//! # registered by a client in `authenticator_realm` (under [realms.auth]; default:
-//! # this realm) whose authrole is `authenticator_role` (required: only that role
-//! # may register the procedure, and the router calls the exact URI only).
-//! [realms.auth]
-//! authenticator_realm = "auth"
-//! authenticator_role = "authenticator"
+//! # registered by a client in `authenticator_realm` (default: this realm) whose
+//! # authrole is `authenticator_role` (only that role may register the procedure,
+//! # and the router calls its exact URI only).
 //! [realms.auth.ticket]
 //! authenticator = "com.example.authenticate"
 //! ```
@@ -118,6 +120,11 @@ pub struct AuthConfig {
     /// `authenticator_realm`; required when a method has an `authenticator`.
     #[serde(default)]
     pub authenticator_role: Option<String>,
+    /// False (the default): an unknown authid is answered like a wrong secret (a
+    /// CHALLENGE, then `wamp.error.authentication_denied`), so authids cannot be
+    /// probed; true: `wamp.error.no_such_principal` at HELLO.
+    #[serde(default)]
+    pub disclose_unknown_authids: bool,
 }
 
 fn default_challenge_timeout_ms() -> u64 {
@@ -137,6 +144,7 @@ impl Default for AuthConfig {
             challenge_timeout_ms: default_challenge_timeout_ms(),
             authenticator_realm: None,
             authenticator_role: None,
+            disclose_unknown_authids: false,
         }
     }
 }
@@ -318,9 +326,10 @@ pub struct ScramConfig {
     /// Dynamic authenticator procedure, instead of `principals`.
     pub authenticator: Option<String>,
     /// Answer an unknown authid with a mock CHALLENGE (stable salt per authid) and
-    /// fail at AUTHENTICATE, so the existence of authids does not leak.
+    /// fail at AUTHENTICATE, so the existence of authids does not leak. Unset: as
+    /// `[realms.auth] disclose_unknown_authids` says (hidden by default).
     #[serde(default)]
-    pub hide_unknown: bool,
+    pub hide_unknown: Option<bool>,
     /// Static principals by authid.
     #[serde(default)]
     pub principals: BTreeMap<String, ScramPrincipal>,

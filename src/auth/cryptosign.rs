@@ -29,6 +29,9 @@ use crate::dict;
 use crate::wamp::message::Authenticate;
 use crate::wamp::value::{Dict, Value};
 
+/// Why a public key the principal does not have is refused.
+pub const KEY_NOT_AUTHORIZED: &str = "public key not authorized for this authid";
+
 /// The method name.
 pub const METHOD: &str = "cryptosign";
 /// The channel binding types this method supports.
@@ -149,7 +152,7 @@ impl Method {
                         let role = entry.role.clone();
                         challenge(principal(authid, role, "static", Dict::new()), prepared)
                     }
-                    Some(_) => Next::Abort(AuthError::denied("public key not authorized for this authid")),
+                    Some(_) => Next::Abort(AuthError::denied(KEY_NOT_AUTHORIZED)),
                     None => Next::Skip(AuthError::no_principal(&authid)),
                 }
             }
@@ -258,7 +261,7 @@ fn dynamic_principal(
     if let Some(key) = p.str("pubkey")
         && !key.eq_ignore_ascii_case(&hello_key)
     {
-        return Err(AuthError::denied("public key not authorized for this authid"));
+        return Err(AuthError::denied(KEY_NOT_AUTHORIZED));
     }
     let authid = p.authid_or(authid).unwrap_or(hello_key);
     Ok(principal(authid, p.role, "dynamic", p.extra))

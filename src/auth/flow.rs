@@ -63,6 +63,8 @@ pub struct Authenticator {
     scram: Option<scram::Method>,
     tls: Option<tlscert::TlsAuthConfig>,
     timeout_ms: u64,
+    /// Answer unknown authids like wrong secrets (`disclose_unknown_authids = false`).
+    hide_unknown: bool,
 }
 
 impl Authenticator {
@@ -77,9 +79,14 @@ impl Authenticator {
             ticket: cfg.ticket.as_ref().map(ticket::Method::new).transpose()?,
             wampcra: cfg.wampcra.as_ref().map(wampcra::Method::new).transpose()?,
             cryptosign: cfg.cryptosign.as_ref().map(cryptosign::Method::new).transpose()?,
-            scram: cfg.scram.as_ref().map(scram::Method::new).transpose()?,
+            scram: cfg
+                .scram
+                .as_ref()
+                .map(|s| scram::Method::new(s, cfg.disclose_unknown_authids))
+                .transpose()?,
             tls: cfg.tls.clone(),
             timeout_ms: cfg.challenge_timeout_ms,
+            hide_unknown: !cfg.disclose_unknown_authids,
         })
     }
 
@@ -112,15 +119,25 @@ impl Authenticator {
             hello.authmethods.iter().map(String::as_str).collect()
         };
         let mut last_error = None;
+        let mut unknown = None;
         for method in offered {
             let next = match self.try_method(method, hello, &ctx) {
                 Some(Next::Skip(e)) => {
+                    if matches!(e, AuthError::NoSuchPrincipal(_)) {
+                        unknown = unknown.or(Some(method));
+                    }
                     last_error = Some(e);
                     continue;
                 }
                 Some(next) => next,
                 None => continue,
             };
+            return self.step(next, ctx.clone(), ctx.now_ms);
+        }
+        if self.hide_unknown
+            && let Some(method) = unknown
+            && let Some(next) = self.decoy(method, hello, &ctx)
+        {
             return self.step(next, ctx.clone(), ctx.now_ms);
         }
         Step::Abort(last_error.unwrap_or(if anonymous_only {
@@ -159,6 +176,19 @@ impl Authenticator {
                 Ok(p) => Next::Welcome(p),
                 Err(e) => Next::Skip(e),
             },
+            _ => return None,
+        })
+    }
+
+    /// What an unknown principal gets instead of `no_such_principal` when unknown
+    /// authids are hidden: what a known one with a wrong secret would get (a CHALLENGE
+    /// that no answer passes; for cryptosign, the refusal of a key not authorized).
+    fn decoy(&self, method: &str, hello: &HelloAuth, ctx: &Context) -> Option<Next<State>> {
+        let authid = hello.authid.as_deref();
+        Some(match method {
+            ticket::METHOD => map(self.ticket.as_ref()?.decoy(authid?), State::Ticket),
+            wampcra::METHOD => map(self.wampcra.as_ref()?.decoy(authid?, ctx), State::WampCra),
+            cryptosign::METHOD => Next::Abort(AuthError::denied(cryptosign::KEY_NOT_AUTHORIZED)),
             _ => return None,
         })
     }

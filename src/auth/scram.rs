@@ -131,7 +131,7 @@ impl Pending {
 }
 
 impl Method {
-    pub(crate) fn new(cfg: &ScramConfig) -> Result<Method, String> {
+    pub(crate) fn new(cfg: &ScramConfig, disclose_unknown: bool) -> Result<Method, String> {
         let source = match &cfg.authenticator {
             Some(_) if !cfg.principals.is_empty() => {
                 return Err("scram: `authenticator` and `principals` are mutually exclusive".into());
@@ -156,7 +156,7 @@ impl Method {
         Ok(Method {
             availability: Availability::new(&cfg.transports, cfg.tls_only),
             source,
-            hide_unknown: cfg.hide_unknown,
+            hide_unknown: cfg.hide_unknown.unwrap_or(!disclose_unknown),
             mock,
         })
     }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use super::config::TicketConfig;
 use super::dynamic::{self, AuthenticatorReply};
+use super::encoding::{hex_encode, random_bytes};
 use super::error::AuthError;
 use super::flow::{Availability, Next};
 use super::principal::{Context, HelloAuth, Principal};
@@ -96,6 +97,16 @@ impl Method {
                 },
             ),
         }
+    }
+}
+
+impl Method {
+    /// The CHALLENGE an unknown `authid` gets when unknown authids are hidden: the
+    /// same as a known one's, after which any ticket is refused as a wrong one.
+    pub(crate) fn decoy(&self, authid: &str) -> Next<Pending> {
+        let ticket = StoredTicket::Plain(hex_encode(&random_bytes::<32>()));
+        let entry = Entry { role: String::new(), ticket };
+        Next::Challenge(Dict::new(), Pending::Verify { authid: authid.to_owned(), entry })
     }
 }
 
@@ -189,10 +200,28 @@ mod tests {
     }
 
     #[test]
-    fn unknown_or_missing_authid() {
-        let e = expect_abort(auth().hello(&hello(&["ticket"], Some("eve")), ctx()));
-        assert_eq!(e.uri(), "wamp.error.no_such_principal");
+    fn unknown_authid_is_answered_like_a_wrong_ticket() {
+        let (known, pending) = expect_challenge(auth().hello(&hello(&["ticket"], Some("joe")), ctx()));
+        let wrong = expect_abort(pending.authenticate(&authenticate("guess"), NOW));
+        let (unknown, pending) = expect_challenge(auth().hello(&hello(&["ticket"], Some("eve")), ctx()));
+        assert_eq!(unknown, known, "the same CHALLENGE");
+        let e = expect_abort(pending.authenticate(&authenticate("guess"), NOW));
+        assert_eq!(e, wrong, "the same ABORT");
         let e = expect_abort(auth().hello(&hello(&["ticket"], None), ctx()));
+        assert_eq!(e.uri(), "wamp.error.no_such_principal", "no authid at all");
+    }
+
+    #[test]
+    fn unknown_authid_disclosed_when_configured() {
+        let cfg = toml_auth(
+            "disclose_unknown_authids = true
+[ticket.principals.joe]
+role = \"user\"
+ticket = \"t\"
+",
+        );
+        let a = Authenticator::new(&cfg).expect("valid config");
+        let e = expect_abort(a.hello(&hello(&["ticket"], Some("eve")), ctx()));
         assert_eq!(e.uri(), "wamp.error.no_such_principal");
     }
 

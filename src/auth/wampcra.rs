@@ -125,6 +125,22 @@ impl Method {
     }
 }
 
+impl Method {
+    /// The CHALLENGE an unknown `authid` gets when unknown authids are hidden: shaped
+    /// like a known principal's (the first one's role and salt parameters), with a
+    /// random key, so any signature is then refused as a wrong one.
+    pub(crate) fn decoy(&self, authid: &str, ctx: &Context) -> Next<Pending> {
+        let (role, salt) = match &self.source {
+            Source::Static(principals) => {
+                principals.values().next().map(|c| (c.role.clone(), c.salt.clone())).unwrap_or_default()
+            }
+            Source::Dynamic(_) => Default::default(),
+        };
+        let key = Secret::new(b64_encode(&random_bytes::<32>()));
+        challenge(authid.to_owned(), Credential { role, key, salt }, "static", Dict::new(), ctx)
+    }
+}
+
 fn salt(salt: Option<&str>, iterations: Option<u32>, keylen: Option<u32>) -> Result<Option<Salt>, String> {
     let Some(salt) = salt else {
         return match (iterations, keylen) {

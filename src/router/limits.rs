@@ -5,6 +5,9 @@
 //! fails); dropping the seat gives it back, so a connection that dies at any point
 //! never leaks a count. Failed authentications are counted per source IP in a fixed
 //! window; an IP that reached the limit is refused at HELLO until its window ends.
+//! A handshake counts as a possible failure from its HELLO until it succeeds, so
+//! opening many handshakes at once cannot run more guesses than the limit; one
+//! abandoned before WELCOME counts as failed.
 //! At most `auth_failure_tracked_ips` addresses are tracked: when the table is full,
 //! expired windows are dropped first, then the oldest window.
 //!
@@ -85,10 +88,31 @@ struct Seats {
 pub struct Seat {
     admission: Arc<Admission>,
     ip: Option<IpAddr>,
+    /// The address whose handshake is in progress (counted against its failures).
+    attempt: Option<IpAddr>,
+}
+
+impl Seat {
+    /// The handshake succeeded: it no longer counts against the address.
+    pub fn authenticated(&mut self) {
+        if let Some(ip) = self.attempt.take() {
+            lock(&self.admission.failures).settle(ip, None);
+        }
+    }
+
+    /// The handshake failed at `now`: the address's failures grow by one.
+    pub fn failed(mut self, now: Instant) {
+        if let Some(ip) = self.attempt.take() {
+            lock(&self.admission.failures).settle(ip, Some(now));
+        }
+    }
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
+        if let Some(ip) = self.attempt.take() {
+            lock(&self.admission.failures).settle(ip, Some(Instant::now()));
+        }
         let mut seats = lock(&self.admission.seats);
         seats.total -= 1;
         if let Some(ip) = self.ip
@@ -121,8 +145,9 @@ impl Admission {
     /// node or the address is full; otherwise a seat the session keeps while joined.
     pub fn admit(self: &Arc<Self>, peer: Option<IpAddr>, now: Instant) -> Result<Seat, Refusal> {
         let ip = peer.map(address_key);
+        let mut failures = lock(&self.failures);
         if let Some(ip) = ip
-            && let Some(wait) = lock(&self.failures).blocked(ip, now)
+            && let Some(wait) = failures.blocked(ip, now)
         {
             return Err(Refusal::RateLimited(wait));
         }
@@ -138,14 +163,11 @@ impl Admission {
             *n += 1;
         }
         seats.total += 1;
-        Ok(Seat { admission: self.clone(), ip })
-    }
-
-    /// Records a failed authentication from `peer`.
-    pub fn auth_failed(&self, peer: Option<IpAddr>, now: Instant) {
-        if let Some(ip) = peer {
-            lock(&self.failures).record(address_key(ip), now);
+        let attempt = ip.filter(|_| failures.limit > 0);
+        if let Some(ip) = attempt {
+            *failures.pending.entry(ip).or_default() += 1;
         }
+        Ok(Seat { admission: self.clone(), ip, attempt })
     }
 
     /// Sessions holding a seat (joined or authenticating).
@@ -171,7 +193,13 @@ struct AuthFailures {
     window: Duration,
     capacity: usize,
     windows: HashMap<IpAddr, Window>,
+    /// Handshakes in progress per address (each holds a seat, so this is bounded too).
+    pending: HashMap<IpAddr, u32>,
 }
+
+/// How long a client is told to wait when its handshakes in progress use up its
+/// failure budget (they end within the handshake timeout).
+const PENDING_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy)]
 struct Window {
@@ -181,21 +209,38 @@ struct Window {
 
 impl AuthFailures {
     fn new(limit: u32, window: Duration, capacity: usize) -> Self {
-        AuthFailures { limit, window, capacity, windows: HashMap::new() }
+        AuthFailures { limit, window, capacity, windows: HashMap::new(), pending: HashMap::new() }
     }
 
     /// How long `ip` stays refused, if it is.
+    /// Failures in the current window and handshakes in progress both count.
     fn blocked(&mut self, ip: IpAddr, now: Instant) -> Option<Duration> {
         if self.limit == 0 {
             return None;
         }
-        let w = *self.windows.get(&ip)?;
-        let end = w.start + self.window;
-        if now >= end {
-            self.windows.remove(&ip);
-            return None;
+        let pending = self.pending.get(&ip).copied().unwrap_or(0);
+        let (failures, end) = match self.windows.get(&ip).copied() {
+            Some(w) if now < w.start + self.window => (w.failures, Some(w.start + self.window)),
+            Some(_) => {
+                self.windows.remove(&ip);
+                (0, None)
+            }
+            None => (0, None),
+        };
+        (failures.saturating_add(pending) >= self.limit).then(|| end.map_or(PENDING_RETRY, |e| e - now))
+    }
+
+    /// A handshake from `ip` ended: successfully (`None`) or failed at the instant given.
+    fn settle(&mut self, ip: IpAddr, failed_at: Option<Instant>) {
+        if let Some(n) = self.pending.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending.remove(&ip);
+            }
         }
-        (w.failures >= self.limit).then(|| end - now)
+        if let Some(now) = failed_at {
+            self.record(ip, now);
+        }
     }
 
     fn record(&mut self, ip: IpAddr, now: Instant) {
@@ -276,17 +321,39 @@ mod tests {
         let t0 = Instant::now();
         let bad = ip("10.0.0.9");
         for i in 0..3 {
-            assert!(a.admit(bad, t0).is_ok(), "attempt {i} admitted");
-            a.auth_failed(bad, t0 + Duration::from_secs(i));
+            a.admit(bad, t0).expect("admitted").failed(t0 + Duration::from_secs(i));
         }
         let refused = a.admit(bad, t0 + Duration::from_secs(10)).err();
         assert_eq!(refused, Some(Refusal::RateLimited(Duration::from_secs(50))));
         assert_eq!(refused.map(Refusal::uri), Some(RATE_LIMITED));
         assert!(refused.is_some_and(|r| r.message().contains("retry in 50 s")));
-        assert!(a.admit(ip("10.0.0.10"), t0).is_ok(), "other addresses are not affected");
-        assert!(a.admit(bad, t0 + Duration::from_secs(60)).is_ok(), "the window ended");
-        a.auth_failed(bad, t0 + Duration::from_secs(61));
+        a.admit(ip("10.0.0.10"), t0).expect("other addresses are not affected").authenticated();
+        let mut later = a.admit(bad, t0 + Duration::from_secs(60)).expect("the window ended");
+        later.authenticated();
+        a.admit(bad, t0 + Duration::from_secs(61)).expect("admitted").failed(t0 + Duration::from_secs(61));
         assert!(a.admit(bad, t0 + Duration::from_secs(62)).is_ok(), "a new window counts from zero");
+    }
+
+    #[test]
+    fn handshakes_in_progress_count_against_the_failure_limit() {
+        let a = Admission::new(&limits(0, 0, 3, 100));
+        let t0 = Instant::now();
+        let bad = ip("10.0.0.9");
+        let mut open: Vec<Seat> = (0..3).map(|_| a.admit(bad, t0).expect("admitted")).collect();
+        let refused = a.admit(bad, t0).err();
+        assert_eq!(refused, Some(Refusal::RateLimited(PENDING_RETRY)), "three guesses already in flight");
+        open[0].authenticated();
+        let _joined = a.admit(bad, t0).expect("a handshake that succeeded frees its place");
+        assert!(a.admit(bad, t0).is_err());
+        open.pop().expect("seat").failed(t0);
+        assert!(a.admit(bad, t0).is_err(), "a failure takes the place of the handshake");
+        open.pop().expect("seat");
+        let refused = a.admit(bad, t0 + Duration::from_secs(1)).err();
+        assert!(
+            matches!(refused, Some(Refusal::RateLimited(d)) if d > Duration::from_secs(50)),
+            "a handshake abandoned before WELCOME counts as failed: {refused:?}"
+        );
+        assert!(a.admit(ip("10.0.0.10"), t0).is_ok(), "other addresses are not affected");
     }
 
     #[test]
@@ -312,9 +379,9 @@ mod tests {
     fn zero_disables_each_limit() {
         let a = Admission::new(&limits(0, 0, 0, 1));
         let now = Instant::now();
-        let seats: Vec<_> = (0..100).map(|_| a.admit(ip("10.0.0.1"), now).expect("no limit")).collect();
-        for _ in 0..100 {
-            a.auth_failed(ip("10.0.0.1"), now);
+        let mut seats: Vec<_> = (0..200).map(|_| a.admit(ip("10.0.0.1"), now).expect("no limit")).collect();
+        for seat in seats.drain(..100) {
+            seat.failed(now);
         }
         assert!(a.admit(ip("10.0.0.1"), now).is_ok());
         assert_eq!(seats.len(), 100);

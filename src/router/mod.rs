@@ -2,6 +2,7 @@
 //! route messages between sessions.
 
 pub mod admin;
+pub mod auth_work;
 pub mod authorize;
 pub mod calls;
 pub mod drain;
@@ -66,6 +67,8 @@ pub struct Router {
     pub queries: DashMap<u64, tokio::sync::oneshot::Sender<query::Answer>>,
     /// Session counts and the authentication-failure rate limit (`[limits]`).
     pub admission: Arc<limits::Admission>,
+    /// Costly authentication checks, off the async workers and bounded.
+    pub auth_work: auth_work::AuthWork,
     /// This router, for tasks spawned from a `&Router`.
     this: Weak<Router>,
     /// Reads the configuration again as the router was started (file and flags),
@@ -110,6 +113,7 @@ impl Router {
             queries: DashMap::new(),
             internal_calls: DashMap::new(),
             admission,
+            auth_work: auth_work::AuthWork::per_core(),
             this: this.clone(),
             config_loader: OnceLock::new(),
         })

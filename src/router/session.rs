@@ -242,7 +242,11 @@ impl Session {
             return match step {
                 auth::Step::Authenticator(call, pending) => {
                     let reply = self.call_authenticator(&realm, call).await;
-                    step = pending.authenticator_reply(reply, super::now_ms());
+                    let checked = self
+                        .router
+                        .auth_work
+                        .run(move || pending.authenticator_reply(reply, super::now_ms()));
+                    step = checked.await.unwrap_or_else(auth_check_failed);
                     continue;
                 }
                 auth::Step::Welcome(principal) => self.welcome(realm, id, roles, principal),
@@ -254,8 +258,9 @@ impl Session {
                 }
                 auth::Step::Abort(e) => {
                     crate::ops::metrics::auth_failure(self.auth_method);
-                    self.seat = None;
-                    self.router.admission.auth_failed(self.peer.map(|p| p.ip()), tokio::time::Instant::now());
+                    if let Some(seat) = self.seat.take() {
+                        seat.failed(tokio::time::Instant::now());
+                    }
                     tracing::info!(realm = %realm.name, reason = e.uri(), "authentication refused");
                     self.send(&Message::Abort(Abort {
                         details: e.abort_details(),
@@ -293,10 +298,12 @@ impl Session {
     }
 
     async fn authenticate(&mut self, msg: Authenticate) -> Flow {
-        let Some(c) = self.challenged.take() else { return Flow::Close };
-        self.auth_method = c.pending.method();
-        let step = c.pending.authenticate(&msg, super::now_ms());
-        self.auth_step(c.realm, c.id, c.roles, step).await
+        let Some(Challenged { realm, id, roles, pending }) = self.challenged.take() else {
+            return Flow::Close;
+        };
+        self.auth_method = pending.method();
+        let step = self.router.auth_work.run(move || pending.authenticate(&msg, super::now_ms())).await;
+        self.auth_step(realm, id, roles, step.unwrap_or_else(auth_check_failed)).await
     }
 
     fn welcome(&mut self, realm: Arc<Realm>, id: SessionId, roles: Dict, p: auth::Principal) -> Flow {
@@ -306,6 +313,9 @@ impl Session {
             authmethod: p.authmethod.clone(),
             authprovider: p.authprovider.clone(),
         };
+        if let Some(seat) = &mut self.seat {
+            seat.authenticated();
+        }
         let handle = Arc::new(SessionHandle::new(id, self.serializer, identity, roles, self.outbox.clone()));
         let mut details = welcome_details(&handle);
         if !p.authextra.is_empty() {
@@ -421,6 +431,11 @@ impl Session {
         meta::on_leave(&self.router, &realm, &me);
         tracing::debug!(session = %me.id, "left");
     }
+}
+
+/// The step of a check that could not complete (it panicked).
+fn auth_check_failed() -> auth::Step {
+    auth::Step::Abort(auth::AuthError::Failed("the authentication check failed".into()))
 }
 
 /// A peer address as Crossbar.io writes it (`tcp4:127.0.0.1:5555`).

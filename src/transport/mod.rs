@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod listener;
+pub mod origin;
 pub mod rawsocket;
 pub mod tls;
 pub mod websocket;

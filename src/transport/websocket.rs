@@ -76,11 +76,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let path = router.config.websocket.path.clone();
+    let allowed_origins = &router.config.websocket.allowed_origins;
     let max = router.config.limits.websocket_max();
     let mut chosen = None;
     let callback = |req: &Request, mut resp: Response| {
         if req.uri().path() != path {
             return Err(reject(StatusCode::NOT_FOUND, "no WAMP endpoint on this path"));
+        }
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        if !super::origin::allowed(header("origin"), header("host"), allowed_origins) {
+            tracing::info!(origin = ?header("origin"), "websocket origin not allowed");
+            return Err(reject(StatusCode::FORBIDDEN, "origin not allowed ([websocket] allowed_origins)"));
         }
         let offered = req.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
         let Some(proto) = negotiate(offered) else {

@@ -118,7 +118,7 @@ async def test_config_reload(router):
     root = await as_user(router, "root")
     with pytest.raises(JoinFailed) as e:
         await as_user(router, "bob")
-    assert e.value.reason == "wamp.error.no_such_principal"
+    assert e.value.reason == "wamp.error.authentication_denied"
     with open(path, "a") as f:
         f.write('\n[realms.auth.ticket.principals.bob]\nrole = "user"\nticket = "b"\n')
     done = await root.call("junction.config.reload")

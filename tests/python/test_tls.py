@@ -148,7 +148,7 @@ async def test_wampcra_over_tls(tls_router, pki, combo):
     with pytest.raises(JoinFailed) as e:
         await connect_session(tls_router, combo, realm="secure", session_cls=session_for("nobody", ["wampcra"], "x"),
                               ssl=ctx)
-    assert e.value.reason == "wamp.error.no_such_principal"
+    assert e.value.reason == "wamp.error.authentication_denied", "unknown authids are not disclosed"
 
 
 def tls_session():

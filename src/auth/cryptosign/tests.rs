@@ -145,10 +145,16 @@ fn wrong_key_unknown_key_and_unknown_authid() {
         "wamp.error.authentication_denied"
     );
     let e = expect_abort(a.hello(&hello_key(&OTHER_SEED, None, Dict::new()), ctx()));
-    assert_eq!(e.uri(), "wamp.error.no_such_principal");
-    let e = expect_abort(a.hello(&hello_key(&OTHER_SEED, Some("client01@example.com"), Dict::new()), ctx()));
-    assert_eq!(e.uri(), "wamp.error.authentication_denied");
+    assert_eq!(e.uri(), "wamp.error.authentication_denied", "unknown authids are hidden by default");
+    let wrong_key =
+        expect_abort(a.hello(&hello_key(&OTHER_SEED, Some("client01@example.com"), Dict::new()), ctx()));
+    assert_eq!(wrong_key.uri(), "wamp.error.authentication_denied");
     let e = expect_abort(a.hello(&hello_key(&SEED, Some("nobody"), Dict::new()), ctx()));
+    assert_eq!(e, wrong_key, "an unknown authid is answered like a key it does not have");
+    let disclosing = auth_with("disclose_unknown_authids = true");
+    let e = expect_abort(disclosing.hello(&hello_key(&OTHER_SEED, None, Dict::new()), ctx()));
+    assert_eq!(e.uri(), "wamp.error.no_such_principal");
+    let e = expect_abort(disclosing.hello(&hello_key(&SEED, Some("nobody"), Dict::new()), ctx()));
     assert_eq!(e.uri(), "wamp.error.no_such_principal");
     let e = expect_abort(a.hello(&hello_extra(&["cryptosign"], None, Dict::new()), ctx()));
     assert_eq!(e.uri(), "wamp.error.authentication_denied");

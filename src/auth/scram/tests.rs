@@ -214,7 +214,7 @@ fn full_flows_both_dialects_both_kdfs() {
 
 #[test]
 fn unknown_authid_missing_nonce_and_not_offered() {
-    let a = auth("");
+    let a = auth("disclose_unknown_authids = true\n");
     let hello = hello_extra(&["wamp-scram"], Some("eve"), dict! { "nonce" => "AAAA" });
     assert_eq!(expect_abort(a.hello(&hello, ctx())).uri(), "wamp.error.no_such_principal");
     let hello = hello_extra(&["wamp-scram"], Some("pia"), Dict::new());
@@ -227,7 +227,7 @@ fn unknown_authid_missing_nonce_and_not_offered() {
 
 #[test]
 fn hidden_unknown_authids_get_a_stable_mock_challenge() {
-    let a = auth("[scram]\nhide_unknown = true\n");
+    let a = auth("");
     let hello = hello_extra(&["wamp-scram"], Some("eve"), dict! { "nonce" => "AAAA" });
     let (c1, pending) = expect_challenge(a.hello(&hello, ctx()));
     let (c2, _) = expect_challenge(a.hello(&hello, ctx()));

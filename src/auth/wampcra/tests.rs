@@ -123,7 +123,16 @@ fn replayed_signature_fails_on_a_new_challenge() {
 
 #[test]
 fn unknown_authid_and_method_not_offered() {
-    let e = expect_abort(auth().hello(&hello(&["wampcra"], Some("eve")), ctx()));
+    let (c, pending) = expect_challenge(auth().hello(&hello(&["wampcra"], Some("eve")), ctx()));
+    let text = c.extra.get("challenge").and_then(Value::as_str).expect("a challenge string");
+    assert!(text.contains("\"authid\":\"eve\"") || text.contains("\"authid\": \"eve\""), "{text}");
+    let e = expect_abort(pending.authenticate(&authenticate("c2lnbmF0dXJl"), NOW));
+    assert_eq!(e.to_string(), "invalid WAMP-CRA signature", "answered like a wrong secret");
+    let cfg = toml_auth(
+        "disclose_unknown_authids = true\n[wampcra.principals.peter]\nrole = \"user\"\nsecret = \"s\"\n",
+    );
+    let disclosing = Authenticator::new(&cfg).expect("valid");
+    let e = expect_abort(disclosing.hello(&hello(&["wampcra"], Some("eve")), ctx()));
     assert_eq!(e.uri(), "wamp.error.no_such_principal");
     let e = expect_abort(auth().hello(&hello(&["ticket", "cryptosign"], Some("peter")), ctx()));
     assert_eq!(e.uri(), "wamp.error.no_matching_auth_method");
