@@ -32,6 +32,11 @@
 //! [admin]
 //! listen = "127.0.0.1:8090"  # /healthz, /readyz, /metrics, /api; "" disables
 //! drain_delay_ms = 0         # on SIGTERM: readyz 503 this long before GOODBYEs
+//! token_file = "/run/secrets/junction-admin-token" # bearer token (first line);
+//!                            # JUNCTION_ADMIN_TOKEN wins; neither: the API answers 401
+//! metrics_public = false     # true: /metrics without the token
+//! allowed_hosts = []         # Host names accepted besides IP literals and localhost
+//! allowed_origins = []       # browser Origins accepted besides the server's own
 //!
 //! [telemetry]                # OTLP export needs OTEL_EXPORTER_OTLP_ENDPOINT
 //! service_name = "junction"
@@ -286,14 +291,86 @@ pub struct AdminConfig {
     /// On SIGTERM, how long `/readyz` reports draining before clients are told to
     /// leave, in milliseconds (time for load balancers to notice).
     pub drain_delay_ms: u64,
+    /// File whose first line is the bearer token of the admin API and console,
+    /// read at start; [`ADMIN_TOKEN_ENV`] wins over it. Without either, every
+    /// route but `/healthz`, `/readyz` (and `/metrics` when public) answers 401.
+    pub token_file: Option<PathBuf>,
+    /// Serve `/metrics` without the token (for a Prometheus that cannot send one).
+    pub metrics_public: bool,
+    /// Host names (without port) accepted in the `Host` header besides IP literals
+    /// and `localhost`: the names clients use to reach this server. Anything else
+    /// is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (`scheme://host[:port]`) accepted in the `Origin` header
+    /// besides the server's own; a request from any other origin is refused.
+    pub allowed_origins: Vec<String>,
 }
 
 /// The admin server's default listen address.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8090";
 
+/// The environment variable holding the admin token; it wins over `admin.token_file`.
+pub const ADMIN_TOKEN_ENV: &str = "JUNCTION_ADMIN_TOKEN";
+
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: DEFAULT_ADMIN_LISTEN.into(), role: "admin".into(), drain_delay_ms: 0 }
+        AdminConfig {
+            listen: DEFAULT_ADMIN_LISTEN.into(),
+            role: "admin".into(),
+            drain_delay_ms: 0,
+            token_file: None,
+            metrics_public: false,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The admin token: `JUNCTION_ADMIN_TOKEN` when set and not empty, else the
+    /// first line of `token_file`, else none (the API is closed).
+    pub fn token(&self) -> Result<Option<String>, ConfigError> {
+        let env = std::env::var(ADMIN_TOKEN_ENV).ok();
+        self.token_from(env.as_deref())
+    }
+
+    /// [`AdminConfig::token`] with the environment variable's value given.
+    pub fn token_from(&self, env: Option<&str>) -> Result<Option<String>, ConfigError> {
+        if let Some(token) = env.map(str::trim).filter(|t| !t.is_empty()) {
+            return Ok(Some(token.to_owned()));
+        }
+        let Some(path) = &self.token_file else { return Ok(None) };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::Invalid(format!("admin.token_file {}: cannot read it: {e}", path.display()))
+        })?;
+        let token = text.lines().next().unwrap_or_default().trim();
+        if token.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "admin.token_file {}: the first line (the token) is empty",
+                path.display()
+            )));
+        }
+        Ok(Some(token.to_owned()))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        parse_listen("admin.listen", &self.listen)?;
+        for h in &self.allowed_hosts {
+            if h.is_empty() || h.contains(['/', ':', ' ', '@']) {
+                return Err(ConfigError::Invalid(format!(
+                    "admin.allowed_hosts: {h:?} is not a host name (no scheme, port or path)"
+                )));
+            }
+        }
+        for o in &self.allowed_origins {
+            let rest = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(['/', ' ', '@'])) {
+                return Err(ConfigError::Invalid(format!(
+                    "admin.allowed_origins: {o:?} is not an origin like https://console.example.com:8443"
+                )));
+            }
+        }
+        self.token().map(|_| ())
     }
 }
 
@@ -427,7 +504,7 @@ impl Config {
         }
         parse_listen("websocket.listen", &self.websocket.listen)?;
         parse_listen("rawsocket.listen", &self.rawsocket.listen)?;
-        parse_listen("admin.listen", &self.admin.listen)?;
+        self.admin.validate()?;
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             return Err(ConfigError::Invalid("telemetry.sample_ratio must be between 0.0 and 1.0".into()));
         }

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use junction::config::{Config, ConfigError, DEFAULT_ADMIN_LISTEN, RealmConfig, parse_listen};
+use junction::config::{
+    ADMIN_TOKEN_ENV, Config, ConfigError, DEFAULT_ADMIN_LISTEN, RealmConfig, parse_listen,
+};
 use junction::ops;
 use junction::transport::listener::{self, Kind};
 use junction::transport::tls::Tls;
@@ -215,7 +217,17 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
 /// one host): then the server is skipped with a warning.
 async fn start_admin(cfg: &Config) -> Result<(), String> {
     let Some(addr) = cfg.admin_addr() else { return Ok(()) };
-    match ops::admin::start(addr).await {
+    let guard = ops::admin::Guard::from_config(&cfg.admin).map_err(|e| e.to_string())?;
+    if !guard.has_token() {
+        tracing::warn!(
+            "no admin token ([admin] token_file or {ADMIN_TOKEN_ENV}): the admin API and console answer 401; \
+             only /healthz and /readyz{} are served",
+            if cfg.admin.metrics_public { " and /metrics" } else { "" }
+        );
+    } else if guard.token_is_short() {
+        tracing::warn!("the admin token is shorter than 16 characters: use a long random one");
+    }
+    match ops::admin::start(addr, guard).await {
         Ok(_) => Ok(()),
         Err(e) if cfg.admin.listen == DEFAULT_ADMIN_LISTEN => {
             tracing::warn!(error = %e, %addr, "admin HTTP server not started (set --admin to choose an address)");
