@@ -219,12 +219,17 @@ pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
                 tracing::debug!(method = %req.method(), path, %refusal, "admin request refused");
             }
             let login = matches!(refusal, Refusal::Closed | Refusal::Missing | Refusal::Wrong);
-            if login && req.method() == Method::GET && path == "/console" {
-                let mut page = super::console_page();
-                *page.status_mut() = refusal.status();
-                return page;
+            let console = login && req.method() == Method::GET && path == "/console";
+            let refused = refusal.into_response();
+            if !console {
+                return refused;
             }
-            refusal.into_response()
+            let mut page = super::console_page();
+            *page.status_mut() = refused.status();
+            if let Some(challenge) = refused.headers().get(header::WWW_AUTHENTICATE) {
+                page.headers_mut().insert(header::WWW_AUTHENTICATE, challenge.clone());
+            }
+            page
         }
     }
 }
