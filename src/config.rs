@@ -586,6 +586,29 @@ mod tests {
     }
 
     #[test]
+    fn admin_token_comes_from_the_environment_or_the_first_line_of_token_file() {
+        let dir = std::env::temp_dir().join(format!("junction-admin-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "  from-file \nsecond line\n").unwrap();
+        let admin = AdminConfig { token_file: Some(file.clone()), ..AdminConfig::default() };
+        assert_eq!(admin.token_from(None).unwrap().as_deref(), Some("from-file"));
+        assert_eq!(admin.token_from(Some("from-env")).unwrap().as_deref(), Some("from-env"));
+        assert_eq!(admin.token_from(Some("  ")).unwrap().as_deref(), Some("from-file"), "empty env: unset");
+        assert_eq!(AdminConfig::default().token_from(None).unwrap(), None, "no token: closed");
+        std::fs::write(&file, "\n").unwrap();
+        assert!(admin.token_from(None).is_err_and(|e| e.to_string().contains("admin.token_file")));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(admin.token_from(None).is_err_and(|e| e.to_string().contains("cannot read")));
+        let err = |t: &str| Config::from_toml(t).map(|_| ()).map_err(|e| e.to_string()).unwrap_err();
+        assert!(err("[admin]\nallowed_hosts = [\"http://x\"]\n").contains("admin.allowed_hosts"));
+        assert!(err("[admin]\nallowed_origins = [\"x.example\"]\n").contains("admin.allowed_origins"));
+        let ok = "[admin]\nmetrics_public = true\nallowed_hosts = [\"a.example\"]\n\
+                  allowed_origins = [\"https://c.example:8443\"]\n";
+        assert!(Config::from_toml(ok).is_ok_and(|c| c.admin.metrics_public));
+    }
+
+    #[test]
     fn limits_section() {
         let c = Config::from_toml(
             "[limits]\nwebsocket_max_message_size = 2048\nhandshake_timeout_ms = 500\n\
