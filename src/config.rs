@@ -33,7 +33,8 @@
 //! listen = "127.0.0.1:8090"  # /healthz, /readyz, /metrics, /api; "" disables
 //! drain_delay_ms = 0         # on SIGTERM: readyz 503 this long before GOODBYEs
 //! token_file = "/run/secrets/junction-admin-token" # bearer token (first line);
-//!                            # JUNCTION_ADMIN_TOKEN wins; neither: the API answers 401
+//!                            # JUNCTION_ADMIN_TOKEN, then JUNCTION_ADMIN_TOKEN_FILE win;
+//!                            # none: the API answers 401
 //! metrics_public = false     # true: /metrics without the token
 //! allowed_hosts = []         # Host names accepted besides IP literals and localhost
 //! allowed_origins = []       # browser Origins accepted besides the server's own
@@ -292,8 +293,9 @@ pub struct AdminConfig {
     /// leave, in milliseconds (time for load balancers to notice).
     pub drain_delay_ms: u64,
     /// File whose first line is the bearer token of the admin API and console,
-    /// read at start; [`ADMIN_TOKEN_ENV`] wins over it. Without either, every
-    /// route but `/healthz`, `/readyz` (and `/metrics` when public) answers 401.
+    /// read at start; [`ADMIN_TOKEN_ENV`] and [`ADMIN_TOKEN_FILE_ENV`] win over it.
+    /// Without a token, every route but `/healthz`, `/readyz` (and `/metrics` when
+    /// public) answers 401.
     pub token_file: Option<PathBuf>,
     /// Serve `/metrics` without the token (for a Prometheus that cannot send one).
     pub metrics_public: bool,
@@ -312,6 +314,10 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8090";
 /// The environment variable holding the admin token; it wins over `admin.token_file`.
 pub const ADMIN_TOKEN_ENV: &str = "JUNCTION_ADMIN_TOKEN";
 
+/// The environment variable naming the admin token file; it wins over
+/// `admin.token_file` (a container mounts its secret there).
+pub const ADMIN_TOKEN_FILE_ENV: &str = "JUNCTION_ADMIN_TOKEN_FILE";
+
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
@@ -328,25 +334,34 @@ impl Default for AdminConfig {
 
 impl AdminConfig {
     /// The admin token: `JUNCTION_ADMIN_TOKEN` when set and not empty, else the
-    /// first line of `token_file`, else none (the API is closed).
+    /// first line of the file `JUNCTION_ADMIN_TOKEN_FILE` or `token_file` names,
+    /// else none (the API is closed).
     pub fn token(&self) -> Result<Option<String>, ConfigError> {
         let env = std::env::var(ADMIN_TOKEN_ENV).ok();
-        self.token_from(env.as_deref())
+        let file = std::env::var_os(ADMIN_TOKEN_FILE_ENV).filter(|f| !f.is_empty()).map(PathBuf::from);
+        self.token_from(env.as_deref(), file)
     }
 
-    /// [`AdminConfig::token`] with the environment variable's value given.
-    pub fn token_from(&self, env: Option<&str>) -> Result<Option<String>, ConfigError> {
+    /// [`AdminConfig::token`] with the environment variables' values given.
+    pub fn token_from(
+        &self,
+        env: Option<&str>,
+        env_file: Option<PathBuf>,
+    ) -> Result<Option<String>, ConfigError> {
         if let Some(token) = env.map(str::trim).filter(|t| !t.is_empty()) {
             return Ok(Some(token.to_owned()));
         }
-        let Some(path) = &self.token_file else { return Ok(None) };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::Invalid(format!("admin.token_file {}: cannot read it: {e}", path.display()))
-        })?;
+        let (key, path) = match (env_file, &self.token_file) {
+            (Some(path), _) => (ADMIN_TOKEN_FILE_ENV, path),
+            (None, Some(path)) => ("admin.token_file", path.clone()),
+            (None, None) => return Ok(None),
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::Invalid(format!("{key} {}: cannot read it: {e}", path.display())))?;
         let token = text.lines().next().unwrap_or_default().trim();
         if token.is_empty() {
             return Err(ConfigError::Invalid(format!(
-                "admin.token_file {}: the first line (the token) is empty",
+                "{key} {}: the first line (the token) is empty",
                 path.display()
             )));
         }
@@ -592,14 +607,17 @@ mod tests {
         let file = dir.join("token");
         std::fs::write(&file, "  from-file \nsecond line\n").unwrap();
         let admin = AdminConfig { token_file: Some(file.clone()), ..AdminConfig::default() };
-        assert_eq!(admin.token_from(None).unwrap().as_deref(), Some("from-file"));
-        assert_eq!(admin.token_from(Some("from-env")).unwrap().as_deref(), Some("from-env"));
-        assert_eq!(admin.token_from(Some("  ")).unwrap().as_deref(), Some("from-file"), "empty env: unset");
-        assert_eq!(AdminConfig::default().token_from(None).unwrap(), None, "no token: closed");
+        assert_eq!(admin.token_from(None, None).unwrap().as_deref(), Some("from-file"));
+        assert_eq!(admin.token_from(Some("from-env"), None).unwrap().as_deref(), Some("from-env"));
+        assert_eq!(admin.token_from(Some("  "), None).unwrap().as_deref(), Some("from-file"), "empty: unset");
+        assert_eq!(AdminConfig::default().token_from(None, None).unwrap(), None, "no token: closed");
+        let other = dir.join("other");
+        std::fs::write(&other, "from-env-file\n").unwrap();
+        assert_eq!(admin.token_from(None, Some(other)).unwrap().as_deref(), Some("from-env-file"));
         std::fs::write(&file, "\n").unwrap();
-        assert!(admin.token_from(None).is_err_and(|e| e.to_string().contains("admin.token_file")));
+        assert!(admin.token_from(None, None).is_err_and(|e| e.to_string().contains("admin.token_file")));
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(admin.token_from(None).is_err_and(|e| e.to_string().contains("cannot read")));
+        assert!(admin.token_from(None, None).is_err_and(|e| e.to_string().contains("cannot read")));
         let err = |t: &str| Config::from_toml(t).map(|_| ()).map_err(|e| e.to_string()).unwrap_err();
         assert!(err("[admin]\nallowed_hosts = [\"http://x\"]\n").contains("admin.allowed_hosts"));
         assert!(err("[admin]\nallowed_origins = [\"x.example\"]\n").contains("admin.allowed_origins"));

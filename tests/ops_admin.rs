@@ -332,6 +332,16 @@ fn token_from_file_or_environment_and_allowed_hosts_and_origins() {
     let admin: SocketAddr = node.admin();
     assert_eq!(get_authed(admin, "/api/status").status, 200);
     assert_bearer_challenge(&http(admin, "GET", "/api/status", &[file_bearer], ""));
+    drop(node);
+
+    // JUNCTION_ADMIN_TOKEN_FILE (where a container mounts its secret) wins over token_file
+    let mounted = dir.join("mounted-token");
+    std::fs::write(&mounted, format!("{ADMIN_TOKEN}\n")).unwrap();
+    let env = [("JUNCTION_ADMIN_TOKEN_FILE", mounted.to_str().unwrap())];
+    let (node, _) = start_with_config("token-env-file", &config, &env);
+    let admin: SocketAddr = node.admin();
+    assert_eq!(get_authed(admin, "/api/status").status, 200);
+    assert_bearer_challenge(&http(admin, "GET", "/api/status", &[file_bearer], ""));
 }
 
 #[test]
@@ -348,11 +358,20 @@ fn an_unreadable_or_empty_token_file_stops_the_start() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_junction"))
             .args(["--config", cfg.to_str().unwrap(), "--ws", "", "--rawsocket", ""])
             .env_remove("JUNCTION_ADMIN_TOKEN")
+            .env_remove("JUNCTION_ADMIN_TOKEN_FILE")
             .output()
             .expect("run junction");
         assert_eq!(out.status.code(), Some(2), "{name}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("admin.token_file"), "{name}: {out:?}");
     }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args(["--admin", "127.0.0.1:0", "--ws", "", "--rawsocket", ""])
+        .env_remove("JUNCTION_ADMIN_TOKEN")
+        .env("JUNCTION_ADMIN_TOKEN_FILE", dir.join("not-mounted"))
+        .output()
+        .expect("run junction");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JUNCTION_ADMIN_TOKEN_FILE"), "{out:?}");
 }
 
 /// The console asks for the token instead of taking a secret in its URL: without

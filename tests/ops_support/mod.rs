@@ -71,6 +71,7 @@ impl Node {
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
             "JUNCTION_ADMIN",
             "JUNCTION_ADMIN_TOKEN",
+            "JUNCTION_ADMIN_TOKEN_FILE",
             "JUNCTION_CONFIG",
         ] {
             cmd.env_remove(var);
