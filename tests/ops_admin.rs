@@ -174,6 +174,9 @@ async fn sessions_api_lists_and_kills_a_session() {
     assert_eq!(empty.status, 200);
 }
 
+/// One hostile request: method, headers, body, the status it must get.
+type Attack<'a> = (&'static str, Vec<(&'a str, &'a str)>, &'a str, u16);
+
 /// Every attack of the security report, against a node that has a token: each is
 /// refused, and the session they aim at is still alive afterwards; then the
 /// operator's request (token, JSON) kills it.
@@ -190,7 +193,7 @@ async fn attacks_without_token_or_from_foreign_pages_are_refused_and_the_session
     let auth = ("Authorization", BEARER);
     let wrong = ("Authorization", "Bearer ops-test-admin-token-4f1d9b");
     let rebound = format!("rebind.evil.example:{}", admin.port());
-    let attacks: Vec<(&str, Vec<(&str, &str)>, &str, u16)> = vec![
+    let attacks: Vec<Attack> = vec![
         // the report's CSRF: a simple cross-site POST, empty text/plain body
         ("GET", vec![], "/api/sessions", 401),
         ("POST", vec![evil, text], "", 403),

@@ -175,9 +175,7 @@ impl Guard {
         };
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         !name.is_empty()
-            && (name.parse::<Ipv4Addr>().is_ok()
-                || name == "localhost"
-                || self.allowed_hosts.iter().any(|h| *h == name))
+            && (name.parse::<Ipv4Addr>().is_ok() || name == "localhost" || self.allowed_hosts.contains(&name))
     }
 
     /// The server's own origin (as the browser reached it) or an allowed one.
