@@ -152,11 +152,14 @@ async fn sessions_api_lists_and_kills_a_session() {
     let (p, q) = (path.clone(), path.clone());
     let not_json = blocking(move || post_authed(admin, &p, "reason=x")).await;
     assert_eq!(not_json.status, 400, "a body that is not a JSON object: {}", not_json.body);
-    let empty = blocking(move || {
-        http(admin, "POST", &q, &[("Authorization", BEARER), ("Content-Type", "application/json")], "")
+    let json_type = ("Content-Type", "application/json");
+    let no_body = blocking(move || {
+        http(admin, "POST", "/api/sessions/1/kill", &[("Authorization", BEARER), json_type], "")
     })
     .await;
-    assert_eq!(empty.status, 400, "an empty body is not JSON: {}", empty.body);
+    assert_eq!(no_body.status, 404, "no body with the JSON type means the defaults: {}", no_body.body);
+    let array = blocking(move || post_authed(admin, &q, "[]")).await;
+    assert_eq!(array.status, 400, "not a JSON object: {}", array.body);
 
     let body = r#"{"reason": "wamp.close.killed", "message": "bye from the test"}"#;
     let killed = blocking(move || post_authed(admin, &path, body)).await;

@@ -7,7 +7,7 @@
 //! | `GET /metrics` | Prometheus text 0.0.4, or OpenMetrics when the `Accept` header asks; public with `metrics_public` |
 //! | `GET /api/status` | JSON: node, readiness, sessions per realm, Raft and cluster view |
 //! | `GET /api/sessions[?realm=R]` | JSON list of the sessions joined on this node |
-//! | `POST /api/sessions/{id}/kill` | GOODBYE to that session; JSON body `{"reason", "message"}` (both optional: `{}`) |
+//! | `POST /api/sessions/{id}/kill` | GOODBYE to that session; `Content-Type: application/json`, body `{"reason", "message"}` (both optional: `{}` or empty) |
 //! | `GET /api/stats` | JSON: this node's message, call and event counters ([`api::stats`]) |
 //! | `GET /api/console-config` | JSON: the WebSocket URL and realm the console joins by default |
 //! | `GET /console` | the web console (a WAMP client of the router, see `console/index.html`) |
@@ -190,7 +190,10 @@ struct KillBody {
 
 async fn kill(Path(id): Path<u64>, body: Bytes) -> Response {
     let Some(router) = sampler::router() else { return not_started() };
-    let body: KillBody = match serde_json::from_slice(&body) {
+    // The guard let only `Content-Type: application/json` through; no body at all
+    // means the defaults, as `{}` does.
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
+    let body: KillBody = match serde_json::from_slice(body) {
         Ok(b) => b,
         Err(e) => {
             let err = serde_json::json!({ "error": format!("the body must be a JSON object ({{}} for the defaults): {e}") });
