@@ -385,7 +385,7 @@ impl AdminConfig {
                 )));
             }
         }
-        self.token().map(|_| ())
+        Ok(())
     }
 }
 

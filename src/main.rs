@@ -10,6 +10,7 @@ use junction::config::{
     ADMIN_TOKEN_ENV, Config, ConfigError, DEFAULT_ADMIN_LISTEN, RealmConfig, parse_listen,
 };
 use junction::ops;
+use junction::ops::admin::Guard;
 use junction::transport::listener::{self, Kind};
 use junction::transport::tls::Tls;
 
@@ -215,9 +216,8 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
 /// Starts the admin HTTP server: before the node joins the cluster, so liveness
 /// probes pass while it joins. The default address may be taken (several routers on
 /// one host): then the server is skipped with a warning.
-async fn start_admin(cfg: &Config) -> Result<(), String> {
-    let Some(addr) = cfg.admin_addr() else { return Ok(()) };
-    let guard = ops::admin::Guard::from_config(&cfg.admin).map_err(|e| e.to_string())?;
+async fn start_admin(cfg: &Config, guard: Option<Guard>) -> Result<(), String> {
+    let (Some(addr), Some(guard)) = (cfg.admin_addr(), guard) else { return Ok(()) };
     if !guard.has_token() {
         tracing::warn!(
             "no admin token ([admin] token_file or {ADMIN_TOKEN_ENV}): the admin API and console answer 401; \
@@ -237,9 +237,9 @@ async fn start_admin(cfg: &Config) -> Result<(), String> {
     }
 }
 
-async fn run(cfg: Config, reload_from: Option<Cli>) -> Result<(), String> {
+async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) -> Result<(), String> {
     let signals = Signals::install()?;
-    start_admin(&cfg).await?;
+    start_admin(&cfg, admin_guard).await?;
     let router = junction::cluster::runtime::start(&cfg).await.map_err(|e| e.to_string())?;
     if let Some(cli) = reload_from {
         router.set_config_loader(std::sync::Arc::new(move || load(&cli).map_err(|e| e.to_string())));
@@ -328,6 +328,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The admin token is read once, at start (a bad token file is a configuration error).
+    let admin_guard = match cfg.admin_addr().map(|_| Guard::from_config(&cfg.admin)).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("junction: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -340,7 +348,7 @@ fn main() -> ExitCode {
         ops::telemetry::init(&ops::telemetry::Options::from_config(&cfg));
     }
     let reload_from = cli.config.is_some().then(|| cli.clone());
-    let result = rt.block_on(run(cfg, reload_from));
+    let result = rt.block_on(run(cfg, admin_guard, reload_from));
     ops::telemetry::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
