@@ -289,6 +289,9 @@ pub struct AdminConfig {
     pub listen: String,
     /// The authrole allowed to call the `junction.*` admin procedures.
     pub role: String,
+    /// The realm where `role` counts for administration; unset: no session is an
+    /// administrator (the admin procedures answer `wamp.error.not_authorized`).
+    pub realm: Option<String>,
     /// On SIGTERM, how long `/readyz` reports draining before clients are told to
     /// leave, in milliseconds (time for load balancers to notice).
     pub drain_delay_ms: u64,
@@ -323,6 +326,7 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: DEFAULT_ADMIN_LISTEN.into(),
             role: "admin".into(),
+            realm: None,
             drain_delay_ms: 0,
             token_file: None,
             metrics_public: false,
@@ -498,6 +502,17 @@ impl Config {
                     r.name
                 )));
             }
+            if let Some(auth) = &r.auth
+                && !auth.authenticators().is_empty()
+                && auth.authenticator_role.as_deref().is_none_or(str::is_empty)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "realm {:?}: a dynamic authenticator needs [realms.auth] authenticator_role, \
+                     the only role that may register it in realm {:?}",
+                    r.name,
+                    auth.authenticator_realm.as_deref().unwrap_or(&r.name)
+                )));
+            }
             for (j, role) in r.roles.iter().enumerate() {
                 role.check().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;
                 if r.roles[..j].iter().any(|o| o.name == role.name) {
@@ -510,6 +525,11 @@ impl Config {
             for h in &r.history {
                 h.policy().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;
             }
+        }
+        if let Some(admin) = &self.admin.realm
+            && !self.realms.iter().any(|r| &r.name == admin)
+        {
+            return Err(ConfigError::Invalid(format!("admin.realm {admin:?} is not a configured realm")));
         }
         for (key, tls) in [("websocket.tls", &self.websocket.tls), ("rawsocket.tls", &self.rawsocket.tls)] {
             if let Some(t) = tls {

@@ -248,7 +248,12 @@ async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) 
     let tls = |c: &Option<junction::config::TlsConfig>| c.as_ref().map(Tls::load).transpose();
     let mut console = ops::api::ConsoleConfig {
         url: None,
-        realm: cfg.realms.first().map(|r| r.name.clone()).unwrap_or_default(),
+        realm: cfg
+            .admin
+            .realm
+            .clone()
+            .or_else(|| cfg.realms.first().map(|r| r.name.clone()))
+            .unwrap_or_default(),
         admin_role: cfg.admin.role.clone(),
     };
     if let Some(addr) = cfg.websocket_addr() {

@@ -50,7 +50,11 @@
 //!
 //! # Any method can be dynamic instead: a WAMP procedure decides (see `auth::dynamic`),
 //! # registered by a client in `authenticator_realm` (under [realms.auth]; default:
-//! # this realm).
+//! # this realm) whose authrole is `authenticator_role` (required: only that role
+//! # may register the procedure, and the router calls the exact URI only).
+//! [realms.auth]
+//! authenticator_realm = "auth"
+//! authenticator_role = "authenticator"
 //! [realms.auth.ticket]
 //! authenticator = "com.example.authenticate"
 //! ```
@@ -110,6 +114,10 @@ pub struct AuthConfig {
     /// a static method).
     #[serde(default)]
     pub authenticator_realm: Option<String>,
+    /// The only authrole that may register this realm's authenticator procedures in
+    /// `authenticator_realm`; required when a method has an `authenticator`.
+    #[serde(default)]
+    pub authenticator_role: Option<String>,
 }
 
 fn default_challenge_timeout_ms() -> u64 {
@@ -128,11 +136,25 @@ impl Default for AuthConfig {
             tls: None,
             challenge_timeout_ms: default_challenge_timeout_ms(),
             authenticator_realm: None,
+            authenticator_role: None,
         }
     }
 }
 
 impl AuthConfig {
+    /// The dynamic authenticator procedures of the enabled methods.
+    pub fn authenticators(&self) -> Vec<String> {
+        [
+            self.ticket.as_ref().and_then(|m| m.authenticator.clone()),
+            self.wampcra.as_ref().and_then(|m| m.authenticator.clone()),
+            self.cryptosign.as_ref().and_then(|m| m.authenticator.clone()),
+            self.scram.as_ref().and_then(|m| m.authenticator.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     /// Replaces every secret that names an environment variable or a file with its
     /// value. Call once at configuration time, before [`super::Authenticator::new`].
     pub fn resolve_secrets(&mut self) -> Result<(), String> {

@@ -16,6 +16,7 @@
 //! [[realms.roles]]
 //! name = "device"
 //! authorizer = "com.example.authorize"   # a WAMP procedure decides (dynamic)
+//! authorizer_role = "backend"            # the only role that may register it
 //! cache_ttl_ms = 10000                   # cache its answers (0: don't)
 //! cache_size = 10000                     # at most this many cached answers
 //! ```
@@ -36,6 +37,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::wamp::coverage::Pattern;
 use crate::wamp::pattern::PatternIndex;
 use crate::wamp::uri::{self, MatchPolicy};
 use crate::wamp::value::Value;
@@ -117,6 +119,9 @@ pub struct RoleConfig {
     /// A WAMP procedure deciding instead (then `permissions` must be empty).
     #[serde(default)]
     pub authorizer: Option<String>,
+    /// The only authrole that may register `authorizer` (required with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer_role: Option<String>,
     /// How long an authorizer's answer is reused, in milliseconds (0: never).
     #[serde(default = "default_ttl")]
     pub cache_ttl_ms: u64,
@@ -148,6 +153,12 @@ impl RoleConfig {
             }
             if !uri::is_valid(a, uri::UriCheck::Loose) {
                 return Err(format!("role {:?}: authorizer {a:?} is not a valid URI", self.name));
+            }
+            if self.authorizer_role.as_deref().is_none_or(str::is_empty) {
+                return Err(format!(
+                    "role {:?}: authorizer needs authorizer_role, the only role that may register {a:?}",
+                    self.name
+                ));
             }
         }
         if self.cache_size == 0 && self.cache_ttl_ms > 0 {
@@ -191,7 +202,7 @@ impl RoleConfig {
 #[derive(Debug)]
 pub enum Role {
     /// Static permissions by URI pattern.
-    Static(PatternIndex<Permission>),
+    Static(StaticRole),
     /// A procedure decides, answers cached.
     Dynamic { procedure: String, cache: std::sync::Mutex<Cache> },
 }
@@ -206,14 +217,24 @@ impl Role {
             },
             None => {
                 let mut index = PatternIndex::default();
+                let mut all = Vec::with_capacity(cfg.permissions.len());
                 for p in &cfg.permissions {
                     let policy = MatchPolicy::parse(p.match_policy.as_deref()).unwrap_or(MatchPolicy::Exact);
                     index.insert(&p.uri, policy, p.clone());
+                    all.push((policy, p.clone()));
                 }
-                Role::Static(index)
+                Role::Static(StaticRole { index, all })
             }
         }
     }
+}
+
+/// A role's static permissions: indexed for concrete URIs, and listed for patterns.
+#[derive(Debug, Default)]
+pub struct StaticRole {
+    index: PatternIndex<Permission>,
+    /// Every permission with its parsed match policy.
+    all: Vec<(MatchPolicy, Permission)>,
 }
 
 /// A static decision.
@@ -223,9 +244,9 @@ pub struct Decision {
     pub disclose: bool,
 }
 
-/// Decides `action` on `uri` from static permissions.
-pub fn decide(index: &PatternIndex<Permission>, uri: &str, action: Action) -> Decision {
-    match index.best(uri) {
+/// Decides `action` on the concrete `uri` from static permissions.
+pub fn decide(role: &StaticRole, uri: &str, action: Action) -> Decision {
+    match role.index.best(uri) {
         Some(p) if p.allows(action) => Decision {
             allow: true,
             disclose: match action {
@@ -236,6 +257,42 @@ pub fn decide(index: &PatternIndex<Permission>, uri: &str, action: Action) -> De
         },
         _ => Decision { allow: false, disclose: false },
     }
+}
+
+/// True when the permission deciding a call to `uri` allows it and its pattern lies
+/// inside `namespace` (e.g. `wamp.`): an explicit grant, not a catch-all.
+pub fn names_namespace(role: &StaticRole, uri: &str, namespace: &str) -> bool {
+    role.index.best(uri).is_some_and(|p| p.allows(Action::Call) && p.uri.starts_with(namespace))
+}
+
+/// Decides `action` (a SUBSCRIBE or REGISTER) on a pattern: allowed only when every
+/// URI the pattern can match is allowed. The most specific permission covering the
+/// whole pattern must allow it, and no permission that denies it may take precedence
+/// over that one on any URI the pattern shares with it (a deny for `com.app.secret.`
+/// stops a subscription to prefix `com.app.` even though `com.app.` is allowed).
+/// Disclosure does not apply to these actions.
+pub fn decide_pattern(role: &StaticRole, uri: &str, policy: MatchPolicy, action: Action) -> Decision {
+    const DENY: Decision = Decision { allow: false, disclose: false };
+    let asked = Pattern::new(uri, policy);
+    if asked.policy == MatchPolicy::Exact {
+        return decide(role, uri, action);
+    }
+    let mut covering = role.all.iter().filter(|r| pattern(r).covers(&asked));
+    let Some(first) = covering.next() else { return DENY };
+    let best = covering.fold(first, |best, r| if pattern(r).beats(&pattern(best)) { r } else { best });
+    if !best.1.allows(action) {
+        return DENY;
+    }
+    let best_pattern = pattern(best);
+    let overruled = role
+        .all
+        .iter()
+        .any(|r| !r.1.allows(action) && pattern(r).intersects(&asked) && pattern(r).beats(&best_pattern));
+    if overruled { DENY } else { Decision { allow: true, disclose: false } }
+}
+
+fn pattern((policy, p): &(MatchPolicy, Permission)) -> Pattern<'_> {
+    Pattern::new(&p.uri, *policy)
 }
 
 /// Reads an authorizer's answer: a boolean, or `{allow, disclose, cache}`.
@@ -252,7 +309,22 @@ pub fn parse_answer(v: &Value) -> Option<(Decision, bool)> {
     }
 }
 
-type CacheKey = (String, String, String, Action);
+/// What a session asks to do, on a URI or a pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Asked<'a> {
+    pub uri: &'a str,
+    /// How a SUBSCRIBE or REGISTER matches; exact for everything else.
+    pub policy: MatchPolicy,
+    pub action: Action,
+}
+
+impl Asked<'_> {
+    fn key(&self, authid: &str, authrole: &str) -> CacheKey {
+        (authid.to_owned(), authrole.to_owned(), self.uri.to_owned(), self.policy, self.action)
+    }
+}
+
+type CacheKey = (String, String, String, MatchPolicy, Action);
 
 /// Cached authorizer answers: bounded in size (oldest first out) and in age.
 #[derive(Debug)]
@@ -270,24 +342,17 @@ impl Cache {
     }
 
     /// A cached answer still fresh at `now_ms`.
-    pub fn get(
-        &self,
-        authid: &str,
-        authrole: &str,
-        uri: &str,
-        action: Action,
-        now_ms: u64,
-    ) -> Option<Decision> {
-        let key = (authid.to_owned(), authrole.to_owned(), uri.to_owned(), action);
+    pub fn get(&self, authid: &str, authrole: &str, asked: Asked, now_ms: u64) -> Option<Decision> {
+        let key = asked.key(authid, authrole);
         self.entries.get(&key).filter(|(_, at)| now_ms < at + self.ttl_ms).map(|(d, _)| *d)
     }
 
     /// Keeps an answer given at `now_ms`.
-    pub fn put(&mut self, authid: &str, authrole: &str, uri: &str, action: Action, d: Decision, now_ms: u64) {
+    pub fn put(&mut self, authid: &str, authrole: &str, asked: Asked, d: Decision, now_ms: u64) {
         if self.ttl_ms == 0 || self.size == 0 {
             return;
         }
-        let key = (authid.to_owned(), authrole.to_owned(), uri.to_owned(), action);
+        let key = asked.key(authid, authrole);
         while self.entries.len() >= self.size {
             let Some((old, at)) = self.order.pop_front() else { break };
             if self.entries.get(&old).is_some_and(|(_, t)| *t == at) {
@@ -331,11 +396,12 @@ mod tests {
         }
     }
 
-    fn role(perms: Vec<Permission>) -> PatternIndex<Permission> {
+    fn role(perms: Vec<Permission>) -> StaticRole {
         let cfg = RoleConfig {
             name: "r".into(),
             permissions: perms,
             authorizer: None,
+            authorizer_role: None,
             cache_ttl_ms: 0,
             cache_size: 1,
         };
@@ -369,6 +435,7 @@ mod tests {
             name: "r".into(),
             permissions: vec![perm("com.app.", "prefix", true, true)],
             authorizer: Some("com.example.authorize".into()),
+            authorizer_role: Some("backend".into()),
             cache_ttl_ms: 10,
             cache_size: 10,
         };
@@ -390,25 +457,65 @@ mod tests {
         assert_eq!(parse_answer(&Value::from("yes")), None);
     }
 
+    fn sub(r: &StaticRole, uri: &str, policy: MatchPolicy) -> bool {
+        decide_pattern(r, uri, policy, Action::Subscribe).allow
+    }
+
+    fn perm_sub(uri: &str, m: &str, subscribe: bool) -> Permission {
+        Permission { subscribe, register: subscribe, ..perm(uri, m, false, false) }
+    }
+
+    #[test]
+    fn a_pattern_is_allowed_only_when_every_uri_it_matches_is() {
+        use MatchPolicy::*;
+        let r =
+            role(vec![perm_sub("com.app.", "prefix", true), perm_sub("com.app.secret.", "prefix", false)]);
+        assert!(!sub(&r, "com.app.", Prefix), "would receive com.app.secret.*");
+        assert!(!sub(&r, "com.app", Prefix), "would receive com.app.secret.*");
+        assert!(!sub(&r, "com.app..x", Wildcard), "com.app.secret.x");
+        assert!(!sub(&r, "com..", Wildcard), "com.x.y is not allowed at all");
+        assert!(!sub(&r, "", Prefix));
+        assert!(sub(&r, "com.app.public.", Prefix));
+        assert!(sub(&r, "com.app.public..x", Wildcard));
+        assert!(sub(&r, "com.app.x", Wildcard), "no wildcard component: exact");
+        assert!(!sub(&r, "com.app.secret.x", Exact));
+        assert!(!decide_pattern(&r, "com.app.", Prefix, Action::Register).allow, "register too");
+        let broad = role(vec![perm_sub("com.", "prefix", false), perm_sub("com.app.", "prefix", true)]);
+        assert!(sub(&broad, "com.app.", Prefix), "a less specific deny never decides inside com.app.");
+        assert!(!sub(&broad, "com.", Prefix));
+        let exact_deny =
+            role(vec![perm_sub("com.app.", "prefix", true), perm_sub("com.app.x.admin", "exact", false)]);
+        assert!(!sub(&exact_deny, "com.app..admin", Wildcard));
+        assert!(sub(&exact_deny, "com.app..status", Wildcard));
+        let wild =
+            role(vec![perm_sub("com..events", "wildcard", true), perm_sub("com.secret.", "wildcard", false)]);
+        assert!(!sub(&wild, "com..events", Wildcard), "com.secret.events is denied");
+        assert!(sub(&wild, "com.public.events", Wildcard));
+    }
+
+    fn ask(uri: &str, action: Action) -> Asked<'_> {
+        Asked { uri, policy: MatchPolicy::Exact, action }
+    }
+
     #[test]
     fn cache_is_bounded_in_size_and_age() {
         let yes = Decision { allow: true, disclose: false };
         let mut c = Cache::new(100, 2);
-        c.put("a", "r", "u1", Action::Call, yes, 0);
-        c.put("a", "r", "u2", Action::Call, yes, 10);
-        assert_eq!(c.get("a", "r", "u1", Action::Call, 50), Some(yes));
-        assert_eq!(c.get("a", "r", "u1", Action::Publish, 50), None, "per action");
-        assert_eq!(c.get("b", "r", "u1", Action::Call, 50), None, "per authid");
-        assert_eq!(c.get("a", "r", "u1", Action::Call, 100), None, "expired");
-        c.put("a", "r", "u3", Action::Call, yes, 20);
+        c.put("a", "r", ask("u1", Action::Call), yes, 0);
+        c.put("a", "r", ask("u2", Action::Call), yes, 10);
+        assert_eq!(c.get("a", "r", ask("u1", Action::Call), 50), Some(yes));
+        assert_eq!(c.get("a", "r", ask("u1", Action::Publish), 50), None, "per action");
+        assert_eq!(c.get("b", "r", ask("u1", Action::Call), 50), None, "per authid");
+        assert_eq!(c.get("a", "r", ask("u1", Action::Call), 100), None, "expired");
+        c.put("a", "r", ask("u3", Action::Call), yes, 20);
         assert_eq!(c.len(), 2, "size bound");
-        assert_eq!(c.get("a", "r", "u1", Action::Call, 30), None, "oldest evicted");
+        assert_eq!(c.get("a", "r", ask("u1", Action::Call), 30), None, "oldest evicted");
         for i in 0..100 {
-            c.put("a", "r", "u2", Action::Call, yes, 30 + i);
+            c.put("a", "r", ask("u2", Action::Call), yes, 30 + i);
         }
         assert!(c.order.len() <= 4 && c.len() <= 2);
         let mut off = Cache::new(0, 10);
-        off.put("a", "r", "u", Action::Call, yes, 0);
+        off.put("a", "r", ask("u", Action::Call), yes, 0);
         assert!(off.is_empty());
     }
 }

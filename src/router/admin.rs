@@ -21,6 +21,7 @@ use super::Router;
 use super::handle::SessionHandle;
 use super::meta::KILLED;
 use super::query::{self, Answer};
+use super::realm::Realm;
 use crate::cluster::node::Cluster;
 use crate::wamp::errors;
 use crate::wamp::message::Payload;
@@ -43,9 +44,18 @@ fn invalid(why: impl Into<String>) -> Answer {
 }
 
 /// Answers an admin procedure.
-pub async fn call(router: &Router, me: &SessionHandle, procedure: &str, p: &Payload) -> Answer {
-    if me.identity.authrole != router.config.admin.role {
-        return Err((errors::NOT_AUTHORIZED.into(), format!("{procedure} is for the admin role")));
+pub async fn call(
+    router: &Router,
+    realm: &Realm,
+    me: &SessionHandle,
+    procedure: &str,
+    p: &Payload,
+) -> Answer {
+    if !super::authorize::is_admin(router, realm, me) {
+        return Err((
+            errors::NOT_AUTHORIZED.into(),
+            format!("{procedure} is for the admin role in the admin realm ([admin] role and realm)"),
+        ));
     }
     let args = p.args.clone().unwrap_or_default();
     let kwargs = p.kwargs.clone().unwrap_or_default();

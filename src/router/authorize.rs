@@ -18,10 +18,12 @@ use super::meta::session_details;
 use super::query::Answer;
 use super::realm::Realm;
 use super::table::Command;
-use crate::auth::roles::{self, Action, Decision, Role, RoleConfig};
+use crate::auth::roles::{self, Action, Asked, Decision, Role, RoleConfig};
+use crate::dict;
 use crate::wamp::errors;
 use crate::wamp::message::Payload;
-use crate::wamp::value::{Dict, Value};
+use crate::wamp::uri::MatchPolicy;
+use crate::wamp::value::Value;
 
 /// How long a dynamic authorizer may take to answer; past it the action is denied.
 const AUTHORIZER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -88,14 +90,10 @@ pub fn enforced(router: &Router, realm: &Realm) -> bool {
         || router.replica.read(|t| t.realm(&realm.name).is_some_and(|r| r.roles_version > 0))
 }
 
-/// May session `me` do `action` on `uri`?
-pub async fn check(
-    router: &Router,
-    realm: &Realm,
-    me: &SessionHandle,
-    uri: &str,
-    action: Action,
-) -> Decision {
+/// May session `me` do what it asks? A pattern (SUBSCRIBE or REGISTER with `match`)
+/// is allowed only when every URI it can match is; a dynamic authorizer gets the
+/// match policy in its options (`{"match": "prefix"}`).
+pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, asked: Asked<'_>) -> Decision {
     let rules = rules(router, realm);
     if !rules.enforced {
         return OPEN;
@@ -104,20 +102,22 @@ pub async fn check(
         return Decision { allow: false, disclose: false };
     };
     match role.as_ref() {
-        Role::Static(index) => roles::decide(index, uri, action),
+        Role::Static(permissions) => {
+            roles::decide_pattern(permissions, asked.uri, asked.policy, asked.action)
+        }
         Role::Dynamic { procedure, cache } => {
             let (authid, authrole) = (&me.identity.authid, &me.identity.authrole);
             let now = super::now_ms();
-            if let Some(d) =
-                cache.lock().unwrap_or_else(|e| e.into_inner()).get(authid, authrole, uri, action, now)
+            if let Some(d) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(authid, authrole, asked, now)
             {
                 return d;
             }
+            let options = dict! { "match" => asked.policy.as_str() };
             let args = vec![
                 Value::Dict(session_details(me)),
-                uri.into(),
-                action.as_str().into(),
-                Value::Dict(Dict::new()),
+                asked.uri.into(),
+                asked.action.as_str().into(),
+                Value::Dict(options),
             ];
             let answer = internal::call(router, realm, procedure, args, AUTHORIZER_TIMEOUT).await;
             let parsed = match answer {
@@ -134,14 +134,43 @@ pub async fn check(
                 return Decision { allow: false, disclose: false };
             };
             if cacheable {
-                cache
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .put(authid, authrole, uri, action, decision, now);
+                cache.lock().unwrap_or_else(|e| e.into_inner()).put(authid, authrole, asked, decision, now);
             }
             decision
         }
     }
+}
+
+/// The authorizer procedures of the realm's roles, each with the only role that may
+/// register it.
+pub fn authorizers(router: &Router, realm: &Realm) -> Vec<(String, String)> {
+    let (_, configs) = effective(router, realm);
+    configs.into_iter().filter_map(|r| Some((r.authorizer?, r.authorizer_role.unwrap_or_default()))).collect()
+}
+
+/// True when `me` may call `procedure` by an explicit permission: a static one whose
+/// URI names the `wamp.` namespace (not a catch-all), or a dynamic authorizer's yes.
+/// A realm without roles gives none.
+pub async fn explicitly_allowed(router: &Router, realm: &Realm, me: &SessionHandle, procedure: &str) -> bool {
+    let rules = rules(router, realm);
+    if !rules.enforced {
+        return false;
+    }
+    match rules.roles.get(&me.identity.authrole).map(Arc::as_ref) {
+        Some(Role::Static(permissions)) => roles::names_namespace(permissions, procedure, "wamp."),
+        Some(Role::Dynamic { .. }) => {
+            let asked = Asked { uri: procedure, policy: MatchPolicy::Exact, action: Action::Call };
+            check(router, realm, me, asked).await.allow
+        }
+        None => false,
+    }
+}
+
+/// The admin role in the realm the configuration names for administration
+/// (`[admin] realm`); in any other realm the role name means nothing special.
+pub fn is_admin(router: &Router, realm: &Realm, me: &SessionHandle) -> bool {
+    router.config.admin.realm.as_deref() == Some(realm.name.as_str())
+        && me.identity.authrole == router.config.admin.role
 }
 
 /// True for the role admin procedures.
@@ -161,7 +190,7 @@ pub async fn role_api(
     procedure: &str,
     p: &Payload,
 ) -> Answer {
-    if me.identity.authrole != router.config.admin.role {
+    if !is_admin(router, realm, me) {
         return Err((errors::NOT_AUTHORIZED.into(), "only the admin role may change roles".into()));
     }
     let args = p.args.clone().unwrap_or_default();

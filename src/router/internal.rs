@@ -35,7 +35,8 @@ fn failed(uri: &str, why: &str) -> Reply {
 /// Calls `procedure` in `realm` with `args` and waits at most `timeout` for the answer.
 pub async fn call(router: &Router, realm: &Realm, procedure: &str, args: List, timeout: Duration) -> Reply {
     let picked = router.replica.read(|t| {
-        let reg = t.realm(&realm.name)?.registrations.lookup(procedure)?;
+        // exact only: a pattern registration never receives the router's calls
+        let reg = t.realm(&realm.name)?.registrations.find(procedure, MatchPolicy::Exact)?;
         let up: Vec<_> = reg.callees.iter().filter(|c| router.reachable(c.node)).collect();
         let turn = realm.next_turn(reg.id);
         let random = crate::ids::random_id() as usize;

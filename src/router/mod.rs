@@ -5,6 +5,7 @@ pub mod admin;
 pub mod authorize;
 pub mod calls;
 pub mod drain;
+pub mod guard;
 pub mod handle;
 pub mod history;
 pub mod internal;

@@ -46,6 +46,27 @@ pub struct Realm {
     pub authenticator_realm: String,
     /// How clients authenticate (replaced by a configuration reload).
     auth: RwLock<Arc<RealmAuth>>,
+    /// This realm's dynamic authenticator procedures and the role that may register
+    /// them in `authenticator_realm` (replaced by a configuration reload).
+    authenticators: RwLock<Arc<Authenticators>>,
+}
+
+/// A realm's dynamic authenticators, served in its `authenticator_realm`.
+#[derive(Debug, Default)]
+pub struct Authenticators {
+    /// The procedure URIs.
+    pub procedures: Vec<String>,
+    /// The only authrole that may register them.
+    pub role: String,
+}
+
+impl Authenticators {
+    fn of(cfg: &RealmConfig) -> Self {
+        cfg.auth.as_ref().map_or_else(Authenticators::default, |a| Authenticators {
+            procedures: a.authenticators(),
+            role: a.authenticator_role.clone().unwrap_or_default(),
+        })
+    }
 }
 
 /// How a realm's clients authenticate: `Ok(None)` admits anonymous clients as
@@ -74,12 +95,18 @@ impl Realm {
                 .and_then(|a| a.authenticator_realm.clone())
                 .unwrap_or_else(|| cfg.name.clone()),
             auth: RwLock::new(Arc::new(cfg.authenticator().map_err(|e| e.to_string()))),
+            authenticators: RwLock::new(Arc::new(Authenticators::of(cfg))),
         }
     }
 
     /// How clients authenticate now.
     pub fn auth(&self) -> Arc<RealmAuth> {
         self.auth.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// This realm's dynamic authenticators now.
+    pub fn authenticators(&self) -> Arc<Authenticators> {
+        self.authenticators.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The roles of the configuration file now.
@@ -93,6 +120,7 @@ impl Realm {
         *self.auth.write().unwrap_or_else(|e| e.into_inner()) =
             Arc::new(cfg.authenticator().map_err(|e| e.to_string()));
         *self.roles_config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg.roles.clone());
+        *self.authenticators.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Authenticators::of(cfg));
         self.config_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 

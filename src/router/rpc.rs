@@ -153,9 +153,9 @@ pub fn call(
         return Ok(());
     }
     if admin::is_admin_api(&m.procedure) {
-        let (router, me) = (router.clone(), me.clone());
+        let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
         tokio::spawn(async move {
-            let answer = admin::call(&router, &me, &m.procedure, &m.payload).await;
+            let answer = admin::call(&router, &realm, &me, &m.procedure, &m.payload).await;
             meta::reply(&me, m, answer);
         });
         return Ok(());

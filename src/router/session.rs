@@ -15,13 +15,14 @@ use super::realm::Realm;
 use super::table::Command;
 use super::{AGENT, Router, authorize, calls, meta, pubsub, rpc};
 use crate::auth;
-use crate::auth::roles::Action;
+use crate::auth::roles::{Action, Asked};
 use crate::dict;
 use crate::ids::{SessionId, random_id};
 use crate::wamp::codec::Serializer;
 use crate::wamp::errors;
 use crate::wamp::message::{Abort, Authenticate, Goodbye, Hello, Message, Welcome, code};
 use crate::wamp::session::{Phase, Step, classify};
+use crate::wamp::uri::MatchPolicy;
 use crate::wamp::value::dict_bool;
 use crate::wamp::value::{Dict, Value};
 
@@ -327,9 +328,9 @@ impl Session {
         };
         let router = &*self.router;
         if authorize::enforced(router, &realm)
-            && let Some((uri, action)) = authorization_target(&msg, &me)
+            && let Some((uri, policy, action)) = authorization_target(&msg, &me)
         {
-            let decision = authorize::check(router, &realm, &me, &uri, action).await;
+            let decision = authorize::check(router, &realm, &me, Asked { uri: &uri, policy, action }).await;
             if !decision.allow {
                 refuse(&me, &msg, &uri, action);
                 return Ok(());
@@ -337,6 +338,10 @@ impl Session {
             if decision.disclose {
                 disclose(&mut msg);
             }
+        }
+        if let Err(why) = super::guard::check(router, &realm, &me, &msg).await {
+            refuse_because(&me, &msg, &why);
+            return Ok(());
         }
         match msg {
             Message::Publish(m) => pubsub::publish(router, &realm, &me, m).await?,
@@ -424,14 +429,20 @@ fn peer_name(peer: std::net::SocketAddr) -> String {
     format!("{family}:{}:{}", peer.ip(), peer.port())
 }
 
-/// The URI and action of a message that needs authorization. The later chunks of a
-/// progressive call invocation were authorized with the first one.
-fn authorization_target(msg: &Message, me: &SessionHandle) -> Option<(String, Action)> {
+/// The URI, match policy and action of a message that needs authorization. The later
+/// chunks of a progressive call invocation were authorized with the first one. An
+/// unknown `match` is checked as exact here and refused by the broker or dealer.
+fn authorization_target(msg: &Message, me: &SessionHandle) -> Option<(String, MatchPolicy, Action)> {
+    let policy = |options: &Dict| {
+        MatchPolicy::parse(options.get("match").and_then(Value::as_str)).unwrap_or(MatchPolicy::Exact)
+    };
     match msg {
-        Message::Call(m) if me.call(m.request).is_none() => Some((m.procedure.clone(), Action::Call)),
-        Message::Register(m) => Some((m.procedure.clone(), Action::Register)),
-        Message::Publish(m) => Some((m.topic.clone(), Action::Publish)),
-        Message::Subscribe(m) => Some((m.topic.clone(), Action::Subscribe)),
+        Message::Call(m) if me.call(m.request).is_none() => {
+            Some((m.procedure.clone(), MatchPolicy::Exact, Action::Call))
+        }
+        Message::Register(m) => Some((m.procedure.clone(), policy(&m.options), Action::Register)),
+        Message::Publish(m) => Some((m.topic.clone(), MatchPolicy::Exact, Action::Publish)),
+        Message::Subscribe(m) => Some((m.topic.clone(), policy(&m.options), Action::Subscribe)),
         _ => None,
     }
 }
@@ -439,6 +450,13 @@ fn authorization_target(msg: &Message, me: &SessionHandle) -> Option<(String, Ac
 /// Answers a denied request with `wamp.error.not_authorized` (a PUBLISH only when
 /// it asked for an acknowledgement).
 fn refuse(me: &SessionHandle, msg: &Message, uri: &str, action: Action) {
+    let why = format!("session is not authorized to {} {uri}", action.as_str());
+    refuse_because(me, msg, &why);
+}
+
+/// Answers a refused request with `wamp.error.not_authorized` and `why` (a PUBLISH
+/// only when it asked for an acknowledgement).
+fn refuse_because(me: &SessionHandle, msg: &Message, why: &str) {
     let (code, request) = match msg {
         Message::Call(m) => (code::CALL, m.request),
         Message::Register(m) => (code::REGISTER, m.request),
@@ -446,9 +464,8 @@ fn refuse(me: &SessionHandle, msg: &Message, uri: &str, action: Action) {
         Message::Publish(m) if dict_bool(&m.options, "acknowledge") => (code::PUBLISH, m.request),
         _ => return,
     };
-    let why = format!("session is not authorized to {} {uri}", action.as_str());
-    tracing::debug!(session = %me.id, authrole = %me.identity.authrole, %uri, action = action.as_str(), "not authorized");
-    me.send(&rpc::error_reply(code, request, errors::NOT_AUTHORIZED, &why)).ok();
+    tracing::debug!(session = %me.id, authrole = %me.identity.authrole, why, "not authorized");
+    me.send(&rpc::error_reply(code, request, errors::NOT_AUTHORIZED, why)).ok();
 }
 
 /// The role's permission discloses the caller or publisher.

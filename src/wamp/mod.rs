@@ -2,6 +2,7 @@
 //! the per-session state machine. Everything here is plain data and functions.
 
 pub mod codec;
+pub mod coverage;
 pub mod errors;
 pub mod message;
 pub mod pattern;

@@ -78,7 +78,7 @@ pub fn is_valid_pattern(pattern: &str, policy: MatchPolicy, check: UriCheck) -> 
 
 /// True when `uri` lies in the namespace reserved for the router (`wamp.`).
 pub fn is_reserved(uri: &str) -> bool {
-    uri.starts_with("wamp.")
+    uri.starts_with("wamp.") || uri.starts_with("junction.")
 }
 
 /// True when the concrete `uri` matches `pattern` under `policy`.
@@ -140,6 +140,8 @@ mod tests {
     fn reserved_and_policy_parse() {
         assert!(is_reserved("wamp.session.count"));
         assert!(!is_reserved("wampx.a"));
+        assert!(is_reserved("junction.cluster.status"), "the router's own procedures");
+        assert!(!is_reserved("junctionx.a"));
         assert_eq!(MatchPolicy::parse(None), Some(MatchPolicy::Exact));
         assert_eq!(MatchPolicy::parse(Some("prefix")), Some(MatchPolicy::Prefix));
         assert_eq!(MatchPolicy::parse(Some("regex")), None);

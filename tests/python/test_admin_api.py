@@ -19,6 +19,9 @@ from test_auth import session_for
 pytestmark = pytest.mark.timeout(60)
 
 CONFIG = """
+[admin]
+realm = "realm1"
+
 [[realms]]
 name = "realm1"
 [realms.auth.ticket.principals.root]
@@ -245,6 +248,12 @@ def admin_http(router, method, path, headers=(), body=None):
     return out
 
 
+def with_admin(keys):
+    """CONFIG with more keys in its [admin] table."""
+    assert '[admin]\nrealm = "realm1"\n' in CONFIG
+    return CONFIG.replace('[admin]\nrealm = "realm1"\n', '[admin]\nrealm = "realm1"\n' + keys, 1)
+
+
 def bearer(token=ADMIN_TOKEN):
     return ("Authorization", f"Bearer {token}")
 
@@ -256,7 +265,7 @@ def admin_router(start_router, tmp_path, monkeypatch):
     token_file = tmp_path / "admin-token"
     token_file.write_text(ADMIN_TOKEN + "\n")
     return start_router("--admin", "127.0.0.1:0",
-                        config=CONFIG + f'\n[admin]\ntoken_file = "{token_file}"\n')
+                        config=with_admin(f'token_file = "{token_file}"\n'))
 
 
 async def alive(session):
@@ -310,7 +319,7 @@ async def test_admin_http_with_the_token_lists_sessions_and_the_probes_need_none
 
 async def test_admin_http_is_closed_without_a_token(start_router, monkeypatch):
     monkeypatch.delenv("JUNCTION_ADMIN_TOKEN", raising=False)
-    router = start_router("--admin", "127.0.0.1:0", config=CONFIG + "\n[admin]\nmetrics_public = true\n")
+    router = start_router("--admin", "127.0.0.1:0", config=with_admin("metrics_public = true\n"))
     alice = await as_user(router, "alice")
     assert [admin_http(router, "GET", p)[0] for p in ("/healthz", "/readyz", "/metrics")] == [200, 200, 200]
     for path in ("/api/sessions", "/api/status", "/api/stats", "/api/console-config", "/console"):
@@ -327,6 +336,6 @@ async def test_admin_token_from_the_environment_wins_over_the_file(start_router,
     token_file = tmp_path / "admin-token"
     token_file.write_text("file-token-0d9c2e\n")
     monkeypatch.setenv("JUNCTION_ADMIN_TOKEN", "env-token-5a7f31")
-    router = start_router("--admin", "127.0.0.1:0", config=CONFIG + f'\n[admin]\ntoken_file = "{token_file}"\n')
+    router = start_router("--admin", "127.0.0.1:0", config=with_admin(f'token_file = "{token_file}"\n'))
     assert admin_http(router, "GET", "/api/status", [bearer("env-token-5a7f31")])[0] == 200
     assert admin_http(router, "GET", "/api/status", [bearer("file-token-0d9c2e")])[0] == 401

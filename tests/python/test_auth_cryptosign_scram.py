@@ -506,6 +506,7 @@ name = "auth"
 name = "dyn"
 [realms.auth]
 authenticator_realm = "auth"
+authenticator_role = "anonymous"  # the test's authenticator joins "auth" anonymously
 [realms.auth.cryptosign]
 authenticator = "com.example.authenticate"
 [realms.auth.scram]

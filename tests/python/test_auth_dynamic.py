@@ -22,6 +22,7 @@ name = "auth"
 name = "secure"
 [realms.auth]
 authenticator_realm = "auth"
+authenticator_role = "anonymous"  # the test's authenticator joins "auth" anonymously
 [realms.auth.ticket]
 authenticator = "com.example.authenticate"
 [realms.auth.wampcra]

@@ -20,6 +20,9 @@ pytestmark = pytest.mark.timeout(40)
 NOT_AUTHORIZED = "wamp.error.not_authorized"
 
 CONFIG = """
+[admin]
+realm = "authz"
+
 [[realms]]
 name = "authz"
 
@@ -84,6 +87,7 @@ call = true
 [[realms.roles]]
 name = "device"
 authorizer = "com.authz.authorize"
+authorizer_role = "backend"
 cache_ttl_ms = 60000
 cache_size = 100
 """

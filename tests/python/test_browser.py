@@ -36,6 +36,7 @@ ADMIN_TOKEN = "browser-admin-token-6e2b90d4"
 EXTRA = """
 [admin]
 listen = "127.0.0.1:0"
+realm = "realm1"
 token_file = "{token_file}"
 
 [[realms]]

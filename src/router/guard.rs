@@ -1,0 +1,93 @@
+//! Checks that go beyond a message's own URI and action, closing ways around
+//! authorization:
+//!
+//! - **Procedures the router calls.** A realm's dynamic authenticators and
+//!   authorizers are called by exact URI only ([`super::internal`]), and only the role
+//!   the configuration names (`authenticator_role`, `authorizer_role`) may register
+//!   them, so no other session can take their calls (and the tickets in them).
+//! - **Meta procedures that act on other sessions** (removing a callee or subscriber,
+//!   killing sessions) in a realm that serves such procedures need an explicit
+//!   permission: a static permission whose URI names the `wamp.` namespace, or a
+//!   dynamic authorizer's yes. A realm without roles refuses them there.
+//! - **Testaments** are publications made later on the session's behalf:
+//!   `wamp.session.add_testament` needs the publish permission on the topic.
+
+use super::Router;
+use super::authorize;
+use super::handle::SessionHandle;
+use super::realm::Realm;
+use crate::auth::roles::{Action, Asked};
+use crate::wamp::message::Message;
+use crate::wamp::uri::{self, MatchPolicy};
+use crate::wamp::value::Value;
+
+/// Meta procedures that remove or end other sessions' state.
+const ACTING_ON_OTHERS: &[&str] = &[
+    "wamp.registration.remove_callee",
+    "wamp.subscription.remove_subscriber",
+    "wamp.session.kill",
+    "wamp.session.kill_by_authid",
+    "wamp.session.kill_by_authrole",
+    "wamp.session.kill_all",
+];
+
+/// The meta procedure that leaves a testament.
+const ADD_TESTAMENT: &str = "wamp.session.add_testament";
+
+/// The only role that may register `procedure` in `realm`, when the router calls it
+/// there (a dynamic authenticator of a realm served here, or an authorizer of one of
+/// this realm's roles).
+pub fn registrant(router: &Router, realm: &Realm, procedure: &str) -> Option<String> {
+    for served in router.realms().filter(|r| r.authenticator_realm == realm.name) {
+        let a = served.authenticators();
+        if a.procedures.iter().any(|p| p == procedure) {
+            return Some(a.role.clone());
+        }
+    }
+    authorize::authorizers(router, realm).into_iter().find(|(p, _)| p == procedure).map(|(_, role)| role)
+}
+
+/// True when the router calls procedures registered in `realm`.
+pub fn serves_router(router: &Router, realm: &Realm) -> bool {
+    router.realms().any(|r| r.authenticator_realm == realm.name && !r.authenticators().procedures.is_empty())
+        || !authorize::authorizers(router, realm).is_empty()
+}
+
+/// Checks `msg` (already authorized by its own URI) for the rules above; `Err` says
+/// why it is refused (`wamp.error.not_authorized`).
+pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, msg: &Message) -> Result<(), String> {
+    match msg {
+        Message::Register(m) => match registrant(router, realm, &m.procedure) {
+            Some(role) if role != me.identity.authrole => {
+                Err(format!("only role {role:?} may register {} (the router calls it)", m.procedure))
+            }
+            _ => Ok(()),
+        },
+        Message::Call(m) if ACTING_ON_OTHERS.contains(&m.procedure.as_str()) => {
+            if serves_router(router, realm)
+                && !authorize::explicitly_allowed(router, realm, me, &m.procedure).await
+            {
+                return Err(format!(
+                    "{} needs an explicit permission in a realm serving authenticators or authorizers",
+                    m.procedure
+                ));
+            }
+            Ok(())
+        }
+        Message::Call(m) if m.procedure == ADD_TESTAMENT && authorize::enforced(router, realm) => {
+            let Some(topic) = m.payload.args.as_ref().and_then(|a| a.first()).and_then(Value::as_str) else {
+                return Ok(());
+            };
+            if uri::is_reserved(topic) {
+                return Ok(()); // refused as an invalid URI by the meta API, like PUBLISH
+            }
+            let asked = Asked { uri: topic, policy: MatchPolicy::Exact, action: Action::Publish };
+            if authorize::check(router, realm, me, asked).await.allow {
+                Ok(())
+            } else {
+                Err(format!("session is not authorized to publish {topic} (testament)"))
+            }
+        }
+        _ => Ok(()),
+    }
+}
