@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use junction::config::{
-    ADMIN_TOKEN_ENV, Config, ConfigError, DEFAULT_ADMIN_LISTEN, RealmConfig, parse_listen,
+    ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, Config, ConfigError, DEFAULT_ADMIN_LISTEN, RealmConfig,
+    parse_listen,
 };
 use junction::ops;
 use junction::ops::admin::Guard;
@@ -220,8 +221,8 @@ async fn start_admin(cfg: &Config, guard: Option<Guard>) -> Result<(), String> {
     let (Some(addr), Some(guard)) = (cfg.admin_addr(), guard) else { return Ok(()) };
     if !guard.has_token() {
         tracing::warn!(
-            "no admin token ([admin] token_file or {ADMIN_TOKEN_ENV}): the admin API and console answer 401; \
-             only /healthz and /readyz{} are served",
+            "no admin token ([admin] token_file, {ADMIN_TOKEN_ENV} or {ADMIN_TOKEN_FILE_ENV}): the admin API \
+             and console answer 401; only /healthz and /readyz{} are served",
             if cfg.admin.metrics_public { " and /metrics" } else { "" }
         );
     } else if guard.token_is_short() {

@@ -28,7 +28,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::encoding::ct_eq_secret;
-use crate::config::{ADMIN_TOKEN_ENV, AdminConfig, ConfigError};
+use crate::config::{ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, AdminConfig, ConfigError};
 
 /// Tokens shorter than this are accepted with a warning.
 const SHORT_TOKEN: usize = 16;
@@ -52,7 +52,10 @@ pub enum Refusal {
     #[error("requests from origin {0:?} are refused (see [admin] allowed_origins)")]
     Origin(String),
     /// No token is configured: the API is closed.
-    #[error("the admin API is closed: no token is configured ([admin] token_file or {ADMIN_TOKEN_ENV})")]
+    #[error(
+        "the admin API is closed: no token is configured ([admin] token_file, {ADMIN_TOKEN_ENV} or \
+         {ADMIN_TOKEN_FILE_ENV})"
+    )]
     Closed,
     /// No `Authorization: Bearer` header.
     #[error("an Authorization: Bearer token is required")]
