@@ -32,6 +32,12 @@
 //! [admin]
 //! listen = "127.0.0.1:8090"  # /healthz, /readyz, /metrics, /api; "" disables
 //! drain_delay_ms = 0         # on SIGTERM: readyz 503 this long before GOODBYEs
+//! token_file = "/run/secrets/junction-admin-token" # bearer token (first line);
+//!                            # JUNCTION_ADMIN_TOKEN, then JUNCTION_ADMIN_TOKEN_FILE win;
+//!                            # none: the API answers 401
+//! metrics_public = false     # true: /metrics without the token
+//! allowed_hosts = []         # Host names accepted besides IP literals and localhost
+//! allowed_origins = []       # browser Origins accepted besides the server's own
 //!
 //! [telemetry]                # OTLP export needs OTEL_EXPORTER_OTLP_ENDPOINT
 //! service_name = "junction"
@@ -297,10 +303,31 @@ pub struct AdminConfig {
     /// On SIGTERM, how long `/readyz` reports draining before clients are told to
     /// leave, in milliseconds (time for load balancers to notice).
     pub drain_delay_ms: u64,
+    /// File whose first line is the bearer token of the admin API and console,
+    /// read at start; [`ADMIN_TOKEN_ENV`] and [`ADMIN_TOKEN_FILE_ENV`] win over it.
+    /// Without a token, every route but `/healthz`, `/readyz` (and `/metrics` when
+    /// public) answers 401.
+    pub token_file: Option<PathBuf>,
+    /// Serve `/metrics` without the token (for a Prometheus that cannot send one).
+    pub metrics_public: bool,
+    /// Host names (without port) accepted in the `Host` header besides IP literals
+    /// and `localhost`: the names clients use to reach this server. Anything else
+    /// is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (`scheme://host[:port]`) accepted in the `Origin` header
+    /// besides the server's own; a request from any other origin is refused.
+    pub allowed_origins: Vec<String>,
 }
 
 /// The admin server's default listen address.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8090";
+
+/// The environment variable holding the admin token; it wins over `admin.token_file`.
+pub const ADMIN_TOKEN_ENV: &str = "JUNCTION_ADMIN_TOKEN";
+
+/// The environment variable naming the admin token file; it wins over
+/// `admin.token_file` (a container mounts its secret there).
+pub const ADMIN_TOKEN_FILE_ENV: &str = "JUNCTION_ADMIN_TOKEN_FILE";
 
 impl Default for AdminConfig {
     fn default() -> Self {
@@ -309,7 +336,68 @@ impl Default for AdminConfig {
             role: "admin".into(),
             realm: None,
             drain_delay_ms: 0,
+            token_file: None,
+            metrics_public: false,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
+    }
+}
+
+impl AdminConfig {
+    /// The admin token: `JUNCTION_ADMIN_TOKEN` when set and not empty, else the
+    /// first line of the file `JUNCTION_ADMIN_TOKEN_FILE` or `token_file` names,
+    /// else none (the API is closed).
+    pub fn token(&self) -> Result<Option<String>, ConfigError> {
+        let env = std::env::var(ADMIN_TOKEN_ENV).ok();
+        let file = std::env::var_os(ADMIN_TOKEN_FILE_ENV).filter(|f| !f.is_empty()).map(PathBuf::from);
+        self.token_from(env.as_deref(), file)
+    }
+
+    /// [`AdminConfig::token`] with the environment variables' values given.
+    pub fn token_from(
+        &self,
+        env: Option<&str>,
+        env_file: Option<PathBuf>,
+    ) -> Result<Option<String>, ConfigError> {
+        if let Some(token) = env.map(str::trim).filter(|t| !t.is_empty()) {
+            return Ok(Some(token.to_owned()));
+        }
+        let (key, path) = match (env_file, &self.token_file) {
+            (Some(path), _) => (ADMIN_TOKEN_FILE_ENV, path),
+            (None, Some(path)) => ("admin.token_file", path.clone()),
+            (None, None) => return Ok(None),
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::Invalid(format!("{key} {}: cannot read it: {e}", path.display())))?;
+        let token = text.lines().next().unwrap_or_default().trim();
+        if token.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "{key} {}: the first line (the token) is empty",
+                path.display()
+            )));
+        }
+        Ok(Some(token.to_owned()))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        parse_listen("admin.listen", &self.listen)?;
+        for h in &self.allowed_hosts {
+            if h.is_empty() || h.contains(['/', ':', ' ', '@']) {
+                return Err(ConfigError::Invalid(format!(
+                    "admin.allowed_hosts: {h:?} is not a host name (no scheme, port or path)"
+                )));
+            }
+        }
+        for o in &self.allowed_origins {
+            let rest = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(['/', ' ', '@'])) {
+                return Err(ConfigError::Invalid(format!(
+                    "admin.allowed_origins: {o:?} is not an origin like https://console.example.com:8443"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -459,7 +547,7 @@ impl Config {
         }
         parse_listen("websocket.listen", &self.websocket.listen)?;
         parse_listen("rawsocket.listen", &self.rawsocket.listen)?;
-        parse_listen("admin.listen", &self.admin.listen)?;
+        self.admin.validate()?;
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             return Err(ConfigError::Invalid("telemetry.sample_ratio must be between 0.0 and 1.0".into()));
         }
@@ -538,6 +626,32 @@ mod tests {
         assert!(Config::from_toml("[telemetry]\nsample_ratio = 2.0\n").is_err());
         let bad = Config::from_toml("[admin]\nlisten = \"x\"\n").map(|_| ()).map_err(|e| e.to_string());
         assert!(bad.is_err_and(|e| e.contains("admin.listen")));
+    }
+
+    #[test]
+    fn admin_token_comes_from_the_environment_or_the_first_line_of_token_file() {
+        let dir = std::env::temp_dir().join(format!("junction-admin-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "  from-file \nsecond line\n").unwrap();
+        let admin = AdminConfig { token_file: Some(file.clone()), ..AdminConfig::default() };
+        assert_eq!(admin.token_from(None, None).unwrap().as_deref(), Some("from-file"));
+        assert_eq!(admin.token_from(Some("from-env"), None).unwrap().as_deref(), Some("from-env"));
+        assert_eq!(admin.token_from(Some("  "), None).unwrap().as_deref(), Some("from-file"), "empty: unset");
+        assert_eq!(AdminConfig::default().token_from(None, None).unwrap(), None, "no token: closed");
+        let other = dir.join("other");
+        std::fs::write(&other, "from-env-file\n").unwrap();
+        assert_eq!(admin.token_from(None, Some(other)).unwrap().as_deref(), Some("from-env-file"));
+        std::fs::write(&file, "\n").unwrap();
+        assert!(admin.token_from(None, None).is_err_and(|e| e.to_string().contains("admin.token_file")));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(admin.token_from(None, None).is_err_and(|e| e.to_string().contains("cannot read")));
+        let err = |t: &str| Config::from_toml(t).map(|_| ()).map_err(|e| e.to_string()).unwrap_err();
+        assert!(err("[admin]\nallowed_hosts = [\"http://x\"]\n").contains("admin.allowed_hosts"));
+        assert!(err("[admin]\nallowed_origins = [\"x.example\"]\n").contains("admin.allowed_origins"));
+        let ok = "[admin]\nmetrics_public = true\nallowed_hosts = [\"a.example\"]\n\
+                  allowed_origins = [\"https://c.example:8443\"]\n";
+        assert!(Config::from_toml(ok).is_ok_and(|c| c.admin.metrics_public));
     }
 
     #[test]

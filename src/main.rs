@@ -6,8 +6,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use junction::config::{Config, ConfigError, DEFAULT_ADMIN_LISTEN, RealmConfig, parse_listen};
+use junction::config::{
+    ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, Config, ConfigError, DEFAULT_ADMIN_LISTEN, RealmConfig,
+    parse_listen,
+};
 use junction::ops;
+use junction::ops::admin::Guard;
 use junction::transport::listener::{self, Kind};
 use junction::transport::tls::Tls;
 
@@ -213,9 +217,18 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
 /// Starts the admin HTTP server: before the node joins the cluster, so liveness
 /// probes pass while it joins. The default address may be taken (several routers on
 /// one host): then the server is skipped with a warning.
-async fn start_admin(cfg: &Config) -> Result<(), String> {
-    let Some(addr) = cfg.admin_addr() else { return Ok(()) };
-    match ops::admin::start(addr).await {
+async fn start_admin(cfg: &Config, guard: Option<Guard>) -> Result<(), String> {
+    let (Some(addr), Some(guard)) = (cfg.admin_addr(), guard) else { return Ok(()) };
+    if !guard.has_token() {
+        tracing::warn!(
+            "no admin token ([admin] token_file, {ADMIN_TOKEN_ENV} or {ADMIN_TOKEN_FILE_ENV}): the admin API \
+             and console answer 401; only /healthz and /readyz{} are served",
+            if cfg.admin.metrics_public { " and /metrics" } else { "" }
+        );
+    } else if guard.token_is_short() {
+        tracing::warn!("the admin token is shorter than 16 characters: use a long random one");
+    }
+    match ops::admin::start(addr, guard).await {
         Ok(_) => Ok(()),
         Err(e) if cfg.admin.listen == DEFAULT_ADMIN_LISTEN => {
             tracing::warn!(error = %e, %addr, "admin HTTP server not started (set --admin to choose an address)");
@@ -225,9 +238,9 @@ async fn start_admin(cfg: &Config) -> Result<(), String> {
     }
 }
 
-async fn run(cfg: Config, reload_from: Option<Cli>) -> Result<(), String> {
+async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) -> Result<(), String> {
     let signals = Signals::install()?;
-    start_admin(&cfg).await?;
+    start_admin(&cfg, admin_guard).await?;
     let router = junction::cluster::runtime::start(&cfg).await.map_err(|e| e.to_string())?;
     if let Some(cli) = reload_from {
         router.set_config_loader(std::sync::Arc::new(move || load(&cli).map_err(|e| e.to_string())));
@@ -321,6 +334,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The admin token is read once, at start (a bad token file is a configuration error).
+    let admin_guard = match cfg.admin_addr().map(|_| Guard::from_config(&cfg.admin)).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("junction: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -333,7 +354,7 @@ fn main() -> ExitCode {
         ops::telemetry::init(&ops::telemetry::Options::from_config(&cfg));
     }
     let reload_from = cli.config.is_some().then(|| cli.clone());
-    let result = rt.block_on(run(cfg, reload_from));
+    let result = rt.block_on(run(cfg, admin_guard, reload_from));
     ops::telemetry::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,22 +3,56 @@
 //! formats, `/api/status`, `/api/sessions` and killing a session, the session
 //! gauge and message counters following a real WebSocket client, and the
 //! `--admin` flag's address handling.
+//!
+//! Its access rules, attacked from outside: without the bearer token, with a
+//! wrong one, as a cross-site "simple" request (text/plain, form), from a foreign
+//! `Origin`, under a rebound `Host`; closed when no token is configured; the token
+//! from `[admin] token_file` and from `JUNCTION_ADMIN_TOKEN`; `metrics_public`;
+//! the console's login page.
 
 mod ops_support;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use ops_support::{GOODBYE, Node, get, http, poll, test_dir};
+use ops_support::{
+    ADMIN_TOKEN, BEARER, GOODBYE, Node, RESULT, get, get_authed, http, poll, poll_authed, post_authed,
+    test_dir,
+};
 use serde_json::Value;
 
+const LISTENERS: [&str; 6] = ["--admin", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--rawsocket", "127.0.0.1:0"];
+
+/// A node whose admin token is [`ADMIN_TOKEN`] (from the environment).
 fn start(name: &str) -> Node {
     let dir = test_dir(name);
-    Node::start(
-        &dir,
-        "node",
-        &["--admin", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--rawsocket", "127.0.0.1:0"],
-        &[],
-    )
+    Node::start(&dir, "node", &LISTENERS, &[("JUNCTION_ADMIN_TOKEN", ADMIN_TOKEN)])
+}
+
+/// A node started with `config` as its file (and the listeners on free ports).
+fn start_with_config(name: &str, config: &str, env: &[(&str, &str)]) -> (Node, std::path::PathBuf) {
+    let dir = test_dir(name);
+    let path = dir.join("junction.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut args = vec!["--config", path.to_str().unwrap()];
+    args.extend(LISTENERS);
+    (Node::start(&dir, "node", &args, env), dir)
+}
+
+/// Runs blocking HTTP off the async test's threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+/// Whether the client's session still answers a call.
+async fn alive(client: &mut ops_support::Wamp) -> bool {
+    let reply = client.call("wamp.session.count", serde_json::json!({}), serde_json::json!([])).await;
+    reply[0] == RESULT
+}
+
+fn assert_bearer_challenge(r: &ops_support::Response) {
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.header("www-authenticate").is_some_and(|c| c.starts_with("Bearer")), "{:?}", r.headers);
 }
 
 #[test]
@@ -30,7 +64,8 @@ fn healthz_readyz_and_metrics_answer() {
     let r = get(admin, "/readyz");
     assert_eq!((r.status, r.body.as_str()), (200, "ready\n"));
 
-    let m = get(admin, "/metrics");
+    assert_bearer_challenge(&get(admin, "/metrics"));
+    let m = get_authed(admin, "/metrics");
     assert_eq!(m.status, 200);
     assert_eq!(m.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
     for name in [
@@ -60,7 +95,8 @@ fn healthz_readyz_and_metrics_answer() {
     }
     assert!(!m.body.contains("# EOF"));
 
-    let om = http(admin, "GET", "/metrics", &[("Accept", "application/openmetrics-text; version=1.0.0")], "");
+    let accept = ("Accept", "application/openmetrics-text; version=1.0.0");
+    let om = http(admin, "GET", "/metrics", &[accept, ("Authorization", BEARER)], "");
     assert_eq!(om.status, 200);
     assert!(om.header("content-type").is_some_and(|c| c.starts_with("application/openmetrics-text")));
     assert!(om.body.ends_with("# EOF\n"), "{}", om.body);
@@ -71,7 +107,7 @@ fn healthz_readyz_and_metrics_answer() {
 fn status_api_reports_node_and_cluster() {
     let node = start("status");
     // openraft's metrics may trail the state machine by a moment.
-    let s = poll(node.admin(), "/api/status", Duration::from_secs(5), |r| {
+    let s = poll_authed(node.admin(), "/api/status", Duration::from_secs(5), |r| {
         let c = &r.json()["cluster"];
         r.status == 200 && !c["applied_index"].is_null() && c["applied_index"] == c["committed_index"]
     });
@@ -96,7 +132,7 @@ async fn sessions_api_lists_and_kills_a_session() {
     let mut client = ops_support::Wamp::join(node.ws(), "realm1").await;
     let id = client.session;
 
-    let list = tokio::task::spawn_blocking(move || get(admin, "/api/sessions")).await.unwrap();
+    let list = blocking(move || get_authed(admin, "/api/sessions")).await;
     assert_eq!(list.status, 200);
     let list = list.json();
     let entry = list.as_array().and_then(|l| l.iter().find(|s| s["session"] == id)).cloned();
@@ -104,21 +140,29 @@ async fn sessions_api_lists_and_kills_a_session() {
     assert_eq!(entry["realm"], "realm1");
     assert_eq!(entry["serializer"], "json");
     assert_eq!(entry["authrole"], "anonymous");
-    let other_realm =
-        tokio::task::spawn_blocking(move || get(admin, "/api/sessions?realm=nope")).await.unwrap();
+    let other_realm = blocking(move || get_authed(admin, "/api/sessions?realm=nope")).await;
     assert_eq!(other_realm.json(), Value::Array(vec![]));
 
-    let status = tokio::task::spawn_blocking(move || get(admin, "/api/status")).await.unwrap();
+    let status = blocking(move || get_authed(admin, "/api/status")).await;
     assert_eq!(status.json()["sessions"]["realm1"], 1);
 
-    let missing = tokio::task::spawn_blocking(move || http(admin, "POST", "/api/sessions/1/kill", &[], ""))
-        .await
-        .unwrap();
+    let missing = blocking(move || post_authed(admin, "/api/sessions/1/kill", "{}")).await;
     assert_eq!(missing.status, 404);
+    let path = format!("/api/sessions/{id}/kill");
+    let (p, q) = (path.clone(), path.clone());
+    let not_json = blocking(move || post_authed(admin, &p, "reason=x")).await;
+    assert_eq!(not_json.status, 400, "a body that is not a JSON object: {}", not_json.body);
+    let json_type = ("Content-Type", "application/json");
+    let no_body = blocking(move || {
+        http(admin, "POST", "/api/sessions/1/kill", &[("Authorization", BEARER), json_type], "")
+    })
+    .await;
+    assert_eq!(no_body.status, 404, "no body with the JSON type means the defaults: {}", no_body.body);
+    let array = blocking(move || post_authed(admin, &q, "[]")).await;
+    assert_eq!(array.status, 400, "not a JSON object: {}", array.body);
 
     let body = r#"{"reason": "wamp.close.killed", "message": "bye from the test"}"#;
-    let path = format!("/api/sessions/{id}/kill");
-    let killed = tokio::task::spawn_blocking(move || http(admin, "POST", &path, &[], body)).await.unwrap();
+    let killed = blocking(move || post_authed(admin, &path, body)).await;
     assert_eq!(killed.status, 200, "{}", killed.body);
     assert_eq!(killed.json()["killed"], id);
     let bye = client.recv().await;
@@ -126,12 +170,245 @@ async fn sessions_api_lists_and_kills_a_session() {
     assert_eq!(bye[2], "wamp.close.killed");
     assert_eq!(bye[1]["message"], "bye from the test");
 
-    let empty = tokio::task::spawn_blocking(move || {
-        poll(admin, "/api/sessions", Duration::from_secs(5), |r| r.body.trim() == "[]")
+    let empty = blocking(move || {
+        poll_authed(admin, "/api/sessions", Duration::from_secs(5), |r| r.body.trim() == "[]")
     })
-    .await
-    .unwrap();
+    .await;
     assert_eq!(empty.status, 200);
+}
+
+/// One hostile request: method, headers, body, the status it must get.
+type Attack<'a> = (&'static str, Vec<(&'a str, &'a str)>, &'a str, u16);
+
+/// Every attack of the security report, against a node that has a token: each is
+/// refused, and the session they aim at is still alive afterwards; then the
+/// operator's request (token, JSON) kills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_without_token_or_from_foreign_pages_are_refused_and_the_session_survives() {
+    let node = start("attacks");
+    let admin = node.admin();
+    let mut client = ops_support::Wamp::join(node.ws(), "realm1").await;
+    let id = client.session;
+    let kill = format!("/api/sessions/{id}/kill");
+    let evil = ("Origin", "http://evil.example");
+    let text = ("Content-Type", "text/plain");
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let auth = ("Authorization", BEARER);
+    let wrong = ("Authorization", "Bearer ops-test-admin-token-4f1d9b");
+    let rebound = format!("rebind.evil.example:{}", admin.port());
+    let attacks: Vec<Attack> = vec![
+        // the report's CSRF: a simple cross-site POST, empty text/plain body
+        ("GET", vec![], "/api/sessions", 401),
+        ("POST", vec![evil, text], "", 403),
+        ("POST", vec![evil, text, auth], "", 403),
+        ("POST", vec![text], "", 401),
+        ("POST", vec![text, auth], "", 415),
+        ("POST", vec![form, auth], "reason=wamp.close.killed", 415),
+        ("POST", vec![], "{}", 401),
+        ("POST", vec![wrong], "{}", 401),
+        ("POST", vec![("Authorization", "Basic b3BzOnRlc3Q=")], "{}", 401),
+        ("POST", vec![evil, auth], "{}", 403),
+        ("POST", vec![("Origin", "null"), auth], "{}", 403),
+        ("POST", vec![("Host", rebound.as_str()), auth], "{}", 403),
+        ("OPTIONS", vec![evil, ("Access-Control-Request-Method", "POST")], "", 403),
+    ];
+    for (method, headers, body, expected) in attacks {
+        let path = if method == "GET" { "/api/sessions".to_string() } else { kill.clone() };
+        let h: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let b = body.to_string();
+        let r = blocking(move || {
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            http(admin, method, &path, &h, &b)
+        })
+        .await;
+        assert_eq!(r.status, expected, "{method} {headers:?} {body:?}: {} {}", r.status, r.body);
+        assert!(!r.body.contains(&id.to_string()), "{method} {headers:?} leaked the session: {}", r.body);
+        assert!(r.header("access-control-allow-origin").is_none(), "{:?}", r.headers);
+        if expected == 401 {
+            assert_bearer_challenge(&r);
+        }
+        assert!(alive(&mut client).await, "the session died after {method} {headers:?} {body:?}");
+    }
+    let rebound_get = blocking(move || {
+        http(admin, "GET", "/api/sessions", &[("Host", "localhost.evil.example"), auth], "")
+    })
+    .await;
+    assert_eq!(rebound_get.status, 403, "{}", rebound_get.body);
+    let wrong_get = blocking(move || http(admin, "GET", "/api/status", &[wrong], "")).await;
+    assert_bearer_challenge(&wrong_get);
+    assert!(wrong_get.header("www-authenticate").is_some_and(|c| c.contains("invalid_token")));
+
+    // the operator: the token, JSON, from the server's own origin
+    let own = format!("http://{admin}");
+    let killed = blocking(move || {
+        http(admin, "POST", &kill, &[auth, ("Origin", own.as_str())], r#"{"message": "operator"}"#)
+    })
+    .await;
+    assert_eq!(killed.status, 200, "{}", killed.body);
+    let bye = client.recv().await;
+    assert_eq!(
+        (bye[0].clone(), bye[2].clone()),
+        (Value::from(GOODBYE), Value::from("wamp.close.killed")),
+        "{bye}"
+    );
+}
+
+/// No token configured (the default): only the probes answer; every other route,
+/// with any credential, is 401 and the session lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_token_only_the_probes_answer() {
+    let dir = test_dir("closed");
+    let node = Node::start(&dir, "node", &LISTENERS, &[]);
+    let admin = node.admin();
+    let mut client = ops_support::Wamp::join(node.ws(), "realm1").await;
+    let kill = format!("/api/sessions/{}/kill", client.session);
+    let r = blocking(move || {
+        let open = [get(admin, "/healthz").status, get(admin, "/readyz").status];
+        let closed: Vec<(String, ops_support::Response)> = [
+            "/metrics",
+            "/api/status",
+            "/api/sessions",
+            "/api/stats",
+            "/api/console-config",
+            "/console",
+            "/nope",
+        ]
+        .iter()
+        .map(|p| (p.to_string(), http(admin, "GET", p, &[("Authorization", BEARER)], "")))
+        .collect();
+        let killed = [post_authed(admin, &kill, "{}"), http(admin, "POST", &kill, &[], "")];
+        (open, closed, killed)
+    })
+    .await;
+    assert_eq!(r.0, [200, 200]);
+    for (path, resp) in &r.1 {
+        assert_bearer_challenge(resp);
+        if path != "/console" {
+            assert!(resp.body.contains("no token is configured"), "{path}: {}", resp.body);
+        }
+    }
+    for resp in &r.2 {
+        assert_bearer_challenge(resp);
+    }
+    assert!(alive(&mut client).await);
+    let log = std::fs::read_to_string(&node.stderr_path).unwrap_or_default();
+    assert!(log.contains("no admin token"), "the router says the API is closed: {log}");
+}
+
+/// `[admin] token_file` (first line) and `JUNCTION_ADMIN_TOKEN`, which wins;
+/// `allowed_hosts` and `allowed_origins`; `metrics_public`.
+#[test]
+fn token_from_file_or_environment_and_allowed_hosts_and_origins() {
+    let dir = test_dir("token-file-config");
+    let token_path = dir.join("admin-token");
+    std::fs::write(&token_path, "file-token-7c3e1b52d9a0\nignored second line\n").unwrap();
+    let config = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = {:?}\nmetrics_public = true\n\
+         allowed_hosts = [\"admin.internal.test\"]\nallowed_origins = [\"https://console.internal.test\"]\n",
+        token_path.to_str().unwrap()
+    );
+    let (node, _) = start_with_config("token-file", &config, &[]);
+    let admin = node.admin();
+    let file_bearer = ("Authorization", "Bearer file-token-7c3e1b52d9a0");
+    assert_eq!(http(admin, "GET", "/api/status", &[file_bearer], "").status, 200);
+    assert_bearer_challenge(&get_authed(admin, "/api/status"));
+    assert_bearer_challenge(&http(
+        admin,
+        "GET",
+        "/api/status",
+        &[("Authorization", "Bearer ignored second line")],
+        "",
+    ));
+    // metrics_public: /metrics without a token, the API still closed
+    let m = get(admin, "/metrics");
+    assert!(m.status == 200 && m.body.contains("junction_ready"), "{} {}", m.status, m.body);
+    assert_bearer_challenge(&get(admin, "/api/stats"));
+    // a configured host name and a configured origin pass; others do not
+    let host = format!("admin.internal.test:{}", admin.port());
+    let ok = [("Host", host.as_str()), ("Origin", "https://console.internal.test"), file_bearer];
+    assert_eq!(http(admin, "GET", "/api/stats", &ok, "").status, 200);
+    let other = format!("admin.internal.test.evil:{}", admin.port());
+    assert_eq!(http(admin, "GET", "/api/stats", &[("Host", other.as_str()), file_bearer], "").status, 403);
+    let bad_origin = [("Origin", "https://console.internal.test.evil"), file_bearer];
+    assert_eq!(http(admin, "GET", "/api/stats", &bad_origin, "").status, 403);
+    drop(node);
+
+    // JUNCTION_ADMIN_TOKEN wins over the file
+    let (node, _) = start_with_config("token-env", &config, &[("JUNCTION_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let admin: SocketAddr = node.admin();
+    assert_eq!(get_authed(admin, "/api/status").status, 200);
+    assert_bearer_challenge(&http(admin, "GET", "/api/status", &[file_bearer], ""));
+    drop(node);
+
+    // JUNCTION_ADMIN_TOKEN_FILE (where a container mounts its secret) wins over token_file
+    let mounted = dir.join("mounted-token");
+    std::fs::write(&mounted, format!("{ADMIN_TOKEN}\n")).unwrap();
+    let env = [("JUNCTION_ADMIN_TOKEN_FILE", mounted.to_str().unwrap())];
+    let (node, _) = start_with_config("token-env-file", &config, &env);
+    let admin: SocketAddr = node.admin();
+    assert_eq!(get_authed(admin, "/api/status").status, 200);
+    assert_bearer_challenge(&http(admin, "GET", "/api/status", &[file_bearer], ""));
+}
+
+#[test]
+fn an_unreadable_or_empty_token_file_stops_the_start() {
+    let dir = test_dir("token-file-bad");
+    for (name, content) in [("missing", None), ("empty", Some("\n"))] {
+        let token = dir.join(format!("token-{name}"));
+        if let Some(c) = content {
+            std::fs::write(&token, c).unwrap();
+        }
+        let cfg = dir.join(format!("{name}.toml"));
+        std::fs::write(&cfg, format!("[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = {:?}\n", token))
+            .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_junction"))
+            .args(["--config", cfg.to_str().unwrap(), "--ws", "", "--rawsocket", ""])
+            .env_remove("JUNCTION_ADMIN_TOKEN")
+            .env_remove("JUNCTION_ADMIN_TOKEN_FILE")
+            .output()
+            .expect("run junction");
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("admin.token_file"), "{name}: {out:?}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args(["--admin", "127.0.0.1:0", "--ws", "", "--rawsocket", ""])
+        .env_remove("JUNCTION_ADMIN_TOKEN")
+        .env("JUNCTION_ADMIN_TOKEN_FILE", dir.join("not-mounted"))
+        .output()
+        .expect("run junction");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JUNCTION_ADMIN_TOKEN_FILE"), "{out:?}");
+}
+
+/// The console asks for the token instead of taking a secret in its URL: without
+/// one, `/console` is 401 with the login page; `/api/console-config` needs it.
+#[test]
+fn the_console_logs_in_with_the_token_not_its_url() {
+    let node = start("console");
+    let admin = node.admin();
+    let page = get(admin, "/console");
+    assert_bearer_challenge(&page);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(page.body.contains("id=\"login\"") && page.body.contains("sessionStorage"), "{}", page.body);
+    assert!(!page.body.contains(ADMIN_TOKEN));
+    let authed = get_authed(admin, "/console");
+    assert_eq!(authed.status, 200);
+    assert_eq!(authed.header("cache-control"), Some("no-store"));
+    let cfg = get(admin, "/api/console-config");
+    assert_bearer_challenge(&cfg);
+    assert!(!cfg.body.contains("ws://"));
+    let cfg = get_authed(admin, "/api/console-config");
+    assert_eq!(cfg.status, 200);
+    assert!(cfg.json()["url"].as_str().is_some_and(|u| u.starts_with("ws://")), "{}", cfg.body);
+    // a foreign page cannot read it with the token either
+    let foreign = http(
+        admin,
+        "GET",
+        "/api/console-config",
+        &[("Origin", "http://evil.example"), ("Authorization", BEARER)],
+        "",
+    );
+    assert_eq!(foreign.status, 403);
 }
 
 /// Needs the router to count sessions and messages (see the ops report):
@@ -145,7 +422,7 @@ async fn sessions_gauge_and_message_counters_follow_a_client() {
     let client = ops_support::Wamp::join(node.ws(), "realm1").await;
     let joined = format!("{series} 1\n");
     let m = tokio::task::spawn_blocking(move || {
-        poll(admin, "/metrics", Duration::from_secs(5), |r| r.body.contains(&joined))
+        poll_authed(admin, "/metrics", Duration::from_secs(5), |r| r.body.contains(&joined))
     })
     .await
     .unwrap();
@@ -154,7 +431,7 @@ async fn sessions_gauge_and_message_counters_follow_a_client() {
     drop(client);
     let left = format!("{series} 0\n");
     tokio::task::spawn_blocking(move || {
-        poll(admin, "/metrics", Duration::from_secs(5), |r| r.body.contains(&left))
+        poll_authed(admin, "/metrics", Duration::from_secs(5), |r| r.body.contains(&left))
     })
     .await
     .unwrap();
@@ -164,7 +441,8 @@ async fn sessions_gauge_and_message_counters_follow_a_client() {
 async fn readyz_reports_draining_after_sigterm() {
     let dir = test_dir("drain");
     let cfg = dir.join("junction.toml");
-    std::fs::write(&cfg, "[admin]\nlisten = \"127.0.0.1:0\"\ndrain_delay_ms = 1500\n").unwrap();
+    std::fs::write(&cfg, "[admin]\nlisten = \"127.0.0.1:0\"\ndrain_delay_ms = 1500\nmetrics_public = true\n")
+        .unwrap();
     let mut node = Node::start(
         &dir,
         "node",

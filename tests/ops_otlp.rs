@@ -32,7 +32,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric};
 use opentelemetry_proto::tonic::trace::v1::Span;
-use ops_support::{Node, RESULT, Wamp, free_port, get, test_dir};
+use ops_support::{Node, RESULT, Wamp, free_port, get_authed, test_dir};
 use serde_json::{Value, json};
 
 /// A span as received, with its resource's attributes.
@@ -214,9 +214,11 @@ const SINGLE: [&str; 7] =
 async fn spans_metrics_and_log_trace_ids_reach_an_otlp_collector() {
     let (collector, addr) = Collector::start().await;
     let dir = test_dir("otlp-basic");
-    let node = start_node(&dir, "node", &SINGLE, &otel_env(addr));
+    let mut env = otel_env(addr);
+    env.push(("JUNCTION_ADMIN_TOKEN", ops_support::ADMIN_TOKEN.into()));
+    let node = start_node(&dir, "node", &SINGLE, &env);
     let admin = node.admin();
-    let status = tokio::task::spawn_blocking(move || get(admin, "/api/status")).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || get_authed(admin, "/api/status")).await.unwrap();
     assert_eq!(status.status, 200);
 
     let span = collector.span("GET /api/status", |s| s.span.name == "GET /api/status").await;

@@ -2,22 +2,28 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `GET /healthz` | 200 `ok` while the process runs (liveness) |
-//! | `GET /readyz` | 200 `ready`, or 503 with the reason ([`super::health`]) |
-//! | `GET /metrics` | Prometheus text 0.0.4, or OpenMetrics when the `Accept` header asks |
+//! | `GET /healthz` | 200 `ok` while the process runs (liveness); public |
+//! | `GET /readyz` | 200 `ready`, or 503 with the reason ([`super::health`]); public |
+//! | `GET /metrics` | Prometheus text 0.0.4, or OpenMetrics when the `Accept` header asks; public with `metrics_public` |
 //! | `GET /api/status` | JSON: node, readiness, sessions per realm, Raft and cluster view |
 //! | `GET /api/sessions[?realm=R]` | JSON list of the sessions joined on this node |
-//! | `POST /api/sessions/{id}/kill` | GOODBYE to that session; optional JSON body `{"reason", "message"}` |
+//! | `POST /api/sessions/{id}/kill` | GOODBYE to that session; `Content-Type: application/json`, body `{"reason", "message"}` (both optional: `{}` or empty) |
 //! | `GET /api/stats` | JSON: this node's message, call and event counters ([`api::stats`]) |
 //! | `GET /api/console-config` | JSON: the WebSocket URL and realm the console joins by default |
 //! | `GET /console` | the web console (a WAMP client of the router, see `console/index.html`) |
 //!
+//! Everything but the public routes needs `Authorization: Bearer TOKEN`, a `Host`
+//! this server answers to and no foreign `Origin`; changes need a JSON body
+//! ([`guard`]). Without a configured token only the public routes answer.
+//!
 //! The server starts before the node joins the cluster (so liveness probes pass
 //! while it joins); until [`super::attach`] hands it the router, `/readyz` answers
-//! 503 and the API 503. It has no authentication: bind it to a private address.
+//! 503 and the API 503.
+
+pub mod guard;
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -29,8 +35,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tracing::Instrument;
 
+pub use self::guard::{Guard, Refusal};
 use super::api::ConsoleConfig;
 use super::{api, health, metrics, sampler, spans};
+
 /// Default GOODBYE reason of a kill, as in the meta API.
 const KILLED: &str = "wamp.close.killed";
 
@@ -43,21 +51,22 @@ pub fn set_console_config(config: ConsoleConfig) {
 }
 
 /// Binds the admin server, prints `listening admin http://ADDR` and serves in the
-/// background. Returns the bound address.
-pub async fn start(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+/// background, admitting requests by `guard`. Returns the bound address.
+pub async fn start(addr: SocketAddr, guard: Guard) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     println!("listening admin http://{local}");
+    let app = app(Arc::new(guard));
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app()).await {
+        if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!(error = %e, "admin server stopped");
         }
     });
     Ok(local)
 }
 
-/// The admin routes.
-pub fn app() -> axum::Router {
+/// The admin routes behind the guard.
+pub fn app(guard: Arc<Guard>) -> axum::Router {
     let api = axum::Router::new()
         .route("/api/status", get(status))
         .route("/api/sessions", get(sessions))
@@ -71,6 +80,12 @@ pub fn app() -> axum::Router {
         .route("/metrics", get(prometheus))
         .route("/console", get(console))
         .merge(api)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(guard, guard::check))
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "no such route" }))).into_response()
 }
 
 /// Wraps an API request in a span (exported when tracing is on).
@@ -88,13 +103,26 @@ async fn traced(req: Request, next: Next) -> Response {
     .await
 }
 
-/// The web console: a static page that joins the router over WebSocket as a WAMP
-/// client (`?url=ws://HOST:PORT/ws&realm=R`, optionally `&authid=A&ticket=T`; without
-/// `url` it asks `/api/console-config`) and shows members, leader, sessions,
-/// registrations, subscriptions and message rates.
+/// The web console: a static page that asks for the admin token (kept in the tab's
+/// `sessionStorage`, sent as `Authorization: Bearer` to `/api/console-config`),
+/// joins the router over WebSocket as a WAMP client (`?url=ws://HOST:PORT/ws&realm=R`
+/// or what `/api/console-config` says; anonymous, or ticket authentication typed
+/// into the page) and shows members, leader, sessions, registrations,
+/// subscriptions and message rates.
 async fn console() -> Response {
+    console_page()
+}
+
+/// The console page, also the body of a `/console` answered 401 (the login form).
+fn console_page() -> Response {
     const PAGE: &str = include_str!("console/index.html");
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    (headers, PAGE).into_response()
 }
 
 async fn console_config() -> Response {
@@ -153,7 +181,8 @@ async fn sessions(Query(q): Query<SessionsQuery>) -> Response {
     Json(api::sessions(&router, q.realm.as_deref())).into_response()
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KillBody {
     reason: Option<String>,
     message: Option<String>,
@@ -161,15 +190,14 @@ struct KillBody {
 
 async fn kill(Path(id): Path<u64>, body: Bytes) -> Response {
     let Some(router) = sampler::router() else { return not_started() };
-    let body: KillBody = if body.iter().all(u8::is_ascii_whitespace) {
-        KillBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => {
-                let err = serde_json::json!({ "error": format!("invalid JSON body: {e}") });
-                return (StatusCode::BAD_REQUEST, Json(err)).into_response();
-            }
+    // The guard let only `Content-Type: application/json` through; no body at all
+    // means the defaults, as `{}` does.
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
+    let body: KillBody = match serde_json::from_slice(body) {
+        Ok(b) => b,
+        Err(e) => {
+            let err = serde_json::json!({ "error": format!("the body must be a JSON object ({{}} for the defaults): {e}") });
+            return (StatusCode::BAD_REQUEST, Json(err)).into_response();
         }
     };
     let reason = body.reason.unwrap_or_else(|| KILLED.to_string());

@@ -1,10 +1,13 @@
 // Drives headless Chromium (Debian's, through playwright-core) for the browser
-// test (tests/python/test_browser.py): node drive.js PAGE_URL CONSOLE_URL.
+// test (tests/python/test_browser.py): ADMIN_TOKEN=... node drive.js PAGE_URL CONSOLE_URL.
 // 1. the plain Autobahn|JS page: waits until it joined, subscribed and got the call's
 //    result, prints {"ready": true} so the test publishes, then waits for the events;
-// 2. the console (CONSOLE_URL) after two refreshes; then a session joins the same
-//    node from the page and the console must show it without a reload;
-// 3. the console without query parameters (it asks /api/console-config) must join.
+// 2. the console (CONSOLE_URL): logs in by typing ADMIN_TOKEN into its form (the
+//    token is never in a URL), shows the cluster after two refreshes; then a
+//    session joins the same node from the page and the console must show it
+//    without a reload;
+// 3. the console without query parameters (it asks /api/console-config) refuses a
+//    wrong token, then joins with the right one.
 // Prints one JSON line with what the pages showed; exits non-zero when a step did
 // not happen in time.
 "use strict";
@@ -14,6 +17,23 @@ const os = require("os");
 const path = require("path");
 
 const STEP_MS = 15000;
+const TOKEN = process.env.ADMIN_TOKEN || "";
+
+// Types the token into the console's login form and submits it.
+async function login(page, token) {
+  await page.waitForSelector("#login:not([hidden])", { timeout: STEP_MS });
+  await page.fill("#token", token);
+  await page.click("#login-submit");
+}
+
+// What a console page shows about its login, and whether the token leaked into its URL.
+function loginState(page) {
+  return page.evaluate(token => ({
+    loginShown: !document.getElementById("login").hidden,
+    error: document.getElementById("login-error").textContent,
+    tokenInUrl: location.href.includes(token),
+  }), TOKEN);
+}
 
 function readConsole(page) {
   return page.evaluate(() => {
@@ -53,9 +73,12 @@ async function main() {
 
     const console_ = await browser.newPage();
     console_.on("console", m => process.stderr.write(`console: ${m.text()}\n`));
-    await console_.goto(consoleUrl);
+    const opened = await console_.goto(consoleUrl);
+    out.consoleStatus = opened.status();  // 401: the page is the login form until the token is given
+    await login(console_, TOKEN);
     await console_.waitForFunction(() => Number(document.body.dataset.refreshed || 0) >= 2, null, { timeout: STEP_MS });
     out.console = await readConsole(console_);
+    out.consoleLogin = await loginState(console_);
 
     // a session joins the console's node: the console shows it without a reload
     const wsUrl = new URL(consoleUrl).searchParams.get("url");
@@ -74,8 +97,13 @@ async function main() {
     // without query parameters the console asks /api/console-config where to connect
     const bare = await browser.newPage();
     await bare.goto(new URL("/console", consoleUrl).toString());
+    await login(bare, "not-the-token");
+    await bare.waitForFunction(() => document.getElementById("login-error").textContent !== "", null, { timeout: STEP_MS });
+    out.bareWrongToken = await loginState(bare);
+    await login(bare, TOKEN);
     await bare.waitForFunction(() => Number(document.body.dataset.refreshed || 0) >= 1, null, { timeout: STEP_MS });
     out.bareConsole = await readConsole(bare);
+    out.bareLogin = await loginState(bare);
   } finally {
     await browser.close();
     fs.rmSync(userDir, { recursive: true, force: true });

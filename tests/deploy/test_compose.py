@@ -62,6 +62,20 @@ def test_nodes_are_wired_to_the_collector_and_each_other():
         assert nodes[name]["depends_on"]["junction-0"]["condition"] == "service_healthy"
 
 
+def test_nodes_read_the_admin_token_from_a_git_ignored_secret():
+    model = compose_model()
+    source = Path(model["secrets"]["junction-admin"]["file"])
+    assert source.parent == ROOT / "deploy" / "secrets", source
+    r = run(["git", "check-ignore", "-q", str(source)], cwd=ROOT)
+    assert r.returncode == 0, f"{source} must be git-ignored"
+    assert "deploy/secrets/" in (ROOT / ".dockerignore").read_text().split(), "keep it out of the build context"
+    for name, svc in compose_junction_services().items():
+        assert [s["source"] for s in svc["secrets"]] == ["junction-admin"], name
+        assert svc["environment"]["JUNCTION_ADMIN_TOKEN_FILE"] == "/run/secrets/junction-admin", name
+        admin = [p for p in svc["ports"] if p["target"] == 8090]
+        assert admin and all(p.get("host_ip") == "127.0.0.1" for p in admin), f"{name}: admin port on loopback only"
+
+
 def test_published_ports_are_unique_and_documented():
     published = []
     for svc in compose_model()["services"].values():

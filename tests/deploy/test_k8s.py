@@ -174,3 +174,20 @@ def test_disruption_budget_and_grace_keep_the_cluster_safe():
     pre_stop = container()["lifecycle"]["preStop"]["sleep"]["seconds"]
     period = statefulset()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert pre_stop + grace_ms / 1000 + 5 <= period
+
+
+def test_admin_token_comes_from_the_junction_admin_secret():
+    """The admin API's token is mounted from Secret junction-admin (created by the
+    operator, never shipped); the probes and Prometheus' scrape need none."""
+    env = pod_env(0)
+    token_file = env["JUNCTION_ADMIN_TOKEN_FILE"]
+    mount_dir, key = token_file.rsplit("/", 1)
+    mounts = {m["mountPath"]: m for m in container()["volumeMounts"]}
+    assert mounts[mount_dir].get("readOnly") is True
+    volumes = {v["name"]: v for v in statefulset()["spec"]["template"]["spec"]["volumes"]}
+    secret = volumes[mounts[mount_dir]["name"]]["secret"]
+    assert secret["secretName"] == "junction-admin" and not secret.get("optional"), secret
+    assert [i["path"] for i in secret["items"]] == [key]
+    assert not [n for (k, n) in k8s_objects() if k == "Secret"], "a shipped Secret would be a known token"
+    admin = render(env)[1]["admin"]
+    assert admin["metrics_public"] is True and "token_file" not in admin, admin

@@ -10,6 +10,9 @@ variables and the entrypoint's JUNCTION_GRPC_LISTEN), and in the cluster
 test the pods' DNS names are replaced by those 127.0.0.1 addresses after the
 entrypoint has derived them.
 
+The admin token the manifests mount from a secret (JUNCTION_ADMIN_TOKEN_FILE)
+is a file under the temp dir holding ADMIN_TOKEN.
+
 Config sections the binary does not implement yet ([admin], and [cluster]
 until the router starts it) are stripped from the template for the basic run,
 and the tests that need them are skipped with the reason."""
@@ -51,6 +54,7 @@ from support import (
 )
 
 READY_TIMEOUT = 60.0
+ADMIN_TOKEN = "deploy-test-admin-token-3b8e5f"
 CLUSTER_READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 20.0
 
@@ -187,6 +191,11 @@ def local_env(env: dict[str, str], tmp: Path, template_text: str, **overrides: s
         local = tmp / "fs" / image_path.lstrip("/")
         local.parent.mkdir(parents=True, exist_ok=True)
         out[key] = str(local)
+    if "JUNCTION_ADMIN_TOKEN_FILE" in out:  # the mounted junction-admin secret
+        token = tmp / "fs" / out["JUNCTION_ADMIN_TOKEN_FILE"].lstrip("/")
+        token.parent.mkdir(parents=True, exist_ok=True)
+        token.write_text(ADMIN_TOKEN + "\n")
+        out["JUNCTION_ADMIN_TOKEN_FILE"] = str(token)
     Path(out["JUNCTION_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     Path(out["JUNCTION_CONFIG_TEMPLATE"]).write_text(strip_sections(template_text, unsupported_sections()))
     out.update(
@@ -208,9 +217,10 @@ def listening(addr: str) -> bool:
         return False
 
 
-def http_get(url: str) -> tuple[int, str]:
+def http_get(url: str, token: str | None = None) -> tuple[int, str]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=5) as r:
             return r.status, r.read().decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, ""
@@ -284,8 +294,12 @@ def test_admin_port_answers_the_probes(procs, tmp_path):
     while http_get(base + "/readyz")[0] != 200:
         assert time.monotonic() < deadline, "/readyz never answered 200 on a bootstrapped node"
         time.sleep(0.2)
-    status, body = http_get(base + "/metrics")
+    status, body = http_get(base + "/metrics")  # metrics_public: Prometheus sends no token
     assert status == 200 and re.search(r"^# (HELP|TYPE) ", body, re.M), body[:500]
+    # the API needs the token from the mounted junction-admin secret
+    assert http_get(base + "/api/status")[0] == 401
+    assert http_get(base + "/api/status", "not-the-token")[0] == 401
+    assert http_get(base + "/api/status", ADMIN_TOKEN)[0] == 200
     # The image's HEALTHCHECK and compose's healthcheck commands, verbatim.
     for path in ("/healthz", "/readyz"):
         r = run(["junction-entrypoint", "healthcheck", path], env=env, timeout=30)
@@ -332,7 +346,7 @@ def test_statefulset_pods_form_a_cluster_with_a_learner(procs, tmp_path):
         status_url = f"http://{started[0][1]['JUNCTION_ADMIN']}/api/status"
         deadline, roles = time.monotonic() + 30, None
         while time.monotonic() < deadline:
-            code, body = http_get(status_url)
+            code, body = http_get(status_url, ADMIN_TOKEN)
             if code == 404:
                 break  # no status API in this binary: the roles are not checked
             members = (json.loads(body).get("cluster") or {}).get("members", []) if code == 200 else []

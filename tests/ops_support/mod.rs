@@ -1,6 +1,6 @@
 //! Shared helpers of the `ops_*` integration tests: start the `junction` binary
-//! (addresses read from its stdout), plain HTTP/1.1 requests to the admin port, and
-//! a minimal WAMP-over-WebSocket JSON client.
+//! (addresses read from its stdout), plain HTTP/1.1 requests to the admin port (with
+//! or without its bearer token), and a minimal WAMP-over-WebSocket JSON client.
 
 #![allow(dead_code)]
 
@@ -29,6 +29,11 @@ pub const REGISTER: u64 = 64;
 pub const REGISTERED: u64 = 65;
 pub const INVOCATION: u64 = 68;
 pub const YIELD: u64 = 70;
+
+/// The admin token the tests give the router (`JUNCTION_ADMIN_TOKEN`).
+pub const ADMIN_TOKEN: &str = "ops-test-admin-token-4f1d9a";
+/// `Authorization` header value carrying [`ADMIN_TOKEN`].
+pub const BEARER: &str = "Bearer ops-test-admin-token-4f1d9a";
 
 /// A running `junction` process; killed on drop.
 pub struct Node {
@@ -65,6 +70,8 @@ impl Node {
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
             "JUNCTION_ADMIN",
+            "JUNCTION_ADMIN_TOKEN",
+            "JUNCTION_ADMIN_TOKEN_FILE",
             "JUNCTION_CONFIG",
         ] {
             cmd.env_remove(var);
@@ -175,18 +182,24 @@ impl Response {
     }
 }
 
-/// One HTTP/1.1 request (blocking), `Connection: close`.
+/// One HTTP/1.1 request (blocking), `Connection: close`. `Host` is `addr` and a
+/// body is `Content-Type: application/json` unless `headers` say otherwise.
 pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
     let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect to admin");
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !has("host") {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    if !body.is_empty() {
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
-    } else if method == "POST" {
-        req.push_str("Content-Length: 0\r\n");
+    if !body.is_empty() && !has("content-type") {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     req.push_str("\r\n");
     req.push_str(body);
@@ -221,16 +234,46 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-/// `GET path`.
+/// `GET path` without credentials.
 pub fn get(addr: SocketAddr, path: &str) -> Response {
     http(addr, "GET", path, &[], "")
 }
 
-/// Polls `GET path` until `ok(response)` holds; panics after `timeout`.
+/// `GET path` with the admin token.
+pub fn get_authed(addr: SocketAddr, path: &str) -> Response {
+    http(addr, "GET", path, &[("Authorization", BEARER)], "")
+}
+
+/// `POST path` with the admin token and a JSON body.
+pub fn post_authed(addr: SocketAddr, path: &str, json: &str) -> Response {
+    http(addr, "POST", path, &[("Authorization", BEARER)], json)
+}
+
+/// Polls `GET path` (without credentials) until `ok(response)` holds; panics after `timeout`.
 pub fn poll(addr: SocketAddr, path: &str, timeout: Duration, ok: impl Fn(&Response) -> bool) -> Response {
+    poll_with(addr, path, &[], timeout, ok)
+}
+
+/// Polls `GET path` with the admin token until `ok(response)` holds.
+pub fn poll_authed(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+    ok: impl Fn(&Response) -> bool,
+) -> Response {
+    poll_with(addr, path, &[("Authorization", BEARER)], timeout, ok)
+}
+
+fn poll_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+    ok: impl Fn(&Response) -> bool,
+) -> Response {
     let deadline = Instant::now() + timeout;
     loop {
-        let r = get(addr, path);
+        let r = http(addr, "GET", path, headers, "");
         if ok(&r) {
             return r;
         }

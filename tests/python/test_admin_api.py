@@ -218,3 +218,124 @@ async def test_log_level_reload(start_router):
     assert "log.level" in e.value.args[0], e.value.args
     for s in (root, alice):
         s.leave()
+
+
+# --------------------------------------------------------------------------
+# The admin HTTP server ([admin] listen): bearer token, Host/Origin, JSON only
+# --------------------------------------------------------------------------
+
+ADMIN_TOKEN = "py-admin-token-91b6e0c2f7"
+
+
+def admin_http(router, method, path, headers=(), body=None):
+    """One request to the router's admin server; (status, headers, body text)."""
+    import http.client
+    from urllib.parse import urlparse
+
+    u = urlparse(router.listeners["admin"])
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    names = {k.lower() for k, _ in headers}
+    conn.putrequest(method, path, skip_host="host" in names, skip_accept_encoding=True)
+    for k, v in headers:
+        conn.putheader(k, v)
+    data = body.encode() if body is not None else b""
+    if method != "GET":
+        conn.putheader("Content-Length", str(len(data)))
+    conn.endheaders(data)
+    r = conn.getresponse()
+    out = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode(errors="replace"))
+    conn.close()
+    return out
+
+
+def with_admin(keys):
+    """CONFIG with more keys in its [admin] table."""
+    assert '[admin]\nrealm = "realm1"\n' in CONFIG
+    return CONFIG.replace('[admin]\nrealm = "realm1"\n', '[admin]\nrealm = "realm1"\n' + keys, 1)
+
+
+def bearer(token=ADMIN_TOKEN):
+    return ("Authorization", f"Bearer {token}")
+
+
+@pytest.fixture
+def admin_router(start_router, tmp_path, monkeypatch):
+    """A router whose admin token comes from [admin] token_file."""
+    monkeypatch.delenv("JUNCTION_ADMIN_TOKEN", raising=False)
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN_TOKEN + "\n")
+    return start_router("--admin", "127.0.0.1:0",
+                        config=with_admin(f'token_file = "{token_file}"\n'))
+
+
+async def alive(session):
+    return await session.call("wamp.session.count") >= 1
+
+
+async def test_admin_http_refuses_the_reported_attacks_and_the_session_survives(admin_router):
+    alice = await as_user(admin_router, "alice")
+    kill = f"/api/sessions/{alice.session_id}/kill"
+    evil, text = ("Origin", "http://evil.example"), ("Content-Type", "text/plain")
+    port = admin_router.listeners["admin"].rsplit(":", 1)[1]
+    attacks = [
+        ("GET", "/api/sessions", [], None, 401),                 # lists authids to anyone
+        ("POST", kill, [evil, text], "", 403),                   # the CSRF of the report
+        ("POST", kill, [evil, text, bearer()], "", 403),         # ... even with the token
+        ("POST", kill, [text], "", 401),
+        ("POST", kill, [text, bearer()], "", 415),               # a simple request is never a change
+        ("POST", kill, [("Content-Type", "application/x-www-form-urlencoded"), bearer()], "a=b", 415),
+        ("POST", kill, [("Content-Type", "application/json")], "{}", 401),
+        ("POST", kill, [("Content-Type", "application/json"), bearer("wrong")], "{}", 401),
+        ("POST", kill, [("Content-Type", "application/json"), bearer(), evil], "{}", 403),
+        ("POST", kill, [("Content-Type", "application/json"), bearer(), ("Host", f"rebind.evil.example:{port}")],
+         "{}", 403),
+        ("GET", "/api/status", [bearer(), ("Host", "attacker.example")], None, 403),
+    ]
+    for method, path, headers, body, expected in attacks:
+        status, h, text_ = admin_http(admin_router, method, path, headers, body)
+        assert status == expected, (method, path, headers, status, text_)
+        assert "alice" not in text_, text_
+        if expected == 401:
+            assert h.get("www-authenticate", "").startswith("Bearer"), h
+        assert await alive(alice), (method, headers)
+    # the operator's request: the token and a JSON body
+    status, _, body = admin_http(admin_router, "POST", kill, [("Content-Type", "application/json"), bearer()],
+                                 '{"reason": "com.example.bye", "message": "from the operator"}')
+    assert status == 200, body
+    details = await asyncio.wait_for(asyncio.shield(alice.left), 10)
+    assert (details.reason, details.message) == ("com.example.bye", "from the operator")
+
+
+async def test_admin_http_with_the_token_lists_sessions_and_the_probes_need_none(admin_router):
+    root = await as_user(admin_router, "root")
+    status, _, body = admin_http(admin_router, "GET", "/api/sessions", [bearer()])
+    assert status == 200 and "root" in body, body
+    for path in ("/healthz", "/readyz"):
+        assert admin_http(admin_router, "GET", path)[0] == 200, path
+    assert admin_http(admin_router, "GET", "/metrics")[0] == 401  # metrics_public defaults to false
+    assert admin_http(admin_router, "GET", "/metrics", [bearer()])[0] == 200
+    root.leave()
+
+
+async def test_admin_http_is_closed_without_a_token(start_router, monkeypatch):
+    monkeypatch.delenv("JUNCTION_ADMIN_TOKEN", raising=False)
+    router = start_router("--admin", "127.0.0.1:0", config=with_admin("metrics_public = true\n"))
+    alice = await as_user(router, "alice")
+    assert [admin_http(router, "GET", p)[0] for p in ("/healthz", "/readyz", "/metrics")] == [200, 200, 200]
+    for path in ("/api/sessions", "/api/status", "/api/stats", "/api/console-config", "/console"):
+        status, h, body = admin_http(router, "GET", path, [bearer()])
+        assert status == 401 and "Bearer" in h.get("www-authenticate", ""), (path, status, body)
+    status, _, body = admin_http(router, "POST", f"/api/sessions/{alice.session_id}/kill",
+                                 [("Content-Type", "application/json"), bearer()], "{}")
+    assert status == 401 and "no token is configured" in body, body
+    assert await alive(alice)
+    alice.leave()
+
+
+async def test_admin_token_from_the_environment_wins_over_the_file(start_router, tmp_path, monkeypatch):
+    token_file = tmp_path / "admin-token"
+    token_file.write_text("file-token-0d9c2e\n")
+    monkeypatch.setenv("JUNCTION_ADMIN_TOKEN", "env-token-5a7f31")
+    router = start_router("--admin", "127.0.0.1:0", config=with_admin(f'token_file = "{token_file}"\n'))
+    assert admin_http(router, "GET", "/api/status", [bearer("env-token-5a7f31")])[0] == 200
+    assert admin_http(router, "GET", "/api/status", [bearer("file-token-0d9c2e")])[0] == 401

@@ -5,7 +5,9 @@ Autobahn|Python callee on node 1 and receives events published on node 1; the we
 console served on node 2's admin port joins as a WAMP client and shows both
 nodes with their roles, the leader, the sessions of each node, the callee's
 registration and the page's subscription, and updates when a session joins; opened
-without query parameters it finds the router through /api/console-config. Without
+without query parameters it finds the router through /api/console-config. The
+console logs in with the admin token typed into its form (never in its URL); a
+wrong token is refused. Without
 Chromium or the npm packages the test is skipped and says why (it is never
 passed); test.sh runs it as its own suite."""
 
@@ -29,10 +31,13 @@ pytestmark = pytest.mark.timeout(90)
 BROWSER_DIR = REPO_ROOT / "target" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
+ADMIN_TOKEN = "browser-admin-token-6e2b90d4"
+
 EXTRA = """
 [admin]
 listen = "127.0.0.1:0"
 realm = "realm1"
+token_file = "{token_file}"
 
 [[realms]]
 name = "realm1"
@@ -63,11 +68,13 @@ def static_site(tmp_path):
     httpd.shutdown()
 
 
-async def test_autobahn_js_page_and_console_in_chromium(request, static_site):
+async def test_autobahn_js_page_and_console_in_chromium(request, static_site, tmp_path):
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    cluster = start_cluster(f"test_browser_{request.node.name}", n=2, extra=EXTRA)
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN_TOKEN + "\n")
+    cluster = start_cluster(f"test_browser_{request.node.name}", n=2, extra=EXTRA.format(token_file=token_file))
     try:
         callee = await connect_session(cluster[1], ALL_COMBOS[4])
         await callee.register(lambda a, b: a + b, "com.browser.add")
@@ -75,7 +82,9 @@ async def test_autobahn_js_page_and_console_in_chromium(request, static_site):
         ws2 = cluster[2].ws_url
         page_url = f"{static_site}/page.html?url={ws2}&console_ws={ws2}"
         console_url = f"{cluster[2].listeners['admin']}/console?url={ws2}&realm=realm1"
-        env = dict(os.environ, NODE_PATH=str(BROWSER_DIR / "node_modules"), CHROMIUM=CHROMIUM)
+        assert ADMIN_TOKEN not in console_url
+        env = dict(os.environ, NODE_PATH=str(BROWSER_DIR / "node_modules"), CHROMIUM=CHROMIUM,
+                   ADMIN_TOKEN=ADMIN_TOKEN)
         proc = await asyncio.create_subprocess_exec(
             "node", str(REPO_ROOT / "tests" / "browser" / "drive.js"), page_url, console_url,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
@@ -90,6 +99,10 @@ async def test_autobahn_js_page_and_console_in_chromium(request, static_site):
         assert page["joined"] and page["error"] is None, page
         assert page["sum"] == 5, page
         assert page["events"] == [0, 1, 2], page
+        assert result["consoleStatus"] == 401, result  # without the token /console is only the login form
+        assert result["consoleLogin"] == {"loginShown": False, "error": "", "tokenInUrl": False}, result
+        assert result["bareWrongToken"]["loginShown"] and "wrong" in result["bareWrongToken"]["error"], result
+        assert not result["bareLogin"]["loginShown"] and not result["bareLogin"]["tokenInUrl"], result
         console = result["console"]
         assert console["state"] == "joined realm1 as admin" and console["node"] == "2", console
         members = {row[0]: row for row in console["members"]}
