@@ -25,6 +25,14 @@
 //! max_sessions = 100000       # per node; max_sessions_per_ip = 0 (no limit)
 //! max_pending_calls = 1000    # per session, as caller
 //! auth_failures_per_ip = 100  # per auth_failure_window_ms, then rate limited
+//! max_message_size_before_welcome = 65536 # bytes, until WELCOME
+//! max_message_elements = 262144 # decoded values per message
+//! max_batch_messages = 1024   # WAMP messages per batched WebSocket message
+//! max_subscriptions_per_session = 1000
+//! max_registrations_per_session = 1000
+//! max_testaments_per_session = 16
+//! max_retained_events = 10000 # per realm, oldest dropped first
+//! max_retained_bytes = 16777216 # per realm, oldest dropped first
 //!
 //! [log]
 //! json = false
@@ -197,6 +205,25 @@ pub struct Limits {
     pub auth_failure_window_ms: u64,
     /// Most source IPs whose authentication failures are tracked at once.
     pub auth_failure_tracked_ips: usize,
+    /// Largest message a connection may send until it is welcomed (HELLO,
+    /// AUTHENTICATE; again after a GOODBYE), in bytes, on every transport.
+    pub max_message_size_before_welcome: usize,
+    /// Most values (scalars, containers and dictionary keys) one decoded message may
+    /// hold; each takes tens of bytes in memory however short its encoding.
+    pub max_message_elements: usize,
+    /// Most WAMP messages in one message of a batched WebSocket subprotocol.
+    pub max_batch_messages: usize,
+    /// Subscriptions one session may hold.
+    pub max_subscriptions_per_session: usize,
+    /// Registrations one session may hold.
+    pub max_registrations_per_session: usize,
+    /// Testaments one session may hold (`wamp.session.add_testament`).
+    pub max_testaments_per_session: usize,
+    /// Retained events kept per realm (one per topic); the oldest is dropped beyond it.
+    pub max_retained_events: usize,
+    /// Bytes of retained events (payload and details) kept per realm; the oldest are
+    /// dropped beyond it.
+    pub max_retained_bytes: usize,
 }
 
 impl Default for Limits {
@@ -216,6 +243,14 @@ impl Default for Limits {
             auth_failures_per_ip: 100,
             auth_failure_window_ms: 60_000,
             auth_failure_tracked_ips: 10_000,
+            max_message_size_before_welcome: 64 * 1024,
+            max_message_elements: 262_144,
+            max_batch_messages: 1024,
+            max_subscriptions_per_session: 1000,
+            max_registrations_per_session: 1000,
+            max_testaments_per_session: 16,
+            max_retained_events: 10_000,
+            max_retained_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -229,6 +264,11 @@ impl Limits {
     /// The largest message accepted over RawSocket.
     pub fn rawsocket_max(&self) -> usize {
         self.rawsocket_max_message_size.unwrap_or(self.max_message_size)
+    }
+
+    /// The largest message accepted before WELCOME on a transport whose limit is `max`.
+    pub fn before_welcome_max(&self, max: usize) -> usize {
+        self.max_message_size_before_welcome.min(max)
     }
 
     /// The handshake timeout.
@@ -258,6 +298,25 @@ impl Limits {
             && (self.auth_failure_window_ms == 0 || self.auth_failure_tracked_ips == 0)
         {
             return bad("auth_failure_window_ms and auth_failure_tracked_ips must be > 0");
+        }
+        if self.max_message_size_before_welcome < 1024 {
+            return bad("max_message_size_before_welcome must be at least 1024");
+        }
+        for (key, n) in [
+            ("max_message_elements", self.max_message_elements),
+            ("max_batch_messages", self.max_batch_messages),
+            ("max_subscriptions_per_session", self.max_subscriptions_per_session),
+            ("max_registrations_per_session", self.max_registrations_per_session),
+            ("max_testaments_per_session", self.max_testaments_per_session),
+            ("max_retained_events", self.max_retained_events),
+            ("max_retained_bytes", self.max_retained_bytes),
+        ] {
+            if n == 0 {
+                return bad(&format!("{key} must be > 0"));
+            }
+        }
+        if self.max_message_elements < 64 {
+            return bad("max_message_elements must be at least 64");
         }
         Ok(())
     }
