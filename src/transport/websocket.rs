@@ -113,10 +113,15 @@ where
         }
     };
     let Some(proto) = chosen else { return };
+    let limits = &router.config.limits;
     let transport = WsTransport {
         ws,
         serializer: proto.serializer,
         batched: proto.batched,
+        max_batch: limits.max_batch_messages,
+        max_in: limits.before_welcome_max(max),
+        max_welcomed: max,
+        max_before_welcome: limits.before_welcome_max(max),
         pending: VecDeque::new(),
         too_big: false,
     };
@@ -128,6 +133,15 @@ struct WsTransport<S> {
     serializer: Serializer,
     /// Batched subprotocol: several WAMP messages per WebSocket message.
     batched: bool,
+    /// Most WAMP messages in one batch.
+    max_batch: usize,
+    /// Largest message accepted now: one of the two below. tungstenite enforces the
+    /// larger one while reading; the smaller one is checked before decoding.
+    max_in: usize,
+    /// Largest message accepted from a welcomed session.
+    max_welcomed: usize,
+    /// Largest message accepted until WELCOME.
+    max_before_welcome: usize,
     /// Messages split from a batch and not yet handed out.
     pending: VecDeque<Bytes>,
     /// The client sent a message over the size limit: close with 1009 (Message Too Big).
@@ -160,12 +174,24 @@ where
                 WsMessage::Close(_) => return Ok(None),
                 WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
             };
+            if frame.len() > self.max_in {
+                self.too_big = true;
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "message of {} bytes exceeds the maximum of {} before WELCOME \
+                         (limits.max_message_size_before_welcome)",
+                        frame.len(),
+                        self.max_in
+                    ),
+                ));
+            }
             if !self.batched {
                 return Ok(Some(Incoming::Frame(frame)));
             }
             let invalid =
                 |e: batch::BatchError| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
-            self.pending.extend(batch::split(self.serializer, frame).map_err(invalid)?);
+            self.pending.extend(batch::split(self.serializer, frame, self.max_batch).map_err(invalid)?);
             if let Some(first) = self.pending.pop_front() {
                 return Ok(Some(Incoming::Frame(first)));
             }
@@ -201,6 +227,10 @@ where
         let frame =
             self.too_big.then(|| CloseFrame { code: CloseCode::Size, reason: "message too big".into() });
         self.ws.close(frame).await.ok();
+    }
+
+    fn set_welcomed(&mut self, welcomed: bool) {
+        self.max_in = if welcomed { self.max_welcomed } else { self.max_before_welcome };
     }
 }
 
