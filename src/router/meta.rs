@@ -258,6 +258,9 @@ fn testament_call(
     let Some(topic) = arg_str(args, 0).filter(|t| uri::is_valid(t, realm.uri_check)) else {
         return (err(errors::INVALID_URI, "a valid topic URI expected"), None);
     };
+    if let Err(e) = super::testament::check_count(router, me) {
+        return (Err(e), None);
+    }
     let payload = Payload {
         args: args.get(1).and_then(Value::as_list).cloned(),
         kwargs: args.get(2).and_then(Value::as_dict).cloned(),

@@ -43,6 +43,15 @@ pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, 
             .filter(|s| s.nodes.contains(&router.node))
             .map(|s| s.id)
     });
+    let max = router.config.limits.max_subscriptions_per_session;
+    if let (held, false) = me.subscription_count(known)
+        && held >= max
+    {
+        let why = format!("at most {max} subscriptions per session (limits.max_subscriptions_per_session)");
+        let e = error_reply(code::SUBSCRIBE, m.request, super::limits::TOO_MANY_SUBSCRIPTIONS, &why);
+        me.send(&e).ok();
+        return;
+    }
     let id = match known {
         Some(id) => id,
         None => {
