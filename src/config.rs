@@ -585,6 +585,51 @@ mod tests {
     }
 
     #[test]
+    fn limits_on_what_connections_and_sessions_cost() {
+        let l = Limits::default();
+        assert_eq!(
+            (l.max_message_size_before_welcome, l.max_message_elements, l.max_batch_messages),
+            (65536, 262_144, 1024)
+        );
+        assert_eq!(
+            (l.max_subscriptions_per_session, l.max_registrations_per_session, l.max_testaments_per_session),
+            (1000, 1000, 16)
+        );
+        assert_eq!((l.max_retained_events, l.max_retained_bytes), (10_000, 16 << 20));
+        assert_eq!(l.before_welcome_max(4096), 4096, "never more than the transport's own limit");
+        let c = Config::from_toml(
+            "[limits]\nmax_message_size_before_welcome = 2048\nmax_testaments_per_session = 2\n\
+             max_retained_bytes = 4096\n",
+        )
+        .expect("valid");
+        assert_eq!(c.limits.before_welcome_max(1 << 20), 2048);
+        let err = |t: &str| Config::from_toml(t).map(|_| ()).map_err(|e| e.to_string()).unwrap_err();
+        assert!(
+            err("[limits]\nmax_message_size_before_welcome = 10\n")
+                .contains("max_message_size_before_welcome")
+        );
+        for key in ["max_subscriptions_per_session", "max_retained_events", "max_batch_messages"] {
+            assert!(err(&format!("[limits]\n{key} = 0\n")).contains(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn every_limits_example_in_the_readme_uses_real_keys() {
+        let readme = include_str!("../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .filter(|b| b.contains("[limits]"))
+            .collect();
+        assert!(blocks.len() >= 2, "the configuration reference and the production example");
+        for b in blocks {
+            let parsed: Result<Config, _> = toml::from_str(b);
+            assert!(parsed.is_ok(), "{parsed:?}");
+        }
+    }
+
+    #[test]
     fn mistakes_are_clear_errors() {
         let unknown = Config::from_toml("[limits]\nmax_msg = 1\n").map(|_| ()).map_err(|e| e.to_string());
         assert!(unknown.is_err_and(|e| e.contains("max_msg")));
