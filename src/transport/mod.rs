@@ -7,6 +7,7 @@ pub mod listener;
 pub mod rawsocket;
 pub mod tls;
 pub mod websocket;
+pub mod ws_guard;
 
 use std::sync::Arc;
 use std::time::Duration;

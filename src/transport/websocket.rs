@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 
 use std::collections::VecDeque;
 
+use super::ws_guard::Guarded;
 use super::{Accepted, FrameTransport, Incoming, batch, drive};
 use crate::router::Router;
 use crate::wamp::codec::Serializer;
@@ -100,6 +101,8 @@ where
         .max_frame_size(Some(max))
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER);
+    let before_welcome = router.config.limits.before_welcome_max(max);
+    let stream = Guarded::new(stream, Some(before_welcome));
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
     let ws = match tokio::time::timeout_at(accepted.deadline, handshake).await {
         Ok(Ok(ws)) => ws,
@@ -113,15 +116,14 @@ where
         }
     };
     let Some(proto) = chosen else { return };
-    let limits = &router.config.limits;
     let transport = WsTransport {
         ws,
         serializer: proto.serializer,
         batched: proto.batched,
-        max_batch: limits.max_batch_messages,
-        max_in: limits.before_welcome_max(max),
+        max_batch: router.config.limits.max_batch_messages,
+        max_in: before_welcome,
         max_welcomed: max,
-        max_before_welcome: limits.before_welcome_max(max),
+        max_before_welcome: before_welcome,
         pending: VecDeque::new(),
         too_big: false,
     };
@@ -129,14 +131,16 @@ where
 }
 
 struct WsTransport<S> {
-    ws: WebSocketStream<S>,
+    /// The stream under tungstenite holds messages to the limit before WELCOME.
+    ws: WebSocketStream<Guarded<S>>,
     serializer: Serializer,
     /// Batched subprotocol: several WAMP messages per WebSocket message.
     batched: bool,
     /// Most WAMP messages in one batch.
     max_batch: usize,
     /// Largest message accepted now: one of the two below. tungstenite enforces the
-    /// larger one while reading; the smaller one is checked before decoding.
+    /// larger one while reading; the smaller one is enforced on the frame headers by
+    /// [`Guarded`] and checked again before decoding.
     max_in: usize,
     /// Largest message accepted from a welcomed session.
     max_welcomed: usize,
@@ -166,7 +170,13 @@ where
                     self.too_big = true;
                     return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()));
                 }
-                Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
+                Some(Err(e)) => match self.ws.get_mut().exceeded() {
+                    Some(too_long) => {
+                        self.too_big = true;
+                        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, too_long));
+                    }
+                    None => return Err(std::io::Error::other(e.to_string())),
+                },
             };
             let frame = match msg {
                 WsMessage::Text(t) => Bytes::from(t),
@@ -231,6 +241,7 @@ where
 
     fn set_welcomed(&mut self, welcomed: bool) {
         self.max_in = if welcomed { self.max_welcomed } else { self.max_before_welcome };
+        self.ws.get_mut().set_limit((!welcomed).then_some(self.max_before_welcome));
     }
 }
 

@@ -277,6 +277,7 @@ async def test_auth_failures_rate_limit_the_address(start_router, clients):
 # (VmHWM) may grow by less than MEMORY_BUDGET over its resident memory before.
 
 MEMORY_BUDGET = 32 * 1024 * 1024
+BEFORE_WELCOME_BUDGET = 8 * 1024 * 1024  # the body of an oversized frame is never read
 FRAME_16M = (1 << 24) - 1  # the largest RawSocket frame without the 25th length bit
 TOO_MANY_SUBSCRIPTIONS = "junction.error.too_many_subscriptions"
 TOO_MANY_REGISTRATIONS = "junction.error.too_many_registrations"
@@ -288,7 +289,7 @@ UNREGISTER, UNREGISTERED = 66, 67
 JSON_SEP = b"\x18"
 
 
-def memory_kib(router, field):
+def memory_bytes(router, field):
     """VmRSS / VmHWM of the router process, in bytes."""
     with open(f"/proc/{router.proc.pid}/status") as f:
         for line in f:
@@ -398,18 +399,19 @@ async def rawsocket_attack(router, frame, join=False):
     return received
 
 
-async def assert_memory_bounded(router, attack):
-    rss_before = memory_kib(router, "VmRSS")
+async def assert_memory_bounded(router, attack, budget=MEMORY_BUDGET):
+    rss_before = memory_bytes(router, "VmRSS")
     result = await attack()
-    growth = memory_kib(router, "VmHWM") - rss_before
-    assert growth < MEMORY_BUDGET, f"peak memory grew by {growth / 2**20:.1f} MiB"
+    growth = memory_bytes(router, "VmHWM") - rss_before
+    assert growth < budget, f"peak memory grew by {growth / 2**20:.1f} MiB"
     return result
 
 
 async def test_msgpack_nils_frame_before_hello_is_refused_without_decoding(start_router, clients):
     router = start_router()
     await still_serving(router, clients)
-    await assert_memory_bounded(router, lambda: rawsocket_attack(router, msgpack_nils(FRAME_16M)))
+    await assert_memory_bounded(router, lambda: rawsocket_attack(router, msgpack_nils(FRAME_16M)),
+                                BEFORE_WELCOME_BUDGET)
     await still_serving(router, clients)
 
 
@@ -428,8 +430,10 @@ async def test_websocket_flood_before_hello_is_closed_with_1009(start_router, cl
         ws.close()
         return frames
 
-    frames = await assert_memory_bounded(router, attack)
-    assert close_code(frames) == 1009, frames
+    frames = await assert_memory_bounded(router, attack, BEFORE_WELCOME_BUDGET)
+    # The router stops reading at the frame header, so the rest of the flood may reset
+    # the connection before the close frame is read here; if it was read, it says 1009.
+    assert not frames or close_code(frames) == 1009, frames
     await still_serving(router, clients, "websocket")
 
 
