@@ -33,6 +33,7 @@
 //! max_testaments_per_session = 16
 //! max_retained_events = 10000 # per realm, oldest dropped first
 //! max_retained_bytes = 16777216 # per realm, oldest dropped first
+//! max_history_bytes = 67108864 # per [[realms.history]] entry, oldest dropped first
 //!
 //! [log]
 //! json = false
@@ -224,6 +225,9 @@ pub struct Limits {
     /// Bytes of retained events (payload and details) kept per realm; the oldest are
     /// dropped beyond it.
     pub max_retained_bytes: usize,
+    /// Bytes of memory the event history of one `[[realms.history]]` entry may take;
+    /// the oldest events are dropped beyond it.
+    pub max_history_bytes: usize,
 }
 
 impl Default for Limits {
@@ -251,6 +255,7 @@ impl Default for Limits {
             max_testaments_per_session: 16,
             max_retained_events: 10_000,
             max_retained_bytes: 16 * 1024 * 1024,
+            max_history_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -310,6 +315,7 @@ impl Limits {
             ("max_testaments_per_session", self.max_testaments_per_session),
             ("max_retained_events", self.max_retained_events),
             ("max_retained_bytes", self.max_retained_bytes),
+            ("max_history_bytes", self.max_history_bytes),
         ] {
             if n == 0 {
                 return bad(&format!("{key} must be > 0"));

@@ -652,3 +652,18 @@ async def test_retained_events_per_realm_are_bounded_by_bytes(start_router, clie
     assert event[0] == EVENT and event[1] == live[2], "the event was still delivered"
     got = await retained_topics(sub, "com.limits.ret.")
     assert sorted(got) == ["com.limits.ret.b", "com.limits.ret.c"], got
+
+
+async def test_event_history_is_bounded_by_bytes(start_router, clients):
+    router = start_router(config='[[realms]]\nname = "realm1"\n[[realms.history]]\ntopic = "com.limits.hist"\n'
+                                 'limit = 1000\n[limits]\nmax_history_bytes = 20000\n')
+    c = await clients(router, "rawsocket", "msgpack")
+    await c.join()
+    sid = (await c.request([SUBSCRIBE, c.request_id(), {}, "com.limits.hist"]))[2]
+    for n in range(40):
+        await c.send([PUBLISH, c.request_id(), {"exclude_me": False}, "com.limits.hist", [n, "x" * 1000]])
+        assert (await c.recv())[0] == EVENT
+    reply = await c.request([CALL, c.request_id(), {}, "wamp.subscription.get_events", [sid]])
+    assert reply[0] == RESULT, reply
+    kept = [e["args"][0] for e in reply[3][0]]
+    assert 5 <= len(kept) < 20 and kept == list(range(40 - len(kept), 40)), f"the newest events only: {kept}"
