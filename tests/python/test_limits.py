@@ -10,6 +10,18 @@ closed), and each time a client that stays within the limits is still served.
 - max_sessions, max_sessions_per_ip: ABORT junction.error.too_many_sessions at HELLO
 - max_pending_calls: ERROR junction.error.too_many_pending_calls for the next CALL
 - auth_failures_per_ip: ABORT junction.error.rate_limited at HELLO from that address
+- max_message_size_before_welcome: a 16 MiB frame before HELLO (MessagePack nils over
+  RawSocket and WebSocket, batched-JSON separators) is refused on its header, the
+  router's peak memory (VmHWM) barely moves; a large HELLO gets ABORT naming the limit
+- max_message_elements: a 16 MiB array of nils after WELCOME stops decoding at the
+  limit (peak memory bounded); ABORT naming the limit, in every serializer
+- max_batch_messages: a batch of separators or of too many messages closes the
+  connection, naming the limit
+- max_subscriptions/registrations/testaments_per_session: ERROR
+  junction.error.too_many_* naming the limit, the session keeps working
+- max_retained_events / max_retained_bytes: the oldest retained events are dropped;
+  an event too large to retain is delivered, ERROR junction.error.retained_event_too_large
+- max_history_bytes: the oldest events of a history are dropped
 """
 
 import asyncio
