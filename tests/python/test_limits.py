@@ -431,7 +431,7 @@ async def test_msgpack_nils_frame_before_hello_is_refused_without_decoding(start
     ("wamp.2.json.batched", JSON_SEP * FRAME_16M),
     ("wamp.2.msgpack", msgpack_nils(FRAME_16M)),
 ], ids=["json-batched-separators", "msgpack-nils"])
-async def test_websocket_flood_before_hello_is_closed_with_1009(start_router, clients, protocol, payload):
+async def test_websocket_flood_before_hello_is_refused_on_its_header(start_router, clients, protocol, payload):
     router = start_router()
     await still_serving(router, clients, "websocket")
 
