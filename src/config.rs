@@ -25,6 +25,15 @@
 //! max_sessions = 100000       # per node; max_sessions_per_ip = 0 (no limit)
 //! max_pending_calls = 1000    # per session, as caller
 //! auth_failures_per_ip = 100  # per auth_failure_window_ms, then rate limited
+//! max_message_size_before_welcome = 65536 # bytes, until WELCOME
+//! max_message_elements = 262144 # decoded values per message
+//! max_batch_messages = 1024   # WAMP messages per batched WebSocket message
+//! max_subscriptions_per_session = 1000
+//! max_registrations_per_session = 1000
+//! max_testaments_per_session = 16
+//! max_retained_events = 10000 # per realm, oldest dropped first
+//! max_retained_bytes = 16777216 # per realm, oldest dropped first
+//! max_history_bytes = 67108864 # per [[realms.history]] entry, oldest dropped first
 //!
 //! [log]
 //! json = false
@@ -211,6 +220,28 @@ pub struct Limits {
     pub auth_failure_window_ms: u64,
     /// Most source IPs whose authentication failures are tracked at once.
     pub auth_failure_tracked_ips: usize,
+    /// Largest message a connection may send until it is welcomed (HELLO,
+    /// AUTHENTICATE; again after a GOODBYE), in bytes, on every transport.
+    pub max_message_size_before_welcome: usize,
+    /// Most values (scalars, containers and dictionary keys) one decoded message may
+    /// hold; each takes tens of bytes in memory however short its encoding.
+    pub max_message_elements: usize,
+    /// Most WAMP messages in one message of a batched WebSocket subprotocol.
+    pub max_batch_messages: usize,
+    /// Subscriptions one session may hold.
+    pub max_subscriptions_per_session: usize,
+    /// Registrations one session may hold.
+    pub max_registrations_per_session: usize,
+    /// Testaments one session may hold (`wamp.session.add_testament`).
+    pub max_testaments_per_session: usize,
+    /// Retained events kept per realm (one per topic); the oldest is dropped beyond it.
+    pub max_retained_events: usize,
+    /// Bytes of retained events (payload and details) kept per realm; the oldest are
+    /// dropped beyond it.
+    pub max_retained_bytes: usize,
+    /// Bytes of memory the event history of one `[[realms.history]]` entry may take;
+    /// the oldest events are dropped beyond it.
+    pub max_history_bytes: usize,
 }
 
 impl Default for Limits {
@@ -230,6 +261,15 @@ impl Default for Limits {
             auth_failures_per_ip: 100,
             auth_failure_window_ms: 60_000,
             auth_failure_tracked_ips: 10_000,
+            max_message_size_before_welcome: 64 * 1024,
+            max_message_elements: 262_144,
+            max_batch_messages: 1024,
+            max_subscriptions_per_session: 1000,
+            max_registrations_per_session: 1000,
+            max_testaments_per_session: 16,
+            max_retained_events: 10_000,
+            max_retained_bytes: 16 * 1024 * 1024,
+            max_history_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -243,6 +283,11 @@ impl Limits {
     /// The largest message accepted over RawSocket.
     pub fn rawsocket_max(&self) -> usize {
         self.rawsocket_max_message_size.unwrap_or(self.max_message_size)
+    }
+
+    /// The largest message accepted before WELCOME on a transport whose limit is `max`.
+    pub fn before_welcome_max(&self, max: usize) -> usize {
+        self.max_message_size_before_welcome.min(max)
     }
 
     /// The handshake timeout.
@@ -272,6 +317,26 @@ impl Limits {
             && (self.auth_failure_window_ms == 0 || self.auth_failure_tracked_ips == 0)
         {
             return bad("auth_failure_window_ms and auth_failure_tracked_ips must be > 0");
+        }
+        if self.max_message_size_before_welcome < 1024 {
+            return bad("max_message_size_before_welcome must be at least 1024");
+        }
+        for (key, n) in [
+            ("max_message_elements", self.max_message_elements),
+            ("max_batch_messages", self.max_batch_messages),
+            ("max_subscriptions_per_session", self.max_subscriptions_per_session),
+            ("max_registrations_per_session", self.max_registrations_per_session),
+            ("max_testaments_per_session", self.max_testaments_per_session),
+            ("max_retained_events", self.max_retained_events),
+            ("max_retained_bytes", self.max_retained_bytes),
+            ("max_history_bytes", self.max_history_bytes),
+        ] {
+            if n == 0 {
+                return bad(&format!("{key} must be > 0"));
+            }
+        }
+        if self.max_message_elements < 64 {
+            return bad("max_message_elements must be at least 64");
         }
         Ok(())
     }
@@ -669,6 +734,51 @@ mod tests {
         assert!(err("[limits]\nrawsocket_max_message_size = 10\n").contains("rawsocket_max_message_size"));
         assert!(err("[limits]\nhandshake_timeout_ms = 0\n").contains("handshake_timeout_ms"));
         assert!(err("[limits]\nwebsocket_max_message_size = 134217728\n").contains("outbox_bytes"));
+    }
+
+    #[test]
+    fn limits_on_what_connections_and_sessions_cost() {
+        let l = Limits::default();
+        assert_eq!(
+            (l.max_message_size_before_welcome, l.max_message_elements, l.max_batch_messages),
+            (65536, 262_144, 1024)
+        );
+        assert_eq!(
+            (l.max_subscriptions_per_session, l.max_registrations_per_session, l.max_testaments_per_session),
+            (1000, 1000, 16)
+        );
+        assert_eq!((l.max_retained_events, l.max_retained_bytes), (10_000, 16 << 20));
+        assert_eq!(l.before_welcome_max(4096), 4096, "never more than the transport's own limit");
+        let c = Config::from_toml(
+            "[limits]\nmax_message_size_before_welcome = 2048\nmax_testaments_per_session = 2\n\
+             max_retained_bytes = 4096\n",
+        )
+        .expect("valid");
+        assert_eq!(c.limits.before_welcome_max(1 << 20), 2048);
+        let err = |t: &str| Config::from_toml(t).map(|_| ()).map_err(|e| e.to_string()).unwrap_err();
+        assert!(
+            err("[limits]\nmax_message_size_before_welcome = 10\n")
+                .contains("max_message_size_before_welcome")
+        );
+        for key in ["max_subscriptions_per_session", "max_retained_events", "max_batch_messages"] {
+            assert!(err(&format!("[limits]\n{key} = 0\n")).contains(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn every_limits_example_in_the_readme_uses_real_keys() {
+        let readme = include_str!("../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .filter(|b| b.contains("[limits]"))
+            .collect();
+        assert!(blocks.len() >= 2, "the configuration reference and the production example");
+        for b in blocks {
+            let parsed: Result<Config, _> = toml::from_str(b);
+            assert!(parsed.is_ok(), "{parsed:?}");
+        }
     }
 
     #[test]

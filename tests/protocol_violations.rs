@@ -5,7 +5,8 @@
 //! closed transport), then checks that a fresh session on the same router still
 //! works (HELLO -> WELCOME, CALL of an unregistered procedure -> ERROR
 //! `wamp.error.no_such_procedure`). Also RawSocket PING/PONG, the negotiated
-//! maximum message length, and WebSocket subprotocol negotiation.
+//! maximum message length, WebSocket subprotocol negotiation, and what a frame
+//! before HELLO can cost in memory.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -910,5 +911,40 @@ fn slow_consumer_is_disconnected_and_memory_stays_bounded() {
     assert_eq!(last[0], json!(ABORT), "last message: {last}");
     assert_eq!(last[2], json!("junction.error.slow_consumer"), "{last}");
     assert!(msgs.len() < 40_000, "the slow subscriber got everything ({}): no overflow happened", msgs.len());
+    router.assert_healthy();
+}
+
+/// Peak resident memory of a process so far, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM")
+}
+
+#[test]
+fn msgpack_nils_frame_before_hello_is_refused_on_its_header() {
+    // The security review's attack: one 16 MiB RawSocket frame before HELLO holding a
+    // MessagePack array of 16 million nils (it once raised the router's peak memory by
+    // some 530 MiB). Its header exceeds limits.max_message_size_before_welcome (64 KiB):
+    // the router refuses it without reading the body, and its memory barely moves.
+    let mut router = Router::start(&[]);
+    let pid = router.child.as_ref().map(|c| c.id()).expect("router pid");
+    let mut s = RawSocket::connect_tcp(router.rs(), SER_MSGPACK, 15);
+    s.expect_handshake_ok(SER_MSGPACK);
+    let before = rss_kib(pid);
+    let len = (1usize << 24) - 1;
+    let mut frame = vec![0, 0xff, 0xff, 0xff, 0xdd];
+    frame.extend_from_slice(&((len - 5) as u32).to_be_bytes());
+    frame.resize(4 + len, 0xc0);
+    s.write_lenient(&frame);
+    let msgs = s.drain_until_closed();
+    for m in &msgs {
+        assert_eq!(m[0], json!(ABORT), "the router processed the frame: {msgs:?}");
+    }
+    let grown = peak_rss_kib(pid).saturating_sub(before);
+    assert!(grown < 8 * 1024, "router peak memory grew by {grown} KiB");
     router.assert_healthy();
 }

@@ -248,7 +248,7 @@ fn check_message(opcode: u8, data: Vec<u8>, ser: Serializer, batched: bool) {
         if expected == 1 { "text" } else { "binary" }
     );
     let messages = if batched {
-        batch::split(ser, Bytes::from(data)).expect("router batch splits")
+        batch::split(ser, Bytes::from(data), usize::MAX).expect("router batch splits")
     } else {
         vec![Bytes::from(data)]
     };

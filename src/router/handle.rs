@@ -301,6 +301,22 @@ impl SessionHandle {
         }
     }
 
+    /// How many subscriptions the session holds, and whether `id` is one of them.
+    pub fn subscription_count(&self, id: Option<SubscriptionId>) -> (usize, bool) {
+        let subs = lock(&self.subscriptions);
+        (subs.len(), id.is_some_and(|id| subs.contains(&id)))
+    }
+
+    /// How many registrations the session holds or is committing.
+    pub fn registration_count(&self) -> usize {
+        lock(&self.registrations).len() + self.registering.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many testaments the session holds.
+    pub fn testament_count(&self) -> usize {
+        lock(&self.testaments).len()
+    }
+
     /// Adds or removes a subscription of this session; returns whether it changed.
     pub fn set_subscribed(&self, id: SubscriptionId, on: bool) -> bool {
         let mut subs = lock(&self.subscriptions);

@@ -1,6 +1,7 @@
 //! Event history (`wamp.subscription.get_events`, Advanced Profile "Event History"):
 //! the last events of subscriptions on topics configured to keep history
-//! (`[[realms.history]]`), bounded per topic by its `limit`.
+//! (`[[realms.history]]`), bounded per topic by its `limit` and, in memory, by
+//! `limits.max_history_bytes`: the oldest events are dropped first.
 //!
 //! At start every node pins its interest in each configured (topic, match) — a
 //! "dummy" subscription, as the spec suggests — so the subscription exists before
@@ -74,7 +75,9 @@ pub async fn pin(router: &super::Router, realm: &super::realm::Realm) {
             now_ms: now_ms(),
         };
         match router.replica.propose(cmd).await {
-            Ok(super::table::Outcome::Subscribed(id)) => realm.keep_history(id, cfg.limit),
+            Ok(super::table::Outcome::Subscribed(id)) => {
+                realm.keep_history(id, cfg.limit, router.config.limits.max_history_bytes)
+            }
             other => tracing::warn!(topic = %cfg.topic, outcome = ?other, "event history not pinned"),
         }
     }
@@ -91,17 +94,29 @@ struct Kept {
     audience: Audience,
 }
 
-/// The kept events of one subscription.
+impl Kept {
+    /// Roughly the bytes the event takes in memory.
+    fn memory_size(&self) -> usize {
+        let payload = |l: &Option<List>| l.iter().flatten().map(Value::memory_size).sum::<usize>();
+        let kwargs =
+            self.payload.kwargs.iter().flatten().map(|(k, v)| k.len() + v.memory_size()).sum::<usize>();
+        let details = self.details.iter().map(|(k, v)| k.len() + v.memory_size()).sum::<usize>();
+        std::mem::size_of::<Kept>() + self.topic.len() + payload(&self.payload.args) + kwargs + details
+    }
+}
+
+/// The kept events of one subscription, with their total [`Kept::memory_size`].
 #[derive(Debug)]
 pub struct History {
     limit: usize,
-    events: Mutex<VecDeque<Kept>>,
+    max_bytes: usize,
+    events: Mutex<(VecDeque<Kept>, usize)>,
 }
 
 impl History {
-    /// An empty history keeping at most `limit` events.
-    pub fn new(limit: usize) -> Self {
-        History { limit, events: Mutex::new(VecDeque::new()) }
+    /// An empty history keeping at most `limit` events of at most `max_bytes`.
+    pub fn new(limit: usize, max_bytes: usize) -> Self {
+        History { limit, max_bytes, events: Mutex::new((VecDeque::new(), 0)) }
     }
 
     /// Keeps an event (unless its audience names sessions).
@@ -124,17 +139,25 @@ impl History {
             payload: payload.clone(),
             audience: audience.clone(),
         };
-        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        if events.len() == self.limit {
-            events.pop_front();
+        let size = kept.memory_size();
+        if size > self.max_bytes {
+            return;
         }
+        let mut guard = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let (events, bytes) = &mut *guard;
+        while events.len() >= self.limit || *bytes + size > self.max_bytes {
+            let Some(oldest) = events.pop_front() else { break };
+            *bytes = bytes.saturating_sub(oldest.memory_size());
+        }
+        *bytes += size;
         events.push_back(kept);
     }
 
     /// The events `query` selects, as `get_events` returns them, for a caller with
     /// `authid`/`authrole`.
     pub fn query(&self, subscription: SubscriptionId, q: &Query, authid: &str, authrole: &str) -> List {
-        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let events = &guard.0;
         let pos = |p: Option<u64>| p.and_then(|p| events.iter().position(|e| e.publication.0 == p));
         let (from, after, before, until) = (
             pos(q.from_publication),
@@ -322,7 +345,7 @@ mod tests {
 
     #[test]
     fn keeps_the_last_events_and_filters_them() {
-        let h = History::new(4);
+        let h = History::new(4, usize::MAX);
         for n in 1..=6 {
             ev(&h, n, if n % 2 == 0 { "a.even" } else { "a.odd" });
         }
@@ -339,8 +362,30 @@ mod tests {
     }
 
     #[test]
+    fn history_beyond_its_bytes_drops_the_oldest() {
+        let size = |n: u64| {
+            let h = History::new(10, usize::MAX);
+            ev(&h, n, "t");
+            h.events.lock().map(|g| g.1).unwrap_or_default()
+        };
+        let one = size(1);
+        let h = History::new(100, 3 * one);
+        for n in 1..=5 {
+            ev(&h, n, "t");
+        }
+        assert_eq!(pubs(&h.query(SubscriptionId(1), &Query::default(), "u", "r")), vec![3, 4, 5]);
+        let big = Payload::args(vec![Value::Str("x".repeat(4 * one))]);
+        h.record("t", PublicationId(6), &Dict::new(), &big, &Audience::default());
+        assert_eq!(
+            pubs(&h.query(SubscriptionId(1), &Query::default(), "u", "r")),
+            vec![3, 4, 5],
+            "an event larger than the bound is not kept"
+        );
+    }
+
+    #[test]
     fn audience_rules() {
-        let h = History::new(10);
+        let h = History::new(10, usize::MAX);
         let by_role = Audience::from_options(&dict! { "eligible_authrole" => vec![Value::from("admin")] });
         let by_session = Audience::from_options(&dict! { "exclude" => vec![Value::from(5u64)] });
         h.record("t", PublicationId(1), &Dict::new(), &Payload::default(), &by_role.unwrap_or_default());

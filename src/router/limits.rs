@@ -36,6 +36,15 @@ pub const RATE_LIMITED: &str = "junction.error.rate_limited";
 pub const TOO_MANY_PENDING_CALLS: &str = "junction.error.too_many_pending_calls";
 /// ABORT reason: the connection did not complete the WAMP handshake in time.
 pub const HANDSHAKE_TIMEOUT: &str = "junction.error.handshake_timeout";
+/// ERROR for a SUBSCRIBE: the session holds `max_subscriptions_per_session`.
+pub const TOO_MANY_SUBSCRIPTIONS: &str = "junction.error.too_many_subscriptions";
+/// ERROR for a REGISTER: the session holds `max_registrations_per_session`.
+pub const TOO_MANY_REGISTRATIONS: &str = "junction.error.too_many_registrations";
+/// ERROR for `wamp.session.add_testament`: the session holds `max_testaments_per_session`.
+pub const TOO_MANY_TESTAMENTS: &str = "junction.error.too_many_testaments";
+/// ERROR for an acknowledged PUBLISH with `retain`: the event was delivered but is
+/// larger than `max_retained_bytes`, so not retained.
+pub const RETAINED_EVENT_TOO_LARGE: &str = "junction.error.retained_event_too_large";
 
 /// Why a HELLO is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

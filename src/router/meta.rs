@@ -264,6 +264,9 @@ fn testament_call(
             None,
         );
     }
+    if let Err(e) = super::testament::check_count(router, me) {
+        return (Err(e), None);
+    }
     let payload = Payload {
         args: args.get(1).and_then(Value::as_list).cloned(),
         kwargs: args.get(2).and_then(Value::as_dict).cloned(),

@@ -43,6 +43,15 @@ pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, 
             .filter(|s| s.nodes.contains(&router.node))
             .map(|s| s.id)
     });
+    let max = router.config.limits.max_subscriptions_per_session;
+    if let (held, false) = me.subscription_count(known)
+        && held >= max
+    {
+        let why = format!("at most {max} subscriptions per session (limits.max_subscriptions_per_session)");
+        let e = error_reply(code::SUBSCRIBE, m.request, super::limits::TOO_MANY_SUBSCRIPTIONS, &why);
+        me.send(&e).ok();
+        return;
+    }
     let id = match known {
         Some(id) => id,
         None => {
@@ -205,13 +214,29 @@ pub async fn publish(
         details: neutral::encode_dict(&details),
         payload: neutral::encode_payload(&m.payload),
         audience: neutral::encode_dict(&audience.to_options()),
+        seq: 0,
     });
+    let limits = &router.config.limits;
+    let too_large = retain.as_ref().is_some_and(|e| e.size(&m.topic) > limits.max_retained_bytes as u64);
     let skip = exclude_me.then_some(me.id);
     let p = Publication { topic: &m.topic, id: publication, details, audience: &audience };
     span.in_scope(|| route(router, realm, p, m.payload, skip));
     drop(span);
+    if too_large {
+        let why = format!(
+            "event delivered but not retained: larger than {} bytes (limits.max_retained_bytes)",
+            limits.max_retained_bytes
+        );
+        return reply(super::limits::RETAINED_EVENT_TOO_LARGE, &why);
+    }
     if let Some(event) = retain {
-        let cmd = Command::Retain { realm: realm.name.clone(), topic: m.topic.clone(), event };
+        let cmd = Command::Retain {
+            realm: realm.name.clone(),
+            topic: m.topic.clone(),
+            event,
+            max_events: limits.max_retained_events as u64,
+            max_bytes: limits.max_retained_bytes as u64,
+        };
         if let Err(e) = router.replica.propose(cmd).await {
             tracing::warn!(error = %e, "retained event not committed");
             return reply(errors::CLUSTER_UNAVAILABLE, "event delivered but not retained: no quorum");

@@ -171,9 +171,9 @@ impl Realm {
     }
 
     /// Starts keeping history for subscription `id` (this node's interest is pinned).
-    pub fn keep_history(&self, id: SubscriptionId, limit: usize) {
+    pub fn keep_history(&self, id: SubscriptionId, limit: usize, max_bytes: usize) {
         let mut map = self.histories.write().unwrap_or_else(|e| e.into_inner());
-        map.entry(id).or_insert_with(|| Arc::new(History::new(limit)));
+        map.entry(id).or_insert_with(|| Arc::new(History::new(limit, max_bytes)));
     }
 
     /// The next round-robin turn of a registration.

@@ -57,6 +57,12 @@ pub async fn register(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m
         reply(errors::INVALID_URI, "invalid procedure URI");
         return;
     }
+    let max = router.config.limits.max_registrations_per_session;
+    if me.registration_count() >= max {
+        let why = format!("at most {max} registrations per session (limits.max_registrations_per_session)");
+        reply(super::limits::TOO_MANY_REGISTRATIONS, &why);
+        return;
+    }
     let cmd = Command::Register {
         realm: realm.name.clone(),
         callee: Callee {

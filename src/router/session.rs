@@ -123,7 +123,8 @@ impl Session {
 
     /// Handles one incoming frame.
     pub async fn on_frame(&mut self, frame: &[u8]) -> Flow {
-        let msg = match self.serializer.decode(frame) {
+        let max_values = self.router.config.limits.max_message_elements;
+        let msg = match self.serializer.decode_bounded(frame, max_values) {
             Ok(m) => m,
             Err(e) => return self.violation(&format!("undecodable message: {e}")).await,
         };

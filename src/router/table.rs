@@ -47,8 +47,19 @@ pub enum Command {
     },
     /// A node is gone: purge its interest and callees everywhere.
     NodeDown { node: NodeId },
-    /// Keep `event` as the retained event of `topic` (PUBLISH.Options.retain).
-    Retain { realm: String, topic: String, event: Retained },
+    /// Keep `event` as the retained event of `topic` (PUBLISH.Options.retain), in
+    /// place of the topic's previous one; then drop the realm's oldest retained events
+    /// until at most `max_events` of at most `max_bytes` (see [`Retained::size`]) are
+    /// kept. The bounds travel in the command so every node applies the same ones.
+    Retain {
+        realm: String,
+        topic: String,
+        event: Retained,
+        #[serde(default = "unbounded")]
+        max_events: u64,
+        #[serde(default = "unbounded")]
+        max_bytes: u64,
+    },
     /// A session added a testament (`wamp.session.add_testament`).
     AddTestament { realm: String, testament: StoredTestament },
     /// A session flushed its testaments of one scope.
@@ -92,6 +103,21 @@ pub struct Retained {
     /// a retained event reaches only the subscribers the original one could reach.
     #[serde(default)]
     pub audience: Vec<u8>,
+    /// Order of retention in the realm (set by the table): the lowest goes first.
+    #[serde(default)]
+    pub seq: u64,
+}
+
+impl Retained {
+    /// What the event counts against `limits.max_retained_bytes`, with its topic.
+    pub fn size(&self, topic: &str) -> u64 {
+        (topic.len() + self.details.len() + self.payload.len() + self.audience.len()) as u64
+    }
+}
+
+/// No bound (commands from before the bounds existed).
+fn unbounded() -> u64 {
+    u64::MAX
 }
 
 /// What applying a command produced.
@@ -120,6 +146,15 @@ pub struct RealmTable {
     /// Retained events by topic.
     #[serde(default)]
     pub retained: HashMap<String, Retained>,
+    /// Topics of the retained events by [`Retained::seq`], oldest first.
+    #[serde(default)]
+    retained_order: BTreeMap<u64, String>,
+    /// Total [`Retained::size`] of the retained events.
+    #[serde(default)]
+    retained_bytes: u64,
+    /// Last [`Retained::seq`] handed out.
+    #[serde(default)]
+    retained_seq: u64,
     /// Testaments of the realm's sessions, in the order they were added.
     #[serde(default)]
     pub testaments: Vec<StoredTestament>,
@@ -130,6 +165,56 @@ pub struct RealmTable {
     /// Counts role changes, so nodes know when to recompile their rules.
     #[serde(default)]
     pub roles_version: u64,
+}
+
+impl RealmTable {
+    /// Keeps `event` as the retained event of `topic`, then drops the oldest events
+    /// until the bounds hold. An event larger than `max_bytes` by itself is not kept
+    /// and changes nothing (the publisher refuses it before proposing it).
+    fn retain(&mut self, topic: String, mut event: Retained, max_events: u64, max_bytes: u64) {
+        let size = event.size(&topic);
+        if size > max_bytes || max_events == 0 {
+            return;
+        }
+        if self.retained_order.len() != self.retained.len() {
+            self.rebuild_retained_order();
+        }
+        if let Some(old) = self.retained.remove(&topic) {
+            self.retained_order.remove(&old.seq);
+            self.retained_bytes = self.retained_bytes.saturating_sub(old.size(&topic));
+        }
+        self.retained_seq += 1;
+        event.seq = self.retained_seq;
+        self.retained_order.insert(event.seq, topic.clone());
+        self.retained_bytes += size;
+        self.retained.insert(topic, event);
+        while self.retained.len() as u64 > max_events || self.retained_bytes > max_bytes {
+            let Some((_, oldest)) = self.retained_order.pop_first() else { break };
+            if let Some(gone) = self.retained.remove(&oldest) {
+                self.retained_bytes = self.retained_bytes.saturating_sub(gone.size(&oldest));
+            }
+        }
+    }
+
+    /// Orders retained events kept by a version that did not order them (by their
+    /// sequence number, then topic), and recounts their bytes.
+    fn rebuild_retained_order(&mut self) {
+        let mut all: Vec<(&String, &mut Retained)> = self.retained.iter_mut().collect();
+        all.sort_by(|a, b| (a.1.seq, a.0).cmp(&(b.1.seq, b.0)));
+        self.retained_order.clear();
+        self.retained_bytes = 0;
+        for (topic, event) in all {
+            self.retained_seq += 1;
+            event.seq = self.retained_seq;
+            self.retained_order.insert(event.seq, topic.clone());
+            self.retained_bytes += event.size(topic);
+        }
+    }
+
+    /// How many retained events the realm keeps, and their total size.
+    pub fn retained_usage(&self) -> (usize, u64) {
+        (self.retained.len(), self.retained_bytes)
+    }
 }
 
 /// The whole replicated routing state.
@@ -209,8 +294,8 @@ impl RoutingTable {
                 }
                 Outcome::Done
             }
-            Command::Retain { realm, topic, event } => {
-                self.realms.entry(realm).or_default().retained.insert(topic, event);
+            Command::Retain { realm, topic, event, max_events, max_bytes } => {
+                self.realms.entry(realm).or_default().retain(topic, event, max_events, max_bytes);
                 Outcome::Done
             }
             Command::SetRole { realm, role } => {
@@ -266,6 +351,69 @@ mod tests {
             invoke: InvokePolicy::Single,
             now_ms: 1,
         }
+    }
+
+    fn retain(topic: &str, payload_len: usize, max_events: u64, max_bytes: u64) -> Command {
+        let event = Retained {
+            publication: 1,
+            details: Vec::new(),
+            payload: vec![0; payload_len],
+            audience: Vec::new(),
+            seq: 0,
+        };
+        Command::Retain { realm: "r".into(), topic: topic.into(), event, max_events, max_bytes }
+    }
+
+    fn retained_topics(t: &RoutingTable) -> Vec<String> {
+        let mut topics: Vec<String> =
+            t.realm("r").map(|r| r.retained.keys().cloned().collect()).unwrap_or_default();
+        topics.sort();
+        topics
+    }
+
+    #[test]
+    fn retained_events_beyond_the_count_drop_the_oldest() {
+        let mut t = RoutingTable::default();
+        for topic in ["a", "b", "c", "a", "d"] {
+            t.apply(retain(topic, 10, 3, u64::MAX));
+        }
+        // "a" was retained again after "b" and "c": "b" is the oldest when "d" comes.
+        assert_eq!(retained_topics(&t), ["a", "c", "d"]);
+        assert_eq!(t.realm("r").map(RealmTable::retained_usage), Some((3, 33)));
+    }
+
+    #[test]
+    fn retained_events_beyond_the_bytes_drop_the_oldest() {
+        let mut t = RoutingTable::default();
+        for topic in ["a", "b", "c"] {
+            t.apply(retain(topic, 99, 100, 250));
+        }
+        assert_eq!(retained_topics(&t), ["b", "c"]);
+        t.apply(retain("c", 9, 100, 250));
+        t.apply(retain("d", 99, 100, 250));
+        assert_eq!(retained_topics(&t), ["b", "c", "d"]);
+        assert_eq!(t.realm("r").map(RealmTable::retained_usage), Some((3, 210)));
+    }
+
+    #[test]
+    fn a_retained_event_larger_than_the_bound_changes_nothing() {
+        let mut t = RoutingTable::default();
+        t.apply(retain("a", 10, 100, 100));
+        t.apply(retain("a", 200, 100, 100));
+        assert_eq!(t.realm("r").and_then(|r| r.retained.get("a")).map(|e| e.payload.len()), Some(10));
+    }
+
+    #[test]
+    fn retained_events_of_an_older_snapshot_are_ordered_and_bounded() {
+        let mut t = RoutingTable::default();
+        let r = t.realms.entry("r".into()).or_default();
+        for topic in ["x", "y"] {
+            let e =
+                Retained { publication: 1, details: vec![], payload: vec![0; 9], audience: vec![], seq: 0 };
+            r.retained.insert(topic.into(), e);
+        }
+        t.apply(retain("z", 9, 2, u64::MAX));
+        assert_eq!(retained_topics(&t), ["y", "z"]);
     }
 
     #[test]

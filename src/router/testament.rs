@@ -29,6 +29,17 @@ pub fn add_command(router: &Router, realm: &str, me: &SessionHandle, t: &Testame
     Command::AddTestament { realm: realm.to_owned(), testament }
 }
 
+/// Refuses another testament when session `me` holds `limits.max_testaments_per_session`:
+/// the ERROR's URI and message.
+pub fn check_count(router: &Router, me: &SessionHandle) -> Result<(), (String, String)> {
+    let max = router.config.limits.max_testaments_per_session;
+    if me.testament_count() >= max {
+        let why = format!("at most {max} testaments per session (limits.max_testaments_per_session)");
+        return Err((super::limits::TOO_MANY_TESTAMENTS.to_owned(), why));
+    }
+    Ok(())
+}
+
 /// Commits a testament change of session `me`. When the session started leaving
 /// meanwhile, its leave may have been committed first: remove what was just added.
 pub async fn replicate(router: &Router, realm: &str, me: &SessionHandle, cmd: Command) {

@@ -4,7 +4,9 @@
 //! JSON messages are each followed by a separator: the spec writes it `\30` and calls
 //! it the record separator (0x1e), but Autobahn reads `\30` as an octal escape and
 //! uses 0x18. We interoperate with Autobahn: we send 0x18 and accept either (the last
-//! byte of a batch says which one the peer uses). A batch of zero messages is illegal.
+//! byte of a batch says which one the peer uses). A batch of zero messages, an empty
+//! message in a batch, and a batch of more than `limits.max_batch_messages` messages
+//! are errors; the messages are counted before any is taken out.
 
 use bytes::{Bytes, BytesMut};
 
@@ -20,8 +22,11 @@ const SEP_SPEC: u8 = 0x1e;
 #[error("malformed batched WebSocket message: {0}")]
 pub struct BatchError(&'static str);
 
-/// Splits one WebSocket message into WAMP messages.
-pub fn split(serializer: Serializer, frame: Bytes) -> Result<Vec<Bytes>, BatchError> {
+const TOO_MANY: BatchError = BatchError("more messages than limits.max_batch_messages");
+const EMPTY_MESSAGE: BatchError = BatchError("empty message");
+
+/// Splits one WebSocket message into at most `max` WAMP messages.
+pub fn split(serializer: Serializer, frame: Bytes, max: usize) -> Result<Vec<Bytes>, BatchError> {
     let mut out = Vec::new();
     match serializer {
         Serializer::Json => {
@@ -29,8 +34,14 @@ pub fn split(serializer: Serializer, frame: Bytes) -> Result<Vec<Bytes>, BatchEr
                 Some(&b) if b == SEP_AUTOBAHN || b == SEP_SPEC => b,
                 _ => return Err(BatchError("JSON batch not terminated by a separator")),
             };
+            if frame.iter().filter(|&&b| b == sep).count() > max {
+                return Err(TOO_MANY);
+            }
             let mut start = 0;
             for (i, _) in frame.iter().enumerate().filter(|&(_, &b)| b == sep) {
+                if i == start {
+                    return Err(EMPTY_MESSAGE);
+                }
                 out.push(frame.slice(start..i));
                 start = i + 1;
             }
@@ -38,9 +49,15 @@ pub fn split(serializer: Serializer, frame: Bytes) -> Result<Vec<Bytes>, BatchEr
         _ => {
             let mut rest = frame;
             while !rest.is_empty() {
+                if out.len() == max {
+                    return Err(TOO_MANY);
+                }
                 let len_bytes: [u8; 4] =
                     rest.get(..4).and_then(|b| b.try_into().ok()).ok_or(BatchError("truncated length"))?;
                 let len = u32::from_be_bytes(len_bytes) as usize;
+                if len == 0 {
+                    return Err(EMPTY_MESSAGE);
+                }
                 if rest.len() < 4 + len {
                     return Err(BatchError("truncated message"));
                 }
@@ -79,7 +96,7 @@ mod tests {
     fn round_trips_both_formats() {
         let msgs = vec![Bytes::from_static(b"[1,\"a\",{}]"), Bytes::from_static(b"[6,{},\"x\"]")];
         for s in [Serializer::Json, Serializer::MsgPack] {
-            assert_eq!(split(s, join(s, &msgs)), Ok(msgs.clone()));
+            assert_eq!(split(s, join(s, &msgs), 2), Ok(msgs.clone()));
         }
     }
 
@@ -87,17 +104,36 @@ mod tests {
     fn json_accepts_the_spec_separator_too() {
         let batch = Bytes::from_static(b"[1]\x1e[2]\x1e");
         assert_eq!(
-            split(Serializer::Json, batch),
+            split(Serializer::Json, batch, 2),
             Ok(vec![Bytes::from_static(b"[1]"), Bytes::from_static(b"[2]")])
         );
     }
 
     #[test]
     fn malformed_batches_are_errors() {
-        assert!(split(Serializer::Json, Bytes::from_static(b"[1]")).is_err());
-        assert!(split(Serializer::Json, Bytes::new()).is_err());
-        assert!(split(Serializer::MsgPack, Bytes::from_static(&[0, 0, 0, 9, 1])).is_err());
-        assert!(split(Serializer::MsgPack, Bytes::from_static(&[0, 0])).is_err());
-        assert!(split(Serializer::MsgPack, Bytes::new()).is_err());
+        assert!(split(Serializer::Json, Bytes::from_static(b"[1]"), 8).is_err());
+        assert!(split(Serializer::Json, Bytes::new(), 8).is_err());
+        assert!(split(Serializer::MsgPack, Bytes::from_static(&[0, 0, 0, 9, 1]), 8).is_err());
+        assert!(split(Serializer::MsgPack, Bytes::from_static(&[0, 0]), 8).is_err());
+        assert!(split(Serializer::MsgPack, Bytes::new(), 8).is_err());
+    }
+
+    #[test]
+    fn a_batch_over_the_message_cap_is_refused() {
+        let msgs = vec![Bytes::from_static(b"[1]"); 5];
+        for s in [Serializer::Json, Serializer::MsgPack] {
+            assert_eq!(split(s, join(s, &msgs), 4), Err(TOO_MANY), "{s:?}");
+            assert_eq!(split(s, join(s, &msgs), 5).map(|v| v.len()), Ok(5), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_frame_of_separators_is_refused_without_splitting() {
+        let separators = Bytes::from(vec![SEP_AUTOBAHN; 1 << 20]);
+        assert_eq!(split(Serializer::Json, separators, 1024), Err(TOO_MANY));
+        let few = Bytes::from_static(&[SEP_SPEC, SEP_SPEC]);
+        assert_eq!(split(Serializer::Json, few, 1024), Err(EMPTY_MESSAGE));
+        let empty_msgpack = Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(split(Serializer::MsgPack, empty_msgpack, 1024), Err(EMPTY_MESSAGE));
     }
 }

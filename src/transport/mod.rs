@@ -8,6 +8,7 @@ pub mod origin;
 pub mod rawsocket;
 pub mod tls;
 pub mod websocket;
+pub mod ws_guard;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,9 @@ pub trait FrameTransport {
     fn pong(&mut self, payload: Bytes) -> impl Future<Output = std::io::Result<()>> + Send;
     /// Closes the connection cleanly.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
+    /// Switches between the small message limit of a connection not (or no longer)
+    /// welcomed, `limits.max_message_size_before_welcome`, and the transport's own.
+    fn set_welcomed(&mut self, welcomed: bool);
 }
 
 /// What the listener knows about an accepted connection.
@@ -106,6 +110,7 @@ pub async fn drive<T: FrameTransport + Send>(
                         break;
                     }
                     join_deadline = join_deadline_after(&session, join_deadline, limits.handshake_timeout());
+                    io.set_welcomed(session.is_joined());
                 }
                 Ok(Some(Incoming::Ping(payload))) => {
                     if io.pong(payload).await.is_err() {

@@ -42,10 +42,14 @@ where
     if stream.write_all(&rs::encode_handshake(hello.serializer_id, ours)).await.is_err() {
         return;
     }
+    let max_welcomed = rs::max_len_from_exponent(ours).min(max);
+    let max_before_welcome = router.config.limits.before_welcome_max(max_welcomed);
     let transport = RsTransport {
         stream,
         buf: BytesMut::with_capacity(1024),
-        max_in: rs::max_len_from_exponent(ours).min(max),
+        max_in: max_before_welcome,
+        max_welcomed,
+        max_before_welcome,
         max_out: rs::max_len_from_exponent(hello.max_len_exp),
         out: Vec::new(),
     };
@@ -56,8 +60,12 @@ struct RsTransport<S> {
     stream: S,
     /// Bytes read but not yet consumed as frames.
     buf: BytesMut,
-    /// Largest frame we accept (what we announced).
+    /// Largest frame we accept now: one of the two below.
     max_in: usize,
+    /// Largest frame we accept from a welcomed session (what we announced).
+    max_welcomed: usize,
+    /// Largest frame we accept until WELCOME.
+    max_before_welcome: usize,
     /// Largest frame the client accepts (what it announced).
     max_out: usize,
     /// Reused write buffer.
@@ -74,10 +82,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> RsTransport<S> {
         let (kind, len) = rs::parse_frame_header(header).map_err(|e| {
             std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad frame header: {e:?}"))
         })?;
+        // Checked on the header, before a byte of the body is read or allocated.
         if len > self.max_in {
+            let limit = if self.max_in < self.max_welcomed {
+                " before WELCOME (limits.max_message_size_before_welcome)"
+            } else {
+                ""
+            };
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("message of {len} bytes exceeds the maximum of {}", self.max_in),
+                format!("message of {len} bytes exceeds the maximum of {}{limit}", self.max_in),
             ));
         }
         if self.buf.len() < 4 + len {
@@ -144,5 +158,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameTransport for RsTransport<S>
 
     async fn close(&mut self) {
         self.stream.shutdown().await.ok();
+    }
+
+    fn set_welcomed(&mut self, welcomed: bool) {
+        self.max_in = if welcomed { self.max_welcomed } else { self.max_before_welcome };
     }
 }

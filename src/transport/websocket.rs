@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 
 use std::collections::VecDeque;
 
+use super::ws_guard::Guarded;
 use super::{Accepted, FrameTransport, Incoming, batch, drive};
 use crate::router::Router;
 use crate::wamp::codec::Serializer;
@@ -106,6 +107,8 @@ where
         .max_frame_size(Some(max))
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER);
+    let before_welcome = router.config.limits.before_welcome_max(max);
+    let stream = Guarded::new(stream, Some(before_welcome));
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
     let ws = match tokio::time::timeout_at(accepted.deadline, handshake).await {
         Ok(Ok(ws)) => ws,
@@ -123,6 +126,10 @@ where
         ws,
         serializer: proto.serializer,
         batched: proto.batched,
+        max_batch: router.config.limits.max_batch_messages,
+        max_in: before_welcome,
+        max_welcomed: max,
+        max_before_welcome: before_welcome,
         pending: VecDeque::new(),
         too_big: false,
     };
@@ -130,10 +137,21 @@ where
 }
 
 struct WsTransport<S> {
-    ws: WebSocketStream<S>,
+    /// The stream under tungstenite holds messages to the limit before WELCOME.
+    ws: WebSocketStream<Guarded<S>>,
     serializer: Serializer,
     /// Batched subprotocol: several WAMP messages per WebSocket message.
     batched: bool,
+    /// Most WAMP messages in one batch.
+    max_batch: usize,
+    /// Largest message accepted now: one of the two below. tungstenite enforces the
+    /// larger one while reading; the smaller one is enforced on the frame headers by
+    /// [`Guarded`] and checked again before decoding.
+    max_in: usize,
+    /// Largest message accepted from a welcomed session.
+    max_welcomed: usize,
+    /// Largest message accepted until WELCOME.
+    max_before_welcome: usize,
     /// Messages split from a batch and not yet handed out.
     pending: VecDeque<Bytes>,
     /// The client sent a message over the size limit: close with 1009 (Message Too Big).
@@ -158,7 +176,13 @@ where
                     self.too_big = true;
                     return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()));
                 }
-                Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
+                Some(Err(e)) => match self.ws.get_mut().exceeded() {
+                    Some(too_long) => {
+                        self.too_big = true;
+                        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, too_long));
+                    }
+                    None => return Err(std::io::Error::other(e.to_string())),
+                },
             };
             let frame = match msg {
                 WsMessage::Text(t) => Bytes::from(t),
@@ -166,12 +190,24 @@ where
                 WsMessage::Close(_) => return Ok(None),
                 WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
             };
+            if frame.len() > self.max_in {
+                self.too_big = true;
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "message of {} bytes exceeds the maximum of {} before WELCOME \
+                         (limits.max_message_size_before_welcome)",
+                        frame.len(),
+                        self.max_in
+                    ),
+                ));
+            }
             if !self.batched {
                 return Ok(Some(Incoming::Frame(frame)));
             }
             let invalid =
                 |e: batch::BatchError| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
-            self.pending.extend(batch::split(self.serializer, frame).map_err(invalid)?);
+            self.pending.extend(batch::split(self.serializer, frame, self.max_batch).map_err(invalid)?);
             if let Some(first) = self.pending.pop_front() {
                 return Ok(Some(Incoming::Frame(first)));
             }
@@ -207,6 +243,11 @@ where
         let frame =
             self.too_big.then(|| CloseFrame { code: CloseCode::Size, reason: "message too big".into() });
         self.ws.close(frame).await.ok();
+    }
+
+    fn set_welcomed(&mut self, welcomed: bool) {
+        self.max_in = if welcomed { self.max_welcomed } else { self.max_before_welcome };
+        self.ws.get_mut().set_limit((!welcomed).then_some(self.max_before_welcome));
     }
 }
 

@@ -38,6 +38,20 @@ pub enum Value {
 }
 
 impl Value {
+    /// Roughly the bytes this value takes in memory, with everything it owns.
+    pub fn memory_size(&self) -> usize {
+        std::mem::size_of::<Value>()
+            + match self {
+                Value::Str(s) => s.len(),
+                Value::Bytes(b) => b.len(),
+                Value::List(l) => l.iter().map(Value::memory_size).sum(),
+                Value::Dict(d) => {
+                    d.iter().map(|(k, v)| std::mem::size_of::<String>() + k.len() + v.memory_size()).sum()
+                }
+                _ => 0,
+            }
+    }
+
     /// The value as a non-negative integer, if it is one.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {

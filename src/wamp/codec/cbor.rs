@@ -9,6 +9,7 @@
 
 use serde::Serialize;
 
+use super::serde_value::Budget;
 use super::{DecodeError, MAX_DEPTH};
 use crate::wamp::value::{Dict, List, Value};
 
@@ -17,9 +18,10 @@ pub(super) fn encode<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
     minicbor_serde::to_vec(v).expect("CBOR encoding into a Vec cannot fail")
 }
 
-/// Decodes one CBOR data item, which must span the whole input.
-pub(super) fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
-    let mut r = Reader { buf: bytes, pos: 0 };
+/// Decodes one CBOR data item of at most `budget` values, which must span the whole
+/// input.
+pub(super) fn decode(bytes: &[u8], budget: &Budget) -> Result<Value, DecodeError> {
+    let mut r = Reader { buf: bytes, pos: 0, budget };
     let v = r.item(0)?;
     if r.pos != bytes.len() {
         return Err(err("bytes after the end of the value"));
@@ -43,12 +45,16 @@ enum Arg {
     Indefinite,
 }
 
-struct Reader<'a> {
+/// Capacity reserved up front for a list, whatever length the input claims.
+const MAX_PREALLOC: usize = 256;
+
+struct Reader<'a, 'b> {
     buf: &'a [u8],
     pos: usize,
+    budget: &'b Budget,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<'a, '_> {
     fn byte(&mut self) -> Result<u8, DecodeError> {
         let b = *self.buf.get(self.pos).ok_or_else(|| err("unexpected end of input"))?;
         self.pos += 1;
@@ -98,6 +104,9 @@ impl<'a> Reader<'a> {
     /// Reads one data item nested in `depth` containers. Tags are skipped in a loop,
     /// so a chain of them costs no stack.
     fn item(&mut self, depth: usize) -> Result<Value, DecodeError> {
+        if !self.budget.try_take() {
+            return Err(err("too many values"));
+        }
         let mut tag = None;
         loop {
             let initial = self.byte()?;
@@ -186,7 +195,11 @@ impl<'a> Reader<'a> {
         match arg {
             Arg::Val(n) => {
                 let n = self.claimed_len(n)?;
-                (0..n).map(|_| self.item(depth)).collect()
+                let mut list = List::with_capacity(n.min(MAX_PREALLOC));
+                for _ in 0..n {
+                    list.push(self.item(depth)?);
+                }
+                Ok(list)
             }
             Arg::Indefinite => {
                 let mut list = List::new();
@@ -280,7 +293,7 @@ mod tests {
     ];
 
     fn dec(h: &str) -> Option<Value> {
-        decode(&hex(h)).ok()
+        Serializer::Cbor.decode_value(&hex(h)).ok()
     }
 
     #[test]
@@ -383,7 +396,7 @@ mod tests {
             "df",                     // indefinite tag
         ];
         for h in cases {
-            assert!(matches!(decode(&hex(h)), Err(DecodeError::Syntax(_))), "{h}");
+            assert!(matches!(Serializer::Cbor.decode_value(&hex(h)), Err(DecodeError::Syntax(_))), "{h}");
         }
     }
 
@@ -391,6 +404,6 @@ mod tests {
     fn value_deserialize_works_with_minicbor_serde_too() {
         let bytes = encode(&Value::List(vec![Value::Bytes(vec![1]), Value::Int(-3), "x".into()]));
         let via_serde: Option<Value> = minicbor_serde::from_slice(&bytes).ok();
-        assert_eq!(via_serde, decode(&bytes).ok());
+        assert_eq!(via_serde, Serializer::Cbor.decode_value(&bytes).ok());
     }
 }

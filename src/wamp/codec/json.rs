@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use super::DecodeError;
-use super::serde_value::syntax;
+use super::serde_value::{Budget, deserialize_bounded, syntax};
 use crate::wamp::value::Value;
 
 /// Encodes any serializable WAMP data as compact JSON.
@@ -17,9 +17,12 @@ pub(super) fn encode<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("JSON encoding of string-keyed data into a Vec cannot fail")
 }
 
-/// Decodes one JSON value; only whitespace may follow it.
-pub(super) fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
-    serde_json::from_slice(bytes).map_err(syntax)
+/// Decodes one JSON value of at most `budget` values; only whitespace may follow it.
+pub(super) fn decode(bytes: &[u8], budget: &Budget) -> Result<Value, DecodeError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = deserialize_bounded(&mut de, budget).map_err(syntax)?;
+    de.end().map_err(syntax)?;
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -67,23 +70,26 @@ mod tests {
         let bytes = hex("10e3ff9053075c526f5fc06d4fe37cdb");
         let text = br#""\u0000EOP/kFMHXFJvX8BtT+N82w==""#;
         assert_eq!(encode(&Value::Bytes(bytes.clone())), text);
-        assert_eq!(decode(text).ok(), Some(Value::Bytes(bytes.clone())));
+        assert_eq!(Serializer::Json.decode_value(text).ok(), Some(Value::Bytes(bytes.clone())));
         let unpadded = br#""\u0000EOP/kFMHXFJvX8BtT+N82w""#;
-        assert_eq!(decode(unpadded).ok(), Some(Value::Bytes(bytes)));
-        assert_eq!(decode(br#""\u0000""#).ok(), Some(Value::Bytes(vec![])));
+        assert_eq!(Serializer::Json.decode_value(unpadded).ok(), Some(Value::Bytes(bytes)));
+        assert_eq!(Serializer::Json.decode_value(br#""\u0000""#).ok(), Some(Value::Bytes(vec![])));
     }
 
     #[test]
     fn bad_base64_after_nul_is_an_error() {
         for text in [r#""\u0000!!!!""#, r#""\u0000EOP/kF=MH""#, r#"["\u0000a"]"#] {
-            assert!(matches!(decode(text.as_bytes()), Err(DecodeError::Syntax(_))), "{text}");
+            assert!(
+                matches!(Serializer::Json.decode_value(text.as_bytes()), Err(DecodeError::Syntax(_))),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn strings_and_keys_without_leading_nul_stay_strings() {
-        assert_eq!(decode(br#""a\u0000b""#).ok(), Some(Value::Str("a\0b".into())));
-        let d = decode(br#"{"\u0000AQID": "x"}"#).ok();
+        assert_eq!(Serializer::Json.decode_value(br#""a\u0000b""#).ok(), Some(Value::Str("a\0b".into())));
+        let d = Serializer::Json.decode_value(br#"{"\u0000AQID": "x"}"#).ok();
         assert_eq!(d, Some(Value::Dict(dict! {"\0AQID" => "x"})));
     }
 
@@ -100,7 +106,7 @@ mod tests {
             ("1e2", Value::Float(100.0)),
         ];
         for (text, want) in cases {
-            assert_eq!(decode(text.as_bytes()).ok(), Some(want), "{text}");
+            assert_eq!(Serializer::Json.decode_value(text.as_bytes()).ok(), Some(want), "{text}");
         }
         assert_eq!(encode(&Value::Float(1.0)), b"1.0");
     }
@@ -110,8 +116,8 @@ mod tests {
         let cases: [&[u8]; 7] =
             [b"", b"[1,", b"[1,\"x\",{}]]", b"\xff\xfe", b"[1,\"\xff\",{}]", b"nul", b"{1: 2}"];
         for bytes in cases {
-            assert!(matches!(decode(bytes), Err(DecodeError::Syntax(_))), "{bytes:?}");
+            assert!(matches!(Serializer::Json.decode_value(bytes), Err(DecodeError::Syntax(_))), "{bytes:?}");
         }
-        assert!(decode(b" [1,\"r\",{}]\n").is_ok());
+        assert!(Serializer::Json.decode_value(b" [1,\"r\",{}]\n").is_ok());
     }
 }

@@ -1,9 +1,16 @@
 //! The three WAMP serializers (JSON, MessagePack, CBOR): bytes to [`Message`] and back.
 //!
 //! Encoding walks the typed message by reference (no payload clone) through `serde`.
-//! Decoding reads a [`Value`] (nesting limited to [`MAX_DEPTH`]) and hands its list to
-//! [`Message::from_list`]. JSON and MessagePack decode through `serde`; CBOR has a small
-//! decoder of its own so tags, `undefined` and half floats are accepted.
+//! Decoding reads a [`Value`] (nesting limited to [`MAX_DEPTH`], values limited by a
+//! budget) and hands its list to [`Message::from_list`]. JSON and MessagePack decode
+//! through `serde`; CBOR has a small decoder of its own so tags, `undefined` and half
+//! floats are accepted.
+//!
+//! Every decoded value (scalar, container, dictionary key) takes at least one byte of
+//! input but some 32 bytes of memory, and a container's claimed length is never
+//! trusted for pre-allocation. [`Serializer::decode_bounded`] caps the values of one
+//! message at `min(max_values, input length)`, so what a message can cost in memory
+//! is bounded by the configured `limits.max_message_elements`.
 
 mod cbor;
 mod json;
@@ -42,6 +49,12 @@ pub enum DecodeError {
     /// The value is well-formed but not a valid WAMP message.
     #[error(transparent)]
     Message(#[from] MessageError),
+    /// The message holds more values than allowed (`limits.max_message_elements`).
+    #[error("more than {max} values in one message (limits.max_message_elements)")]
+    TooManyElements {
+        /// The limit that was exceeded.
+        max: usize,
+    },
 }
 
 impl Serializer {
@@ -97,7 +110,12 @@ impl Serializer {
 
     /// Decodes a message.
     pub fn decode(self, bytes: &[u8]) -> Result<Message, DecodeError> {
-        match self.decode_value(bytes)? {
+        self.decode_bounded(bytes, usize::MAX)
+    }
+
+    /// Decodes a message of at most `max_values` values (see the module documentation).
+    pub fn decode_bounded(self, bytes: &[u8], max_values: usize) -> Result<Message, DecodeError> {
+        match self.decode_value_bounded(bytes, max_values)? {
             Value::List(list) => Ok(Message::from_list(list)?),
             _ => Err(MessageError::NotAList.into()),
         }
@@ -110,10 +128,24 @@ impl Serializer {
 
     /// Decodes a single value; the whole input must be consumed.
     pub fn decode_value(self, bytes: &[u8]) -> Result<Value, DecodeError> {
-        match self {
-            Serializer::Json => json::decode(bytes),
-            Serializer::MsgPack => msgpack::decode(bytes),
-            Serializer::Cbor => cbor::decode(bytes),
+        self.decode_value_bounded(bytes, usize::MAX)
+    }
+
+    /// Decodes a single value of at most `max_values` values; the whole input must be
+    /// consumed.
+    pub fn decode_value_bounded(self, bytes: &[u8], max_values: usize) -> Result<Value, DecodeError> {
+        // Each value takes at least one byte: a longer count is never valid input.
+        let budget = serde_value::Budget::new(max_values.min(bytes.len()));
+        let decoded = match self {
+            Serializer::Json => json::decode(bytes, &budget),
+            Serializer::MsgPack => msgpack::decode(bytes, &budget),
+            Serializer::Cbor => cbor::decode(bytes, &budget),
+        };
+        match decoded {
+            Err(_) if budget.exceeded() && max_values < bytes.len() => {
+                Err(DecodeError::TooManyElements { max: max_values })
+            }
+            other => other,
         }
     }
 
@@ -281,6 +313,52 @@ mod tests {
             let deep = s.encode_value(&nested(MAX_DEPTH + 1));
             assert!(matches!(s.decode_value(&deep), Err(DecodeError::Syntax(_))), "{}", s.name());
         }
+    }
+
+    fn nils(n: usize) -> Value {
+        Value::List(vec![Value::Null; n])
+    }
+
+    #[test]
+    fn a_message_with_more_values_than_allowed_is_refused() {
+        for s in Serializer::ALL {
+            let bytes = s.encode_value(&nils(10_000));
+            let err = s.decode_value_bounded(&bytes, 1000);
+            assert!(matches!(err, Err(DecodeError::TooManyElements { max: 1000 })), "{}: {err:?}", s.name());
+            assert_eq!(s.decode_value_bounded(&bytes, 10_001).ok(), Some(nils(10_000)), "{}", s.name());
+        }
+    }
+
+    #[test]
+    fn dictionary_keys_count_as_values() {
+        let d: crate::wamp::value::Dict = (0..100).map(|i| (format!("k{i}"), Value::Null)).collect();
+        for s in Serializer::ALL {
+            let bytes = s.encode_value(&Value::Dict(d.clone()));
+            assert!(s.decode_value_bounded(&bytes, 150).is_err(), "{}", s.name());
+            assert!(s.decode_value_bounded(&bytes, 201).is_ok(), "{}", s.name());
+        }
+    }
+
+    #[test]
+    fn the_value_bound_never_refuses_a_valid_message_by_its_length() {
+        for s in Serializer::ALL {
+            for m in all_messages() {
+                let bytes = s.encode(&m);
+                assert_eq!(s.decode_bounded(&bytes, usize::MAX).ok(), Some(m), "{}", s.name());
+            }
+            let empty_dicts = Value::List(vec![Value::Dict(Default::default()); 50]);
+            let bytes = s.encode_value(&empty_dicts);
+            assert_eq!(s.decode_value(&bytes).ok(), Some(empty_dicts), "{}", s.name());
+        }
+    }
+
+    #[test]
+    fn a_huge_claimed_length_is_neither_trusted_nor_allocated() {
+        // Array headers claiming 2^24 elements with a handful present.
+        let msgpack = [0xdd, 0x01, 0x00, 0x00, 0x00, 0xc0, 0xc0];
+        let cbor = [0x9a, 0x01, 0x00, 0x00, 0x00, 0xf6, 0xf6];
+        assert!(matches!(Serializer::MsgPack.decode_value(&msgpack), Err(DecodeError::Syntax(_))));
+        assert!(matches!(Serializer::Cbor.decode_value(&cbor), Err(DecodeError::Syntax(_))));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::Serialize;
 use serde::de::IgnoredAny;
 
-use super::serde_value::syntax;
+use super::serde_value::{Budget, deserialize_bounded, syntax};
 use super::{DecodeError, MAX_DEPTH};
 use crate::wamp::value::Value;
 
@@ -19,12 +19,13 @@ pub(super) fn encode<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
     rmp_serde::to_vec(v).expect("MessagePack encoding into a Vec cannot fail")
 }
 
-/// Decodes one MessagePack value, which must span the whole input.
-pub(super) fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
+/// Decodes one MessagePack value of at most `budget` values, which must span the
+/// whole input.
+pub(super) fn decode(bytes: &[u8], budget: &Budget) -> Result<Value, DecodeError> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     // Our own limit in the value visitor trips first; this one bounds the trailing check.
     de.set_max_depth(MAX_DEPTH + 2);
-    let value = Value::deserialize(&mut de).map_err(syntax)?;
+    let value = deserialize_bounded(&mut de, budget).map_err(syntax)?;
     match IgnoredAny::deserialize(&mut de) {
         Err(rmp_serde::decode::Error::InvalidMarkerRead(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
             Ok(value)
@@ -80,7 +81,7 @@ mod tests {
             "i" => Value::Int(-33),
             "b" => Value::Bytes(vec![7]),
         };
-        assert_eq!(decode(&bytes).ok(), Some(Value::Dict(want)));
+        assert_eq!(Serializer::MsgPack.decode_value(&bytes).ok(), Some(Value::Dict(want)));
     }
 
     #[test]
@@ -99,7 +100,7 @@ mod tests {
             "93010203c0",   // trailing nil
         ];
         for h in cases {
-            assert!(matches!(decode(&hex(h)), Err(DecodeError::Syntax(_))), "{h}");
+            assert!(matches!(Serializer::MsgPack.decode_value(&hex(h)), Err(DecodeError::Syntax(_))), "{h}");
         }
     }
 }

@@ -6,6 +6,7 @@
 //! (checked by a test). A human-readable format carries binary as the spec's
 //! `"\u0000" + base64` string, the binary formats as native byte strings.
 
+use std::cell::Cell;
 use std::fmt;
 
 use base64::Engine as _;
@@ -178,39 +179,92 @@ impl Serialize for Message {
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        ValueSeed { depth: 0 }.deserialize(d)
+        let budget = Budget::new(usize::MAX);
+        ValueSeed { depth: 0, budget: &budget }.deserialize(d)
     }
+}
+
+/// How many more values a decode may produce: every value (scalar or container) and
+/// every dictionary key takes one. One counter for the whole message, so a short
+/// encoding (a MessagePack nil is one byte, a `Value` 32) cannot expand without bound.
+pub(crate) struct Budget {
+    left: Cell<usize>,
+    exceeded: Cell<bool>,
+}
+
+impl Budget {
+    /// A budget of `n` values.
+    pub(crate) fn new(n: usize) -> Budget {
+        Budget { left: Cell::new(n), exceeded: Cell::new(false) }
+    }
+
+    /// Takes one value; false (and remembered) when none is left.
+    pub(crate) fn try_take(&self) -> bool {
+        match self.left.get().checked_sub(1) {
+            Some(n) => {
+                self.left.set(n);
+                true
+            }
+            None => {
+                self.exceeded.set(true);
+                false
+            }
+        }
+    }
+
+    /// Takes one value, or fails when none is left.
+    fn take<E: de::Error>(&self) -> Result<(), E> {
+        match self.try_take() {
+            true => Ok(()),
+            false => Err(E::custom("too many values in one message")),
+        }
+    }
+
+    /// True when a decode failed because the budget ran out.
+    pub(crate) fn exceeded(&self) -> bool {
+        self.exceeded.get()
+    }
+}
+
+/// Decodes one value within `budget` values; the error says when the budget ran out.
+pub(crate) fn deserialize_bounded<'de, D: Deserializer<'de>>(
+    d: D,
+    budget: &Budget,
+) -> Result<Value, D::Error> {
+    ValueSeed { depth: 0, budget }.deserialize(d)
 }
 
 /// Deserializes one value nested `depth` containers deep.
 #[derive(Clone, Copy)]
-struct ValueSeed {
+struct ValueSeed<'b> {
     depth: usize,
+    budget: &'b Budget,
 }
 
-impl<'de> DeserializeSeed<'de> for ValueSeed {
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.budget.take()?;
         let json = d.is_human_readable();
-        d.deserialize_any(ValueVisitor { depth: self.depth, json })
+        d.deserialize_any(ValueVisitor { depth: self.depth, json, budget: self.budget })
     }
 }
 
-struct ValueVisitor {
+struct ValueVisitor<'b> {
     depth: usize,
     json: bool,
+    budget: &'b Budget,
 }
 
-impl ValueVisitor {
+impl<'b> ValueVisitor<'b> {
     /// The seed for the elements of a container opened at this level.
-    fn child<E: de::Error>(&self) -> Result<ValueSeed, E> {
+    fn child<E: de::Error>(&self) -> Result<ValueSeed<'b>, E> {
         if self.depth >= MAX_DEPTH {
             return Err(E::custom(format_args!("nesting deeper than {MAX_DEPTH} levels")));
         }
-        Ok(ValueSeed { depth: self.depth + 1 })
+        Ok(ValueSeed { depth: self.depth + 1, budget: self.budget })
     }
-
     /// A string starting with U+0000 is binary over JSON; over MessagePack and CBOR it
     /// is refused, because no JSON peer could receive it (it would read as binary).
     fn string<E: de::Error>(&self, s: &str) -> Result<Option<Value>, E> {
@@ -224,7 +278,7 @@ impl ValueVisitor {
     }
 }
 
-impl<'de> Visitor<'de> for ValueVisitor {
+impl<'de> Visitor<'de> for ValueVisitor<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -286,7 +340,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        ValueSeed { depth: self.depth }.deserialize(d)
+        ValueSeed { depth: self.depth, budget: self.budget }.deserialize(d)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
@@ -302,6 +356,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         let seed = self.child()?;
         let mut dict = Dict::new();
         while let Some(k) = map.next_key_seed(KeySeed)? {
+            self.budget.take()?;
             let v = map.next_value_seed(seed)?;
             dict.insert(k, v);
         }
