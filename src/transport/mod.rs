@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use crate::dict;
 use crate::router::Router;
-use crate::router::outbox::{Eviction, outbox};
+use crate::router::outbox::{Eviction, OutboxReceiver, outbox};
 use crate::router::session::{Flow, Session};
 use crate::wamp::codec::Serializer;
 use crate::wamp::errors;
@@ -103,7 +103,11 @@ pub async fn drive<T: FrameTransport + Send>(
             }
             incoming = io.recv() => match incoming {
                 Ok(Some(Incoming::Frame(frame))) => {
-                    if session.on_frame(&frame).await == Flow::Close {
+                    let (flow, sent) = handle_while_sending(&mut session, &frame, &mut rx, &mut io, &mut batch).await;
+                    if !sent {
+                        break;
+                    }
+                    if flow == Flow::Close {
                         rx.drain_now(&mut batch);
                         io.send(&batch).await.ok();
                         io.close().await;
@@ -175,6 +179,34 @@ pub async fn drive<T: FrameTransport + Send>(
         }
     }
     session.leave().await;
+}
+
+/// Lets the session handle one frame while the connection keeps sending what the
+/// router queues for it: a request that waits (a SUBSCRIBE for its commit, a CALL for
+/// a dynamic authorizer) does not stop events and results from going out, so the
+/// client is not evicted as a slow consumer meanwhile. The next frame is read only
+/// once this one is handled, which keeps the order WAMP requires. Returns the
+/// session's flow and false when the connection failed while sending.
+async fn handle_while_sending<T: FrameTransport + Send>(
+    session: &mut Session,
+    frame: &Bytes,
+    rx: &mut OutboxReceiver,
+    io: &mut T,
+    batch: &mut Vec<Bytes>,
+) -> (Flow, bool) {
+    let handling = session.on_frame(frame);
+    tokio::pin!(handling);
+    let mut sending = true;
+    loop {
+        tokio::select! {
+            biased;
+            flow = &mut handling => return (flow, sending),
+            n = rx.recv_many(batch, BATCH), if sending => {
+                sending = n > 0 && io.send(batch).await.is_ok();
+                batch.clear();
+            }
+        }
+    }
 }
 
 /// The join deadline after a frame: none once joined; a fresh one when the session
