@@ -511,3 +511,108 @@ async fn commit_latency_single() {
     times.sort();
     eprintln!("single: p50 {:?} p99 {:?}", times[150], times[297]);
 }
+
+// Mutual TLS: a node's id is bound to its certificate.
+
+/// A cluster CA writing PEM files under `dir`.
+struct TestCa {
+    dir: std::path::PathBuf,
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    fn new(dir: std::path::PathBuf, name: &str) -> TestCa {
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let issuer = rcgen::CertifiedIssuer::self_signed(params, key).expect("CA");
+        std::fs::write(dir.join("ca.pem"), issuer.pem()).expect("write CA");
+        TestCa { dir, issuer }
+    }
+
+    /// A certificate for 127.0.0.1 whose CN is `cn`; returns `[cluster.tls]`.
+    fn issue(&self, cn: &str) -> super::config::ClusterTls {
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params.subject_alt_names = vec![rcgen::SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]))];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        let (cert_path, key_path) = (self.dir.join(format!("{cn}.crt")), self.dir.join(format!("{cn}.key")));
+        std::fs::write(&cert_path, cert.pem()).expect("write cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        super::config::ClusterTls { cert: cert_path, key: key_path, ca: self.dir.join("ca.pem") }
+    }
+}
+
+/// MessagePack of a Raft request, as the gRPC payloads carry it.
+fn payload<T: serde::Serialize>(v: &T) -> super::proto::RaftPayload {
+    super::proto::RaftPayload { payload: super::convert::encode("test payload", v).expect("encodes") }
+}
+
+/// Asserts that a gRPC call was refused with `PERMISSION_DENIED`.
+fn denied<T>(r: Result<tonic::Response<T>, tonic::Status>, what: &str) {
+    match r {
+        Err(s) if s.code() == tonic::Code::PermissionDenied => {}
+        Err(s) => panic!("{what}: expected PERMISSION_DENIED, got {s:?}"),
+        Ok(_) => panic!("{what}: accepted"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mutual_tls_a_certificate_speaks_only_for_the_node_it_names() {
+    use super::proto::raft_client::RaftClient;
+    use super::proto::{ClientWriteRequest, JoinRequest, StatusRequest};
+    use super::secure::Credentials;
+
+    let dir = temp_dir("mtls-ids");
+    let ca = TestCa::new(dir.join("ca"), "Cluster CA");
+    let tls = |id: u64| Some(ca.issue(&format!("node-{id}")));
+    let n1 = start(ClusterConfig { bootstrap: true, tls: tls(1), ..node_cfg(1, vec![]) }).await;
+    let n2 = start(ClusterConfig { tls: tls(2), ..node_cfg(2, vec![n1.cluster.addr().to_string()]) }).await;
+    eventually(10, "two voters over mutual TLS", || voters(&n1) == vec![1, 2] && voters(&n2) == vec![1, 2])
+        .await;
+
+    // An intruder holding a valid certificate of the cluster CA, for node 3.
+    let intruder = ClusterConfig { tls: tls(3), ..node_cfg(3, vec![]) };
+    let creds = Credentials::from_config(&intruder).expect("credentials");
+    let channel = creds.endpoint(n1.cluster.addr()).expect("endpoint").connect().await.expect("TLS connects");
+    let mut client = RaftClient::new(channel);
+
+    let join = |id| JoinRequest { node_id: id, addr: "127.0.0.1:1".into(), incarnation: 7 };
+    denied(client.join(join(2)).await, "join claiming member 2");
+    denied(client.join(join(4)).await, "join claiming new node 4");
+    let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(99, 2), None);
+    denied(client.vote(payload(&vote)).await, "vote as node 2");
+    let append = openraft::raft::AppendEntriesRequest::<super::types::TypeConfig> {
+        vote: openraft::Vote::new_committed(99, 2),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    };
+    denied(client.append_entries(payload(&append)).await, "append as 2");
+    let announce = Request::Announce { node: 2, addr: "127.0.0.1:1".into(), incarnation: 9 };
+    let write = ClientWriteRequest { request: payload(&announce).payload, timeout_ms: 1000 };
+    denied(client.client_write(write).await, "announce node 2");
+    let forged = Request::Route(reg(2, 20, "com.forged"));
+    let write = ClientWriteRequest { request: payload(&forged).payload, timeout_ms: 1000 };
+    denied(client.client_write(write).await, "register on node 2");
+
+    // Requests claiming no node id need only a certificate of the CA.
+    client.status(StatusRequest {}).await.expect("status with any cluster certificate");
+    assert_eq!(voters(&n1), vec![1, 2], "membership unchanged");
+    assert!(callees(&n1.table.read().expect("lock"), "com.forged").is_empty());
+
+    // A certificate naming no node id speaks for no node.
+    let nameless = ClusterConfig { tls: Some(ca.issue("127.0.0.1")), ..node_cfg(5, vec![]) };
+    let creds = Credentials::from_config(&nameless).expect("credentials");
+    let channel = creds.endpoint(n1.cluster.addr()).expect("endpoint").connect().await.expect("connects");
+    let mut vote_client = RaftClient::new(channel);
+    let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(99, 5), None);
+    denied(vote_client.vote(payload(&vote)).await, "nameless vote");
+
+    n2.cluster.shutdown().await;
+    n1.cluster.shutdown().await;
+    std::fs::remove_dir_all(dir).ok();
+}
