@@ -53,7 +53,8 @@ RUN apt-get update \
     && groupadd --system --gid 10001 junction \
     && useradd --system --uid 10001 --gid junction --no-create-home \
         --home-dir /var/lib/junction --shell /usr/sbin/nologin junction \
-    && install -d -o junction -g junction -m 0750 /var/lib/junction
+    && install -d -o junction -g junction -m 0750 /var/lib/junction \
+    && install -d -o junction -g junction -m 0700 /var/lib/junction-cluster
 
 COPY --from=builder /out/junction /usr/local/bin/junction
 COPY --chmod=0755 deploy/entrypoint.sh /usr/local/bin/junction-entrypoint

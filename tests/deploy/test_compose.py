@@ -4,6 +4,7 @@ the wiring between services (OTLP endpoint, scrape targets, data sources)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -117,3 +118,24 @@ def test_grafana_data_sources_point_at_compose_services():
     assert {s["type"] for s in sources} == {"prometheus", "jaeger"}
     for s in sources:
         assert urlsplit(s["url"]).hostname in services, s["url"]
+
+
+def test_every_node_reads_the_cluster_secret_from_the_shared_volume():
+    model = compose_model()
+    nodes = compose_junction_services()
+    sources = set()
+    for name, svc in nodes.items():
+        env = svc["environment"]
+        secret_file = env["JUNCTION_CLUSTER_SECRET_FILE"]
+        directory = secret_file.rsplit("/", 1)[0]
+        mounts = [v for v in svc["volumes"] if v["target"] == directory]
+        assert len(mounts) == 1 and mounts[0]["type"] == "volume", f"{name}: {svc['volumes']}"
+        assert not mounts[0].get("read_only")
+        sources.add(mounts[0]["source"])
+        assert env["JUNCTION_CLUSTER_SECRET_CREATE"] == "true", name
+        # No constant secret: empty unless the user exports one.
+        assert env.get("JUNCTION_CLUSTER_SECRET", "") in ("", os.environ.get("JUNCTION_CLUSTER_SECRET", ""))
+    assert len(sources) == 1, f"the nodes must share one secret volume, not {sources}"
+    assert sources.pop() in model["volumes"]
+    assert "secrets" not in model or not any("environment" not in s and "file" in s
+                                              for s in model["secrets"].values()), "no secret file is shipped"
