@@ -397,9 +397,19 @@ mod tests {
         let with_secret =
             ClusterConfig { secret: Some("0123456789abcdef".into()), ..listening("0.0.0.0:7001") };
         assert!(with_secret.validate().is_ok());
-        let tls = ClusterTls { cert: "c".into(), key: "k".into(), ca: "a".into() };
+        let dir = std::env::temp_dir().join(format!("junction-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cert = "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n";
+        std::fs::write(dir.join("c.pem"), cert).expect("write");
+        std::fs::write(dir.join("k.pem"), "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")
+            .expect("write");
+        let tls = ClusterTls { cert: dir.join("c.pem"), key: dir.join("k.pem"), ca: dir.join("c.pem") };
         let with_tls = ClusterConfig { tls: Some(tls), ..listening("0.0.0.0:7001") };
+        assert!(with_tls.validate().is_ok(), "mutual TLS alone is enough");
+        let missing = ClusterTls { cert: "c".into(), key: "k".into(), ca: "a".into() };
+        let with_tls = ClusterConfig { tls: Some(missing), ..listening("0.0.0.0:7001") };
         assert!(with_tls.validate().is_err_and(|e| e.contains("cluster.tls.cert")), "the files are checked");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
