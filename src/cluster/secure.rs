@@ -8,9 +8,9 @@
 //! inject frames.
 //!
 //! With mutual TLS a node's id is bound to its certificate: the certificate must
-//! name the node, as `node-<id>` in the subject CN, as a DNS SAN `node-<id>` (or
-//! `node-<id>.<anything>`), or as a URI SAN `urn:junction:node:<id>` (also
-//! `spiffe://<trust domain>/.../node/<id>`). Every request that claims to come
+//! name the node, as a DNS SAN `node-<id>` (or `node-<id>.<anything>`), as a URI
+//! SAN `urn:junction:node:<id>` (also `spiffe://<trust domain>/.../node/<id>`), or
+//! as the subject CN `node-<id>` (or just `<id>`). Every request that claims to come
 //! from a node — `Join` (its `node_id`), Raft `Vote`, `AppendEntries` and
 //! `InstallSnapshot` (the candidate or leader in the vote), the node-specific
 //! routing commands forwarded with `ClientWrite`, and every batch of a `Link`
@@ -49,30 +49,41 @@ impl From<IdentityError> for Status {
     }
 }
 
-/// The node id a certificate name stands for: `node-<id>` or `node<id>`, alone or
-/// as the first label of a DNS name (case-insensitive).
-fn id_from_host(name: &str) -> Option<u64> {
-    let label = name.split('.').next()?.to_ascii_lowercase();
-    let digits = label.strip_prefix("node")?;
-    let digits = digits.strip_prefix('-').unwrap_or(digits);
+/// A node id: decimal digits only, > 0.
+fn parse_id(digits: &str) -> Option<u64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok().filter(|id| *id > 0)
 }
 
-/// The node id a URI SAN stands for: `urn:junction:node:<id>`, or a URI whose path
-/// ends in `/node/<id>` (SPIFFE ids).
-fn id_from_uri(uri: &str) -> Option<u64> {
-    let parse = |d: &str| d.parse::<u64>().ok().filter(|id| *id > 0 && d.bytes().all(|b| b.is_ascii_digit()));
-    if let Some(rest) = uri.strip_prefix("urn:junction:node:") {
-        return parse(rest);
+/// The node id a DNS name or common name stands for: its first label is
+/// `node-<id>` (also `node<id>`, `node_<id>`, or with a prefix such as
+/// `junction-node-<id>`), case-insensitive.
+fn id_from_host(name: &str) -> Option<u64> {
+    let label = name.split('.').next()?.to_ascii_lowercase();
+    let at = label.rfind("node")?;
+    let before = &label[..at];
+    if !(before.is_empty() || before.ends_with('-') || before.ends_with('_')) {
+        return None;
     }
-    let (_, after) = uri.split_once("://")?;
-    let path = after.split(['?', '#']).next()?.trim_end_matches('/');
-    let mut segments = path.rsplit('/');
-    let id = segments.next()?;
-    (segments.next()? == "node").then(|| parse(id)).flatten()
+    let rest = &label[at + "node".len()..];
+    parse_id(rest.strip_prefix(['-', '_']).unwrap_or(rest))
+}
+
+/// The node id a subject common name stands for: as a host name, or the bare id.
+fn id_from_common_name(cn: &str) -> Option<u64> {
+    parse_id(cn).or_else(|| id_from_host(cn))
+}
+
+/// The node id a URI SAN stands for: its last two `:`- or `/`-separated parts are
+/// `node` and the id, e.g. `urn:junction:node:<id>` or a SPIFFE id
+/// `spiffe://<trust domain>/junction/node/<id>`.
+fn id_from_uri(uri: &str) -> Option<u64> {
+    let uri = uri.split(['?', '#']).next()?.trim_end_matches('/');
+    let mut parts = uri.rsplit([':', '/']);
+    let id = parts.next()?;
+    parts.next()?.eq_ignore_ascii_case("node").then(|| parse_id(id)).flatten()
 }
 
 /// The node ids a DER certificate names (see the module documentation).
@@ -81,7 +92,7 @@ pub fn cert_node_ids(der: &[u8]) -> Result<BTreeSet<u64>, IdentityError> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| IdentityError::Unreadable(e.to_string()))?;
     let mut ids = BTreeSet::new();
     for cn in cert.subject().iter_common_name() {
-        if let Some(id) = cn.as_str().ok().and_then(id_from_host) {
+        if let Some(id) = cn.as_str().ok().and_then(id_from_common_name) {
             ids.insert(id);
         }
     }
@@ -274,8 +285,11 @@ mod tests {
         assert_eq!(ids(cert("x", vec![uri("urn:junction:node:7")])), vec![7]);
         assert_eq!(ids(cert("x", vec![uri("spiffe://example.org/junction/node/9")])), vec![9]);
         assert_eq!(ids(cert("Node4", vec![])), vec![4]);
+        assert_eq!(ids(cert("6", vec![dns("junction-node-8.example")])), vec![6, 8]);
+        assert_eq!(ids(cert("x", vec![uri("junction://node/11")])), vec![11]);
         let none: Vec<u64> = Vec::new();
-        for name in ["127.0.0.1", "node-", "node-0", "node-1x", "junction-1", "nodes-1"] {
+        let not_ids = ["127.0.0.1", "node-", "node-0", "node-1x", "junction-1", "nodes-1", "mynode-1", "0"];
+        for name in not_ids {
             assert_eq!(ids(cert(name, vec![dns("localhost")])), none, "{name}");
         }
         assert_eq!(ids(cert("x", vec![uri("https://example.org/node/abc")])), none);

@@ -616,3 +616,50 @@ async fn with_mutual_tls_a_certificate_speaks_only_for_the_node_it_names() {
     n1.cluster.shutdown().await;
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mutual_tls_a_link_stream_speaks_only_for_the_node_its_certificate_names() {
+    use super::link::pb::link_client::LinkClient;
+    use super::link::pb::{Batch, Frame};
+    use super::secure::Credentials;
+
+    let dir = temp_dir("mtls-link");
+    let ca = TestCa::new(dir.join("ca"), "Cluster CA");
+    let cluster = ClusterConfig { bootstrap: true, tls: Some(ca.issue("node-1")), ..node_cfg(1, vec![]) };
+    let cfg = crate::config::Config { cluster, ..crate::config::Config::default() };
+    let router = super::runtime::start(&cfg).await.expect("node 1 starts");
+    let addr = router.replica.cluster().expect("clustered").addr().to_string();
+
+    // A valid certificate of the cluster CA, for node 3.
+    let intruder = ClusterConfig { tls: Some(ca.issue("node-3")), ..node_cfg(3, vec![]) };
+    let creds = Credentials::from_config(&intruder).expect("credentials");
+    let stream_as = |batches: Vec<u64>| {
+        let creds = creds.clone();
+        let addr = addr.clone();
+        async move {
+            let channel = creds.endpoint(&addr).expect("endpoint").connect().await.expect("TLS connects");
+            let batches: Vec<Batch> = batches
+                .into_iter()
+                .map(|from_node| Batch { from_node, frames: Vec::<Frame>::new() })
+                .collect();
+            let mut responses = LinkClient::new(channel)
+                .stream(tokio_stream::iter(batches))
+                .await
+                .expect("stream opens")
+                .into_inner();
+            responses.message().await.expect_err("the stream is refused").code()
+        }
+    };
+    assert_eq!(stream_as(vec![2]).await, tonic::Code::PermissionDenied, "speaking for node 2");
+    assert_eq!(stream_as(vec![3, 2]).await, tonic::Code::PermissionDenied, "switching to node 2");
+
+    // A certificate of the cluster CA naming no node opens no stream at all.
+    let nameless = ClusterConfig { tls: Some(ca.issue("127.0.0.1")), ..node_cfg(5, vec![]) };
+    let creds = Credentials::from_config(&nameless).expect("credentials");
+    let channel = creds.endpoint(&addr).expect("endpoint").connect().await.expect("TLS connects");
+    let refused = LinkClient::new(channel).stream(tokio_stream::iter(Vec::<Batch>::new())).await;
+    assert_eq!(refused.map(|_| ()).map_err(|s| s.code()), Err(tonic::Code::PermissionDenied));
+
+    router.replica.shutdown().await;
+    std::fs::remove_dir_all(dir).ok();
+}
