@@ -65,7 +65,8 @@ impl Request {
     /// announcement or departure, and routing entries of its own sessions. With
     /// mutual TLS the forwarding node's certificate must name it
     /// ([`super::secure::authorize_node`]); `None` for entries any member may
-    /// propose (the leader's `Down`/`Forget` of another node, realm-wide state).
+    /// propose (`Forget` of a removed node, realm-wide state). The leader commits
+    /// another node's `Down` itself, never through a forwarded write.
     pub fn origin(&self) -> Option<u64> {
         match self {
             Request::Announce { node, .. } | Request::Down { node, .. } => Some(*node),
