@@ -46,6 +46,8 @@
 #                          write 32 random bytes (hex) to it, atomically: of several
 #                          nodes sharing the volume the first one wins (docker-compose).
 #                          A Kubernetes Secret is mounted read-only instead.
+# A JUNCTION_CLUSTER_SECRET_FILE that does not exist is reported and not passed on:
+# junction then has no secret, which it accepts only on a loopback cluster.listen.
 #
 # The template's ${NAME} placeholders (outside comment lines) are replaced by the
 # environment variable NAME, which must be set. Values that would break TOML
@@ -144,25 +146,40 @@ derive() {
     export JUNCTION_PEERS="[$toml]"
 }
 
-# create_secret: JUNCTION_CLUSTER_SECRET_CREATE=true and no JUNCTION_CLUSTER_SECRET_FILE
-# yet -> a new random secret there (mode 0600). `ln` does not replace an existing
-# file, so nodes starting together on a shared volume agree on the first one.
-create_secret() {
-    [[ ${JUNCTION_CLUSTER_SECRET_CREATE:-false} == true ]] || return 0
+# cluster_secret: with JUNCTION_CLUSTER_SECRET_CREATE=true and no JUNCTION_CLUSTER_SECRET_FILE
+# yet, a new random secret there (mode 0600). `ln` does not replace an existing
+# file, so nodes starting together on a shared volume agree on the first one. A
+# secret file that still does not exist (or cannot be read) is reported and
+# JUNCTION_CLUSTER_SECRET_FILE dropped: junction then runs without a secret, which
+# it allows on a loopback cluster.listen only (exit 2 otherwise).
+cluster_secret() {
     local file=${JUNCTION_CLUSTER_SECRET_FILE:-}
-    [[ -n $file ]] || die "JUNCTION_CLUSTER_SECRET_CREATE=true needs JUNCTION_CLUSTER_SECRET_FILE"
-    [[ -e $file ]] && return 0
+    if [[ ${JUNCTION_CLUSTER_SECRET_CREATE:-false} == true ]]; then
+        [[ -n $file ]] || die "JUNCTION_CLUSTER_SECRET_CREATE=true needs JUNCTION_CLUSTER_SECRET_FILE"
+        [[ -e $file ]] || create_secret "$file"
+    fi
+    if [[ -n $file && ! -r $file ]]; then
+        echo "junction-entrypoint: no readable cluster secret at $file (JUNCTION_CLUSTER_SECRET_FILE);" \
+            "junction refuses a non-loopback cluster.listen without one" >&2
+        unset JUNCTION_CLUSTER_SECRET_FILE
+    fi
+}
+
+# create_secret FILE: 32 random bytes, hex, into FILE unless it appeared meanwhile.
+create_secret() {
     local dir tmp
-    dir=$(dirname -- "$file")
-    [[ -d $dir && -w $dir ]] || die "cannot create the cluster secret: $dir is not a writable directory"
+    dir=$(dirname -- "$1")
+    if [[ ! -d $dir || ! -w $dir ]]; then
+        echo "junction-entrypoint: cannot create the cluster secret: $dir is not a writable directory" >&2
+        return 0
+    fi
     tmp=$(umask 077 && mktemp "$dir/.secret.XXXXXX") || die "cannot create a file in $dir"
     od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$tmp" || die "cannot write $tmp"
     echo >>"$tmp"
-    if ln -- "$tmp" "$file" 2>/dev/null; then
-        echo "junction-entrypoint: created a new cluster secret in $file" >&2
+    if ln -- "$tmp" "$1" 2>/dev/null; then
+        echo "junction-entrypoint: created a new cluster secret in $1" >&2
     fi
     rm -f -- "$tmp"
-    [[ -s $file ]] || die "the cluster secret $file is empty"
 }
 
 # render TEMPLATE: substitute ${NAME} from the environment; unset NAME is an error.
@@ -216,7 +233,7 @@ main() {
             ;;
         "" | -*)
             derive
-            create_secret
+            cluster_secret
             local out=${JUNCTION_RENDERED_CONFIG:-/tmp/junction.toml}
             render "${JUNCTION_CONFIG_TEMPLATE:-/etc/junction/junction.toml.tmpl}" >"$out.tmp" ||
                 die "cannot render $out"

@@ -280,23 +280,33 @@ def test_statefulset_pod_refuses_a_reachable_cluster_port_without_the_secret(tmp
     """The shipped pod command on its shipped cluster.listen (0.0.0.0): without the
     mounted Secret it exits 2 with one line saying why, before binding anything."""
     listen = f"0.0.0.0:{free_port()}"
-    for case in ("file missing", "no secret at all"):
+    for case in ("secret not mounted", "no secret variable"):
         pod_dir = tmp_path / case.replace(" ", "-")
         pod_dir.mkdir()
         env = local_env(pod_env(0), pod_dir, configmap_template(), JUNCTION_GRPC_LISTEN=listen)
-        if case == "no secret at all":
+        if case == "no secret variable":
             del env["JUNCTION_CLUSTER_SECRET_FILE"]
         c = container()
         r = run(container_argv(c.get("command"), c.get("args")), env=env, cwd=pod_dir, timeout=30)
         junction_lines = [line for line in r.stderr.splitlines() if line.startswith("junction:")]
         assert r.returncode == 2, f"{case}: exit {r.returncode}\n{r.stderr}"
         assert len(junction_lines) == 1, f"{case}: {r.stderr}"
-        if case == "no secret at all":
-            assert "reachable from other hosts" in junction_lines[0], junction_lines
-            assert "JUNCTION_CLUSTER_SECRET" in junction_lines[0], junction_lines
-        else:
-            assert "JUNCTION_CLUSTER_SECRET_FILE" in junction_lines[0], junction_lines
+        assert f"cluster.listen {listen} is reachable from other hosts" in junction_lines[0], junction_lines
+        assert "JUNCTION_CLUSTER_SECRET" in junction_lines[0], junction_lines
         assert "ready" not in r.stdout
+
+
+def test_compose_node_refuses_a_reachable_cluster_port_without_its_secret_volume(tmp_path):
+    """Compose's node command where the shared secret volume is missing (not
+    writable): no secret is made up, and junction refuses 0.0.0.0 (exit 2)."""
+    name, svc = sorted(compose_junction_services().items())[0]
+    listen = f"0.0.0.0:{free_port()}"
+    env = local_env(svc["environment"], tmp_path, TEMPLATE.read_text(), JUNCTION_GRPC_LISTEN=listen)
+    env["JUNCTION_CLUSTER_SECRET_FILE"] = str(tmp_path / "no-such-volume" / "secret")
+    r = run(container_argv(svc.get("entrypoint"), svc.get("command")), env=env, cwd=tmp_path, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert "reachable from other hosts" in r.stderr and "ready" not in r.stdout, r.stderr
+    assert not (tmp_path / "no-such-volume").exists()
 
 
 def test_entrypoint_creates_the_compose_cluster_secret_once(tmp_path):
