@@ -296,6 +296,21 @@ def test_statefulset_pod_refuses_a_reachable_cluster_port_without_the_secret(tmp
         assert "ready" not in r.stdout
 
 
+def test_statefulset_pod_with_its_secret_passes_the_startup_check_on_0_0_0_0(tmp_path):
+    """The same command with the Secret mounted gets past the configuration: it then
+    stops at the next step, the admin port (held here, so nothing binds 0.0.0.0)."""
+    c = container()
+    env = local_env(pod_env(0), tmp_path, configmap_template(), JUNCTION_GRPC_LISTEN=f"0.0.0.0:{free_port()}")
+    mount_cluster_secret(env)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        env["JUNCTION_ADMIN"] = "127.0.0.1:%d" % held.getsockname()[1]
+        r = run(container_argv(c.get("command"), c.get("args")), env=env, cwd=tmp_path, timeout=30)
+    assert r.returncode == 1 and "cannot listen for admin HTTP" in r.stderr, (r.returncode, r.stderr)
+    assert "reachable from other hosts" not in r.stderr and "invalid configuration" not in r.stderr
+
+
 def test_compose_node_refuses_a_reachable_cluster_port_without_its_secret_volume(tmp_path):
     """Compose's node command where the shared secret volume is missing (not
     writable): no secret is made up, and junction refuses 0.0.0.0 (exit 2)."""

@@ -14,6 +14,7 @@
   B, not even as a member's id. Cross-node calls work in both set-ups."""
 
 import os
+import socket
 import subprocess
 
 import pytest
@@ -102,6 +103,25 @@ def test_a_node_with_a_reachable_cluster_port_and_no_secret_refuses_to_start(tmp
     for fix in ("cluster.secret_file", "cluster.secret", "JUNCTION_CLUSTER_SECRET", "[cluster.tls]"):
         assert fix in line, line
     assert "ready" not in r.stdout
+
+
+@pytest.mark.parametrize("how", ["secret", "secret_file", "JUNCTION_CLUSTER_SECRET", "JUNCTION_CLUSTER_SECRET_FILE"])
+def test_a_node_with_a_reachable_cluster_port_and_a_secret_passes_the_startup_check(tmp_path, how):
+    # Past the configuration, the node stops at the admin port, held here (so the
+    # test binds nothing on 0.0.0.0): exit 1 naming it, not the exit 2 of a refusal.
+    secret_path = tmp_path / "cluster.secret"
+    secret_path.write_text("0123456789abcdef0123456789abcdef\n")
+    toml = {"secret": 'secret = "0123456789abcdef"\n', "secret_file": f'secret_file = "{secret_path}"\n'}
+    env = {"JUNCTION_CLUSTER_SECRET": "0123456789abcdef", "JUNCTION_CLUSTER_SECRET_FILE": str(secret_path)}
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        admin = f'[admin]\nlisten = "127.0.0.1:{held.getsockname()[1]}"\n'
+        path = tmp_path / "node.toml"
+        path.write_text(f'[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n{admin}[cluster]\n'
+                        f'listen = "0.0.0.0:{free_ports(1)[0]}"\nbootstrap = true\n{toml.get(how, "")}')
+        r = junction(config=path, env={how: env[how]} if how in env else None)
+    assert r.returncode == 1 and "cannot listen for admin HTTP" in r.stderr, (r.returncode, r.stderr)
 
 
 def test_a_lone_node_with_a_reachable_cluster_port_refuses_to_start_too(tmp_path):
