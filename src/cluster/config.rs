@@ -163,7 +163,8 @@ impl ClusterConfig {
     /// The cluster secret: the environment's `JUNCTION_CLUSTER_SECRET`, else the first
     /// line of the file `JUNCTION_CLUSTER_SECRET_FILE` names, else the first line of
     /// `secret_file`, else `secret`; `None` when none is set. A secret shorter than
-    /// [`MIN_SECRET_LEN`] bytes is an error naming where it came from.
+    /// [`MIN_SECRET_LEN`] bytes, or with bytes other than printable ASCII (it travels
+    /// in a gRPC header), is an error naming where it came from.
     pub fn resolved_secret(&self) -> Result<Option<String>, String> {
         let (secret, from) = if let Ok(s) = std::env::var(SECRET_ENV)
             && !s.is_empty()
@@ -181,6 +182,12 @@ impl ClusterConfig {
                 None => return Ok(None),
             }
         };
+        if !secret.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(format!(
+                "the cluster secret from {from} must be printable ASCII (it travels in a gRPC header): \
+                 e.g. `openssl rand -hex 32`"
+            ));
+        }
         if secret.len() < MIN_SECRET_LEN {
             return Err(format!(
                 "the cluster secret from {from} is {} bytes long: use at least {MIN_SECRET_LEN} random bytes \
@@ -416,6 +423,9 @@ mod tests {
     fn a_short_secret_is_refused() {
         let short = ClusterConfig { secret: Some("hunter2".into()), ..listening("127.0.0.1:7001") };
         assert!(short.validate().is_err_and(|e| e.contains("at least 16")));
+        let binary =
+            ClusterConfig { secret: Some("0123456789abcdé\u{7}".into()), ..listening("127.0.0.1:7001") };
+        assert!(binary.validate().is_err_and(|e| e.contains("printable ASCII")));
         let dir = std::env::temp_dir().join(format!("junction-secret-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("short");
