@@ -573,6 +573,9 @@ async fn with_mutual_tls_a_certificate_speaks_only_for_the_node_it_names() {
     let n2 = start(ClusterConfig { tls: tls(2), ..node_cfg(2, vec![n1.cluster.addr().to_string()]) }).await;
     eventually(10, "two voters over mutual TLS", || voters(&n1) == vec![1, 2] && voters(&n2) == vec![1, 2])
         .await;
+    // Node 2 forwards its own writes to the leader with its own certificate.
+    let out = n2.cluster.propose(Request::Route(reg(2, 20, "com.legit"))).await.expect("forwarded write");
+    assert!(matches!(out, Outcome::Registered(Ok(_))));
 
     // An intruder holding a valid certificate of the cluster CA, for node 3.
     let intruder = ClusterConfig { tls: tls(3), ..node_cfg(3, vec![]) };
