@@ -4,6 +4,8 @@
 #
 #   docker build -t junction:0.1.0 .
 #   docker run --rm -p 8080:8080 -p 8081:8081 -p 8090:8090 junction:0.1.0   # one node
+#   (its cluster gRPC stays on 127.0.0.1; a multi-node cluster needs a cluster secret,
+#   see deploy/README.md)
 #
 # Ports: 8080 WebSocket (ws://HOST:8080/ws), 8081 RawSocket, 7001 cluster gRPC
 # (Raft + node-to-node links), 8090 admin HTTP (/healthz, /readyz, /metrics).
@@ -53,7 +55,8 @@ RUN apt-get update \
     && groupadd --system --gid 10001 junction \
     && useradd --system --uid 10001 --gid junction --no-create-home \
         --home-dir /var/lib/junction --shell /usr/sbin/nologin junction \
-    && install -d -o junction -g junction -m 0750 /var/lib/junction
+    && install -d -o junction -g junction -m 0750 /var/lib/junction \
+    && install -d -o junction -g junction -m 0700 /var/lib/junction-cluster
 
 COPY --from=builder /out/junction /usr/local/bin/junction
 COPY --chmod=0755 deploy/entrypoint.sh /usr/local/bin/junction-entrypoint

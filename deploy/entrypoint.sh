@@ -30,11 +30,24 @@
 #                          of the same set, except this pod (the voters are the seeds a
 #                          learner asks to join; any member forwards to the leader)
 # Settings with defaults:
-#   JUNCTION_VOTERS=3  JUNCTION_GRPC_PORT=7001  JUNCTION_GRPC_LISTEN=0.0.0.0:<grpc port>
+#   JUNCTION_VOTERS=3  JUNCTION_GRPC_PORT=7001
+#   JUNCTION_GRPC_LISTEN=0.0.0.0:<grpc port> for a set member, 127.0.0.1:<grpc port> for a
+#                          standalone node (nobody else needs to reach it)
 #   JUNCTION_DATA_DIR=/var/lib/junction
 #   JUNCTION_HEADLESS_SERVICE=<set name>-headless  JUNCTION_CLUSTER_DOMAIN=cluster.local
 #   JUNCTION_CONFIG_TEMPLATE=/etc/junction/junction.toml.tmpl
 #   JUNCTION_RENDERED_CONFIG=/tmp/junction.toml   JUNCTION_BIN=junction
+#
+# The cluster secret (junction refuses to serve cluster gRPC on a non-loopback
+# address without one, exit 2). junction itself reads JUNCTION_CLUSTER_SECRET (the
+# value) or JUNCTION_CLUSTER_SECRET_FILE (a file, first line); the entrypoint only
+# creates the file when asked to:
+#   JUNCTION_CLUSTER_SECRET_CREATE=true   if JUNCTION_CLUSTER_SECRET_FILE does not exist,
+#                          write 32 random bytes (hex) to it, atomically: of several
+#                          nodes sharing the volume the first one wins (docker-compose).
+#                          A Kubernetes Secret is mounted read-only instead.
+# A JUNCTION_CLUSTER_SECRET_FILE that does not exist is reported and not passed on:
+# junction then has no secret, which it accepts only on a loopback cluster.listen.
 #
 # The template's ${NAME} placeholders (outside comment lines) are replaced by the
 # environment variable NAME, which must be set. Values that would break TOML
@@ -75,7 +88,6 @@ derive() {
     if ! is_uint "$JUNCTION_GRPC_PORT" || ((JUNCTION_GRPC_PORT < 1 || JUNCTION_GRPC_PORT > 65535)); then
         die "JUNCTION_GRPC_PORT must be a port number, not ${JUNCTION_GRPC_PORT@Q}"
     fi
-    export JUNCTION_GRPC_LISTEN=${JUNCTION_GRPC_LISTEN:-0.0.0.0:$JUNCTION_GRPC_PORT}
     export JUNCTION_DATA_DIR=${JUNCTION_DATA_DIR:-/var/lib/junction}
 
     local domain=""
@@ -88,6 +100,7 @@ derive() {
     host() { echo "$1${domain:+.$domain}:$JUNCTION_GRPC_PORT"; }
 
     if [[ -n $ordinal ]]; then
+        export JUNCTION_GRPC_LISTEN=${JUNCTION_GRPC_LISTEN:-0.0.0.0:$JUNCTION_GRPC_PORT}
         export JUNCTION_NODE_ID=${JUNCTION_NODE_ID:-$((ordinal + 1))}
         if [[ -z ${JUNCTION_BOOTSTRAP:-} ]]; then
             if ((ordinal == 0)); then JUNCTION_BOOTSTRAP=true; else JUNCTION_BOOTSTRAP=false; fi
@@ -102,7 +115,9 @@ derive() {
             JUNCTION_PEERS=$(IFS=,; echo "${list[*]}")
         fi
     else
-        # Standalone (docker run, a hostname without an ordinal): a one-node cluster.
+        # Standalone (docker run, a hostname without an ordinal): a one-node cluster
+        # whose cluster port only this container reaches.
+        export JUNCTION_GRPC_LISTEN=${JUNCTION_GRPC_LISTEN:-127.0.0.1:$JUNCTION_GRPC_PORT}
         export JUNCTION_NODE_ID=${JUNCTION_NODE_ID:-1}
         export JUNCTION_BOOTSTRAP=${JUNCTION_BOOTSTRAP:-true}
         export JUNCTION_ADVERTISE=${JUNCTION_ADVERTISE:-$(host "${pod:-localhost}")}
@@ -129,6 +144,54 @@ derive() {
         toml+=${toml:+, }\"$peer\"
     done
     export JUNCTION_PEERS="[$toml]"
+}
+
+# cluster_secret: with JUNCTION_CLUSTER_SECRET_CREATE=true and no JUNCTION_CLUSTER_SECRET_FILE
+# yet, a new random secret there (mode 0600). `ln` does not replace an existing
+# file, so nodes starting together on a shared volume agree on the first one. A
+# secret file that still does not exist (or cannot be read) is reported and
+# JUNCTION_CLUSTER_SECRET_FILE dropped: junction then runs without a secret, which
+# it allows on a loopback cluster.listen only (exit 2 otherwise).
+cluster_secret() {
+    local file=${JUNCTION_CLUSTER_SECRET_FILE:-}
+    if [[ ${JUNCTION_CLUSTER_SECRET_CREATE:-false} == true ]]; then
+        [[ -n $file ]] || die "JUNCTION_CLUSTER_SECRET_CREATE=true needs JUNCTION_CLUSTER_SECRET_FILE"
+        [[ -e $file ]] || create_secret "$file"
+    fi
+    if [[ -n $file && ! -r $file ]]; then
+        echo "junction-entrypoint: no readable cluster secret at $file (JUNCTION_CLUSTER_SECRET_FILE);" \
+            "junction refuses a non-loopback cluster.listen without one" >&2
+        unset JUNCTION_CLUSTER_SECRET_FILE
+    fi
+}
+
+# admin_token: a JUNCTION_ADMIN_TOKEN_FILE that does not exist (the Kubernetes
+# Secret junction-admin is optional) is reported and not passed on: junction then
+# starts with its admin API closed (401) instead of refusing to start.
+admin_token() {
+    local file=${JUNCTION_ADMIN_TOKEN_FILE:-}
+    if [[ -n $file && ! -e $file ]]; then
+        echo "junction-entrypoint: no admin token at $file (JUNCTION_ADMIN_TOKEN_FILE);" \
+            "the admin API stays closed" >&2
+        unset JUNCTION_ADMIN_TOKEN_FILE
+    fi
+}
+
+# create_secret FILE: 32 random bytes, hex, into FILE unless it appeared meanwhile.
+create_secret() {
+    local dir tmp
+    dir=$(dirname -- "$1")
+    if [[ ! -d $dir || ! -w $dir ]]; then
+        echo "junction-entrypoint: cannot create the cluster secret: $dir is not a writable directory" >&2
+        return 0
+    fi
+    tmp=$(umask 077 && mktemp "$dir/.secret.XXXXXX") || die "cannot create a file in $dir"
+    od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$tmp" || die "cannot write $tmp"
+    echo >>"$tmp"
+    if ln -- "$tmp" "$1" 2>/dev/null; then
+        echo "junction-entrypoint: created a new cluster secret in $1" >&2
+    fi
+    rm -f -- "$tmp"
 }
 
 # render TEMPLATE: substitute ${NAME} from the environment; unset NAME is an error.
@@ -182,6 +245,8 @@ main() {
             ;;
         "" | -*)
             derive
+            cluster_secret
+            admin_token
             local out=${JUNCTION_RENDERED_CONFIG:-/tmp/junction.toml}
             render "${JUNCTION_CONFIG_TEMPLATE:-/etc/junction/junction.toml.tmpl}" >"$out.tmp" ||
                 die "cannot render $out"

@@ -106,20 +106,21 @@ fn admin_failure(e: &junction::cluster::status::AdminError) -> ExitCode {
 }
 
 /// Runs an administration command. The cluster secret and TLS identity come from
-/// `--config` (its `[cluster]` section) when given, else from `JUNCTION_CLUSTER_SECRET`.
+/// `--config` (its `[cluster]` section) when given, else from `JUNCTION_CLUSTER_SECRET` or
+/// `JUNCTION_CLUSTER_SECRET_FILE`.
 fn admin(cmd: &Command, config: Option<&PathBuf>) -> ExitCode {
     let creds = match config {
-        Some(path) => match Config::from_file(path)
+        Some(path) => Config::from_file(path)
             .map_err(|e| e.to_string())
-            .and_then(|c| junction::cluster::secure::Credentials::from_config(&c.cluster))
-        {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("junction: {e}");
-                return ExitCode::from(2);
-            }
-        },
+            .and_then(|c| junction::cluster::secure::Credentials::from_config(&c.cluster)),
         None => junction::cluster::secure::Credentials::from_env(),
+    };
+    let creds = match creds {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("junction: {e}");
+            return ExitCode::from(2);
+        }
     };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -10,7 +10,7 @@
 //! secret_file = "/etc/junction/cluster.secret"  # or secret = "...", or env JUNCTION_CLUSTER_SECRET
 //! # [cluster.tls]                  # mutual TLS between nodes: each side verifies the other
 //! # cert = "node.crt"              #   against `ca`; `cert` must name the address peers dial
-//! # key = "node.key"
+//! # key = "node.key"               #   and this node's id (`node-<id>`, see `cluster::secure`)
 //! # ca = "cluster-ca.crt"
 //! voters = 3                       # nodes beyond this many join as learners
 //! bootstrap = true                 # this node initialises the cluster
@@ -25,12 +25,29 @@
 //!
 //! No section at all (or no `peers`/`dns`) is a one-node cluster: the node
 //! initialises itself, through the same Raft code as a real cluster.
+//!
+//! The cluster port is never open to strangers: a node whose `listen` is not a
+//! loopback address (127.0.0.0/8, `::1`; `0.0.0.0` and `::` are not) refuses to
+//! start unless it has a secret of at least [`MIN_SECRET_LEN`] bytes or
+//! `[cluster.tls]`. The secret comes from, in this order: the environment's
+//! `JUNCTION_CLUSTER_SECRET`, the file named by `JUNCTION_CLUSTER_SECRET_FILE`,
+//! `secret_file`, `secret`. The default `listen` is empty (no gRPC server), so a
+//! lone node needs none.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+/// The shortest cluster secret accepted, in bytes.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// The environment variable holding the cluster secret itself.
+pub const SECRET_ENV: &str = "JUNCTION_CLUSTER_SECRET";
+
+/// The environment variable naming a file that holds the cluster secret.
+pub const SECRET_FILE_ENV: &str = "JUNCTION_CLUSTER_SECRET_FILE";
 
 /// Cluster membership and Raft tuning.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -144,23 +161,54 @@ impl ClusterTls {
 
 impl ClusterConfig {
     /// The cluster secret: the environment's `JUNCTION_CLUSTER_SECRET`, else the first
-    /// line of `secret_file`, else `secret`; `None` when none is set.
+    /// line of the file `JUNCTION_CLUSTER_SECRET_FILE` names, else the first line of
+    /// `secret_file`, else `secret`; `None` when none is set. A secret shorter than
+    /// [`MIN_SECRET_LEN`] bytes, or with bytes other than printable ASCII (it travels
+    /// in a gRPC header), is an error naming where it came from.
     pub fn resolved_secret(&self) -> Result<Option<String>, String> {
-        if let Ok(s) = std::env::var("JUNCTION_CLUSTER_SECRET")
+        let (secret, from) = if let Ok(s) = std::env::var(SECRET_ENV)
             && !s.is_empty()
         {
-            return Ok(Some(s));
-        }
-        if let Some(p) = &self.secret_file {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("cluster.secret_file: cannot read {}: {e}", p.display()))?;
-            let line = text.lines().next().unwrap_or("").trim().to_owned();
-            if line.is_empty() {
-                return Err(format!("cluster.secret_file {} is empty", p.display()));
+            (s, SECRET_ENV.to_owned())
+        } else if let Ok(p) = std::env::var(SECRET_FILE_ENV)
+            && !p.is_empty()
+        {
+            (read_secret_file(SECRET_FILE_ENV, std::path::Path::new(&p))?, SECRET_FILE_ENV.to_owned())
+        } else if let Some(p) = &self.secret_file {
+            (read_secret_file("cluster.secret_file", p)?, "cluster.secret_file".to_owned())
+        } else {
+            match self.secret.clone().filter(|s| !s.is_empty()) {
+                Some(s) => (s, "cluster.secret".to_owned()),
+                None => return Ok(None),
             }
-            return Ok(Some(line));
+        };
+        if !secret.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(format!(
+                "the cluster secret from {from} must be printable ASCII (it travels in a gRPC header): \
+                 e.g. `openssl rand -hex 32`"
+            ));
         }
-        Ok(self.secret.clone().filter(|s| !s.is_empty()))
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(format!(
+                "the cluster secret from {from} is {} bytes long: use at least {MIN_SECRET_LEN} random bytes \
+                 (e.g. `openssl rand -hex 32`)",
+                secret.len()
+            ));
+        }
+        Ok(Some(secret))
+    }
+
+    /// Refuses a gRPC port other hosts can reach when nothing authenticates the
+    /// nodes: `listen` is not loopback and there is neither a secret nor TLS.
+    fn check_exposure(&self, has_secret: bool) -> Result<(), String> {
+        let Some(addr) = self.listen_addr() else { return Ok(()) };
+        if addr.ip().is_loopback() || has_secret || self.tls.is_some() {
+            return Ok(());
+        }
+        Err(format!(
+            "cluster.listen {addr} is reachable from other hosts: set cluster.secret_file, cluster.secret or \
+             {SECRET_ENV}, or [cluster.tls]"
+        ))
     }
 
     /// A one-node cluster kept in memory: what a node without `[cluster]` runs.
@@ -265,10 +313,11 @@ impl ClusterConfig {
         if self.propose_timeout_ms == 0 {
             return Err("cluster.propose_timeout_ms must be > 0".into());
         }
-        self.resolved_secret()?;
+        let secret = self.resolved_secret()?;
         if let Some(tls) = &self.tls {
             tls.load()?;
         }
+        self.check_exposure(secret.is_some())?;
         if self.snapshot_logs == 0 {
             return Err("cluster.snapshot_logs must be > 0".into());
         }
@@ -286,6 +335,16 @@ impl ClusterConfig {
         }
         Ok(())
     }
+}
+
+/// The first line of the secret file `p` (named `key` in errors), trimmed.
+fn read_secret_file(key: &str, p: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(p).map_err(|e| format!("{key}: cannot read {}: {e}", p.display()))?;
+    let line = text.lines().next().unwrap_or("").trim().to_owned();
+    if line.is_empty() {
+        return Err(format!("{key} {} is empty", p.display()));
+    }
+    Ok(line)
 }
 
 /// `host:port` with a non-empty host and a numeric port.
@@ -326,5 +385,56 @@ mod tests {
         assert!(bad.validate().is_err_and(|e| e.contains("cluster.listen")));
         let bad = ClusterConfig { election_timeout_ms: 50, ..Default::default() };
         assert!(bad.validate().is_err_and(|e| e.contains("election_timeout_ms")));
+    }
+
+    fn listening(listen: &str) -> ClusterConfig {
+        ClusterConfig { listen: listen.into(), ..ClusterConfig::default() }
+    }
+
+    #[test]
+    fn a_reachable_cluster_port_needs_a_secret_or_tls() {
+        for open in ["0.0.0.0:7946", "[::]:7946", "10.1.2.3:7001", "[::ffff:127.0.0.1]:7001"] {
+            let e = listening(open).validate().expect_err(open);
+            assert!(e.contains("is reachable from other hosts") && e.contains("cluster.secret_file"), "{e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+        for local in ["127.0.0.1:7001", "127.8.9.10:7001", "[::1]:7001", ""] {
+            assert!(listening(local).validate().is_ok(), "{local}");
+        }
+        let with_secret =
+            ClusterConfig { secret: Some("0123456789abcdef".into()), ..listening("0.0.0.0:7001") };
+        assert!(with_secret.validate().is_ok());
+        let dir = std::env::temp_dir().join(format!("junction-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cert = "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n";
+        std::fs::write(dir.join("c.pem"), cert).expect("write");
+        std::fs::write(dir.join("k.pem"), "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")
+            .expect("write");
+        let tls = ClusterTls { cert: dir.join("c.pem"), key: dir.join("k.pem"), ca: dir.join("c.pem") };
+        let with_tls = ClusterConfig { tls: Some(tls), ..listening("0.0.0.0:7001") };
+        assert!(with_tls.validate().is_ok(), "mutual TLS alone is enough");
+        let missing = ClusterTls { cert: "c".into(), key: "k".into(), ca: "a".into() };
+        let with_tls = ClusterConfig { tls: Some(missing), ..listening("0.0.0.0:7001") };
+        assert!(with_tls.validate().is_err_and(|e| e.contains("cluster.tls.cert")), "the files are checked");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_short_secret_is_refused() {
+        let short = ClusterConfig { secret: Some("hunter2".into()), ..listening("127.0.0.1:7001") };
+        assert!(short.validate().is_err_and(|e| e.contains("at least 16")));
+        let binary =
+            ClusterConfig { secret: Some("0123456789abcdé\u{7}".into()), ..listening("127.0.0.1:7001") };
+        assert!(binary.validate().is_err_and(|e| e.contains("printable ASCII")));
+        let dir = std::env::temp_dir().join(format!("junction-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("short");
+        std::fs::write(&file, "abc\n").expect("write");
+        let short = ClusterConfig { secret_file: Some(file.clone()), ..listening("0.0.0.0:7001") };
+        assert!(short.validate().is_err_and(|e| e.contains("cluster.secret_file") && e.contains("3 bytes")));
+        std::fs::write(&file, "0123456789abcdef0123\nignored\n").expect("write");
+        let ok = ClusterConfig { secret_file: Some(file), ..listening("0.0.0.0:7001") };
+        assert_eq!(ok.resolved_secret(), Ok(Some("0123456789abcdef0123".into())));
+        std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -26,8 +26,8 @@ use crate::wamp::errors;
 pub async fn start(cfg: &Config) -> Result<Arc<Router>, ClusterError> {
     let slot: Arc<OnceLock<Arc<Router>>> = Arc::new(OnceLock::new());
     let replies = Arc::new(ReplyPaths::default());
-    let routes =
-        tonic::service::Routes::new(LinkServer::new(LinkService::new(slot.clone(), replies.clone())));
+    let links = LinkService::new(slot.clone(), replies.clone(), cfg.cluster.tls.is_some());
+    let routes = tonic::service::Routes::new(LinkServer::new(links));
     let replica = Replica::start(&cfg.cluster, routes).await?;
     let node = replica.cluster().map(|c| c.id()).unwrap_or(cfg.cluster.node_id);
     let router = Router::with_replica(cfg.clone(), NodeId(node), replica);

@@ -21,12 +21,26 @@ use super::proto::{
     ClientWriteReply, ClientWriteRequest, JoinReply, JoinRequest, LeaveReply, LeaveRequest, RaftPayload,
     StatusReply, StatusRequest, Written, client_write_reply,
 };
+use super::secure;
 use super::status;
 use super::types::{Request as RaftRequest, TypeConfig};
 
 /// The `Raft` gRPC service of one node.
 pub struct RaftService {
     cluster: Arc<Cluster>,
+    /// Mutual TLS: requests claiming a node id must present that node's certificate.
+    tls: bool,
+}
+
+impl RaftService {
+    /// Refuses `request` unless its certificate may speak for `node` (a vote or
+    /// leader id of 0 or none claims nobody and needs no check).
+    fn speaks_for<T>(&self, request: &Request<T>, node: Option<u64>) -> Result<(), Status> {
+        match node {
+            Some(id) => Ok(secure::authorize_node(self.tls, request, id)?),
+            None => Ok(()),
+        }
+    }
 }
 
 fn bad_request(e: impl std::fmt::Display) -> Status {
@@ -42,21 +56,24 @@ fn reply<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Response<Raft
 impl raft_server::Raft for RaftService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let req: openraft::raft::AppendEntriesRequest<TypeConfig> =
-            decode("append entries", &request.into_inner().payload).map_err(bad_request)?;
+            decode("append entries", &request.get_ref().payload).map_err(bad_request)?;
+        self.speaks_for(&request, req.vote.leader_id().voted_for())?;
         let res = self.cluster.raft.append_entries(req).await;
         reply("append entries reply", &res)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let req: openraft::raft::VoteRequest<u64> =
-            decode("vote", &request.into_inner().payload).map_err(bad_request)?;
+            decode("vote", &request.get_ref().payload).map_err(bad_request)?;
+        self.speaks_for(&request, req.vote.leader_id().voted_for())?;
         let res = self.cluster.raft.vote(req).await;
         reply("vote reply", &res)
     }
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let req: openraft::raft::InstallSnapshotRequest<TypeConfig> =
-            decode("install snapshot", &request.into_inner().payload).map_err(bad_request)?;
+            decode("install snapshot", &request.get_ref().payload).map_err(bad_request)?;
+        self.speaks_for(&request, req.vote.leader_id().voted_for())?;
         let res = self.cluster.raft.install_snapshot(req).await;
         reply("install snapshot reply", &res)
     }
@@ -65,8 +82,9 @@ impl raft_server::Raft for RaftService {
         &self,
         request: Request<ClientWriteRequest>,
     ) -> Result<Response<ClientWriteReply>, Status> {
+        let req: RaftRequest = decode("client write", &request.get_ref().request).map_err(bad_request)?;
+        self.speaks_for(&request, req.origin())?;
         let msg = request.into_inner();
-        let req: RaftRequest = decode("client write", &msg.request).map_err(bad_request)?;
         let timeout = match msg.timeout_ms {
             0 => self.cluster.cfg.propose_timeout(),
             ms => Duration::from_millis(ms.min(60_000)),
@@ -83,6 +101,7 @@ impl raft_server::Raft for RaftService {
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        self.speaks_for(&request, Some(request.get_ref().node_id))?;
         let req = request.into_inner();
         Ok(Response::new(membership::handle_join(&self.cluster, &req).await))
     }
@@ -120,7 +139,7 @@ pub async fn serve(
 ) {
     let addr = listener.local_addr().ok();
     let creds = cluster.credentials().clone();
-    let svc = RaftServer::new(RaftService { cluster })
+    let svc = RaftServer::new(RaftService { cluster, tls: creds.has_tls() })
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     let routes = extra.add_service(svc);

@@ -511,3 +511,158 @@ async fn commit_latency_single() {
     times.sort();
     eprintln!("single: p50 {:?} p99 {:?}", times[150], times[297]);
 }
+
+// Mutual TLS: a node's id is bound to its certificate.
+
+/// A cluster CA writing PEM files under `dir`.
+struct TestCa {
+    dir: std::path::PathBuf,
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    fn new(dir: std::path::PathBuf, name: &str) -> TestCa {
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let issuer = rcgen::CertifiedIssuer::self_signed(params, key).expect("CA");
+        std::fs::write(dir.join("ca.pem"), issuer.pem()).expect("write CA");
+        TestCa { dir, issuer }
+    }
+
+    /// A certificate for 127.0.0.1 whose CN is `cn`; returns `[cluster.tls]`.
+    fn issue(&self, cn: &str) -> super::config::ClusterTls {
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params.subject_alt_names = vec![rcgen::SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]))];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        let (cert_path, key_path) = (self.dir.join(format!("{cn}.crt")), self.dir.join(format!("{cn}.key")));
+        std::fs::write(&cert_path, cert.pem()).expect("write cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        super::config::ClusterTls { cert: cert_path, key: key_path, ca: self.dir.join("ca.pem") }
+    }
+}
+
+/// MessagePack of a Raft request, as the gRPC payloads carry it.
+fn payload<T: serde::Serialize>(v: &T) -> super::proto::RaftPayload {
+    super::proto::RaftPayload { payload: super::convert::encode("test payload", v).expect("encodes") }
+}
+
+/// Asserts that a gRPC call was refused with `PERMISSION_DENIED`.
+fn denied<T>(r: Result<tonic::Response<T>, tonic::Status>, what: &str) {
+    match r {
+        Err(s) if s.code() == tonic::Code::PermissionDenied => {}
+        Err(s) => panic!("{what}: expected PERMISSION_DENIED, got {s:?}"),
+        Ok(_) => panic!("{what}: accepted"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mutual_tls_a_certificate_speaks_only_for_the_node_it_names() {
+    use super::proto::raft_client::RaftClient;
+    use super::proto::{ClientWriteRequest, JoinRequest, StatusRequest};
+    use super::secure::Credentials;
+
+    let dir = temp_dir("mtls-ids");
+    let ca = TestCa::new(dir.join("ca"), "Cluster CA");
+    let tls = |id: u64| Some(ca.issue(&format!("node-{id}")));
+    let n1 = start(ClusterConfig { bootstrap: true, tls: tls(1), ..node_cfg(1, vec![]) }).await;
+    let n2 = start(ClusterConfig { tls: tls(2), ..node_cfg(2, vec![n1.cluster.addr().to_string()]) }).await;
+    eventually(10, "two voters over mutual TLS", || voters(&n1) == vec![1, 2] && voters(&n2) == vec![1, 2])
+        .await;
+    // Node 2 forwards its own writes to the leader with its own certificate.
+    let out = n2.cluster.propose(Request::Route(reg(2, 20, "com.legit"))).await.expect("forwarded write");
+    assert!(matches!(out, Outcome::Registered(Ok(_))));
+
+    // An intruder holding a valid certificate of the cluster CA, for node 3.
+    let intruder = ClusterConfig { tls: tls(3), ..node_cfg(3, vec![]) };
+    let creds = Credentials::from_config(&intruder).expect("credentials");
+    let channel = creds.endpoint(n1.cluster.addr()).expect("endpoint").connect().await.expect("TLS connects");
+    let mut client = RaftClient::new(channel);
+
+    let join = |id| JoinRequest { node_id: id, addr: "127.0.0.1:1".into(), incarnation: 7 };
+    denied(client.join(join(2)).await, "join claiming member 2");
+    denied(client.join(join(4)).await, "join claiming new node 4");
+    let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(99, 2), None);
+    denied(client.vote(payload(&vote)).await, "vote as node 2");
+    let append = openraft::raft::AppendEntriesRequest::<super::types::TypeConfig> {
+        vote: openraft::Vote::new_committed(99, 2),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    };
+    denied(client.append_entries(payload(&append)).await, "append as 2");
+    let announce = Request::Announce { node: 2, addr: "127.0.0.1:1".into(), incarnation: 9 };
+    let write = ClientWriteRequest { request: payload(&announce).payload, timeout_ms: 1000 };
+    denied(client.client_write(write).await, "announce node 2");
+    let forged = Request::Route(reg(2, 20, "com.forged"));
+    let write = ClientWriteRequest { request: payload(&forged).payload, timeout_ms: 1000 };
+    denied(client.client_write(write).await, "register on node 2");
+
+    // Requests claiming no node id need only a certificate of the CA.
+    client.status(StatusRequest {}).await.expect("status with any cluster certificate");
+    assert_eq!(voters(&n1), vec![1, 2], "membership unchanged");
+    assert!(callees(&n1.table.read().expect("lock"), "com.forged").is_empty());
+
+    // A certificate naming no node id speaks for no node.
+    let nameless = ClusterConfig { tls: Some(ca.issue("127.0.0.1")), ..node_cfg(5, vec![]) };
+    let creds = Credentials::from_config(&nameless).expect("credentials");
+    let channel = creds.endpoint(n1.cluster.addr()).expect("endpoint").connect().await.expect("connects");
+    let mut vote_client = RaftClient::new(channel);
+    let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(99, 5), None);
+    denied(vote_client.vote(payload(&vote)).await, "nameless vote");
+
+    n2.cluster.shutdown().await;
+    n1.cluster.shutdown().await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mutual_tls_a_link_stream_speaks_only_for_the_node_its_certificate_names() {
+    use super::link::pb::link_client::LinkClient;
+    use super::link::pb::{Batch, Frame};
+    use super::secure::Credentials;
+
+    let dir = temp_dir("mtls-link");
+    let ca = TestCa::new(dir.join("ca"), "Cluster CA");
+    let cluster = ClusterConfig { bootstrap: true, tls: Some(ca.issue("node-1")), ..node_cfg(1, vec![]) };
+    let cfg = crate::config::Config { cluster, ..crate::config::Config::default() };
+    let router = super::runtime::start(&cfg).await.expect("node 1 starts");
+    let addr = router.replica.cluster().expect("clustered").addr().to_string();
+
+    // A valid certificate of the cluster CA, for node 3.
+    let intruder = ClusterConfig { tls: Some(ca.issue("node-3")), ..node_cfg(3, vec![]) };
+    let creds = Credentials::from_config(&intruder).expect("credentials");
+    let stream_as = |batches: Vec<u64>| {
+        let creds = creds.clone();
+        let addr = addr.clone();
+        async move {
+            let channel = creds.endpoint(&addr).expect("endpoint").connect().await.expect("TLS connects");
+            let batches: Vec<Batch> = batches
+                .into_iter()
+                .map(|from_node| Batch { from_node, frames: Vec::<Frame>::new() })
+                .collect();
+            let mut responses = LinkClient::new(channel)
+                .stream(tokio_stream::iter(batches))
+                .await
+                .expect("stream opens")
+                .into_inner();
+            responses.message().await.expect_err("the stream is refused").code()
+        }
+    };
+    assert_eq!(stream_as(vec![2]).await, tonic::Code::PermissionDenied, "speaking for node 2");
+    assert_eq!(stream_as(vec![3, 2]).await, tonic::Code::PermissionDenied, "switching to node 2");
+
+    // A certificate of the cluster CA naming no node opens no stream at all.
+    let nameless = ClusterConfig { tls: Some(ca.issue("127.0.0.1")), ..node_cfg(5, vec![]) };
+    let creds = Credentials::from_config(&nameless).expect("credentials");
+    let channel = creds.endpoint(&addr).expect("endpoint").connect().await.expect("TLS connects");
+    let refused = LinkClient::new(channel).stream(tokio_stream::iter(Vec::<Batch>::new())).await;
+    assert_eq!(refused.map(|_| ()).map_err(|s| s.code()), Err(tonic::Code::PermissionDenied));
+
+    router.replica.shutdown().await;
+    std::fs::remove_dir_all(dir).ok();
+}

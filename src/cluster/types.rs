@@ -60,6 +60,28 @@ pub enum Request {
     Forget { node: u64 },
 }
 
+impl Request {
+    /// The node this request speaks for, when only that node may send it: its own
+    /// announcement or departure, and routing entries of its own sessions. With
+    /// mutual TLS the forwarding node's certificate must name it
+    /// ([`super::secure::authorize_node`]); `None` for entries any member may
+    /// propose (`Forget` of a removed node, realm-wide state). The leader commits
+    /// another node's `Down` itself, never through a forwarded write.
+    pub fn origin(&self) -> Option<u64> {
+        match self {
+            Request::Announce { node, .. } | Request::Down { node, .. } => Some(*node),
+            Request::Forget { .. } => None,
+            Request::Route(cmd) => match cmd {
+                Command::Subscribe { node, .. }
+                | Command::Unsubscribe { node, .. }
+                | Command::SessionGone { node, .. } => Some(node.0),
+                Command::Register { callee, .. } => Some(callee.node.0),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// What the replicated state knows about a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {

@@ -178,7 +178,8 @@ def test_disruption_budget_and_grace_keep_the_cluster_safe():
 
 def test_admin_token_comes_from_the_junction_admin_secret():
     """The admin API's token is mounted from Secret junction-admin (created by the
-    operator, never shipped); the probes and Prometheus' scrape need none."""
+    operator, never shipped; optional, so the pods start as shipped with the API
+    closed); the probes and Prometheus' scrape need none."""
     env = pod_env(0)
     token_file = env["JUNCTION_ADMIN_TOKEN_FILE"]
     mount_dir, key = token_file.rsplit("/", 1)
@@ -186,8 +187,70 @@ def test_admin_token_comes_from_the_junction_admin_secret():
     assert mounts[mount_dir].get("readOnly") is True
     volumes = {v["name"]: v for v in statefulset()["spec"]["template"]["spec"]["volumes"]}
     secret = volumes[mounts[mount_dir]["name"]]["secret"]
-    assert secret["secretName"] == "junction-admin" and not secret.get("optional"), secret
+    assert secret["secretName"] == "junction-admin" and secret.get("optional") is True, secret
     assert [i["path"] for i in secret["items"]] == [key]
     assert not [n for (k, n) in k8s_objects() if k == "Secret"], "a shipped Secret would be a known token"
     admin = render(env)[1]["admin"]
     assert admin["metrics_public"] is True and "token_file" not in admin, admin
+
+
+def secret_volume_of_the_pods() -> tuple[dict, dict]:
+    """The StatefulSet's volume of the cluster Secret (the one not holding the admin
+    token) and the junction container's mount of it."""
+    sts = statefulset()
+    secret_volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]
+                      if "secret" in v and v["secret"]["secretName"] != "junction-admin"}
+    mounts = [m for m in container()["volumeMounts"] if m["name"] in secret_volumes]
+    assert len(mounts) == 1, "the junction container should mount exactly one cluster Secret"
+    return secret_volumes[mounts[0]["name"]], mounts[0]
+
+
+def test_every_junction_pod_mounts_the_cluster_secret_and_points_junction_at_it():
+    volume, mount = secret_volume_of_the_pods()
+    assert mount.get("readOnly") is True
+    assert volume["secret"].get("optional") is not True, "a pod must not start without the secret"
+    items = {i["key"]: i["path"] for i in volume["secret"]["items"]}
+    env = pod_env(0)
+    secret_file = env["JUNCTION_CLUSTER_SECRET_FILE"]
+    directory, filename = secret_file.rsplit("/", 1)
+    assert directory == mount["mountPath"] and filename in items.values(), (secret_file, mount, items)
+    # The group (fsGroup) can read it, nobody else.
+    mode = volume["secret"]["defaultMode"]
+    assert mode & 0o040 and not mode & 0o007, oct(mode)
+    assert statefulset()["spec"]["template"]["spec"]["securityContext"]["fsGroup"] is not None
+    # The template does not name another secret that would take precedence.
+    assert "secret" not in render(pod_env(0))[1]["cluster"]
+
+
+def test_the_cluster_secret_is_generated_in_the_cluster_not_shipped():
+    volume, _ = secret_volume_of_the_pods()
+    name = volume["secret"]["secretName"]
+    key = volume["secret"]["items"][0]["key"]
+    shipped = [o for (k, n), o in k8s_objects().items() if k == "Secret"]
+    assert not any(o.get("data") or o.get("stringData") for o in shipped), "a secret value is shipped"
+    job = k8s_one("Job", "junction-cluster-secret")
+    spec = job["spec"]["template"]["spec"]
+    create = spec["containers"][0]
+    assert create["args"][:4] == ["create", "secret", "generic", name], create["args"]
+    from_file = next(a for a in create["args"] if a.startswith("--from-file="))
+    assert from_file.startswith(f"--from-file={key}="), from_file
+    generate = " ".join(spec["initContainers"][0]["command"])
+    assert "/dev/urandom" in generate and from_file.split("=", 2)[2] in generate, generate
+    # The Job may create Secrets, through its own account, and nothing else.
+    account = spec["serviceAccountName"]
+    binding = k8s_one("RoleBinding", account)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "junction"}]
+    role = k8s_one("Role", binding["roleRef"]["name"])
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
+    assert statefulset()["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_network_policy_lets_only_junction_pods_reach_the_cluster_port():
+    labels = statefulset()["spec"]["template"]["metadata"]["labels"]
+    policy = k8s_one("NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    grpc_rules = [r for r in policy["spec"]["ingress"] if any(p["port"] in ("grpc", 7001) for p in r["ports"])]
+    assert len(grpc_rules) == 1
+    sources = grpc_rules[0]["from"]
+    assert sources and all(s.keys() == {"podSelector"} for s in sources), sources
+    assert all(s["podSelector"]["matchLabels"].items() <= labels.items() for s in sources)

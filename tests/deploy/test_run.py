@@ -24,6 +24,7 @@ import json
 import os
 import queue
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -52,6 +53,10 @@ from support import (
     render,
     run,
 )
+
+# The value of Secret junction-cluster for the Kubernetes pods run here (in a real
+# cluster the Job in deploy/k8s/cluster-secret.yaml generates it).
+K8S_CLUSTER_SECRET = secrets.token_hex(32)
 
 READY_TIMEOUT = 60.0
 ADMIN_TOKEN = "deploy-test-admin-token-3b8e5f"
@@ -186,8 +191,11 @@ def local_env(env: dict[str, str], tmp: Path, template_text: str, **overrides: s
     """The container env with image paths mapped under `tmp` and loopback listeners."""
     out = {k: v for k, v in env.items() if v is not None}
     out["PATH"] = f"{image_bin_dir(tmp)}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
-    for key in ("JUNCTION_CONFIG_TEMPLATE", "JUNCTION_RENDERED_CONFIG", "JUNCTION_DATA_DIR"):
-        image_path = out.get(key, entrypoint_default(key))
+    for key in ("JUNCTION_CONFIG_TEMPLATE", "JUNCTION_RENDERED_CONFIG", "JUNCTION_DATA_DIR",
+                "JUNCTION_CLUSTER_SECRET_FILE"):
+        if key == "JUNCTION_CLUSTER_SECRET_FILE" and key not in out:
+            continue
+        image_path = out[key] if key in out else entrypoint_default(key)
         local = tmp / "fs" / image_path.lstrip("/")
         local.parent.mkdir(parents=True, exist_ok=True)
         out[key] = str(local)
@@ -242,11 +250,21 @@ def wait_admin_ready(env: dict[str, str], timeout: float = 15) -> None:
     time.sleep(0.2)
 
 
-def start_pod(procs, tmp: Path, ordinal: int, **overrides: str) -> tuple[Proc, dict[str, str]]:
+def mount_cluster_secret(env: dict[str, str], value: str = K8S_CLUSTER_SECRET) -> None:
+    """What the kubelet does with the StatefulSet's Secret volume: the key's value
+    in the file JUNCTION_CLUSTER_SECRET_FILE names (mapped under the pod's dir)."""
+    path = Path(env["JUNCTION_CLUSTER_SECRET_FILE"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value)
+
+
+def start_pod(procs, tmp: Path, ordinal: int, secret: bool = True, **overrides: str) -> tuple[Proc, dict[str, str]]:
     c = container()
     pod_dir = tmp / f"pod-{ordinal}"
     pod_dir.mkdir()
     env = local_env(pod_env(ordinal), pod_dir, configmap_template(), **overrides)
+    if secret:
+        mount_cluster_secret(env)
     proc = Proc(f"junction-{ordinal}", container_argv(c.get("command"), c.get("args")), env, pod_dir)
     procs.append(proc)
     return proc, env
@@ -266,6 +284,76 @@ def test_statefulset_pod_command_runs(procs, tmp_path):
     listeners = [line for line in proc.stdout if line.startswith("listening")]
     assert any("ws://127.0.0.1:" in line for line in listeners), proc.stdout
     assert proc.stop() == 0, f"junction did not exit cleanly on SIGTERM:\n{proc.stderr()}"
+
+
+def test_statefulset_pod_refuses_a_reachable_cluster_port_without_the_secret(tmp_path):
+    """The shipped pod command on its shipped cluster.listen (0.0.0.0): without the
+    mounted Secret it exits 2 with one line saying why, before binding anything."""
+    listen = f"0.0.0.0:{free_port()}"
+    for case in ("secret not mounted", "no secret variable"):
+        pod_dir = tmp_path / case.replace(" ", "-")
+        pod_dir.mkdir()
+        env = local_env(pod_env(0), pod_dir, configmap_template(), JUNCTION_GRPC_LISTEN=listen)
+        if case == "no secret variable":
+            del env["JUNCTION_CLUSTER_SECRET_FILE"]
+        c = container()
+        r = run(container_argv(c.get("command"), c.get("args")), env=env, cwd=pod_dir, timeout=30)
+        junction_lines = [line for line in r.stderr.splitlines() if line.startswith("junction:")]
+        assert r.returncode == 2, f"{case}: exit {r.returncode}\n{r.stderr}"
+        assert len(junction_lines) == 1, f"{case}: {r.stderr}"
+        assert f"cluster.listen {listen} is reachable from other hosts" in junction_lines[0], junction_lines
+        assert "JUNCTION_CLUSTER_SECRET" in junction_lines[0], junction_lines
+        assert "ready" not in r.stdout
+
+
+def test_statefulset_pod_with_its_secret_passes_the_startup_check_on_0_0_0_0(tmp_path):
+    """The same command with the Secret mounted gets past the configuration: it then
+    stops at the next step, the admin port (held here, so nothing binds 0.0.0.0)."""
+    c = container()
+    env = local_env(pod_env(0), tmp_path, configmap_template(), JUNCTION_GRPC_LISTEN=f"0.0.0.0:{free_port()}")
+    mount_cluster_secret(env)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        env["JUNCTION_ADMIN"] = "127.0.0.1:%d" % held.getsockname()[1]
+        r = run(container_argv(c.get("command"), c.get("args")), env=env, cwd=tmp_path, timeout=30)
+    assert r.returncode == 1 and "cannot listen for admin HTTP" in r.stderr, (r.returncode, r.stderr)
+    assert "reachable from other hosts" not in r.stderr and "invalid configuration" not in r.stderr
+
+
+def test_compose_node_refuses_a_reachable_cluster_port_without_its_secret_volume(tmp_path):
+    """Compose's node command where the shared secret volume is missing (not
+    writable): no secret is made up, and junction refuses 0.0.0.0 (exit 2)."""
+    name, svc = sorted(compose_junction_services().items())[0]
+    listen = f"0.0.0.0:{free_port()}"
+    env = local_env(svc["environment"], tmp_path, TEMPLATE.read_text(), JUNCTION_GRPC_LISTEN=listen)
+    env["JUNCTION_CLUSTER_SECRET_FILE"] = str(tmp_path / "no-such-volume" / "secret")
+    r = run(container_argv(svc.get("entrypoint"), svc.get("command")), env=env, cwd=tmp_path, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert "reachable from other hosts" in r.stderr and "ready" not in r.stdout, r.stderr
+    assert not (tmp_path / "no-such-volume").exists()
+
+
+def test_entrypoint_creates_the_compose_cluster_secret_once(tmp_path):
+    """Compose's nodes share one volume: the first start writes a random secret,
+    later starts (any node) keep it."""
+    name, svc = sorted(compose_junction_services().items())[0]
+    env = local_env(svc["environment"], tmp_path, TEMPLATE.read_text())
+    env["JUNCTION_BIN"] = "true"  # only the entrypoint's work is checked here
+    secret_file = Path(env["JUNCTION_CLUSTER_SECRET_FILE"])
+    assert not secret_file.exists()
+    argv = container_argv(svc.get("entrypoint"), svc.get("command"))
+    assert run(argv, env=env, cwd=tmp_path).returncode == 0
+    first = secret_file.read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", first), first
+    assert secret_file.stat().st_mode & 0o077 == 0, "readable by the node's user only"
+    assert run(argv, env=env, cwd=tmp_path).returncode == 0
+    assert secret_file.read_text().strip() == first, "a restart must not replace the secret"
+    other = tmp_path / "other"
+    other.mkdir()
+    env2 = local_env(svc["environment"], other, TEMPLATE.read_text(), JUNCTION_BIN="true")
+    run(argv, env=env2, cwd=other)
+    assert Path(env2["JUNCTION_CLUSTER_SECRET_FILE"]).read_text().strip() != first, "not a constant"
 
 
 def test_compose_node_command_runs(procs, tmp_path):

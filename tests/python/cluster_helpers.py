@@ -14,12 +14,16 @@
 #   index and waits until every live node has applied at least that far.
 # - `NetLab`: network namespaces for the partition test (one per node, a
 #   "cluster" bridge carrying gRPC that can be cut per node, and a separate
-#   "client" bridge the test's clients use from the host).
+#   "client" bridge the test's clients use from the host). A cluster in
+#   namespaces listens on non-loopback addresses, so it gets a cluster secret
+#   (junction refuses a reachable cluster port without one) unless the test's
+#   `extra` brings its own secret or TLS.
 import asyncio
 import concurrent.futures
 import os
 import queue
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -243,6 +247,8 @@ class Cluster:
         self.name = name
         self.voters = voters
         self.lease_ms = lease_ms
+        if lab is not None and "secret" not in extra and "[cluster.tls]" not in extra:
+            extra = f'secret = "{secrets.token_hex(16)}"\n{extra}'
         self.extra = extra
         self.lab = lab
         self.log_dir = log_dir_for(name)

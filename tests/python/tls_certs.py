@@ -1,6 +1,7 @@
 # Test certificates, made at test time with `cryptography`: a CA, server
 # certificates for 127.0.0.1 signed by it, and client certificates (subject CN)
-# for TLS client authentication. Written as PEM files into a test folder.
+# for TLS client authentication. Written as PEM files into a test folder. A cluster
+# node's certificate names its node id as the DNS SAN `node-<id>` (`node_id=`).
 import datetime
 import ipaddress
 import ssl
@@ -47,16 +48,18 @@ class CA:
         self.path = self.folder / f"{safe}.pem"
         self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, cn, filename, server=True):
+    def issue(self, cn, filename, server=True, node_id=None):
         key = ec.generate_private_key(ec.SECP256R1())
         serial = x509.random_serial_number()
         b = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self.name)
              .public_key(key.public_key()).serial_number(serial)
              .not_valid_before(_NOW - datetime.timedelta(days=1))
              .not_valid_after(_NOW + datetime.timedelta(days=30)))
+        node_names = [] if node_id is None else [x509.DNSName(f"node-{node_id}")]
         if server:
             b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                             x509.DNSName("localhost")]), critical=False)
+                                                             x509.DNSName("localhost"), *node_names]),
+                                critical=False)
         else:
             b = b.add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         cert = b.sign(self.key, hashes.SHA256())

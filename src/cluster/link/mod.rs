@@ -13,6 +13,7 @@
 //! answer never depends on the reverse link. When a stream breaks, both ends notice:
 //! every call routed to that node is answered at once ([`on_node_lost`]).
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -240,15 +241,37 @@ fn deliver(router: &Router, node: NodeId, batch: pb::Batch) {
 /// answers back on the same stream. The gRPC server starts before the router exists
 /// (a node must serve Raft to join), so the router arrives later through `slot`;
 /// streams opened before that are refused.
+///
+/// A stream speaks for one node: the `from_node` of its first batch. A later batch
+/// naming another node ends the stream (`PERMISSION_DENIED`), and with mutual TLS
+/// (`tls`) every `from_node` must be a node id the client certificate names
+/// ([`crate::cluster::secure`]).
 pub struct LinkService {
     slot: Arc<OnceLock<Arc<Router>>>,
     replies: Arc<ReplyPaths>,
+    tls: bool,
 }
 
 impl LinkService {
-    /// A service delivering into the router `slot` will hold.
-    pub fn new(slot: Arc<OnceLock<Arc<Router>>>, replies: Arc<ReplyPaths>) -> Self {
-        LinkService { slot, replies }
+    /// A service delivering into the router `slot` will hold; `tls`: the cluster
+    /// runs mutual TLS, so streams are bound to the certificate's node ids.
+    pub fn new(slot: Arc<OnceLock<Arc<Router>>>, replies: Arc<ReplyPaths>, tls: bool) -> Self {
+        LinkService { slot, replies, tls }
+    }
+
+    /// The node ids the client certificate names (`None`: no TLS, any id).
+    fn allowed(&self, req: &Request<Streaming<pb::Batch>>) -> Result<Option<BTreeSet<u64>>, Status> {
+        use crate::cluster::secure::{IdentityError, cert_node_ids};
+        if !self.tls {
+            return Ok(None);
+        }
+        let certs = req.peer_certs().ok_or(IdentityError::NoCertificate)?;
+        let leaf = certs.first().ok_or(IdentityError::NoCertificate)?;
+        let ids = cert_node_ids(leaf.as_ref())?;
+        if ids.is_empty() {
+            return Err(IdentityError::WrongNode { claimed: 0, named: Vec::new() }.into());
+        }
+        Ok(Some(ids))
     }
 }
 
@@ -260,10 +283,12 @@ impl Link for LinkService {
         &self,
         req: Request<Streaming<pb::Batch>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
+        let allowed = self.allowed(&req)?;
         let router = self.slot.get().cloned().ok_or_else(|| Status::unavailable("router not started yet"))?;
         let mut inbound = req.into_inner();
         let replies = self.replies.clone();
         let (out_tx, out_rx) = mpsc::channel(16);
+        let refuse = out_tx.clone();
         let (reply_tx, mut reply_rx) = mpsc::channel::<pb::Frame>(QUEUE);
         let me = router.node;
         // the peer's byte counters, known from its first batch
@@ -285,6 +310,13 @@ impl Link for LinkService {
             let mut from = None;
             while let Ok(Some(batch)) = inbound.message().await {
                 let node = NodeId(batch.from_node);
+                let named = allowed.as_ref().is_none_or(|ids| ids.contains(&node.0));
+                if !named || from.is_some_and(|f| f != node) {
+                    tracing::warn!(%node, first = ?from, "link stream refused: it speaks for another node");
+                    let why = format!("this stream may not speak for node {node}");
+                    refuse.send(Err(Status::permission_denied(why))).await.ok();
+                    break;
+                }
                 if from.is_none() {
                     counters.set(crate::ops::metrics::link(node.0)).ok();
                     replies.insert(node, reply_tx.clone());
