@@ -143,8 +143,9 @@ impl Session {
                 Err(rpc::Violation(why)) => self.violation(why).await,
             },
             Step::Leave => {
-                self.send(&goodbye(errors::GOODBYE_AND_OUT));
+                // the session's routes are gone before the client hears GOODBYE
                 self.leave().await;
+                self.send(&goodbye(errors::GOODBYE_AND_OUT));
                 Flow::Continue
             }
             Step::Closed | Step::Aborted => {
