@@ -276,6 +276,24 @@ class TestSession(ApplicationSession):
             self.proto.transport.abort()
 
 
+def ticket_session(authid, ticket, challenges=None):
+    """A TestSession class joining with ticket authentication as `authid`; each
+    CHALLENGE is appended to `challenges` (method, extra) when a list is given."""
+
+    class TicketSession(TestSession):
+        __test__ = False
+
+        def onConnect(self):
+            self.join(self.config.realm, ["ticket"], authid)
+
+        def onChallenge(self, challenge):
+            if challenges is not None:
+                challenges.append((challenge.method, dict(challenge.extra)))
+            return ticket
+
+    return TicketSession
+
+
 async def connect_session(router, combo, realm="realm1", session_cls=TestSession, ssl=None):
     """Connect an Autobahn|Python session over combo's transport/serializer (over
     TLS with the `ssl` context, to a TLS listener) and wait until it has joined

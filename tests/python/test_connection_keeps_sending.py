@@ -9,7 +9,7 @@ import pytest
 from autobahn.wamp.types import PublishOptions
 
 from adv2_helpers import subscribe_log
-from conftest import ALL_COMBOS, TestSession, connect_session
+from conftest import ALL_COMBOS, connect_session, ticket_session
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -43,19 +43,6 @@ authorizer_role = "service"
 """
 
 EVENTS = 200
-
-
-def ticket_session(authid, ticket):
-    class S(TestSession):
-        __test__ = False
-
-        def onConnect(self):
-            self.join(self.config.realm, ["ticket"], authid)
-
-        def onChallenge(self, challenge):
-            return ticket
-
-    return S
 
 
 async def test_events_flow_while_a_call_waits_for_the_authorizer(start_router):

@@ -18,7 +18,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 
 from adv2_helpers import subscribe_log
-from conftest import ALL_COMBOS, JoinFailed, TestSession, connect_session, junction_bin
+from conftest import ALL_COMBOS, JoinFailed, connect_session, junction_bin, ticket_session
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -75,21 +75,8 @@ cache_ttl_ms = 0
 TICKETS = {"eve": "e", "svc": "s", "dev": "d", "authenticator": "auth-secret", "root": "r"}
 
 
-def ticket_session(authid):
-    class S(TestSession):
-        __test__ = False
-
-        def onConnect(self):
-            self.join(self.config.realm, ["ticket"], authid)
-
-        def onChallenge(self, challenge):
-            return TICKETS.get(authid, "wrong")
-
-    return S
-
-
 async def as_user(router, authid, realm="app", combo=ALL_COMBOS[0]):
-    return await connect_session(router, combo, realm=realm, session_cls=ticket_session(authid))
+    return await connect_session(router, combo, realm=realm, session_cls=ticket_session(authid, TICKETS[authid]))
 
 
 async def refused(coro, uri=NOT_AUTHORIZED):
@@ -250,19 +237,6 @@ async def authenticated(start_router):
     authenticator.leave()
 
 
-def app_user(authid, ticket):
-    class S(TestSession):
-        __test__ = False
-
-        def onConnect(self):
-            self.join(self.config.realm, ["ticket"], authid)
-
-        def onChallenge(self, challenge):
-            return ticket
-
-    return S
-
-
 async def test_anonymous_cannot_take_over_the_authenticator(authenticated, combo):
     router, authenticator, reg, tickets = authenticated
     attacker = await connect_session(router, combo, realm="auth")
@@ -277,11 +251,11 @@ async def test_anonymous_cannot_take_over_the_authenticator(authenticated, combo
                             options=RegisterOptions(match="prefix"))
     await attacker.register(lambda *a: stolen.append(a) or "admin", "com.example.",
                             options=RegisterOptions(match="wildcard"))
-    user = await connect_session(router, ALL_COMBOS[0], realm="app", session_cls=app_user("joe", "pw-joe"))
+    user = await connect_session(router, ALL_COMBOS[0], realm="app", session_cls=ticket_session("joe", "pw-joe"))
     assert user.joined.result().authrole == "user"
     assert stolen == [] and "pw-joe" in tickets
     with pytest.raises(JoinFailed) as e:
-        await connect_session(router, ALL_COMBOS[0], realm="app", session_cls=app_user("joe", "guess"))
+        await connect_session(router, ALL_COMBOS[0], realm="app", session_cls=ticket_session("joe", "guess"))
     assert e.value.reason == "com.example.invalid_ticket"
     assert stolen == []
     # the authenticator is still registered and still the only callee
@@ -291,7 +265,7 @@ async def test_anonymous_cannot_take_over_the_authenticator(authenticated, combo
 
 async def test_admin_role_counts_only_in_the_admin_realm(authenticated):
     router, _, _, _ = authenticated
-    boss = await connect_session(router, ALL_COMBOS[0], realm="app", session_cls=app_user("boss", "pw-boss"))
+    boss = await connect_session(router, ALL_COMBOS[0], realm="app", session_cls=ticket_session("boss", "pw-boss"))
     assert boss.joined.result().authrole == "admin"
     for proc, args in (("junction.session.list", []), ("junction.cluster.status", []),
                        ("junction.role.set", ["user", {"permissions": []}])):

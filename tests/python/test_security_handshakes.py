@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import ALL_COMBOS, JoinFailed, TestSession, connect_session
+from conftest import ALL_COMBOS, JoinFailed, TestSession, connect_session, ticket_session
 from test_limits import AUTH_LIMIT, AUTHENTICATE, CHALLENGE, RATE_LIMITED, clients, ticket_login  # noqa: F401
 from wampraw import ABORT, WELCOME
 
@@ -74,20 +74,6 @@ ticket = "s3cret"
 """
 
 
-def ticket_client(authid, ticket, challenges):
-    class S(TestSession):
-        __test__ = False
-
-        def onConnect(self):
-            self.join(self.config.realm, ["ticket"], authid)
-
-        def onChallenge(self, challenge):
-            challenges.append((challenge.method, dict(challenge.extra)))
-            return ticket
-
-    return S
-
-
 def cra_client(authid, secret, challenges):
     from autobahn.wamp import auth
 
@@ -113,8 +99,8 @@ async def refusal(router, combo, realm, cls):
 async def test_unknown_authids_are_answered_like_wrong_secrets(start_router, combo):
     router = start_router(config=SECURE)
     known, unknown = [], []
-    wrong = await refusal(router, combo, "secure", ticket_client("joe", "guess", known))
-    probe = await refusal(router, combo, "secure", ticket_client("nobody", "guess", unknown))
+    wrong = await refusal(router, combo, "secure", ticket_session("joe", "guess", known))
+    probe = await refusal(router, combo, "secure", ticket_session("nobody", "guess", unknown))
     assert probe == wrong and probe[0] == "wamp.error.authentication_denied", (probe, wrong)
     assert unknown == known == [("ticket", {})], "a CHALLENGE either way"
     known, unknown = [], []
@@ -123,7 +109,7 @@ async def test_unknown_authids_are_answered_like_wrong_secrets(start_router, com
     assert probe == wrong and probe[0] == "wamp.error.authentication_denied", (probe, wrong)
     assert unknown == known, (unknown, known)
     # the operator can choose to tell
-    reason, _ = await refusal(router, combo, "open-book", ticket_client("nobody", "guess", []))
+    reason, _ = await refusal(router, combo, "open-book", ticket_session("nobody", "guess", []))
     assert reason == "wamp.error.no_such_principal"
 
 
