@@ -11,12 +11,15 @@
 //!   dynamic authorizer's yes. A realm without roles refuses them there.
 //! - **Testaments** are publications made later on the session's behalf:
 //!   `wamp.session.add_testament` needs the publish permission on the topic.
+//! - **Event history** is what a subscription received: `wamp.subscription.get_events`
+//!   needs the subscribe permission on the subscription's topic or pattern.
 
 use super::Router;
 use super::authorize;
 use super::handle::SessionHandle;
 use super::realm::Realm;
 use crate::auth::roles::{Action, Asked};
+use crate::ids::SubscriptionId;
 use crate::wamp::message::Message;
 use crate::wamp::uri::{self, MatchPolicy};
 use crate::wamp::value::Value;
@@ -33,6 +36,9 @@ const ACTING_ON_OTHERS: &[&str] = &[
 
 /// The meta procedure that leaves a testament.
 const ADD_TESTAMENT: &str = "wamp.session.add_testament";
+
+/// The meta procedure that reads a subscription's event history.
+const GET_EVENTS: &str = "wamp.subscription.get_events";
 
 /// The only role that may register `procedure` in `realm`, when the router calls it
 /// there (a dynamic authenticator of a realm served here, or an authorizer of one of
@@ -86,6 +92,22 @@ pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, msg: &Mes
                 Ok(())
             } else {
                 Err(format!("session is not authorized to publish {topic} (testament)"))
+            }
+        }
+        Message::Call(m) if m.procedure == GET_EVENTS && authorize::enforced(router, realm) => {
+            let Some(id) = m.payload.args.as_ref().and_then(|a| a.first()).and_then(Value::as_u64) else {
+                return Ok(());
+            };
+            let pattern = router.replica.read(|t| {
+                let sub = t.realm(&realm.name)?.subscriptions.get(SubscriptionId(id))?;
+                Some((sub.uri.clone(), sub.policy))
+            });
+            let Some((uri, policy)) = pattern else { return Ok(()) }; // answered: no such subscription
+            let asked = Asked { uri: &uri, policy, action: Action::Subscribe };
+            if authorize::check(router, realm, me, asked).await.allow {
+                Ok(())
+            } else {
+                Err(format!("session is not authorized to subscribe to {uri}, so not to read its events"))
             }
         }
         _ => Ok(()),

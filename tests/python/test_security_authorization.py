@@ -29,6 +29,13 @@ WAIT = 10
 PATTERN_CONFIG = """
 [[realms]]
 name = "app"
+[[realms.history]]
+topic = "com.app.secret."
+match = "prefix"
+limit = 10
+[[realms.history]]
+topic = "com.app.public.log"
+limit = 10
 [realms.auth.ticket.principals.eve]
 role = "user"
 ticket = "e"
@@ -54,6 +61,10 @@ match = "prefix"
 [[realms.roles.permissions]]
 uri = "wamp.session.add_testament"
 call = true
+[[realms.roles.permissions]]
+uri = "wamp.subscription."
+match = "prefix"
+call = true
 
 [[realms.roles]]
 name = "service"
@@ -63,6 +74,10 @@ match = "prefix"
 subscribe = true
 register = true
 publish = true
+call = true
+[[realms.roles.permissions]]
+uri = "wamp.subscription."
+match = "prefix"
 call = true
 
 [[realms.roles]]
@@ -157,6 +172,19 @@ async def test_testament_needs_publish_permission(app_router, combo):
     args, _, _ = await asyncio.wait_for(public.get(), WAIT)
     assert args == ["bye"]
     assert secret.empty(), "the refused testament was not published"
+
+
+async def test_event_history_needs_subscribe_permission(app_router):
+    eve = await as_user(app_router, "eve")
+    svc = await as_user(app_router, "svc")
+    await svc.publish("com.app.secret.plans", "s", options=PublishOptions(acknowledge=True))
+    await svc.publish("com.app.public.log", "p", options=PublishOptions(acknowledge=True))
+    secret = await eve.call("wamp.subscription.lookup", "com.app.secret.", {"match": "prefix"})
+    public = await eve.call("wamp.subscription.lookup", "com.app.public.log")
+    await refused(eve.call("wamp.subscription.get_events", secret))
+    events = await eve.call("wamp.subscription.get_events", public)
+    assert [e["args"] for e in events] == [["p"]], events
+    assert len(await svc.call("wamp.subscription.get_events", secret)) == 1, "a role that may subscribe reads it"
 
 
 async def test_testament_cannot_forge_meta_events_in_an_open_realm(start_router):
