@@ -10,7 +10,7 @@
 #   replicated; the lowest surviving node publishes the dead node's ones).
 #
 # Each test starts its own cluster (it kills a node), so the two are independent.
-# Node logs: target/test-logs/cluster/test_adv2_cluster_node_loss_<test>/node<N>.stderr.log.
+# Node logs: target/test-logs/cluster/test_cluster_node_loss_retention_testaments_<test>/node<N>.stderr.log.
 import asyncio
 
 import pytest
@@ -27,7 +27,7 @@ NODE_LOSS_GRACE = 10.0
 
 @pytest.fixture
 def cluster(request):
-    yield from module_cluster(f"test_adv2_cluster_node_loss_{request.node.name}")
+    yield from module_cluster(f"test_cluster_node_loss_retention_testaments_{request.node.name}")
 
 
 @pytest.fixture

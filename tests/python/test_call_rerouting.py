@@ -6,7 +6,7 @@
 # queue, 'random': another one); 'single', or nobody left, gives the caller
 # wamp.error.no_available_callee. Through Autobahn|Python on all six
 # transport x serializer pairs. (The announcement is checked in
-# test_adv_features.py.)
+# test_feature_announcements.py.)
 import pytest
 from autobahn.wamp import message
 from autobahn.wamp.exception import ApplicationError

@@ -27,7 +27,7 @@
 # transports, json and msgpack), the peer on the other node using another
 # transport and serializer (other_combo).
 #
-# Node logs: target/test-logs/cluster/test_adv2_cluster/node<N>.stderr.log.
+# Node logs: target/test-logs/cluster/test_cluster_advanced_features/node<N>.stderr.log.
 import asyncio
 
 import pytest
@@ -47,7 +47,7 @@ pytestmark = pytest.mark.timeout(30)
 
 @pytest.fixture(scope="module")
 def cluster():
-    yield from module_cluster("test_adv2_cluster")
+    yield from module_cluster("test_cluster_advanced_features")
 
 
 @pytest.fixture

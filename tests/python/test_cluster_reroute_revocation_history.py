@@ -29,7 +29,7 @@ limit = 50
 
 @pytest.fixture(scope="module")
 def cluster():
-    yield from module_cluster("test_adv3_cluster", extra=HISTORY)
+    yield from module_cluster("test_cluster_reroute_revocation_history", extra=HISTORY)
 
 
 @pytest.fixture
