@@ -12,7 +12,8 @@ from autobahn.wamp import message
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, RegisterOptions
 
-from advanced_helpers import extra_options, other_combo
+from autobahn_helpers import extra_options
+from conftest import other_combo
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -35,12 +35,11 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, PublishOptions, RegisterOptions, SubscribeOptions
 
 import wampraw
-from adv2_helpers import (PPT_CLIENT_FEATURES, EventLog, call, leave, module_cluster, raw_on, same_binary,
-                          subscribe_log, wire_binary)
-from advanced_helpers import (ALL_CLIENT_FEATURES, CANCEL, INTERRUPT, TIMED_COMBOS, call_with, expect,
-                              expect_invocation, other_combo, publish_with, raw_register, raw_subscribe,
-                              register_with, timed_combos)
-from conftest import Wamp
+from autobahn_helpers import EventLog, call, call_with, leave, publish_with, register_with, subscribe_log
+from cluster_helpers import module_cluster
+from conftest import TIMED_COMBOS, Wamp, other_combo, timed_combos
+from raw_clients import (ALL_CLIENT_FEATURES, CANCEL, INTERRUPT, PPT_CLIENT_FEATURES, expect, expect_invocation,
+                         raw_on, raw_register, raw_subscribe, same_binary, wire_binary)
 
 pytestmark = pytest.mark.timeout(30)
 

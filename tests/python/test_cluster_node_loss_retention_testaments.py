@@ -16,7 +16,8 @@ import asyncio
 import pytest
 from autobahn.wamp.types import PublishOptions
 
-from adv2_helpers import call, module_cluster, subscribe_log
+from autobahn_helpers import call, subscribe_log
+from cluster_helpers import module_cluster
 from conftest import ALL_COMBOS, Wamp
 
 pytestmark = pytest.mark.timeout(45)

@@ -20,8 +20,9 @@
 import pytest
 from autobahn.wamp.role import ROLE_NAME_TO_CLASS
 
-from adv2_helpers import module_cluster, raw_on
+from cluster_helpers import module_cluster
 from conftest import ALL_COMBOS, Wamp
+from raw_clients import raw_on
 
 pytestmark = pytest.mark.timeout(30)
 
