@@ -503,7 +503,8 @@ fn goodbye(reason: &str) -> Message {
 }
 
 /// Dealer features announced in WELCOME: each is implemented and covered by the
-/// interop suites (`tests/python/test_adv_*`).
+/// interop suites (`tests/python/test_feature_announcements.py` and the test file named
+/// after each feature, listed in the README's feature table).
 pub const DEALER_FEATURES: &[&str] = &[
     "shared_registration",
     "pattern_based_registration",

@@ -6,6 +6,9 @@
 #   from its stdout, through conftest's `Router`) and for gRPC on a concrete
 #   port picked free by the test. Each node's stderr goes to
 #   target/test-logs/cluster/<test>/node<N>.stderr.log.
+# - `start_cluster` / `module_cluster`: a started cluster; module_cluster is the
+#   generator for a module-scoped fixture (3 nodes, stopped at the end, failing
+#   the module when a node died that the tests did not kill).
 # - `cluster.status(i)`: runs `junction cluster status --node ADDR` and parses
 #   it (`Status`); `wait_status` / `wait_until` poll instead of sleeping.
 # - `cluster.sync()`: a barrier on the replicated routing table. A node answers
@@ -31,6 +34,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from conftest import REPO_ROOT, Router, RouterError, junction_bin
 
@@ -370,6 +375,17 @@ def start_cluster(name, n=3, **kw):
         c.stop()
         raise
     return c
+
+
+def module_cluster(name, **kw):
+    """Generator for a module-scoped fixture: a started 3-node cluster, stopped
+    at the end (failing the module when a node died that the tests did not kill)."""
+    c = start_cluster(name, n=3, **kw)
+    yield c
+    crashed = c.stop()
+    if crashed:
+        pytest.fail("nodes died during the module: "
+                    + ", ".join(f"node {n.node_id} exit {code} (log {n.log_path})" for n, code in crashed))
 
 
 # --------------------------------------------------------------------------

@@ -4,7 +4,10 @@
 #   WebSocket and RawSocket; the real addresses are read from its stdout
 #   (lines "listening ..." then "ready").
 # - `start_router`: start extra routers with custom flags and/or a TOML config.
-# - `combo`: parametrizes a test over the six transport x serializer pairs.
+# - `combo`: parametrizes a test over the six transport x serializer pairs;
+#   `other_combo(combo)` is a pair with the other transport and serializer, and
+#   `timed_combos` parametrizes `tcombo` over four pairs (both transports, json
+#   and msgpack) for tests that spend wall time on timers.
 # - `wamp`: connects Autobahn|Python ApplicationSessions (or raw clients, see
 #   wampraw.py) to a router and cleans them up after the test.
 import asyncio
@@ -175,6 +178,21 @@ ALL_COMBOS = [Combo(t, s) for t in TRANSPORTS for s in SERIALIZERS]
 def pytest_generate_tests(metafunc):
     if "combo" in metafunc.fixturenames:
         metafunc.parametrize("combo", ALL_COMBOS, ids=[c.id for c in ALL_COMBOS])
+
+
+def other_combo(combo):
+    """A different transport *and* serializer than `combo`."""
+    for c in ALL_COMBOS:
+        if c.transport != combo.transport and c.serializer != combo.serializer:
+            return c
+    raise AssertionError("unreachable")
+
+
+# A smaller set of combos for tests that spend wall time on timers: both
+# transports, json and msgpack.
+TIMED_COMBOS = [c for c in ALL_COMBOS if c.serializer in ("json", "msgpack")]
+TIMED_IDS = [c.id for c in TIMED_COMBOS]
+timed_combos = pytest.mark.parametrize("tcombo", TIMED_COMBOS, ids=TIMED_IDS)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 
-from adv2_helpers import subscribe_log
+from autobahn_helpers import subscribe_log
 from cluster_helpers import start_cluster
 from conftest import ALL_COMBOS, TestSession, connect_session
 

@@ -19,7 +19,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 
-from advanced_helpers import Sink
+from autobahn_helpers import Sink
 from cluster_helpers import start_cluster
 from conftest import ALL_COMBOS, Wamp
 

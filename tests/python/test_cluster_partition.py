@@ -25,7 +25,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
-from advanced_helpers import Sink
+from autobahn_helpers import Sink
 from cluster_helpers import Cluster, NetLab, netns_unavailable_reason, wait_until
 from conftest import ALL_COMBOS, Wamp
 

@@ -21,9 +21,9 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import (CallOptions, CallResult, PublishOptions, RegisterOptions, SubscribeOptions)
 
-from advanced_helpers import Sink, other_combo
+from autobahn_helpers import Sink
 from cluster_helpers import start_cluster
-from conftest import ALL_COMBOS, Wamp, assert_same
+from conftest import ALL_COMBOS, Wamp, assert_same, other_combo
 from payloads import BINARY, PAYLOAD_ARGS, PAYLOAD_KWARGS
 
 CALL_TIMEOUT = 10

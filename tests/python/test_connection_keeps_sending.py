@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from autobahn.wamp.types import PublishOptions
 
-from adv2_helpers import subscribe_log
+from autobahn_helpers import subscribe_log
 from conftest import ALL_COMBOS, connect_session, ticket_session
 
 pytestmark = pytest.mark.timeout(40)

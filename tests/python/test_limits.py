@@ -515,7 +515,7 @@ async def test_json_separators_batch_after_welcome_is_refused_cheaply(start_rout
 
 
 async def test_max_batch_messages(start_router):
-    from adv2_helpers import BatchedWsClient
+    from raw_clients import BatchedWsClient
     router = start_router(config="[limits]\nmax_batch_messages = 4\n")
     c = await BatchedWsClient.connect_batched(router, "json")
     try:

@@ -17,7 +17,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 
-from adv2_helpers import subscribe_log
+from autobahn_helpers import subscribe_log
 from conftest import ALL_COMBOS, JoinFailed, connect_session, junction_bin, ticket_session
 
 pytestmark = pytest.mark.timeout(40)

@@ -14,8 +14,8 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, RegisterOptions
 
 import wampraw
-from adv2_helpers import call, raw_on, subscribe_log, with_features
-from advanced_helpers import ALL_CLIENT_FEATURES
+from autobahn_helpers import call, subscribe_log
+from raw_clients import ALL_CLIENT_FEATURES, raw_on, with_features
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -13,7 +13,9 @@ import pytest
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
 import wampraw
-from advanced_helpers import Sink, expect, other_combo, raw_peer, raw_subscribe
+from autobahn_helpers import Sink
+from conftest import other_combo
+from raw_clients import expect, raw_peer, raw_subscribe
 
 # a lost reply fails the test in 20 s instead of the suite-wide 60 s
 pytestmark = pytest.mark.timeout(20)

@@ -6,13 +6,14 @@
 # queue, 'random': another one); 'single', or nobody left, gives the caller
 # wamp.error.no_available_callee. Through Autobahn|Python on all six
 # transport x serializer pairs. (The announcement is checked in
-# test_adv_features.py.)
+# test_feature_announcements.py.)
 import pytest
 from autobahn.wamp import message
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, RegisterOptions
 
-from advanced_helpers import extra_options, other_combo
+from autobahn_helpers import extra_options
+from conftest import other_combo
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -27,7 +27,7 @@
 # transports, json and msgpack), the peer on the other node using another
 # transport and serializer (other_combo).
 #
-# Node logs: target/test-logs/cluster/test_adv2_cluster/node<N>.stderr.log.
+# Node logs: target/test-logs/cluster/test_cluster_advanced_features/node<N>.stderr.log.
 import asyncio
 
 import pytest
@@ -35,19 +35,18 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, PublishOptions, RegisterOptions, SubscribeOptions
 
 import wampraw
-from adv2_helpers import (PPT_CLIENT_FEATURES, EventLog, call, leave, module_cluster, raw_on, same_binary,
-                          subscribe_log, wire_binary)
-from advanced_helpers import (ALL_CLIENT_FEATURES, CANCEL, INTERRUPT, TIMED_COMBOS, call_with, expect,
-                              expect_invocation, other_combo, publish_with, raw_register, raw_subscribe,
-                              register_with, timed_combos)
-from conftest import Wamp
+from autobahn_helpers import EventLog, call, call_with, leave, publish_with, register_with, subscribe_log
+from cluster_helpers import module_cluster
+from conftest import TIMED_COMBOS, Wamp, other_combo, timed_combos
+from raw_clients import (ALL_CLIENT_FEATURES, CANCEL, INTERRUPT, PPT_CLIENT_FEATURES, expect, expect_invocation,
+                         raw_on, raw_register, raw_subscribe, same_binary, wire_binary)
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    yield from module_cluster("test_adv2_cluster")
+    yield from module_cluster("test_cluster_advanced_features")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@
 #
 # Autobahn|Python 26 has no API for disclose_me / disclose_caller (neither
 # CallOptions, PublishOptions nor RegisterOptions take them), so the Autobahn
-# clients here send them through advanced_helpers.extra_options; the receiving
+# clients here send them through autobahn_helpers.extra_options; the receiving
 # side is plain Autobahn (CallDetails / EventDetails). Raw tests check the wire.
 #
 # Spec: rfc/text/advanced/rpc_caller_identification.md,
@@ -15,8 +15,9 @@ import pytest
 from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 
 import wampraw
-from advanced_helpers import (Sink, call_with, expect, expect_invocation, identity, other_combo, publish_with,
-                              raw_call, raw_peer, raw_register, raw_subscribe, register_with)
+from autobahn_helpers import Sink, call_with, identity, publish_with, register_with
+from conftest import other_combo
+from raw_clients import expect, expect_invocation, raw_call, raw_peer, raw_register, raw_subscribe
 
 # a lost reply fails the test in 20 s instead of the suite-wide 60 s
 pytestmark = pytest.mark.timeout(20)

@@ -21,8 +21,9 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import SubscribeOptions
 
-from adv2_helpers import call, leave, raw_on, subscribe_log
-from advanced_helpers import other_combo, raw_subscribe
+from autobahn_helpers import call, leave, subscribe_log
+from conftest import other_combo
+from raw_clients import raw_on, raw_subscribe
 
 pytestmark = pytest.mark.timeout(20)
 

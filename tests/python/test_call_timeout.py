@@ -20,9 +20,9 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, RegisterOptions
 
 import wampraw
-from advanced_helpers import (CANCEL, INTERRUPT, NO_FEATURES, expect, expect_invocation, other_combo,
-                              raw_call, raw_peer, raw_register, timed_combos, wait_for)
-from conftest import ALL_COMBOS
+from autobahn_helpers import wait_for
+from conftest import ALL_COMBOS, other_combo, timed_combos
+from raw_clients import CANCEL, INTERRUPT, NO_FEATURES, expect, expect_invocation, raw_call, raw_peer, raw_register
 
 # a lost reply fails the test in 20 s instead of the suite-wide 60 s
 pytestmark = pytest.mark.timeout(20)

@@ -18,7 +18,9 @@ import pytest
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
 import wampraw
-from advanced_helpers import Sink, identity, other_combo, raw_peer
+from autobahn_helpers import Sink, identity
+from conftest import other_combo
+from raw_clients import raw_peer
 
 # a lost reply fails the test in 20 s instead of the suite-wide 60 s
 pytestmark = pytest.mark.timeout(20)

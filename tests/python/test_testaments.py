@@ -23,9 +23,8 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
-from adv2_helpers import call, leave
-from advanced_helpers import other_combo
-from conftest import assert_same
+from autobahn_helpers import call, leave
+from conftest import assert_same, other_combo
 from payloads import BINARY
 
 pytestmark = pytest.mark.timeout(20)

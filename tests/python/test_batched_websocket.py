@@ -22,9 +22,9 @@ from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer
 from autobahn.wamp.types import CallOptions, CallResult, ComponentConfig, PublishOptions, RegisterOptions
 
 import wampraw
-from adv2_helpers import JSON_SEP_AUTOBAHN, JSON_SEP_SPEC, BatchedWsClient, call, subscribe_log
-from advanced_helpers import expect
+from autobahn_helpers import call, subscribe_log
 from conftest import ALL_COMBOS, JOIN_TIMEOUT, TestSession, assert_same
+from raw_clients import JSON_SEP_AUTOBAHN, JSON_SEP_SPEC, BatchedWsClient, expect
 from payloads import BINARY, PAYLOAD_ARGS, PAYLOAD_KWARGS
 
 pytestmark = pytest.mark.timeout(30)

@@ -13,7 +13,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import RegisterOptions
 
-from advanced_helpers import other_combo
+from conftest import other_combo
 
 # a lost reply fails the test in 20 s instead of the suite-wide 60 s
 pytestmark = pytest.mark.timeout(20)

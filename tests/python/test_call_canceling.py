@@ -12,7 +12,7 @@
 #
 # Autobahn|Python: cancelling the future returned by session.call() sends
 # CANCEL without a mode; a cancelled Autobahn handler sees CancelledError.
-# Explicit modes are sent from Autobahn through advanced_helpers.extra_options
+# Explicit modes are sent from Autobahn through autobahn_helpers.extra_options
 # (CANCEL.Options.mode) and from raw clients, which also show the exact
 # message sequence. "Nothing else arrived" is checked with barrier calls: the
 # dealer handles one peer's messages in order and keeps the order of what it
@@ -23,8 +23,9 @@ import pytest
 from autobahn.wamp import message
 
 import wampraw
-from advanced_helpers import (CANCEL, INTERRUPT, NO_FEATURES, expect, expect_invocation, extra_options, other_combo,
-                              raw_call, raw_peer, raw_register, wait_for)
+from autobahn_helpers import extra_options, wait_for
+from conftest import other_combo
+from raw_clients import CANCEL, INTERRUPT, NO_FEATURES, expect, expect_invocation, raw_call, raw_peer, raw_register
 
 # a lost reply fails the test in 20 s instead of the suite-wide 60 s
 pytestmark = pytest.mark.timeout(20)

@@ -1,32 +1,58 @@
-# Shared helpers for the second Advanced Profile interop suite
-# (tests/python/test_adv2_*.py): meta API, testaments, event retention, payload
-# passthru mode, batched WebSocket, and the cluster variants of the dealer and
-# broker features.
+# Raw (wampraw) clients for the interop tests: what a client announces and
+# what exactly goes over the wire.
 #
-# - `call` / `leave`: Autobahn call and leave with a bounded wait.
-# - `EventLog`: an event handler (details_arg='details') that queues what it
-#   gets and can wait for the first event satisfying a predicate; meta events
-#   of other tests sharing the module's router are skipped that way.
-# - `raw_on`: a wampraw client joined to realm1 on a given router/node,
-#   announcing the given client roles (default: every advanced feature plus
-#   payload_passthru_mode).
-# - `wire_binary`: how a binary value looks on the wire for a serializer (JSON
-#   has no binary type: WAMP sends "\0" + base64, and expects it back unchanged).
+# - `ALL_CLIENT_FEATURES` / `NO_FEATURES` / `PPT_CLIENT_FEATURES`: client roles
+#   announcing every advanced feature, none, or every one plus
+#   payload_passthru_mode (`with_features` adds features to every role).
+# - `raw_peer` / `raw_on`: a wampraw client joined to realm1 announcing the
+#   given client roles (default: every advanced feature; raw_on: plus
+#   payload_passthru_mode, on a given router / cluster node), so the router
+#   treats it as an advanced-profile peer.
+# - small helpers on top of wampraw (register, subscribe, call, expect) and the
+#   message codes wampraw lacks (CANCEL, INTERRUPT).
+# - `wire_binary` / `same_binary`: how a binary value looks on the wire for a
+#   serializer (JSON has no binary type: WAMP sends "\0" + base64, and expects
+#   it back unchanged).
 # - `BatchedWsClient`: a raw client over wamp.2.json.batched /
 #   wamp.2.msgpack.batched that shows the batches as they are on the wire.
-# - `module_cluster`: start / stop a 3-node cluster for a module fixture.
-import asyncio
 import base64
 import struct
 
-import pytest
-
 import wampraw
-from advanced_helpers import ALL_CLIENT_FEATURES
-from cluster_helpers import start_cluster
 
-CALL_TIMEOUT = 10.0
-EVENT_TIMEOUT = 10.0
+# message codes missing from wampraw (advanced profile)
+CANCEL = 49
+INTERRUPT = 69
+
+ALL_CLIENT_FEATURES = {
+    "publisher": {"features": {
+        "publisher_identification": True,
+        "subscriber_blackwhite_listing": True,
+        "publisher_exclusion": True,
+    }},
+    "subscriber": {"features": {
+        "publisher_identification": True,
+        "pattern_based_subscription": True,
+    }},
+    "caller": {"features": {
+        "caller_identification": True,
+        "progressive_call_results": True,
+        "progressive_call_invocations": True,
+        "call_canceling": True,
+        "call_timeout": True,
+    }},
+    "callee": {"features": {
+        "caller_identification": True,
+        "pattern_based_registration": True,
+        "shared_registration": True,
+        "progressive_call_results": True,
+        "progressive_call_invocations": True,
+        "call_canceling": True,
+    }},
+}
+
+# A client announcing no features at all (basic profile only).
+NO_FEATURES = {"publisher": {}, "subscriber": {}, "caller": {}, "callee": {}}
 
 PPT = "payload_passthru_mode"
 
@@ -45,72 +71,70 @@ def with_features(roles, **extra):
 PPT_CLIENT_FEATURES = with_features(ALL_CLIENT_FEATURES, **{PPT: True})
 
 
-async def call(session, procedure, *args, **kwargs):
-    return await asyncio.wait_for(session.call(procedure, *args, **kwargs), CALL_TIMEOUT)
-
-
-async def leave(session, timeout=10.0):
-    """GOODBYE from an Autobahn session; returns the router's CloseDetails."""
-    session.leave()
-    return await asyncio.wait_for(asyncio.shield(session.left), timeout)
-
-
-class EventLog:
-    """Event handler (use with details_arg='details') queueing
-    (args, kwargs, details). `wait_for` picks the first event satisfying a
-    predicate; events it passes over stay queued for later calls, in order."""
-
-    def __init__(self):
-        self.queue = asyncio.Queue()
-        self.received = []
-        self.backlog = []  # passed over by wait_for, not consumed yet
-
-    def __call__(self, *args, details=None, **kwargs):
-        item = (list(args), kwargs, details)
-        self.received.append(item)
-        self.queue.put_nowait(item)
-
-    async def get(self, timeout=EVENT_TIMEOUT):
-        if self.backlog:
-            return self.backlog.pop(0)
-        return await asyncio.wait_for(self.queue.get(), timeout)
-
-    async def wait_for(self, pred, timeout=EVENT_TIMEOUT, what="an event"):
-        """The first event (args, kwargs, details) with pred(args) true."""
-        for i, item in enumerate(self.backlog):
-            if pred(item[0]):
-                return self.backlog.pop(i)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            remaining = deadline - loop.time()
-            try:
-                item = await asyncio.wait_for(self.queue.get(), max(remaining, 0.001))
-            except asyncio.TimeoutError:
-                seen = [b[0] for b in self.backlog]
-                raise AssertionError(f"no {what} within {timeout}s; other events queued: {seen!r}") from None
-            if pred(item[0]):
-                return item
-            self.backlog.append(item)
-
-    def empty(self):
-        return not self.backlog and self.queue.empty()
-
-
-async def subscribe_log(session, topic, **options):
-    """Subscribes an EventLog to `topic` (SubscribeOptions(**options), details_arg='details')."""
-    from autobahn.wamp.types import SubscribeOptions
-
-    log = EventLog()
-    sub = await asyncio.wait_for(
-        session.subscribe(log, topic, options=SubscribeOptions(details_arg="details", **options)), CALL_TIMEOUT)
-    log.subscription = sub
-    return log
-
-
 # --------------------------------------------------------------------------
-# raw clients
+# Raw peers
 # --------------------------------------------------------------------------
+
+
+async def raw_peer(wamp, combo=None, roles=None):
+    """A wampraw client joined to realm1 announcing `roles` (default: every
+    advanced client feature). Sets .session_id, .welcome, .authid, .authrole."""
+    c = await wamp.raw(combo=combo)
+    welcome = await c.hello(details={"roles": ALL_CLIENT_FEATURES if roles is None else roles})
+    assert welcome[0] == wampraw.WELCOME, f"expected WELCOME, got {welcome!r}"
+    c.welcome = welcome
+    c.session_id = welcome[1]
+    c.authid = welcome[2].get("authid")
+    c.authrole = welcome[2].get("authrole")
+    return c
+
+
+async def raw_register(c, procedure, options=None):
+    rid = c.request_id()
+    reply = await c.request([wampraw.REGISTER, rid, options or {}, procedure])
+    assert reply[0] == wampraw.REGISTERED and reply[1] == rid, f"REGISTER {procedure} {options}: {reply!r}"
+    return reply[2]
+
+
+async def raw_subscribe(c, topic, options=None):
+    rid = c.request_id()
+    reply = await c.request([wampraw.SUBSCRIBE, rid, options or {}, topic])
+    assert reply[0] == wampraw.SUBSCRIBED and reply[1] == rid, f"SUBSCRIBE {topic} {options}: {reply!r}"
+    return reply[2]
+
+
+async def raw_call(c, procedure, args=None, options=None, kwargs=None):
+    """Send a CALL; returns its request id (read the answer with expect())."""
+    rid = c.request_id()
+    msg = [wampraw.CALL, rid, options or {}, procedure]
+    if args is not None or kwargs is not None:
+        msg.append(list(args or []))
+    if kwargs is not None:
+        msg.append(kwargs)
+    await c.send(msg)
+    return rid
+
+
+async def expect(c, code, timeout=10.0, what=""):
+    """The next message of raw client c; asserts its type code."""
+    msg = await c.recv(timeout)
+    assert msg[0] == code, f"{what}: expected message type {code}, got {msg!r}"
+    return msg
+
+
+async def expect_invocation(c, registration=None, timeout=10.0):
+    inv = await expect(c, wampraw.INVOCATION, timeout, "callee")
+    if registration is not None:
+        assert inv[2] == registration, inv
+    assert isinstance(inv[3], dict), inv
+    return inv
+
+
+def payload_of(msg, start):
+    """(args, kwargs) of a message whose payload starts at index `start`."""
+    args = msg[start] if len(msg) > start else []
+    kwargs = msg[start + 1] if len(msg) > start + 1 else {}
+    return args, kwargs
 
 
 async def raw_on(w, router=None, combo=None, roles=None):
@@ -220,19 +244,3 @@ class BatchedWsClient(wampraw.RawWebSocketClient):
 
     async def send_batch(self, msgs, json_sep=JSON_SEP_SPEC):
         self.send_batch_bytes([wampraw.encode(self.serializer, m) for m in msgs], json_sep)
-
-
-# --------------------------------------------------------------------------
-# clusters
-# --------------------------------------------------------------------------
-
-
-def module_cluster(name, **kw):
-    """Generator for a module-scoped fixture: a started 3-node cluster, stopped
-    at the end (failing the module when a node died that the tests did not kill)."""
-    c = start_cluster(name, n=3, **kw)
-    yield c
-    crashed = c.stop()
-    if crashed:
-        pytest.fail("nodes died during the module: "
-                    + ", ".join(f"node {n.node_id} exit {code} (log {n.log_path})" for n, code in crashed))

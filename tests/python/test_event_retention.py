@@ -18,9 +18,8 @@ import asyncio
 import pytest
 from autobahn.wamp.types import PublishOptions
 
-from adv2_helpers import subscribe_log
-from advanced_helpers import other_combo
-from conftest import assert_same
+from autobahn_helpers import subscribe_log
+from conftest import assert_same, other_combo
 from payloads import BINARY
 
 pytestmark = pytest.mark.timeout(20)

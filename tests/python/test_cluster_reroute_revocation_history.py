@@ -11,9 +11,10 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, RegisterOptions
 
 import wampraw
-from adv2_helpers import call, leave, module_cluster, raw_on, subscribe_log, with_features
-from advanced_helpers import ALL_CLIENT_FEATURES, other_combo
-from conftest import ALL_COMBOS, Wamp
+from autobahn_helpers import call, leave, subscribe_log
+from cluster_helpers import module_cluster
+from conftest import ALL_COMBOS, Wamp, other_combo
+from raw_clients import ALL_CLIENT_FEATURES, raw_on, with_features
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -29,7 +30,7 @@ limit = 50
 
 @pytest.fixture(scope="module")
 def cluster():
-    yield from module_cluster("test_adv3_cluster", extra=HISTORY)
+    yield from module_cluster("test_cluster_reroute_revocation_history", extra=HISTORY)
 
 
 @pytest.fixture

@@ -1,7 +1,10 @@
-# Advanced Profile feature announcements for the second batch of features:
+# Advanced Profile feature announcements of the meta APIs, testaments, event
+# retention and payload passthru mode, on one router and on every node of a
+# 3-node cluster:
 # WELCOME.Details.roles.<role>.features must announce each feature once it is
 # implemented and tested (each spec section: "Support for this feature MUST be
-# announced by ..."):
+# announced by ..."). The full list on one router, with a client announcing the
+# advanced features, is test_feature_announcements.py.
 #
 #   session_meta_api         broker and dealer (ap_session_meta_api.md: both roles)
 #   registration_meta_api    dealer
@@ -10,14 +13,16 @@
 #   event_retention          broker
 #   payload_passthru_mode    broker and dealer
 #
-# One test per (role, feature) on the wire, so a report names exactly what is
-# missing; plus Autobahn|Python's parsed WELCOME for the features it models, on
-# all six transport x serializer pairs; plus every node of a 3-node cluster.
+# One test per (role, feature) on the wire, from a client that also announces
+# payload_passthru_mode, so a report names exactly what is missing; plus
+# Autobahn|Python's parsed WELCOME for the features it models, on all six
+# transport x serializer pairs; plus every node of a 3-node cluster.
 import pytest
 from autobahn.wamp.role import ROLE_NAME_TO_CLASS
 
-from adv2_helpers import module_cluster, raw_on
+from cluster_helpers import module_cluster
 from conftest import ALL_COMBOS, Wamp
+from raw_clients import raw_on
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -67,7 +72,7 @@ async def test_autobahn_sees_the_announcements(wamp, combo):
 
 @pytest.fixture(scope="module")
 def cluster():
-    yield from module_cluster("test_adv2_features")
+    yield from module_cluster("test_feature_announcements_cluster")
 
 
 async def test_every_cluster_node_announces(cluster):

@@ -10,8 +10,9 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import RegisterOptions
 
 import wampraw
-from advanced_helpers import (expect, expect_invocation, other_combo, raw_call, raw_peer, raw_register,
-                              wait_for)
+from autobahn_helpers import wait_for
+from conftest import other_combo
+from raw_clients import expect, expect_invocation, raw_call, raw_peer, raw_register
 
 # a lost reply fails the test in 20 s instead of the suite-wide 60 s
 pytestmark = pytest.mark.timeout(20)

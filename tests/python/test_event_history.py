@@ -12,7 +12,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions, SubscribeOptions
 
-from adv2_helpers import call
+from autobahn_helpers import call
 from conftest import ALL_COMBOS, connect_session
 
 pytestmark = pytest.mark.timeout(20)

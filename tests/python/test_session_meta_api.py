@@ -21,9 +21,10 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 
 import wampraw
-from adv2_helpers import call, leave, raw_on, subscribe_log
-from advanced_helpers import other_combo
+from autobahn_helpers import call, leave, subscribe_log
 from cluster_helpers import wait_until
+from conftest import other_combo
+from raw_clients import raw_on
 
 pytestmark = pytest.mark.timeout(20)
 

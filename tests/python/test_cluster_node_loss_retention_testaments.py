@@ -10,13 +10,14 @@
 #   replicated; the lowest surviving node publishes the dead node's ones).
 #
 # Each test starts its own cluster (it kills a node), so the two are independent.
-# Node logs: target/test-logs/cluster/test_adv2_cluster_node_loss_<test>/node<N>.stderr.log.
+# Node logs: target/test-logs/cluster/test_cluster_node_loss_retention_testaments_<test>/node<N>.stderr.log.
 import asyncio
 
 import pytest
 from autobahn.wamp.types import PublishOptions
 
-from adv2_helpers import call, module_cluster, subscribe_log
+from autobahn_helpers import call, subscribe_log
+from cluster_helpers import module_cluster
 from conftest import ALL_COMBOS, Wamp
 
 pytestmark = pytest.mark.timeout(45)
@@ -27,7 +28,7 @@ NODE_LOSS_GRACE = 10.0
 
 @pytest.fixture
 def cluster(request):
-    yield from module_cluster(f"test_adv2_cluster_node_loss_{request.node.name}")
+    yield from module_cluster(f"test_cluster_node_loss_retention_testaments_{request.node.name}")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from autobahn.wamp.role import ROLE_NAME_TO_CLASS
 
 import wampraw
-from advanced_helpers import raw_peer
+from raw_clients import raw_peer
 
 # a lost reply fails the test in 20 s instead of the suite-wide 60 s
 pytestmark = pytest.mark.timeout(20)

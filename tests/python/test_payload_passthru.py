@@ -21,8 +21,9 @@
 import pytest
 
 import wampraw
-from adv2_helpers import raw_on, same_binary, wire_binary
-from advanced_helpers import ALL_CLIENT_FEATURES, expect, expect_invocation, other_combo, raw_register, raw_subscribe
+from conftest import other_combo
+from raw_clients import (ALL_CLIENT_FEATURES, expect, expect_invocation, raw_on, raw_register, raw_subscribe,
+                         same_binary, wire_binary)
 
 pytestmark = pytest.mark.timeout(20)
 
