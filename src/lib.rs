@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod dealer;
 pub mod ids;
+pub mod observe;
 pub mod ops;
 pub mod router;
 pub mod transport;

@@ -37,7 +37,8 @@ use tracing::Instrument;
 
 pub use self::guard::{Guard, Refusal};
 use super::api::ConsoleConfig;
-use super::{api, health, metrics, sampler, spans};
+use super::{api, health, sampler};
+use crate::observe::{metrics, spans};
 
 /// Default GOODBYE reason of a kill, as in the meta API.
 const KILLED: &str = "wamp.close.killed";

@@ -113,10 +113,10 @@ pub fn kill(router: &Router, session: u64, reason: &str, message: &str) -> bool 
 }
 
 /// `GET /api/stats`, `junction.stats`: this node's counters since it started, from
-/// [`super::metrics`]. A client gets rates from two samples and their `time_ms`.
+/// [`crate::observe::metrics`]. A client gets rates from two samples and their `time_ms`.
 pub fn stats(router: &Router) -> Value {
-    let m = super::metrics::metrics();
-    let types = super::metrics::MESSAGE_TYPES.iter().map(|t| t.1).chain(std::iter::once("other"));
+    let m = crate::observe::metrics::metrics();
+    let types = crate::observe::metrics::MESSAGE_TYPES.iter().map(|t| t.1).chain(std::iter::once("other"));
     let by_type = |counters: &[Counter]| {
         let mut out = serde_json::Map::new();
         for (name, c) in types.clone().zip(counters) {

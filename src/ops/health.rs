@@ -34,7 +34,7 @@ pub fn begin_drain() {
     if !DRAINING.swap(true, Ordering::SeqCst) {
         tracing::info!("draining: /readyz reports 503, new connections are refused");
     }
-    super::metrics::metrics().draining.set(1);
+    crate::observe::metrics::metrics().draining.set(1);
 }
 
 /// True once the graceful drain started: a listener should close new connections

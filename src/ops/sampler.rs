@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use super::health;
-use super::metrics::{RaftSample, metrics};
+use crate::observe::metrics::{RaftSample, metrics};
 use crate::router::Router;
 use crate::router::handle::SessionHandle;
 

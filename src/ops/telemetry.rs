@@ -4,7 +4,7 @@
 //! OTLP/gRPC when the standard variables ask for it:
 //!
 //! - traces when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
-//!   is set (spans of the [`spans`](super::spans) helpers, target `junction::trace`);
+//!   is set (spans of the [`spans`](crate::observe::spans) helpers, target `junction::trace`);
 //! - metrics when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`
 //!   is set ([`super::otlp`]);
 //! - neither when `OTEL_SDK_DISABLED=true`, or `OTEL_TRACES_EXPORTER` /
@@ -26,12 +26,12 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry, reload};
 
-pub use super::spans::{
+use crate::config::Config;
+pub use crate::observe::spans::{
     Parent, PendingSpans, TRACEPARENT_KEY, call_key, call_span, context_from_traceparent, enabled,
     event_span, invocation_span, pending, publish_span, set_error, set_recipients, trace_id_of,
     traceparent_of,
 };
-use crate::config::Config;
 
 /// What [`init`] sets up.
 #[derive(Clone, Debug, PartialEq)]
@@ -155,7 +155,7 @@ pub fn init(opts: &Options) {
             .with_tracked_inactivity(false)
             .with_threads(false)
             .with_location(false)
-            .with_filter(filter_fn(|m| m.target() == super::spans::TARGET));
+            .with_filter(filter_fn(|m| m.target() == crate::observe::spans::TARGET));
         layers.push(layer.boxed());
     }
     match tracing_subscriber::registry().with(layers).try_init() {
@@ -164,7 +164,7 @@ pub fn init(opts: &Options) {
         }
         Err(e) => eprintln!("junction: logging already initialised: {e}"),
     }
-    super::spans::set_enabled(tracer.is_some());
+    crate::observe::spans::set_enabled(tracer.is_some());
     let meter = if opts.metrics && otlp_wanted("METRICS") {
         super::otlp::start(resource).map_err(|e| problems.push(e)).ok()
     } else {
@@ -182,7 +182,7 @@ pub fn init(opts: &Options) {
 pub fn shutdown() {
     let Some(p) = PROVIDERS.get() else { return };
     let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
-    super::spans::set_enabled(false);
+    crate::observe::spans::set_enabled(false);
     if let Some(t) = p.tracer.take()
         && let Err(e) = t.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
     {
