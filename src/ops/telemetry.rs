@@ -27,6 +27,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry, reload};
 
 use crate::config::Config;
+pub use crate::observe::log_filter::set as set_log_filter;
 pub use crate::observe::spans::{
     Parent, PendingSpans, TRACEPARENT_KEY, call_key, call_span, context_from_traceparent, enabled,
     event_span, invocation_span, pending, publish_span, set_error, set_recipients, trace_id_of,
@@ -73,17 +74,6 @@ struct Providers {
 }
 
 static PROVIDERS: OnceLock<Mutex<Providers>> = OnceLock::new();
-
-/// Replaces the log filter of the installed subscriber.
-static LOG_FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
-
-/// Replaces the log filter (`RUST_LOG` syntax) of the running process, e.g. from a
-/// reloaded `[log] level`. Fails on a bad directive or before [`init`].
-pub fn set_log_filter(directives: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(directives).map_err(|e| format!("log filter {directives:?}: {e}"))?;
-    let handle = LOG_FILTER.get().ok_or("logging is not initialised")?;
-    handle.reload(filter).map_err(|e| format!("cannot replace the log filter: {e}"))
-}
 
 /// How long [`shutdown`] waits for each exporter to flush.
 const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -160,7 +150,7 @@ pub fn init(opts: &Options) {
     }
     match tracing_subscriber::registry().with(layers).try_init() {
         Ok(()) => {
-            LOG_FILTER.set(handle).ok();
+            crate::observe::log_filter::install(handle);
         }
         Err(e) => eprintln!("junction: logging already initialised: {e}"),
     }

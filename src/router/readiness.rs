@@ -1,67 +1,76 @@
-//! Liveness, readiness and the graceful-drain flag.
+//! Readiness and the graceful-drain flag of this node.
 //!
 //! A node is *ready* (`/readyz` 200) when its listeners are up, it is a member of
 //! the Raft cluster with a known leader, its state machine has applied everything
 //! committed, and it is not draining. Draining starts at SIGTERM
-//! ([`begin_drain`]): `/readyz` turns 503 at once so load balancers stop sending,
-//! and listeners refuse new connections ([`draining`]).
+//! ([`Router::begin_drain`]): readiness fails at once so load balancers stop
+//! sending, and listeners refuse new connections ([`Router::draining`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::router::Router;
-
-static LISTENERS_UP: AtomicBool = AtomicBool::new(false);
-static DRAINING: AtomicBool = AtomicBool::new(false);
+use super::Router;
+use crate::observe::metrics::metrics;
+use crate::observe::status::{NotReady, Readiness};
 
 /// How long a readiness check waits for the state machine to catch up with the
 /// commit index before reporting the lag.
 pub const APPLY_WAIT: Duration = Duration::from_millis(500);
 
-/// Marks the client listeners as bound (or not).
-pub fn set_listeners_up(up: bool) {
-    LISTENERS_UP.store(up, Ordering::SeqCst);
+/// Where the node is in its life: listeners bound, draining.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    listeners_up: AtomicBool,
+    draining: AtomicBool,
 }
 
-/// True once the client listeners are bound.
-pub fn listeners_up() -> bool {
-    LISTENERS_UP.load(Ordering::SeqCst)
-}
-
-/// Starts the graceful drain: readiness fails from now on and listeners should
-/// refuse new connections.
-pub fn begin_drain() {
-    if !DRAINING.swap(true, Ordering::SeqCst) {
-        tracing::info!("draining: /readyz reports 503, new connections are refused");
+impl Router {
+    /// Marks the client listeners as bound (or not).
+    pub fn set_listeners_up(&self, up: bool) {
+        self.lifecycle.listeners_up.store(up, Ordering::SeqCst);
     }
-    crate::observe::metrics::metrics().draining.set(1);
+
+    /// True once the client listeners are bound.
+    pub fn listeners_up(&self) -> bool {
+        self.lifecycle.listeners_up.load(Ordering::SeqCst)
+    }
+
+    /// Starts the graceful drain: readiness fails from now on and listeners
+    /// refuse new connections.
+    pub fn begin_drain(&self) {
+        if !self.lifecycle.draining.swap(true, Ordering::SeqCst) {
+            tracing::info!("draining: /readyz reports 503, new connections are refused");
+        }
+        metrics().draining.set(1);
+    }
+
+    /// True once the graceful drain started: a listener closes new connections
+    /// right after accepting them.
+    #[inline]
+    pub fn draining(&self) -> bool {
+        self.lifecycle.draining.load(Ordering::Relaxed)
+    }
 }
 
-/// True once the graceful drain started: a listener should close new connections
-/// right after accepting them.
-#[inline]
-pub fn draining() -> bool {
-    DRAINING.load(Ordering::Relaxed)
-}
-
-/// The readiness verdict without waiting: `Err` names the first reason the node is
-/// not ready.
-pub fn check_now(router: Option<&Router>) -> Result<(), String> {
+/// The readiness verdict without waiting.
+pub fn check_now(router: &Router) -> Readiness {
     cluster_check(router).map(|_| ())
 }
 
 /// The readiness verdict; if only the state machine lags the commit index, waits up
 /// to [`APPLY_WAIT`] for it to catch up.
-pub async fn check(router: Option<&Router>) -> Result<(), String> {
+pub async fn check(router: &Router) -> Readiness {
     match cluster_check(router)? {
         None => Ok(()),
         Some(committed) => {
-            let cluster = router.and_then(|r| r.replica.cluster()).ok_or("no cluster")?;
+            let cluster = router.replica.cluster().ok_or("no cluster")?;
             if cluster.replicated().wait_applied(committed, APPLY_WAIT).await {
                 Ok(())
             } else {
                 let applied = cluster.replicated().applied_index().map(|i| i as i64).unwrap_or(-1);
-                Err(format!("state machine applied up to {applied}, behind the commit index {committed}"))
+                Err(NotReady(format!(
+                    "state machine applied up to {applied}, behind the commit index {committed}"
+                )))
             }
         }
     }
@@ -69,12 +78,11 @@ pub async fn check(router: Option<&Router>) -> Result<(), String> {
 
 /// `Ok(None)` when ready, `Ok(Some(index))` when ready but for applying up to
 /// the committed `index`, `Err` otherwise.
-fn cluster_check(router: Option<&Router>) -> Result<Option<u64>, String> {
-    if draining() {
+fn cluster_check(router: &Router) -> Result<Option<u64>, NotReady> {
+    if router.draining() {
         return Err("draining".into());
     }
-    let router = router.ok_or("starting: not joined to the cluster yet")?;
-    if !listeners_up() {
+    if !router.listeners_up() {
         return Err("starting: listeners not up yet".into());
     }
     let Some(cluster) = router.replica.cluster() else { return Ok(None) };
