@@ -104,3 +104,25 @@ fn cluster_check(router: &Router) -> Result<Option<u64>, NotReady> {
     let applied = cluster.replicated().applied_index().map(|i| i as i64).unwrap_or(-1);
     if committed >= 0 && applied < committed { Ok(Some(committed as u64)) } else { Ok(None) }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::ids::NodeId;
+    use crate::observe::status::{NotReady, StatusSource};
+    use crate::router::Router;
+
+    #[tokio::test]
+    async fn ready_once_listening_until_draining() {
+        let router = Router::new(Config::default(), NodeId(1));
+        let source: &dyn StatusSource = &*router;
+        assert_eq!(source.readiness_now(), Err(NotReady("starting: listeners not up yet".into())));
+        router.set_listeners_up(true);
+        assert_eq!(source.readiness().await, Ok(()));
+        assert!(!router.draining() && !source.draining());
+        router.begin_drain();
+        assert!(router.draining() && source.draining());
+        assert_eq!(source.readiness_now(), Err(NotReady("draining".into())));
+        assert_eq!(source.status(source.readiness_now())["not_ready_reason"], "draining");
+    }
+}
