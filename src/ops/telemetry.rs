@@ -1,6 +1,6 @@
 //! Logging and tracing setup: the `tracing` subscriber (text or JSON lines on
 //! stderr, filtered by `RUST_LOG`, else `[log] level`, default `info`; the filter
-//! can be replaced while running, [`set_log_filter`]), and OpenTelemetry export over
+//! can be replaced while running through [`crate::observe::log_filter`]), and OpenTelemetry export over
 //! OTLP/gRPC when the standard variables ask for it:
 //!
 //! - traces when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
@@ -27,12 +27,6 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry, reload};
 
 use crate::config::Config;
-pub use crate::observe::log_filter::set as set_log_filter;
-pub use crate::observe::spans::{
-    Parent, PendingSpans, TRACEPARENT_KEY, call_key, call_span, context_from_traceparent, enabled,
-    event_span, invocation_span, pending, publish_span, set_error, set_recipients, trace_id_of,
-    traceparent_of,
-};
 
 /// What [`init`] sets up.
 #[derive(Clone, Debug, PartialEq)]
