@@ -16,8 +16,13 @@
 //!    each receiving session's bounded outbox ([`router::outbox`]); the connection task
 //!    drains it onto the socket.
 //!
-//! Layers import only the layers above them: `ids`, `config`, `wamp`, `broker`,
-//! `dealer`, `router`, `transport`.
+//! Layers import only the layers above them: `ids`, `config`, `wamp`, `observe`,
+//! `broker`, `dealer`, `router`, `transport`. [`observe`] is what the layers below
+//! it report through (metrics, trace spans, the log filter) and the
+//! [`observe::status::StatusSource`] interface the router implements. [`ops`]
+//! (metrics and trace export, the admin HTTP server) imports only `ids`, `config`,
+//! `auth` and `observe`: it sees the router as a `StatusSource`, and neither the
+//! router nor the transports import it; `main` wires the two together.
 
 pub mod auth;
 pub mod broker;
@@ -25,6 +30,7 @@ pub mod cluster;
 pub mod config;
 pub mod dealer;
 pub mod ids;
+pub mod observe;
 pub mod ops;
 pub mod router;
 pub mod transport;

@@ -246,7 +246,8 @@ async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) 
     if let Some(cli) = reload_from {
         router.set_config_loader(std::sync::Arc::new(move || load(&cli).map_err(|e| e.to_string())));
     }
-    ops::attach(&router);
+    let status: std::sync::Arc<dyn junction::observe::status::StatusSource> = router.clone();
+    ops::attach(&status);
     let tls = |c: &Option<junction::config::TlsConfig>| c.as_ref().map(Tls::load).transpose();
     let mut console = ops::api::ConsoleConfig {
         url: None,
@@ -276,12 +277,12 @@ async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) 
             .await
             .map_err(|e| format!("cannot listen on Unix socket {}: {e}", path.display()))?;
     }
-    ops::health::set_listeners_up(true);
+    router.set_listeners_up(true);
     println!("ready");
     tracing::info!(agent = junction::router::AGENT, realms = cfg.realms.len(), "router ready");
     signals.wait().await;
     tracing::info!(sessions = router.session_count(), "shutting down");
-    ops::begin_drain();
+    router.begin_drain();
     tokio::time::sleep(Duration::from_millis(cfg.admin.drain_delay_ms)).await;
     junction::router::drain::withdraw_registrations(&router).await;
     let idle =

@@ -412,7 +412,7 @@ fn the_console_logs_in_with_the_token_not_its_url() {
 }
 
 /// Needs the router to count sessions and messages (see the ops report):
-/// `junction::ops::metrics::session_joined` in `Session::join`, and
+/// `junction::observe::metrics::session_joined` in `Session::join`, and
 /// `message_in`/`message_out` where messages are decoded and encoded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_gauge_and_message_counters_follow_a_client() {

@@ -3,12 +3,12 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /healthz` | 200 `ok` while the process runs (liveness); public |
-//! | `GET /readyz` | 200 `ready`, or 503 with the reason ([`super::health`]); public |
+//! | `GET /readyz` | 200 `ready`, or 503 with the reason (the router's readiness); public |
 //! | `GET /metrics` | Prometheus text 0.0.4, or OpenMetrics when the `Accept` header asks; public with `metrics_public` |
 //! | `GET /api/status` | JSON: node, readiness, sessions per realm, Raft and cluster view |
 //! | `GET /api/sessions[?realm=R]` | JSON list of the sessions joined on this node |
 //! | `POST /api/sessions/{id}/kill` | GOODBYE to that session; `Content-Type: application/json`, body `{"reason", "message"}` (both optional: `{}` or empty) |
-//! | `GET /api/stats` | JSON: this node's message, call and event counters ([`api::stats`]) |
+//! | `GET /api/stats` | JSON: this node's message, call and event counters |
 //! | `GET /api/console-config` | JSON: the WebSocket URL and realm the console joins by default |
 //! | `GET /console` | the web console (a WAMP client of the router, see `console/index.html`) |
 //!
@@ -17,8 +17,9 @@
 //! ([`guard`]). Without a configured token only the public routes answer.
 //!
 //! The server starts before the node joins the cluster (so liveness probes pass
-//! while it joins); until [`super::attach`] hands it the router, `/readyz` answers
-//! 503 and the API 503.
+//! while it joins); until [`super::attach`] hands it the router (as a
+//! [`StatusSource`](crate::observe::status::StatusSource)), `/readyz` answers 503
+//! and the API 503. The JSON documents are the router's.
 
 pub mod guard;
 
@@ -37,7 +38,8 @@ use tracing::Instrument;
 
 pub use self::guard::{Guard, Refusal};
 use super::api::ConsoleConfig;
-use super::{api, health, metrics, sampler, spans};
+use super::{api, sampler};
+use crate::observe::{metrics, spans};
 
 /// Default GOODBYE reason of a kill, as in the meta API.
 const KILLED: &str = "wamp.close.killed";
@@ -133,13 +135,15 @@ async fn console_config() -> Response {
 }
 
 async fn stats() -> Response {
-    let Some(router) = sampler::router() else { return not_started() };
-    Json(api::stats(&router)).into_response()
+    let Some(source) = sampler::source() else { return not_started() };
+    Json(source.stats()).into_response()
 }
 
 async fn readyz() -> Response {
-    let router = sampler::router();
-    let verdict = health::check(router.as_deref()).await;
+    let verdict = match sampler::source() {
+        Some(source) => source.readiness().await,
+        None => Err(sampler::not_started()),
+    };
     metrics::metrics().ready.set(i64::from(verdict.is_ok()));
     match verdict {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
@@ -166,9 +170,9 @@ fn not_started() -> Response {
 }
 
 async fn status() -> Response {
-    let Some(router) = sampler::router() else { return not_started() };
-    let readiness = health::check_now(Some(&router));
-    Json(api::status(&router, readiness)).into_response()
+    let Some(source) = sampler::source() else { return not_started() };
+    let readiness = source.readiness_now();
+    Json(source.status(readiness)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -177,8 +181,8 @@ struct SessionsQuery {
 }
 
 async fn sessions(Query(q): Query<SessionsQuery>) -> Response {
-    let Some(router) = sampler::router() else { return not_started() };
-    Json(api::sessions(&router, q.realm.as_deref())).into_response()
+    let Some(source) = sampler::source() else { return not_started() };
+    Json(source.sessions(q.realm.as_deref())).into_response()
 }
 
 #[derive(Deserialize)]
@@ -189,7 +193,7 @@ struct KillBody {
 }
 
 async fn kill(Path(id): Path<u64>, body: Bytes) -> Response {
-    let Some(router) = sampler::router() else { return not_started() };
+    let Some(source) = sampler::source() else { return not_started() };
     // The guard let only `Content-Type: application/json` through; no body at all
     // means the defaults, as `{}` does.
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
@@ -202,7 +206,7 @@ async fn kill(Path(id): Path<u64>, body: Bytes) -> Response {
     };
     let reason = body.reason.unwrap_or_else(|| KILLED.to_string());
     let message = body.message.unwrap_or_else(|| "killed through the admin API".to_string());
-    if api::kill(&router, id, &reason, &message) {
+    if source.kill(id, &reason, &message) {
         tracing::info!(session = id, reason = %reason, "session killed through the admin API");
         Json(serde_json::json!({ "killed": id })).into_response()
     } else {

@@ -1,28 +1,22 @@
-//! Operations: observability (metrics, traces, logs) and health/management.
+//! Operations: observability export (metrics, traces, logs) and the admin server.
 //!
-//! - [`metrics`]: the process-wide metrics and the cheap calls that update them;
-//!   [`histogram`] and [`labeled`] are its building blocks, [`sampler`] fills the
-//!   gauges read from the router (Raft, links, queues), [`otlp`] exports them.
+//! - The metrics and spans themselves are recorded in [`crate::observe`], below the
+//!   router; here [`sampler`] fills the gauges read from the router (readiness,
+//!   drain, Raft, links) and [`otlp`] exports the metrics.
 //! - [`telemetry`]: the `tracing` subscriber (text/JSON logs with trace ids) and
-//!   the OTLP trace exporter; [`spans`]: the spans of calls and publications and
-//!   W3C `traceparent` propagation.
-//! - [`health`]: readiness and the graceful-drain flag; [`admin`]: the admin HTTP
-//!   server (`/healthz`, `/readyz`, `/metrics`, `/api/...`) whose JSON is built by
-//!   [`api`].
+//!   the OTLP trace exporter of the [`crate::observe::spans`].
+//! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`,
+//!   `/api/...`); the router's documents come from the router, [`api`] holds the
+//!   console's own.
 //!
-//! State here is process-wide (one router per process): the router is handed over
-//! once with [`attach`].
+//! Ops sees the router only as a [`StatusSource`](crate::observe::status::StatusSource),
+//! handed over once per process with [`attach`]; it imports neither the router nor
+//! the transports, and they do not import ops.
 
 pub mod admin;
 pub mod api;
-pub mod health;
-pub mod histogram;
-pub mod labeled;
-pub mod metrics;
 pub mod otlp;
 pub mod sampler;
-pub mod spans;
 pub mod telemetry;
 
-pub use health::{begin_drain, draining};
 pub use sampler::attach;

@@ -1,33 +1,23 @@
-//! OTLP export of the metrics in [`super::metrics`]: observable instruments whose
+//! OTLP export of the metrics in [`crate::observe::metrics`]: observable instruments whose
 //! callbacks read the same atomics the Prometheus endpoint shows, plus a histogram
 //! instrument for call latency (OpenTelemetry has no observable histogram) that
-//! [`super::metrics::call_latency`] records into only while this export runs.
+//! [`crate::observe::metrics::call_latency`] records into only while this export runs.
 //!
 //! Names follow OpenTelemetry's dotted style (`junction.messages.received`);
 //! the exporter and its endpoint come from the standard `OTEL_EXPORTER_OTLP_*`
 //! variables, the interval from `OTEL_METRIC_EXPORT_INTERVAL` (ms, default 60 s).
 
-use std::sync::OnceLock;
-
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _};
+use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::histogram::LATENCY_BUCKETS;
-use super::labeled::{Labeled, Labels};
-use super::metrics::{MESSAGE_TYPES, metrics};
 use super::sampler;
-
-static CALL_LATENCY: OnceLock<Histogram<f64>> = OnceLock::new();
-
-/// The call-latency instrument, while OTLP metrics are exported.
-#[inline]
-pub(crate) fn call_latency_instrument() -> Option<&'static Histogram<f64>> {
-    CALL_LATENCY.get()
-}
+use crate::observe::histogram::LATENCY_BUCKETS;
+use crate::observe::labeled::{Labeled, Labels};
+use crate::observe::metrics::{self, MESSAGE_TYPES, metrics};
 
 /// Starts exporting the metrics over OTLP/gRPC. Must run inside a Tokio runtime.
 pub fn start(resource: Resource) -> Result<SdkMeterProvider, String> {
@@ -187,5 +177,5 @@ fn register(meter: &Meter) {
         .with_unit("s")
         .with_boundaries(LATENCY_BUCKETS.to_vec())
         .build();
-    CALL_LATENCY.set(latency).ok();
+    metrics::export_call_latency(latency);
 }

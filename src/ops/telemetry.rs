@@ -1,10 +1,10 @@
 //! Logging and tracing setup: the `tracing` subscriber (text or JSON lines on
 //! stderr, filtered by `RUST_LOG`, else `[log] level`, default `info`; the filter
-//! can be replaced while running, [`set_log_filter`]), and OpenTelemetry export over
+//! can be replaced while running through [`crate::observe::log_filter`]), and OpenTelemetry export over
 //! OTLP/gRPC when the standard variables ask for it:
 //!
 //! - traces when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
-//!   is set (spans of the [`spans`](super::spans) helpers, target `junction::trace`);
+//!   is set (spans of the [`spans`](crate::observe::spans) helpers, target `junction::trace`);
 //! - metrics when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`
 //!   is set ([`super::otlp`]);
 //! - neither when `OTEL_SDK_DISABLED=true`, or `OTEL_TRACES_EXPORTER` /
@@ -26,11 +26,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry, reload};
 
-pub use super::spans::{
-    Parent, PendingSpans, TRACEPARENT_KEY, call_key, call_span, context_from_traceparent, enabled,
-    event_span, invocation_span, pending, publish_span, set_error, set_recipients, trace_id_of,
-    traceparent_of,
-};
 use crate::config::Config;
 
 /// What [`init`] sets up.
@@ -73,17 +68,6 @@ struct Providers {
 }
 
 static PROVIDERS: OnceLock<Mutex<Providers>> = OnceLock::new();
-
-/// Replaces the log filter of the installed subscriber.
-static LOG_FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
-
-/// Replaces the log filter (`RUST_LOG` syntax) of the running process, e.g. from a
-/// reloaded `[log] level`. Fails on a bad directive or before [`init`].
-pub fn set_log_filter(directives: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(directives).map_err(|e| format!("log filter {directives:?}: {e}"))?;
-    let handle = LOG_FILTER.get().ok_or("logging is not initialised")?;
-    handle.reload(filter).map_err(|e| format!("cannot replace the log filter: {e}"))
-}
 
 /// How long [`shutdown`] waits for each exporter to flush.
 const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -155,16 +139,16 @@ pub fn init(opts: &Options) {
             .with_tracked_inactivity(false)
             .with_threads(false)
             .with_location(false)
-            .with_filter(filter_fn(|m| m.target() == super::spans::TARGET));
+            .with_filter(filter_fn(|m| m.target() == crate::observe::spans::TARGET));
         layers.push(layer.boxed());
     }
     match tracing_subscriber::registry().with(layers).try_init() {
         Ok(()) => {
-            LOG_FILTER.set(handle).ok();
+            crate::observe::log_filter::install(handle);
         }
         Err(e) => eprintln!("junction: logging already initialised: {e}"),
     }
-    super::spans::set_enabled(tracer.is_some());
+    crate::observe::spans::set_enabled(tracer.is_some());
     let meter = if opts.metrics && otlp_wanted("METRICS") {
         super::otlp::start(resource).map_err(|e| problems.push(e)).ok()
     } else {
@@ -182,7 +166,7 @@ pub fn init(opts: &Options) {
 pub fn shutdown() {
     let Some(p) = PROVIDERS.get() else { return };
     let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
-    super::spans::set_enabled(false);
+    crate::observe::spans::set_enabled(false);
     if let Some(t) = p.tracer.take()
         && let Err(e) = t.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
     {

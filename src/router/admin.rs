@@ -1,7 +1,7 @@
 //! The `junction.*` admin procedures, answered by the router itself for sessions of
 //! the admin role (`[admin] role`, default `admin`; others get
 //! `wamp.error.not_authorized`) — the WAMP face of the admin HTTP API
-//! ([`crate::ops::api`] builds the documents of both):
+//! ([`super::status`] and [`super::stats`] build the documents of both):
 //!
 //! | procedure | answer |
 //! | --- | --- |
@@ -11,7 +11,7 @@
 //! | `junction.session.list(realm=None)` | the sessions joined on this node, with their details |
 //! | `junction.session.kill(id, reason=, message=)` | GOODBYE to a session on this node |
 //! | `junction.config.reload()` | re-reads the configuration: realms' authentication and roles, `[log] level`; `{applied, restart_required}`; a bad file changes nothing |
-//! | `junction.stats()` | this node's message, call and event counters ([`crate::ops::api::stats`]) |
+//! | `junction.stats()` | this node's message, call and event counters ([`super::stats::stats`]) |
 //!
 //! Role changes (`junction.role.*`) are in [`super::authorize`].
 
@@ -79,10 +79,10 @@ pub async fn call(
             }
         }
         "junction.config.reload" => reload(router),
-        "junction.stats" => one(crate::ops::api::stats(router)),
+        "junction.stats" => one(super::stats::stats(router)),
         "junction.session.list" => {
             let realm = kwargs.get("realm").or(args.first()).and_then(Value::as_str);
-            one(crate::ops::api::sessions(router, realm))
+            one(super::status::sessions(router, realm))
         }
         "junction.session.kill" => kill(router, &args, &kwargs),
         _ => Err((errors::NO_SUCH_PROCEDURE.into(), format!("no admin procedure {procedure}"))),
@@ -93,8 +93,8 @@ pub async fn call(
 /// the links, like `wamp.session.list`; a node that does not answer in time is
 /// listed with `answered: false`).
 async fn cluster_status(router: &Router) -> Answer {
-    let readiness = crate::ops::health::check(Some(router)).await;
-    let mut status = crate::ops::api::status(router, readiness);
+    let readiness = super::readiness::check(router).await;
+    let mut status = super::status::status(router, readiness);
     let mut nodes: Vec<(u64, serde_json::Map<String, serde_json::Value>)> = Vec::new();
     let mut here = serde_json::Map::new();
     for realm in router.realms() {
@@ -160,7 +160,7 @@ fn reload(router: &Router) -> Answer {
     };
     let mut r = router.reload(&cfg);
     if let Some(level) = &cfg.log.level {
-        match crate::ops::telemetry::set_log_filter(level) {
+        match crate::observe::log_filter::set(level) {
             Ok(()) => r.applied.push(format!("[log] level = {level:?}")),
             Err(e) => r.restart_required.push(format!("[log] level: {e}")),
         }
@@ -175,7 +175,7 @@ fn kill(router: &Router, args: &List, kwargs: &Dict) -> Answer {
     };
     let reason = kwargs.get("reason").and_then(Value::as_str).unwrap_or(KILLED);
     let message = kwargs.get("message").and_then(Value::as_str).unwrap_or("");
-    if crate::ops::api::kill(router, id, reason, message) {
+    if super::status::kill(router, id, reason, message) {
         Ok(Payload::default())
     } else {
         Err((super::meta::NO_SUCH_SESSION.into(), "no session with that id on this node".into()))

@@ -269,7 +269,7 @@ pub fn yield_result(router: &Router, realm: &Realm, me: &SessionHandle, m: Yield
         PendingInvocation::Remote { node, call } => {
             if !progress {
                 router.remote_invocations.remove(&(node, call));
-                crate::ops::spans::pending().end((node.0, call), None);
+                crate::observe::spans::pending().end((node.0, call), None);
             }
             router.send_link(node, LinkMsg::Yield { call, details, payload: m.payload, progress }).ok();
         }
@@ -369,7 +369,7 @@ pub fn invocation_error(
         }
         PendingInvocation::Remote { node, call } => {
             router.remote_invocations.remove(&(node, call));
-            crate::ops::spans::pending().end((node.0, call), Some(&m.error));
+            crate::observe::spans::pending().end((node.0, call), Some(&m.error));
             let msg = LinkMsg::Error { call, error: m.error, details: m.details, payload: m.payload };
             router.send_link(node, msg).ok();
         }
@@ -394,7 +394,7 @@ pub fn leave(router: &Router, realm: &Realm, me: &SessionHandle) {
             }
             PendingInvocation::Remote { node, call } => {
                 router.remote_invocations.remove(&(node, call));
-                crate::ops::spans::pending().end((node.0, call), Some(errors::CANCELED));
+                crate::observe::spans::pending().end((node.0, call), Some(errors::CANCELED));
                 let msg = LinkMsg::Error {
                     call,
                     error: errors::CANCELED.into(),

@@ -182,7 +182,7 @@ impl SessionHandle {
 
     /// Encodes and queues a message.
     pub fn send(&self, msg: &Message) -> Result<(), PushError> {
-        crate::ops::metrics::message_out(msg.code());
+        crate::observe::metrics::message_out(msg.code());
         self.outbox.push(Bytes::from(self.serializer.encode(msg)))
     }
 
@@ -251,8 +251,8 @@ impl SessionHandle {
 
     fn end_call(&self, request: RequestId, error: Option<&str>) -> Option<PendingCall> {
         let call = lock(&self.calls).remove(&request)?;
-        crate::ops::metrics::call_finished(call.started);
-        crate::ops::spans::pending().end(crate::ops::spans::call_key(call.token), error);
+        crate::observe::metrics::call_finished(call.started);
+        crate::observe::spans::pending().end(crate::observe::spans::call_key(call.token), error);
         Some(call)
     }
 

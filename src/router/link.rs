@@ -97,9 +97,9 @@ pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
                     .filter_map(|id| r.subscriptions.get(*id).map(|s| (s.id, s.policy)))
                     .collect()
             });
-            let span = match details.get(crate::ops::spans::TRACEPARENT_KEY) {
-                Some(tp) if crate::ops::spans::enabled() => {
-                    crate::ops::spans::event_span(&realm.name, &topic, router.node.0, tp.as_str())
+            let span = match details.get(crate::observe::spans::TRACEPARENT_KEY) {
+                Some(tp) if crate::observe::spans::enabled() => {
+                    crate::observe::spans::event_span(&realm.name, &topic, router.node.0, tp.as_str())
                 }
                 _ => tracing::Span::none(),
             };
@@ -148,7 +148,7 @@ pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
             let told = calls::interrupt_local(&realm, callee, invocation, mode, &reason);
             if mode == calls::CancelMode::KillNoWait || !told {
                 router.remote_invocations.remove(&(from, call));
-                crate::ops::spans::pending().end((from.0, call), Some(&reason));
+                crate::observe::spans::pending().end((from.0, call), Some(&reason));
                 if let Some(s) = realm.session(callee) {
                     s.forget_invocation(invocation);
                 }
@@ -208,7 +208,7 @@ fn invoke_here(
         return;
     }
     let mut details = details;
-    if crate::ops::spans::enabled() {
+    if crate::observe::spans::enabled() {
         invocation_span(router, from, &realm, call, callee, registration, &mut details);
     }
     let started = session.as_ref().and_then(|s| {
@@ -223,7 +223,7 @@ fn invoke_here(
         s.send(&Message::Invocation(inv)).ok()
     });
     if started.is_none() {
-        crate::ops::spans::pending().end((from.0, call), Some(errors::CANCELED));
+        crate::observe::spans::pending().end((from.0, call), Some(errors::CANCELED));
         router.remote_invocations.remove(&(from, call));
         let e = LinkMsg::Error {
             call,
@@ -247,7 +247,7 @@ fn invocation_span(
     registration: RegistrationId,
     details: &mut Dict,
 ) {
-    use crate::ops::spans;
+    use crate::observe::spans;
     let parent =
         details.get(spans::TRACEPARENT_KEY).and_then(crate::wamp::value::Value::as_str).map(str::to_owned);
     let procedure = details
@@ -294,7 +294,7 @@ pub fn on_node_lost(router: &Router, node: NodeId) {
         router.remote_invocations.iter().filter(|e| e.key().0 == node).map(|e| *e.key()).collect();
     for key in orphaned {
         let Some((_, (realm, callee, invocation))) = router.remote_invocations.remove(&key) else { continue };
-        crate::ops::spans::pending().end((key.0.0, key.1), Some(errors::CANCELED));
+        crate::observe::spans::pending().end((key.0.0, key.1), Some(errors::CANCELED));
         if let Some(realm) = router.realm(&realm) {
             calls::interrupt_local(
                 &realm,

@@ -16,11 +16,14 @@ pub mod meta;
 pub mod outbox;
 pub mod pubsub;
 pub mod query;
+pub mod readiness;
 pub mod realm;
 pub mod replica;
 pub mod revoke;
 pub mod rpc;
 pub mod session;
+pub mod stats;
+pub mod status;
 pub mod table;
 pub mod testament;
 
@@ -74,6 +77,8 @@ pub struct Router {
     /// Reads the configuration again as the router was started (file and flags),
     /// for `junction.config.reload`; none when started without a file.
     config_loader: OnceLock<ConfigLoader>,
+    /// Listeners bound, draining ([`readiness`]).
+    lifecycle: readiness::Lifecycle,
 }
 
 /// Reads the configuration again, or says why it cannot.
@@ -116,6 +121,7 @@ impl Router {
             auth_work: auth_work::AuthWork::per_core(),
             this: this.clone(),
             config_loader: OnceLock::new(),
+            lifecycle: readiness::Lifecycle::default(),
         })
     }
 

@@ -13,7 +13,7 @@ use super::{Router, now_ms};
 use crate::broker::Audience;
 use crate::dict;
 use crate::ids::{NodeId, PublicationId, SessionId, SubscriptionId, random_id};
-use crate::ops::spans;
+use crate::observe::spans;
 use crate::wamp::codec::{Serializer, neutral};
 use crate::wamp::message::{
     Event, Message, Payload, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, code,
@@ -357,10 +357,10 @@ fn fan_out(msg: &Message, subscribers: &[Arc<SessionHandle>], skip: Option<Sessi
             delivered += 1;
         }
     }
-    crate::ops::metrics::messages_out(code::EVENT, delivered);
-    crate::ops::metrics::events_delivered(delivered);
+    crate::observe::metrics::messages_out(code::EVENT, delivered);
+    crate::observe::metrics::events_delivered(delivered);
     if dropped > 0 {
-        crate::ops::metrics::events_dropped(dropped);
+        crate::observe::metrics::events_dropped(dropped);
     }
 }
 

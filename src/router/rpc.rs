@@ -13,7 +13,7 @@ use super::{Router, now_ms};
 use super::{admin, authorize, calls, meta};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
 use crate::ids::{NodeId, RegistrationId, RequestId, SessionId};
-use crate::ops::spans;
+use crate::observe::spans;
 use crate::wamp::message::{
     Call, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered, code,
 };

@@ -48,7 +48,7 @@ pub struct Session {
     /// The transport's name, for metrics.
     transport: &'static str,
     /// Counts the session in `junction_sessions` while it is joined.
-    gauge: Option<crate::ops::metrics::SessionGauge>,
+    gauge: Option<crate::observe::metrics::SessionGauge>,
     /// The authentication handshake in progress (CHALLENGE sent).
     challenged: Option<Challenged>,
     /// The method being tried, for the auth-failure metric.
@@ -117,7 +117,7 @@ impl Session {
     }
 
     fn send(&self, msg: &Message) {
-        crate::ops::metrics::message_out(msg.code());
+        crate::observe::metrics::message_out(msg.code());
         self.outbox.push(self.serializer.encode(msg).into()).ok();
     }
 
@@ -128,7 +128,7 @@ impl Session {
             Ok(m) => m,
             Err(e) => return self.violation(&format!("undecodable message: {e}")).await,
         };
-        crate::ops::metrics::message_in(msg.code());
+        crate::observe::metrics::message_in(msg.code());
         match classify(self.phase, &msg) {
             Step::Join => match msg {
                 Message::Hello(h) => self.join(h).await,
@@ -259,7 +259,7 @@ impl Session {
                     Flow::Continue
                 }
                 auth::Step::Abort(e) => {
-                    crate::ops::metrics::auth_failure(self.auth_method);
+                    crate::observe::metrics::auth_failure(self.auth_method);
                     if let Some(seat) = self.seat.take() {
                         seat.failed(tokio::time::Instant::now());
                     }
@@ -324,8 +324,11 @@ impl Session {
             details.insert("authextra".into(), Value::Dict(p.authextra));
         }
         realm.sessions.insert(id, handle.clone());
-        self.gauge =
-            Some(crate::ops::metrics::session_joined(&realm.name, self.transport, self.serializer.name()));
+        self.gauge = Some(crate::observe::metrics::session_joined(
+            &realm.name,
+            self.transport,
+            self.serializer.name(),
+        ));
         self.send(&Message::Welcome(Welcome { session: id, details }));
         meta::on_join(&self.router, &realm, &handle);
         tracing::debug!(session = %id, realm = %realm.name, serializer = self.serializer.name(), "joined");

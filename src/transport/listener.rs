@@ -52,7 +52,7 @@ pub async fn spawn_tcp(
                     continue;
                 }
             };
-            if crate::ops::draining() {
+            if router.draining() {
                 continue;
             }
             if let Err(e) = stream.set_nodelay(true) {
@@ -100,7 +100,7 @@ pub async fn spawn_unix(router: Arc<Router>, path: &Path) -> std::io::Result<()>
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
-                Ok((stream, _)) if !crate::ops::draining() => {
+                Ok((stream, _)) if !router.draining() => {
                     let accepted = super::Accepted::now(&router, None);
                     tokio::spawn(super::rawsocket::serve(router.clone(), stream, accepted));
                 }

@@ -136,7 +136,7 @@ pub async fn drive<T: FrameTransport + Send>(
             eviction = overflow.evicted() => match eviction {
                 Eviction::SlowConsumer => {
                     tracing::warn!("slow consumer: outbound queue full, disconnecting");
-                    crate::ops::metrics::slow_consumer_disconnect();
+                    crate::observe::metrics::slow_consumer_disconnect();
                     rx.discard();
                     let abort = Message::Abort(Abort {
                         details: dict! { "message" => "outbound queue overflowed: the client is not reading fast enough" },

@@ -199,7 +199,7 @@ impl PeerTask {
             Err(e) => return Pump::Broken(e.to_string()),
         };
         up.store(true, Ordering::Relaxed);
-        let bytes = crate::ops::metrics::link(self.node.0);
+        let bytes = crate::observe::metrics::link(self.node.0);
         let mut frames = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
@@ -292,7 +292,7 @@ impl Link for LinkService {
         let (reply_tx, mut reply_rx) = mpsc::channel::<pb::Frame>(QUEUE);
         let me = router.node;
         // the peer's byte counters, known from its first batch
-        let counters: Arc<OnceLock<crate::ops::metrics::LinkBytes>> = Arc::default();
+        let counters: Arc<OnceLock<crate::observe::metrics::LinkBytes>> = Arc::default();
         let sent_to = counters.clone();
         tokio::spawn(async move {
             let mut frames = Vec::with_capacity(BATCH);
@@ -318,7 +318,7 @@ impl Link for LinkService {
                     break;
                 }
                 if from.is_none() {
-                    counters.set(crate::ops::metrics::link(node.0)).ok();
+                    counters.set(crate::observe::metrics::link(node.0)).ok();
                     replies.insert(node, reply_tx.clone());
                     from = Some(node);
                 }

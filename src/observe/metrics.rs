@@ -1,7 +1,8 @@
 //! The process-wide metrics registry: cheap atomic counters, gauges and a latency
 //! histogram that the router, transports and cluster update, rendered for the
 //! Prometheus scrape endpoint (`/metrics`) and read by the OTLP exporter
-//! ([`super::otlp`]).
+//! (`ops::otlp`, which also hands over its call-latency instrument through
+//! [`export_call_latency`]).
 //!
 //! Hot-path calls ([`message_in`], [`message_out`], [`call_latency`],
 //! [`events_delivered`]) are one relaxed atomic add on a metric created up front:
@@ -357,11 +358,20 @@ pub fn messages_out(code: u64, n: u64) {
     metrics().messages_out[type_index(code)].inc_by(n);
 }
 
+/// The OTLP call-latency instrument, while OTLP metrics are exported.
+static CALL_LATENCY_EXPORT: OnceLock<opentelemetry::metrics::Histogram<f64>> = OnceLock::new();
+
+/// Records every later call latency into `instrument` as well (once, by the OTLP
+/// exporter when it starts).
+pub fn export_call_latency(instrument: opentelemetry::metrics::Histogram<f64>) {
+    CALL_LATENCY_EXPORT.set(instrument).ok();
+}
+
 /// Records a call's latency (CALL to RESULT/ERROR), seconds.
 #[inline]
 pub fn call_latency(secs: f64) {
     metrics().call_latency.observe(secs);
-    if let Some(h) = super::otlp::call_latency_instrument() {
+    if let Some(h) = CALL_LATENCY_EXPORT.get() {
         h.record(secs, &[]);
     }
 }

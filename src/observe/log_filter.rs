@@ -1,0 +1,24 @@
+//! The log filter of the running process, replaceable while it runs (a reloaded
+//! `[log] level`): `ops::telemetry` installs the subscriber's reload handle here,
+//! the router's `junction.config.reload` replaces the filter through [`set`].
+
+use std::sync::OnceLock;
+
+use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::{Registry, reload};
+
+/// Replaces the log filter of the installed subscriber.
+static LOG_FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Keeps the installed subscriber's filter handle (once, when logging starts).
+pub fn install(handle: reload::Handle<EnvFilter, Registry>) {
+    LOG_FILTER.set(handle).ok();
+}
+
+/// Replaces the log filter (`RUST_LOG` syntax) of the running process. Fails on a
+/// bad directive or before logging started.
+pub fn set(directives: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(directives).map_err(|e| format!("log filter {directives:?}: {e}"))?;
+    let handle = LOG_FILTER.get().ok_or("logging is not initialised")?;
+    handle.reload(filter).map_err(|e| format!("cannot replace the log filter: {e}"))
+}
