@@ -8,7 +8,7 @@
 //!    [`wamp::session`] says whether it is legal in the session's state.
 //! 3. [`router::session`] routes it: [`router::pubsub`] for the broker,
 //!    [`router::rpc`] for the dealer.
-//! 4. Both read the realm's routing table ([`router::table`]), a deterministic state
+//! 4. Both read the realm's routing table ([`table`]), a deterministic state
 //!    machine built from the [`broker`] and [`dealer`] indexes and changed only by
 //!    commands through [`router::replica`] (applied at once on one node, through
 //!    Raft in a cluster).
@@ -17,7 +17,9 @@
 //!    drains it onto the socket.
 //!
 //! Layers import only the layers above them: `ids`, `config`, `wamp`, `broker`,
-//! `dealer`, `router`, `transport`.
+//! `dealer`, `table`, `router`, `transport`. The routing table and its commands
+//! ([`table`]) sit below both the router and the cluster, so the cluster replicates
+//! them without knowing the router.
 
 pub mod auth;
 pub mod broker;
@@ -27,5 +29,6 @@ pub mod dealer;
 pub mod ids;
 pub mod ops;
 pub mod router;
+pub mod table;
 pub mod transport;
 pub mod wamp;

@@ -28,7 +28,7 @@ use super::secure::Credentials;
 use super::state_machine::{Replicated, StateMachine};
 use super::types::{NodeDownEvent, Raft, Request};
 use super::{ClusterError, liveness, membership, server};
-use crate::router::table::{Outcome, RoutingTable};
+use crate::table::{Outcome, RoutingTable};
 
 /// How a data-path link to another node is doing, for `cluster status`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -36,7 +36,7 @@ use super::types::{
     StoredMembership, TypeConfig,
 };
 use crate::ids::NodeId;
-use crate::router::table::{Command, Outcome, RoutingTable};
+use crate::table::{Command, Outcome, RoutingTable};
 
 /// Everything a snapshot holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]

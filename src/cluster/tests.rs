@@ -17,7 +17,7 @@ use super::state_machine::StateMachine;
 use super::types::{Entry, Request, TypeConfig};
 use crate::dealer::{Callee, InvokePolicy};
 use crate::ids::{NodeId, SessionId};
-use crate::router::table::{Command, Outcome, RoutingTable};
+use crate::table::{Command, Outcome, RoutingTable};
 use crate::wamp::uri::MatchPolicy;
 
 fn sub(node: u64, topic: &str) -> Command {

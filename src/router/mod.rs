@@ -21,7 +21,6 @@ pub mod replica;
 pub mod revoke;
 pub mod rpc;
 pub mod session;
-pub mod table;
 pub mod testament;
 
 use std::collections::HashMap;

@@ -14,9 +14,9 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::broadcast;
 
-use super::table::{Command, Outcome, RoutingTable};
 use crate::cluster::types::Request;
 use crate::cluster::{Cluster, ClusterConfig, ClusterError, NodeDownEvent};
+use crate::table::{Command, Outcome, RoutingTable};
 
 /// Why a command could not be committed.
 #[derive(Debug, Clone, thiserror::Error)]
