@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod dealer;
 pub mod ids;
+pub mod link;
 pub mod ops;
 pub mod router;
 pub mod table;

@@ -1,7 +1,7 @@
 //! The Raft type configuration and what the log carries.
 //!
-//! The log entries carry a [`Request`], which wraps the router's [`Command`] and adds
-//! the two cluster-level changes the routing table does not know about: a node
+//! The log entries carry a [`Request`], which wraps the routing table's [`Command`]
+//! and adds the cluster-level changes the routing table does not know about: a node
 //! announcing its address and incarnation, and the leader declaring an incarnation
 //! down. Keeping them in the same log as the routing commands makes node liveness
 //! part of the same linearizable history (design.md: "Node liveness: node id →

@@ -15,6 +15,7 @@ pub mod link;
 pub mod meta;
 pub mod outbox;
 pub mod pubsub;
+pub mod purge;
 pub mod query;
 pub mod realm;
 pub mod replica;
@@ -32,7 +33,8 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::ids::{IdSequence, NodeId, RequestId, SessionId};
-use link::{LinkDown, LinkMsg, Links, RemoteCall};
+use crate::link::{LinkDown, LinkMsg, Links};
+use link::RemoteCall;
 use realm::Realm;
 use replica::Replica;
 
