@@ -16,10 +16,18 @@
 //!    each receiving session's bounded outbox ([`router::outbox`]); the connection task
 //!    drains it onto the socket.
 //!
+//! Between nodes, [`router`] sends [`link::LinkMsg`]s through [`link::Links`] and
+//! takes what arrives as the [`link::LinkHandler`] it implements; [`cluster`] carries
+//! them over gRPC and replicates the [`table`] with Raft, which the router's replica
+//! commits to through [`cluster::Replicate`]. `main.rs` builds the cluster and the
+//! router and connects them.
+//!
 //! Layers import only the layers above them: `ids`, `config`, `wamp`, `broker`,
-//! `dealer`, `table`, `router`, `transport`. The routing table and its commands
-//! ([`table`]) sit below both the router and the cluster, so the cluster replicates
-//! them without knowing the router.
+//! `dealer`, `table` and `link` (below both the router and the cluster), `router`,
+//! `transport`. [`cluster`] imports `table` and `link`, never the router; the router
+//! reaches the cluster only through [`cluster::Replicate`] and the node-down events
+//! it returns (its replica also keeps the concrete [`cluster::Cluster`], for the
+//! status and health documents of [`ops`]).
 
 pub mod auth;
 pub mod broker;

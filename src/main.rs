@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use junction::cluster::ClusterError;
 use junction::cluster::runtime::DataPath;
+use junction::cluster::{Cluster, ClusterError};
 use junction::config::{
     ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, Config, ConfigError, DEFAULT_ADMIN_LISTEN, RealmConfig,
     parse_listen,
@@ -246,16 +246,17 @@ async fn start_admin(cfg: &Config, guard: Option<Guard>) -> Result<(), String> {
 }
 
 /// Starts this node: joins (or forms) the cluster with the data-path `Link` service
-/// on its gRPC port, builds the router over the replica, connects the links to the
-/// other nodes to it both ways, and follows node purges.
+/// on its gRPC port (returning once this node is a member and has applied its own
+/// announcement), builds the router over the replica of the routing table the
+/// cluster applies to, connects the links to the other nodes to it both ways, and
+/// follows node purges.
 async fn start_node(cfg: &Config) -> Result<Arc<Router>, ClusterError> {
     let (data_path, routes) = DataPath::new(&cfg.cluster);
-    let replica = Replica::start(&cfg.cluster, routes).await?;
-    let node = replica.cluster().map(|c| c.id()).unwrap_or(cfg.cluster.node_id);
-    let router = Router::with_replica(cfg.clone(), NodeId(node), replica);
-    if let Some(cluster) = router.replica.cluster() {
-        router.set_links(data_path.connect(cluster, router.clone()));
-    }
+    let table = Arc::default();
+    let cluster = Cluster::start(&cfg.cluster, Arc::clone(&table), routes).await?;
+    let replica = Replica::new(table, cluster.clone());
+    let router = Router::with_replica(cfg.clone(), NodeId(cluster.id()), replica);
+    router.set_links(data_path.connect(&cluster, router.clone()));
     tokio::spawn(junction::router::purge::watch(router.clone()));
     for realm in router.realms() {
         junction::router::history::pin(&router, realm).await;

@@ -36,7 +36,7 @@ pub async fn watch(router: Arc<Router>) {
             }
             continue;
         }
-        let mine = router.replica.cluster().map(|c| c.incarnation()).unwrap_or(0);
+        let mine = router.replica.replicate().map(|c| c.incarnation()).unwrap_or(0);
         if ev.incarnation == mine {
             tracing::warn!("this node was declared down by the cluster: ending local sessions");
             router.kill_all_sessions(errors::SYSTEM_SHUTDOWN, "this node was cut off from the cluster");
