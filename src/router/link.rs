@@ -47,7 +47,7 @@ impl LinkHandler for Router {
 }
 
 /// Handles a message another node sent.
-pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
+fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
     match msg {
         LinkMsg::Event { realm, topic, subscriptions, publication, details, audience, payload } => {
             let Some(realm) = router.realm(&realm) else { return };

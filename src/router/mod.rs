@@ -53,7 +53,7 @@ pub struct Router {
     pub config: Config,
     /// Flips to true on shutdown; every connection watches it.
     shutdown: watch::Sender<bool>,
-    /// Links to the other nodes, set once by the cluster layer.
+    /// Links to the other nodes, made by the cluster layer and set once by the wiring (`main.rs`).
     links: OnceLock<Arc<dyn Links>>,
     /// Calls made on this node and served on another, by link call id.
     pub remote_calls: DashMap<u64, RemoteCall>,
@@ -176,7 +176,7 @@ impl Router {
         self.this.upgrade()
     }
 
-    /// Installs the links to other nodes (once, by the cluster layer).
+    /// Installs the links to other nodes (once, by the wiring that builds the router and the cluster).
     pub fn set_links(&self, links: Arc<dyn Links>) {
         if self.links.set(links).is_err() {
             tracing::warn!("links were already installed");
