@@ -3,15 +3,21 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use junction::cluster::runtime::DataPath;
+use junction::cluster::{Cluster, ClusterError};
 use junction::config::{
     ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV, Config, ConfigError, DEFAULT_ADMIN_LISTEN, RealmConfig,
     parse_listen,
 };
+use junction::ids::NodeId;
 use junction::ops;
 use junction::ops::admin::Guard;
+use junction::router::Router;
+use junction::router::replica::Replica;
 use junction::transport::listener::{self, Kind};
 use junction::transport::tls::Tls;
 
@@ -239,10 +245,29 @@ async fn start_admin(cfg: &Config, guard: Option<Guard>) -> Result<(), String> {
     }
 }
 
+/// Starts this node: joins (or forms) the cluster with the data-path `Link` service
+/// on its gRPC port (returning once this node is a member and has applied its own
+/// announcement), builds the router over the replica of the routing table the
+/// cluster applies to, connects the links to the other nodes to it both ways, and
+/// follows node purges.
+async fn start_node(cfg: &Config) -> Result<Arc<Router>, ClusterError> {
+    let (data_path, routes) = DataPath::new(&cfg.cluster);
+    let table = Arc::default();
+    let cluster = Cluster::start(&cfg.cluster, Arc::clone(&table), routes).await?;
+    let replica = Replica::new(table, cluster.clone());
+    let router = Router::with_replica(cfg.clone(), NodeId(cluster.id()), replica);
+    router.set_links(data_path.connect(&cluster, router.clone()));
+    tokio::spawn(junction::router::purge::watch(router.clone()));
+    for realm in router.realms() {
+        junction::router::history::pin(&router, realm).await;
+    }
+    Ok(router)
+}
+
 async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) -> Result<(), String> {
     let signals = Signals::install()?;
     start_admin(&cfg, admin_guard).await?;
-    let router = junction::cluster::runtime::start(&cfg).await.map_err(|e| e.to_string())?;
+    let router = start_node(&cfg).await.map_err(|e| e.to_string())?;
     if let Some(cli) = reload_from {
         router.set_config_loader(std::sync::Arc::new(move || load(&cli).map_err(|e| e.to_string())));
     }

@@ -38,7 +38,7 @@ mod tests {
     use super::*;
     use crate::cluster::types::{Entry, Request};
     use crate::ids::NodeId;
-    use crate::router::table::Command;
+    use crate::table::Command;
 
     #[test]
     fn entries_round_trip() {

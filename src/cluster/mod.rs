@@ -1,5 +1,7 @@
-//! The cluster layer: the routing table replicated with Raft (openraft), and the
-//! gRPC services between nodes.
+//! The cluster layer: the routing table ([`crate::table`]) replicated with Raft
+//! (openraft), and the gRPC services between nodes. It imports no router code: the
+//! router reaches it through [`Replicate`] and [`crate::link::Links`], and it
+//! reaches the router through [`crate::link::LinkHandler`].
 //!
 //! - [`config`]: the `[cluster]` configuration section.
 //! - [`types`]: the Raft type configuration and the log payload ([`types::Request`]).
@@ -9,6 +11,10 @@
 //! - [`node`]: a running node ([`Cluster`]) and its write path.
 //! - [`membership`] / [`liveness`]: joining, promotion, leaving; `NodeDown` by lease.
 //! - [`status`]: `junction cluster status`.
+//! - [`replicate`]: the cluster as the router sees it ([`Replicate`]): commit a
+//!   routing command, follow node purges, change the membership.
+//! - [`runtime`]: the `Link` service served from the start, connected to the
+//!   router's [`LinkHandler`](crate::link::LinkHandler) once the wiring built it.
 //! - [`proto`]: generated gRPC code for the Raft services.
 //! - [`link`]: the data path: events, invocations and their answers between nodes
 //!   over one gRPC stream per ordered node pair (`proto/link.proto`).
@@ -25,6 +31,7 @@ pub mod membership;
 pub mod network;
 pub mod node;
 pub mod proto;
+pub mod replicate;
 pub mod runtime;
 pub mod secure;
 pub mod server;
@@ -37,6 +44,7 @@ mod tests;
 
 pub use config::ClusterConfig;
 pub use node::{Cluster, LinkReporter, LinkState};
+pub use replicate::Replicate;
 pub use status::status;
 pub use types::NodeDownEvent;
 

@@ -1,5 +1,6 @@
 //! A cluster node: the Raft instance, its stores, the gRPC server, and the write
-//! path the router's [`Replica`](crate::router::replica::Replica) uses.
+//! path ([`Cluster::propose`]) the router's replica of the routing table commits
+//! through.
 //!
 //! Write path (design.md): [`Cluster::propose`] commits on the leader with
 //! `client_write` when this node leads; otherwise it forwards the request to the
@@ -28,7 +29,7 @@ use super::secure::Credentials;
 use super::state_machine::{Replicated, StateMachine};
 use super::types::{NodeDownEvent, Raft, Request};
 use super::{ClusterError, liveness, membership, server};
-use crate::router::table::{Outcome, RoutingTable};
+use crate::table::{Outcome, RoutingTable};
 
 /// How a data-path link to another node is doing, for `cluster status`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! The Raft state machine: the shared [`RoutingTable`] plus the node liveness table.
 //!
 //! The table lives behind the same `Arc<RwLock<RoutingTable>>` that the node's
-//! [`Replica`](crate::router::replica::Replica) reads, so a command is visible to
-//! the router the moment it is applied. Applying a [`Request`]:
+//! router reads (the table handed to [`Cluster::start`](super::node::Cluster::start)),
+//! so a command is visible to the router the moment it is applied. Applying a [`Request`]:
 //!
 //! - `Route(cmd)` applies `cmd` to the table and returns its [`Outcome`];
 //! - `Announce` records a node's address and incarnation; a new incarnation first
@@ -36,7 +36,7 @@ use super::types::{
     StoredMembership, TypeConfig,
 };
 use crate::ids::NodeId;
-use crate::router::table::{Command, Outcome, RoutingTable};
+use crate::table::{Command, Outcome, RoutingTable};
 
 /// Everything a snapshot holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -17,7 +17,8 @@ use super::state_machine::StateMachine;
 use super::types::{Entry, Request, TypeConfig};
 use crate::dealer::{Callee, InvokePolicy};
 use crate::ids::{NodeId, SessionId};
-use crate::router::table::{Command, Outcome, RoutingTable};
+use crate::link::{LinkHandler, LinkMsg};
+use crate::table::{Command, Outcome, RoutingTable};
 use crate::wamp::uri::MatchPolicy;
 
 fn sub(node: u64, topic: &str) -> Command {
@@ -628,10 +629,11 @@ async fn with_mutual_tls_a_link_stream_speaks_only_for_the_node_its_certificate_
 
     let dir = temp_dir("mtls-link");
     let ca = TestCa::new(dir.join("ca"), "Cluster CA");
-    let cluster = ClusterConfig { bootstrap: true, tls: Some(ca.issue("node-1")), ..node_cfg(1, vec![]) };
-    let cfg = crate::config::Config { cluster, ..crate::config::Config::default() };
-    let router = super::runtime::start(&cfg).await.expect("node 1 starts");
-    let addr = router.replica.cluster().expect("clustered").addr().to_string();
+    let cfg = ClusterConfig { bootstrap: true, tls: Some(ca.issue("node-1")), ..node_cfg(1, vec![]) };
+    let (data_path, routes) = super::runtime::DataPath::new(&cfg);
+    let cluster = Cluster::start(&cfg, Arc::default(), routes).await.expect("node 1 starts");
+    let _links = data_path.connect(&cluster, Arc::new(Ignore));
+    let addr = cluster.addr().to_string();
 
     // A valid certificate of the cluster CA, for node 3.
     let intruder = ClusterConfig { tls: Some(ca.issue("node-3")), ..node_cfg(3, vec![]) };
@@ -663,6 +665,14 @@ async fn with_mutual_tls_a_link_stream_speaks_only_for_the_node_its_certificate_
     let refused = LinkClient::new(channel).stream(tokio_stream::iter(Vec::<Batch>::new())).await;
     assert_eq!(refused.map(|_| ()).map_err(|s| s.code()), Err(tonic::Code::PermissionDenied));
 
-    router.replica.shutdown().await;
+    cluster.retire().await;
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// A link handler that drops what arrives: the link's own checks need no router.
+struct Ignore;
+
+impl LinkHandler for Ignore {
+    fn on_link(&self, _: NodeId, _: LinkMsg) {}
+    fn node_lost(&self, _: NodeId) {}
 }

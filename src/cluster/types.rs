@@ -1,7 +1,7 @@
 //! The Raft type configuration and what the log carries.
 //!
-//! The log entries carry a [`Request`], which wraps the router's [`Command`] and adds
-//! the two cluster-level changes the routing table does not know about: a node
+//! The log entries carry a [`Request`], which wraps the routing table's [`Command`]
+//! and adds the cluster-level changes the routing table does not know about: a node
 //! announcing its address and incarnation, and the leader declaring an incarnation
 //! down. Keeping them in the same log as the routing commands makes node liveness
 //! part of the same linearizable history (design.md: "Node liveness: node id →
@@ -13,7 +13,7 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-use crate::router::table::{Command, Outcome};
+use crate::table::{Command, Outcome};
 
 openraft::declare_raft_types!(
     /// Junction's Raft types: routing requests in, routing outcomes out.
@@ -107,7 +107,7 @@ pub struct NodeDownEvent {
     /// Log index of the entry that purged it.
     pub log_index: u64,
     /// Testaments its sessions left, by realm: published by `publisher`.
-    pub testaments: Vec<(String, crate::router::table::StoredTestament)>,
+    pub testaments: Vec<(String, crate::table::StoredTestament)>,
     /// The surviving node that publishes them: the lowest id up after the purge
     /// (every node computes the same from the replicated liveness table).
     pub publisher: u64,

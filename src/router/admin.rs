@@ -22,7 +22,7 @@ use super::handle::SessionHandle;
 use super::meta::KILLED;
 use super::query::{self, Answer};
 use super::realm::Realm;
-use crate::cluster::node::Cluster;
+use crate::cluster::Replicate;
 use crate::wamp::errors;
 use crate::wamp::message::Payload;
 use crate::wamp::value::{Dict, List, Value};
@@ -65,14 +65,14 @@ pub async fn call(
             let Some(id) = args.first().and_then(Value::as_u64) else {
                 return invalid("the node id is expected");
             };
-            let Some(cluster) = router.replica.cluster() else {
+            let Some(cluster) = router.replica.replicate() else {
                 return invalid("not a cluster node");
             };
             if procedure.ends_with("add_node") {
                 let voter = kwargs.get("voter").or(args.get(1)).and_then(Value::as_bool).unwrap_or(false);
-                add_node(cluster, id, voter).await
+                add_node(cluster.as_ref(), id, voter).await
             } else {
-                match crate::cluster::membership::remove(cluster, id).await {
+                match cluster.remove(id).await {
                     Ok(index) => one(index.into()),
                     Err(e) => Err((errors::CLUSTER_UNAVAILABLE.into(), e)),
                 }
@@ -125,24 +125,18 @@ async fn cluster_status(router: &Router) -> Answer {
     one(status)
 }
 
-/// Node `id`'s role in the membership as this node sees it (`voter`, `learner`).
-fn role_of(cluster: &Cluster, id: u64) -> Option<String> {
-    let status = crate::cluster::status::build(cluster);
-    status.members.into_iter().find(|m| m.node_id == id && m.role != "gone").map(|m| m.role)
-}
-
-async fn add_node(cluster: &Cluster, id: u64, voter: bool) -> Answer {
-    let Some(role) = role_of(cluster, id) else {
+async fn add_node(cluster: &dyn Replicate, id: u64, voter: bool) -> Answer {
+    let Some(role) = cluster.role_of(id) else {
         return invalid(format!(
             "node {id} is not a member of the cluster (as node {} sees it): start it with the \
              cluster's peers (or dns name) and it joins by itself as a learner",
-            cluster.id()
+            cluster.node_id().0
         ));
     };
     if !voter || role == "voter" {
         return one(json!({ "node": id, "role": role }));
     }
-    match crate::cluster::membership::promote(cluster, id).await {
+    match cluster.promote(id).await {
         Ok(index) => one(json!({ "node": id, "role": "voter", "log_index": index })),
         Err(e) => invalid(e),
     }

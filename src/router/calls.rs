@@ -13,11 +13,11 @@ use std::time::Duration;
 use super::Router;
 use super::handle::{PendingCall, PendingInvocation, SessionHandle, Target};
 use super::internal::{self, ROUTER};
-use super::link::LinkMsg;
 use super::realm::Realm;
 use super::rpc::{Violation, error_reply};
 use crate::dict;
 use crate::ids::{RequestId, SessionId};
+use crate::link::LinkMsg;
 use crate::wamp::message::{
     Call, CallResult, Cancel, Error, Interrupt, Invocation, Message, Payload, Yield, code,
 };

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::Router;
-use super::table::Command;
+use crate::table::Command;
 
 /// Withdraws every local callee's registrations (one command per session).
 pub async fn withdraw_registrations(router: &Router) {

@@ -67,7 +67,7 @@ pub async fn pin(router: &super::Router, realm: &super::realm::Realm) {
     for cfg in &realm.history_config {
         let Ok(policy) = cfg.policy() else { continue };
         let _serial = realm.membership.lock().await;
-        let cmd = super::table::Command::Subscribe {
+        let cmd = crate::table::Command::Subscribe {
             realm: realm.name.clone(),
             node: router.node,
             topic: cfg.topic.clone(),
@@ -75,7 +75,7 @@ pub async fn pin(router: &super::Router, realm: &super::realm::Realm) {
             now_ms: now_ms(),
         };
         match router.replica.propose(cmd).await {
-            Ok(super::table::Outcome::Subscribed(id)) => {
+            Ok(crate::table::Outcome::Subscribed(id)) => {
                 realm.keep_history(id, cfg.limit, router.config.limits.max_history_bytes)
             }
             other => tracing::warn!(topic = %cfg.topic, outcome = ?other, "event history not pinned"),

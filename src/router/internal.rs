@@ -13,9 +13,10 @@ use tokio::sync::oneshot;
 
 use super::Router;
 use super::handle::PendingInvocation;
-use super::link::{LinkMsg, RemoteCall};
+use super::link::RemoteCall;
 use super::realm::Realm;
 use crate::ids::{RequestId, SessionId};
+use crate::link::LinkMsg;
 use crate::wamp::errors;
 use crate::wamp::message::{Invocation, Message, Payload};
 use crate::wamp::uri::MatchPolicy;

@@ -1,7 +1,8 @@
-//! The data path between nodes, as the router sees it: what it sends to another node
-//! ([`LinkMsg`]) and what it does with what another node sends. The cluster layer
-//! carries these over gRPC streams ([`Links`]); a one-node cluster never has a remote
-//! node in its routing table, so nothing here is ever sent — the same code path.
+//! The data path between nodes, as the router sees it: what it does with what another
+//! node sends ([`LinkMsg`], through the router's [`LinkHandler`]). The cluster layer
+//! carries messages over gRPC streams ([`crate::link::Links`]); a one-node cluster
+//! never has a remote node in its routing table, so nothing is ever sent — the same
+//! code path.
 //!
 //! The caller's node keeps a call ([`RemoteCall`], keyed by a node-local call id);
 //! the callee's node keeps the invocation. When a node is lost, every call routed to it
@@ -16,61 +17,12 @@ use super::realm::Realm;
 use super::{calls, pubsub};
 use crate::broker::Audience;
 use crate::dict;
-use crate::ids::{NodeId, PublicationId, RegistrationId, RequestId, SessionId, SubscriptionId};
+use crate::ids::{NodeId, RegistrationId, RequestId, SessionId, SubscriptionId};
+use crate::link::{LinkHandler, LinkMsg};
 use crate::wamp::errors;
 use crate::wamp::message::{Invocation, Message, Payload};
 use crate::wamp::uri::MatchPolicy;
 use crate::wamp::value::Dict;
-
-/// A data-path message to another node.
-#[derive(Clone, Debug, PartialEq)]
-pub enum LinkMsg {
-    /// Deliver a publication to the receiving node's subscribers of `subscriptions`.
-    Event {
-        realm: String,
-        topic: String,
-        subscriptions: Vec<SubscriptionId>,
-        publication: PublicationId,
-        /// EVENT.Details common to all subscribers (publisher disclosure).
-        details: Dict,
-        /// Black/white listing rules, as PUBLISH options.
-        audience: Dict,
-        payload: Payload,
-    },
-    /// Invoke `callee` (a session on the receiving node) for call `call`.
-    Invoke {
-        realm: String,
-        call: u64,
-        callee: SessionId,
-        registration: RegistrationId,
-        details: Dict,
-        payload: Payload,
-    },
-    /// A result of call `call`; `progress` for a progressive one. `details` carries
-    /// RESULT.Details set by the callee's node (payload passthru options).
-    Yield { call: u64, details: Dict, payload: Payload, progress: bool },
-    /// Interrupt the invocation serving call `call` (cancel or timeout at the caller's node).
-    Interrupt { call: u64, mode: String, reason: String },
-    /// The error of call `call`.
-    Error { call: u64, error: String, details: Dict, payload: Payload },
-    /// A meta API question about the receiving node's sessions ([`super::query`]).
-    Query { id: u64, realm: String, op: String, payload: Payload },
-    /// The answer to query `id`; `error` is empty on success.
-    Answer { id: u64, error: String, payload: Payload },
-}
-
-/// The link is down: the message could not be queued.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("no link to node {0}")]
-pub struct LinkDown(pub NodeId);
-
-/// Sends data-path messages to other nodes; implemented by the cluster layer.
-pub trait Links: Send + Sync {
-    /// Queues a message for `node` without waiting.
-    fn send(&self, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown>;
-    /// False while the link to `node` is known to be broken.
-    fn is_up(&self, node: NodeId) -> bool;
-}
 
 /// A call made on this node and served on another.
 pub struct RemoteCall {
@@ -84,8 +36,18 @@ pub struct RemoteCall {
     pub node: NodeId,
 }
 
+impl LinkHandler for Router {
+    fn on_link(&self, from: NodeId, msg: LinkMsg) {
+        on_link(self, from, msg);
+    }
+
+    fn node_lost(&self, node: NodeId) {
+        on_node_lost(self, node);
+    }
+}
+
 /// Handles a message another node sent.
-pub fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
+fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
     match msg {
         LinkMsg::Event { realm, topic, subscriptions, publication, details, audience, payload } => {
             let Some(realm) = router.realm(&realm) else { return };

@@ -15,6 +15,7 @@ pub mod link;
 pub mod meta;
 pub mod outbox;
 pub mod pubsub;
+pub mod purge;
 pub mod query;
 pub mod readiness;
 pub mod realm;
@@ -24,7 +25,6 @@ pub mod rpc;
 pub mod session;
 pub mod stats;
 pub mod status;
-pub mod table;
 pub mod testament;
 
 use std::collections::HashMap;
@@ -36,7 +36,8 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::ids::{IdSequence, NodeId, RequestId, SessionId};
-use link::{LinkDown, LinkMsg, Links, RemoteCall};
+use crate::link::{LinkDown, LinkMsg, Links};
+use link::RemoteCall;
 use realm::Realm;
 use replica::Replica;
 
@@ -55,7 +56,7 @@ pub struct Router {
     pub config: Config,
     /// Flips to true on shutdown; every connection watches it.
     shutdown: watch::Sender<bool>,
-    /// Links to the other nodes, set once by the cluster layer.
+    /// Links to the other nodes, made by the cluster layer and set once by the wiring (`main.rs`).
     links: OnceLock<Arc<dyn Links>>,
     /// Calls made on this node and served on another, by link call id.
     pub remote_calls: DashMap<u64, RemoteCall>,
@@ -181,7 +182,7 @@ impl Router {
         self.this.upgrade()
     }
 
-    /// Installs the links to other nodes (once, by the cluster layer).
+    /// Installs the links to other nodes (once, by the wiring that builds the router and the cluster).
     pub fn set_links(&self, links: Arc<dyn Links>) {
         if self.links.set(links).is_err() {
             tracing::warn!("links were already installed");

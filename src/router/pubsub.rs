@@ -6,14 +6,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::handle::SessionHandle;
-use super::link::LinkMsg;
 use super::realm::Realm;
-use super::table::{Command, Outcome, Retained};
 use super::{Router, now_ms};
 use crate::broker::Audience;
 use crate::dict;
 use crate::ids::{NodeId, PublicationId, SessionId, SubscriptionId, random_id};
+use crate::link::LinkMsg;
 use crate::observe::spans;
+use crate::table::{Command, Outcome, Retained};
 use crate::wamp::codec::{Serializer, neutral};
 use crate::wamp::message::{
     Event, Message, Payload, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, code,

@@ -14,11 +14,11 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::Router;
-use super::link::LinkMsg;
 use super::meta::{self, NO_SUCH_SESSION};
 use super::realm::Realm;
 use super::revoke;
 use crate::ids::{NodeId, RegistrationId, SessionId, SubscriptionId};
+use crate::link::LinkMsg;
 use crate::wamp::errors;
 use crate::wamp::message::Payload;
 use crate::wamp::value::{Dict, List, Value};

@@ -1,11 +1,11 @@
 //! The node's copy of the routing table, and the one way to change it: `propose`.
 //!
-//! A proposed command is committed through Raft ([`crate::cluster`]): on the leader
-//! directly, from a follower by forwarding it to the leader and waiting until this
-//! node has applied it (read-your-writes). A single node is a one-node cluster
-//! ([`Replica::local`]), so callers are the same either way: they propose a command,
+//! A proposed command is committed through Raft, behind the cluster's [`Replicate`]
+//! seam: on the leader directly, from a follower by forwarding it to the leader and
+//! waiting until this node has applied it (read-your-writes). A single node is a
+//! one-node cluster, so callers are the same either way: they propose a command,
 //! await its [`Outcome`], and read the table, which the Raft state machine updates
-//! in place (the same `Arc<RwLock<RoutingTable>>`).
+//! in place (the same `Arc<RwLock<RoutingTable>>`, handed to both by the wiring).
 //!
 //! [`Replica::default`] applies commands at once without Raft; it exists for tests
 //! that build a router synchronously and must not be used by a running node.
@@ -14,9 +14,8 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::broadcast;
 
-use super::table::{Command, Outcome, RoutingTable};
-use crate::cluster::types::Request;
-use crate::cluster::{Cluster, ClusterConfig, ClusterError, NodeDownEvent};
+use crate::cluster::{Cluster, NodeDownEvent, Replicate};
+use crate::table::{Command, Outcome, RoutingTable};
 
 /// Why a command could not be committed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -29,8 +28,11 @@ pub enum ProposeError {
 /// The routing table and its commit path.
 pub struct Replica {
     table: Arc<RwLock<RoutingTable>>,
-    /// The Raft node; `None` only for [`Replica::default`] (direct apply).
-    cluster: Option<Arc<Cluster>>,
+    /// The cluster; `None` only for [`Replica::default`] (direct apply).
+    cluster: Option<Arc<dyn Replicate>>,
+    /// The same cluster as a Raft node, for the ops layer's status and health
+    /// documents ([`Replica::cluster`]).
+    raft: Option<Arc<Cluster>>,
     /// Node purges in direct mode (with Raft they come from the state machine).
     direct_down: broadcast::Sender<NodeDownEvent>,
 }
@@ -38,30 +40,23 @@ pub struct Replica {
 impl Default for Replica {
     /// Direct apply, no Raft: for synchronous tests only.
     fn default() -> Self {
-        Replica { table: Arc::default(), cluster: None, direct_down: broadcast::channel(16).0 }
+        Replica { table: Arc::default(), cluster: None, raft: None, direct_down: broadcast::channel(16).0 }
     }
 }
 
 impl Replica {
-    /// A one-node cluster in memory: what a node without `[cluster]` runs.
-    pub async fn local() -> Result<Replica, ClusterError> {
-        Replica::start(&ClusterConfig::single(), tonic::service::Routes::default()).await
-    }
-
-    /// Starts (or joins) the cluster described by `cfg`; returns once this node is
-    /// a member and has applied its own announcement. `extra` are further gRPC
-    /// services (`Link`, `Meta`) to serve on the cluster port.
-    pub async fn start(cfg: &ClusterConfig, extra: tonic::service::Routes) -> Result<Replica, ClusterError> {
-        let table = Arc::new(RwLock::new(RoutingTable::default()));
-        let cluster = Cluster::start(cfg, table.clone(), extra).await?;
-        Ok(Replica { table, cluster: Some(cluster), direct_down: broadcast::channel(16).0 })
+    /// The replica of a running `cluster` whose state machine applies commands to
+    /// `table`.
+    pub fn new(table: Arc<RwLock<RoutingTable>>, cluster: Arc<Cluster>) -> Replica {
+        let seam: Arc<dyn Replicate> = cluster.clone();
+        Replica { table, cluster: Some(seam), raft: Some(cluster), direct_down: broadcast::channel(16).0 }
     }
 
     /// Commits a command and returns what applying it produced. When this returns,
     /// [`Replica::read`] on this node sees the change.
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
         match &self.cluster {
-            Some(c) => c.propose(Request::Route(cmd)).await.map_err(ProposeError::Unavailable),
+            Some(c) => c.commit(cmd).await.map_err(ProposeError::Unavailable),
             None => {
                 let down = match &cmd {
                     Command::NodeDown { node } => Some(node.0),
@@ -90,17 +85,19 @@ impl Replica {
     /// The other nodes the liveness table has up (none in direct mode or alone).
     pub fn peers(&self, me: crate::ids::NodeId) -> Vec<crate::ids::NodeId> {
         let Some(c) = &self.cluster else { return Vec::new() };
-        let nodes = c.replicated().nodes();
-        nodes
-            .into_iter()
-            .filter(|(id, n)| n.up && *id != me.0)
-            .map(|(id, _)| crate::ids::NodeId(id))
-            .collect()
+        c.nodes_up().into_iter().filter(|id| *id != me).collect()
     }
 
-    /// The Raft node behind this replica (`None` in direct mode).
-    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+    /// The cluster behind this replica (`None` in direct mode).
+    pub fn replicate(&self) -> Option<&Arc<dyn Replicate>> {
         self.cluster.as_ref()
+    }
+
+    /// The Raft node behind this replica (`None` in direct mode), for the ops
+    /// layer's status and health documents; the router goes through
+    /// [`Replica::replicate`].
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.raft.as_ref()
     }
 
     /// Node purges as they are applied on this node: a node declared down (lease
@@ -111,7 +108,7 @@ impl Replica {
     /// the node by itself).
     pub fn node_down_events(&self) -> broadcast::Receiver<NodeDownEvent> {
         match &self.cluster {
-            Some(c) => c.subscribe_node_down(),
+            Some(c) => c.node_down_events(),
             None => self.direct_down.subscribe(),
         }
     }

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use super::Router;
 use super::handle::SessionHandle;
 use super::realm::Realm;
-use super::table::Command;
 use super::{pubsub, rpc};
 use crate::ids::{RegistrationId, RequestId, SubscriptionId};
+use crate::table::Command;
 use crate::wamp::message::{Message, Unregistered, Unsubscribed};
 use crate::wamp::value::Dict;
 

@@ -6,14 +6,15 @@
 use std::sync::Arc;
 
 use super::handle::{PendingCall, PendingInvocation, Reroute, SessionHandle, Target};
-use super::link::{LinkMsg, RemoteCall};
+use super::link::RemoteCall;
 use super::realm::Realm;
-use super::table::{Command, Outcome};
 use super::{Router, now_ms};
 use super::{admin, authorize, calls, meta};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
 use crate::ids::{NodeId, RegistrationId, RequestId, SessionId};
+use crate::link::LinkMsg;
 use crate::observe::spans;
+use crate::table::{Command, Outcome};
 use crate::wamp::message::{
     Call, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered, code,
 };

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use super::Router;
 use super::handle::{SessionHandle, Testament};
 use super::pubsub::{Publication, route};
-use super::table::{Command, StoredTestament};
 use crate::broker::Audience;
 use crate::ids::{PublicationId, random_id};
+use crate::table::{Command, StoredTestament};
 use crate::wamp::codec::neutral::{decode_dict, decode_payload, encode_dict, encode_payload};
 
 /// The command that replicates `t`, added by session `me`.

@@ -1,9 +1,9 @@
-//! Conversions between the router's [`LinkMsg`] and the link's protobuf frames.
+//! Conversions between the link messages ([`LinkMsg`]) and the link's protobuf frames.
 //! Payloads and details travel as MessagePack of the WAMP values: neutral to the
 //! clients' serializers, compact, and binary-safe.
 
 use crate::ids::{PublicationId, RegistrationId, SessionId, SubscriptionId};
-use crate::router::link::LinkMsg;
+use crate::link::LinkMsg;
 use crate::wamp::codec::neutral::{decode_dict, decode_payload, encode_dict, encode_payload};
 
 use super::pb;

@@ -11,7 +11,12 @@
 //! INVOKEs from node A sends their YIELD/ERROR frames on the response half of A's
 //! stream (its *reply path*), so a call and its answer share one connection and the
 //! answer never depends on the reverse link. When a stream breaks, both ends notice:
-//! every call routed to that node is answered at once ([`on_node_lost`]).
+//! every call routed to that node is answered at once
+//! ([`LinkHandler::node_lost`]).
+//!
+//! What arrives goes to a [`LinkHandler`] (the router, installed by the wiring that
+//! builds both), so this layer knows the link messages ([`crate::link`]) and not the
+//! router.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,9 +36,9 @@ pub mod pb {
     tonic::include_proto!("junction.link");
 }
 
+use super::secure::Credentials;
 use crate::ids::NodeId;
-use crate::router::Router;
-use crate::router::link::{LinkDown, LinkMsg, Links, on_link, on_node_lost};
+use crate::link::{LinkDown, LinkHandler, LinkMsg, Links};
 use convert::{from_frame, to_frame};
 use pb::{link_client::LinkClient, link_server::Link};
 
@@ -59,10 +64,22 @@ struct Peer {
 /// back on that stream's response half.
 pub type ReplyPaths = DashMap<NodeId, mpsc::Sender<pb::Frame>>;
 
+/// Where the frames other nodes send are delivered: this node's id and its
+/// handler. The gRPC server starts before the router exists (a node must serve Raft
+/// to join), so it is set once the router is built.
+pub struct Inbound {
+    /// This node.
+    pub node: NodeId,
+    /// Takes the frames and the loss of a node.
+    pub handler: Arc<dyn LinkHandler>,
+}
+
 /// The links from this node to every other node.
 pub struct GrpcLinks {
     me: NodeId,
-    router: Weak<Router>,
+    handler: Weak<dyn LinkHandler>,
+    /// Credentials for connecting to peers (the cluster's TLS, if any).
+    creds: Credentials,
     resolve: Resolver,
     peers: DashMap<NodeId, Peer>,
     replies: Arc<ReplyPaths>,
@@ -71,11 +88,19 @@ pub struct GrpcLinks {
 }
 
 impl GrpcLinks {
-    /// Links for `router`, finding peers through `resolve`.
-    pub fn new(router: &Arc<Router>, resolve: Resolver, replies: Arc<ReplyPaths>) -> Arc<GrpcLinks> {
+    /// Links from node `me`, delivering what peers answer to `handler`, connecting
+    /// with `creds` to peers found through `resolve`.
+    pub fn new(
+        me: NodeId,
+        handler: Weak<dyn LinkHandler>,
+        creds: Credentials,
+        resolve: Resolver,
+        replies: Arc<ReplyPaths>,
+    ) -> Arc<GrpcLinks> {
         Arc::new(GrpcLinks {
-            me: router.node,
-            router: Arc::downgrade(router),
+            me,
+            handler,
+            creds,
             resolve,
             peers: DashMap::new(),
             replies,
@@ -87,8 +112,13 @@ impl GrpcLinks {
         let entry = self.peers.entry(node).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
             let up = Arc::new(AtomicBool::new(true));
-            let peer =
-                PeerTask { me: self.me, node, router: self.router.clone(), resolve: self.resolve.clone() };
+            let peer = PeerTask {
+                me: self.me,
+                node,
+                handler: self.handler.clone(),
+                creds: self.creds.clone(),
+                resolve: self.resolve.clone(),
+            };
             tokio::spawn(peer.run(rx, up.clone()));
             Peer { tx, up }
         });
@@ -145,7 +175,8 @@ impl Links for GrpcLinks {
 struct PeerTask {
     me: NodeId,
     node: NodeId,
-    router: Weak<Router>,
+    handler: Weak<dyn LinkHandler>,
+    creds: Credentials,
     resolve: Resolver,
 }
 
@@ -167,23 +198,19 @@ impl PeerTask {
             }
             let was_up = up.swap(false, Ordering::Relaxed);
             while rx.try_recv().is_ok() {}
-            let Some(router) = self.router.upgrade() else { return };
+            let Some(handler) = self.handler.upgrade() else { return };
             if was_up {
-                on_node_lost(&router, self.node);
+                handler.node_lost(self.node);
                 backoff = MIN_BACKOFF;
             }
-            drop(router);
+            drop(handler);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
     async fn pump(&self, addr: &str, rx: &mut mpsc::Receiver<pb::Frame>, up: &AtomicBool) -> Pump {
-        let creds = self
-            .router
-            .upgrade()
-            .and_then(|r| r.replica.cluster().map(|c| c.credentials().clone()))
-            .unwrap_or_default();
+        let creds = &self.creds;
         let endpoint = match creds.endpoint(addr) {
             Ok(e) => e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true),
             Err(e) => return Pump::Broken(e),
@@ -216,8 +243,8 @@ impl PeerTask {
                 r = responses.message() => match r {
                     Ok(Some(batch)) => {
                         bytes.received.inc_by(prost::Message::encoded_len(&batch) as u64);
-                        let Some(router) = self.router.upgrade() else { return Pump::QueueClosed };
-                        deliver(&router, self.node, batch);
+                        let Some(handler) = self.handler.upgrade() else { return Pump::QueueClosed };
+                        deliver(handler.as_ref(), self.node, batch);
                     }
                     Ok(None) => return Pump::Broken("peer ended the stream".into()),
                     Err(e) => return Pump::Broken(e.to_string()),
@@ -227,35 +254,35 @@ impl PeerTask {
     }
 }
 
-/// Applies a batch of frames from `node` to the router.
-fn deliver(router: &Router, node: NodeId, batch: pb::Batch) {
+/// Hands a batch of frames from `node` to the handler.
+fn deliver(handler: &dyn LinkHandler, node: NodeId, batch: pb::Batch) {
     for frame in batch.frames {
         match from_frame(frame) {
-            Ok(msg) => on_link(router, node, msg),
+            Ok(msg) => handler.on_link(node, msg),
             Err(e) => tracing::warn!(%node, error = %e, "malformed link frame dropped"),
         }
     }
 }
 
-/// The receiving side: applies frames from other nodes to the local router and sends
+/// The receiving side: hands frames from other nodes to the local handler and sends
 /// answers back on the same stream. The gRPC server starts before the router exists
-/// (a node must serve Raft to join), so the router arrives later through `slot`;
-/// streams opened before that are refused.
+/// (a node must serve Raft to join), so the handler arrives later through `slot`
+/// ([`Inbound`]); streams opened before that are refused.
 ///
 /// A stream speaks for one node: the `from_node` of its first batch. A later batch
 /// naming another node ends the stream (`PERMISSION_DENIED`), and with mutual TLS
 /// (`tls`) every `from_node` must be a node id the client certificate names
 /// ([`crate::cluster::secure`]).
 pub struct LinkService {
-    slot: Arc<OnceLock<Arc<Router>>>,
+    slot: Arc<OnceLock<Inbound>>,
     replies: Arc<ReplyPaths>,
     tls: bool,
 }
 
 impl LinkService {
-    /// A service delivering into the router `slot` will hold; `tls`: the cluster
+    /// A service delivering to the handler `slot` will hold; `tls`: the cluster
     /// runs mutual TLS, so streams are bound to the certificate's node ids.
-    pub fn new(slot: Arc<OnceLock<Arc<Router>>>, replies: Arc<ReplyPaths>, tls: bool) -> Self {
+    pub fn new(slot: Arc<OnceLock<Inbound>>, replies: Arc<ReplyPaths>, tls: bool) -> Self {
         LinkService { slot, replies, tls }
     }
 
@@ -284,13 +311,13 @@ impl Link for LinkService {
         req: Request<Streaming<pb::Batch>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
         let allowed = self.allowed(&req)?;
-        let router = self.slot.get().cloned().ok_or_else(|| Status::unavailable("router not started yet"))?;
+        let inbound_to = self.slot.get().ok_or_else(|| Status::unavailable("router not started yet"))?;
+        let (me, handler) = (inbound_to.node, inbound_to.handler.clone());
         let mut inbound = req.into_inner();
         let replies = self.replies.clone();
         let (out_tx, out_rx) = mpsc::channel(16);
         let refuse = out_tx.clone();
         let (reply_tx, mut reply_rx) = mpsc::channel::<pb::Frame>(QUEUE);
-        let me = router.node;
         // the peer's byte counters, known from its first batch
         let counters: Arc<OnceLock<crate::observe::metrics::LinkBytes>> = Arc::default();
         let sent_to = counters.clone();
@@ -325,11 +352,11 @@ impl Link for LinkService {
                 if let Some(b) = counters.get() {
                     b.received.inc_by(prost::Message::encoded_len(&batch) as u64);
                 }
-                deliver(&router, node, batch);
+                deliver(handler.as_ref(), node, batch);
             }
             if let Some(node) = from {
                 replies.remove_if(&node, |_, tx| tx.same_channel(&reply_tx));
-                on_node_lost(&router, node);
+                handler.node_lost(node);
             }
         });
         Ok(Response::new(ReceiverStream::new(out_rx)))

@@ -14,127 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::roles::RoleConfig;
 use crate::broker::SubscriptionIndex;
-use crate::dealer::{Callee, InvokePolicy, RegisterError, RegistrationIndex};
-use crate::ids::{NodeId, RegistrationId, SessionId, SubscriptionId};
-use crate::wamp::uri::MatchPolicy;
+use crate::dealer::{RegisterError, RegistrationIndex};
+use crate::ids::{RegistrationId, SubscriptionId};
 
-/// A change to the routing table.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Command {
-    /// `node` has a (first) local subscriber for `(topic, policy)`.
-    Subscribe { realm: String, node: NodeId, topic: String, policy: MatchPolicy, now_ms: u64 },
-    /// `node` has no local subscriber left on `subscription`.
-    Unsubscribe { realm: String, node: NodeId, subscription: SubscriptionId },
-    /// `callee` registers `(procedure, policy)` with invoke policy `invoke`.
-    Register {
-        realm: String,
-        callee: Callee,
-        procedure: String,
-        policy: MatchPolicy,
-        invoke: InvokePolicy,
-        now_ms: u64,
-    },
-    /// `session` unregisters from `registration`.
-    Unregister { realm: String, session: SessionId, registration: RegistrationId },
-    /// A session left: drop its callee entries and the node's interest in the
-    /// subscriptions it was the last local subscriber of. One command per leave.
-    SessionGone {
-        realm: String,
-        node: NodeId,
-        session: SessionId,
-        registrations: Vec<RegistrationId>,
-        subscriptions: Vec<SubscriptionId>,
-    },
-    /// A node is gone: purge its interest and callees everywhere.
-    NodeDown { node: NodeId },
-    /// Keep `event` as the retained event of `topic` (PUBLISH.Options.retain), in
-    /// place of the topic's previous one; then drop the realm's oldest retained events
-    /// until at most `max_events` of at most `max_bytes` (see [`Retained::size`]) are
-    /// kept. The bounds travel in the command so every node applies the same ones.
-    Retain {
-        realm: String,
-        topic: String,
-        event: Retained,
-        #[serde(default = "unbounded")]
-        max_events: u64,
-        #[serde(default = "unbounded")]
-        max_bytes: u64,
-    },
-    /// A session added a testament (`wamp.session.add_testament`).
-    AddTestament { realm: String, testament: StoredTestament },
-    /// A session flushed its testaments of one scope.
-    FlushTestaments { realm: String, session: SessionId, detached: bool },
-    /// Define or replace a role at run time (`junction.role.set`).
-    SetRole { realm: String, role: RoleConfig },
-    /// Remove a role at run time (`junction.role.remove`), also one from the file.
-    RemoveRole { realm: String, name: String },
-}
+mod command;
 
-/// A testament, replicated so that it is published even when the node of the session
-/// that left it dies: the node purge hands the dead node's testaments to one
-/// surviving node ([`Outcome::Orphaned`]).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredTestament {
-    /// The session's node.
-    pub node: NodeId,
-    /// The session.
-    pub session: SessionId,
-    /// Topic to publish on.
-    pub topic: String,
-    /// Args and kwargs, neutral-encoded.
-    pub payload: Vec<u8>,
-    /// PUBLISH options, neutral-encoded.
-    pub options: Vec<u8>,
-    /// `detached` (true) or `destroyed` (false) scope.
-    pub detached: bool,
-}
-
-/// The last event published on a topic with `retain: true`, replicated so it
-/// survives the loss of the publisher's node.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Retained {
-    /// The publication id.
-    pub publication: u64,
-    /// EVENT.Details common to all subscribers, neutral-encoded.
-    pub details: Vec<u8>,
-    /// Args and kwargs, neutral-encoded.
-    pub payload: Vec<u8>,
-    /// Black/white listing rules of the publication (PUBLISH options), neutral-encoded:
-    /// a retained event reaches only the subscribers the original one could reach.
-    #[serde(default)]
-    pub audience: Vec<u8>,
-    /// Order of retention in the realm (set by the table): the lowest goes first.
-    #[serde(default)]
-    pub seq: u64,
-}
-
-impl Retained {
-    /// What the event counts against `limits.max_retained_bytes`, with its topic.
-    pub fn size(&self, topic: &str) -> u64 {
-        (topic.len() + self.details.len() + self.payload.len() + self.audience.len()) as u64
-    }
-}
-
-/// No bound (commands from before the bounds existed).
-fn unbounded() -> u64 {
-    u64::MAX
-}
-
-/// What applying a command produced.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Outcome {
-    /// The subscription id (new or existing).
-    Subscribed(SubscriptionId),
-    /// The registration id, or why it was refused.
-    Registered(Result<RegistrationId, RegisterError>),
-    /// Whether the subscription/registration was deleted (its last interest left), or
-    /// why the removal was refused.
-    Removed(Result<bool, RegisterError>),
-    /// Nothing to report.
-    Done,
-    /// A node was purged: the testaments its sessions left, by realm, to publish.
-    Orphaned(Vec<(String, StoredTestament)>),
-}
+pub use command::{Command, Outcome, Retained, StoredTestament};
 
 /// Routing state of one realm.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -331,6 +216,9 @@ impl RoutingTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dealer::{Callee, InvokePolicy};
+    use crate::ids::{NodeId, SessionId};
+    use crate::wamp::uri::MatchPolicy;
 
     fn sub(realm: &str, node: u64, topic: &str) -> Command {
         Command::Subscribe {

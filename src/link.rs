@@ -1,0 +1,67 @@
+//! The data path between nodes as a contract: the messages one node sends another
+//! ([`LinkMsg`]) and the two seams between the router and the cluster layer that
+//! carries them. The router sends through [`Links`], which the cluster implements
+//! over gRPC streams; the cluster hands what arrives, and the loss of a node, to a
+//! [`LinkHandler`], which the router implements. Neither layer imports the other.
+
+use crate::ids::{NodeId, PublicationId, RegistrationId, SessionId, SubscriptionId};
+use crate::wamp::message::Payload;
+use crate::wamp::value::Dict;
+
+/// A data-path message to another node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LinkMsg {
+    /// Deliver a publication to the receiving node's subscribers of `subscriptions`.
+    Event {
+        realm: String,
+        topic: String,
+        subscriptions: Vec<SubscriptionId>,
+        publication: PublicationId,
+        /// EVENT.Details common to all subscribers (publisher disclosure).
+        details: Dict,
+        /// Black/white listing rules, as PUBLISH options.
+        audience: Dict,
+        payload: Payload,
+    },
+    /// Invoke `callee` (a session on the receiving node) for call `call`.
+    Invoke {
+        realm: String,
+        call: u64,
+        callee: SessionId,
+        registration: RegistrationId,
+        details: Dict,
+        payload: Payload,
+    },
+    /// A result of call `call`; `progress` for a progressive one. `details` carries
+    /// RESULT.Details set by the callee's node (payload passthru options).
+    Yield { call: u64, details: Dict, payload: Payload, progress: bool },
+    /// Interrupt the invocation serving call `call` (cancel or timeout at the caller's node).
+    Interrupt { call: u64, mode: String, reason: String },
+    /// The error of call `call`.
+    Error { call: u64, error: String, details: Dict, payload: Payload },
+    /// A meta API question about the receiving node's sessions (answered by its router).
+    Query { id: u64, realm: String, op: String, payload: Payload },
+    /// The answer to query `id`; `error` is empty on success.
+    Answer { id: u64, error: String, payload: Payload },
+}
+
+/// The link is down: the message could not be queued.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no link to node {0}")]
+pub struct LinkDown(pub NodeId);
+
+/// Sends data-path messages to other nodes; implemented by the cluster layer.
+pub trait Links: Send + Sync {
+    /// Queues a message for `node` without waiting.
+    fn send(&self, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown>;
+    /// False while the link to `node` is known to be broken.
+    fn is_up(&self, node: NodeId) -> bool;
+}
+
+/// Takes what other nodes send; implemented by the router, called by the cluster.
+pub trait LinkHandler: Send + Sync {
+    /// Handles a message node `from` sent.
+    fn on_link(&self, from: NodeId, msg: LinkMsg);
+    /// The link to `node` broke, or its stream ended: every call routed to it fails.
+    fn node_lost(&self, node: NodeId);
+}

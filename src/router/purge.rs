@@ -1,0 +1,48 @@
+//! What the router does when the cluster purges a node (the node-down events of
+//! [`Replica::node_down_events`](super::replica::Replica::node_down_events)).
+//!
+//! When another node is purged, every call routed to it is answered at once, and
+//! the node chosen to publish them publishes its sessions' testaments. When *this*
+//! node is purged (it was cut off from the majority longer than the lease), its
+//! routing entries are gone cluster-wide: rather than re-creating them under new ids
+//! its clients do not know, the node ends every local session
+//! (`wamp.close.system_shutdown`) so clients reconnect and register afresh.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast::error::RecvError;
+
+use super::Router;
+use super::link::on_node_lost;
+use crate::ids::NodeId;
+use crate::wamp::errors;
+
+/// Follows the node purges applied on this node until the replica stops.
+pub async fn watch(router: Arc<Router>) {
+    let mut events = router.replica.node_down_events();
+    loop {
+        let ev = match events.recv().await {
+            Ok(ev) => ev,
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "node-down events lagged");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if ev.node != router.node.0 {
+            on_node_lost(&router, NodeId(ev.node));
+            if ev.publisher == router.node.0 {
+                super::testament::publish_orphans(&router, ev.testaments);
+            }
+            continue;
+        }
+        let mine = router.replica.replicate().map(|c| c.incarnation()).unwrap_or(0);
+        if ev.incarnation == mine {
+            tracing::warn!("this node was declared down by the cluster: ending local sessions");
+            router.kill_all_sessions(errors::SYSTEM_SHUTDOWN, "this node was cut off from the cluster");
+            for realm in router.realms() {
+                super::history::pin(&router, realm).await;
+            }
+        }
+    }
+}
