@@ -333,6 +333,11 @@ impl SessionHandle {
         changed
     }
 
+    /// True when the session holds registration `id`.
+    pub fn holds_registration(&self, id: RegistrationId) -> bool {
+        lock(&self.registrations).contains(&id)
+    }
+
     /// A REGISTER of this session is being committed; ends when the guard drops.
     pub fn registering(&self) -> Registering<'_> {
         self.registering.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

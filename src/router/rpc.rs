@@ -77,24 +77,48 @@ pub async fn register(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m
         now_ms: now_ms(),
     };
     let _registering = me.registering();
+    let registered = |id| {
+        // REGISTERED goes out before the flag is set: an INVOCATION that waits for
+        // the flag then follows it.
+        me.send(&Message::Registered(Registered { request: m.request, registration: id })).ok();
+        me.set_registered(id, true);
+        registration_events(router, realm, me.id, id, true);
+    };
     match router.replica.propose(cmd).await {
-        Ok(Outcome::Registered(Ok(id))) => {
-            // REGISTERED goes out before the flag is set: an INVOCATION that waits
-            // for the flag then follows it.
-            me.send(&Message::Registered(Registered { request: m.request, registration: id })).ok();
-            me.set_registered(id, true);
-            registration_events(router, realm, me.id, id, true);
-        }
+        Ok(Outcome::Registered(Ok(id))) => registered(id),
         Ok(Outcome::Registered(Err(RegisterError::PolicyConflict(p)))) => {
             reply(POLICY_CONFLICT, &format!("procedure is registered with invoke policy '{p}'"));
         }
-        Ok(Outcome::Registered(Err(_))) => {
-            reply(errors::PROCEDURE_ALREADY_EXISTS, "procedure already registered");
-        }
+        Ok(Outcome::Registered(Err(_))) => match unowned_entry(router, realm, me, &m.procedure, policy) {
+            Some(id) => registered(id),
+            None => {
+                reply(errors::PROCEDURE_ALREADY_EXISTS, "procedure already registered");
+            }
+        },
         other => {
             reply(errors::CLUSTER_UNAVAILABLE, &format!("registration not committed: {other:?}"));
         }
     }
+}
+
+/// The registration of `procedure` in which the table lists this session as a callee
+/// although the session does not hold it: a REGISTER of this session that was
+/// committed without the session hearing of it (a forwarded proposal retried after
+/// the leader stopped before answering, or one answered as not committed in time).
+/// The session now takes it as its own, so it leaves with the session; messages of a
+/// session are handled one at a time, so no REGISTER of it is in flight meanwhile.
+fn unowned_entry(
+    router: &Router,
+    realm: &Realm,
+    me: &SessionHandle,
+    procedure: &str,
+    policy: MatchPolicy,
+) -> Option<RegistrationId> {
+    let id = router.replica.read(|t| {
+        let reg = t.realm(&realm.name)?.registrations.find(procedure, policy)?;
+        reg.callees.iter().any(|c| c.node == router.node && c.session == me.id).then_some(reg.id)
+    })?;
+    (!me.holds_registration(id)).then_some(id)
 }
 
 /// Handles UNREGISTER.

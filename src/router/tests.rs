@@ -18,14 +18,19 @@ struct Client {
     session: Session,
     rx: OutboxReceiver,
     ser: Serializer,
+    id: crate::ids::SessionId,
 }
 
 impl Client {
     async fn join(router: &Arc<Router>, ser: Serializer) -> Client {
         let (tx, rx) = outbox(64, 1 << 20);
-        let mut c = Client { session: Session::new(router.clone(), ser, tx, "test"), rx, ser };
+        let id = crate::ids::SessionId(0);
+        let mut c = Client { session: Session::new(router.clone(), ser, tx, "test"), rx, ser, id };
         c.send(Message::Hello(Hello { realm: "realm1".into(), details: Dict::new() })).await;
-        assert!(matches!(c.next(), Some(Message::Welcome(_))));
+        match c.next() {
+            Some(Message::Welcome(w)) => c.id = w.session,
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
         c
     }
 
@@ -238,4 +243,38 @@ async fn unknown_realm_aborts_and_goodbye_is_answered() {
         other => panic!("expected GOODBYE, got {other:?}"),
     }
     assert_eq!(r.session_count(), 0);
+}
+
+#[tokio::test]
+async fn a_register_committed_without_the_session_hearing_of_it_becomes_its_own() {
+    use crate::dealer::{Callee, InvokePolicy};
+    use crate::table::Command;
+    use crate::wamp::uri::MatchPolicy;
+    let r = router();
+    let mut c = Client::join(&r, Serializer::Json).await;
+    // what a retried forwarded proposal leaves: the entry is committed, the session
+    // never got REGISTERED for it
+    let cmd = Command::Register {
+        realm: "realm1".into(),
+        callee: Callee { node: r.node, session: c.id, disclose_caller: false },
+        procedure: "com.p".into(),
+        policy: MatchPolicy::Exact,
+        invoke: InvokePolicy::Single,
+        now_ms: 1,
+    };
+    r.replica.propose(cmd).await.expect("committed");
+    let committed =
+        r.replica.read(|t| t.realm("realm1").and_then(|t| t.registrations.lookup("com.p")).map(|g| g.id));
+    match register(&mut c, 1, "com.p").await {
+        Some(Message::Registered(m)) => assert_eq!(Some(m.registration), committed),
+        other => panic!("expected REGISTERED, got {other:?}"),
+    }
+    assert_eq!(
+        error_uri(register(&mut c, 2, "com.p").await),
+        errors::PROCEDURE_ALREADY_EXISTS,
+        "a real duplicate"
+    );
+    c.send(Message::Goodbye(Goodbye { details: Dict::new(), reason: errors::NORMAL.into() })).await;
+    let left = r.replica.read(|t| t.realm("realm1").and_then(|t| t.registrations.lookup("com.p")).is_some());
+    assert!(!left, "the entry left with the session");
 }
