@@ -207,6 +207,10 @@ pub struct Limits {
     /// How long a connection may take from accept to WELCOME (transport handshake,
     /// HELLO, authentication), in milliseconds; also from a GOODBYE to the next HELLO.
     pub handshake_timeout_ms: u64,
+    /// How often a connection that sent nothing is pinged (WebSocket PING, RawSocket
+    /// PING frame), in milliseconds; a peer silent for two intervals after a ping is
+    /// disconnected (so a dead callee's registrations go). 0: no pings.
+    pub keepalive_interval_ms: u64,
     /// Joined sessions on this node; 0: no limit.
     pub max_sessions: usize,
     /// Joined sessions per source IP address (IPv6: per /64); 0: no limit.
@@ -255,6 +259,7 @@ impl Default for Limits {
             websocket_max_message_size: None,
             rawsocket_max_message_size: None,
             handshake_timeout_ms: 10_000,
+            keepalive_interval_ms: 30_000,
             max_sessions: 100_000,
             max_sessions_per_ip: 0,
             max_pending_calls: 1000,
@@ -290,7 +295,12 @@ impl Limits {
         self.max_message_size_before_welcome.min(max)
     }
 
-    /// The handshake timeout.
+    /// The keepalive interval; `None` when pings are off.
+    pub fn keepalive_interval(&self) -> Option<std::time::Duration> {
+        (self.keepalive_interval_ms > 0).then(|| std::time::Duration::from_millis(self.keepalive_interval_ms))
+    }
+
+    /// The handshake deadline after accept (`handshake_timeout_ms`).
     pub fn handshake_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.handshake_timeout_ms)
     }

@@ -58,6 +58,14 @@ pub async fn spawn_tcp(
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(error = %e, "TCP_NODELAY not set");
             }
+            if let Some(every) = router.config.limits.keepalive_interval() {
+                // a dead peer host or a cut network: the kernel's probes find it
+                let probes =
+                    socket2::TcpKeepalive::new().with_time(every).with_interval(every).with_retries(2);
+                if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&probes) {
+                    tracing::debug!(error = %e, "TCP keepalive not set");
+                }
+            }
             tracing::trace!(%peer, "accepted");
             let router = router.clone();
             let mut accepted = super::Accepted::now(&router, Some(peer));

@@ -32,18 +32,24 @@ pub enum Incoming {
     Frame(Bytes),
     /// A transport-level ping that must be answered with this payload.
     Ping(Bytes),
+    /// A transport-level pong: the peer is alive.
+    Pong,
 }
 
 /// A framed, bidirectional connection after the handshake.
 pub trait FrameTransport {
     /// The transport's name in metrics ("websocket", "rawsocket").
     const KIND: &'static str;
+    /// The router sends keepalive pings on this transport.
+    const PINGS: bool;
     /// The next incoming frame; `Ok(None)` when the peer closed. Must be cancel-safe.
     fn recv(&mut self) -> impl Future<Output = std::io::Result<Option<Incoming>>> + Send;
     /// Writes frames in one go (one syscall where possible) and flushes.
     fn send(&mut self, frames: &[Bytes]) -> impl Future<Output = std::io::Result<()>> + Send;
     /// Answers a transport-level ping.
     fn pong(&mut self, payload: Bytes) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Sends a transport-level ping (keepalive).
+    fn ping(&mut self) -> impl Future<Output = std::io::Result<()>> + Send;
     /// Closes the connection cleanly.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
     /// Switches between the small message limit of a connection not (or no longer)
@@ -93,6 +99,7 @@ pub async fn drive<T: FrameTransport + Send>(
     let mut closing_deadline: Option<tokio::time::Instant> = None;
     let mut batch = Vec::new();
     let overflow = rx.overflow_watch();
+    let mut keepalive = Keepalive::new(limits.keepalive_interval().filter(|_| T::PINGS));
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, BATCH) => {
@@ -103,6 +110,7 @@ pub async fn drive<T: FrameTransport + Send>(
             }
             incoming = io.recv() => match incoming {
                 Ok(Some(Incoming::Frame(frame))) => {
+                    keepalive.seen = true;
                     let (flow, sent) = handle_while_sending(&mut session, &frame, &mut rx, &mut io, &mut batch).await;
                     if !sent {
                         break;
@@ -117,10 +125,12 @@ pub async fn drive<T: FrameTransport + Send>(
                     io.set_welcomed(session.is_joined());
                 }
                 Ok(Some(Incoming::Ping(payload))) => {
+                    keepalive.seen = true;
                     if io.pong(payload).await.is_err() {
                         break;
                     }
                 }
+                Ok(Some(Incoming::Pong)) => keepalive.seen = true,
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(error = %e, "transport read failed");
@@ -163,6 +173,19 @@ pub async fn drive<T: FrameTransport + Send>(
                 }
                 closing_deadline = Some(tokio::time::Instant::now() + grace);
             }
+            _ = keepalive.tick() => match keepalive.check() {
+                Liveness::Alive => {}
+                Liveness::Ping => {
+                    if io.ping().await.is_err() {
+                        break;
+                    }
+                }
+                Liveness::Dead => {
+                    tracing::info!(peer = ?accepted.peer, "keepalive: the peer answered no ping, disconnecting");
+                    tokio::time::timeout(grace, io.close()).await.ok();
+                    break;
+                }
+            },
             () = sleep_until(join_deadline), if join_deadline.is_some() => {
                 session.handshake_timeout().await;
                 rx.drain_now(&mut batch);
@@ -179,6 +202,56 @@ pub async fn drive<T: FrameTransport + Send>(
         }
     }
     session.leave().await;
+}
+
+/// Keepalive of one connection (`limits.keepalive_interval_ms`, on transports that
+/// ping; TCP keepalive probes, set by the listener, cover every TCP connection): a tick every
+/// interval; a frame, ping or pong from the peer marks it seen (a flag, no clock read
+/// per frame). A tick after a silent interval sends a ping; the next silent one ends
+/// the connection, so a dead peer goes 2 to 3 intervals after its last sign of life.
+struct Keepalive {
+    timer: Option<tokio::time::Interval>,
+    /// Something arrived since the last tick.
+    seen: bool,
+    /// Silent intervals in a row.
+    missed: u8,
+}
+
+/// What a keepalive tick found.
+enum Liveness {
+    Alive,
+    Ping,
+    Dead,
+}
+
+impl Keepalive {
+    fn new(interval: Option<Duration>) -> Self {
+        let timer = interval.map(|every| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        Keepalive { timer, seen: false, missed: 0 }
+    }
+
+    /// The next tick; never, when keepalive is off.
+    async fn tick(&mut self) {
+        match &mut self.timer {
+            Some(t) => {
+                t.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    fn check(&mut self) -> Liveness {
+        if std::mem::take(&mut self.seen) {
+            self.missed = 0;
+            return Liveness::Alive;
+        }
+        self.missed = self.missed.saturating_add(1);
+        if self.missed == 1 { Liveness::Ping } else { Liveness::Dead }
+    }
 }
 
 /// Lets the session handle one frame while the connection keeps sending what the

@@ -115,6 +115,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> RsTransport<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameTransport for RsTransport<S> {
+    /// No RawSocket PINGs from the router: the spec defines them, but Autobahn|Python's
+    /// asyncio RawSocket client (26.10) raises NotImplementedError on one and drops the
+    /// connection. TCP keepalive probes (set by the listener) find dead peers instead.
+    const PINGS: bool = false;
     const KIND: &'static str = "rawsocket";
 
     async fn recv(&mut self) -> std::io::Result<Option<Incoming>> {
@@ -122,7 +126,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameTransport for RsTransport<S>
             match self.next_frame()? {
                 Some((FrameKind::Message, b)) => return Ok(Some(Incoming::Frame(b))),
                 Some((FrameKind::Ping, b)) => return Ok(Some(Incoming::Ping(b))),
-                Some((FrameKind::Pong, _)) => continue,
+                Some((FrameKind::Pong, _)) => return Ok(Some(Incoming::Pong)),
                 None => {}
             }
             if self.stream.read_buf(&mut self.buf).await? == 0 {
@@ -153,6 +157,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameTransport for RsTransport<S>
 
     async fn pong(&mut self, payload: Bytes) -> std::io::Result<()> {
         self.push_frame(FrameKind::Pong, &payload);
+        self.flush_out().await
+    }
+
+    async fn ping(&mut self) -> std::io::Result<()> {
+        self.push_frame(FrameKind::Ping, &[]);
         self.flush_out().await
     }
 

@@ -163,6 +163,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     const KIND: &'static str = "websocket";
+    const PINGS: bool = true;
 
     async fn recv(&mut self) -> std::io::Result<Option<Incoming>> {
         if let Some(frame) = self.pending.pop_front() {
@@ -188,7 +189,9 @@ where
                 WsMessage::Text(t) => Bytes::from(t),
                 WsMessage::Binary(b) => b,
                 WsMessage::Close(_) => return Ok(None),
-                WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
+                // tungstenite answers a ping itself; both are signs of life
+                WsMessage::Ping(_) | WsMessage::Pong(_) => return Ok(Some(Incoming::Pong)),
+                WsMessage::Frame(_) => continue,
             };
             if frame.len() > self.max_in {
                 self.too_big = true;
@@ -237,6 +240,10 @@ where
 
     async fn pong(&mut self, _payload: Bytes) -> std::io::Result<()> {
         Ok(())
+    }
+
+    async fn ping(&mut self) -> std::io::Result<()> {
+        self.ws.send(WsMessage::Ping(Bytes::new())).await.map_err(|e| std::io::Error::other(e.to_string()))
     }
 
     async fn close(&mut self) {
