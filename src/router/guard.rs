@@ -81,35 +81,42 @@ pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, msg: &Mes
             Ok(())
         }
         Message::Call(m) if m.procedure == ADD_TESTAMENT && authorize::enforced(router, realm) => {
-            let Some(topic) = m.payload.args.as_ref().and_then(|a| a.first()).and_then(Value::as_str) else {
+            // a reserved topic is refused as an invalid URI by the meta API, like PUBLISH
+            let Some(topic) = first_arg(m).and_then(Value::as_str).filter(|t| !uri::is_reserved(t)) else {
                 return Ok(());
             };
-            if uri::is_reserved(topic) {
-                return Ok(()); // refused as an invalid URI by the meta API, like PUBLISH
-            }
             let asked = Asked { uri: topic, policy: MatchPolicy::Exact, action: Action::Publish };
-            if authorize::check(router, realm, me, asked).await.allow {
-                Ok(())
-            } else {
-                Err(format!("session is not authorized to publish {topic} (testament)"))
-            }
+            require(router, realm, me, asked, "testament").await
         }
         Message::Call(m) if m.procedure == GET_EVENTS && authorize::enforced(router, realm) => {
-            let Some(id) = m.payload.args.as_ref().and_then(|a| a.first()).and_then(Value::as_u64) else {
-                return Ok(());
-            };
+            let Some(id) = first_arg(m).and_then(Value::as_u64) else { return Ok(()) };
             let pattern = router.replica.read(|t| {
                 let sub = t.realm(&realm.name)?.subscriptions.get(SubscriptionId(id))?;
                 Some((sub.uri.clone(), sub.policy))
             });
             let Some((uri, policy)) = pattern else { return Ok(()) }; // answered: no such subscription
             let asked = Asked { uri: &uri, policy, action: Action::Subscribe };
-            if authorize::check(router, realm, me, asked).await.allow {
-                Ok(())
-            } else {
-                Err(format!("session is not authorized to subscribe to {uri}, so not to read its events"))
-            }
+            require(router, realm, me, asked, "to read its event history").await
         }
         _ => Ok(()),
+    }
+}
+
+fn first_arg(m: &crate::wamp::message::Call) -> Option<&Value> {
+    m.payload.args.as_ref()?.first()
+}
+
+/// `Err` naming the action and `what` it was needed for, unless the role allows it.
+async fn require(
+    router: &Router,
+    realm: &Realm,
+    me: &SessionHandle,
+    asked: Asked<'_>,
+    what: &str,
+) -> Result<(), String> {
+    if authorize::check(router, realm, me, asked).await.allow {
+        Ok(())
+    } else {
+        Err(format!("session is not authorized to {} {} ({what})", asked.action.as_str(), asked.uri))
     }
 }
