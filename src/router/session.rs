@@ -23,8 +23,8 @@ use crate::wamp::errors;
 use crate::wamp::message::{Abort, Authenticate, Goodbye, Hello, Message, Welcome, code};
 use crate::wamp::session::{Phase, Step, classify};
 use crate::wamp::uri::MatchPolicy;
-use crate::wamp::value::dict_bool;
 use crate::wamp::value::{Dict, Value};
+use crate::wamp::value::{dict_bool, dict_str};
 
 /// How long a dynamic authenticator may take to answer.
 const AUTHENTICATOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -453,9 +453,8 @@ fn peer_name(peer: std::net::SocketAddr) -> String {
 /// chunks of a progressive call invocation were authorized with the first one. An
 /// unknown `match` is checked as exact here and refused by the broker or dealer.
 fn authorization_target(msg: &Message, me: &SessionHandle) -> Option<(String, MatchPolicy, Action)> {
-    let policy = |options: &Dict| {
-        MatchPolicy::parse(options.get("match").and_then(Value::as_str)).unwrap_or(MatchPolicy::Exact)
-    };
+    let policy =
+        |options: &Dict| MatchPolicy::parse(dict_str(options, "match")).unwrap_or(MatchPolicy::Exact);
     match msg {
         Message::Call(m) if me.call(m.request).is_none() => {
             Some((m.procedure.clone(), MatchPolicy::Exact, Action::Call))
