@@ -53,6 +53,15 @@ id_type!(
     /// A cluster node (Raft node id).
     NodeId
 );
+id_type!(
+    /// A call routed by this node's dealer: unique per node, and the call's id on the
+    /// link to the node serving it. Never shown to clients.
+    CallId
+);
+id_type!(
+    /// A meta API question sent to another node, unique per node.
+    QueryId
+);
 
 /// A random id in the global scope (`1..=2^53`).
 pub fn random_id() -> u64 {

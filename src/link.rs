@@ -4,7 +4,7 @@
 //! over gRPC streams; the cluster hands what arrives, and the loss of a node, to a
 //! [`LinkHandler`], which the router implements. Neither layer imports the other.
 
-use crate::ids::{NodeId, PublicationId, RegistrationId, SessionId, SubscriptionId};
+use crate::ids::{CallId, NodeId, QueryId, PublicationId, RegistrationId, SessionId, SubscriptionId};
 use crate::wamp::message::Payload;
 use crate::wamp::value::Dict;
 
@@ -26,7 +26,7 @@ pub enum LinkMsg {
     /// Invoke `callee` (a session on the receiving node) for call `call`.
     Invoke {
         realm: String,
-        call: u64,
+        call: CallId,
         callee: SessionId,
         registration: RegistrationId,
         details: Dict,
@@ -34,15 +34,15 @@ pub enum LinkMsg {
     },
     /// A result of call `call`; `progress` for a progressive one. `details` carries
     /// RESULT.Details set by the callee's node (payload passthru options).
-    Yield { call: u64, details: Dict, payload: Payload, progress: bool },
+    Yield { call: CallId, details: Dict, payload: Payload, progress: bool },
     /// Interrupt the invocation serving call `call` (cancel or timeout at the caller's node).
-    Interrupt { call: u64, mode: String, reason: String },
+    Interrupt { call: CallId, mode: String, reason: String },
     /// The error of call `call`.
-    Error { call: u64, error: String, details: Dict, payload: Payload },
+    Error { call: CallId, error: String, details: Dict, payload: Payload },
     /// A meta API question about the receiving node's sessions (answered by its router).
-    Query { id: u64, realm: String, op: String, payload: Payload },
+    Query { id: QueryId, realm: String, op: String, payload: Payload },
     /// The answer to query `id`; `error` is empty on success.
-    Answer { id: u64, error: String, payload: Payload },
+    Answer { id: QueryId, error: String, payload: Payload },
 }
 
 /// The link is down: the message could not be queued.

@@ -26,8 +26,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// The `tracing` target of every span exported as an OpenTelemetry span.
 pub const TARGET: &str = "junction::trace";
 
-/// The WAMP option/details key carrying a W3C `traceparent`.
-pub const TRACEPARENT_KEY: &str = "_traceparent";
+pub use crate::wamp::TRACEPARENT_KEY;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use super::Router;
 use super::handle::SessionHandle;
-use super::internal;
 use super::meta::session_details;
 use super::query::Answer;
 use super::realm::Realm;
@@ -119,14 +118,14 @@ pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, asked: As
                 asked.action.as_str().into(),
                 Value::Dict(options),
             ];
-            let answer = internal::call(router, realm, procedure, args, AUTHORIZER_TIMEOUT).await;
+            let answer = router.call_internal(&realm.name, procedure, args, AUTHORIZER_TIMEOUT).await;
             let parsed = match answer {
                 Ok(p) => roles::parse_answer(&crate::auth::dynamic::reply_value(
                     &p.args.unwrap_or_default(),
                     &p.kwargs.unwrap_or_default(),
                 )),
-                Err((uri, _)) => {
-                    tracing::warn!(authorizer = %procedure, error = %uri, "authorizer failed: denied");
+                Err(failure) => {
+                    tracing::warn!(authorizer = %procedure, error = %failure.error, "authorizer failed: denied");
                     None
                 }
             };

@@ -44,7 +44,7 @@ pub async fn withdraw_registrations(router: &Router) {
 pub async fn wait_idle(router: &Router, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let busy = router.realms().any(|r| r.sessions.iter().any(|s| s.is_serving()));
+        let busy = router.dealing.lock().is_serving();
         if !busy {
             return true;
         }

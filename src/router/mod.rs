@@ -4,12 +4,11 @@
 pub mod admin;
 pub mod auth_work;
 pub mod authorize;
-pub mod calls;
+pub mod dealing;
 pub mod drain;
 pub mod guard;
 pub mod handle;
 pub mod history;
-pub mod internal;
 pub mod limits;
 pub mod link;
 pub mod meta;
@@ -35,9 +34,8 @@ use dashmap::DashMap;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::ids::{IdSequence, NodeId, RequestId, SessionId};
+use crate::ids::{IdSequence, NodeId, QueryId, SessionId};
 use crate::link::{LinkDown, LinkMsg, Links};
-use link::RemoteCall;
 use realm::Realm;
 use replica::Replica;
 
@@ -58,17 +56,12 @@ pub struct Router {
     shutdown: watch::Sender<bool>,
     /// Links to the other nodes, made by the cluster layer and set once by the wiring (`main.rs`).
     links: OnceLock<Arc<dyn Links>>,
-    /// Calls made on this node and served on another, by link call id.
-    pub remote_calls: DashMap<u64, RemoteCall>,
-    /// Invocations of local callees for calls kept on other nodes, by (node, call id):
-    /// (realm, callee session, INVOCATION request id).
-    pub remote_invocations: DashMap<(NodeId, u64), (String, SessionId, RequestId)>,
-    /// Link call ids (also the unique token of every call and the id of every query).
-    call_ids: IdSequence,
-    /// Calls the router itself made (dynamic authenticator/authorizer), by call id.
-    pub internal_calls: DashMap<u64, tokio::sync::oneshot::Sender<internal::Reply>>,
+    /// Every call and invocation in flight on this node ([`dealing`]).
+    pub dealing: dealing::Dealing,
+    /// Meta query ids.
+    query_ids: IdSequence,
     /// Meta queries sent to other nodes and awaiting their answer, by query id.
-    pub queries: DashMap<u64, tokio::sync::oneshot::Sender<query::Answer>>,
+    pub queries: DashMap<QueryId, tokio::sync::oneshot::Sender<query::Answer>>,
     /// Session counts and the authentication-failure rate limit (`[limits]`).
     pub admission: Arc<limits::Admission>,
     /// Costly authentication checks, off the async workers and bounded.
@@ -113,11 +106,9 @@ impl Router {
             config,
             shutdown,
             links: OnceLock::new(),
-            remote_calls: DashMap::new(),
-            remote_invocations: DashMap::new(),
-            call_ids: IdSequence::default(),
+            dealing: dealing::Dealing::new(node),
+            query_ids: IdSequence::default(),
             queries: DashMap::new(),
-            internal_calls: DashMap::new(),
             admission,
             auth_work: auth_work::AuthWork::per_core(),
             this: this.clone(),
@@ -199,9 +190,14 @@ impl Router {
         node == self.node || self.links.get().is_none_or(|l| l.is_up(node))
     }
 
-    /// A fresh link call id.
-    pub fn next_call_id(&self) -> u64 {
-        self.call_ids.next()
+    /// A fresh meta query id.
+    pub fn next_query_id(&self) -> QueryId {
+        QueryId(self.query_ids.next())
+    }
+
+    /// A joined session on this node, in any realm.
+    pub fn session(&self, id: SessionId) -> Option<Arc<handle::SessionHandle>> {
+        self.realms.values().find_map(|r| r.session(id))
     }
 
     /// A served realm.

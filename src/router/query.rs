@@ -17,7 +17,7 @@ use super::Router;
 use super::meta::{self, NO_SUCH_SESSION};
 use super::realm::Realm;
 use super::revoke;
-use crate::ids::{NodeId, RegistrationId, SessionId, SubscriptionId};
+use crate::ids::{NodeId, QueryId, RegistrationId, SessionId, SubscriptionId};
 use crate::link::LinkMsg;
 use crate::wamp::errors;
 use crate::wamp::message::Payload;
@@ -39,7 +39,7 @@ fn one(v: impl Into<Value>) -> Answer {
 
 /// Asks `node` about realm `realm` and waits for the answer.
 pub async fn ask(router: &Router, node: NodeId, realm: &str, op: &str, payload: Payload) -> Answer {
-    let id = router.next_call_id();
+    let id = router.next_query_id();
     let (tx, rx) = oneshot::channel();
     router.queries.insert(id, tx);
     let msg = LinkMsg::Query { id, realm: realm.to_owned(), op: op.to_owned(), payload };
@@ -75,7 +75,7 @@ pub async fn ask_peers(router: &Router, realm: &str, op: &str, payload: &Payload
 }
 
 /// Answers a question from node `from` (on a task: some answers wait for a commit).
-pub fn on_query(router: &Router, from: NodeId, id: u64, realm: String, op: String, payload: Payload) {
+pub fn on_query(router: &Router, from: NodeId, id: QueryId, realm: String, op: String, payload: Payload) {
     let Some(router) = router.arc() else { return };
     tokio::spawn(async move {
         let answer = match router.realm(&realm) {
@@ -91,7 +91,7 @@ pub fn on_query(router: &Router, from: NodeId, id: u64, realm: String, op: Strin
 }
 
 /// Hands an answer to the task waiting for it.
-pub fn on_answer(router: &Router, id: u64, error: String, payload: Payload) {
+pub fn on_answer(router: &Router, id: QueryId, error: String, payload: Payload) {
     if let Some((_, tx)) = router.queries.remove(&id) {
         let answer = if error.is_empty() {
             Ok(payload)

@@ -1,29 +1,22 @@
-//! Dealer operations that start things: REGISTER, UNREGISTER and CALL (routing a
-//! call to a callee on this or another node, with caller disclosure, progressive
-//! call invocations and a dealer-side timeout). What happens to a call after that —
-//! results, errors, cancels, timeouts, sessions leaving — is in [`super::calls`].
+//! Dealer operations at the router: REGISTER and UNREGISTER (through the routing
+//! table), and CALL up to the point where the dealer's state machine
+//! ([`crate::dealer::Dealer`], run by [`super::dealing`]) takes over: the meta, admin
+//! and role APIs, the pending-call limit, URI checks and the call's trace span.
 
 use std::sync::Arc;
 
-use super::handle::{PendingCall, PendingInvocation, Reroute, SessionHandle, Target};
-use super::link::RemoteCall;
+use super::handle::SessionHandle;
 use super::realm::Realm;
 use super::{Router, now_ms};
-use super::{admin, authorize, calls, meta};
+use super::{admin, authorize, meta};
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
-use crate::ids::{NodeId, RegistrationId, RequestId, SessionId};
-use crate::link::LinkMsg;
+use crate::ids::{RegistrationId, RequestId, SessionId};
 use crate::observe::spans;
 use crate::table::{Command, Outcome};
-use crate::wamp::message::{
-    Call, Error, Invocation, Message, Payload, Register, Registered, Unregister, Unregistered, code,
-};
+use crate::wamp::errors;
+use crate::wamp::message::{Call, Error, Message, Payload, Register, Registered, Unregister, Unregistered, code};
 use crate::wamp::uri::{self, MatchPolicy};
 use crate::wamp::value::{Dict, Value, dict_bool, dict_str};
-use crate::wamp::{errors, ppt};
-
-/// The feature a caller and callee announce for progressive call invocations.
-pub const PROGRESSIVE_INVOCATIONS: &str = "progressive_call_invocations";
 
 /// Crossbar.io's URI for a REGISTER whose invoke policy differs from the existing one.
 pub const POLICY_CONFLICT: &str = "wamp.error.procedure_exists_invocation_policy_conflict";
@@ -76,28 +69,34 @@ pub async fn register(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m
         invoke,
         now_ms: now_ms(),
     };
-    let _registering = me.registering();
-    let registered = |id| {
-        // REGISTERED goes out before the flag is set: an INVOCATION that waits for
-        // the flag then follows it.
-        me.send(&Message::Registered(Registered { request: m.request, registration: id })).ok();
-        me.set_registered(id, true);
-        registration_events(router, realm, me.id, id, true);
-    };
-    match router.replica.propose(cmd).await {
-        Ok(Outcome::Registered(Ok(id))) => registered(id),
+    let registering = me.registering();
+    let done = match router.replica.propose(cmd).await {
+        Ok(Outcome::Registered(Ok(id))) => Some(id),
         Ok(Outcome::Registered(Err(RegisterError::PolicyConflict(p)))) => {
             reply(POLICY_CONFLICT, &format!("procedure is registered with invoke policy '{p}'"));
+            None
         }
-        Ok(Outcome::Registered(Err(_))) => match unowned_entry(router, realm, me, &m.procedure, policy) {
-            Some(id) => registered(id),
-            None => {
+        Ok(Outcome::Registered(Err(_))) => {
+            let unowned = unowned_entry(router, realm, me, &m.procedure, policy);
+            if unowned.is_none() {
                 reply(errors::PROCEDURE_ALREADY_EXISTS, "procedure already registered");
             }
-        },
+            unowned
+        }
         other => {
             reply(errors::CLUSTER_UNAVAILABLE, &format!("registration not committed: {other:?}"));
+            None
         }
+    };
+    if let Some(id) = done {
+        // REGISTERED goes out before the INVOCATIONs the dealer held back for it.
+        me.send(&Message::Registered(Registered { request: m.request, registration: id })).ok();
+        me.set_registered(id, true);
+    }
+    drop(registering);
+    router.deal(|d, reg, now| d.handle_register_done(me.id, done, reg, now));
+    if let Some(id) = done {
+        registration_events(router, realm, me.id, id, true);
     }
 }
 
@@ -154,224 +153,60 @@ pub fn registration_events(router: &Router, realm: &Realm, session: SessionId, i
     }
 }
 
-/// Handles CALL: picks a callee by the registration's invoke policy and invokes it,
-/// or continues a progressive call invocation.
+/// Handles CALL: the meta, admin and role APIs are answered here; every other call
+/// (or the next chunk of a progressive call invocation) goes to the dealer.
 pub fn call(
     router: &Arc<Router>,
     realm: &Arc<Realm>,
     me: &Arc<SessionHandle>,
     m: Call,
 ) -> Result<(), Violation> {
-    if let Some(pending) = me.call(m.request) {
-        if !pending.input_open {
-            return Err(Violation("CALL reuses the request id of a call in flight"));
+    let continued = router.dealing.lock().has_call(me.id, m.request);
+    if !continued {
+        let max_pending = router.config.limits.max_pending_calls;
+        if max_pending > 0 && router.dealing.lock().pending_calls(me.id) >= max_pending {
+            let why = format!("at most {max_pending} calls in flight per session");
+            me.send(&error_reply(code::CALL, m.request, super::limits::TOO_MANY_PENDING_CALLS, &why)).ok();
+            return Ok(());
         }
-        calls::continue_call(router, realm, me, pending, m);
-        return Ok(());
-    }
-    let max_pending = router.config.limits.max_pending_calls;
-    if max_pending > 0 && me.pending_calls() >= max_pending {
-        let why = format!("at most {max_pending} calls in flight per session");
-        me.send(&error_reply(code::CALL, m.request, super::limits::TOO_MANY_PENDING_CALLS, &why)).ok();
-        return Ok(());
-    }
-    if !uri::is_valid(&m.procedure, realm.uri_check) {
-        me.send(&error_reply(code::CALL, m.request, errors::INVALID_URI, "invalid procedure URI")).ok();
-        return Ok(());
-    }
-    if meta::is_meta(&m.procedure) {
-        meta::call(router, realm, me, m);
-        return Ok(());
-    }
-    if admin::is_admin_api(&m.procedure) {
-        let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
-        tokio::spawn(async move {
-            let answer = admin::call(&router, &realm, &me, &m.procedure, &m.payload).await;
-            meta::reply(&me, m, answer);
-        });
-        return Ok(());
-    }
-    if authorize::is_role_api(&m.procedure) {
-        let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
-        tokio::spawn(async move {
-            let answer = authorize::role_api(&router, &realm, &me, &m.procedure, &m.payload).await;
-            meta::reply(&me, m, answer);
-        });
-        return Ok(());
-    }
-    if ppt::in_use(&m.options) && !me.has_feature("caller", ppt::FEATURE) {
-        return Err(Violation("payload passthru used without announcing it"));
-    }
-    if dict_bool(&m.options, "progress") && !me.has_feature("caller", PROGRESSIVE_INVOCATIONS) {
-        return Err(Violation("progressive CALL without announcing progressive_call_invocations"));
-    }
-    let token = router.next_call_id();
-    let timeout = m.options.get("timeout").and_then(Value::as_u64).filter(|&ms| ms > 0);
-    let Call { request, options, procedure, payload } = m;
-    if spans::enabled() {
-        let parent = options.get(spans::TRACEPARENT_KEY).and_then(Value::as_str);
-        let span =
-            spans::call_span(&realm.name, &procedure, me.id.0, me.serializer.name(), router.node.0, parent);
-        spans::pending().insert(spans::call_key(token), span);
-    }
-    let call = Routed { request, procedure: &procedure, options: &options, token, tried: Vec::new() };
-    if let Err((uri, why)) = dispatch(router, realm, me, call, payload) {
-        spans::pending().end(spans::call_key(token), Some(uri));
-        me.send(&error_reply(code::CALL, request, uri, why)).ok();
-        return Ok(());
-    }
-    if let Some(ms) = timeout {
-        calls::arm_timeout(router.clone(), realm.clone(), me.clone(), request, token, ms);
-    }
-    Ok(())
-}
-
-/// A call being routed to a callee: first time, or again after `wamp.error.unavailable`.
-pub struct Routed<'a> {
-    /// The caller's CALL request id.
-    pub request: RequestId,
-    /// The called procedure.
-    pub procedure: &'a str,
-    /// CALL.Options.
-    pub options: &'a Dict,
-    /// The call's unique token (also its id on the link).
-    pub token: u64,
-    /// Callees that answered `wamp.error.unavailable` already.
-    pub tried: Vec<(NodeId, SessionId)>,
-}
-
-/// Picks the callee for a call among the registration's reachable callees not yet
-/// tried, by the invoke policy (the rerouting rules: an unavailable callee "virtually
-/// does not exist"). Returns the registration, its match policy, the callee and the
-/// number of callees the registration has.
-fn pick_callee(
-    router: &Router,
-    realm: &Realm,
-    procedure: &str,
-    tried: &[(NodeId, SessionId)],
-) -> Result<(RegistrationId, MatchPolicy, Callee, usize), (&'static str, &'static str)> {
-    router.replica.read(|t| {
-        let Some(reg) = t.realm(&realm.name).and_then(|r| r.registrations.lookup(procedure)) else {
-            return Err((errors::NO_SUCH_PROCEDURE, "no callee registered for procedure"));
-        };
-        let untried = |c: &&Callee| !tried.contains(&(c.node, c.session));
-        let up: Vec<&Callee> =
-            reg.callees.iter().filter(untried).filter(|c| router.reachable(c.node)).collect();
-        let candidates = if up.is_empty() && tried.is_empty() { reg.callees.iter().collect() } else { up };
-        if candidates.is_empty() {
-            return Err((errors::NO_AVAILABLE_CALLEE, "every callee of the procedure is unavailable"));
+        if !uri::is_valid(&m.procedure, realm.uri_check) {
+            me.send(&error_reply(code::CALL, m.request, errors::INVALID_URI, "invalid procedure URI")).ok();
+            return Ok(());
         }
-        let turn = if reg.invoke == InvokePolicy::RoundRobin { realm.next_turn(reg.id) } else { 0 };
-        let random = if reg.invoke == InvokePolicy::Random { crate::ids::random_id() as usize } else { 0 };
-        let callee = *candidates[reg.invoke.pick(candidates.len(), turn, random)];
-        Ok((reg.id, reg.policy, callee, reg.callees.len()))
-    })
-}
-
-/// Routes a call to a callee on this or another node and records it as pending.
-/// On `Err`, nothing was sent and the caller is to be answered with the error.
-pub fn dispatch(
-    router: &Router,
-    realm: &Realm,
-    me: &SessionHandle,
-    call: Routed<'_>,
-    payload: Payload,
-) -> Result<(), (&'static str, &'static str)> {
-    let Routed { request, procedure, options, token, mut tried } = call;
-    let (registration, policy, callee, callees) = pick_callee(router, realm, procedure, &tried)?;
-    let passthru = ppt::in_use(options);
-    let receive_progress = dict_bool(options, "receive_progress");
-    let progress = dict_bool(options, "progress");
-    let mut details = Dict::new();
-    if policy != MatchPolicy::Exact {
-        details.insert("procedure".into(), procedure.into());
-    }
-    if receive_progress {
-        details.insert("receive_progress".into(), true.into());
-    }
-    if progress {
-        details.insert("progress".into(), true.into());
-    }
-    ppt::forward(options, &mut details);
-    // The callee may join the trace: the call span's context, or the client's as given.
-    let traceparent = spans::pending()
-        .traceparent(spans::call_key(token))
-        .map(Value::from)
-        .or_else(|| options.get(spans::TRACEPARENT_KEY).filter(|v| v.as_str().is_some()).cloned());
-    if let Some(tp) = traceparent {
-        details.insert(spans::TRACEPARENT_KEY.into(), tp);
-    }
-    let disclose = callee.disclose_caller || dict_bool(options, "disclose_me");
-    if disclose {
-        calls::disclose_caller(me, &mut details);
-    }
-    // A progressive call invocation can't be re-routed (its first chunks went to the
-    // unavailable callee); neither can a call with nobody else to go to.
-    let reroute = (!progress && callees > 1).then(|| {
-        tried.push((callee.node, callee.session));
-        Arc::new(Reroute {
-            procedure: procedure.to_owned(),
-            options: options.clone(),
-            payload: payload.clone(),
-            tried,
-        })
-    });
-    let pending = |target| PendingCall {
-        target,
-        registration,
-        receive_progress,
-        input_open: progress,
-        token,
-        disclose,
-        touched: tokio::time::Instant::now(),
-        started: std::time::Instant::now(),
-        reroute,
-    };
-    if callee.node == router.node {
-        let Some(session) = realm.session(callee.session) else {
-            return Err((errors::NO_SUCH_PROCEDURE, "the callee has just left"));
-        };
-        if passthru && !session.has_feature("callee", ppt::FEATURE) {
-            return Err((errors::FEATURE_NOT_SUPPORTED, "the callee does not support payload passthru mode"));
+        if meta::is_meta(&m.procedure) {
+            meta::call(router, realm, me, m);
+            return Ok(());
         }
-        if progress && !session.has_feature("callee", PROGRESSIVE_INVOCATIONS) {
-            let why = "the callee does not support progressive call invocations";
-            return Err((errors::FEATURE_NOT_SUPPORTED, why));
+        if admin::is_admin_api(&m.procedure) {
+            let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
+            tokio::spawn(async move {
+                let answer = admin::call(&router, &realm, &me, &m.procedure, &m.payload).await;
+                meta::reply(&me, m, answer);
+            });
+            return Ok(());
         }
-        let origin = PendingInvocation::Local { caller: me.id, call: request };
-        let Some(invocation) = session.start_invocation(origin) else {
-            return Err((errors::CANCELED, "the callee has just left"));
-        };
-        // The call is recorded before the INVOCATION leaves, so a fast YIELD finds it.
-        me.start_call(request, pending(Target::Local { callee: session.id, invocation }));
-        let inv = Invocation { request: invocation, registration, details, payload };
-        if session.awaits_registration(registration) {
-            calls::invoke_after_registered(router, session, inv, origin);
-        } else if session.send(&Message::Invocation(inv)).is_err() {
-            session.forget_invocation(invocation);
-            me.finish_call(request);
-            return Err((errors::CANCELED, "the callee could not take the invocation"));
-        }
-    } else {
-        let Some(caller_realm) = router.realm(&realm.name) else {
-            return Err((errors::NO_SUCH_REALM, "the realm is gone"));
-        };
-        let remote = RemoteCall { realm: caller_realm, caller: me.id, request, node: callee.node };
-        router.remote_calls.insert(token, remote);
-        me.start_call(request, pending(Target::Remote { node: callee.node, call: token }));
-        let msg = LinkMsg::Invoke {
-            realm: realm.name.clone(),
-            call: token,
-            callee: callee.session,
-            registration,
-            details,
-            payload,
-        };
-        if router.send_link(callee.node, msg).is_err() {
-            router.remote_calls.remove(&token);
-            me.finish_call(request);
-            return Err((errors::CANCELED, "no link to the callee's node"));
+        if authorize::is_role_api(&m.procedure) {
+            let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
+            tokio::spawn(async move {
+                let answer = authorize::role_api(&router, &realm, &me, &m.procedure, &m.payload).await;
+                meta::reply(&me, m, answer);
+            });
+            return Ok(());
         }
     }
-    Ok(())
+    let id = router.dealing.next_call_id();
+    let mut traceparent = None;
+    if !continued {
+        // The callee may join the trace: the call span's context, or the client's as given.
+        if spans::enabled() {
+            let parent = m.options.get(spans::TRACEPARENT_KEY).and_then(Value::as_str);
+            let span =
+                spans::call_span(&realm.name, &m.procedure, me.id.0, me.serializer.name(), router.node.0, parent);
+            spans::pending().insert(spans::call_key(id.0), span);
+            traceparent = spans::pending().traceparent(spans::call_key(id.0)).map(Value::from);
+        }
+        traceparent = traceparent
+            .or_else(|| m.options.get(spans::TRACEPARENT_KEY).filter(|v| v.as_str().is_some()).cloned());
+    }
+    router.deal_checked(|d, reg, now| d.handle_call(me.id, id, m, traceparent, reg, now))
 }

@@ -12,14 +12,15 @@ use super::handle::{Identity, SessionHandle};
 use super::limits::{self, Seat};
 use super::outbox::Outbox;
 use super::realm::Realm;
-use super::{AGENT, Router, authorize, calls, meta, pubsub, rpc};
+use super::{AGENT, Router, authorize, meta, pubsub, rpc};
 use crate::auth;
 use crate::auth::roles::{Action, Asked};
+use crate::dealer;
 use crate::dict;
 use crate::ids::{SessionId, random_id};
 use crate::table::Command;
 use crate::wamp::codec::Serializer;
-use crate::wamp::errors;
+use crate::wamp::{errors, ppt};
 use crate::wamp::message::{Abort, Authenticate, Goodbye, Hello, Message, Welcome, code};
 use crate::wamp::session::{Phase, Step, classify};
 use crate::wamp::uri::MatchPolicy;
@@ -289,13 +290,13 @@ impl Session {
             });
         };
         let reply =
-            super::internal::call(&self.router, &home, &call.procedure, call.args, AUTHENTICATOR_TIMEOUT)
+            self.router.call_internal(&home.name, &call.procedure, call.args, AUTHENTICATOR_TIMEOUT)
                 .await;
         match reply {
             Ok(p) => {
                 Ok(auth::dynamic::reply_value(&p.args.unwrap_or_default(), &p.kwargs.unwrap_or_default()))
             }
-            Err((uri, args)) => Err(auth::dynamic::CallFailure::from_error(&uri, &args)),
+            Err(f) => Err(auth::dynamic::CallFailure::from_error(&f.error, &f.args)),
         }
     }
 
@@ -323,6 +324,7 @@ impl Session {
         if !p.authextra.is_empty() {
             details.insert("authextra".into(), Value::Dict(p.authextra));
         }
+        self.router.dealing.lock().session_joined(id, dealer_peer(&realm, &handle));
         realm.sessions.insert(id, handle.clone());
         self.gauge = Some(crate::observe::metrics::session_joined(
             &realm.name,
@@ -343,7 +345,7 @@ impl Session {
         };
         let router = &*self.router;
         if authorize::enforced(router, &realm)
-            && let Some((uri, policy, action)) = authorization_target(&msg, &me)
+            && let Some((uri, policy, action)) = authorization_target(&msg, router, &me)
         {
             let decision = authorize::check(router, &realm, &me, Asked { uri: &uri, policy, action }).await;
             if !decision.allow {
@@ -365,9 +367,9 @@ impl Session {
             Message::Call(m) => rpc::call(&self.router, &realm, &me, m)?,
             Message::Register(m) => rpc::register(router, &realm, &me, m).await,
             Message::Unregister(m) => rpc::unregister(router, &realm, &me, m).await,
-            Message::Yield(m) => calls::yield_result(router, &realm, &me, m)?,
-            Message::Error(m) => calls::invocation_error(router, &realm, &me, m)?,
-            Message::Cancel(m) => calls::cancel(router, &realm, &me, m),
+            Message::Yield(m) => router.deal_checked(|d, _, now| d.handle_yield(me.id, m, now))?,
+            Message::Error(m) => router.deal_checked(|d, reg, now| d.handle_invocation_error(me.id, m, reg, now))?,
+            Message::Cancel(m) => router.deal(|d, _, now| d.handle_cancel(me.id, m, now)),
             other => tracing::debug!(code = other.code(), "unrouted message"),
         }
         Ok(())
@@ -425,7 +427,7 @@ impl Session {
             }
         }
         realm.sessions.remove(&me.id);
-        calls::leave(&self.router, &realm, &me);
+        self.router.deal(|d, _, now| d.session_left(me.id, now));
         for id in regs {
             rpc::registration_events(&self.router, &realm, me.id, id, false);
         }
@@ -452,11 +454,11 @@ fn peer_name(peer: std::net::SocketAddr) -> String {
 /// The URI, match policy and action of a message that needs authorization. The later
 /// chunks of a progressive call invocation were authorized with the first one. An
 /// unknown `match` is checked as exact here and refused by the broker or dealer.
-fn authorization_target(msg: &Message, me: &SessionHandle) -> Option<(String, MatchPolicy, Action)> {
+fn authorization_target(msg: &Message, router: &Router, me: &SessionHandle) -> Option<(String, MatchPolicy, Action)> {
     let policy =
         |options: &Dict| MatchPolicy::parse(dict_str(options, "match")).unwrap_or(MatchPolicy::Exact);
     match msg {
-        Message::Call(m) if me.call(m.request).is_none() => {
+        Message::Call(m) if !router.dealing.lock().has_call(me.id, m.request) => {
             Some((m.procedure.clone(), MatchPolicy::Exact, Action::Call))
         }
         Message::Register(m) => Some((m.procedure.clone(), policy(&m.options), Action::Register)),
@@ -497,6 +499,23 @@ fn disclose(msg: &mut Message) {
             m.options.insert("disclose_me".into(), true.into());
         }
         _ => {}
+    }
+}
+
+/// What the dealer keeps of a joining session.
+fn dealer_peer(realm: &Realm, s: &SessionHandle) -> dealer::Peer {
+    let features = dealer::Features {
+        call_canceling: s.has_feature("callee", "call_canceling"),
+        callee_progressive_invocations: s.has_feature("callee", dealer::PROGRESSIVE_INVOCATIONS),
+        caller_progressive_invocations: s.has_feature("caller", dealer::PROGRESSIVE_INVOCATIONS),
+        callee_passthru: s.has_feature("callee", ppt::FEATURE),
+        caller_passthru: s.has_feature("caller", ppt::FEATURE),
+    };
+    dealer::Peer {
+        realm: realm.name.clone(),
+        authid: s.identity.authid.clone(),
+        authrole: s.identity.authrole.clone(),
+        features,
     }
 }
 

@@ -94,7 +94,7 @@ pub fn sessions(router: &Router, realm: Option<&str>) -> Value {
                 "authprovider": id.authprovider,
                 "serializer": s.serializer.name(),
                 "node": router.node.0,
-                "pending_calls": s.pending_calls(),
+                "pending_calls": router.dealing.lock().pending_calls(s.id),
             }));
         }
     }

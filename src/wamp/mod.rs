@@ -13,4 +13,8 @@ pub mod uri;
 pub mod value;
 
 pub use message::Message;
+
+/// The WAMP option/details key carrying a W3C `traceparent` (CALL.Options,
+/// PUBLISH.Options, INVOCATION.Details, EVENT.Details).
+pub const TRACEPARENT_KEY: &str = "_traceparent";
 pub use value::{Dict, List, Value};

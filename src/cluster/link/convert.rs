@@ -2,7 +2,7 @@
 //! Payloads and details travel as MessagePack of the WAMP values: neutral to the
 //! clients' serializers, compact, and binary-safe.
 
-use crate::ids::{PublicationId, RegistrationId, SessionId, SubscriptionId};
+use crate::ids::{CallId, PublicationId, QueryId, RegistrationId, SessionId, SubscriptionId};
 use crate::link::LinkMsg;
 use crate::wamp::codec::neutral::{decode_dict, decode_payload, encode_dict, encode_payload};
 
@@ -25,35 +25,35 @@ pub fn to_frame(msg: &LinkMsg) -> pb::Frame {
         }
         LinkMsg::Invoke { realm, call, callee, registration, details, payload } => Kind::Invoke(pb::Invoke {
             realm: realm.clone(),
-            call: *call,
+            call: call.0,
             callee: callee.0,
             registration: registration.0,
             details: encode_dict(details),
             payload: encode_payload(payload),
         }),
         LinkMsg::Yield { call, details, payload, progress } => Kind::Yield(pb::Yield {
-            call: *call,
+            call: call.0,
             payload: encode_payload(payload),
             progress: *progress,
             details: encode_dict(details),
         }),
         LinkMsg::Interrupt { call, mode, reason } => {
-            Kind::Interrupt(pb::Interrupt { call: *call, mode: mode.clone(), reason: reason.clone() })
+            Kind::Interrupt(pb::Interrupt { call: call.0, mode: mode.clone(), reason: reason.clone() })
         }
         LinkMsg::Error { call, error, details, payload } => Kind::Error(pb::Error {
-            call: *call,
+            call: call.0,
             error: error.clone(),
             details: encode_dict(details),
             payload: encode_payload(payload),
         }),
         LinkMsg::Query { id, realm, op, payload } => Kind::Query(pb::Query {
-            id: *id,
+            id: id.0,
             realm: realm.clone(),
             op: op.clone(),
             payload: encode_payload(payload),
         }),
         LinkMsg::Answer { id, error, payload } => {
-            Kind::Answer(pb::Answer { id: *id, error: error.clone(), payload: encode_payload(payload) })
+            Kind::Answer(pb::Answer { id: id.0, error: error.clone(), payload: encode_payload(payload) })
         }
     };
     pb::Frame { kind: Some(kind) }
@@ -74,33 +74,33 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, String> {
         },
         Kind::Invoke(i) => LinkMsg::Invoke {
             realm: i.realm,
-            call: i.call,
+            call: CallId(i.call),
             callee: SessionId(i.callee),
             registration: RegistrationId(i.registration),
             details: decode_dict(&i.details).map_err(|e| e.to_string())?,
             payload: decode_payload(&i.payload).map_err(|e| e.to_string())?,
         },
         Kind::Yield(y) => LinkMsg::Yield {
-            call: y.call,
+            call: CallId(y.call),
             details: decode_dict(&y.details).map_err(|e| e.to_string())?,
             payload: decode_payload(&y.payload).map_err(|e| e.to_string())?,
             progress: y.progress,
         },
-        Kind::Interrupt(i) => LinkMsg::Interrupt { call: i.call, mode: i.mode, reason: i.reason },
+        Kind::Interrupt(i) => LinkMsg::Interrupt { call: CallId(i.call), mode: i.mode, reason: i.reason },
         Kind::Error(e) => LinkMsg::Error {
-            call: e.call,
+            call: CallId(e.call),
             error: e.error,
             details: decode_dict(&e.details).map_err(|e| e.to_string())?,
             payload: decode_payload(&e.payload).map_err(|e| e.to_string())?,
         },
         Kind::Query(q) => LinkMsg::Query {
-            id: q.id,
+            id: QueryId(q.id),
             realm: q.realm,
             op: q.op,
             payload: decode_payload(&q.payload).map_err(|e| e.to_string())?,
         },
         Kind::Answer(a) => LinkMsg::Answer {
-            id: a.id,
+            id: QueryId(a.id),
             error: a.error,
             payload: decode_payload(&a.payload).map_err(|e| e.to_string())?,
         },
@@ -132,27 +132,27 @@ mod tests {
             },
             LinkMsg::Invoke {
                 realm: "r".into(),
-                call: 5,
+                call: CallId(5),
                 callee: SessionId(7),
                 registration: RegistrationId(3),
                 details: dict! { "procedure" => "a.b" },
                 payload: Payload { args: None, kwargs: Some(dict! { "k" => 1u64 }) },
             },
             LinkMsg::Yield {
-                call: 5,
+                call: CallId(5),
                 details: dict! { "ppt_scheme" => "mqtt" },
                 payload: Payload::default(),
                 progress: true,
             },
-            LinkMsg::Interrupt { call: 5, mode: "kill".into(), reason: "wamp.error.canceled".into() },
+            LinkMsg::Interrupt { call: CallId(5), mode: "kill".into(), reason: "wamp.error.canceled".into() },
             LinkMsg::Query {
-                id: 8,
+                id: QueryId(8),
                 realm: "r".into(),
                 op: "session.list".into(),
                 payload: Payload::args(vec![Value::List(vec!["user".into()])]),
             },
-            LinkMsg::Answer { id: 8, error: String::new(), payload: payload.clone() },
-            LinkMsg::Error { call: 5, error: "com.err".into(), details: Dict::new(), payload },
+            LinkMsg::Answer { id: QueryId(8), error: String::new(), payload: payload.clone() },
+            LinkMsg::Error { call: CallId(5), error: "com.err".into(), details: Dict::new(), payload },
         ];
         for m in msgs {
             assert_eq!(from_frame(to_frame(&m)), Ok(m));
@@ -163,7 +163,7 @@ mod tests {
     fn malformed_payload_is_an_error() {
         let frame = pb::Frame {
             kind: Some(pb::frame::Kind::Yield(pb::Yield {
-                call: 1,
+                call: CallId(1),
                 payload: vec![0xc1],
                 progress: false,
                 details: Vec::new(),
