@@ -4,7 +4,7 @@
 //! over gRPC streams; the cluster hands what arrives, and the loss of a node, to a
 //! [`LinkHandler`], which the router implements. Neither layer imports the other.
 
-use crate::ids::{CallId, NodeId, QueryId, PublicationId, RegistrationId, SessionId, SubscriptionId};
+use crate::ids::{CallId, NodeId, PublicationId, QueryId, RegistrationId, SessionId, SubscriptionId};
 use crate::wamp::message::Payload;
 use crate::wamp::value::Dict;
 

@@ -80,7 +80,9 @@ impl Dealer {
         };
         self.held.remove(&(callee, m.request));
         match served.origin {
-            Origin::Local(call) => self.callee_error(call, m.error, m.details, m.payload, registry, now, &mut out),
+            Origin::Local(call) => {
+                self.callee_error(call, m.error, m.details, m.payload, registry, now, &mut out)
+            }
             Origin::Remote { node, call } => {
                 self.remote.remove(&(node, call));
                 out.push(Action::ServedEnded { node, call, error: Some(m.error.clone()) });

@@ -56,11 +56,15 @@ impl Dealer {
         let mode = CancelMode::parse(dict_str(&m.options, "mode")).unwrap_or(CancelMode::KillNoWait);
         let Some(&id) = self.by_request.get(&(session, m.request)) else { return out };
         let Some(target) = self.calls.get(&id).map(|c| c.target) else { return out };
-        let interrupted = mode != CancelMode::Skip && self.interrupt(id, target, mode, errors::CANCELED, &mut out);
+        let interrupted =
+            mode != CancelMode::Skip && self.interrupt(id, target, mode, errors::CANCELED, &mut out);
         if mode == CancelMode::Kill && interrupted {
             return out;
         }
-        if self.end_call(id, Outcome::error(errors::CANCELED, "the call was canceled"), now, &mut out).is_some() {
+        if self
+            .end_call(id, Outcome::error(errors::CANCELED, "the call was canceled"), now, &mut out)
+            .is_some()
+        {
             self.detach(target);
         }
         out
@@ -81,7 +85,10 @@ impl Dealer {
         }
         if mode == CancelMode::Kill && !told {
             let error = errors::CANCELED.to_owned();
-            out.push(Action::Link(from, LinkMsg::Error { call, error, details: Dict::new(), payload: Payload::default() }));
+            out.push(Action::Link(
+                from,
+                LinkMsg::Error { call, error, details: Dict::new(), payload: Payload::default() },
+            ));
         }
         out
     }
@@ -170,7 +177,13 @@ impl Dealer {
         for request in serving {
             self.held.remove(&(session, request));
             if let Some(served) = self.served.remove(&(session, request)) {
-                self.fail_origin(served.origin, errors::CANCELED, "the callee left before answering", now, &mut out);
+                self.fail_origin(
+                    served.origin,
+                    errors::CANCELED,
+                    "the callee left before answering",
+                    now,
+                    &mut out,
+                );
             }
         }
         let calls: Vec<CallId> = self.by_request.range(range).map(|(_, &id)| id).collect();
@@ -190,8 +203,12 @@ impl Dealer {
     /// here for a call kept there is interrupted.
     pub fn handle_node_lost(&mut self, node: NodeId, now: Instant) -> Actions {
         let mut out = Actions::new();
-        let lost: Vec<CallId> =
-            self.calls.iter().filter(|(_, c)| c.target == Target::Remote { node }).map(|(id, _)| *id).collect();
+        let lost: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.target == Target::Remote { node })
+            .map(|(id, _)| *id)
+            .collect();
         for id in lost {
             let payload = Payload::args(vec!["the callee's node was lost".into()]);
             let details = match self.calls.get(&id).map(|c| c.caller) {
@@ -236,7 +253,10 @@ impl Dealer {
                     return false;
                 }
                 let options = dict! { "mode" => mode.as_str(), "reason" => reason };
-                out.push(Action::Send(callee, Message::Interrupt(Interrupt { request: invocation, options })));
+                out.push(Action::Send(
+                    callee,
+                    Message::Interrupt(Interrupt { request: invocation, options }),
+                ));
                 if mode == CancelMode::KillNoWait {
                     self.served.remove(&(callee, invocation));
                 }
@@ -287,4 +307,3 @@ impl Dealer {
         Ok(())
     }
 }
-

@@ -14,7 +14,13 @@ use crate::wamp::uri::MatchPolicy;
 pub trait Registry {
     /// Calls `found` with the registration a call of `procedure` in `realm` goes to;
     /// with `exact_only`, pattern-based registrations are not considered.
-    fn registration(&self, realm: &str, procedure: &str, exact_only: bool, found: &mut dyn FnMut(&Registration));
+    fn registration(
+        &self,
+        realm: &str,
+        procedure: &str,
+        exact_only: bool,
+        found: &mut dyn FnMut(&Registration),
+    );
     /// False while the link to `node` is known to be broken.
     fn reachable(&self, node: NodeId) -> bool;
     /// The next round-robin turn of a registration.

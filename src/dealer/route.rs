@@ -13,8 +13,8 @@ use crate::ids::{CallId, NodeId, RegistrationId, SessionId};
 use crate::link::LinkMsg;
 use crate::wamp::errors;
 use crate::wamp::message::{self, Invocation, Message, Payload, code};
-use crate::wamp::uri::MatchPolicy;
 use crate::wamp::ppt;
+use crate::wamp::uri::MatchPolicy;
 use crate::wamp::value::{Dict, List, Value, dict_bool};
 
 /// The feature a peer announces for progressive call invocations.
@@ -103,8 +103,13 @@ impl Dealer {
             traceparent,
             exact_only: false,
         };
-        if let Err(refusal) = self.start(id, routing, timeout.map(Duration::from_millis), registry, now, &mut out) {
-            out.push(Action::Send(session, error_message(code::CALL, m.request, refusal.uri(), refusal.message())));
+        if let Err(refusal) =
+            self.start(id, routing, timeout.map(Duration::from_millis), registry, now, &mut out)
+        {
+            out.push(Action::Send(
+                session,
+                error_message(code::CALL, m.request, refusal.uri(), refusal.message()),
+            ));
             out.push(Action::CallEnded { call: id, error: Some(refusal.uri().to_owned()), latency: None });
         }
         Ok(out)
@@ -186,7 +191,13 @@ impl Dealer {
         let random = self.random();
         let mut picked = None;
         registry.registration(&r.realm, &r.procedure, r.exact_only, &mut |reg| {
-            picked = Some(choose(reg, &r.tried, |n| registry.reachable(n), || registry.next_turn(&r.realm, reg.id), random));
+            picked = Some(choose(
+                reg,
+                &r.tried,
+                |n| registry.reachable(n),
+                || registry.next_turn(&r.realm, reg.id),
+                random,
+            ));
         });
         let choice = picked.unwrap_or(Err(Refusal::NoSuchProcedure))?;
         let progress = dict_bool(&r.options, "progress");
@@ -222,7 +233,12 @@ impl Dealer {
                 return Err(Refusal::CalleeLacksProgressiveInvocations);
             }
             let payload = if reroutable { r.payload.clone() } else { std::mem::take(&mut r.payload) };
-            let inv = Invocation { request: Default::default(), registration: choice.registration, details, payload };
+            let inv = Invocation {
+                request: Default::default(),
+                registration: choice.registration,
+                details,
+                payload,
+            };
             let invocation = self
                 .invoke_local(callee.session, Origin::Local(id), inv, registry, now, out)
                 .ok_or(Refusal::CalleeLeft)?;
@@ -286,8 +302,13 @@ impl Dealer {
         if !progress {
             call.input_open = false;
         }
-        let mut details = if progress { dict! { "progress" => true } } else { Dict::new() };
-        let (caller, target, registration, realm) = (call.caller, call.target, call.registration, call.realm.clone());
+        let mut details = if progress {
+            dict! { "progress" => true }
+        } else {
+            Dict::new()
+        };
+        let (caller, target, registration, realm) =
+            (call.caller, call.target, call.registration, call.realm.clone());
         if call.disclose {
             self.disclose(caller, &mut details);
         }
@@ -312,14 +333,22 @@ impl Dealer {
 
     /// `LinkMsg::Invoke` from node `from`: invoke a local callee for a call kept
     /// there, or pass on the next chunk of a progressive call invocation.
-    pub fn handle_link_invoke(&mut self, from: NodeId, m: LinkInvoke, registry: &dyn Registry, now: Instant) -> Actions {
+    pub fn handle_link_invoke(
+        &mut self,
+        from: NodeId,
+        m: LinkInvoke,
+        registry: &dyn Registry,
+        now: Instant,
+    ) -> Actions {
         let mut out = Actions::new();
         if let Some(&(callee, request)) = self.remote.get(&(from, m.call)) {
-            let inv = Invocation { request, registration: m.registration, details: m.details, payload: m.payload };
+            let inv =
+                Invocation { request, registration: m.registration, details: m.details, payload: m.payload };
             out.push(Action::Send(callee, Message::Invocation(inv)));
             return out;
         }
-        let features = self.sessions.get(&m.callee).filter(|s| s.peer.realm == m.realm).map(|s| s.peer.features);
+        let features =
+            self.sessions.get(&m.callee).filter(|s| s.peer.realm == m.realm).map(|s| s.peer.features);
         let refusal = match features {
             None => Some((errors::CANCELED, "the callee has left")),
             Some(f) if dict_bool(&m.details, "progress") && !f.callee_progressive_invocations => {
@@ -335,7 +364,12 @@ impl Dealer {
             self.fail_origin(origin, error, why, now, &mut out);
             return out;
         }
-        let inv = Invocation { request: Default::default(), registration: m.registration, details: m.details, payload: m.payload };
+        let inv = Invocation {
+            request: Default::default(),
+            registration: m.registration,
+            details: m.details,
+            payload: m.payload,
+        };
         if let Some(request) = self.invoke_local(m.callee, origin, inv, registry, now, &mut out) {
             self.remote.insert((from, m.call), (m.callee, request));
         }

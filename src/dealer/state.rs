@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use super::action::{Action, Actions, Failure};
-use super::record::{Call, Caller, Origin, Peer, SessionEntry, Served, Target, Timer};
+use super::record::{Call, Caller, Origin, Peer, Served, SessionEntry, Target, Timer};
 use crate::ids::{CallId, MAX_ID, NodeId, RequestId, SessionId};
 use crate::link::LinkMsg;
 use crate::wamp::message::{CallResult, Error, Message, Payload, code};
@@ -177,7 +177,13 @@ impl Dealer {
 
     /// Answers a call and forgets it; nothing happens when it was answered already.
     /// Returns where it was served.
-    pub(super) fn end_call(&mut self, id: CallId, outcome: Outcome, now: Instant, out: &mut Actions) -> Option<Target> {
+    pub(super) fn end_call(
+        &mut self,
+        id: CallId,
+        outcome: Outcome,
+        now: Instant,
+        out: &mut Actions,
+    ) -> Option<Target> {
         let call = self.remove_call(id)?;
         let error = match &outcome {
             Outcome::Result(..) => None,
@@ -198,13 +204,24 @@ impl Dealer {
             }
         }
         if call.caller != Caller::Router {
-            out.push(Action::CallEnded { call: id, error, latency: Some(now.saturating_duration_since(call.started)) });
+            out.push(Action::CallEnded {
+                call: id,
+                error,
+                latency: Some(now.saturating_duration_since(call.started)),
+            });
         }
         Some(call.target)
     }
 
     /// Answers whoever waits for an invocation that will not be answered.
-    pub(super) fn fail_origin(&mut self, origin: Origin, error: &str, why: &str, now: Instant, out: &mut Actions) {
+    pub(super) fn fail_origin(
+        &mut self,
+        origin: Origin,
+        error: &str,
+        why: &str,
+        now: Instant,
+        out: &mut Actions,
+    ) {
         match origin {
             Origin::Local(call) => {
                 self.end_call(call, Outcome::error(error, why), now, out);
@@ -213,7 +230,10 @@ impl Dealer {
                 self.remote.remove(&(node, call));
                 out.push(Action::ServedEnded { node, call, error: Some(error.to_owned()) });
                 let payload = Payload::args(vec![why.into()]);
-                out.push(Action::Link(node, LinkMsg::Error { call, error: error.to_owned(), details: Dict::new(), payload }));
+                out.push(Action::Link(
+                    node,
+                    LinkMsg::Error { call, error: error.to_owned(), details: Dict::new(), payload },
+                ));
             }
         }
     }

@@ -59,7 +59,13 @@ impl Dealing {
 struct View<'a>(&'a Router);
 
 impl Registry for View<'_> {
-    fn registration(&self, realm: &str, procedure: &str, exact_only: bool, found: &mut dyn FnMut(&Registration)) {
+    fn registration(
+        &self,
+        realm: &str,
+        procedure: &str,
+        exact_only: bool,
+        found: &mut dyn FnMut(&Registration),
+    ) {
         self.0.replica.read(|t| {
             let Some(r) = t.realm(realm) else { return };
             let reg = if exact_only {
@@ -115,7 +121,13 @@ impl Router {
 
     /// Calls `procedure` (an exact registration) in `realm` as the router itself and
     /// waits for the answer; the dealer answers `wamp.error.timeout` after `timeout`.
-    pub async fn call_internal(&self, realm: &str, procedure: &str, args: crate::wamp::List, timeout: Duration) -> Reply {
+    pub async fn call_internal(
+        &self,
+        realm: &str,
+        procedure: &str,
+        args: crate::wamp::List,
+        timeout: Duration,
+    ) -> Reply {
         let id = self.dealing.next_call_id();
         let (tx, rx) = oneshot::channel();
         self.dealing.waiters.insert(id, tx);

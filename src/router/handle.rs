@@ -141,11 +141,8 @@ impl SessionHandle {
 
     /// Adds or removes a registration of this session; returns whether it changed.
     pub fn set_registered(&self, id: RegistrationId, on: bool) -> bool {
-        let changed = {
-            let mut regs = lock(&self.registrations);
-            if on { regs.insert(id) } else { regs.remove(&id) }
-        };
-        changed
+        let mut regs = lock(&self.registrations);
+        if on { regs.insert(id) } else { regs.remove(&id) }
     }
 
     /// True when the session holds registration `id`.

@@ -14,7 +14,9 @@ use crate::ids::{RegistrationId, RequestId, SessionId};
 use crate::observe::spans;
 use crate::table::{Command, Outcome};
 use crate::wamp::errors;
-use crate::wamp::message::{Call, Error, Message, Payload, Register, Registered, Unregister, Unregistered, code};
+use crate::wamp::message::{
+    Call, Error, Message, Payload, Register, Registered, Unregister, Unregistered, code,
+};
 use crate::wamp::uri::{self, MatchPolicy};
 use crate::wamp::value::{Dict, Value, dict_bool, dict_str};
 
@@ -200,8 +202,14 @@ pub fn call(
         // The callee may join the trace: the call span's context, or the client's as given.
         if spans::enabled() {
             let parent = m.options.get(spans::TRACEPARENT_KEY).and_then(Value::as_str);
-            let span =
-                spans::call_span(&realm.name, &m.procedure, me.id.0, me.serializer.name(), router.node.0, parent);
+            let span = spans::call_span(
+                &realm.name,
+                &m.procedure,
+                me.id.0,
+                me.serializer.name(),
+                router.node.0,
+                parent,
+            );
             spans::pending().insert(spans::call_key(id.0), span);
             traceparent = spans::pending().traceparent(spans::call_key(id.0)).map(Value::from);
         }

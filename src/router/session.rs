@@ -20,12 +20,12 @@ use crate::dict;
 use crate::ids::{SessionId, random_id};
 use crate::table::Command;
 use crate::wamp::codec::Serializer;
-use crate::wamp::{errors, ppt};
 use crate::wamp::message::{Abort, Authenticate, Goodbye, Hello, Message, Welcome, code};
 use crate::wamp::session::{Phase, Step, classify};
 use crate::wamp::uri::MatchPolicy;
 use crate::wamp::value::{Dict, Value};
 use crate::wamp::value::{dict_bool, dict_str};
+use crate::wamp::{errors, ppt};
 
 /// How long a dynamic authenticator may take to answer.
 const AUTHENTICATOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -290,8 +290,7 @@ impl Session {
             });
         };
         let reply =
-            self.router.call_internal(&home.name, &call.procedure, call.args, AUTHENTICATOR_TIMEOUT)
-                .await;
+            self.router.call_internal(&home.name, &call.procedure, call.args, AUTHENTICATOR_TIMEOUT).await;
         match reply {
             Ok(p) => {
                 Ok(auth::dynamic::reply_value(&p.args.unwrap_or_default(), &p.kwargs.unwrap_or_default()))
@@ -368,7 +367,9 @@ impl Session {
             Message::Register(m) => rpc::register(router, &realm, &me, m).await,
             Message::Unregister(m) => rpc::unregister(router, &realm, &me, m).await,
             Message::Yield(m) => router.deal_checked(|d, _, now| d.handle_yield(me.id, m, now))?,
-            Message::Error(m) => router.deal_checked(|d, reg, now| d.handle_invocation_error(me.id, m, reg, now))?,
+            Message::Error(m) => {
+                router.deal_checked(|d, reg, now| d.handle_invocation_error(me.id, m, reg, now))?
+            }
             Message::Cancel(m) => router.deal(|d, _, now| d.handle_cancel(me.id, m, now)),
             other => tracing::debug!(code = other.code(), "unrouted message"),
         }
@@ -454,7 +455,11 @@ fn peer_name(peer: std::net::SocketAddr) -> String {
 /// The URI, match policy and action of a message that needs authorization. The later
 /// chunks of a progressive call invocation were authorized with the first one. An
 /// unknown `match` is checked as exact here and refused by the broker or dealer.
-fn authorization_target(msg: &Message, router: &Router, me: &SessionHandle) -> Option<(String, MatchPolicy, Action)> {
+fn authorization_target(
+    msg: &Message,
+    router: &Router,
+    me: &SessionHandle,
+) -> Option<(String, MatchPolicy, Action)> {
     let policy =
         |options: &Dict| MatchPolicy::parse(dict_str(options, "match")).unwrap_or(MatchPolicy::Exact);
     match msg {

@@ -163,7 +163,7 @@ mod tests {
     fn malformed_payload_is_an_error() {
         let frame = pb::Frame {
             kind: Some(pb::frame::Kind::Yield(pb::Yield {
-                call: CallId(1),
+                call: 1,
                 payload: vec![0xc1],
                 progress: false,
                 details: Vec::new(),
