@@ -1,5 +1,6 @@
 //! Broker operations: SUBSCRIBE, UNSUBSCRIBE, PUBLISH, and a leaving session's
-//! subscriptions. An event is encoded once per serializer for all its subscribers.
+//! subscriptions. Who receives an event is the broker's fan-out plan
+//! ([`crate::broker::plan`]); this executes it, encoding an event once per serializer.
 
 use std::sync::Arc;
 
@@ -9,12 +10,12 @@ use super::handle::SessionHandle;
 use super::realm::Realm;
 use super::{Router, now_ms};
 use crate::broker::Audience;
-use crate::dict;
-use crate::ids::{NodeId, PublicationId, SessionId, SubscriptionId, random_id};
+use crate::broker::plan::{self, Fanout, Group, Member};
+use crate::ids::{PublicationId, SessionId, SubscriptionId, random_id};
 use crate::link::LinkMsg;
 use crate::observe::spans;
 use crate::table::{Command, Outcome, Retained};
-use crate::wamp::codec::{Serializer, neutral};
+use crate::wamp::codec::neutral;
 use crate::wamp::message::{
     Event, Message, Payload, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, code,
 };
@@ -102,32 +103,21 @@ fn send_retained(
 ) {
     let events: Vec<(String, Retained)> = router.replica.read(|t| {
         let Some(r) = t.realm(&realm.name) else { return Vec::new() };
-        match policy {
-            MatchPolicy::Exact => {
-                r.retained.get(pattern).map(|e| vec![(pattern.to_owned(), e.clone())]).unwrap_or_default()
-            }
-            _ => r
-                .retained
-                .iter()
-                .filter(|(t, _)| uri::matches(pattern, policy, t))
-                .map(|(t, e)| (t.clone(), e.clone()))
-                .collect(),
-        }
+        let matching = plan::retained_matching(&r.retained, pattern, policy);
+        matching.into_iter().map(|(t, e)| (t.to_owned(), e.clone())).collect()
     });
+    let subscriber = member_of(me);
     for (topic, e) in events {
-        let (Ok(mut details), Ok(payload)) =
+        let (Ok(details), Ok(payload)) =
             (neutral::decode_dict(&e.details), neutral::decode_payload(&e.payload))
         else {
             continue;
         };
         let audience = neutral::decode_dict(&e.audience).ok().and_then(|d| Audience::from_options(&d).ok());
-        if !audience.is_none_or(|a| a.admits(me.id, &me.identity.authid, &me.identity.authrole)) {
+        let Some(details) = plan::retained_details(details, &topic, policy, audience.as_ref(), &subscriber)
+        else {
             continue;
-        }
-        details.insert("retained".into(), true.into());
-        if policy != MatchPolicy::Exact {
-            details.insert("topic".into(), topic.into());
-        }
+        };
         let event = Event { subscription: id, publication: PublicationId(e.publication), details, payload };
         me.send(&Message::Event(event)).ok();
     }
@@ -187,19 +177,10 @@ pub async fn publish(
         Err(e) => return reply(errors::INVALID_ARGUMENT, &e.to_string()),
     };
     let publication = PublicationId(random_id());
-    let exclude_me = m.options.get("exclude_me").and_then(Value::as_bool).unwrap_or(true);
     if ppt::in_use(&m.options) && !me.has_feature("publisher", ppt::FEATURE) {
         return Err(Violation("payload passthru used without announcing it"));
     }
-    let mut details = if dict_bool(&m.options, "disclose_me") {
-        dict! {
-            "publisher" => me.id.0,
-            "publisher_authid" => me.identity.authid.as_str(),
-            "publisher_authrole" => me.identity.authrole.as_str(),
-        }
-    } else {
-        Dict::new()
-    };
+    let mut details = plan::disclosure(&m.options, &member_of(me));
     ppt::forward(&m.options, &mut details);
     let client_tp = m.options.get(spans::TRACEPARENT_KEY).and_then(Value::as_str);
     let span =
@@ -218,7 +199,7 @@ pub async fn publish(
     });
     let limits = &router.config.limits;
     let too_large = retain.as_ref().is_some_and(|e| e.size(&m.topic) > limits.max_retained_bytes as u64);
-    let skip = exclude_me.then_some(me.id);
+    let skip = plan::skipped(&m.options, me.id);
     let p = Publication { topic: &m.topic, id: publication, details, audience: &audience };
     span.in_scope(|| route(router, realm, p, m.payload, skip));
     drop(span);
@@ -263,23 +244,14 @@ pub struct Publication<'a> {
 /// Routes a publication: local subscribers here, one frame per other node with
 /// matching subscribers. `skip` is the publisher when it excluded itself.
 pub fn route(router: &Router, realm: &Realm, p: Publication<'_>, payload: Payload, skip: Option<SessionId>) {
-    let mut remote: Vec<(NodeId, Vec<SubscriptionId>)> = Vec::new();
-    let matches: Vec<(SubscriptionId, MatchPolicy)> = router.replica.read(|t| {
+    let routes = router.replica.read(|t| {
         let mut subs = Vec::new();
         if let Some(r) = t.realm(&realm.name) {
             r.subscriptions.matching(p.topic, &mut subs);
         }
-        for s in &subs {
-            for node in s.nodes.iter().filter(|&&n| n != router.node) {
-                match remote.iter_mut().find(|(n, _)| n == node) {
-                    Some((_, ids)) => ids.push(s.id),
-                    None => remote.push((*node, vec![s.id])),
-                }
-            }
-        }
-        subs.iter().filter(|s| s.nodes.contains(&router.node)).map(|s| (s.id, s.policy)).collect()
+        plan::routes(&subs, router.node)
     });
-    for (node, subscriptions) in remote {
+    for (node, subscriptions) in routes.remote {
         let msg = LinkMsg::Event {
             realm: realm.name.clone(),
             topic: p.topic.to_owned(),
@@ -293,7 +265,7 @@ pub fn route(router: &Router, realm: &Realm, p: Publication<'_>, payload: Payloa
             tracing::debug!(error = %e, "event not forwarded");
         }
     }
-    deliver(realm, &matches, p.topic, p.id, p.details, payload, p.audience, skip);
+    deliver(realm, &routes.local, p.topic, p.id, p.details, payload, p.audience, skip);
 }
 
 /// Publishes a meta event (`wamp.session.on_join` ...) from the router itself.
@@ -303,7 +275,8 @@ pub fn publish_meta(router: &Router, realm: &Realm, topic: &str, args: Vec<Value
     route(router, realm, p, Payload::args(args), None);
 }
 
-/// Delivers a publication to this node's subscribers of the matching subscriptions.
+/// Delivers a publication to this node's subscribers of the matching subscriptions
+/// (and to their event history), as the broker's fan-out plan says.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn deliver(
     realm: &Realm,
@@ -315,6 +288,7 @@ pub(crate) fn deliver(
     audience: &Audience,
     skip: Option<SessionId>,
 ) {
+    let fanout = Fanout { topic, details: &details, audience, skip };
     let mut msg =
         Message::Event(Event { subscription: SubscriptionId(0), publication, details: Dict::new(), payload });
     for &(id, policy) in matches {
@@ -323,52 +297,53 @@ pub(crate) fn deliver(
         if history.is_none() && subscribers.is_none() {
             continue;
         }
+        let members = subscribers.as_deref().map(members_of).unwrap_or_default();
+        let planned = fanout.delivery(id, policy, &members);
         if let Message::Event(event) = &mut msg {
-            event.subscription = id;
-            event.details = details.clone();
-            if policy != MatchPolicy::Exact {
-                event.details.insert("topic".into(), topic.into());
-            }
             if let Some(h) = history {
-                h.record(topic, publication, &event.details, &event.payload, audience);
+                h.record(topic, publication, &planned.details, &event.payload, audience);
             }
+            event.subscription = planned.subscription;
+            event.details = planned.details;
         }
-        if let Some(subscribers) = subscribers {
-            fan_out(&msg, &subscribers, skip, audience);
+        if let Some(subscribers) = &subscribers {
+            execute(&msg, &planned.groups, subscribers);
         }
     }
 }
 
-/// Sends one event to many sessions, encoding it once per serializer.
-fn fan_out(msg: &Message, subscribers: &[Arc<SessionHandle>], skip: Option<SessionId>, audience: &Audience) {
-    let mut encoded: [Option<Bytes>; 3] = [None, None, None];
-    let open = audience.is_open();
+/// A session as the broker's plan sees it.
+fn member_of(s: &SessionHandle) -> Member<'_> {
+    Member {
+        session: s.id,
+        authid: &s.identity.authid,
+        authrole: &s.identity.authrole,
+        serializer: s.serializer,
+    }
+}
+
+fn members_of(subscribers: &[Arc<SessionHandle>]) -> Vec<Member<'_>> {
+    subscribers.iter().map(|s| member_of(s)).collect()
+}
+
+/// Sends one event to the planned receivers, encoding it once per serializer group.
+fn execute(msg: &Message, groups: &[Group], subscribers: &[Arc<SessionHandle>]) {
     let (mut delivered, mut dropped) = (0u64, 0u64);
-    for s in subscribers.iter().filter(|s| Some(s.id) != skip) {
-        if !open && !audience.admits(s.id, &s.identity.authid, &s.identity.authrole) {
-            continue;
-        }
-        let slot = &mut encoded[serializer_slot(s.serializer)];
-        let frame = slot.get_or_insert_with(|| Bytes::from(s.serializer.encode(msg)));
-        if s.send_frame(frame.clone()).is_err() {
-            dropped += 1;
-            tracing::debug!(session = %s.id, "event not queued: subscriber is slow or gone");
-        } else {
-            delivered += 1;
+    for group in groups {
+        let frame = Bytes::from(group.serializer.encode(msg));
+        for s in group.members.iter().map(|&i| &subscribers[i]) {
+            if s.send_frame(frame.clone()).is_err() {
+                dropped += 1;
+                tracing::debug!(session = %s.id, "event not queued: subscriber is slow or gone");
+            } else {
+                delivered += 1;
+            }
         }
     }
     crate::observe::metrics::messages_out(code::EVENT, delivered);
     crate::observe::metrics::events_delivered(delivered);
     if dropped > 0 {
         crate::observe::metrics::events_dropped(dropped);
-    }
-}
-
-fn serializer_slot(s: Serializer) -> usize {
-    match s {
-        Serializer::Json => 0,
-        Serializer::MsgPack => 1,
-        Serializer::Cbor => 2,
     }
 }
 
