@@ -54,7 +54,7 @@
 //! traces = true
 //! metrics = true
 //!
-//! [cluster]                  # see `cluster::config`; absent = a one-node cluster
+//! [cluster]                  # see `config::cluster`; absent = a one-node cluster
 //! node_id = 1
 //! ```
 
@@ -63,7 +63,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use crate::cluster::config::ClusterConfig;
+pub mod cluster;
+pub mod history;
+
+pub use cluster::ClusterConfig;
+pub use history::HistoryConfig;
+
 use crate::wamp::uri::{self, UriCheck};
 
 /// A configuration problem, reported to the user as-is.
@@ -94,7 +99,7 @@ pub struct RealmConfig {
     pub auth: Option<crate::auth::AuthConfig>,
     /// Topics whose events are kept for `wamp.subscription.get_events` (`[[realms.history]]`).
     #[serde(default)]
-    pub history: Vec<crate::router::history::HistoryConfig>,
+    pub history: Vec<HistoryConfig>,
     /// Authorization roles (`[[realms.roles]]`); none: every action is allowed.
     #[serde(default)]
     pub roles: Vec<crate::auth::roles::RoleConfig>,
@@ -561,7 +566,8 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Checks values the types cannot express.
+    /// Checks values the types cannot express. The listeners' TLS files are
+    /// checked where they are loaded, by `transport::tls::validate`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.realms.is_empty() {
             return Err(ConfigError::Invalid("at least one realm is required".into()));
@@ -613,12 +619,6 @@ impl Config {
             && !self.realms.iter().any(|r| &r.name == admin)
         {
             return Err(ConfigError::Invalid(format!("admin.realm {admin:?} is not a configured realm")));
-        }
-        for (key, tls) in [("websocket.tls", &self.websocket.tls), ("rawsocket.tls", &self.rawsocket.tls)] {
-            if let Some(t) = tls {
-                crate::transport::tls::server_config(t)
-                    .map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
-            }
         }
         parse_listen("websocket.listen", &self.websocket.listen)?;
         parse_listen("rawsocket.listen", &self.rawsocket.listen)?;

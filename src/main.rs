@@ -218,6 +218,7 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
     }
     cfg.log.json |= cli.log_json;
     cfg.validate()?;
+    junction::transport::tls::validate(&cfg)?;
     Ok(cfg)
 }
 
@@ -273,7 +274,9 @@ async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) 
     }
     let status: std::sync::Arc<dyn junction::observe::status::StatusSource> = router.clone();
     ops::attach(&status);
-    let tls = |c: &Option<junction::config::TlsConfig>| c.as_ref().map(Tls::load).transpose();
+    let tls = |c: &Option<junction::config::TlsConfig>| {
+        c.as_ref().map(Tls::load).transpose().map_err(|e| e.to_string())
+    };
     let mut console = ops::api::ConsoleConfig {
         url: None,
         realm: cfg
