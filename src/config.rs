@@ -633,7 +633,7 @@ impl Config {
             tracing_subscriber::EnvFilter::try_new(level)
                 .map_err(|e| ConfigError::Invalid(format!("log.level {level:?}: {e}")))?;
         }
-        self.cluster.validate().map_err(ConfigError::Invalid)?;
+        self.cluster.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.limits.validate()
     }
 

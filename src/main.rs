@@ -116,10 +116,10 @@ fn admin_failure(e: &junction::cluster::status::AdminError) -> ExitCode {
 /// `JUNCTION_CLUSTER_SECRET_FILE`.
 fn admin(cmd: &Command, config: Option<&PathBuf>) -> ExitCode {
     let creds = match config {
-        Some(path) => Config::from_file(path)
-            .map_err(|e| e.to_string())
-            .and_then(|c| junction::cluster::secure::Credentials::from_config(&c.cluster)),
-        None => junction::cluster::secure::Credentials::from_env(),
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string()).and_then(|c| {
+            junction::cluster::secure::Credentials::from_config(&c.cluster).map_err(|e| e.to_string())
+        }),
+        None => junction::cluster::secure::Credentials::from_env().map_err(|e| e.to_string()),
     };
     let creds = match creds {
         Ok(c) => c,

@@ -44,7 +44,7 @@ mod tests;
 pub use crate::config::cluster as config;
 pub use crate::config::cluster::ClusterConfig;
 pub use node::{Cluster, LinkReporter, LinkState};
-pub use replicate::Replicate;
+pub use replicate::{Replicate, ReplicateError};
 pub use status::status;
 pub use types::NodeDownEvent;
 
