@@ -109,10 +109,11 @@ impl RealmConfig {
     /// The realm's authenticator with its secrets resolved (env, files), or why not.
     pub fn authenticator(&self) -> Result<Option<crate::auth::Authenticator>, ConfigError> {
         let Some(auth) = &self.auth else { return Ok(None) };
-        let bad = |e: String| ConfigError::Invalid(format!("realm {:?} auth: {e}", self.name));
+        let bad =
+            |e: &dyn std::fmt::Display| ConfigError::Invalid(format!("realm {:?} auth: {e}", self.name));
         let mut auth = auth.clone();
-        auth.resolve_secrets().map_err(bad)?;
-        crate::auth::Authenticator::new(&auth).map(Some).map_err(bad)
+        auth.resolve_secrets().map_err(|e| bad(&e))?;
+        crate::auth::Authenticator::new(&auth).map(Some).map_err(|e| bad(&e))
     }
 }
 

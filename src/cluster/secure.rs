@@ -51,7 +51,7 @@ impl From<IdentityError> for Status {
 
 /// Why this node's cluster credentials, or an endpoint built with them, cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
+pub enum NodeCredentialError {
     /// The secret or the TLS files of `[cluster]` are unusable.
     #[error(transparent)]
     Config(#[from] ClusterConfigError),
@@ -151,7 +151,7 @@ pub struct Credentials {
 
 impl Credentials {
     /// From the `[cluster]` configuration (secret from env, file or value; TLS files).
-    pub fn from_config(cfg: &ClusterConfig) -> Result<Credentials, CredentialError> {
+    pub fn from_config(cfg: &ClusterConfig) -> Result<Credentials, NodeCredentialError> {
         let secret = cfg.resolved_secret()?.map(Arc::from);
         let tls = cfg.tls.as_ref().map(|t| t.load()).transpose()?.map(Arc::new);
         if secret.is_none() && tls.is_none() && !cfg.is_single() {
@@ -166,7 +166,7 @@ impl Credentials {
     /// Only a secret, from `JUNCTION_CLUSTER_SECRET` or the file
     /// `JUNCTION_CLUSTER_SECRET_FILE` names (for the `junction cluster` CLI without a
     /// configuration file).
-    pub fn from_env() -> Result<Credentials, CredentialError> {
+    pub fn from_env() -> Result<Credentials, NodeCredentialError> {
         let secret = ClusterConfig::default().resolved_secret()?.map(Arc::from);
         Ok(Credentials { secret, tls: None })
     }
@@ -187,10 +187,10 @@ impl Credentials {
     }
 
     /// An endpoint for `addr` (`host:port`): `https` with mutual TLS when configured.
-    pub fn endpoint(&self, addr: &str) -> Result<Endpoint, CredentialError> {
+    pub fn endpoint(&self, addr: &str) -> Result<Endpoint, NodeCredentialError> {
         let Some(tls) = &self.tls else {
             return Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| CredentialError::Address { addr: addr.to_owned(), reason: e.to_string() });
+                .map_err(|e| NodeCredentialError::Address { addr: addr.to_owned(), reason: e.to_string() });
         };
         let host =
             addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
@@ -199,9 +199,9 @@ impl Credentials {
             .identity(Identity::from_pem(&tls.cert, &tls.key))
             .domain_name(host);
         Endpoint::from_shared(format!("https://{addr}"))
-            .map_err(|e| CredentialError::Address { addr: addr.to_owned(), reason: e.to_string() })?
+            .map_err(|e| NodeCredentialError::Address { addr: addr.to_owned(), reason: e.to_string() })?
             .tls_config(config)
-            .map_err(|e| CredentialError::Tls(e.to_string()))
+            .map_err(|e| NodeCredentialError::Tls(e.to_string()))
     }
 
     /// The server's TLS configuration, if any.
