@@ -54,7 +54,7 @@
 //! traces = true
 //! metrics = true
 //!
-//! [cluster]                  # see `cluster::config`; absent = a one-node cluster
+//! [cluster]                  # see `config::cluster`; absent = a one-node cluster
 //! node_id = 1
 //! ```
 
@@ -63,7 +63,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use crate::cluster::config::ClusterConfig;
+pub mod cluster;
+pub mod history;
+
+pub use cluster::ClusterConfig;
+pub use history::HistoryConfig;
+
 use crate::wamp::uri::{self, UriCheck};
 
 /// A configuration problem, reported to the user as-is.
@@ -94,7 +99,7 @@ pub struct RealmConfig {
     pub auth: Option<crate::auth::AuthConfig>,
     /// Topics whose events are kept for `wamp.subscription.get_events` (`[[realms.history]]`).
     #[serde(default)]
-    pub history: Vec<crate::router::history::HistoryConfig>,
+    pub history: Vec<HistoryConfig>,
     /// Authorization roles (`[[realms.roles]]`); none: every action is allowed.
     #[serde(default)]
     pub roles: Vec<crate::auth::roles::RoleConfig>,
@@ -104,10 +109,11 @@ impl RealmConfig {
     /// The realm's authenticator with its secrets resolved (env, files), or why not.
     pub fn authenticator(&self) -> Result<Option<crate::auth::Authenticator>, ConfigError> {
         let Some(auth) = &self.auth else { return Ok(None) };
-        let bad = |e: String| ConfigError::Invalid(format!("realm {:?} auth: {e}", self.name));
+        let bad =
+            |e: &dyn std::fmt::Display| ConfigError::Invalid(format!("realm {:?} auth: {e}", self.name));
         let mut auth = auth.clone();
-        auth.resolve_secrets().map_err(bad)?;
-        crate::auth::Authenticator::new(&auth).map(Some).map_err(bad)
+        auth.resolve_secrets().map_err(|e| bad(&e))?;
+        crate::auth::Authenticator::new(&auth).map(Some).map_err(|e| bad(&e))
     }
 }
 
@@ -561,7 +567,8 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Checks values the types cannot express.
+    /// Checks values the types cannot express. The listeners' TLS files are
+    /// checked where they are loaded, by `transport::tls::validate`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.realms.is_empty() {
             return Err(ConfigError::Invalid("at least one realm is required".into()));
@@ -614,12 +621,6 @@ impl Config {
         {
             return Err(ConfigError::Invalid(format!("admin.realm {admin:?} is not a configured realm")));
         }
-        for (key, tls) in [("websocket.tls", &self.websocket.tls), ("rawsocket.tls", &self.rawsocket.tls)] {
-            if let Some(t) = tls {
-                crate::transport::tls::server_config(t)
-                    .map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
-            }
-        }
         parse_listen("websocket.listen", &self.websocket.listen)?;
         parse_listen("rawsocket.listen", &self.rawsocket.listen)?;
         self.admin.validate()?;
@@ -633,7 +634,7 @@ impl Config {
             tracing_subscriber::EnvFilter::try_new(level)
                 .map_err(|e| ConfigError::Invalid(format!("log.level {level:?}: {e}")))?;
         }
-        self.cluster.validate().map_err(ConfigError::Invalid)?;
+        self.cluster.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.limits.validate()
     }
 

@@ -116,10 +116,10 @@ fn admin_failure(e: &junction::cluster::status::AdminError) -> ExitCode {
 /// `JUNCTION_CLUSTER_SECRET_FILE`.
 fn admin(cmd: &Command, config: Option<&PathBuf>) -> ExitCode {
     let creds = match config {
-        Some(path) => Config::from_file(path)
-            .map_err(|e| e.to_string())
-            .and_then(|c| junction::cluster::secure::Credentials::from_config(&c.cluster)),
-        None => junction::cluster::secure::Credentials::from_env(),
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string()).and_then(|c| {
+            junction::cluster::secure::Credentials::from_config(&c.cluster).map_err(|e| e.to_string())
+        }),
+        None => junction::cluster::secure::Credentials::from_env().map_err(|e| e.to_string()),
     };
     let creds = match creds {
         Ok(c) => c,
@@ -218,6 +218,7 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
     }
     cfg.log.json |= cli.log_json;
     cfg.validate()?;
+    junction::transport::tls::validate(&cfg)?;
     Ok(cfg)
 }
 
@@ -269,11 +270,13 @@ async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) 
     start_admin(&cfg, admin_guard).await?;
     let router = start_node(&cfg).await.map_err(|e| e.to_string())?;
     if let Some(cli) = reload_from {
-        router.set_config_loader(std::sync::Arc::new(move || load(&cli).map_err(|e| e.to_string())));
+        router.set_config_loader(std::sync::Arc::new(move || load(&cli)));
     }
     let status: std::sync::Arc<dyn junction::observe::status::StatusSource> = router.clone();
     ops::attach(&status);
-    let tls = |c: &Option<junction::config::TlsConfig>| c.as_ref().map(Tls::load).transpose();
+    let tls = |c: &Option<junction::config::TlsConfig>| {
+        c.as_ref().map(Tls::load).transpose().map_err(|e| e.to_string())
+    };
     let mut console = ops::api::ConsoleConfig {
         url: None,
         realm: cfg

@@ -68,7 +68,33 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::secret::Secret;
+use super::scram::CredentialError;
+use super::secret::{Secret, SecretError};
+use super::wampcra::SaltError;
+
+/// A `[realms.auth]` section that cannot be used; the message names the key
+/// relative to `[realms.auth]`, never a secret value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthConfigError {
+    /// A method has both a dynamic authenticator and static principals.
+    #[error("{method}: `authenticator` and `principals` are mutually exclusive")]
+    Exclusive { method: &'static str },
+    /// A secret is unresolved, unreadable or malformed.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A WAMP-CRA principal's salt parameters are inconsistent.
+    #[error("{key}: {source}")]
+    Salt { key: String, source: SaltError },
+    /// `cryptosign.router_key` is not an Ed25519 seed.
+    #[error("cryptosign.router_key: must be 32 bytes of hex (an Ed25519 seed)")]
+    RouterKey,
+    /// A Cryptosign principal's authorized key does not parse.
+    #[error("cryptosign.principals.{authid}.authorized_keys: bad key {key:?}")]
+    AuthorizedKey { authid: String, key: String },
+    /// A SCRAM principal's credential is invalid.
+    #[error("scram.principals.{authid}: {source}")]
+    Scram { authid: String, source: CredentialError },
+}
 
 /// Which kind of transport a client came in on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
@@ -165,15 +191,15 @@ impl AuthConfig {
 
     /// Replaces every secret that names an environment variable or a file with its
     /// value. Call once at configuration time, before [`super::Authenticator::new`].
-    pub fn resolve_secrets(&mut self) -> Result<(), String> {
+    pub fn resolve_secrets(&mut self) -> Result<(), SecretError> {
         fn each<'a, P: 'a>(
             principals: impl Iterator<Item = (&'a String, &'a mut P)>,
             what: &str,
             f: impl Fn(&mut P) -> Vec<(&'static str, &mut Secret)>,
-        ) -> Result<(), String> {
+        ) -> Result<(), SecretError> {
             for (authid, p) in principals {
                 for (field, secret) in f(p) {
-                    *secret = secret.resolve().map_err(|e| format!("{what}.{authid}.{field}: {e}"))?;
+                    *secret = secret.resolve().map_err(|e| e.at(format!("{what}.{authid}.{field}")))?;
                 }
             }
             Ok(())
@@ -187,7 +213,7 @@ impl AuthConfig {
         if let Some(c) = &mut self.cryptosign
             && let Some(k) = &mut c.router_key
         {
-            *k = k.resolve().map_err(|e| format!("cryptosign.router_key: {e}"))?;
+            *k = k.resolve().map_err(|e| e.at("cryptosign.router_key"))?;
         }
         if let Some(s) = &mut self.scram {
             each(s.principals.iter_mut(), "scram.principals", |p| {

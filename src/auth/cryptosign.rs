@@ -19,7 +19,7 @@ use std::fmt;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
-use super::config::CryptosignConfig;
+use super::config::{AuthConfigError, CryptosignConfig};
 use super::dynamic::{self, AuthenticatorReply, DynamicPrincipal};
 use super::encoding::{hex_array, hex_decode, hex_encode, random_bytes, xor};
 use super::error::AuthError;
@@ -85,18 +85,18 @@ pub(crate) enum Pending {
 }
 
 impl Method {
-    pub(crate) fn new(cfg: &CryptosignConfig) -> Result<Method, String> {
+    pub(crate) fn new(cfg: &CryptosignConfig) -> Result<Method, AuthConfigError> {
         let router_key = match &cfg.router_key {
             Some(s) => {
-                let seed = hex_array::<32>(s.require("cryptosign.router_key")?)
-                    .ok_or("cryptosign.router_key: must be 32 bytes of hex (an Ed25519 seed)")?;
+                let seed =
+                    hex_array::<32>(s.require("cryptosign.router_key")?).ok_or(AuthConfigError::RouterKey)?;
                 Some(RouterKey(SigningKey::from_bytes(&seed)))
             }
             None => None,
         };
         let source = match &cfg.authenticator {
             Some(_) if !cfg.principals.is_empty() => {
-                return Err("cryptosign: `authenticator` and `principals` are mutually exclusive".into());
+                return Err(AuthConfigError::Exclusive { method: "cryptosign" });
             }
             Some(procedure) => Source::Dynamic(procedure.clone()),
             None => {
@@ -105,8 +105,9 @@ impl Method {
                 for (authid, p) in &cfg.principals {
                     let mut keys = Vec::new();
                     for k in &p.authorized_keys {
-                        let key = parse_pubkey(k).ok_or_else(|| {
-                            format!("cryptosign.principals.{authid}.authorized_keys: bad key {k:?}")
+                        let key = parse_pubkey(k).ok_or_else(|| AuthConfigError::AuthorizedKey {
+                            authid: authid.clone(),
+                            key: k.clone(),
                         })?;
                         by_key.entry(key.to_bytes()).or_default().push(authid.clone());
                         keys.push(key.to_bytes());

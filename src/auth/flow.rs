@@ -3,7 +3,7 @@
 //! authenticator's reply) and returns the next [`Step`]. No I/O, no clock: time is
 //! passed in.
 
-use super::config::{AnonymousConfig, AuthConfig, TransportKind};
+use super::config::{AnonymousConfig, AuthConfig, AuthConfigError, TransportKind};
 use super::dynamic::{AuthenticatorCall, AuthenticatorReply};
 use super::error::AuthError;
 use super::principal::{Context, HelloAuth, Principal, TransportInfo};
@@ -70,7 +70,7 @@ pub struct Authenticator {
 impl Authenticator {
     /// Checks a realm's configuration (secrets already resolved). Errors name the
     /// offending key relative to `[realms.auth]`, never a secret value.
-    pub fn new(cfg: &AuthConfig) -> Result<Authenticator, String> {
+    pub fn new(cfg: &AuthConfig) -> Result<Authenticator, AuthConfigError> {
         Ok(Authenticator {
             anonymous: cfg
                 .anonymous

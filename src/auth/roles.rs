@@ -138,56 +138,66 @@ fn default_cache_size() -> usize {
     10_000
 }
 
+/// A role definition (configured or set at run time) that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RoleError {
+    /// The role has no name.
+    #[error("a role needs a name")]
+    Unnamed,
+    /// The role is malformed; the reason names the field.
+    #[error("role {role:?}: {reason}")]
+    Invalid { role: String, reason: String },
+    /// The WAMP value does not convert to a role definition.
+    #[error("{0}")]
+    Value(String),
+}
+
 impl RoleConfig {
     /// Checks the role; the message names what is wrong.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), RoleError> {
+        let bad = |reason: String| RoleError::Invalid { role: self.name.clone(), reason };
         if self.name.is_empty() {
-            return Err("a role needs a name".into());
+            return Err(RoleError::Unnamed);
         }
         if let Some(a) = &self.authorizer {
             if !self.permissions.is_empty() {
-                return Err(format!(
-                    "role {:?}: `authorizer` and `permissions` exclude each other",
-                    self.name
-                ));
+                return Err(bad("`authorizer` and `permissions` exclude each other".into()));
             }
             if !uri::is_valid(a, uri::UriCheck::Loose) {
-                return Err(format!("role {:?}: authorizer {a:?} is not a valid URI", self.name));
+                return Err(bad(format!("authorizer {a:?} is not a valid URI")));
             }
             if self.authorizer_role.as_deref().is_none_or(str::is_empty) {
-                return Err(format!(
-                    "role {:?}: authorizer needs authorizer_role, the only role that may register {a:?}",
-                    self.name
-                ));
+                return Err(bad(format!(
+                    "authorizer needs authorizer_role, the only role that may register {a:?}"
+                )));
             }
         }
         if self.cache_size == 0 && self.cache_ttl_ms > 0 {
-            return Err(format!("role {:?}: cache_size must be positive", self.name));
+            return Err(bad("cache_size must be positive".into()));
         }
         for p in &self.permissions {
-            let policy = MatchPolicy::parse(p.match_policy.as_deref()).ok_or_else(|| {
-                format!("role {:?}: match {:?} is not exact, prefix or wildcard", self.name, p.match_policy)
-            })?;
+            let policy = MatchPolicy::parse(p.match_policy.as_deref())
+                .ok_or_else(|| bad(format!("match {:?} is not exact, prefix or wildcard", p.match_policy)))?;
             let empty_prefix = policy == MatchPolicy::Prefix && p.uri.is_empty();
             if !empty_prefix && !uri::is_valid_pattern(&p.uri, policy, uri::UriCheck::Loose) {
-                return Err(format!(
-                    "role {:?}: permission uri {:?} is not a valid {} pattern",
-                    self.name,
+                return Err(bad(format!(
+                    "permission uri {:?} is not a valid {} pattern",
                     p.uri,
                     policy.as_str()
-                ));
+                )));
             }
         }
         Ok(())
     }
 
     /// The role from a WAMP value (`junction.role.set`), checked.
-    pub fn from_value(name: &str, v: &Value) -> Result<RoleConfig, String> {
-        let mut json = serde_json::to_value(v).map_err(|e| e.to_string())?;
+    pub fn from_value(name: &str, v: &Value) -> Result<RoleConfig, RoleError> {
+        let mut json = serde_json::to_value(v).map_err(|e| RoleError::Value(e.to_string()))?;
         if let Some(obj) = json.as_object_mut() {
             obj.insert("name".into(), name.into());
         }
-        let role: RoleConfig = serde_json::from_value(json).map_err(|e| format!("role {name:?}: {e}"))?;
+        let role: RoleConfig = serde_json::from_value(json)
+            .map_err(|e| RoleError::Invalid { role: name.to_owned(), reason: e.to_string() })?;
         role.check()?;
         Ok(role)
     }
@@ -442,7 +452,7 @@ mod tests {
         assert!(cfg.check().is_err(), "authorizer with permissions");
         cfg.authorizer = None;
         cfg.permissions[0].match_policy = Some("fuzzy".into());
-        assert!(cfg.check().unwrap_err().contains("fuzzy"));
+        assert!(cfg.check().unwrap_err().to_string().contains("fuzzy"));
         cfg.permissions[0].match_policy = Some("exact".into());
         cfg.permissions[0].uri = "com..x".into();
         assert!(cfg.check().is_err(), "empty component in an exact URI");

@@ -21,11 +21,11 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 pub use credential::{
-    Credential, KDF_ARGON2ID_13_AUTOBAHN, KDF_ARGON2ID13, KDF_PBKDF2, client_key, derive_credential,
-    salted_password,
+    Credential, CredentialError, KDF_ARGON2ID_13_AUTOBAHN, KDF_ARGON2ID13, KDF_PBKDF2, client_key,
+    derive_credential, salted_password,
 };
 
-use super::config::ScramConfig;
+use super::config::{AuthConfigError, ScramConfig};
 use super::dynamic::{self, AuthenticatorReply, DynamicPrincipal};
 use super::encoding::{
     b64_decode, b64_decode_lenient, b64_encode, ct_eq, hmac_sha256, random_bytes, sha256, xor,
@@ -131,17 +131,17 @@ impl Pending {
 }
 
 impl Method {
-    pub(crate) fn new(cfg: &ScramConfig, disclose_unknown: bool) -> Result<Method, String> {
+    pub(crate) fn new(cfg: &ScramConfig, disclose_unknown: bool) -> Result<Method, AuthConfigError> {
         let source = match &cfg.authenticator {
             Some(_) if !cfg.principals.is_empty() => {
-                return Err("scram: `authenticator` and `principals` are mutually exclusive".into());
+                return Err(AuthConfigError::Exclusive { method: "scram" });
             }
             Some(procedure) => Source::Dynamic(procedure.clone()),
             None => {
                 let mut map = HashMap::new();
                 for (authid, p) in &cfg.principals {
-                    let c =
-                        Credential::from_config(p).map_err(|e| format!("scram.principals.{authid}: {e}"))?;
+                    let c = Credential::from_config(p)
+                        .map_err(|source| AuthConfigError::Scram { authid: authid.clone(), source })?;
                     map.insert(authid.clone(), (p.role.clone(), c));
                 }
                 Source::Static(map)

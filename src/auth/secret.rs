@@ -19,6 +19,40 @@ use std::path::PathBuf;
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use serde::Deserialize;
 
+/// A secret that cannot be read, was never resolved, or a stored ticket that does
+/// not parse. Messages name the variable, file or key, never the value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// The environment variable is unset or not Unicode.
+    #[error("secret from environment variable {name}: {reason}")]
+    Env { name: String, reason: String },
+    /// The file cannot be read.
+    #[error("secret from file {}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    /// The secret still names a variable or file (`what` is its key).
+    #[error("{what}: secret not resolved (call resolve_secrets first)")]
+    Unresolved { what: String },
+    /// A `pbkdf2:sha256:` ticket is malformed; the message says how.
+    #[error("{0}")]
+    Pbkdf2Ticket(&'static str),
+    /// An `$argon2` ticket is not a valid PHC string.
+    #[error("argon2 ticket: {0}")]
+    Argon2Ticket(String),
+    /// Argon2 refused to hash.
+    #[error("argon2: {0}")]
+    Hash(String),
+    /// The secret at `key` of the configuration is unusable.
+    #[error("{key}: {source}")]
+    At { key: String, source: Box<SecretError> },
+}
+
+impl SecretError {
+    /// This error, located at configuration key `key`.
+    pub fn at(self, key: impl Into<String>) -> SecretError {
+        SecretError::At { key: key.into(), source: Box::new(self) }
+    }
+}
+
 use super::encoding::{b64_decode_lenient, b64_encode, ct_eq, ct_eq_secret, pbkdf2_sha256, random_bytes};
 
 /// A secret value, or where to read it from. `Debug` never prints the value.
@@ -60,18 +94,18 @@ impl Secret {
     /// Reads the secret from the environment variable or file it names (configuration
     /// time only: this is the one place in `auth` that does I/O). Inline secrets are
     /// returned as they are. The error names the variable or file, never the value.
-    pub fn resolve(&self) -> Result<Secret, String> {
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
         match &self.0 {
             Source::Value(_) => Ok(self.clone()),
             Source::Env(name) => std::env::var(name)
                 .map(Secret::new)
-                .map_err(|e| format!("secret from environment variable {name}: {e}")),
+                .map_err(|e| SecretError::Env { name: name.clone(), reason: e.to_string() }),
             Source::File(path) => std::fs::read_to_string(path)
                 .map(|s| {
                     let s = s.strip_suffix('\n').unwrap_or(&s);
                     Secret::new(s.strip_suffix('\r').unwrap_or(s))
                 })
-                .map_err(|e| format!("secret from file {}: {e}", path.display())),
+                .map_err(|e| SecretError::File { path: path.clone(), reason: e.to_string() }),
         }
     }
 
@@ -84,8 +118,8 @@ impl Secret {
     }
 
     /// The resolved value, or an error naming `what` for a secret never resolved.
-    pub(crate) fn require(&self, what: &str) -> Result<&str, String> {
-        self.expose().ok_or_else(|| format!("{what}: secret not resolved (call resolve_secrets first)"))
+    pub(crate) fn require(&self, what: &str) -> Result<&str, SecretError> {
+        self.expose().ok_or_else(|| SecretError::Unresolved { what: what.to_owned() })
     }
 }
 
@@ -122,24 +156,29 @@ pub const PBKDF2_PREFIX: &str = "pbkdf2:sha256:";
 
 impl StoredTicket {
     /// Parses a stored ticket; errors describe the format problem, never the value.
-    pub fn parse(s: &str) -> Result<StoredTicket, String> {
+    pub fn parse(s: &str) -> Result<StoredTicket, SecretError> {
         if let Some(rest) = s.strip_prefix(PBKDF2_PREFIX) {
             let mut parts = rest.split(':');
             let (Some(iter), Some(salt), Some(hash), None) =
                 (parts.next(), parts.next(), parts.next(), parts.next())
             else {
-                return Err("pbkdf2 ticket must be pbkdf2:sha256:ITERATIONS:SALT_B64:HASH_B64".into());
+                return Err(SecretError::Pbkdf2Ticket(
+                    "pbkdf2 ticket must be pbkdf2:sha256:ITERATIONS:SALT_B64:HASH_B64",
+                ));
             };
             let iterations = iter.parse::<u32>().ok().filter(|&i| i > 0);
-            let iterations = iterations.ok_or("pbkdf2 ticket: iterations must be a positive integer")?;
-            let salt = b64_decode_lenient(salt).ok_or("pbkdf2 ticket: salt is not base64")?;
-            let hash = b64_decode_lenient(hash).ok_or("pbkdf2 ticket: hash is not base64")?;
+            let iterations = iterations
+                .ok_or(SecretError::Pbkdf2Ticket("pbkdf2 ticket: iterations must be a positive integer"))?;
+            let salt = b64_decode_lenient(salt)
+                .ok_or(SecretError::Pbkdf2Ticket("pbkdf2 ticket: salt is not base64"))?;
+            let hash = b64_decode_lenient(hash)
+                .ok_or(SecretError::Pbkdf2Ticket("pbkdf2 ticket: hash is not base64"))?;
             if hash.len() < 16 || hash.len() > 64 {
-                return Err("pbkdf2 ticket: hash must be 16 to 64 bytes".into());
+                return Err(SecretError::Pbkdf2Ticket("pbkdf2 ticket: hash must be 16 to 64 bytes"));
             }
             Ok(StoredTicket::Pbkdf2 { iterations, salt, hash })
         } else if s.starts_with("$argon2") {
-            argon2::PasswordHash::new(s).map_err(|e| format!("argon2 ticket: {e}"))?;
+            argon2::PasswordHash::new(s).map_err(|e| SecretError::Argon2Ticket(e.to_string()))?;
             Ok(StoredTicket::Argon2(s.to_owned()))
         } else {
             Ok(StoredTicket::Plain(s.to_owned()))
@@ -180,17 +219,17 @@ pub fn hash_ticket_pbkdf2(ticket: &str, iterations: u32) -> String {
 
 /// Hashes a ticket into an Argon2id PHC string with the `argon2` crate's default
 /// parameters (19 MiB, 2 passes) and a random 16-byte salt.
-pub fn hash_ticket_argon2(ticket: &str) -> Result<String, String> {
+pub fn hash_ticket_argon2(ticket: &str) -> Result<String, SecretError> {
     hash_ticket_argon2_with(ticket, argon2::Params::default())
 }
 
 /// [`hash_ticket_argon2`] with explicit Argon2id parameters.
-pub fn hash_ticket_argon2_with(ticket: &str, params: argon2::Params) -> Result<String, String> {
+pub fn hash_ticket_argon2_with(ticket: &str, params: argon2::Params) -> Result<String, SecretError> {
     let hasher = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     hasher
         .hash_password_with_salt(ticket.as_bytes(), &random_bytes::<16>())
         .map(|h| h.to_string())
-        .map_err(|e| format!("argon2: {e}"))
+        .map_err(|e| SecretError::Hash(e.to_string()))
 }
 
 #[cfg(test)]
@@ -228,7 +267,7 @@ mod tests {
         assert_eq!(t.a.expose(), Some("x"));
         assert_eq!(format!("{:?}", t.b), "Secret(env:JUNCTION_TEST_NOPE)");
         assert!(t.b.resolve().is_err());
-        assert!(t.c.resolve().is_err_and(|e| e.contains("/nope")));
+        assert!(t.c.resolve().is_err_and(|e| e.to_string().contains("/nope")));
     }
 
     #[test]

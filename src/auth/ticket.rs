@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::config::TicketConfig;
+use super::config::{AuthConfigError, TicketConfig};
 use super::dynamic::{self, AuthenticatorReply};
 use super::encoding::{hex_encode, random_bytes};
 use super::error::AuthError;
@@ -52,10 +52,10 @@ pub(crate) enum Pending {
 }
 
 impl Method {
-    pub(crate) fn new(cfg: &TicketConfig) -> Result<Method, String> {
+    pub(crate) fn new(cfg: &TicketConfig) -> Result<Method, AuthConfigError> {
         let source = match &cfg.authenticator {
             Some(_) if !cfg.principals.is_empty() => {
-                return Err("ticket: `authenticator` and `principals` are mutually exclusive".into());
+                return Err(AuthConfigError::Exclusive { method: "ticket" });
             }
             Some(procedure) => Source::Dynamic(procedure.clone()),
             None => {
@@ -63,7 +63,7 @@ impl Method {
                 for (authid, p) in &cfg.principals {
                     let what = format!("ticket.principals.{authid}.ticket");
                     let stored =
-                        StoredTicket::parse(p.ticket.require(&what)?).map_err(|e| format!("{what}: {e}"))?;
+                        StoredTicket::parse(p.ticket.require(&what)?).map_err(|e| e.at(what.as_str()))?;
                     map.insert(authid.clone(), Entry { role: p.role.clone(), ticket: stored });
                 }
                 Source::Static(map)
@@ -284,7 +284,7 @@ ticket = \"t\"
         );
         assert!(Authenticator::new(&both).is_err());
         let bad = toml_auth("[ticket.principals.j]\nrole = \"r\"\nticket = \"pbkdf2:sha256:x\"\n");
-        let e = Authenticator::new(&bad).err().unwrap_or_default();
+        let e = Authenticator::new(&bad).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("ticket.principals.j.ticket"), "{e}");
         let unresolved = toml_auth("[ticket.principals.j]\nrole = \"r\"\nticket = { env = \"X\" }\n");
         assert!(Authenticator::new(&unresolved).is_err());

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::config::WampCraConfig;
+use super::config::{AuthConfigError, WampCraConfig};
 use super::dynamic::{self, AuthenticatorReply, DynamicPrincipal};
 use super::encoding::{
     b64_decode_lenient, b64_encode, ct_eq, hmac_sha256, iso8601_utc, pbkdf2_sha256, random_bytes,
@@ -84,10 +84,10 @@ pub(crate) enum Pending {
 }
 
 impl Method {
-    pub(crate) fn new(cfg: &WampCraConfig) -> Result<Method, String> {
+    pub(crate) fn new(cfg: &WampCraConfig) -> Result<Method, AuthConfigError> {
         let source = match &cfg.authenticator {
             Some(_) if !cfg.principals.is_empty() => {
-                return Err("wampcra: `authenticator` and `principals` are mutually exclusive".into());
+                return Err(AuthConfigError::Exclusive { method: "wampcra" });
             }
             Some(procedure) => Source::Dynamic(procedure.clone()),
             None => {
@@ -96,7 +96,7 @@ impl Method {
                     let what = format!("wampcra.principals.{authid}");
                     let key = Secret::new(p.secret.require(&format!("{what}.secret"))?);
                     let salt = salt(p.salt.as_deref(), p.iterations, p.keylen)
-                        .map_err(|e| format!("{what}: {e}"))?;
+                        .map_err(|source| AuthConfigError::Salt { key: what.clone(), source })?;
                     map.insert(authid.clone(), Credential { role: p.role.clone(), key, salt });
                 }
                 Source::Static(map)
@@ -141,17 +141,28 @@ impl Method {
     }
 }
 
-fn salt(salt: Option<&str>, iterations: Option<u32>, keylen: Option<u32>) -> Result<Option<Salt>, String> {
+/// Why a WAMP-CRA principal's salt parameters cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SaltError {
+    /// `iterations` or `keylen` without `salt`.
+    #[error("`iterations` and `keylen` need a `salt`")]
+    Missing,
+    /// `iterations` is 0 or `keylen` out of range.
+    #[error("`iterations` must be positive and `keylen` 1..={MAX_KEYLEN}")]
+    Range,
+}
+
+fn salt(salt: Option<&str>, iterations: Option<u32>, keylen: Option<u32>) -> Result<Option<Salt>, SaltError> {
     let Some(salt) = salt else {
         return match (iterations, keylen) {
             (None, None) => Ok(None),
-            _ => Err("`iterations` and `keylen` need a `salt`".into()),
+            _ => Err(SaltError::Missing),
         };
     };
     let iterations = iterations.unwrap_or(DEFAULT_ITERATIONS);
     let keylen = keylen.unwrap_or(DEFAULT_KEYLEN);
     if iterations == 0 || keylen == 0 || keylen > MAX_KEYLEN {
-        return Err(format!("`iterations` must be positive and `keylen` 1..={MAX_KEYLEN}"));
+        return Err(SaltError::Range);
     }
     Ok(Some(Salt { salt: salt.to_owned(), iterations, keylen }))
 }

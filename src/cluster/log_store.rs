@@ -13,7 +13,7 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -21,7 +21,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::convert::{decode, encode};
+use super::convert::{CodecError, decode, encode};
 use super::types::{Entry, LogId, RaftNodeId, StorageError, TypeConfig};
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
@@ -39,6 +39,33 @@ pub struct LogStore {
     committed: Arc<AtomicI64>,
 }
 
+/// The Raft log cannot be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LogStoreError {
+    /// The data directory cannot be created.
+    #[error("cannot create data directory {}: {reason}", path.display())]
+    CreateDir { path: PathBuf, reason: String },
+    /// The log file cannot be opened or created.
+    #[error("cannot open Raft log {}: {reason}", path.display())]
+    Open { path: PathBuf, reason: String },
+    /// The in-memory backend cannot be created.
+    #[error("cannot create in-memory Raft log: {0}")]
+    InMemory(String),
+    /// The tables cannot be created.
+    #[error("Raft log: {0}")]
+    Tables(String),
+    /// A value does not encode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// A write transaction failed.
+    #[error("{0}")]
+    Write(String),
+}
+
+fn write_failed(e: impl std::fmt::Display) -> LogStoreError {
+    LogStoreError::Write(e.to_string())
+}
+
 fn read_err(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::read_logs(openraft::AnyError::error(e.to_string())).into()
 }
@@ -53,30 +80,31 @@ fn vote_err(e: impl std::fmt::Display) -> StorageError {
 
 impl LogStore {
     /// Opens (or creates) the store in `dir/raft.redb`.
-    pub fn open(dir: &Path) -> Result<LogStore, String> {
+    pub fn open(dir: &Path) -> Result<LogStore, LogStoreError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+            .map_err(|e| LogStoreError::CreateDir { path: dir.to_owned(), reason: e.to_string() })?;
         let path = dir.join("raft.redb");
-        let db =
-            Database::create(&path).map_err(|e| format!("cannot open Raft log {}: {e}", path.display()))?;
+        let db = Database::create(&path)
+            .map_err(|e| LogStoreError::Open { path: path.clone(), reason: e.to_string() })?;
         LogStore::with_db(db)
     }
 
     /// A store in memory (redb's in-memory backend).
-    pub fn in_memory() -> Result<LogStore, String> {
+    pub fn in_memory() -> Result<LogStore, LogStoreError> {
         let db = redb::Builder::new()
             .create_with_backend(redb::backends::InMemoryBackend::new())
-            .map_err(|e| format!("cannot create in-memory Raft log: {e}"))?;
+            .map_err(|e| LogStoreError::InMemory(e.to_string()))?;
         LogStore::with_db(db)
     }
 
-    fn with_db(db: Database) -> Result<LogStore, String> {
-        let txn = db.begin_write().map_err(|e| format!("Raft log: {e}"))?;
+    fn with_db(db: Database) -> Result<LogStore, LogStoreError> {
+        let tables = |e: redb::Error| LogStoreError::Tables(e.to_string());
+        let txn = db.begin_write().map_err(|e| tables(e.into()))?;
         {
-            txn.open_table(LOGS).map_err(|e| format!("Raft log: {e}"))?;
-            txn.open_table(META).map_err(|e| format!("Raft log: {e}"))?;
+            txn.open_table(LOGS).map_err(|e| tables(e.into()))?;
+            txn.open_table(META).map_err(|e| tables(e.into()))?;
         }
-        txn.commit().map_err(|e| format!("Raft log: {e}"))?;
+        txn.commit().map_err(|e| tables(e.into()))?;
         let store = LogStore { db: Arc::new(db), committed: Arc::new(AtomicI64::new(-1)) };
         if let Ok(Some(Some(c))) = store.get_meta::<Option<LogId>>(KEY_COMMITTED) {
             store.committed.store(c.index as i64, Ordering::Relaxed);
@@ -100,17 +128,22 @@ impl LogStore {
 
     /// Writes one meta value; `durable = false` skips the fsync (the value is
     /// persisted with the next durable commit).
-    fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T, durable: bool) -> Result<(), String> {
-        let bytes = encode("raft meta", value).map_err(|e| e.to_string())?;
-        let mut txn = self.db.begin_write().map_err(|e| e.to_string())?;
+    fn put_meta<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        durable: bool,
+    ) -> Result<(), LogStoreError> {
+        let bytes = encode("raft meta", value)?;
+        let mut txn = self.db.begin_write().map_err(write_failed)?;
         if !durable {
-            txn.set_durability(redb::Durability::None).map_err(|e| e.to_string())?;
+            txn.set_durability(redb::Durability::None).map_err(write_failed)?;
         }
         {
-            let mut table = txn.open_table(META).map_err(|e| e.to_string())?;
-            table.insert(key, bytes.as_slice()).map_err(|e| e.to_string())?;
+            let mut table = txn.open_table(META).map_err(write_failed)?;
+            table.insert(key, bytes.as_slice()).map_err(write_failed)?;
         }
-        txn.commit().map_err(|e| e.to_string())
+        txn.commit().map_err(write_failed)
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
@@ -191,16 +224,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let result = (|| -> Result<(), String> {
-            let txn = self.db.begin_write().map_err(|e| e.to_string())?;
+        let result = (|| -> Result<(), LogStoreError> {
+            let txn = self.db.begin_write().map_err(write_failed)?;
             {
-                let mut table = txn.open_table(LOGS).map_err(|e| e.to_string())?;
+                let mut table = txn.open_table(LOGS).map_err(write_failed)?;
                 for e in entries {
-                    let bytes = encode("raft log entry", &e).map_err(|e| e.to_string())?;
-                    table.insert(e.log_id.index, bytes.as_slice()).map_err(|e| e.to_string())?;
+                    let bytes = encode("raft log entry", &e)?;
+                    table.insert(e.log_id.index, bytes.as_slice()).map_err(write_failed)?;
                 }
             }
-            txn.commit().map_err(|e| e.to_string())
+            txn.commit().map_err(write_failed)
         })();
         match result {
             Ok(()) => {
@@ -208,7 +241,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Ok(())
             }
             Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.clone())));
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
                 Err(write_err(e))
             }
         }

@@ -25,6 +25,7 @@ use super::ClusterError;
 use super::network::CallError;
 use super::node::{Cluster, WriteError};
 use super::proto::{JoinReply, JoinRequest, Joined, LeaderHint, LeaveReply, join_reply, leave_reply};
+use super::replicate::ReplicateError;
 use super::types::Request;
 
 /// How long adding a learner may take (it must catch up with the log).
@@ -139,12 +140,12 @@ pub enum AdminChange {
 /// Removes `node_id` from the cluster, from any node: on the leader directly,
 /// otherwise through the leader (following its hints). Returns the log index of the
 /// removal.
-pub async fn remove(cluster: &Cluster, node_id: u64) -> Result<u64, String> {
+pub async fn remove(cluster: &Cluster, node_id: u64) -> Result<u64, ReplicateError> {
     via_leader(cluster, node_id, AdminChange::Remove).await
 }
 
 /// Makes learner `node_id` a voter, from any node (through the leader).
-pub async fn promote(cluster: &Cluster, node_id: u64) -> Result<u64, String> {
+pub async fn promote(cluster: &Cluster, node_id: u64) -> Result<u64, ReplicateError> {
     via_leader(cluster, node_id, AdminChange::Promote).await
 }
 
@@ -182,7 +183,7 @@ async fn promote_here(cluster: &Cluster, node_id: u64) -> LeaveReply {
     LeaveReply { result: Some(result) }
 }
 
-async fn via_leader(cluster: &Cluster, node_id: u64, op: AdminChange) -> Result<u64, String> {
+async fn via_leader(cluster: &Cluster, node_id: u64, op: AdminChange) -> Result<u64, ReplicateError> {
     let mut target: Option<String> = None;
     for _ in 0..5 {
         let reply = match &target {
@@ -193,17 +194,18 @@ async fn via_leader(cluster: &Cluster, node_id: u64, op: AdminChange) -> Result<
                     target = Some(addr);
                     continue;
                 }
-                _ => return Err("no leader known; retry once the cluster has one".into()),
+                _ => return Err(ReplicateError::NoLeader),
             },
             Some(addr) => {
-                let mut client = cluster.peers.client(addr).map_err(|e| e.to_string())?;
+                let mut client =
+                    cluster.peers.client(addr).map_err(|e| ReplicateError::Call(e.to_string()))?;
                 let timeout = cluster.cfg.propose_timeout() * 3;
                 let req = super::proto::LeaveRequest { node_id };
                 match op {
                     AdminChange::Remove => cluster.peers.call(addr, timeout, client.leave(req)).await,
                     AdminChange::Promote => cluster.peers.call(addr, timeout, client.promote(req)).await,
                 }
-                .map_err(|e| e.to_string())?
+                .map_err(|e| ReplicateError::Call(e.to_string()))?
             }
         };
         match reply.result {
@@ -211,12 +213,12 @@ async fn via_leader(cluster: &Cluster, node_id: u64, op: AdminChange) -> Result<
             Some(leave_reply::Result::Forward(h)) if !h.leader_addr.is_empty() => {
                 target = Some(h.leader_addr)
             }
-            Some(leave_reply::Result::Forward(_)) => return Err("no leader known; retry".into()),
-            Some(leave_reply::Result::Error(e)) => return Err(e),
-            None => return Err("empty reply".into()),
+            Some(leave_reply::Result::Forward(_)) => return Err(ReplicateError::NoLeaderHint),
+            Some(leave_reply::Result::Error(e)) => return Err(ReplicateError::Refused(e)),
+            None => return Err(ReplicateError::EmptyReply),
         }
     }
-    Err("the leader kept moving; retry".into())
+    Err(ReplicateError::LeaderMoving)
 }
 
 /// Leader side of `Leave`.

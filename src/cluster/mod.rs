@@ -22,7 +22,6 @@
 //! A single node is a one-node cluster: the same code, an in-memory log, no gRPC
 //! server unless `cluster.listen` is set.
 
-pub mod config;
 pub mod convert;
 pub mod link;
 pub mod liveness;
@@ -42,9 +41,10 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
-pub use config::ClusterConfig;
+pub use crate::config::cluster as config;
+pub use crate::config::cluster::ClusterConfig;
 pub use node::{Cluster, LinkReporter, LinkState};
-pub use replicate::Replicate;
+pub use replicate::{Replicate, ReplicateError};
 pub use status::status;
 pub use types::NodeDownEvent;
 

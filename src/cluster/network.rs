@@ -83,7 +83,7 @@ impl Peers {
         let endpoint = self
             .creds
             .endpoint(addr)
-            .map_err(|e| CallError::Failed { addr: addr.into(), message: e })?
+            .map_err(|e| CallError::Failed { addr: addr.into(), message: e.to_string() })?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(1))

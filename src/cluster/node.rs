@@ -25,6 +25,7 @@ use super::convert::{decode, encode};
 use super::log_store::LogStore;
 use super::network::{CallError, Network, Peers};
 use super::proto::{ClientWriteRequest, LeaderHint, client_write_reply};
+use super::replicate::ReplicateError;
 use super::secure::Credentials;
 use super::state_machine::{Replicated, StateMachine};
 use super::types::{NodeDownEvent, Raft, Request};
@@ -104,15 +105,15 @@ impl Cluster {
         table: Arc<RwLock<RoutingTable>>,
         extra: tonic::service::Routes,
     ) -> Result<Arc<Cluster>, ClusterError> {
-        cfg.validate().map_err(ClusterError::Config)?;
+        cfg.validate().map_err(|e| ClusterError::Config(e.to_string()))?;
         let (log, sm) = match &cfg.data_dir {
             Some(dir) => (
-                LogStore::open(dir).map_err(ClusterError::Storage)?,
-                StateMachine::open(table, Some(dir)).map_err(ClusterError::Storage)?,
+                LogStore::open(dir).map_err(|e| ClusterError::Storage(e.to_string()))?,
+                StateMachine::open(table, Some(dir)).map_err(|e| ClusterError::Storage(e.to_string()))?,
             ),
             None => (
-                LogStore::in_memory().map_err(ClusterError::Storage)?,
-                StateMachine::open(table, None).map_err(ClusterError::Storage)?,
+                LogStore::in_memory().map_err(|e| ClusterError::Storage(e.to_string()))?,
+                StateMachine::open(table, None).map_err(|e| ClusterError::Storage(e.to_string()))?,
             ),
         };
         let state = sm.shared();
@@ -131,7 +132,7 @@ impl Cluster {
             _ => String::new(),
         };
         let connect_timeout = Duration::from_millis(cfg.election_timeout_ms.clamp(100, 1000));
-        let creds = Credentials::from_config(cfg).map_err(ClusterError::Config)?;
+        let creds = Credentials::from_config(cfg).map_err(|e| ClusterError::Config(e.to_string()))?;
         let peers = Arc::new(Peers::new(connect_timeout, creds.clone()));
         let raft = Raft::new(cfg.node_id, Arc::new(raft_config(cfg)?), Network::new(peers.clone()), log, sm)
             .await
@@ -303,31 +304,39 @@ impl Cluster {
     }
 
     /// Forwards `req` to the leader at `addr`.
-    async fn forward(&self, addr: &str, req: &Request, timeout: Duration) -> Result<Forwarded, String> {
-        let request = encode("request", req).map_err(|e| e.to_string())?;
-        let mut client = self.peers.client(addr).map_err(|e| e.to_string())?;
+    async fn forward(
+        &self,
+        addr: &str,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Forwarded, ReplicateError> {
+        let call = |e: &dyn std::fmt::Display| ReplicateError::Call(e.to_string());
+        let request = encode("request", req).map_err(|e| call(&e))?;
+        let mut client = self.peers.client(addr).map_err(|e| call(&e))?;
         let msg = ClientWriteRequest { request, timeout_ms: timeout.as_millis() as u64 };
         // Leave the leader its whole commit timeout plus a little for the answer.
         let reply =
             self.peers.call(addr, timeout + Duration::from_millis(200), client.client_write(msg)).await;
         match reply {
-            Err(e @ CallError::Unreachable { .. }) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Err(e @ CallError::Unreachable { .. }) => Err(call(&e)),
+            Err(e) => Err(call(&e)),
             Ok(r) => match r.result {
                 Some(client_write_reply::Result::Written(w)) => {
-                    let outcome: Outcome = decode("outcome", &w.outcome).map_err(|e| e.to_string())?;
+                    let outcome: Outcome = decode("outcome", &w.outcome).map_err(|e| call(&e))?;
                     Ok(Forwarded::Written(outcome, w.log_index))
                 }
                 Some(client_write_reply::Result::Forward(h)) => Ok(Forwarded::Moved(h)),
-                Some(client_write_reply::Result::Error(e)) => Err(format!("leader at {addr}: {e}")),
-                None => Err(format!("leader at {addr} sent an empty reply")),
+                Some(client_write_reply::Result::Error(e)) => {
+                    Err(ReplicateError::Leader { addr: addr.to_owned(), message: e })
+                }
+                None => Err(ReplicateError::EmptyLeaderReply { addr: addr.to_owned() }),
             },
         }
     }
 
     /// Commits `req` through Raft from any node and returns the outcome of applying
     /// it; when this returns, this node has applied the entry.
-    pub async fn propose(&self, req: Request) -> Result<Outcome, String> {
+    pub async fn propose(&self, req: Request) -> Result<Outcome, ReplicateError> {
         let timeout = self.cfg.propose_timeout();
         let deadline = Instant::now() + timeout;
         let mut last_err = String::from("no leader known");
@@ -335,10 +344,7 @@ impl Cluster {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() || *self.shutdown.borrow() {
-                return Err(format!(
-                    "no quorum: not committed within {} ms ({last_err})",
-                    timeout.as_millis()
-                ));
+                return Err(ReplicateError::NoQuorum { timeout_ms: timeout.as_millis(), last: last_err });
             }
             match self.leader() {
                 Some((id, _)) if id == self.id => match self.leader_write(req.clone(), remaining).await {
@@ -360,10 +366,7 @@ impl Cluster {
                         if self.state.wait_applied(index, left).await {
                             return Ok(outcome);
                         }
-                        return Err(format!(
-                            "committed at index {index} but not applied on this node within {} ms",
-                            timeout.as_millis()
-                        ));
+                        return Err(ReplicateError::NotApplied { index, timeout_ms: timeout.as_millis() });
                     }
                     Ok(Forwarded::Moved(h)) => {
                         last_err = format!("node {id} is no longer the leader (it names {})", h.leader_id);

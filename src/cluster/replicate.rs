@@ -16,6 +16,41 @@ use crate::table::{Command, Outcome};
 /// A future answered by the cluster.
 pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Why the cluster did not commit a routing command or a membership change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicateError {
+    /// No leader committed the command in time; `last` is the last reason seen.
+    #[error("no quorum: not committed within {timeout_ms} ms ({last})")]
+    NoQuorum { timeout_ms: u128, last: String },
+    /// Committed, but this node did not apply the entry in time.
+    #[error("committed at index {index} but not applied on this node within {timeout_ms} ms")]
+    NotApplied { index: u64, timeout_ms: u128 },
+    /// The leader answered with an error.
+    #[error("leader at {addr}: {message}")]
+    Leader { addr: String, message: String },
+    /// The leader answered with nothing.
+    #[error("leader at {addr} sent an empty reply")]
+    EmptyLeaderReply { addr: String },
+    /// The request could not be encoded, sent or its answer decoded.
+    #[error("{0}")]
+    Call(String),
+    /// No leader is known to send a membership change to.
+    #[error("no leader known; retry once the cluster has one")]
+    NoLeader,
+    /// A node forwarded the membership change without naming the leader.
+    #[error("no leader known; retry")]
+    NoLeaderHint,
+    /// The leader refused the membership change; its message.
+    #[error("{0}")]
+    Refused(String),
+    /// A node answered the membership change with nothing.
+    #[error("empty reply")]
+    EmptyReply,
+    /// The leader changed on every attempt.
+    #[error("the leader kept moving; retry")]
+    LeaderMoving,
+}
+
 /// What the router asks of the cluster.
 pub trait Replicate: Send + Sync {
     /// This node's id.
@@ -24,7 +59,7 @@ pub trait Replicate: Send + Sync {
     fn incarnation(&self) -> u64;
     /// Commits a routing command and returns what applying it produced, once this
     /// node has applied it; the error says why it was not committed.
-    fn commit(&self, cmd: Command) -> Pending<'_, Result<Outcome, String>>;
+    fn commit(&self, cmd: Command) -> Pending<'_, Result<Outcome, ReplicateError>>;
     /// The nodes the replicated liveness table has up, this one included.
     fn nodes_up(&self) -> Vec<NodeId>;
     /// Node purges as they are applied on this node.
@@ -35,10 +70,10 @@ pub trait Replicate: Send + Sync {
     /// `learner`), `None` if it is not a member.
     fn role_of(&self, node: u64) -> Option<String>;
     /// Makes node `node` a voter (through the leader); the log index.
-    fn promote(&self, node: u64) -> Pending<'_, Result<u64, String>>;
+    fn promote(&self, node: u64) -> Pending<'_, Result<u64, ReplicateError>>;
     /// Removes node `node` from the cluster for good (through the leader); the log
     /// index.
-    fn remove(&self, node: u64) -> Pending<'_, Result<u64, String>>;
+    fn remove(&self, node: u64) -> Pending<'_, Result<u64, ReplicateError>>;
 }
 
 impl Replicate for Cluster {
@@ -50,7 +85,7 @@ impl Replicate for Cluster {
         Cluster::incarnation(self)
     }
 
-    fn commit(&self, cmd: Command) -> Pending<'_, Result<Outcome, String>> {
+    fn commit(&self, cmd: Command) -> Pending<'_, Result<Outcome, ReplicateError>> {
         Box::pin(self.propose(Request::Route(cmd)))
     }
 
@@ -71,11 +106,11 @@ impl Replicate for Cluster {
         status.members.into_iter().find(|m| m.node_id == node && m.role != "gone").map(|m| m.role)
     }
 
-    fn promote(&self, node: u64) -> Pending<'_, Result<u64, String>> {
+    fn promote(&self, node: u64) -> Pending<'_, Result<u64, ReplicateError>> {
         Box::pin(super::membership::promote(self, node))
     }
 
-    fn remove(&self, node: u64) -> Pending<'_, Result<u64, String>> {
+    fn remove(&self, node: u64) -> Pending<'_, Result<u64, ReplicateError>> {
         Box::pin(super::membership::remove(self, node))
     }
 }

@@ -27,7 +27,7 @@ use tonic::service::Interceptor;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
 use tonic::{Request, Status};
 
-use super::config::{ClusterConfig, ClusterTlsPem};
+use super::config::{ClusterConfig, ClusterConfigError, ClusterTlsPem};
 
 /// Why a peer certificate does not allow a request.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,6 +47,20 @@ impl From<IdentityError> for Status {
     fn from(e: IdentityError) -> Status {
         Status::permission_denied(e.to_string())
     }
+}
+
+/// Why this node's cluster credentials, or an endpoint built with them, cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeCredentialError {
+    /// The secret or the TLS files of `[cluster]` are unusable.
+    #[error(transparent)]
+    Config(#[from] ClusterConfigError),
+    /// The peer address is not a valid URI authority.
+    #[error("bad address {addr}: {reason}")]
+    Address { addr: String, reason: String },
+    /// The TLS identity or CA was refused.
+    #[error("cluster TLS: {0}")]
+    Tls(String),
 }
 
 /// A node id: decimal digits only, > 0.
@@ -137,7 +151,7 @@ pub struct Credentials {
 
 impl Credentials {
     /// From the `[cluster]` configuration (secret from env, file or value; TLS files).
-    pub fn from_config(cfg: &ClusterConfig) -> Result<Credentials, String> {
+    pub fn from_config(cfg: &ClusterConfig) -> Result<Credentials, NodeCredentialError> {
         let secret = cfg.resolved_secret()?.map(Arc::from);
         let tls = cfg.tls.as_ref().map(|t| t.load()).transpose()?.map(Arc::new);
         if secret.is_none() && tls.is_none() && !cfg.is_single() {
@@ -152,7 +166,7 @@ impl Credentials {
     /// Only a secret, from `JUNCTION_CLUSTER_SECRET` or the file
     /// `JUNCTION_CLUSTER_SECRET_FILE` names (for the `junction cluster` CLI without a
     /// configuration file).
-    pub fn from_env() -> Result<Credentials, String> {
+    pub fn from_env() -> Result<Credentials, NodeCredentialError> {
         let secret = ClusterConfig::default().resolved_secret()?.map(Arc::from);
         Ok(Credentials { secret, tls: None })
     }
@@ -173,10 +187,10 @@ impl Credentials {
     }
 
     /// An endpoint for `addr` (`host:port`): `https` with mutual TLS when configured.
-    pub fn endpoint(&self, addr: &str) -> Result<Endpoint, String> {
+    pub fn endpoint(&self, addr: &str) -> Result<Endpoint, NodeCredentialError> {
         let Some(tls) = &self.tls else {
             return Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| format!("bad address {addr}: {e}"));
+                .map_err(|e| NodeCredentialError::Address { addr: addr.to_owned(), reason: e.to_string() });
         };
         let host =
             addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
@@ -185,9 +199,9 @@ impl Credentials {
             .identity(Identity::from_pem(&tls.cert, &tls.key))
             .domain_name(host);
         Endpoint::from_shared(format!("https://{addr}"))
-            .map_err(|e| format!("bad address {addr}: {e}"))?
+            .map_err(|e| NodeCredentialError::Address { addr: addr.to_owned(), reason: e.to_string() })?
             .tls_config(config)
-            .map_err(|e| format!("cluster TLS: {e}"))
+            .map_err(|e| NodeCredentialError::Tls(e.to_string()))
     }
 
     /// The server's TLS configuration, if any.

@@ -111,7 +111,7 @@ impl raft_server::Raft for RaftService {
         // Any node takes the request and forwards it to the leader.
         let result = match membership::remove(&self.cluster, req.node_id).await {
             Ok(i) => super::proto::leave_reply::Result::LogIndex(i),
-            Err(e) => super::proto::leave_reply::Result::Error(e),
+            Err(e) => super::proto::leave_reply::Result::Error(e.to_string()),
         };
         Ok(Response::new(LeaveReply { result: Some(result) }))
     }
@@ -120,7 +120,7 @@ impl raft_server::Raft for RaftService {
         let req = request.into_inner();
         let result = match membership::promote(&self.cluster, req.node_id).await {
             Ok(i) => super::proto::leave_reply::Result::LogIndex(i),
-            Err(e) => super::proto::leave_reply::Result::Error(e),
+            Err(e) => super::proto::leave_reply::Result::Error(e.to_string()),
         };
         Ok(Response::new(LeaveReply { result: Some(result) }))
     }

@@ -30,7 +30,7 @@ use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use super::convert::{decode, encode};
+use super::convert::{CodecError, decode, encode};
 use super::types::{
     Entry, LogId, NodeDownEvent, NodeInfo, Nodes, Request, Snapshot, SnapshotMeta, StorageError,
     StoredMembership, TypeConfig,
@@ -243,14 +243,38 @@ fn snapshot_path(dir: &Path) -> PathBuf {
     dir.join("snapshot.bin")
 }
 
-fn persist_snapshot(dir: &Path, snap: &StoredSnapshot) -> Result<(), String> {
-    let bytes = encode("snapshot", snap).map_err(|e| e.to_string())?;
+/// The snapshot file cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The data directory cannot be created.
+    #[error("cannot create data directory {}: {reason}", path.display())]
+    CreateDir { path: PathBuf, reason: String },
+    /// The snapshot file cannot be read.
+    #[error("cannot read {}: {reason}", path.display())]
+    Read { path: PathBuf, reason: String },
+    /// The snapshot file does not decode.
+    #[error("{}: {source}", path.display())]
+    Corrupt { path: PathBuf, source: CodecError },
+    /// The snapshot does not encode.
+    #[error(transparent)]
+    Encode(#[from] CodecError),
+    /// The temporary file cannot be written.
+    #[error("cannot write {}: {reason}", path.display())]
+    Write { path: PathBuf, reason: String },
+    /// The temporary file cannot replace the snapshot.
+    #[error("cannot write snapshot: {0}")]
+    Rename(String),
+}
+
+fn persist_snapshot(dir: &Path, snap: &StoredSnapshot) -> Result<(), SnapshotError> {
+    let bytes = encode("snapshot", snap)?;
     let tmp = dir.join("snapshot.bin.tmp");
-    std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::write(&tmp, &bytes)
+        .map_err(|e| SnapshotError::Write { path: tmp.clone(), reason: e.to_string() })?;
     if let Ok(f) = std::fs::File::open(&tmp) {
         f.sync_all().ok();
     }
-    std::fs::rename(&tmp, snapshot_path(dir)).map_err(|e| format!("cannot write snapshot: {e}"))
+    std::fs::rename(&tmp, snapshot_path(dir)).map_err(|e| SnapshotError::Rename(e.to_string()))
 }
 
 /// The state machine given to openraft.
@@ -265,7 +289,7 @@ pub struct StateMachine {
 impl StateMachine {
     /// A state machine over `table` (normally empty), persisting snapshots in `dir`
     /// when given and restoring the one found there.
-    pub fn open(table: Arc<RwLock<RoutingTable>>, dir: Option<&Path>) -> Result<StateMachine, String> {
+    pub fn open(table: Arc<RwLock<RoutingTable>>, dir: Option<&Path>) -> Result<StateMachine, SnapshotError> {
         let (applied, _) = watch::channel(None);
         let (down, _) = broadcast::channel(1024);
         let shared = Arc::new(Replicated {
@@ -284,19 +308,19 @@ impl StateMachine {
         };
         if let Some(dir) = dir {
             std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+                .map_err(|e| SnapshotError::CreateDir { path: dir.to_owned(), reason: e.to_string() })?;
             let path = snapshot_path(dir);
             match std::fs::read(&path) {
                 Ok(bytes) => {
-                    let snap: StoredSnapshot =
-                        decode("snapshot", &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+                    let snap: StoredSnapshot = decode("snapshot", &bytes)
+                        .map_err(|source| SnapshotError::Corrupt { path: path.clone(), source })?;
                     let data: SnapshotData = decode("snapshot data", &snap.data)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                        .map_err(|source| SnapshotError::Corrupt { path: path.clone(), source })?;
                     sm.load(data);
                     *sm.shared.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(snap);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+                Err(e) => return Err(SnapshotError::Read { path, reason: e.to_string() }),
             }
         }
         Ok(sm)

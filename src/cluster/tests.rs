@@ -195,9 +195,9 @@ struct MemBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, ()> for MemBuilder {
     async fn build(&self) -> Result<((), LogStore, StateMachine), openraft::StorageError<u64>> {
         let log = LogStore::in_memory()
-            .map_err(|e| openraft::StorageIOError::write(openraft::AnyError::error(e)))?;
+            .map_err(|e| openraft::StorageIOError::write(openraft::AnyError::error(e.to_string())))?;
         let sm = StateMachine::open(Arc::default(), None)
-            .map_err(|e| openraft::StorageIOError::write(openraft::AnyError::error(e)))?;
+            .map_err(|e| openraft::StorageIOError::write(openraft::AnyError::error(e.to_string())))?;
         Ok(((), log, sm))
     }
 }
@@ -208,8 +208,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, ()> for DiskBuilder {
     async fn build(&self) -> Result<((), LogStore, StateMachine), openraft::StorageError<u64>> {
         let dir = self.0.join(crate::ids::random_id().to_string());
         let err = |e: String| openraft::StorageIOError::write(openraft::AnyError::error(e));
-        let log = LogStore::open(&dir).map_err(err)?;
-        let sm = StateMachine::open(Arc::default(), Some(&dir)).map_err(err)?;
+        let log = LogStore::open(&dir).map_err(|e| err(e.to_string()))?;
+        let sm = StateMachine::open(Arc::default(), Some(&dir)).map_err(|e| err(e.to_string()))?;
         Ok(((), log, sm))
     }
 }
@@ -353,7 +353,7 @@ async fn three_nodes_elect_forward_fail_over_and_refuse_without_quorum() {
     let started = Instant::now();
     let err = alone.cluster.propose(Request::Route(sub(alone.cluster.id(), "c"))).await;
     let took = started.elapsed();
-    let msg = err.expect_err("a minority must refuse");
+    let msg = err.expect_err("a minority must refuse").to_string();
     assert!(msg.contains("no quorum"), "{msg}");
     assert!(took < Duration::from_millis(3500), "refused after {took:?}");
     alone.cluster.shutdown().await;

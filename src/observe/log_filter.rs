@@ -15,10 +15,27 @@ pub fn install(handle: reload::Handle<EnvFilter, Registry>) {
     LOG_FILTER.set(handle).ok();
 }
 
+/// Why the log filter was not replaced.
+#[derive(Debug, thiserror::Error)]
+pub enum LogFilterError {
+    /// The directives do not parse.
+    #[error("log filter {directives:?}: {reason}")]
+    Directive { directives: String, reason: String },
+    /// No subscriber with a reloadable filter is installed.
+    #[error("logging is not initialised")]
+    NotInitialised,
+    /// The subscriber refused the new filter.
+    #[error("cannot replace the log filter: {0}")]
+    Reload(#[from] reload::Error),
+}
+
 /// Replaces the log filter (`RUST_LOG` syntax) of the running process. Fails on a
 /// bad directive or before logging started.
-pub fn set(directives: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(directives).map_err(|e| format!("log filter {directives:?}: {e}"))?;
-    let handle = LOG_FILTER.get().ok_or("logging is not initialised")?;
-    handle.reload(filter).map_err(|e| format!("cannot replace the log filter: {e}"))
+pub fn set(directives: &str) -> Result<(), LogFilterError> {
+    let filter = EnvFilter::try_new(directives).map_err(|e| LogFilterError::Directive {
+        directives: directives.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let handle = LOG_FILTER.get().ok_or(LogFilterError::NotInitialised)?;
+    Ok(handle.reload(filter)?)
 }

@@ -15,16 +15,17 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::sampler;
+use super::telemetry::ExporterError;
 use crate::observe::histogram::LATENCY_BUCKETS;
 use crate::observe::labeled::{Labeled, Labels};
 use crate::observe::metrics::{self, MESSAGE_TYPES, metrics};
 
 /// Starts exporting the metrics over OTLP/gRPC. Must run inside a Tokio runtime.
-pub fn start(resource: Resource) -> Result<SdkMeterProvider, String> {
+pub fn start(resource: Resource) -> Result<SdkMeterProvider, ExporterError> {
     let exporter = opentelemetry_otlp::MetricExporter::builder()
         .with_tonic()
         .build()
-        .map_err(|e| format!("cannot build the OTLP metric exporter: {e}"))?;
+        .map_err(|e| ExporterError::Build { signal: "metric", reason: e.to_string() })?;
     let provider =
         SdkMeterProvider::builder().with_resource(resource).with_periodic_exporter(exporter).build();
     register(&provider.meter("junction"));

@@ -100,11 +100,19 @@ fn resource(opts: &Options) -> Resource {
     .build()
 }
 
-fn tracer_provider(opts: &Options, resource: Resource) -> Result<SdkTracerProvider, String> {
+/// An OTLP exporter that could not be built; the process runs on without it.
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    /// The exporter of `signal` (`span`, `metric`) failed to build.
+    #[error("cannot build the OTLP {signal} exporter: {reason}")]
+    Build { signal: &'static str, reason: String },
+}
+
+fn tracer_provider(opts: &Options, resource: Resource) -> Result<SdkTracerProvider, ExporterError> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .build()
-        .map_err(|e| format!("cannot build the OTLP span exporter: {e}"))?;
+        .map_err(|e| ExporterError::Build { signal: "span", reason: e.to_string() })?;
     let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(opts.sample_ratio)));
     Ok(SdkTracerProvider::builder()
         .with_resource(resource)

@@ -74,7 +74,7 @@ pub async fn call(
             } else {
                 match cluster.remove(id).await {
                     Ok(index) => one(index.into()),
-                    Err(e) => Err((errors::CLUSTER_UNAVAILABLE.into(), e)),
+                    Err(e) => Err((errors::CLUSTER_UNAVAILABLE.into(), e.to_string())),
                 }
             }
         }
@@ -138,7 +138,7 @@ async fn add_node(cluster: &dyn Replicate, id: u64, voter: bool) -> Answer {
     }
     match cluster.promote(id).await {
         Ok(index) => one(json!({ "node": id, "role": "voter", "log_index": index })),
-        Err(e) => invalid(e),
+        Err(e) => invalid(e.to_string()),
     }
 }
 

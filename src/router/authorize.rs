@@ -211,7 +211,7 @@ pub async fn role_api(
                 args.get(1).cloned().unwrap_or_else(|| Value::Dict(p.kwargs.clone().unwrap_or_default()));
             match RoleConfig::from_value(&name, &spec) {
                 Ok(role) => Command::SetRole { realm: realm.name.clone(), role },
-                Err(why) => return Err((errors::INVALID_ARGUMENT.into(), why)),
+                Err(why) => return Err((errors::INVALID_ARGUMENT.into(), why.to_string())),
             }
         }
         ("remove", Some(name)) => {

@@ -14,52 +14,14 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use serde::Deserialize;
-
 use super::now_ms;
 use crate::broker::Audience;
 use crate::dict;
 use crate::ids::{PublicationId, SubscriptionId};
 use crate::wamp::message::Payload;
-use crate::wamp::uri::MatchPolicy;
 use crate::wamp::value::{Dict, List, Value};
 
-/// Most events a topic may be configured to keep.
-pub const MAX_LIMIT: usize = 100_000;
-
-/// `[[realms.history]]`: a topic (or pattern) whose events are kept.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryConfig {
-    /// The topic URI or pattern.
-    pub topic: String,
-    /// `exact` (default), `prefix` or `wildcard`.
-    #[serde(rename = "match", default)]
-    pub match_policy: Option<String>,
-    /// Events kept; the oldest is dropped beyond it.
-    #[serde(default = "default_limit")]
-    pub limit: usize,
-}
-
-fn default_limit() -> usize {
-    100
-}
-
-impl HistoryConfig {
-    /// The match policy, or why the configuration is wrong.
-    pub fn policy(&self) -> Result<MatchPolicy, String> {
-        let policy = MatchPolicy::parse(self.match_policy.as_deref()).ok_or_else(|| {
-            format!("history match {:?} is not exact, prefix or wildcard", self.match_policy)
-        })?;
-        if !crate::wamp::uri::is_valid_pattern(&self.topic, policy, crate::wamp::uri::UriCheck::Loose) {
-            return Err(format!("history topic {:?} is not a valid {} URI", self.topic, policy.as_str()));
-        }
-        if self.limit == 0 || self.limit > MAX_LIMIT {
-            return Err(format!("history limit {} for {:?} must be 1..={MAX_LIMIT}", self.limit, self.topic));
-        }
-        Ok(policy)
-    }
-}
+pub use crate::config::history::{HistoryConfig, HistoryError, MAX_LIMIT};
 
 /// Pins this node's interest in every topic `realm` keeps history for, and starts
 /// keeping it. Run at start, and again after the cluster purged this node.
@@ -220,34 +182,33 @@ pub struct Query {
 
 impl Query {
     /// Reads the filters from the call's keyword arguments, or says which is wrong.
-    pub fn from_kwargs(kw: &Dict) -> Result<Query, String> {
-        let time = |key: &str| -> Result<Option<u64>, String> {
+    pub fn from_kwargs(kw: &Dict) -> Result<Query, HistoryError> {
+        let wrong = |key: &str, expected| HistoryError::Argument { key: key.to_owned(), expected };
+        let time = |key: &str| -> Result<Option<u64>, HistoryError> {
             match kw.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(v) => v
                     .as_str()
                     .and_then(parse_rfc3339)
                     .map(Some)
-                    .ok_or_else(|| format!("{key} must be an RFC 3339 timestamp")),
+                    .ok_or_else(|| wrong(key, "an RFC 3339 timestamp")),
             }
         };
-        let id = |key: &str| -> Result<Option<u64>, String> {
+        let id = |key: &str| -> Result<Option<u64>, HistoryError> {
             match kw.get(key) {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_u64()
-                    .filter(|&n| n > 0)
-                    .map(Some)
-                    .ok_or_else(|| format!("{key} must be a positive integer")),
+                Some(v) => {
+                    v.as_u64().filter(|&n| n > 0).map(Some).ok_or_else(|| wrong(key, "a positive integer"))
+                }
             }
         };
         let reverse = match kw.get("reverse") {
             None | Some(Value::Null) => false,
-            Some(v) => v.as_bool().ok_or("reverse must be a boolean")?,
+            Some(v) => v.as_bool().ok_or_else(|| wrong("reverse", "a boolean"))?,
         };
         let topic = match kw.get("topic") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_str().ok_or("topic must be a URI")?.to_owned()),
+            Some(v) => Some(v.as_str().ok_or_else(|| wrong("topic", "a URI"))?.to_owned()),
         };
         Ok(Query {
             reverse,

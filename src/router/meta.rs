@@ -391,7 +391,7 @@ fn subscription_call(
                 Ok(q) => {
                     one(history.query(SubscriptionId(id), &q, &me.identity.authid, &me.identity.authrole))
                 }
-                Err(why) => err(errors::INVALID_ARGUMENT, why),
+                Err(why) => err(errors::INVALID_ARGUMENT, why.to_string()),
             }
         }
         "get" => {

@@ -33,7 +33,7 @@ use dashmap::DashMap;
 
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::ids::{IdSequence, NodeId, QueryId, SessionId};
 use crate::link::{LinkDown, LinkMsg, Links};
 use realm::Realm;
@@ -76,7 +76,7 @@ pub struct Router {
 }
 
 /// Reads the configuration again, or says why it cannot.
-pub type ConfigLoader = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
+pub type ConfigLoader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// What a configuration reload did.
 #[derive(Debug, Default, PartialEq)]
@@ -123,7 +123,7 @@ impl Router {
     }
 
     /// Reads the configuration again, if the router was started with a file.
-    pub fn load_config(&self) -> Option<Result<Config, String>> {
+    pub fn load_config(&self) -> Option<Result<Config, ConfigError>> {
         self.config_loader.get().map(|l| l())
     }
 

@@ -72,7 +72,7 @@ impl Authenticators {
 /// How a realm's clients authenticate: `Ok(None)` admits anonymous clients as
 /// `anonymous`; `Err` when the configuration could not be turned into an
 /// authenticator (every HELLO is refused).
-pub type RealmAuth = Result<Option<crate::auth::Authenticator>, String>;
+pub type RealmAuth = Result<Option<crate::auth::Authenticator>, crate::config::ConfigError>;
 
 impl Realm {
     /// A realm from its configuration.
@@ -94,7 +94,7 @@ impl Realm {
                 .as_ref()
                 .and_then(|a| a.authenticator_realm.clone())
                 .unwrap_or_else(|| cfg.name.clone()),
-            auth: RwLock::new(Arc::new(cfg.authenticator().map_err(|e| e.to_string()))),
+            auth: RwLock::new(Arc::new(cfg.authenticator())),
             authenticators: RwLock::new(Arc::new(Authenticators::of(cfg))),
         }
     }
@@ -117,8 +117,7 @@ impl Realm {
     /// Takes the authentication and roles of a reloaded configuration; sessions
     /// already joined keep their identity.
     pub fn reload(&self, cfg: &RealmConfig) {
-        *self.auth.write().unwrap_or_else(|e| e.into_inner()) =
-            Arc::new(cfg.authenticator().map_err(|e| e.to_string()));
+        *self.auth.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg.authenticator());
         *self.roles_config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg.roles.clone());
         *self.authenticators.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Authenticators::of(cfg));
         self.config_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

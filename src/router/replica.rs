@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::broadcast;
 
+use crate::cluster::replicate::ReplicateError;
 use crate::cluster::{Cluster, NodeDownEvent, Replicate};
 use crate::table::{Command, Outcome, RoutingTable};
 
@@ -22,7 +23,7 @@ use crate::table::{Command, Outcome, RoutingTable};
 pub enum ProposeError {
     /// No quorum / no leader reachable: the change is refused rather than diverging.
     #[error("routing change not committed: {0}")]
-    Unavailable(String),
+    Unavailable(#[from] ReplicateError),
 }
 
 /// The routing table and its commit path.

@@ -9,7 +9,7 @@
 //! handshake also yields the `tls-exporter` channel binding (RFC 9266) for
 //! WAMP-Cryptosign; `tls-unique` does not exist in TLS 1.3 and is not offered.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::auth::principal::ChannelBindings;
-use crate::config::{ClientAuth, TlsConfig};
+use crate::config::{ClientAuth, Config, ConfigError, TlsConfig};
 
 /// How often the certificate files are checked for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -42,8 +42,30 @@ pub struct Tls {
     current: RwLock<(Arc<ServerConfig>, Vec<Option<SystemTime>>)>,
 }
 
-fn read_err(what: &str, path: &Path, e: impl std::fmt::Display) -> String {
-    format!("cannot load TLS {what} {}: {e}", path.display())
+/// A listener's TLS files do not load; the message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate, key or client CA file cannot be read or used.
+    #[error("cannot load TLS {what} {}: {reason}", path.display())]
+    File { what: &'static str, path: PathBuf, reason: String },
+    /// rustls refused the configuration.
+    #[error("{0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+fn read_err(what: &'static str, path: &Path, e: impl std::fmt::Display) -> TlsError {
+    TlsError::File { what, path: path.to_owned(), reason: e.to_string() }
+}
+
+/// Checks at startup (and on reload) that the listeners' TLS files load; the
+/// error names the listener's section (`websocket.tls`, `rawsocket.tls`).
+pub fn validate(cfg: &Config) -> Result<(), ConfigError> {
+    for (key, tls) in [("websocket.tls", &cfg.websocket.tls), ("rawsocket.tls", &cfg.rawsocket.tls)] {
+        if let Some(t) = tls {
+            server_config(t).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
+        }
+    }
+    Ok(())
 }
 
 fn mtimes(cfg: &TlsConfig) -> Vec<Option<SystemTime>> {
@@ -55,7 +77,7 @@ fn mtimes(cfg: &TlsConfig) -> Vec<Option<SystemTime>> {
 }
 
 /// Builds a rustls server configuration from the files `cfg` names.
-pub fn server_config(cfg: &TlsConfig) -> Result<ServerConfig, String> {
+pub fn server_config(cfg: &TlsConfig) -> Result<ServerConfig, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert)
         .map_err(|e| read_err("certificate", &cfg.cert, e))?
         .collect::<Result<_, _>>()
@@ -65,9 +87,8 @@ pub fn server_config(cfg: &TlsConfig) -> Result<ServerConfig, String> {
     }
     let key = PrivateKeyDer::from_pem_file(&cfg.key).map_err(|e| read_err("key", &cfg.key, e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let builder = match &cfg.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
@@ -91,7 +112,7 @@ pub fn server_config(cfg: &TlsConfig) -> Result<ServerConfig, String> {
 
 impl Tls {
     /// Loads the files; an error names the file and what is wrong with it.
-    pub fn load(cfg: &TlsConfig) -> Result<Arc<Tls>, String> {
+    pub fn load(cfg: &TlsConfig) -> Result<Arc<Tls>, TlsError> {
         let config = server_config(cfg)?;
         let current = RwLock::new((Arc::new(config), mtimes(cfg)));
         Ok(Arc::new(Tls { cfg: cfg.clone(), current }))
@@ -99,7 +120,7 @@ impl Tls {
 
     /// Reloads when a file changed since the last load. Returns `Ok(true)` when a
     /// new configuration is in use; on error the previous one stays.
-    pub fn reload_if_changed(&self) -> Result<bool, String> {
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
         let now = mtimes(&self.cfg);
         if self.current.read().unwrap_or_else(|e| e.into_inner()).1 == now {
             return Ok(false);

@@ -17,6 +17,31 @@
 use std::fmt;
 
 use super::super::config::ScramPrincipal;
+use super::super::secret::SecretError;
+
+/// A SCRAM credential (configured, from an authenticator, or to derive) that
+/// cannot be used; the message names the field, never a key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    /// `iterations` is 0.
+    #[error("`iterations` must be positive")]
+    Iterations,
+    /// `memory` is missing or out of range for an Argon2 KDF.
+    #[error("`memory` must be 8..={MAX_MEMORY_KIB} KiB for {kdf}")]
+    Memory { kdf: String },
+    /// The KDF is none of the supported ones.
+    #[error("unknown kdf {0:?} (expected argon2id13, argon2id-13 or pbkdf2)")]
+    UnknownKdf(String),
+    /// A hex field is malformed; the message names it.
+    #[error("{0}")]
+    Field(&'static str),
+    /// Argon2 refused the parameters or the input.
+    #[error("{0}")]
+    Argon2(String),
+    /// A key of a static principal is not resolved.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
 use super::super::encoding::{b64_encode_no_pad, hex_array, hex_decode, hmac_sha256, pbkdf2_sha256, sha256};
 
 /// The spec's Argon2id KDF name.
@@ -67,34 +92,38 @@ impl Credential {
         salt_hex: &str,
         stored_key_hex: &str,
         server_key_hex: &str,
-    ) -> Result<Credential, String> {
+    ) -> Result<Credential, CredentialError> {
         check_params(kdf, iterations, memory)?;
-        let salt = hex_decode(salt_hex).filter(|s| !s.is_empty()).ok_or("`salt` must be non-empty hex")?;
-        let stored_key = hex_array::<32>(stored_key_hex).ok_or("`stored_key` must be 32 bytes of hex")?;
-        let server_key = hex_array::<32>(server_key_hex).ok_or("`server_key` must be 32 bytes of hex")?;
+        let salt = hex_decode(salt_hex)
+            .filter(|s| !s.is_empty())
+            .ok_or(CredentialError::Field("`salt` must be non-empty hex"))?;
+        let stored_key = hex_array::<32>(stored_key_hex)
+            .ok_or(CredentialError::Field("`stored_key` must be 32 bytes of hex"))?;
+        let server_key = hex_array::<32>(server_key_hex)
+            .ok_or(CredentialError::Field("`server_key` must be 32 bytes of hex"))?;
         let memory = if kdf == KDF_PBKDF2 { None } else { memory };
         Ok(Credential { kdf: kdf.to_owned(), iterations, memory, salt, stored_key, server_key })
     }
 
     /// From a static principal (secrets resolved).
-    pub(crate) fn from_config(p: &ScramPrincipal) -> Result<Credential, String> {
+    pub(crate) fn from_config(p: &ScramPrincipal) -> Result<Credential, CredentialError> {
         let stored = p.stored_key.require("stored_key")?;
         let server = p.server_key.require("server_key")?;
         Credential::from_parts(&p.kdf, p.iterations, p.memory, &p.salt, stored, server)
     }
 }
 
-fn check_params(kdf: &str, iterations: u32, memory: Option<u32>) -> Result<(), String> {
+fn check_params(kdf: &str, iterations: u32, memory: Option<u32>) -> Result<(), CredentialError> {
     if iterations == 0 {
-        return Err("`iterations` must be positive".into());
+        return Err(CredentialError::Iterations);
     }
     match kdf {
         KDF_PBKDF2 => Ok(()),
         KDF_ARGON2ID13 | KDF_ARGON2ID_13_AUTOBAHN => match memory {
             Some(m) if (8..=MAX_MEMORY_KIB).contains(&m) => Ok(()),
-            _ => Err(format!("`memory` must be 8..={MAX_MEMORY_KIB} KiB for {kdf}")),
+            _ => Err(CredentialError::Memory { kdf: kdf.to_owned() }),
         },
-        other => Err(format!("unknown kdf {other:?} (expected argon2id13, argon2id-13 or pbkdf2)")),
+        other => Err(CredentialError::UnknownKdf(other.to_owned())),
     }
 }
 
@@ -105,16 +134,18 @@ pub fn salted_password(
     kdf: &str,
     iterations: u32,
     memory: Option<u32>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, CredentialError> {
     check_params(kdf, iterations, memory)?;
     if kdf == KDF_PBKDF2 {
         return Ok(pbkdf2_sha256(password.as_bytes(), salt, iterations, 32));
     }
-    let params =
-        argon2::Params::new(memory.unwrap_or(8), iterations, 1, Some(32)).map_err(|e| e.to_string())?;
+    let params = argon2::Params::new(memory.unwrap_or(8), iterations, 1, Some(32))
+        .map_err(|e| CredentialError::Argon2(e.to_string()))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut raw = [0u8; 32];
-    argon.hash_password_into(password.as_bytes(), salt, &mut raw).map_err(|e| e.to_string())?;
+    argon
+        .hash_password_into(password.as_bytes(), salt, &mut raw)
+        .map_err(|e| CredentialError::Argon2(e.to_string()))?;
     Ok(if kdf == KDF_ARGON2ID_13_AUTOBAHN { b64_encode_no_pad(&raw).into_bytes() } else { raw.to_vec() })
 }
 
@@ -130,7 +161,7 @@ pub fn derive_credential(
     kdf: &str,
     iterations: u32,
     memory: Option<u32>,
-) -> Result<Credential, String> {
+) -> Result<Credential, CredentialError> {
     let salted = salted_password(password, salt, kdf, iterations, memory)?;
     Ok(Credential {
         kdf: kdf.to_owned(),

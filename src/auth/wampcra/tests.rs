@@ -181,7 +181,7 @@ fn dynamic_wampcra_failures() {
 #[test]
 fn config_errors_and_redaction() {
     let bad = toml_auth("[wampcra.principals.p]\nrole = \"r\"\nsecret = \"s\"\niterations = 5\n");
-    assert!(Authenticator::new(&bad).is_err_and(|e| e.starts_with("wampcra.principals.p")));
+    assert!(Authenticator::new(&bad).is_err_and(|e| e.to_string().starts_with("wampcra.principals.p")));
     let bad = toml_auth("[wampcra.principals.p]\nrole = \"r\"\nsecret = \"s\"\nsalt = \"x\"\nkeylen = 0\n");
     assert!(Authenticator::new(&bad).is_err());
     let (_, pending) = expect_challenge(auth().hello(&hello(&["wampcra"], Some("peter")), ctx()));

@@ -4,6 +4,7 @@
 
 use crate::ids::{CallId, PublicationId, QueryId, RegistrationId, SessionId, SubscriptionId};
 use crate::link::LinkMsg;
+use crate::wamp::codec::DecodeError;
 use crate::wamp::codec::neutral::{decode_dict, decode_payload, encode_dict, encode_payload};
 
 use super::pb;
@@ -59,51 +60,60 @@ pub fn to_frame(msg: &LinkMsg) -> pb::Frame {
     pb::Frame { kind: Some(kind) }
 }
 
+/// Why a frame from another node is not a link message.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The frame has no message in it.
+    #[error("empty frame")]
+    Empty,
+    /// A dictionary or payload does not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
 /// The link message in a protobuf frame.
-pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, String> {
+pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, FrameError> {
     use pb::frame::Kind;
-    Ok(match frame.kind.ok_or("empty frame")? {
+    Ok(match frame.kind.ok_or(FrameError::Empty)? {
         Kind::Event(e) => LinkMsg::Event {
             realm: e.realm,
             topic: e.topic,
             subscriptions: e.subscriptions.into_iter().map(SubscriptionId).collect(),
             publication: PublicationId(e.publication),
-            details: decode_dict(&e.details).map_err(|e| e.to_string())?,
-            audience: decode_dict(&e.audience).map_err(|e| e.to_string())?,
-            payload: decode_payload(&e.payload).map_err(|e| e.to_string())?,
+            details: decode_dict(&e.details)?,
+            audience: decode_dict(&e.audience)?,
+            payload: decode_payload(&e.payload)?,
         },
         Kind::Invoke(i) => LinkMsg::Invoke {
             realm: i.realm,
             call: CallId(i.call),
             callee: SessionId(i.callee),
             registration: RegistrationId(i.registration),
-            details: decode_dict(&i.details).map_err(|e| e.to_string())?,
-            payload: decode_payload(&i.payload).map_err(|e| e.to_string())?,
+            details: decode_dict(&i.details)?,
+            payload: decode_payload(&i.payload)?,
         },
         Kind::Yield(y) => LinkMsg::Yield {
             call: CallId(y.call),
-            details: decode_dict(&y.details).map_err(|e| e.to_string())?,
-            payload: decode_payload(&y.payload).map_err(|e| e.to_string())?,
+            details: decode_dict(&y.details)?,
+            payload: decode_payload(&y.payload)?,
             progress: y.progress,
         },
         Kind::Interrupt(i) => LinkMsg::Interrupt { call: CallId(i.call), mode: i.mode, reason: i.reason },
         Kind::Error(e) => LinkMsg::Error {
             call: CallId(e.call),
             error: e.error,
-            details: decode_dict(&e.details).map_err(|e| e.to_string())?,
-            payload: decode_payload(&e.payload).map_err(|e| e.to_string())?,
+            details: decode_dict(&e.details)?,
+            payload: decode_payload(&e.payload)?,
         },
         Kind::Query(q) => LinkMsg::Query {
             id: QueryId(q.id),
             realm: q.realm,
             op: q.op,
-            payload: decode_payload(&q.payload).map_err(|e| e.to_string())?,
+            payload: decode_payload(&q.payload)?,
         },
-        Kind::Answer(a) => LinkMsg::Answer {
-            id: QueryId(a.id),
-            error: a.error,
-            payload: decode_payload(&a.payload).map_err(|e| e.to_string())?,
-        },
+        Kind::Answer(a) => {
+            LinkMsg::Answer { id: QueryId(a.id), error: a.error, payload: decode_payload(&a.payload)? }
+        }
     })
 }
 
@@ -155,7 +165,7 @@ mod tests {
             LinkMsg::Error { call: CallId(5), error: "com.err".into(), details: Dict::new(), payload },
         ];
         for m in msgs {
-            assert_eq!(from_frame(to_frame(&m)), Ok(m));
+            assert_eq!(from_frame(to_frame(&m)).ok(), Some(m));
         }
     }
 

@@ -213,7 +213,7 @@ impl PeerTask {
         let creds = &self.creds;
         let endpoint = match creds.endpoint(addr) {
             Ok(e) => e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true),
-            Err(e) => return Pump::Broken(e),
+            Err(e) => return Pump::Broken(e.to_string()),
         };
         let channel = match endpoint.connect().await {
             Ok(c) => c,

@@ -49,6 +49,42 @@ pub const SECRET_ENV: &str = "JUNCTION_CLUSTER_SECRET";
 /// The environment variable naming a file that holds the cluster secret.
 pub const SECRET_FILE_ENV: &str = "JUNCTION_CLUSTER_SECRET_FILE";
 
+/// A `[cluster]` setting that cannot be used; the message names the key (or the
+/// environment variable) and is shown to the user as-is.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterConfigError {
+    /// A value is out of range, malformed or inconsistent with another.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file (secret, TLS) cannot be read.
+    #[error("{key}: cannot read {}: {reason}", path.display())]
+    Read { key: String, path: PathBuf, reason: String },
+    /// The secret file's first line is empty.
+    #[error("{key} {} is empty", path.display())]
+    EmptySecretFile { key: String, path: PathBuf },
+    /// The secret has bytes other than printable ASCII.
+    #[error(
+        "the cluster secret from {from} must be printable ASCII (it travels in a gRPC header): \
+         e.g. `openssl rand -hex 32`"
+    )]
+    SecretNotAscii { from: String },
+    /// The secret is shorter than [`MIN_SECRET_LEN`] bytes.
+    #[error(
+        "the cluster secret from {from} is {len} bytes long: use at least {MIN_SECRET_LEN} random bytes \
+         (e.g. `openssl rand -hex 32`)"
+    )]
+    SecretTooShort { from: String, len: usize },
+    /// A `[cluster.tls]` file holds no PEM object of the expected kind.
+    #[error("cluster.tls.{what}: no PEM {kind} in the file")]
+    NoPem { what: &'static str, kind: &'static str },
+    /// The gRPC port is reachable from other hosts and nothing authenticates the nodes.
+    #[error(
+        "cluster.listen {addr} is reachable from other hosts: set cluster.secret_file, cluster.secret or \
+         {SECRET_ENV}, or [cluster.tls]"
+    )]
+    Exposed { addr: SocketAddr },
+}
+
 /// Cluster membership and Raft tuning.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -138,9 +174,13 @@ pub struct ClusterTlsPem {
 
 impl ClusterTls {
     /// Reads the three files; errors name the file.
-    pub fn load(&self) -> Result<ClusterTlsPem, String> {
+    pub fn load(&self) -> Result<ClusterTlsPem, ClusterConfigError> {
         let read = |what: &str, p: &PathBuf| {
-            std::fs::read(p).map_err(|e| format!("cluster.tls.{what}: cannot read {}: {e}", p.display()))
+            std::fs::read(p).map_err(|e| ClusterConfigError::Read {
+                key: format!("cluster.tls.{what}"),
+                path: p.clone(),
+                reason: e.to_string(),
+            })
         };
         let pem = ClusterTlsPem {
             cert: read("cert", &self.cert)?,
@@ -149,11 +189,11 @@ impl ClusterTls {
         };
         for (what, bytes) in [("cert", &pem.cert), ("ca", &pem.ca)] {
             if !String::from_utf8_lossy(bytes).contains("-----BEGIN CERTIFICATE-----") {
-                return Err(format!("cluster.tls.{what}: no PEM certificate in the file"));
+                return Err(ClusterConfigError::NoPem { what, kind: "certificate" });
             }
         }
         if !String::from_utf8_lossy(&pem.key).contains("PRIVATE KEY-----") {
-            return Err("cluster.tls.key: no PEM private key in the file".into());
+            return Err(ClusterConfigError::NoPem { what: "key", kind: "private key" });
         }
         Ok(pem)
     }
@@ -165,7 +205,7 @@ impl ClusterConfig {
     /// `secret_file`, else `secret`; `None` when none is set. A secret shorter than
     /// [`MIN_SECRET_LEN`] bytes, or with bytes other than printable ASCII (it travels
     /// in a gRPC header), is an error naming where it came from.
-    pub fn resolved_secret(&self) -> Result<Option<String>, String> {
+    pub fn resolved_secret(&self) -> Result<Option<String>, ClusterConfigError> {
         let (secret, from) = if let Ok(s) = std::env::var(SECRET_ENV)
             && !s.is_empty()
         {
@@ -183,32 +223,22 @@ impl ClusterConfig {
             }
         };
         if !secret.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            return Err(format!(
-                "the cluster secret from {from} must be printable ASCII (it travels in a gRPC header): \
-                 e.g. `openssl rand -hex 32`"
-            ));
+            return Err(ClusterConfigError::SecretNotAscii { from });
         }
         if secret.len() < MIN_SECRET_LEN {
-            return Err(format!(
-                "the cluster secret from {from} is {} bytes long: use at least {MIN_SECRET_LEN} random bytes \
-                 (e.g. `openssl rand -hex 32`)",
-                secret.len()
-            ));
+            return Err(ClusterConfigError::SecretTooShort { from, len: secret.len() });
         }
         Ok(Some(secret))
     }
 
     /// Refuses a gRPC port other hosts can reach when nothing authenticates the
     /// nodes: `listen` is not loopback and there is neither a secret nor TLS.
-    fn check_exposure(&self, has_secret: bool) -> Result<(), String> {
+    fn check_exposure(&self, has_secret: bool) -> Result<(), ClusterConfigError> {
         let Some(addr) = self.listen_addr() else { return Ok(()) };
         if addr.ip().is_loopback() || has_secret || self.tls.is_some() {
             return Ok(());
         }
-        Err(format!(
-            "cluster.listen {addr} is reachable from other hosts: set cluster.secret_file, cluster.secret or \
-             {SECRET_ENV}, or [cluster.tls]"
-        ))
+        Err(ClusterConfigError::Exposed { addr })
     }
 
     /// A one-node cluster kept in memory: what a node without `[cluster]` runs.
@@ -260,58 +290,62 @@ impl ClusterConfig {
     }
 
     /// Checks values the types cannot express; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ClusterConfigError> {
         if self.node_id == 0 {
-            return Err("cluster.node_id must be > 0".into());
+            return Err(invalid("cluster.node_id must be > 0"));
         }
         if !self.listen.is_empty() && self.listen.parse::<SocketAddr>().is_err() {
-            return Err(format!("cluster.listen {:?} is not an address like 127.0.0.1:7001", self.listen));
+            return Err(invalid(format!(
+                "cluster.listen {:?} is not an address like 127.0.0.1:7001",
+                self.listen
+            )));
         }
         if let Some(a) = &self.advertise
             && !a.is_empty()
             && !is_host_port(a)
         {
-            return Err(format!("cluster.advertise {a:?} is not host:port"));
+            return Err(invalid(format!("cluster.advertise {a:?} is not host:port")));
         }
         if !self.is_single() && self.advertised().is_empty() {
-            return Err(
-                "cluster.listen (or cluster.advertise) is required when cluster.peers or cluster.dns is set"
-                    .into(),
-            );
+            return Err(invalid(
+                "cluster.listen (or cluster.advertise) is required when cluster.peers or cluster.dns is set",
+            ));
         }
         for (i, p) in self.peers.iter().enumerate() {
             if !is_host_port(p) {
-                return Err(format!("cluster.peers[{i}] {p:?} is not host:port"));
+                return Err(invalid(format!("cluster.peers[{i}] {p:?} is not host:port")));
             }
         }
         if let Some(d) = &self.dns
             && !is_host_port(d)
         {
-            return Err(format!("cluster.dns {d:?} is not host:port (e.g. junction-headless.ns.svc:7001)"));
+            return Err(invalid(format!(
+                "cluster.dns {d:?} is not host:port (e.g. junction-headless.ns.svc:7001)"
+            )));
         }
         if !self.peers.is_empty() && self.dns.is_some() {
-            return Err("set cluster.peers or cluster.dns, not both".into());
+            return Err(invalid("set cluster.peers or cluster.dns, not both"));
         }
         if self.voters == 0 {
-            return Err("cluster.voters must be at least 1".into());
+            return Err(invalid("cluster.voters must be at least 1"));
         }
         if self.heartbeat_ms == 0 {
-            return Err("cluster.heartbeat_ms must be > 0".into());
+            return Err(invalid("cluster.heartbeat_ms must be > 0"));
         }
         if self.election_timeout_ms <= self.heartbeat_ms {
-            return Err(format!(
+            return Err(invalid(format!(
                 "cluster.election_timeout_ms ({}) must be greater than cluster.heartbeat_ms ({})",
                 self.election_timeout_ms, self.heartbeat_ms
-            ));
+            )));
         }
         if self.lease_ms <= self.heartbeat_ms {
-            return Err(format!(
+            return Err(invalid(format!(
                 "cluster.lease_ms ({}) must be greater than cluster.heartbeat_ms ({})",
                 self.lease_ms, self.heartbeat_ms
-            ));
+            )));
         }
         if self.propose_timeout_ms == 0 {
-            return Err("cluster.propose_timeout_ms must be > 0".into());
+            return Err(invalid("cluster.propose_timeout_ms must be > 0"));
         }
         let secret = self.resolved_secret()?;
         if let Some(tls) = &self.tls {
@@ -319,32 +353,40 @@ impl ClusterConfig {
         }
         self.check_exposure(secret.is_some())?;
         if self.snapshot_logs == 0 {
-            return Err("cluster.snapshot_logs must be > 0".into());
+            return Err(invalid("cluster.snapshot_logs must be > 0"));
         }
         if !self.is_single()
             && self.advertise.as_deref().unwrap_or("").is_empty()
             && self.listen.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_unspecified())
         {
-            return Err(format!(
+            return Err(invalid(format!(
                 "cluster.listen {:?} is not an address other nodes can dial: set cluster.advertise",
                 self.listen
-            ));
+            )));
         }
         if self.join_timeout_ms == 0 {
-            return Err("cluster.join_timeout_ms must be > 0".into());
+            return Err(invalid("cluster.join_timeout_ms must be > 0"));
         }
         Ok(())
     }
 }
 
 /// The first line of the secret file `p` (named `key` in errors), trimmed.
-fn read_secret_file(key: &str, p: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(p).map_err(|e| format!("{key}: cannot read {}: {e}", p.display()))?;
+fn read_secret_file(key: &str, p: &std::path::Path) -> Result<String, ClusterConfigError> {
+    let text = std::fs::read_to_string(p).map_err(|e| ClusterConfigError::Read {
+        key: key.to_owned(),
+        path: p.to_owned(),
+        reason: e.to_string(),
+    })?;
     let line = text.lines().next().unwrap_or("").trim().to_owned();
     if line.is_empty() {
-        return Err(format!("{key} {} is empty", p.display()));
+        return Err(ClusterConfigError::EmptySecretFile { key: key.to_owned(), path: p.to_owned() });
     }
     Ok(line)
+}
+
+fn invalid(message: impl Into<String>) -> ClusterConfigError {
+    ClusterConfigError::Invalid(message.into())
 }
 
 /// `host:port` with a non-empty host and a numeric port.
@@ -377,14 +419,14 @@ mod tests {
         assert_eq!(c.advertised(), "127.0.0.1:7002");
         assert!(!c.initialises());
         let bad = ClusterConfig { node_id: 0, ..ClusterConfig::default() };
-        assert!(bad.validate().is_err_and(|e| e.contains("node_id")));
+        assert!(bad.validate().is_err_and(|e| e.to_string().contains("node_id")));
         let bad =
             ClusterConfig { peers: vec!["x".into()], listen: "127.0.0.1:1".into(), ..Default::default() };
-        assert!(bad.validate().is_err_and(|e| e.contains("peers[0]")));
+        assert!(bad.validate().is_err_and(|e| e.to_string().contains("peers[0]")));
         let bad = ClusterConfig { peers: vec!["a:1".into()], ..Default::default() };
-        assert!(bad.validate().is_err_and(|e| e.contains("cluster.listen")));
+        assert!(bad.validate().is_err_and(|e| e.to_string().contains("cluster.listen")));
         let bad = ClusterConfig { election_timeout_ms: 50, ..Default::default() };
-        assert!(bad.validate().is_err_and(|e| e.contains("election_timeout_ms")));
+        assert!(bad.validate().is_err_and(|e| e.to_string().contains("election_timeout_ms")));
     }
 
     fn listening(listen: &str) -> ClusterConfig {
@@ -394,7 +436,7 @@ mod tests {
     #[test]
     fn a_reachable_cluster_port_needs_a_secret_or_tls() {
         for open in ["0.0.0.0:7946", "[::]:7946", "10.1.2.3:7001", "[::ffff:127.0.0.1]:7001"] {
-            let e = listening(open).validate().expect_err(open);
+            let e = listening(open).validate().expect_err(open).to_string();
             assert!(e.contains("is reachable from other hosts") && e.contains("cluster.secret_file"), "{e}");
             assert!(!e.contains('\n'), "one line: {e}");
         }
@@ -415,23 +457,28 @@ mod tests {
         assert!(with_tls.validate().is_ok(), "mutual TLS alone is enough");
         let missing = ClusterTls { cert: "c".into(), key: "k".into(), ca: "a".into() };
         let with_tls = ClusterConfig { tls: Some(missing), ..listening("0.0.0.0:7001") };
-        assert!(with_tls.validate().is_err_and(|e| e.contains("cluster.tls.cert")), "the files are checked");
+        assert!(
+            with_tls.validate().is_err_and(|e| e.to_string().contains("cluster.tls.cert")),
+            "the files are checked"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
     fn a_short_secret_is_refused() {
         let short = ClusterConfig { secret: Some("hunter2".into()), ..listening("127.0.0.1:7001") };
-        assert!(short.validate().is_err_and(|e| e.contains("at least 16")));
+        assert!(short.validate().is_err_and(|e| e.to_string().contains("at least 16")));
         let binary =
             ClusterConfig { secret: Some("0123456789abcdé\u{7}".into()), ..listening("127.0.0.1:7001") };
-        assert!(binary.validate().is_err_and(|e| e.contains("printable ASCII")));
+        assert!(binary.validate().is_err_and(|e| e.to_string().contains("printable ASCII")));
         let dir = std::env::temp_dir().join(format!("junction-secret-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("short");
         std::fs::write(&file, "abc\n").expect("write");
         let short = ClusterConfig { secret_file: Some(file.clone()), ..listening("0.0.0.0:7001") };
-        assert!(short.validate().is_err_and(|e| e.contains("cluster.secret_file") && e.contains("3 bytes")));
+        assert!(short.validate().is_err_and(
+            |e| e.to_string().contains("cluster.secret_file") && e.to_string().contains("3 bytes")
+        ));
         std::fs::write(&file, "0123456789abcdef0123\nignored\n").expect("write");
         let ok = ClusterConfig { secret_file: Some(file), ..listening("0.0.0.0:7001") };
         assert_eq!(ok.resolved_secret(), Ok(Some("0123456789abcdef0123".into())));
