@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that runs Junction's whole test suite from a fresh clone:
-#   1. cargo build --bins, cargo test (unit tests + tests/*.rs integration tests),
+#   1. cargo build --bins, cargo test --workspace (unit tests of both crates + tests/*.rs integration tests),
 #      a fuzzing smoke run (the fuzz corpora and mutations of them replayed)
 #   2. Python interop tests (Autobahn|Python, tests/python) in a venv at target/pyenv
 #   3. Browser tests (headless Chromium: tests/python/test_browser.py) with Debian's
@@ -44,8 +44,8 @@ run_suite() { # run_suite NAME LOGFILE CMD...: run, tee output to LOGFILE, recor
 step "cargo build --bins"
 cargo build --bins
 
-step "cargo test"
-run_suite "cargo test" "$LOGS/cargo.log" cargo test
+step "cargo test --workspace"
+run_suite "cargo test" "$LOGS/cargo.log" cargo test --workspace
 
 # --- Fuzzing smoke run --------------------------------------------------------
 # The six fuzz targets' bodies over their committed corpora and 4000 seeded mutations

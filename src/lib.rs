@@ -34,16 +34,12 @@
 //! `observe`: it sees the router as a `StatusSource`, and neither the router nor the
 //! transports import it; `main` wires them together.
 
+pub use junction_core::{broker, dealer, dict, ids, link, table, wamp};
+
 pub mod auth;
-pub mod broker;
 pub mod cluster;
 pub mod config;
-pub mod dealer;
-pub mod ids;
-pub mod link;
 pub mod observe;
 pub mod ops;
 pub mod router;
-pub mod table;
 pub mod transport;
-pub mod wamp;

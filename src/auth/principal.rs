@@ -52,6 +52,16 @@ impl HelloAuth {
     }
 }
 
+/// What the TLS handshake established about the client (set by the transport,
+/// read by the authentication methods).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Subject CN of the verified client certificate, if one was presented.
+    pub client_cn: Option<String>,
+    /// Channel binding data of the connection.
+    pub bindings: ChannelBindings,
+}
+
 /// TLS channel binding data of the connection, each 32 bytes when present.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChannelBindings {

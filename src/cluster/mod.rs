@@ -31,6 +31,7 @@ pub mod network;
 pub mod node;
 pub mod proto;
 pub mod replicate;
+pub mod report;
 pub mod runtime;
 pub mod secure;
 pub mod server;
@@ -45,6 +46,7 @@ pub use crate::config::cluster as config;
 pub use crate::config::cluster::ClusterConfig;
 pub use node::{Cluster, LinkReporter, LinkState};
 pub use replicate::{Replicate, ReplicateError};
+pub use report::NotReady;
 pub use status::status;
 pub use types::NodeDownEvent;
 

@@ -9,6 +9,7 @@ use std::pin::Pin;
 use tokio::sync::broadcast;
 
 use super::node::Cluster;
+use super::report::NotReady;
 use super::types::{NodeDownEvent, Request};
 use crate::ids::NodeId;
 use crate::table::{Command, Outcome};
@@ -74,6 +75,18 @@ pub trait Replicate: Send + Sync {
     /// Removes node `node` from the cluster for good (through the leader); the log
     /// index.
     fn remove(&self, node: u64) -> Pending<'_, Result<u64, ReplicateError>>;
+    /// The `cluster` part of the node's status document.
+    fn status_document(&self) -> serde_json::Value;
+    /// The Raft view and link states for the sampled gauges; `is_up` says whether a
+    /// member's link is up when no link reporter is installed.
+    fn sample(&self, is_up: &dyn Fn(u64) -> bool) -> crate::observe::status::Sample;
+    /// `Ok(None)` when ready, `Ok(Some(index))` when ready but for applying up to the
+    /// committed `index`.
+    fn readiness(&self) -> Result<Option<u64>, NotReady>;
+    /// Waits up to `limit` until the state machine applied `index`.
+    fn wait_applied(&self, index: u64, limit: std::time::Duration) -> Pending<'_, bool>;
+    /// The last log index the state machine applied.
+    fn applied_index(&self) -> Option<u64>;
 }
 
 impl Replicate for Cluster {
@@ -112,5 +125,25 @@ impl Replicate for Cluster {
 
     fn remove(&self, node: u64) -> Pending<'_, Result<u64, ReplicateError>> {
         Box::pin(super::membership::remove(self, node))
+    }
+
+    fn status_document(&self) -> serde_json::Value {
+        super::report::document(self)
+    }
+
+    fn sample(&self, is_up: &dyn Fn(u64) -> bool) -> crate::observe::status::Sample {
+        super::report::sample(self, is_up)
+    }
+
+    fn readiness(&self) -> Result<Option<u64>, NotReady> {
+        super::report::readiness(self)
+    }
+
+    fn wait_applied(&self, index: u64, limit: std::time::Duration) -> Pending<'_, bool> {
+        Box::pin(super::report::wait_applied(self, index, limit))
+    }
+
+    fn applied_index(&self) -> Option<u64> {
+        self.replicated().applied_index()
     }
 }

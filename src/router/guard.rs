@@ -59,13 +59,39 @@ pub fn serves_router(router: &Router, realm: &Realm) -> bool {
         || !authorize::authorizers(router, realm).is_empty()
 }
 
+/// Why a request is refused (`wamp.error.not_authorized`), as the ERROR says it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// A procedure the router calls, registered by another role.
+    #[error("only role {role:?} may register {procedure} (the router calls it)")]
+    NotTheRegistrant {
+        /// The role that may register it.
+        role: String,
+        /// The procedure.
+        procedure: String,
+    },
+    /// A meta procedure acting on other sessions, without an explicit permission.
+    #[error("{0} needs an explicit permission in a realm serving authenticators or authorizers")]
+    NeedsExplicitPermission(String),
+    /// The role lacks the permission the request implies.
+    #[error("session is not authorized to {action} {uri} ({what})")]
+    Implied {
+        /// The action needed.
+        action: &'static str,
+        /// On what.
+        uri: String,
+        /// What for.
+        what: &'static str,
+    },
+}
+
 /// Checks `msg` (already authorized by its own URI) for the rules above; `Err` says
-/// why it is refused (`wamp.error.not_authorized`).
-pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, msg: &Message) -> Result<(), String> {
+/// why it is refused.
+pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, msg: &Message) -> Result<(), Refused> {
     match msg {
         Message::Register(m) => match registrant(router, realm, &m.procedure) {
             Some(role) if role != me.identity.authrole => {
-                Err(format!("only role {role:?} may register {} (the router calls it)", m.procedure))
+                Err(Refused::NotTheRegistrant { role, procedure: m.procedure.clone() })
             }
             _ => Ok(()),
         },
@@ -73,10 +99,7 @@ pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, msg: &Mes
             if serves_router(router, realm)
                 && !authorize::explicitly_allowed(router, realm, me, &m.procedure).await
             {
-                return Err(format!(
-                    "{} needs an explicit permission in a realm serving authenticators or authorizers",
-                    m.procedure
-                ));
+                return Err(Refused::NeedsExplicitPermission(m.procedure.clone()));
             }
             Ok(())
         }
@@ -112,11 +135,11 @@ async fn require(
     realm: &Realm,
     me: &SessionHandle,
     asked: Asked<'_>,
-    what: &str,
-) -> Result<(), String> {
+    what: &'static str,
+) -> Result<(), Refused> {
     if authorize::check(router, realm, me, asked).await.allow {
         Ok(())
     } else {
-        Err(format!("session is not authorized to {} {} ({what})", asked.action.as_str(), asked.uri))
+        Err(Refused::Implied { action: asked.action.as_str(), uri: asked.uri.to_owned(), what })
     }
 }

@@ -63,11 +63,11 @@ pub async fn check(router: &Router) -> Readiness {
     match cluster_check(router)? {
         None => Ok(()),
         Some(committed) => {
-            let cluster = router.replica.cluster().ok_or("no cluster")?;
-            if cluster.replicated().wait_applied(committed, APPLY_WAIT).await {
+            let cluster = router.replica.replicate().ok_or("no cluster")?;
+            if cluster.wait_applied(committed, APPLY_WAIT).await {
                 Ok(())
             } else {
-                let applied = cluster.replicated().applied_index().map(|i| i as i64).unwrap_or(-1);
+                let applied = cluster.applied_index().map(|i| i as i64).unwrap_or(-1);
                 Err(NotReady(format!(
                     "state machine applied up to {applied}, behind the commit index {committed}"
                 )))
@@ -85,24 +85,8 @@ fn cluster_check(router: &Router) -> Result<Option<u64>, NotReady> {
     if !router.listeners_up() {
         return Err("starting: listeners not up yet".into());
     }
-    let Some(cluster) = router.replica.cluster() else { return Ok(None) };
-    if cluster.is_shut_down() {
-        return Err("the cluster node has stopped".into());
-    }
-    let (member, leader) = {
-        let metrics = cluster.raft().metrics();
-        let m = metrics.borrow();
-        (m.membership_config.membership().get_node(&cluster.id()).is_some(), m.current_leader)
-    };
-    if !member {
-        return Err("not a member of the cluster".into());
-    }
-    if leader.is_none() {
-        return Err("no Raft leader known".into());
-    }
-    let committed = cluster.committed_index();
-    let applied = cluster.replicated().applied_index().map(|i| i as i64).unwrap_or(-1);
-    if committed >= 0 && applied < committed { Ok(Some(committed as u64)) } else { Ok(None) }
+    let Some(cluster) = router.replica.replicate() else { return Ok(None) };
+    cluster.readiness().map_err(|e| NotReady(e.to_string()))
 }
 
 #[cfg(test)]

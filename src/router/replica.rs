@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
 
 use crate::cluster::replicate::ReplicateError;
-use crate::cluster::{Cluster, NodeDownEvent, Replicate};
+use crate::cluster::{NodeDownEvent, Replicate};
 use crate::table::{Command, Outcome, RoutingTable};
 
 /// Why a command could not be committed.
@@ -31,9 +31,6 @@ pub struct Replica {
     table: Arc<RwLock<RoutingTable>>,
     /// The cluster; `None` only for [`Replica::default`] (direct apply).
     cluster: Option<Arc<dyn Replicate>>,
-    /// The same cluster as a Raft node, for the ops layer's status and health
-    /// documents ([`Replica::cluster`]).
-    raft: Option<Arc<Cluster>>,
     /// Node purges in direct mode (with Raft they come from the state machine).
     direct_down: broadcast::Sender<NodeDownEvent>,
 }
@@ -41,16 +38,15 @@ pub struct Replica {
 impl Default for Replica {
     /// Direct apply, no Raft: for synchronous tests only.
     fn default() -> Self {
-        Replica { table: Arc::default(), cluster: None, raft: None, direct_down: broadcast::channel(16).0 }
+        Replica { table: Arc::default(), cluster: None, direct_down: broadcast::channel(16).0 }
     }
 }
 
 impl Replica {
     /// The replica of a running `cluster` whose state machine applies commands to
     /// `table`.
-    pub fn new(table: Arc<RwLock<RoutingTable>>, cluster: Arc<Cluster>) -> Replica {
-        let seam: Arc<dyn Replicate> = cluster.clone();
-        Replica { table, cluster: Some(seam), raft: Some(cluster), direct_down: broadcast::channel(16).0 }
+    pub fn new(table: Arc<RwLock<RoutingTable>>, cluster: Arc<dyn Replicate>) -> Replica {
+        Replica { table, cluster: Some(cluster), direct_down: broadcast::channel(16).0 }
     }
 
     /// Commits a command and returns what applying it produced. When this returns,
@@ -92,13 +88,6 @@ impl Replica {
     /// The cluster behind this replica (`None` in direct mode).
     pub fn replicate(&self) -> Option<&Arc<dyn Replicate>> {
         self.cluster.as_ref()
-    }
-
-    /// The Raft node behind this replica (`None` in direct mode), for the ops
-    /// layer's status and health documents; the router goes through
-    /// [`Replica::replicate`].
-    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.raft.as_ref()
     }
 
     /// Node purges as they are applied on this node: a node declared down (lease

@@ -57,7 +57,7 @@ pub struct Session {
     /// The client's address (none over a Unix socket), for the per-address limits.
     peer: Option<std::net::SocketAddr>,
     /// What the TLS handshake established (TLS listeners only).
-    tls: Option<Arc<crate::transport::tls::TlsInfo>>,
+    tls: Option<Arc<crate::auth::TlsInfo>>,
     /// The session's place in the node's session counts, from HELLO until it leaves.
     seat: Option<Seat>,
 }
@@ -96,7 +96,7 @@ impl Session {
     }
 
     /// Sets what the TLS handshake established (channel bindings, client certificate).
-    pub fn set_tls(&mut self, tls: Option<Arc<crate::transport::tls::TlsInfo>>) {
+    pub fn set_tls(&mut self, tls: Option<Arc<crate::auth::TlsInfo>>) {
         self.tls = tls;
     }
 
@@ -356,7 +356,7 @@ impl Session {
             }
         }
         if let Err(why) = super::guard::check(router, &realm, &me, &msg).await {
-            refuse_because(&me, &msg, &why);
+            refuse_because(&me, &msg, &why.to_string());
             return Ok(());
         }
         match msg {

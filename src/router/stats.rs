@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::Router;
 use crate::ids::NodeId;
-use crate::observe::metrics::{MESSAGE_TYPES, RaftSample, metrics};
+use crate::observe::metrics::{MESSAGE_TYPES, metrics};
 use crate::observe::status::Sample;
 
 /// `GET /api/stats`, `junction.stats`: this node's counters since it started. A
@@ -47,26 +47,6 @@ pub fn stats(router: &Router) -> Value {
 
 /// The Raft view and link states of this node, for the sampled gauges.
 pub fn sample(router: &Router) -> Sample {
-    let Some(cluster) = router.replica.cluster() else { return Sample::default() };
-    let s = crate::cluster::status::build(cluster);
-    let raft = RaftSample {
-        term: s.term,
-        leader: s.leader_id,
-        is_leader: s.leader_id != 0 && s.leader_id == s.node_id,
-        last_log_index: s.last_log_index,
-        commit_index: s.committed_index,
-        // The state machine's own index: openraft's metrics may trail it.
-        applied_index: cluster.replicated().applied_index().map_or(s.applied_index, |i| i as i64),
-        members: s.members.iter().filter(|n| n.role != "gone").count() as i64,
-        voters: s.members.iter().filter(|n| n.role == "voter").count() as i64,
-    };
-    let mut links = Vec::new();
-    if s.links.is_empty() {
-        // No link reporter installed: "not known to be broken" per member.
-        for peer in s.members.iter().filter(|n| n.node_id != s.node_id && n.role != "gone") {
-            links.push((peer.node_id, router.reachable(NodeId(peer.node_id))));
-        }
-    }
-    links.extend(s.links.iter().map(|l| (l.node_id, l.state == "up")));
-    Sample { raft: Some(raft), links }
+    let Some(cluster) = router.replica.replicate() else { return Sample::default() };
+    cluster.sample(&|node| router.reachable(NodeId(node)))
 }

@@ -6,7 +6,6 @@
 use serde_json::{Value, json};
 
 use super::Router;
-use crate::cluster::proto::StatusReply;
 use crate::observe::status::{Readiness, ReadinessCheck, Sample, StatusSource};
 
 /// `GET /api/status`: this node, its realms' session counts, and its view of the
@@ -17,12 +16,7 @@ pub fn status(router: &Router, readiness: Readiness) -> Value {
         let n = router.realm(name).map(|r| r.sessions.len()).unwrap_or(0);
         sessions.insert(name.clone(), n.into());
     }
-    let cluster = router.replica.cluster().map(|c| {
-        let mut s = crate::cluster::status::build(c);
-        // The state machine's own index: openraft's metrics may trail it.
-        s.applied_index = c.replicated().applied_index().map_or(s.applied_index, |i| i as i64);
-        cluster_json(&s)
-    });
+    let cluster = router.replica.replicate().map(|c| c.status_document());
     json!({
         "node": router.node.0,
         "version": env!("CARGO_PKG_VERSION"),
@@ -32,46 +26,6 @@ pub fn status(router: &Router, readiness: Readiness) -> Value {
         "session_count": router.session_count(),
         "sessions": sessions,
         "cluster": cluster,
-    })
-}
-
-fn index(i: i64) -> Value {
-    if i < 0 { Value::Null } else { i.into() }
-}
-
-fn cluster_json(s: &StatusReply) -> Value {
-    let members: Vec<Value> = s
-        .members
-        .iter()
-        .map(|m| {
-            json!({
-                "node": m.node_id,
-                "addr": m.addr,
-                "role": m.role,
-                "up": m.up,
-                "incarnation": m.incarnation,
-                "matched_index": index(m.matched_index),
-                "last_ack_ms": index(m.last_ack_ms),
-            })
-        })
-        .collect();
-    let links: Vec<Value> =
-        s.links.iter().map(|l| json!({ "node": l.node_id, "addr": l.addr, "state": l.state })).collect();
-    let leader = (s.leader_id != 0).then(|| json!({ "node": s.leader_id, "addr": s.leader_addr }));
-    json!({
-        "addr": s.addr,
-        "state": s.state,
-        "term": s.term,
-        "leader": leader,
-        "last_log_index": index(s.last_log_index),
-        "committed_index": index(s.committed_index),
-        "applied_index": index(s.applied_index),
-        "snapshot_index": index(s.snapshot_index),
-        "purged_index": index(s.purged_index),
-        "incarnation": s.incarnation,
-        "millis_since_quorum_ack": index(s.millis_since_quorum_ack),
-        "members": members,
-        "links": links,
     })
 }
 

@@ -27,14 +27,7 @@ use crate::config::{ClientAuth, Config, ConfigError, TlsConfig};
 /// How often the certificate files are checked for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What the TLS handshake established about the client.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TlsInfo {
-    /// Subject CN of the verified client certificate, if one was presented.
-    pub client_cn: Option<String>,
-    /// Channel binding data of the connection.
-    pub bindings: ChannelBindings,
-}
+pub use crate::auth::TlsInfo;
 
 /// A listener's TLS configuration, reloaded when its files change.
 pub struct Tls {

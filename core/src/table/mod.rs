@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::roles::RoleConfig;
 use crate::broker::SubscriptionIndex;
 use crate::dealer::{RegisterError, RegistrationIndex};
 use crate::ids::{RegistrationId, SubscriptionId};
+use crate::roles::RoleConfig;
 
 mod command;
 

@@ -6,7 +6,7 @@
 //!
 //! Authorization uses them to decide a pattern-based SUBSCRIBE or REGISTER: a pattern
 //! is allowed only when every URI it can match is allowed
-//! ([`crate::auth::roles::decide_pattern`]).
+//! ([`crate::roles::decide_pattern`]).
 
 use super::uri::{self, MatchPolicy};
 

@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::roles::RoleConfig;
 use crate::dealer::{Callee, InvokePolicy, RegisterError};
 use crate::ids::{NodeId, RegistrationId, SessionId, SubscriptionId};
+use crate::roles::RoleConfig;
 use crate::wamp::uri::MatchPolicy;
 
 /// A change to the routing table.
