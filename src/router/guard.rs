@@ -2,7 +2,7 @@
 //! authorization:
 //!
 //! - **Procedures the router calls.** A realm's dynamic authenticators and
-//!   authorizers are called by exact URI only ([`super::internal`]), and only the role
+//!   authorizers are called by exact URI only ([`crate::dealer::Dealer::handle_internal_call`]), and only the role
 //!   the configuration names (`authenticator_role`, `authorizer_role`) may register
 //!   them, so no other session can take their calls (and the tickets in them).
 //! - **Meta procedures that act on other sessions** (removing a callee or subscriber,
