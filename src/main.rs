@@ -259,8 +259,9 @@ async fn start_node(cfg: &Config) -> Result<Arc<Router>, ClusterError> {
     let router = Router::with_replica(cfg.clone(), NodeId(cluster.id()), replica);
     router.set_links(data_path.connect(&cluster, router.clone()));
     tokio::spawn(junction::router::purge::watch(router.clone()));
+    tokio::spawn(junction::router::interest::keep_synced(Arc::downgrade(&router)));
     for realm in router.realms() {
-        junction::router::history::pin(&router, realm).await;
+        junction::router::history::pin(&router, realm);
     }
     Ok(router)
 }

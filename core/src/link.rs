@@ -6,6 +6,7 @@
 
 use crate::ids::{CallId, NodeId, PublicationId, QueryId, RegistrationId, SessionId, SubscriptionId};
 use crate::wamp::message::Payload;
+use crate::wamp::uri::MatchPolicy;
 use crate::wamp::value::Dict;
 
 /// A data-path message to another node.
@@ -43,6 +44,13 @@ pub enum LinkMsg {
     Query { id: QueryId, realm: String, op: String, payload: Payload },
     /// The answer to query `id`; `error` is empty on success.
     Answer { id: QueryId, error: String, payload: Payload },
+    /// The sending node gained (`on`) or lost interest in `(realm, topic, policy)`;
+    /// `seq` > 0 asks for an [`LinkMsg::InterestAck`].
+    Interest { realm: String, topic: String, policy: MatchPolicy, on: bool, seq: u64 },
+    /// The receiver applied the sender's interest change `seq`.
+    InterestAck { seq: u64 },
+    /// The sending node's whole interest in `realm`, replacing what the receiver knew.
+    InterestSync { realm: String, entries: Vec<(String, MatchPolicy)> },
 }
 
 /// The link is down: the message could not be queued.
@@ -64,4 +72,10 @@ pub trait LinkHandler: Send + Sync {
     fn on_link(&self, from: NodeId, msg: LinkMsg);
     /// The link to `node` broke, or its stream ended: every call routed to it fails.
     fn node_lost(&self, node: NodeId);
+    /// The link to `node` (re)connected: what the receiver must know of this node
+    /// (its subscription interest) is sent again.
+    fn link_up(&self, node: NodeId);
+    /// The stream `node` sends on ended: what it told this node (its subscription
+    /// interest) no longer holds; it sends it again when it reconnects.
+    fn stream_ended(&self, node: NodeId);
 }

@@ -21,14 +21,9 @@ use crate::link::{LinkHandler, LinkMsg};
 use crate::table::{Command, Outcome, RoutingTable};
 use crate::wamp::uri::MatchPolicy;
 
-fn sub(node: u64, topic: &str) -> Command {
-    Command::Subscribe {
-        realm: "r".into(),
-        node: NodeId(node),
-        topic: topic.into(),
-        policy: MatchPolicy::Exact,
-        now_ms: 1,
-    }
+/// A callee of `node` joining the shared registration of `procedure` (one per node).
+fn sub(node: u64, procedure: &str) -> Command {
+    reg(node, 1000 + node, procedure)
 }
 
 fn reg(node: u64, session: u64, procedure: &str) -> Command {
@@ -61,11 +56,11 @@ fn callees(t: &RoutingTable, procedure: &str) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-fn interest(t: &RoutingTable, topic: &str) -> Vec<u64> {
-    t.realm("r")
-        .and_then(|r| r.subscriptions.find(topic, MatchPolicy::Exact))
-        .map(|s| s.nodes.iter().map(|n| n.0).collect())
-        .unwrap_or_default()
+/// The nodes with a callee of `procedure`, sorted.
+fn interest(t: &RoutingTable, procedure: &str) -> Vec<u64> {
+    let mut nodes = callees(t, procedure);
+    nodes.sort_unstable();
+    nodes
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -294,7 +289,7 @@ async fn three_nodes_elect_forward_fail_over_and_refuse_without_quorum() {
 
     // Propose on a follower: forwarded to the leader, applied here before returning.
     let out = n2.cluster.propose(Request::Route(sub(2, "a"))).await.expect("forwarded write");
-    assert!(matches!(out, Outcome::Subscribed(_)));
+    assert!(matches!(out, Outcome::Registered(Ok(_))));
     assert_eq!(interest(&n2.table.read().expect("lock"), "a"), vec![2], "read-your-writes on the follower");
     let out = n3.cluster.propose(Request::Route(reg(3, 30, "p"))).await.expect("write from node 3");
     assert!(matches!(out, Outcome::Registered(Ok(_))));
@@ -321,7 +316,7 @@ async fn three_nodes_elect_forward_fail_over_and_refuse_without_quorum() {
     let survivors = [&n2, &n3];
     eventually(10, "a new leader", || leader_of(&survivors).is_some()).await;
     let out = n3.cluster.propose(Request::Route(sub(3, "b"))).await.expect("write after fail-over");
-    assert!(matches!(out, Outcome::Subscribed(_)));
+    assert!(matches!(out, Outcome::Registered(Ok(_))));
     let started = Instant::now();
     let ev = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -368,7 +363,7 @@ async fn a_lone_node_is_a_one_node_cluster() {
     assert!(c.is_leader());
     assert_eq!(c.local_addr(), None, "no gRPC server without cluster.listen");
     let out = c.propose(Request::Route(sub(1, "x"))).await.expect("write");
-    assert!(matches!(out, Outcome::Subscribed(_)));
+    assert!(matches!(out, Outcome::Registered(Ok(_))));
     assert_eq!(interest(&table.read().expect("lock"), "x"), vec![1]);
     c.shutdown().await;
 }
@@ -675,4 +670,6 @@ struct Ignore;
 impl LinkHandler for Ignore {
     fn on_link(&self, _: NodeId, _: LinkMsg) {}
     fn node_lost(&self, _: NodeId) {}
+    fn link_up(&self, _: NodeId) {}
+    fn stream_ended(&self, _: NodeId) {}
 }

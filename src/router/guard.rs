@@ -113,10 +113,9 @@ pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, msg: &Mes
         }
         Message::Call(m) if m.procedure == GET_EVENTS && authorize::enforced(router, realm) => {
             let Some(id) = first_arg(m).and_then(Value::as_u64) else { return Ok(()) };
-            let pattern = router.replica.read(|t| {
-                let sub = t.realm(&realm.name)?.subscriptions.get(SubscriptionId(id))?;
-                Some((sub.uri.clone(), sub.policy))
-            });
+            let pattern = router
+                .interest
+                .read(&realm.name, |idx| idx.get(SubscriptionId(id)).map(|s| (s.uri.clone(), s.policy)));
             let Some((uri, policy)) = pattern else { return Ok(()) }; // answered: no such subscription
             let asked = Asked { uri: &uri, policy, action: Action::Subscribe };
             require(router, realm, me, asked, "to read its event history").await

@@ -5,7 +5,7 @@
 //!
 //! At start every node pins its interest in each configured (topic, match) — a
 //! "dummy" subscription, as the spec suggests — so the subscription exists before
-//! anyone subscribes and every publication reaches every node, where [`super::pubsub::deliver`]
+//! anyone subscribes and every publication reaches every node, where `pubsub::deliver`
 //! records it. Every node therefore holds the whole history and answers
 //! `get_events` by itself; a node that restarts starts with an empty history.
 //! Publications with session-based black/white lists are not kept (spec); authid and
@@ -24,24 +24,13 @@ use crate::wamp::value::{Dict, List, Value};
 pub use crate::config::history::{HistoryConfig, HistoryError, MAX_LIMIT};
 
 /// Pins this node's interest in every topic `realm` keeps history for, and starts
-/// keeping it. Run at start, and again after the cluster purged this node.
-pub async fn pin(router: &super::Router, realm: &super::realm::Realm) {
+/// keeping it. Run at start.
+pub fn pin(router: &super::Router, realm: &super::realm::Realm) {
     for cfg in &realm.history_config {
         let Ok(policy) = cfg.policy() else { continue };
-        let _serial = realm.membership.lock().await;
-        let cmd = crate::table::Command::Subscribe {
-            realm: realm.name.clone(),
-            node: router.node,
-            topic: cfg.topic.clone(),
-            policy,
-            now_ms: now_ms(),
-        };
-        match router.replica.propose(cmd).await {
-            Ok(crate::table::Outcome::Subscribed(id)) => {
-                realm.keep_history(id, cfg.limit, router.config.limits.max_history_bytes)
-            }
-            other => tracing::warn!(topic = %cfg.topic, outcome = ?other, "event history not pinned"),
-        }
+        let _serial = super::handle::lock(&realm.membership);
+        let (id, _, _) = router.interest.gain(router, realm, &cfg.topic, policy);
+        realm.keep_history(id, cfg.limit, router.config.limits.max_history_bytes);
     }
 }
 

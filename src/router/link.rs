@@ -9,6 +9,7 @@
 //! invocation; this module hands the link's RPC frames to it, and delivers events.
 
 use super::Router;
+use super::interest::Change;
 use super::pubsub;
 use crate::broker::Audience;
 use crate::dealer::LinkInvoke;
@@ -23,7 +24,16 @@ impl LinkHandler for Router {
     }
 
     fn node_lost(&self, node: NodeId) {
+        self.interest.forget_acks(node);
         on_node_lost(self, node);
+    }
+
+    fn link_up(&self, node: NodeId) {
+        self.interest.sync_to(self, node);
+    }
+
+    fn stream_ended(&self, node: NodeId) {
+        self.interest.drop_node(node);
     }
 }
 
@@ -33,12 +43,8 @@ fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
         LinkMsg::Event { realm, topic, subscriptions, publication, details, audience, payload } => {
             let Some(realm) = router.realm(&realm) else { return };
             let audience = Audience::from_options(&audience).unwrap_or_default();
-            let matches: Vec<(SubscriptionId, MatchPolicy)> = router.replica.read(|t| {
-                let Some(r) = t.realm(&realm.name) else { return Vec::new() };
-                subscriptions
-                    .iter()
-                    .filter_map(|id| r.subscriptions.get(*id).map(|s| (s.id, s.policy)))
-                    .collect()
+            let matches: Vec<(SubscriptionId, MatchPolicy)> = router.interest.read(&realm.name, |idx| {
+                subscriptions.iter().filter_map(|id| idx.get(*id).map(|s| (s.id, s.policy))).collect()
             });
             let span = match details.get(crate::observe::spans::TRACEPARENT_KEY) {
                 Some(tp) if crate::observe::spans::enabled() => {
@@ -69,6 +75,11 @@ fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
         LinkMsg::Interrupt { call, mode, reason } => {
             router.deal(|d, _, _| d.handle_link_interrupt(from, call, &mode, &reason));
         }
+        LinkMsg::Interest { realm, topic, policy, on, seq } => {
+            router.interest.on_interest(router, from, Change { realm, topic, policy, on, seq });
+        }
+        LinkMsg::InterestAck { seq } => router.interest.on_ack(from, seq),
+        LinkMsg::InterestSync { realm, entries } => router.interest.on_sync(from, &realm, &entries),
     }
 }
 

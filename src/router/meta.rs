@@ -2,8 +2,9 @@
 //! `wamp.subscription.*` procedures answered by the router itself, and the meta
 //! events it publishes when sessions, registrations and subscriptions come and go.
 //!
-//! Registrations and subscriptions are answered from the replicated routing table, so
-//! they are cluster-wide. Sessions and per-session lists (callees are in the table;
+//! Registrations are answered from the replicated routing table and subscriptions
+//! from this node's view of every node's interest ([`super::interest`]), so both are
+//! cluster-wide. Sessions and per-session lists (callees are in the table;
 //! subscribers are node-local) are answered from this node's state.
 
 use std::sync::Arc;
@@ -176,9 +177,7 @@ async fn cluster_call(
         }
         "subscription.list_subscribers" | "subscription.count_subscribers" => {
             let Some(id) = arg_u64(args, 0) else { return err(errors::INVALID_ARGUMENT, "id expected") };
-            let known = router.replica.read(|t| {
-                t.realm(&realm.name).and_then(|r| r.subscriptions.get(SubscriptionId(id))).is_some()
-            });
+            let known = router.interest.read(&realm.name, |idx| idx.get(SubscriptionId(id)).is_some());
             if !known {
                 return err(errors::NO_SUCH_SUBSCRIPTION, "no subscription with that id");
             }
@@ -346,15 +345,11 @@ fn subscription_call(
     args: &List,
     kwargs: &Dict,
 ) -> Answer {
-    let sub = |id: u64| {
-        router
-            .replica
-            .read(|t| t.realm(&realm.name).and_then(|r| r.subscriptions.get(SubscriptionId(id)).cloned()))
-    };
+    let sub = |id: u64| router.interest.read(&realm.name, |idx| idx.get(SubscriptionId(id)).cloned());
     match name {
-        "list" => router.replica.read(|t| {
+        "list" => router.interest.read(&realm.name, |idx| {
             let mut by = [Vec::new(), Vec::new(), Vec::new()];
-            for s in t.realm(&realm.name).iter().flat_map(|r| r.subscriptions.iter()) {
+            for s in idx.iter() {
                 by[s.policy as usize].push(Value::from(s.id.0));
             }
             let [exact, prefix, wildcard] = by;
@@ -363,18 +358,14 @@ fn subscription_call(
         "lookup" => {
             let Some(uri) = arg_str(args, 0) else { return err(errors::INVALID_ARGUMENT, "URI expected") };
             let policy = match_of(args.get(1));
-            let id = router
-                .replica
-                .read(|t| t.realm(&realm.name)?.subscriptions.find(uri, policy).map(|s| s.id.0));
+            let id = router.interest.read(&realm.name, |idx| idx.find(uri, policy).map(|s| s.id.0));
             one(id.map_or(Value::Null, Value::from))
         }
         "match" => {
             let Some(uri) = arg_str(args, 0) else { return err(errors::INVALID_ARGUMENT, "URI expected") };
-            let ids: Vec<Value> = router.replica.read(|t| {
+            let ids: Vec<Value> = router.interest.read(&realm.name, |idx| {
                 let mut out = Vec::new();
-                if let Some(r) = t.realm(&realm.name) {
-                    r.subscriptions.matching(uri, &mut out);
-                }
+                idx.matching(uri, &mut out);
                 out.iter().map(|s| Value::from(s.id.0)).collect()
             });
             one(if ids.is_empty() { Value::Null } else { Value::List(ids) })

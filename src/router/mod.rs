@@ -9,6 +9,7 @@ pub mod drain;
 pub mod guard;
 pub mod handle;
 pub mod history;
+pub mod interest;
 pub mod limits;
 pub mod link;
 pub mod meta;
@@ -58,6 +59,8 @@ pub struct Router {
     links: OnceLock<Arc<dyn Links>>,
     /// Every call and invocation in flight on this node ([`dealing`]).
     pub dealing: dealing::Dealing,
+    /// Every node's subscription interest, as this node knows it ([`interest`]).
+    pub interest: interest::Interest,
     /// Meta query ids.
     query_ids: IdSequence,
     /// Meta queries sent to other nodes and awaiting their answer, by query id.
@@ -107,6 +110,7 @@ impl Router {
             shutdown,
             links: OnceLock::new(),
             dealing: dealing::Dealing::new(node),
+            interest: interest::Interest::default(),
             query_ids: IdSequence::default(),
             queries: DashMap::new(),
             admission,

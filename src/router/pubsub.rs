@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::handle::SessionHandle;
+use super::Router;
+use super::handle::{SessionHandle, lock};
 use super::realm::Realm;
-use super::{Router, now_ms};
 use crate::broker::Audience;
+use crate::broker::index::derive_id;
 use crate::broker::plan::{self, Fanout, Group, Member};
 use crate::ids::{PublicationId, SessionId, SubscriptionId, random_id};
 use crate::link::LinkMsg;
 use crate::observe::spans;
-use crate::table::{Command, Outcome, Retained};
+use crate::table::{Command, Retained};
 use crate::wamp::codec::neutral;
 use crate::wamp::message::{
     Event, Message, Payload, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, code,
@@ -37,15 +38,14 @@ pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, 
         me.send(&e).ok();
         return;
     }
-    let _serial = realm.membership.lock().await;
-    let known = router.replica.read(|t| {
-        t.realm(&realm.name)
-            .and_then(|r| r.subscriptions.find(&m.topic, policy))
-            .filter(|s| s.nodes.contains(&router.node))
-            .map(|s| s.id)
-    });
+    let id = derive_id(&realm.name, &m.topic, policy);
+    if router.interest.collides(&realm.name, id, &m.topic, policy) {
+        let why = "the subscription's id is taken by another topic of this realm (a hash collision): use another topic";
+        me.send(&error_reply(code::SUBSCRIBE, m.request, errors::INVALID_ARGUMENT, why)).ok();
+        return;
+    }
     let max = router.config.limits.max_subscriptions_per_session;
-    if let (held, false) = me.subscription_count(known)
+    if let (held, false) = me.subscription_count(Some(id))
         && held >= max
     {
         let why = format!("at most {max} subscriptions per session (limits.max_subscriptions_per_session)");
@@ -53,35 +53,28 @@ pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, 
         me.send(&e).ok();
         return;
     }
-    let id = match known {
-        Some(id) => id,
-        None => {
-            let cmd = Command::Subscribe {
-                realm: realm.name.clone(),
-                node: router.node,
-                topic: m.topic.clone(),
-                policy,
-                now_ms: now_ms(),
-            };
-            match router.replica.propose(cmd).await {
-                Ok(Outcome::Subscribed(id)) => id,
-                other => {
-                    let why = format!("subscription not committed: {other:?}");
-                    me.send(&error_reply(code::SUBSCRIBE, m.request, errors::CLUSTER_UNAVAILABLE, &why)).ok();
-                    return;
-                }
-            }
-        }
+    let (created, wait) = {
+        let _serial = lock(&realm.membership);
+        let (_, created, wait) = router.interest.gain(router, realm, &m.topic, policy);
+        (created, router.interest.begin_subscribe(&realm.name, id, wait))
     };
-    let first_here = !realm.has_local_interest(id);
-    realm.add_subscriber(id, me.clone());
-    me.set_subscribed(id, true);
-    me.send(&Message::Subscribed(Subscribed { request: m.request, subscription: id })).ok();
-    if known.is_none() && first_here {
-        let created = router.replica.read(|t| {
-            t.realm(&realm.name).and_then(|r| r.subscriptions.get(id)).filter(|s| s.nodes.len() == 1).cloned()
-        });
-        if let Some(s) = created {
+    let pending = Subscribing { router, realm, id };
+    if let Some(wait) = wait {
+        let silent = wait.wait(super::interest::ACK_LIMIT).await;
+        if !silent.is_empty() {
+            tracing::warn!(topic = %m.topic, nodes = ?silent, "subscribed without these nodes' acknowledgement");
+        }
+    }
+    {
+        let _serial = lock(&realm.membership);
+        realm.add_subscriber(id, me.clone());
+        me.set_subscribed(id, true);
+        me.send(&Message::Subscribed(Subscribed { request: m.request, subscription: id })).ok();
+    }
+    drop(pending);
+    if created {
+        let sub = router.interest.read(&realm.name, |idx| idx.get(id).cloned());
+        if let Some(s) = sub {
             let details = super::meta::subscription_details(&s);
             super::meta::on_create(router, realm, "wamp.subscription.on_create", me.id, details);
         }
@@ -89,6 +82,23 @@ pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, 
     super::meta::on_route(router, realm, "wamp.subscription.on_subscribe", me.id, id.0);
     if dict_bool(&m.options, "get_retained") {
         send_retained(router, realm, me, id, &m.topic, policy);
+    }
+}
+
+/// A SUBSCRIBE between announcing its interest and being answered: when it ends
+/// (answered, or dropped because the session went away), the interest is released
+/// unless a subscriber holds it.
+struct Subscribing<'a> {
+    router: &'a Router,
+    realm: &'a Realm,
+    id: SubscriptionId,
+}
+
+impl Drop for Subscribing<'_> {
+    fn drop(&mut self) {
+        let _serial = lock(&self.realm.membership);
+        self.router.interest.end_subscribe(&self.realm.name, self.id);
+        self.router.interest.release(self.router, self.realm, self.id);
     }
 }
 
@@ -125,21 +135,24 @@ fn send_retained(
 
 /// Handles UNSUBSCRIBE.
 pub async fn unsubscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, m: Unsubscribe) {
-    let _serial = realm.membership.lock().await;
-    if !me.set_subscribed(m.subscription, false) {
+    let (held, wait) = {
+        let _serial = lock(&realm.membership);
+        let held = me.set_subscribed(m.subscription, false);
+        let mut wait = None;
+        if held {
+            realm.remove_subscriber(m.subscription, me.id);
+            wait = router.interest.release_acknowledged(router, realm, m.subscription);
+        }
+        (held, wait)
+    };
+    if !held {
         let e = error_reply(code::UNSUBSCRIBE, m.request, errors::NO_SUCH_SUBSCRIPTION, "not subscribed");
         me.send(&e).ok();
         return;
     }
-    if realm.remove_subscriber(m.subscription, me.id) {
-        let cmd = Command::Unsubscribe {
-            realm: realm.name.clone(),
-            node: router.node,
-            subscription: m.subscription,
-        };
-        if let Err(e) = router.replica.propose(cmd).await {
-            tracing::warn!(error = %e, "unsubscribe not committed; interest stays until the node leaves");
-        }
+    if let Some(wait) = wait {
+        wait.wait(super::interest::ACK_LIMIT).await;
+        router.interest.finished(&wait);
     }
     me.send(&Message::Unsubscribed(Unsubscribed { request: m.request, details: None })).ok();
     subscription_left(router, realm, me.id, m.subscription);
@@ -148,8 +161,7 @@ pub async fn unsubscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>
 /// Publishes `on_unsubscribe`, and `on_delete` when the subscription is gone.
 pub fn subscription_left(router: &Router, realm: &Realm, session: SessionId, id: SubscriptionId) {
     super::meta::on_route(router, realm, "wamp.subscription.on_unsubscribe", session, id.0);
-    let gone = router.replica.read(|t| t.realm(&realm.name).and_then(|r| r.subscriptions.get(id)).is_none());
-    if gone {
+    if router.interest.read(&realm.name, |idx| idx.get(id).is_none()) {
         super::meta::on_route(router, realm, "wamp.subscription.on_delete", session, id.0);
     }
 }
@@ -244,11 +256,9 @@ pub struct Publication<'a> {
 /// Routes a publication: local subscribers here, one frame per other node with
 /// matching subscribers. `skip` is the publisher when it excluded itself.
 pub fn route(router: &Router, realm: &Realm, p: Publication<'_>, payload: Payload, skip: Option<SessionId>) {
-    let routes = router.replica.read(|t| {
+    let routes = router.interest.read(&realm.name, |idx| {
         let mut subs = Vec::new();
-        if let Some(r) = t.realm(&realm.name) {
-            r.subscriptions.matching(p.topic, &mut subs);
-        }
+        idx.matching(p.topic, &mut subs);
         plan::routes(&subs, router.node)
     });
     for (node, subscriptions) in routes.remote {
@@ -347,8 +357,12 @@ fn execute(msg: &Message, groups: &[Group], subscribers: &[Arc<SessionHandle>]) 
     }
 }
 
-/// Drops a leaving session from its subscriptions; returns the subscriptions this
-/// node is no longer interested in (for the session's `SessionGone` command).
-pub fn leave(realm: &Realm, me: &SessionHandle, subscriptions: Vec<SubscriptionId>) -> Vec<SubscriptionId> {
-    subscriptions.into_iter().filter(|&id| realm.remove_subscriber(id, me.id)).collect()
+/// Drops a leaving session from its subscriptions, releasing this node's interest
+/// in those it was the last local subscriber of.
+pub fn leave(router: &Router, realm: &Realm, me: &SessionHandle, subscriptions: &[SubscriptionId]) {
+    let _serial = lock(&realm.membership);
+    for &id in subscriptions {
+        realm.remove_subscriber(id, me.id);
+        router.interest.release(router, realm, id);
+    }
 }

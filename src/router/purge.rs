@@ -1,8 +1,9 @@
 //! What the router does when the cluster purges a node (the node-down events of
 //! [`Replica::node_down_events`](super::replica::Replica::node_down_events)).
 //!
-//! When another node is purged, every call routed to it is answered at once, and
-//! the node chosen to publish them publishes its sessions' testaments. When *this*
+//! When another node is purged, its subscription interest is dropped, every call
+//! routed to it is answered at once, and the node chosen to publish them publishes
+//! its sessions' testaments. When *this*
 //! node is purged (it was cut off from the majority longer than the lease), its
 //! routing entries are gone cluster-wide: rather than re-creating them under new ids
 //! its clients do not know, the node ends every local session
@@ -30,6 +31,7 @@ pub async fn watch(router: Arc<Router>) {
             Err(RecvError::Closed) => return,
         };
         if ev.node != router.node.0 {
+            router.interest.drop_node(NodeId(ev.node));
             on_node_lost(&router, NodeId(ev.node));
             if ev.publisher == router.node.0 {
                 super::testament::publish_orphans(&router, ev.testaments);
@@ -40,8 +42,9 @@ pub async fn watch(router: Arc<Router>) {
         if ev.incarnation == mine {
             tracing::warn!("this node was declared down by the cluster: ending local sessions");
             router.kill_all_sessions(errors::SYSTEM_SHUTDOWN, "this node was cut off from the cluster");
-            for realm in router.realms() {
-                super::history::pin(&router, realm).await;
+            // the others dropped this node's interest (its history pins): send it again
+            for node in router.replica.peers(router.node) {
+                router.interest.forget_acks(node);
             }
         }
     }

@@ -27,9 +27,10 @@ pub struct Realm {
     pub sessions: DashMap<SessionId, Arc<SessionHandle>>,
     /// Local subscribers per subscription.
     local_subs: RwLock<HashMap<SubscriptionId, Subscribers>>,
-    /// Serialises subscribe/unsubscribe on this node with their table commands, so
-    /// the node's interest in the table always matches its local subscribers.
-    pub membership: tokio::sync::Mutex<()>,
+    /// Serialises changes of this node's local subscribers with the interest
+    /// changes they cause and their sending on the links ([`super::interest`]), so
+    /// the other nodes learn them in order. Never held across an await.
+    pub membership: std::sync::Mutex<()>,
     /// Round-robin turn per registration.
     turns: DashMap<RegistrationId, usize>,
     /// Event history of the subscriptions this node keeps it for (pinned interest).
@@ -82,7 +83,7 @@ impl Realm {
             uri_check: cfg.uri_check,
             sessions: DashMap::new(),
             local_subs: RwLock::default(),
-            membership: tokio::sync::Mutex::new(()),
+            membership: std::sync::Mutex::new(()),
             turns: DashMap::new(),
             histories: RwLock::default(),
             history_config: cfg.history.clone(),

@@ -65,16 +65,12 @@ pub async fn subscription(
     reason: Option<&str>,
 ) -> bool {
     {
-        let _serial = realm.membership.lock().await;
+        let _serial = super::handle::lock(&realm.membership);
         if !s.set_subscribed(id, false) {
             return false;
         }
-        if realm.remove_subscriber(id, s.id) {
-            let cmd = Command::Unsubscribe { realm: realm.name.clone(), node: router.node, subscription: id };
-            if let Err(e) = router.replica.propose(cmd).await {
-                tracing::warn!(error = %e, "revocation not committed; interest stays until the node leaves");
-            }
-        }
+        realm.remove_subscriber(id, s.id);
+        router.interest.release(router, realm, id);
     }
     if s.has_feature("subscriber", SUBSCRIPTION_REVOCATION) {
         let details = Some(details("subscription", id.0, reason));

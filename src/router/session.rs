@@ -411,17 +411,14 @@ impl Session {
         self.gauge = None;
         me.mark_left();
         let (subs, regs) = me.take_routes();
-        let gone_subs = {
-            let _serial = realm.membership.lock().await;
-            pubsub::leave(&realm, &me, subs.clone())
-        };
-        if !regs.is_empty() || !gone_subs.is_empty() || me.has_testaments() {
+        pubsub::leave(&self.router, &realm, &me, &subs);
+        if !regs.is_empty() || me.has_testaments() {
             let cmd = Command::SessionGone {
                 realm: realm.name.clone(),
                 node: self.router.node,
                 session: me.id,
                 registrations: regs.clone(),
-                subscriptions: gone_subs,
+                subscriptions: Vec::new(),
             };
             if let Err(e) = self.router.replica.propose(cmd).await {
                 tracing::warn!(error = %e, session = %me.id, "session cleanup not committed");

@@ -595,7 +595,10 @@ async def test_subscription_meta_api_across_nodes(cluster, cw, unique):
     ids = {s2.session_id: 2, s3.session_id: 3}
     seen = []
     while len(seen) < 6:
-        args, _, details = await events.get()
+        try:
+            args, _, details = await asyncio.wait_for(events.get(), 5)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"meta events seen so far: {seen}")
         if args and args[0] in ids:
             seen.append((details.topic, ids[args[0]], args[1]["id"] if isinstance(args[1], dict) else args[1]))
     # events of one node arrive in the order published; nodes 2 and 3 use separate links

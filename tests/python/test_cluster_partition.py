@@ -6,9 +6,10 @@
 # client net the test's Autobahn clients use from the host, which stays up, so
 # the cut-off node's clients can still talk to it.
 #
-# While one follower is cut off: it refuses new REGISTER/SUBSCRIBE with
+# While one follower is cut off: it refuses new REGISTERs with
 # junction.error.cluster_unavailable (after its propose timeout, ~3 s) instead
-# of diverging; the majority keeps accepting registrations and routing; the
+# of diverging, while SUBSCRIBE, which needs no consensus (each node owns its
+# subscription interest), is answered and its own clients' events are routed; the majority keeps accepting registrations and routing; the
 # leader declares the cut-off node down. After healing: the node learns it was
 # declared down and ends its local sessions (GOODBYE wamp.close.system_shutdown),
 # every node's `cluster status` converges (same leader, all members up, same
@@ -31,6 +32,7 @@ from conftest import ALL_COMBOS, Wamp
 
 CALL_TIMEOUT = 5.0
 PROPOSE_TIMEOUT = 3.0  # the router's default cluster.propose_timeout_ms
+INTEREST_ACK_LIMIT = 2.0  # router::interest::ACK_LIMIT: how long SUBSCRIBED waits for other nodes
 
 
 @pytest.fixture
@@ -116,10 +118,24 @@ async def test_partition_minority_refuses_majority_serves_then_converges(lab, ne
         assert took < PROPOSE_TIMEOUT + 3, f"{what}: refused after {took:.2f}s (propose timeout {PROPOSE_TIMEOUT}s)"
         return took
 
+    async def minority_subscribes_and_publishes_locally():
+        # subscriptions need no consensus (each node owns its interest): the cut-off
+        # node still serves pub/sub among its own clients
+        t0 = time.monotonic()
+        sink, topic = Sink(), unique()
+        await asyncio.wait_for(c_iso_b.subscribe(sink, topic, options=SubscribeOptions(details_arg="details")),
+                               INTEREST_ACK_LIMIT + 3)
+        took = time.monotonic() - t0
+        assert took < INTEREST_ACK_LIMIT + 2, f"SUBSCRIBE on the cut-off node took {took:.2f}s"
+        pub = await c_iso.publish(topic, "minority", options=PublishOptions(acknowledge=True))
+        args, _, details = await asyncio.wait_for(sink.get(), 5)
+        assert args == ["minority"] and details.publication == pub.id
+        return 0.0
+
     async def minority_refuses():
         # two sessions: one session's REGISTER/SUBSCRIBE are handled one after the other
         took = await asyncio.gather(refused("REGISTER", c_iso.register(lambda: "minority", unique())),
-                                    refused("SUBSCRIBE", c_iso_b.subscribe(lambda *a: None, unique())))
+                                    minority_subscribes_and_publishes_locally())
         # still refused once the majority has declared the node down
         await asyncio.wait_for(declared_down.wait(), 15)
         took.append(await refused("REGISTER after NodeDown", c_iso_b.register(lambda: "minority", unique())))

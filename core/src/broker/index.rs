@@ -1,9 +1,16 @@
 //! The subscription index: which subscriptions exist, and which nodes are interested.
 //!
-//! This is part of the replicated routing table: it records per-node *interest*
-//! (a node with at least one local subscriber), never individual sessions, which stay
-//! local to the node. Subscription ids are handed in by the table's deterministic id
-//! counter, so every node applying the same commands assigns the same ids.
+//! Every node keeps one per realm, built from its own interest and what the other
+//! nodes tell it over the links (no consensus: each node owns its interest). It
+//! records per-node *interest* (a node with at least one local subscriber, or one
+//! that keeps the topic's event history), never individual sessions.
+//!
+//! Subscription ids are the same on every node without a consensus round: each is
+//! derived from (realm, uri, match policy) by [`derive_id`], a 64-bit FNV-1a hash
+//! folded into the WAMP id range `1..=2^53`. Two different subscriptions of one realm
+//! collide with probability about n²/2^54 for n subscriptions (below 10^-4 for a
+//! million); the router checks for it and refuses the second SUBSCRIBE with an
+//! error rather than merging two topics.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -26,6 +33,20 @@ pub struct Subscription {
     pub created_ms: u64,
     /// Nodes with at least one local subscriber.
     pub nodes: BTreeSet<NodeId>,
+}
+
+/// The id every node gives the subscription to `(uri, policy)` in `realm`.
+pub fn derive_id(realm: &str, uri: &str, policy: MatchPolicy) -> SubscriptionId {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut h = OFFSET;
+    for part in [realm.as_bytes(), &[0], uri.as_bytes(), &[0], policy.as_str().as_bytes()] {
+        for &b in part {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    SubscriptionId(h % crate::ids::MAX_ID + 1)
 }
 
 /// All subscriptions of one realm. Serialized as the list of subscriptions; the
@@ -112,6 +133,26 @@ impl SubscriptionIndex {
         true
     }
 
+    /// Replaces `node`'s whole interest with `entries` (a full interest set from the
+    /// node); ids are derived for `realm`.
+    pub fn replace_node(
+        &mut self,
+        realm: &str,
+        node: NodeId,
+        entries: &[(String, MatchPolicy)],
+        now_ms: u64,
+    ) {
+        self.remove_node(node);
+        for (uri, policy) in entries {
+            self.add_interest(node, uri, *policy, || derive_id(realm, uri, *policy), now_ms);
+        }
+    }
+
+    /// The (uri, policy) of every subscription `node` is interested in.
+    pub fn interest_of(&self, node: NodeId) -> Vec<(String, MatchPolicy)> {
+        self.subs.values().filter(|s| s.nodes.contains(&node)).map(|s| (s.uri.clone(), s.policy)).collect()
+    }
+
     /// Removes `node` from every subscription (the node is gone).
     pub fn remove_node(&mut self, node: NodeId) {
         let ids: Vec<_> = self.subs.values().filter(|s| s.nodes.contains(&node)).map(|s| s.id).collect();
@@ -136,6 +177,32 @@ impl SubscriptionIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_distinct_and_valid() {
+        let a = derive_id("realm1", "com.app.topic", MatchPolicy::Exact);
+        assert_eq!(a, derive_id("realm1", "com.app.topic", MatchPolicy::Exact));
+        assert_ne!(a, derive_id("realm1", "com.app.topic", MatchPolicy::Prefix));
+        assert_ne!(a, derive_id("realm2", "com.app.topic", MatchPolicy::Exact));
+        assert!(crate::ids::valid_id(a.0));
+        let ids: std::collections::HashSet<_> =
+            (0..100_000).map(|i| derive_id("r", &format!("t.{i}"), MatchPolicy::Exact)).collect();
+        assert_eq!(ids.len(), 100_000);
+    }
+
+    #[test]
+    fn a_full_interest_set_replaces_what_was_known_of_a_node() {
+        let mut idx = SubscriptionIndex::default();
+        let n2 = NodeId(2);
+        idx.add_interest(n2, "a", MatchPolicy::Exact, || derive_id("r", "a", MatchPolicy::Exact), 0);
+        idx.add_interest(NodeId(1), "b", MatchPolicy::Exact, || derive_id("r", "b", MatchPolicy::Exact), 0);
+        idx.replace_node("r", n2, &[("b".into(), MatchPolicy::Exact), ("c.".into(), MatchPolicy::Prefix)], 0);
+        assert!(idx.find("a", MatchPolicy::Exact).is_none());
+        let mut got = idx.interest_of(n2);
+        got.sort();
+        assert_eq!(got, vec![("b".to_owned(), MatchPolicy::Exact), ("c.".to_owned(), MatchPolicy::Prefix)]);
+        assert_eq!(idx.find("b", MatchPolicy::Exact).map(|s| s.nodes.len()), Some(2));
+    }
 
     fn counter() -> impl FnMut() -> SubscriptionId {
         let mut n = 0;

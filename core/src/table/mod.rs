@@ -1,10 +1,11 @@
 //! The routing table: a deterministic state machine fed by [`Command`]s.
 //!
-//! It holds what the cluster replicates — per realm, the subscription index (per-node
-//! interest) and the registration index (per-callee entries) — and nothing that is
-//! local to one node. Applying the same commands in the same order gives the same
-//! table and the same ids on every node: ids come from a counter inside the table,
-//! timestamps from the command. A single node applies commands directly; a cluster
+//! It holds what needs a single winner and so is replicated through consensus —
+//! per realm, the registration index (per-callee entries), retained events,
+//! testaments and roles changed at run time — and nothing that one node owns
+//! (its sessions, its subscription interest: see `router::interest`). Applying the
+//! same commands in the same order gives the same table and the same ids on every
+//! node: ids come from a counter inside the table, timestamps from the command. A single node applies commands directly; a cluster
 //! applies them through Raft. Either way, routers read the table and never mutate it
 //! except through [`RoutingTable::apply`].
 
@@ -12,9 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::broker::SubscriptionIndex;
+use crate::broker::index::derive_id;
 use crate::dealer::{RegisterError, RegistrationIndex};
-use crate::ids::{RegistrationId, SubscriptionId};
+use crate::ids::RegistrationId;
 use crate::roles::RoleConfig;
 
 mod command;
@@ -24,8 +25,6 @@ pub use command::{Command, Outcome, Retained, StoredTestament};
 /// Routing state of one realm.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RealmTable {
-    /// Subscriptions and the nodes interested in them.
-    pub subscriptions: SubscriptionIndex,
     /// Registrations and their callees.
     pub registrations: RegistrationIndex,
     /// Retained events by topic.
@@ -124,20 +123,12 @@ impl RoutingTable {
             *last_id
         };
         match cmd {
-            Command::Subscribe { realm, node, topic, policy, now_ms } => {
-                let t = self.realms.entry(realm).or_default();
-                let id =
-                    t.subscriptions.add_interest(node, &topic, policy, || SubscriptionId(next()), now_ms);
-                Outcome::Subscribed(id)
+            // subscriptions are owned by nodes since cluster design v2: these commands
+            // of older logs replay as no-ops
+            Command::Subscribe { realm, topic, policy, .. } => {
+                Outcome::Subscribed(derive_id(&realm, &topic, policy))
             }
-            Command::Unsubscribe { realm, node, subscription } => {
-                let deleted = self
-                    .realms
-                    .get_mut(&realm)
-                    .map(|t| t.subscriptions.remove_interest(node, subscription))
-                    .unwrap_or(false);
-                Outcome::Removed(Ok(deleted))
-            }
+            Command::Unsubscribe { .. } => Outcome::Removed(Ok(false)),
             Command::Register { realm, callee, procedure, policy, invoke, now_ms } => {
                 let t = self.realms.entry(realm).or_default();
                 let r = t.registrations.add_callee(
@@ -157,13 +148,10 @@ impl RoutingTable {
                 };
                 Outcome::Removed(r)
             }
-            Command::SessionGone { realm, node, session, registrations, subscriptions } => {
+            Command::SessionGone { realm, session, registrations, .. } => {
                 if let Some(t) = self.realms.get_mut(&realm) {
                     for id in registrations {
                         t.registrations.remove_callee(session, id).ok();
-                    }
-                    for id in subscriptions {
-                        t.subscriptions.remove_interest(node, id);
                     }
                     t.testaments.retain(|x| x.session != session);
                 }
@@ -200,7 +188,6 @@ impl RoutingTable {
                 let mut realms: Vec<_> = self.realms.iter_mut().collect();
                 realms.sort_by(|a, b| a.0.cmp(b.0));
                 for (name, t) in realms {
-                    t.subscriptions.remove_node(node);
                     t.registrations.remove_node(node);
                     let (gone, kept) =
                         std::mem::take(&mut t.testaments).into_iter().partition(|x| x.node == node);
@@ -305,6 +292,16 @@ mod tests {
     }
 
     #[test]
+    fn subscribe_commands_of_older_logs_replay_as_no_ops() {
+        let mut t = RoutingTable::default();
+        let id = derive_id("r", "a", MatchPolicy::Exact);
+        assert_eq!(t.apply(sub("r", 1, "a")), Outcome::Subscribed(id));
+        assert_eq!(t.last_id, 0, "no id was handed out");
+        let unsub = Command::Unsubscribe { realm: "r".into(), node: NodeId(1), subscription: id };
+        assert_eq!(t.apply(unsub), Outcome::Removed(Ok(false)));
+    }
+
+    #[test]
     fn replicas_applying_the_same_commands_agree() {
         let cmds =
             vec![sub("r", 1, "a"), reg(1, 10, "p"), sub("r", 2, "a"), reg(2, 20, "p"), sub("r", 2, "b")];
@@ -318,35 +315,31 @@ mod tests {
     }
 
     #[test]
-    fn session_gone_purges_callees_and_interest() {
+    fn session_gone_purges_callees() {
         let mut t = RoutingTable::default();
-        let Outcome::Subscribed(s) = t.apply(sub("r", 1, "a")) else { panic!("subscribe") };
         let Outcome::Registered(Ok(r)) = t.apply(reg(1, 10, "p")) else { panic!("register") };
         t.apply(Command::SessionGone {
             realm: "r".into(),
             node: NodeId(1),
             session: SessionId(10),
             registrations: vec![r],
-            subscriptions: vec![s],
+            subscriptions: Vec::new(),
         });
         let realm = t.realm("r").expect("realm table");
         assert!(realm.registrations.lookup("p").is_none());
-        assert!(realm.subscriptions.get(s).is_none());
     }
 
     #[test]
     fn node_down_purges_everywhere_and_survives_serde() {
         let mut t = RoutingTable::default();
-        t.apply(sub("r", 1, "a"));
-        t.apply(sub("s", 2, "a"));
         t.apply(reg(1, 10, "p"));
+        t.apply(reg(2, 20, "q"));
         t.apply(Command::NodeDown { node: NodeId(1) });
         assert!(t.realm("r").is_some_and(|r| r.registrations.lookup("p").is_none()));
-        assert!(t.realm("r").is_some_and(|r| r.subscriptions.iter().next().is_none()));
-        assert!(t.realm("s").is_some_and(|r| r.subscriptions.iter().count() == 1));
+        assert!(t.realm("r").is_some_and(|r| r.registrations.lookup("q").is_some()));
         let snapshot = serde_json::to_vec(&t).unwrap_or_default();
         let restored: RoutingTable = serde_json::from_slice(&snapshot).unwrap_or_default();
         assert_eq!(restored.last_id, t.last_id);
-        assert_eq!(restored.realm("s").map(|r| r.subscriptions.iter().count()), Some(1));
+        assert!(restored.realm("r").is_some_and(|r| r.registrations.lookup("q").is_some()));
     }
 }

@@ -6,6 +6,7 @@ use crate::ids::{CallId, PublicationId, QueryId, RegistrationId, SessionId, Subs
 use crate::link::LinkMsg;
 use crate::wamp::codec::DecodeError;
 use crate::wamp::codec::neutral::{decode_dict, decode_payload, encode_dict, encode_payload};
+use crate::wamp::uri::MatchPolicy;
 
 use super::pb;
 
@@ -56,6 +57,24 @@ pub fn to_frame(msg: &LinkMsg) -> pb::Frame {
         LinkMsg::Answer { id, error, payload } => {
             Kind::Answer(pb::Answer { id: id.0, error: error.clone(), payload: encode_payload(payload) })
         }
+        LinkMsg::Interest { realm, topic, policy, on, seq } => Kind::Interest(pb::Interest {
+            realm: realm.clone(),
+            topic: topic.clone(),
+            policy: policy.as_str().into(),
+            on: *on,
+            seq: *seq,
+        }),
+        LinkMsg::InterestAck { seq } => Kind::InterestAck(pb::InterestAck { seq: *seq }),
+        LinkMsg::InterestSync { realm, entries } => Kind::InterestSync(pb::InterestSync {
+            realm: realm.clone(),
+            entries: entries
+                .iter()
+                .map(|(topic, policy)| pb::InterestEntry {
+                    topic: topic.clone(),
+                    policy: policy.as_str().into(),
+                })
+                .collect(),
+        }),
     };
     pb::Frame { kind: Some(kind) }
 }
@@ -69,6 +88,13 @@ pub enum FrameError {
     /// A dictionary or payload does not decode.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// An unknown match policy.
+    #[error("unknown match policy {0:?}")]
+    Policy(String),
+}
+
+fn policy(s: String) -> Result<MatchPolicy, FrameError> {
+    MatchPolicy::parse(Some(&s)).ok_or(FrameError::Policy(s))
 }
 
 /// The link message in a protobuf frame.
@@ -114,6 +140,22 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, FrameError> {
         Kind::Answer(a) => {
             LinkMsg::Answer { id: QueryId(a.id), error: a.error, payload: decode_payload(&a.payload)? }
         }
+        Kind::Interest(i) => LinkMsg::Interest {
+            realm: i.realm,
+            topic: i.topic,
+            policy: policy(i.policy)?,
+            on: i.on,
+            seq: i.seq,
+        },
+        Kind::InterestAck(a) => LinkMsg::InterestAck { seq: a.seq },
+        Kind::InterestSync(s) => LinkMsg::InterestSync {
+            realm: s.realm,
+            entries: s
+                .entries
+                .into_iter()
+                .map(|e| Ok::<_, FrameError>((e.topic, policy(e.policy)?)))
+                .collect::<Result<_, _>>()?,
+        },
     })
 }
 

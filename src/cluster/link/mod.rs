@@ -145,7 +145,13 @@ impl GrpcLinks {
 
 impl Links for GrpcLinks {
     fn send(&self, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown> {
-        if matches!(msg, LinkMsg::Yield { .. } | LinkMsg::Error { .. } | LinkMsg::Answer { .. }) {
+        if matches!(
+            msg,
+            LinkMsg::Yield { .. }
+                | LinkMsg::Error { .. }
+                | LinkMsg::Answer { .. }
+                | LinkMsg::InterestAck { .. }
+        ) {
             let reply = self.replies.get(&node).map(|r| r.clone());
             if let Some(reply) = reply {
                 match reply.try_send(to_frame(&msg)) {
@@ -226,6 +232,9 @@ impl PeerTask {
             Err(e) => return Pump::Broken(e.to_string()),
         };
         up.store(true, Ordering::Relaxed);
+        if let Some(handler) = self.handler.upgrade() {
+            handler.link_up(self.node);
+        }
         let bytes = crate::observe::metrics::link(self.node.0);
         let mut frames = Vec::with_capacity(BATCH);
         loop {
@@ -355,7 +364,11 @@ impl Link for LinkService {
                 deliver(handler.as_ref(), node, batch);
             }
             if let Some(node) = from {
-                replies.remove_if(&node, |_, tx| tx.same_channel(&reply_tx));
+                // only the node's current stream speaks for it: an older one that ends
+                // after a reconnect must not drop what the new one said
+                if replies.remove_if(&node, |_, tx| tx.same_channel(&reply_tx)).is_some() {
+                    handler.stream_ended(node);
+                }
                 handler.node_lost(node);
             }
         });

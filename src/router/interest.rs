@@ -1,0 +1,367 @@
+//! Subscription interest, owned by each node and told to the others over the links
+//! (cluster design v2): no consensus round, no lock across a network round trip.
+//!
+//! Every node keeps, per realm, a [`SubscriptionIndex`] of which nodes want which
+//! (topic, match): its own interest (local subscribers, a SUBSCRIBE in progress, or
+//! event history it keeps) and what the other nodes told it. A publication is sent
+//! to the nodes the index names.
+//!
+//! - A node's first interest in a subscription goes to every node up as
+//!   `Interest{on}` with a sequence number; SUBSCRIBED waits until each acknowledged
+//!   it, its link went down, or [`ACK_LIMIT`] passed. So a publication that starts
+//!   after SUBSCRIBED, on any node that was reachable, reaches the subscriber.
+//! - Its last interest goes as `Interest{off}`: acknowledged the same way before
+//!   UNSUBSCRIBED, not waited for when a session leaves.
+//! - Changes of one realm are made and sent under the realm's `membership` mutex
+//!   (no await inside), so each link carries them in the order they happened: a
+//!   leave racing a subscribe on the same node cannot leave the node without interest
+//!   while it has a subscriber (the v1 "lost subscription").
+//! - When a link (re)connects, the node sends its whole interest (`InterestSync`);
+//!   when the stream from a node ends, or the cluster purges it, its interest is
+//!   dropped. A background task sends the full interest to every node up that has
+//!   not had it yet (new nodes, links never opened).
+//! - Subscription ids are derived from (realm, uri, match) ([`derive_id`]), so they
+//!   are the same everywhere without agreeing on them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::Notify;
+
+use super::Router;
+use super::handle::lock;
+use super::realm::Realm;
+use crate::broker::SubscriptionIndex;
+use crate::broker::index::derive_id;
+use crate::ids::{NodeId, SubscriptionId};
+use crate::link::LinkMsg;
+use crate::wamp::uri::MatchPolicy;
+
+/// How long SUBSCRIBED waits for the other nodes to acknowledge a new interest; a
+/// node that has not answered by then is logged and not waited for.
+pub const ACK_LIMIT: Duration = Duration::from_secs(2);
+
+/// How often the full interest is offered to nodes that have not had it.
+const SYNC_EVERY: Duration = Duration::from_millis(500);
+
+/// The nodes an interest change still waits for.
+#[derive(Default)]
+pub struct AckWait {
+    seq: u64,
+    pending: Mutex<HashSet<NodeId>>,
+    done: Notify,
+}
+
+impl AckWait {
+    fn acked(&self, node: NodeId) {
+        let mut p = lock(&self.pending);
+        if p.remove(&node) && p.is_empty() {
+            self.done.notify_waiters();
+        }
+    }
+
+    /// Waits until every node acknowledged, or `limit` passed; returns the nodes that
+    /// did not answer.
+    pub async fn wait(&self, limit: Duration) -> Vec<NodeId> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let done = self.done.notified();
+            if lock(&self.pending).is_empty() {
+                return Vec::new();
+            }
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                return lock(&self.pending).iter().copied().collect();
+            }
+        }
+    }
+}
+
+/// SUBSCRIBEs of this node waiting for acknowledgements, by (realm, id): the wait,
+/// and how many SUBSCRIBEs share it.
+type Subscribing = HashMap<(String, SubscriptionId), (Arc<AckWait>, usize)>;
+
+/// This node's view of every node's subscription interest.
+#[derive(Default)]
+pub struct Interest {
+    realms: RwLock<HashMap<String, SubscriptionIndex>>,
+    subscribing: Mutex<Subscribing>,
+    /// Interest changes awaiting acknowledgements, by sequence number.
+    waits: DashMap<u64, Arc<AckWait>>,
+    seq: AtomicU64,
+    /// Nodes that have this node's full interest (since their link last connected).
+    synced: Mutex<HashSet<NodeId>>,
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    super::now_ms()
+}
+
+impl Interest {
+    /// Reads a realm's index (empty when no node has interest in it).
+    pub fn read<R>(&self, realm: &str, f: impl FnOnce(&SubscriptionIndex) -> R) -> R {
+        let realms = self.realms.read().unwrap_or_else(|e| e.into_inner());
+        match realms.get(realm) {
+            Some(idx) => f(idx),
+            None => f(&SubscriptionIndex::default()),
+        }
+    }
+
+    fn write<R>(&self, realm: &str, f: impl FnOnce(&mut SubscriptionIndex) -> R) -> R {
+        let mut realms = self.realms.write().unwrap_or_else(|e| e.into_inner());
+        f(realms.entry(realm.to_owned()).or_default())
+    }
+
+    /// True when `id` is this node's, or another subscription's id (a collision).
+    pub fn collides(&self, realm: &str, id: SubscriptionId, uri: &str, policy: MatchPolicy) -> bool {
+        self.read(realm, |idx| idx.get(id).is_some_and(|s| s.uri != uri || s.policy != policy))
+    }
+
+    /// Makes this node interested in `(uri, policy)` (the realm's `membership`
+    /// mutex held). Returns the subscription id, whether the subscription is new
+    /// cluster-wide as far as this node knows, and, when the interest is new to this
+    /// node, the acknowledgements to wait for.
+    pub fn gain(
+        &self,
+        router: &Router,
+        realm: &Realm,
+        uri: &str,
+        policy: MatchPolicy,
+    ) -> (SubscriptionId, bool, Option<Arc<AckWait>>) {
+        let id = derive_id(&realm.name, uri, policy);
+        let (known, mine) = self.read(&realm.name, |idx| {
+            let s = idx.get(id);
+            (s.is_some(), s.is_some_and(|s| s.nodes.contains(&router.node)))
+        });
+        if mine {
+            return (id, false, None);
+        }
+        self.write(&realm.name, |idx| idx.add_interest(router.node, uri, policy, || id, now_ms()));
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let wait = Arc::new(AckWait { seq, ..AckWait::default() });
+        // registered before anything is sent: an acknowledgement may come back at once
+        self.waits.insert(seq, wait.clone());
+        for node in router.replica.peers(router.node) {
+            lock(&wait.pending).insert(node);
+            let msg =
+                LinkMsg::Interest { realm: realm.name.clone(), topic: uri.to_owned(), policy, on: true, seq };
+            if router.send_link(node, msg).is_err() {
+                wait.acked(node);
+            }
+        }
+        if lock(&wait.pending).is_empty() {
+            self.waits.remove(&seq);
+        }
+        (id, !known, Some(wait))
+    }
+
+    /// Ends this node's interest in `id` (the realm's `membership` mutex held) unless
+    /// a local subscriber, kept history or SUBSCRIBE in progress still needs it.
+    pub fn release(&self, router: &Router, realm: &Realm, id: SubscriptionId) {
+        self.withdraw(router, realm, id, false);
+    }
+
+    /// Like [`Interest::release`], asking the other nodes to acknowledge: UNSUBSCRIBED
+    /// waits for them, so whether the subscription is gone cluster-wide
+    /// (`on_delete`) is decided on what every reachable node has applied.
+    pub fn release_acknowledged(
+        &self,
+        router: &Router,
+        realm: &Realm,
+        id: SubscriptionId,
+    ) -> Option<Arc<AckWait>> {
+        self.withdraw(router, realm, id, true)
+    }
+
+    fn withdraw(
+        &self,
+        router: &Router,
+        realm: &Realm,
+        id: SubscriptionId,
+        ack: bool,
+    ) -> Option<Arc<AckWait>> {
+        if realm.has_local_interest(id) || realm.history(id).is_some() {
+            return None;
+        }
+        if lock(&self.subscribing).contains_key(&(realm.name.clone(), id)) {
+            return None;
+        }
+        let (uri, policy) = self.read(&realm.name, |idx| idx.get(id).map(|s| (s.uri.clone(), s.policy)))?;
+        self.write(&realm.name, |idx| idx.remove_interest(router.node, id));
+        let change =
+            |seq| LinkMsg::Interest { realm: realm.name.clone(), topic: uri.clone(), policy, on: false, seq };
+        if !ack {
+            for node in router.replica.peers(router.node) {
+                router.send_link(node, change(0)).ok();
+            }
+            return None;
+        }
+        Some(self.announce(router, change))
+    }
+
+    /// Sends an interest change to every node up under a fresh sequence number and
+    /// returns the acknowledgements to wait for.
+    fn announce(&self, router: &Router, change: impl Fn(u64) -> LinkMsg) -> Arc<AckWait> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let wait = Arc::new(AckWait { seq, ..AckWait::default() });
+        // registered before anything is sent: an acknowledgement may come back at once
+        self.waits.insert(seq, wait.clone());
+        for node in router.replica.peers(router.node) {
+            lock(&wait.pending).insert(node);
+            if router.send_link(node, change(seq)).is_err() {
+                wait.acked(node);
+            }
+        }
+        if lock(&wait.pending).is_empty() {
+            self.waits.remove(&seq);
+        }
+        wait
+    }
+
+    /// Stops tracking a wait that is over (answered or timed out).
+    pub fn finished(&self, wait: &AckWait) {
+        self.waits.remove(&wait.seq);
+    }
+
+    /// Registers a SUBSCRIBE waiting on `wait` (or on the wait already in progress
+    /// for `id`); the SUBSCRIBE calls [`Interest::subscribed`] when done.
+    pub fn begin_subscribe(
+        &self,
+        realm: &str,
+        id: SubscriptionId,
+        wait: Option<Arc<AckWait>>,
+    ) -> Option<Arc<AckWait>> {
+        let mut s = lock(&self.subscribing);
+        let key = (realm.to_owned(), id);
+        match (s.get_mut(&key), wait) {
+            (Some(entry), _) => {
+                entry.1 += 1;
+                Some(entry.0.clone())
+            }
+            (None, Some(w)) => {
+                s.insert(key, (w.clone(), 1));
+                Some(w)
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// A SUBSCRIBE registered with [`Interest::begin_subscribe`] ended (the realm's
+    /// `membership` mutex held).
+    pub fn end_subscribe(&self, realm: &str, id: SubscriptionId) {
+        let mut s = lock(&self.subscribing);
+        let key = (realm.to_owned(), id);
+        if let Some(entry) = s.get_mut(&key) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                let seq = entry.0.seq;
+                s.remove(&key);
+                self.waits.remove(&seq);
+            }
+        }
+    }
+
+    /// Another node gained or lost interest; acknowledges when asked to.
+    pub fn on_interest(&self, router: &Router, from: NodeId, m: Change) {
+        let id = derive_id(&m.realm, &m.topic, m.policy);
+        if m.on {
+            if self.collides(&m.realm, id, &m.topic, m.policy) {
+                tracing::warn!(realm = %m.realm, topic = %m.topic, %from, "subscription id collision: interest ignored");
+            } else {
+                self.write(&m.realm, |idx| idx.add_interest(from, &m.topic, m.policy, || id, now_ms()));
+            }
+        } else {
+            self.write(&m.realm, |idx| idx.remove_interest(from, id));
+        }
+        if m.seq > 0 {
+            router.send_link(from, LinkMsg::InterestAck { seq: m.seq }).ok();
+        }
+    }
+
+    /// Another node acknowledged interest change `seq`.
+    pub fn on_ack(&self, from: NodeId, seq: u64) {
+        if let Some(w) = self.waits.get(&seq).map(|w| w.clone()) {
+            w.acked(from);
+            if lock(&w.pending).is_empty() {
+                self.waits.remove(&seq);
+            }
+        }
+    }
+
+    /// Another node's whole interest in `realm`.
+    pub fn on_sync(&self, from: NodeId, realm: &str, entries: &[(String, MatchPolicy)]) {
+        self.write(realm, |idx| idx.replace_node(realm, from, entries, now_ms()));
+    }
+
+    /// Forgets what `node` told this node, and stops waiting for its acknowledgements.
+    pub fn drop_node(&self, node: NodeId) {
+        {
+            let mut realms = self.realms.write().unwrap_or_else(|e| e.into_inner());
+            for idx in realms.values_mut() {
+                idx.remove_node(node);
+            }
+        }
+        self.forget_acks(node);
+    }
+
+    /// Stops waiting for `node`'s acknowledgements (its link is down), and marks it
+    /// as needing the full interest again.
+    pub fn forget_acks(&self, node: NodeId) {
+        lock(&self.synced).remove(&node);
+        let waits: Vec<_> = self.waits.iter().map(|w| (*w.key(), w.value().clone())).collect();
+        for (seq, w) in waits {
+            w.acked(node);
+            if lock(&w.pending).is_empty() {
+                self.waits.remove(&seq);
+            }
+        }
+    }
+
+    /// Sends `node` this node's whole interest, realm by realm; true when it was queued.
+    pub fn sync_to(&self, router: &Router, node: NodeId) -> bool {
+        for realm in router.realms() {
+            let _serial = lock(&realm.membership);
+            let entries = self.read(&realm.name, |idx| idx.interest_of(router.node));
+            if router.send_link(node, LinkMsg::InterestSync { realm: realm.name.clone(), entries }).is_err() {
+                return false;
+            }
+        }
+        lock(&self.synced).insert(node);
+        true
+    }
+
+    /// The nodes up that have not had this node's full interest yet.
+    fn unsynced(&self, router: &Router) -> Vec<NodeId> {
+        let synced = lock(&self.synced);
+        router.replica.peers(router.node).into_iter().filter(|n| !synced.contains(n)).collect()
+    }
+}
+
+/// An interest change from another node.
+pub struct Change {
+    /// The realm.
+    pub realm: String,
+    /// Topic or pattern.
+    pub topic: String,
+    /// Its match policy.
+    pub policy: MatchPolicy,
+    /// Gained (true) or lost.
+    pub on: bool,
+    /// Acknowledge under this number (0: no acknowledgement).
+    pub seq: u64,
+}
+
+/// Offers the full interest to every node up that has not had it, until the router
+/// is gone.
+pub async fn keep_synced(router: std::sync::Weak<Router>) {
+    loop {
+        tokio::time::sleep(SYNC_EVERY).await;
+        let Some(r) = router.upgrade() else { return };
+        for node in r.interest.unsynced(&r) {
+            r.interest.sync_to(&r, node);
+        }
+    }
+}
