@@ -33,7 +33,7 @@ pub const TOO_MANY_SESSIONS: &str = "junction.error.too_many_sessions";
 /// ABORT reason: too many failed authentications from the client's source IP.
 pub const RATE_LIMITED: &str = "junction.error.rate_limited";
 /// ERROR for a CALL: the caller has as many calls in flight as allowed.
-pub const TOO_MANY_PENDING_CALLS: &str = "junction.error.too_many_pending_calls";
+pub use crate::wamp::errors::TOO_MANY_PENDING_CALLS;
 /// ABORT reason: the connection did not complete the WAMP handshake in time.
 pub const HANDSHAKE_TIMEOUT: &str = "junction.error.handshake_timeout";
 /// ERROR for a SUBSCRIBE: the session holds `max_subscriptions_per_session`.

@@ -156,45 +156,24 @@ pub fn registration_events(router: &Router, realm: &Realm, session: SessionId, i
 }
 
 /// Handles CALL: the meta, admin and role APIs are answered here; every other call
-/// (or the next chunk of a progressive call invocation) goes to the dealer.
+/// (or the next chunk of a progressive call invocation) goes to the dealer, which
+/// also applies the pending-call limit — one dealer step per CALL.
 pub fn call(
     router: &Arc<Router>,
     realm: &Arc<Realm>,
     me: &Arc<SessionHandle>,
     m: Call,
 ) -> Result<(), Violation> {
-    let continued = router.dealing.lock().has_call(me.id, m.request);
-    if !continued {
-        let max_pending = router.config.limits.max_pending_calls;
-        if max_pending > 0 && router.dealing.lock().pending_calls(me.id) >= max_pending {
-            let why = format!("at most {max_pending} calls in flight per session");
-            me.send(&error_reply(code::CALL, m.request, super::limits::TOO_MANY_PENDING_CALLS, &why)).ok();
-            return Ok(());
-        }
-        if !uri::is_valid(&m.procedure, realm.uri_check) {
-            me.send(&error_reply(code::CALL, m.request, errors::INVALID_URI, "invalid procedure URI")).ok();
-            return Ok(());
-        }
-        if meta::is_meta(&m.procedure) {
-            meta::call(router, realm, me, m);
-            return Ok(());
-        }
-        if admin::is_admin_api(&m.procedure) {
-            let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
-            tokio::spawn(async move {
-                let answer = admin::call(&router, &realm, &me, &m.procedure, &m.payload).await;
-                meta::reply(&me, m, answer);
-            });
-            return Ok(());
-        }
-        if authorize::is_role_api(&m.procedure) {
-            let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
-            tokio::spawn(async move {
-                let answer = authorize::role_api(&router, &realm, &me, &m.procedure, &m.payload).await;
-                meta::reply(&me, m, answer);
-            });
-            return Ok(());
-        }
+    let valid = uri::is_valid(&m.procedure, realm.uri_check);
+    let answered_here = !valid
+        || meta::is_meta(&m.procedure)
+        || admin::is_admin_api(&m.procedure)
+        || authorize::is_role_api(&m.procedure);
+    // a chunk of a call in flight goes to the dealer whatever its URI says
+    let continued = (answered_here || spans::enabled()) && router.dealing.lock().has_call(me.id, m.request);
+    if answered_here && !continued {
+        answer_here(router, realm, me, m, valid);
+        return Ok(());
     }
     let id = router.dealing.next_call_id();
     let mut traceparent = None;
@@ -216,5 +195,27 @@ pub fn call(
         traceparent = traceparent
             .or_else(|| m.options.get(spans::TRACEPARENT_KEY).filter(|v| v.as_str().is_some()).cloned());
     }
-    router.deal_checked(|d, reg, now| d.handle_call(me.id, id, m, traceparent, reg, now))
+    let max_pending = router.config.limits.max_pending_calls;
+    router.deal_checked(|d, reg, now| d.handle_call(me.id, id, m, traceparent, max_pending, reg, now))
+}
+
+/// A CALL the router answers itself: an invalid URI, or the meta, admin or role API.
+fn answer_here(router: &Arc<Router>, realm: &Arc<Realm>, me: &Arc<SessionHandle>, m: Call, valid: bool) {
+    if !valid {
+        me.send(&error_reply(code::CALL, m.request, errors::INVALID_URI, "invalid procedure URI")).ok();
+    } else if meta::is_meta(&m.procedure) {
+        meta::call(router, realm, me, m);
+    } else if admin::is_admin_api(&m.procedure) {
+        let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
+        tokio::spawn(async move {
+            let answer = admin::call(&router, &realm, &me, &m.procedure, &m.payload).await;
+            meta::reply(&me, m, answer);
+        });
+    } else {
+        let (router, realm, me) = (router.clone(), realm.clone(), me.clone());
+        tokio::spawn(async move {
+            let answer = authorize::role_api(&router, &realm, &me, &m.procedure, &m.payload).await;
+            meta::reply(&me, m, answer);
+        });
+    }
 }

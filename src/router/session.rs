@@ -514,7 +514,7 @@ fn dealer_peer(realm: &Realm, s: &SessionHandle) -> dealer::Peer {
         caller_passthru: s.has_feature("caller", ppt::FEATURE),
     };
     dealer::Peer {
-        realm: realm.name.clone(),
+        realm: realm.name.as_str().into(),
         authid: s.identity.authid.clone(),
         authrole: s.identity.authrole.clone(),
         features,

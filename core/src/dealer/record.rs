@@ -12,7 +12,7 @@ use crate::wamp::value::Dict;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Peer {
     /// The realm the session joined.
-    pub realm: String,
+    pub realm: std::sync::Arc<str>,
     /// WELCOME.Details.authid.
     pub authid: String,
     /// WELCOME.Details.authrole.
@@ -94,7 +94,7 @@ pub(super) struct Reroute {
 /// A call made on this node and not answered yet.
 #[derive(Debug)]
 pub(super) struct Call {
-    pub realm: String,
+    pub realm: std::sync::Arc<str>,
     pub caller: Caller,
     pub target: Target,
     pub registration: RegistrationId,

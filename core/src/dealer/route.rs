@@ -27,7 +27,7 @@ pub const HOLD_LIMIT: Duration = Duration::from_secs(1);
 /// `wamp.error.unavailable`.
 pub(super) struct Routing {
     pub(super) caller: Caller,
-    pub(super) realm: String,
+    pub(super) realm: std::sync::Arc<str>,
     pub(super) procedure: String,
     pub(super) options: Dict,
     pub(super) payload: Payload,
@@ -65,7 +65,8 @@ impl Dealer {
     /// CALL from a local session. `id` is a fresh call id (the runner allocates it, so
     /// it can open the call's trace span first); `traceparent` is what the callee may
     /// join the trace with. A CALL that reuses the request id of a progressive call
-    /// invocation in flight is its next chunk.
+    /// invocation in flight is its next chunk. A new call beyond `max_pending` calls
+    /// in flight (0: no limit) is refused.
     #[allow(clippy::too_many_arguments)]
     pub fn handle_call(
         &mut self,
@@ -73,6 +74,7 @@ impl Dealer {
         id: CallId,
         m: message::Call,
         traceparent: Option<Value>,
+        max_pending: usize,
         registry: &dyn Registry,
         now: Instant,
     ) -> Result<Actions, Violation> {
@@ -85,6 +87,14 @@ impl Dealer {
             return Ok(out);
         }
         let Some(entry) = self.sessions.get(&session) else { return Ok(out) };
+        if max_pending > 0 && entry.calls >= max_pending {
+            let why = format!("at most {max_pending} calls in flight per session");
+            out.push(Action::Send(
+                session,
+                error_message(code::CALL, m.request, errors::TOO_MANY_PENDING_CALLS, &why),
+            ));
+            return Ok(out);
+        }
         let features = entry.peer.features;
         if ppt::in_use(&m.options) && !features.caller_passthru {
             return Err(Violation::PassthruNotAnnounced);
@@ -132,7 +142,7 @@ impl Dealer {
         let mut out = Actions::new();
         let routing = Routing {
             caller: Caller::Router,
-            realm: realm.to_owned(),
+            realm: realm.into(),
             procedure: procedure.to_owned(),
             options: Dict::new(),
             payload: Payload::args(args),
@@ -246,7 +256,7 @@ impl Dealer {
         } else {
             let payload = if reroutable { r.payload.clone() } else { std::mem::take(&mut r.payload) };
             let invoke = LinkMsg::Invoke {
-                realm: r.realm.clone(),
+                realm: r.realm.to_string(),
                 call: id,
                 callee: callee.session,
                 registration: choice.registration,
@@ -319,7 +329,7 @@ impl Dealer {
             }
             Target::Remote { node } => {
                 let invoke = LinkMsg::Invoke {
-                    realm,
+                    realm: realm.to_string(),
                     call: id,
                     callee: SessionId(0),
                     registration,
@@ -348,7 +358,7 @@ impl Dealer {
             return out;
         }
         let features =
-            self.sessions.get(&m.callee).filter(|s| s.peer.realm == m.realm).map(|s| s.peer.features);
+            self.sessions.get(&m.callee).filter(|s| *s.peer.realm == *m.realm).map(|s| s.peer.features);
         let refusal = match features {
             None => Some((errors::CANCELED, "the callee has left")),
             Some(f) if dict_bool(&m.details, "progress") && !f.callee_progressive_invocations => {

@@ -165,7 +165,7 @@ impl Net {
             payload: Payload::args(vec![Value::from(request)]),
         };
         let now = self.at(ms);
-        let out = self.nodes[0].handle_call(CALLER, id, m, None, &self.table, now).expect("a valid call");
+        let out = self.nodes[0].handle_call(CALLER, id, m, None, 0, &self.table, now).expect("a valid call");
         self.run(N1, out);
         id
     }
@@ -398,15 +398,16 @@ fn progressive_call_invocations_send_every_chunk_to_the_same_remote_callee() {
         procedure: "com.app.proc".into(),
         payload: Payload::default(),
     };
-    let out = net.nodes[0].handle_call(CALLER, CallId(9), chunk(true), None, &net.table, net.t0).unwrap();
+    let out = net.nodes[0].handle_call(CALLER, CallId(9), chunk(true), None, 0, &net.table, net.t0).unwrap();
     net.run(N1, out);
-    let out = net.nodes[0].handle_call(CALLER, CallId(10), chunk(false), None, &net.table, net.t0).unwrap();
+    let out =
+        net.nodes[0].handle_call(CALLER, CallId(10), chunk(false), None, 0, &net.table, net.t0).unwrap();
     net.run(N1, out);
     let chunks = net.take(N2, B);
     assert_eq!(chunks.len(), 2);
     assert!(chunks.iter().all(|m| matches!(m, Message::Invocation(i) if i.request == inv)));
     assert!(net.take(N1, A).is_empty(), "no chunk went to the other callee");
-    let again = net.nodes[0].handle_call(CALLER, CallId(11), chunk(false), None, &net.table, net.t0);
+    let again = net.nodes[0].handle_call(CALLER, CallId(11), chunk(false), None, 0, &net.table, net.t0);
     assert_eq!(again, Err(Violation::RequestReused), "the input is closed");
 }
 

@@ -22,3 +22,6 @@ pub const NORMAL: &str = "wamp.close.normal";
 pub const SLOW_CONSUMER: &str = "junction.error.slow_consumer";
 /// Junction's reason when the cluster cannot commit a routing change (no quorum).
 pub const CLUSTER_UNAVAILABLE: &str = "junction.error.cluster_unavailable";
+/// ERROR for a CALL: the caller has as many calls in flight as allowed
+/// (`limits.max_pending_calls`).
+pub const TOO_MANY_PENDING_CALLS: &str = "junction.error.too_many_pending_calls";
