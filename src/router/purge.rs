@@ -7,7 +7,9 @@
 //! node is purged (it was cut off from the majority longer than the lease), its
 //! routing entries are gone cluster-wide: rather than re-creating them under new ids
 //! its clients do not know, the node ends every local session
-//! (`wamp.close.system_shutdown`) so clients reconnect and register afresh.
+//! (`wamp.close.system_shutdown`) so clients reconnect and register afresh. Its
+//! testaments went to a surviving node with the purge, so the ending sessions drop
+//! theirs: each testament is published once.
 
 use std::sync::Arc;
 
@@ -41,6 +43,13 @@ pub async fn watch(router: Arc<Router>) {
         let mine = router.replica.replicate().map(|c| c.incarnation()).unwrap_or(0);
         if ev.incarnation == mine {
             tracing::warn!("this node was declared down by the cluster: ending local sessions");
+            // the purge handed this node's testaments to a surviving node, which
+            // publishes them: the sessions ending here must not publish them again
+            let dropped: usize =
+                router.realms().flat_map(|r| r.sessions.iter().map(|s| s.take_testaments().len())).sum();
+            if dropped > 0 {
+                tracing::info!(testaments = dropped, "testaments left to the node the cluster chose");
+            }
             router.kill_all_sessions(errors::SYSTEM_SHUTDOWN, "this node was cut off from the cluster");
             // the others dropped this node's interest (its history pins): send it again
             for node in router.replica.peers(router.node) {

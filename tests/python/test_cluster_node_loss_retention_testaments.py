@@ -7,11 +7,14 @@
 # - testament_meta_api: "a testament also fires when the session's node dies"
 #   (issue 5): a session on node 2 with a testament; node 2 is killed; a
 #   subscriber on node 3 gets the testament event exactly once (testaments are
-#   replicated; the lowest surviving node publishes the dead node's ones).
+#   replicated; the lowest surviving node publishes the dead node's ones); and
+#   once when the node was only paused past its lease (SIGSTOP) and resumes.
 #
 # Each test starts its own cluster (it kills a node), so the two are independent.
 # Node logs: target/test-logs/cluster/test_cluster_node_loss_retention_testaments_<test>/node<N>.stderr.log.
 import asyncio
+import os
+import signal
 
 import pytest
 from autobahn.wamp.types import PublishOptions
@@ -90,3 +93,31 @@ async def test_testament_fires_when_the_sessions_node_dies(cluster, cw, unique):
     await barrier.publish(topic, "barrier", options=PublishOptions(acknowledge=True))
     args, _, _ = await log.get(timeout=NODE_LOSS_GRACE)
     assert args == ["barrier"], f"testament published more than once: {args}"
+
+
+async def test_testament_fires_once_when_the_sessions_node_pauses_past_its_lease(cluster, cw, unique):
+    # SIGSTOP, not SIGKILL: the survivors publish the testament when they declare
+    # node 2 down; node 2, resumed, learns it was declared down and ends its
+    # sessions, and must not publish the testament a second time
+    topic = unique()
+    watcher = await cw.session(router=cluster[3])
+    log = await subscribe_log(watcher, topic)
+    testator = await cw.session(router=cluster[2], combo=ALL_COMBOS[4])
+    await call(testator, "wamp.session.add_testament", topic, ["node paused"], {"who": "testator"})
+    await cluster.sync()
+    paused = cluster[2]
+    os.kill(paused.proc.pid, signal.SIGSTOP)
+    try:
+        args, kwargs, _ = await log.get(timeout=NODE_LOSS_GRACE)
+        assert (args, kwargs) == (["node paused"], {"who": "testator"})
+    finally:
+        os.kill(paused.proc.pid, signal.SIGCONT)
+    # node 2 ends the testator's session once it applies its own purge
+    close = await asyncio.wait_for(asyncio.shield(testator.left), NODE_LOSS_GRACE)
+    assert close.reason == "wamp.close.system_shutdown", close
+    # anything node 2 published while ending its sessions reaches node 3 before an
+    # event node 2 publishes afterwards (one ordered link): a barrier from node 2
+    barrier = await cw.session(router=cluster[2])
+    await barrier.publish(topic, "barrier", options=PublishOptions(acknowledge=True, exclude_me=False))
+    args, _, _ = await log.get(timeout=NODE_LOSS_GRACE)
+    assert args == ["barrier"], f"testament published a second time by the resumed node: {args}"
