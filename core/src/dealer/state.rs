@@ -10,12 +10,12 @@
 //! step removes it from `calls` first ([`Dealer::end_call`]); an answer that finds
 //! no call (canceled, timed out, caller gone) is dropped.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use super::action::{Action, Actions, Failure};
 use super::record::{Call, Caller, Origin, Peer, Served, SessionEntry, Target, Timer};
-use crate::ids::{CallId, MAX_ID, NodeId, RequestId, SessionId};
+use crate::ids::{CallId, IdMap, MAX_ID, NodeId, RequestId, SessionId};
 use crate::link::LinkMsg;
 use crate::wamp::message::{CallResult, Error, Message, Payload, code};
 use crate::wamp::value::Dict;
@@ -26,9 +26,9 @@ pub struct Dealer {
     /// This node.
     pub(super) node: NodeId,
     /// Local sessions, by id.
-    pub(super) sessions: HashMap<SessionId, SessionEntry>,
+    pub(super) sessions: IdMap<SessionId, SessionEntry>,
     /// Calls made on this node, by id.
-    pub(super) calls: HashMap<CallId, Call>,
+    pub(super) calls: IdMap<CallId, Call>,
     /// The calls of each local caller, by (session, CALL request id).
     pub(super) by_request: BTreeMap<(SessionId, RequestId), CallId>,
     /// Invocations of local callees, by (callee, INVOCATION request id).
@@ -65,8 +65,8 @@ impl Dealer {
     pub fn new(node: NodeId, seed: u64) -> Dealer {
         Dealer {
             node,
-            sessions: HashMap::new(),
-            calls: HashMap::new(),
+            sessions: IdMap::default(),
+            calls: IdMap::default(),
             by_request: BTreeMap::new(),
             served: BTreeMap::new(),
             remote: BTreeMap::new(),
