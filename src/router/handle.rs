@@ -150,6 +150,11 @@ impl SessionHandle {
         lock(&self.registrations).contains(&id)
     }
 
+    /// True while a REGISTER of this session is being committed or answered.
+    pub fn is_registering(&self) -> bool {
+        self.registering.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
     /// A REGISTER of this session is being committed; ends when the guard drops.
     pub fn registering(&self) -> Registering<'_> {
         self.registering.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -19,6 +19,7 @@ pub mod purge;
 pub mod query;
 pub mod readiness;
 pub mod realm;
+pub mod reconcile;
 pub mod replica;
 pub mod revoke;
 pub mod rpc;

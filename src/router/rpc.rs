@@ -20,6 +20,12 @@ use crate::wamp::message::{
 use crate::wamp::uri::{self, MatchPolicy};
 use crate::wamp::value::{Dict, Value, dict_bool, dict_str};
 
+/// First delay before an UNREGISTER that did not commit is proposed again; doubled
+/// up to [`UNREGISTER_RETRY_MAX`].
+const UNREGISTER_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest delay between two proposals of one UNREGISTER.
+const UNREGISTER_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Crossbar.io's URI for a REGISTER whose invoke policy differs from the existing one.
 pub const POLICY_CONFLICT: &str = "wamp.error.procedure_exists_invocation_policy_conflict";
 
@@ -129,9 +135,17 @@ pub async fn unregister(router: &Router, realm: &Realm, me: &Arc<SessionHandle>,
         me.send(&e).ok();
         return;
     }
+    // UNREGISTERED only once the removal committed: retried until it does (or the
+    // session leaves, whose cleanup and the reconciliation remove the entry)
     let cmd = Command::Unregister { realm: realm.name.clone(), session: me.id, registration: m.registration };
-    if let Err(e) = router.replica.propose(cmd).await {
-        tracing::warn!(error = %e, "unregister not committed; the callee entry stays until the node leaves");
+    let mut backoff = UNREGISTER_RETRY;
+    while let Err(e) = router.replica.propose(cmd.clone()).await {
+        if me.has_left() {
+            return;
+        }
+        tracing::warn!(error = %e, registration = %m.registration, "unregister not committed yet; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(UNREGISTER_RETRY_MAX);
     }
     me.send(&Message::Unregistered(Unregistered { request: m.request, details: None })).ok();
     registration_events(router, realm, me.id, m.registration, false);

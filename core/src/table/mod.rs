@@ -19,6 +19,7 @@ use crate::ids::RegistrationId;
 use crate::roles::RoleConfig;
 
 mod command;
+pub mod reconcile;
 
 pub use command::{Command, Outcome, Retained, StoredTestament};
 
