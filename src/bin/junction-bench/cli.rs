@@ -26,6 +26,8 @@ pub enum Command {
     Pubsub(PubsubArgs),
     /// Many idle sessions: connect time and router memory per session.
     Sessions(SessionsArgs),
+    /// Route churn: new-topic SUBSCRIBEs (or new REGISTERs) per second.
+    Churn(ChurnArgs),
     /// Request/echo through the raw relay, the transport's ceiling for `rpc`.
     Relay(RelayArgs),
     /// Runs the raw relay server (pairs connections and forwards frames unparsed).
@@ -193,6 +195,28 @@ pub struct SessionsArgs {
     /// Give up connecting after this many seconds.
     #[arg(long, default_value_t = 300.0)]
     pub timeout: f64,
+}
+
+/// What `churn` adds and removes.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ChurnKind {
+    /// SUBSCRIBE to a new topic, then UNSUBSCRIBE.
+    Subscribe,
+    /// REGISTER a new procedure, then UNREGISTER.
+    Register,
+}
+
+/// `churn` options.
+#[derive(Args, Debug, Clone)]
+pub struct ChurnArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Client sessions, each with one request at a time.
+    #[arg(long, default_value_t = 20)]
+    pub clients: usize,
+    /// What each client adds and removes.
+    #[arg(long, value_enum, default_value_t = ChurnKind::Subscribe)]
+    pub kind: ChurnKind,
 }
 
 /// `relay` options (the client side of the ceiling measurement).

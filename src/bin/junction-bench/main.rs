@@ -8,6 +8,7 @@
 //! progress bar on stderr while it runs.
 
 mod chart;
+mod churn;
 mod cli;
 mod client;
 mod compare;
@@ -52,6 +53,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Rpc(a) => runtime(a.common.threads)?.block_on(rpc::run(a))?,
         Command::Pubsub(a) => runtime(a.common.threads)?.block_on(pubsub::run(a))?,
         Command::Sessions(a) => runtime(a.common.threads)?.block_on(sessions::run(a))?,
+        Command::Churn(a) => runtime(a.common.threads)?.block_on(churn::run(a))?,
         Command::Relay(a) => runtime(a.common.threads)?.block_on(relay::run(a))?,
     };
     report.emit();
