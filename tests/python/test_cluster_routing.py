@@ -8,8 +8,9 @@
 # registrations raced from two nodes, and the registration meta API and meta
 # events answered cluster-wide.
 #
-# A node answers REGISTER/SUBSCRIBE once the change is applied on itself; the
-# other nodes apply it within the replication lag, so a test that acts on
+# A node answers REGISTER once the change is applied on itself (SUBSCRIBE once every
+# reachable node acknowledged the new interest); the other nodes apply a
+# registration within the replication lag, so a test that acts on
 # another node right after a registration first waits with `cluster.sync()`
 # (polls `junction cluster status` until every node applied the leader's commit
 # index) instead of sleeping.
