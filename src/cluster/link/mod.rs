@@ -6,6 +6,7 @@
 //! `wamp.error.canceled`, an event for that node is dropped and counted). A task per
 //! peer connects lazily, drains the queue in batches onto the stream, and reconnects
 //! with backoff; the link counts as down from a failure until a reconnect succeeds.
+//! HTTP/2 keepalive PINGs ([`KEEPALIVE`]) find a peer that stopped answering.
 //!
 //! Answers travel back on the stream that carried the call: a node that receives
 //! INVOKEs from node A sends their YIELD/ERROR frames on the response half of A's
@@ -50,6 +51,12 @@ const BATCH: usize = 512;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest reconnect delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// HTTP/2 PING interval on a link, also while it is idle: a peer that stops
+/// answering (paused, cut off without a reset) breaks the link after
+/// [`KEEPALIVE_TIMEOUT`] more, instead of when the cluster declares it down.
+pub const KEEPALIVE: Duration = Duration::from_secs(1);
+/// How long a link PING may go unanswered.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Finds a node's gRPC address from the cluster membership.
 pub type Resolver = Arc<dyn Fn(NodeId) -> Option<String> + Send + Sync>;
@@ -218,7 +225,12 @@ impl PeerTask {
     async fn pump(&self, addr: &str, rx: &mut mpsc::Receiver<pb::Frame>, up: &AtomicBool) -> Pump {
         let creds = &self.creds;
         let endpoint = match creds.endpoint(addr) {
-            Ok(e) => e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true),
+            Ok(e) => e
+                .connect_timeout(Duration::from_secs(1))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(KEEPALIVE)
+                .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+                .keep_alive_while_idle(true),
             Err(e) => return Pump::Broken(e.to_string()),
         };
         let channel = match endpoint.connect().await {
