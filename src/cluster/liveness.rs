@@ -12,6 +12,11 @@
 //!   whole lease would only delay the standby. A restarted process comes back with a
 //!   new incarnation anyway.
 //!
+//! A node's lease also counts from when this leader first saw its current
+//! incarnation up (a restarted process is not judged by its predecessor's silence),
+//! and from the end of a stall of this process (a leader resuming from a pause must
+//! not declare the others down from its stale view).
+//!
 //! Then it commits `Down{node, incarnation}`, which purges that incarnation's
 //! subscriptions interest and callees on every node. Membership is left alone: a
 //! node that comes back (same or new incarnation) announces itself again.
@@ -53,14 +58,31 @@ pub async fn run(cluster: Arc<Cluster>) {
     let mut leader_since: Option<Instant> = None;
     // Down already proposed for (node, incarnation), so a slow commit is not repeated.
     let mut proposed: HashMap<u64, u64> = HashMap::new();
+    // When this leader first saw each node's current incarnation up: a restarted
+    // node's lease counts from its new incarnation, not from answers its previous
+    // process gave (or did not give).
+    let mut seen: HashMap<u64, (u64, Instant)> = HashMap::new();
+    let mut last_tick = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
+        let woke = Instant::now();
+        if woke.saturating_duration_since(last_tick) > lease / 2 {
+            // this process was stalled (paused, starved): what it saw of the others
+            // is stale, so leases count again from now
+            tracing::info!(
+                stalled_ms = woke.saturating_duration_since(last_tick).as_millis() as u64,
+                "liveness check resumed after a stall"
+            );
+            leader_since = None;
+        }
+        last_tick = woke;
         if !cluster.is_leader() {
             leader_since = None;
             proposed.clear();
+            seen.clear();
             continue;
         }
         let since = *leader_since.get_or_insert_with(Instant::now);
@@ -69,8 +91,15 @@ pub async fn run(cluster: Arc<Cluster>) {
             if node == cluster.id || !info.up || proposed.get(&node) == Some(&info.incarnation) {
                 continue;
             }
+            let first_seen = match seen.get(&node) {
+                Some(&(inc, at)) if inc == info.incarnation => at,
+                _ => {
+                    seen.insert(node, (info.incarnation, now));
+                    now
+                }
+            };
             let h = cluster.peers.health(node);
-            if !is_down(now, since, h.last_ok, h.refused_since, lease) {
+            if !is_down(now, since.max(first_seen), h.last_ok, h.refused_since, lease) {
                 continue;
             }
             tracing::warn!(

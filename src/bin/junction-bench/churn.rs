@@ -30,7 +30,12 @@ struct ClientResult {
 }
 
 /// Adds one route and removes it again; returns how long adding it took.
-async fn one_change(conn: &mut Conn, kind: ChurnKind, uri: String, next: &mut u64) -> Result<std::time::Duration> {
+async fn one_change(
+    conn: &mut Conn,
+    kind: ChurnKind,
+    uri: String,
+    next: &mut u64,
+) -> Result<std::time::Duration> {
     let mut request = || {
         *next += 1;
         RequestId(*next)
@@ -49,8 +54,12 @@ async fn one_change(conn: &mut Conn, kind: ChurnKind, uri: String, next: &mut u6
     let reply = conn.request(&add, add_id).await?;
     let took = t.elapsed();
     let remove = match reply {
-        Message::Subscribed(s) => Message::Unsubscribe(Unsubscribe { request: request(), subscription: s.subscription }),
-        Message::Registered(r) => Message::Unregister(Unregister { request: request(), registration: r.registration }),
+        Message::Subscribed(s) => {
+            Message::Unsubscribe(Unsubscribe { request: request(), subscription: s.subscription })
+        }
+        Message::Registered(r) => {
+            Message::Unregister(Unregister { request: request(), registration: r.registration })
+        }
         Message::Error(e) => return Err(BenchError::msg(format!("route refused: {}", e.error))),
         other => return Err(BenchError::msg(format!("unexpected reply, message type {}", other.code()))),
     };
@@ -63,7 +72,12 @@ async fn one_change(conn: &mut Conn, kind: ChurnKind, uri: String, next: &mut u6
     Ok(took)
 }
 
-async fn client_loop(mut conn: Conn, kind: ChurnKind, prefix: String, ctl: Arc<Control>) -> Result<ClientResult> {
+async fn client_loop(
+    mut conn: Conn,
+    kind: ChurnKind,
+    prefix: String,
+    ctl: Arc<Control>,
+) -> Result<ClientResult> {
     let mut stop = ctl.stop_signal();
     let mut hist = new_hist();
     let (mut count, mut next, mut n) = (0u64, 0u64, 0u64);
