@@ -38,7 +38,7 @@
 #   than `lease` seconds means two callees executed invocations at the same
 #   time beyond the lease (a frozen owner kept serving after the standby took
 #   over).
-# - `testaments_twice_or_never(testaments)`: a testament published more than once
+# - `bad_testaments(testaments)`: a testament published more than once
 #   (distinct publication ids seen by the observers on the testament topic),
 #   for any session; and a testament never published although its session's
 #   node was killed (the observers were alive on the other nodes).
@@ -184,7 +184,7 @@ def single_overlaps(invocations, lease):
     return out
 
 
-def testaments_twice_or_never(testaments):
+def bad_testaments(testaments):
     """(fired twice or more, never fired although the node was killed)."""
     twice = [t for t in testaments if len(t.fired) > 1]
     never = [t for t in testaments if t.killed_at is not None and not t.fired]
@@ -202,7 +202,7 @@ def summary_rows(calls, invocations, publications, subscriptions, testaments, fa
         if c.outcome == "error":
             errors[c.error] = errors.get(c.error, 0) + 1
     owed = owed_events(publications, subscriptions, faults, grace, end)
-    twice, never = testaments_twice_or_never(testaments)
+    twice, never = bad_testaments(testaments)
     executed = {}
     for inv in invocations:
         executed[inv.call_id] = executed.get(inv.call_id, 0) + 1

@@ -3,7 +3,7 @@
 # on one that violates it. No router needed.
 from fault_checker import (Call, Fault, Invocation, Publication, Subscription, Testament, answered_twice,
                            duplicate_events, late_executions, lost_events, markdown_table, never_answered,
-                           owed_events, single_overlaps, summary_rows, testaments_twice_or_never)
+                           owed_events, single_overlaps, summary_rows, bad_testaments)
 
 
 def call(cid, outcome="result", answered_at=1.0, wire=1, **kw):
@@ -70,13 +70,13 @@ def test_single_overlap_beyond_the_lease():
     assert {a, b} == {"owner", "standby"} and abs(overlap - 2.6) < 1e-9
 
 
-def test_testaments_twice_or_never():
+def test_bad_testaments():
     once = Testament("t1", "s1", 2, 0.0, killed_at=1.0, fired={10})
     twice = Testament("t2", "s2", 2, 0.0, killed_at=1.0, fired={10, 11})
     never = Testament("t3", "s3", 2, 0.0, killed_at=1.0)
     alive = Testament("t4", "s4", 1, 0.0)  # its node was not killed: not owed
     stopped_twice = Testament("t5", "s5", 3, 0.0, stopped_at=1.0, fired={12, 13})
-    assert testaments_twice_or_never([once, twice, never, alive, stopped_twice]) == ([twice, stopped_twice], [never])
+    assert bad_testaments([once, twice, never, alive, stopped_twice]) == ([twice, stopped_twice], [never])
 
 
 def test_summary_table_renders():
