@@ -15,8 +15,8 @@
 # - `never_answered(calls)`: a call that got no answer at all by the end of the
 #   run (the test stops issuing, lets churn settle and waits a grace period
 #   first). An answer is a RESULT, a router ERROR, or the caller's own session
-#   ending under the call (its node was killed: Autobahn fails the call
-#   locally; the router could not answer it).
+#   ending under the call (its node was killed, or the node closed the
+#   session: Autobahn fails the call locally, no ERROR came for it).
 # - `late_executions(calls, invocations)`: an invocation of a call that
 #   started executing (the callee's handler was entered) after the caller had
 #   received a router ERROR for that call. A caller whose session ended under
@@ -54,7 +54,7 @@ class Call:
     issued_at: float
     outcome: str | None = None  # "result" / "error" / "session_lost"; None: no answer
     answered_at: float | None = None  # first answer on the wire (or the session loss)
-    error: str | None = None  # the ERROR's URI
+    error: str | None = None  # the ERROR's URI (session_lost: the close reason, if any)
     wire_answers: int = 0  # RESULT/ERROR messages for the call's request id
     result_call_id: str | None = None  # the call id the RESULT carried back
 
@@ -197,10 +197,12 @@ def summary_rows(calls, invocations, publications, subscriptions, testaments, fa
     outcomes = {}
     for c in calls:
         outcomes[c.outcome] = outcomes.get(c.outcome, 0) + 1
-    errors = {}
+    errors, closes = {}, {}
     for c in calls:
         if c.outcome == "error":
             errors[c.error] = errors.get(c.error, 0) + 1
+        elif c.outcome == "session_lost":
+            closes[c.error or "transport lost"] = closes.get(c.error or "transport lost", 0) + 1
     owed = owed_events(publications, subscriptions, faults, grace, end)
     twice, never = bad_testaments(testaments)
     executed = {}
@@ -215,12 +217,13 @@ def summary_rows(calls, invocations, publications, subscriptions, testaments, fa
         ("calls answered: router error", outcomes.get("error", 0)),
         ("router errors by URI", ", ".join(f"{k}={v}" for k, v in sorted(errors.items())) or "none"),
         ("calls answered: caller's session lost", outcomes.get("session_lost", 0)),
+        ("caller's session lost by reason", ", ".join(f"{k}={v}" for k, v in sorted(closes.items())) or "none"),
         ("calls never answered", outcomes.get(None, 0)),
         ("calls answered twice", len(answered_twice(calls))),
         ("invocations", len(invocations)),
         ("calls executed more than once", sum(1 for n in executed.values() if n > 1)),
         ("late executions (after the caller's error)", len(late_executions(calls, invocations))),
-        (f"`single` invocations / callee registrations",
+        ("`single` invocations / callee registrations",
          f"{sum(1 for i in invocations if i.proc == single_proc)} / "
          f"{len(tenures([i for i in invocations if i.proc == single_proc]))}"),
         ("`single` tenures overlapping beyond the lease",
@@ -235,7 +238,10 @@ def summary_rows(calls, invocations, publications, subscriptions, testaments, fa
         ("testaments (killed node / SIGSTOPped node / total)", f"{len(killed)} / {len(stopped)} / {len(testaments)}"),
         ("testaments fired (killed node / SIGSTOPped node)",
          f"{sum(1 for t in killed if t.fired)} / {sum(1 for t in stopped if t.fired)}"),
-        ("testaments fired twice", len(twice)),
+        ("testaments fired twice (killed node / SIGSTOPped node / other)",
+         f"{sum(1 for t in twice if t.killed_at is not None)} / "
+         f"{sum(1 for t in twice if t.stopped_at is not None and t.killed_at is None)} / "
+         f"{sum(1 for t in twice if t.stopped_at is None and t.killed_at is None)}"),
         ("testaments never fired (killed node)", len(never)),
     ]
 
