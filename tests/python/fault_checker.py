@@ -128,6 +128,15 @@ def late_executions(calls, invocations):
     return out
 
 
+def fault_at(node, t, faults, end, kind=None):
+    """The fault (of `kind`, if given) on `node` whose window contains `t`, or None."""
+    for f in faults:
+        if f.node == node and (kind is None or f.kind == kind) and f.start <= t <= (f.end if f.end is not None
+                                                                                      else end):
+            return f
+    return None
+
+
 def _overlaps(a0, a1, b0, b1):
     return a0 <= b1 and b0 <= a1
 

@@ -19,7 +19,7 @@ Nemesis, in turn, each fault followed by waiting until the cluster is healed
 (every member up from the leader's view, every node applied up to the
 leader's commit index) and a quiet period: kill -9 the node owning the
 `single` registration and restart it with the same data dir; SIGSTOP the node
-owning it for 3 x the lease (lease_ms = 2000), then SIGCONT.
+owning it for 4 x the lease (lease_ms = 2000), then SIGCONT.
 
 The run lasts JUNCTION_FAULT_SECONDS (default 90) plus a quiet tail; the
 module's fixture runs it once and each test function checks one property, so
@@ -31,7 +31,9 @@ it (node<N>.stderr.log, node<N>.before-kill<K>.stderr.log)."""
 
 import asyncio
 import collections
+import dataclasses
 import itertools
+import json
 import os
 import random
 import shutil
@@ -60,8 +62,8 @@ TESTAMENTS = "com.faults.testaments"
 CALL_PERIOD = 0.06  # per caller, roundrobin procedure
 SINGLE_PERIOD = 0.2  # per caller, single procedure
 PUBLISH_PERIOD = 0.1  # per publisher
-STOP_FOR = 3 * LEASE  # SIGSTOP past the lease (x3: whatever the frozen node serves once resumed comes
-# more than a lease after the standby took over `single`)
+STOP_FOR = 4 * LEASE  # SIGSTOP past the lease (x4: the standby takes `single` over 3-4 s into the stop,
+# so whatever the frozen owner serves once resumed comes more than a lease after that)
 DOWN_FOR = 0.5  # a killed node stays down this long after it was declared down
 QUIET = 4.0  # between a healed fault and the next one
 SETTLE = 1.0  # a fault window ends this long after the cluster healed
@@ -485,9 +487,30 @@ class Run:
         return self.single_owner is not None
 
     # --- results ---------------------------------------------------------
+    def dump(self, path):
+        """The recorded histories, for a look after the run (times from the start)."""
+        def rel(obj):
+            d = dataclasses.asdict(obj)
+            for k, v in d.items():
+                if k.endswith("_at") or k in ("start", "end"):
+                    d[k] = None if v is None else round(v - self.t0, 4)
+                elif isinstance(v, set):
+                    d[k] = sorted(v)
+            return d
+
+        path.write_text(json.dumps({
+            "faults": [rel(f) for f in self.faults], "calls": [rel(c) for c in self.calls],
+            "invocations": [rel(i) for i in self.invocations],
+            "publications": [rel(p) for p in self.publications],
+            "subscriptions": [rel(s) for s in self.subscriptions],
+            "testaments": [rel(t) for t in self.testaments], "end": round(self.end - self.t0, 4),
+        }, indent=0))
+
     def rows(self):
         return fc.summary_rows(self.calls, self.invocations, self.publications, self.subscriptions,
                                self.testaments, self.faults, EVENT_GRACE, self.end, LEASE, SINGLE) + [
+            ("late executions on a node resuming from SIGSTOP / elsewhere",
+             f"{len(late(self, True))} / {len(late(self, False))}"),
             ("nodes stuck declared down after a restart / SIGCONT (restarted again)", len(self.stuck))]
 
 
@@ -498,6 +521,8 @@ def history():
     cluster = Cluster("test_cluster_faults", n=len(NODES), lease_ms=LEASE_MS)
     for i in NODES:
         shutil.rmtree(cluster.log_dir / f"node{i}-data", ignore_errors=True)
+    for old in cluster.log_dir.glob("node*.before-*.stderr.log"):
+        old.unlink()
     original = cluster._start_node
 
     def start_node(i, peers):
@@ -528,6 +553,7 @@ def history():
             + f"\n\n{table}\n"
             + "".join(f"\nStuck node:\n\n```\n{e}\n```\n" for e in run.stuck))
     (cluster.log_dir / "summary.md").write_text(text)
+    run.dump(cluster.log_dir / "history.json")
     print("\n" + text)
     run.cluster_logs = cluster.logs()
     return run
@@ -547,6 +573,8 @@ def test_the_nemesis_ran_and_the_load_flowed(history):
     assert {i.node for i in history.invocations if i.proc == PROC} == set(NODES)
     assert fc.owed_events(history.publications, history.subscriptions, history.faults, EVENT_GRACE, history.end)
     assert any(t.killed_at is not None for t in history.testaments), "no testator's node was killed"
+    single = [i for i in history.invocations if i.proc == SINGLE]
+    assert len(fc.tenures(single)) >= 2, "the `single` registration was never taken over"
 
 
 @pytest.mark.xfail(strict=False, reason="rejoin race found by this suite (intermittent): the leader's liveness "
@@ -567,14 +595,32 @@ def test_every_call_answered(history):
     assert not never, f"calls never answered ({ANSWER_GRACE} s after the load stopped): {show(never)}"
 
 
+def late(history, on_resumed):
+    """Late executions, split by whether the callee's node was a SIGSTOPped one
+    resuming (the invocation started within that stop's fault window)."""
+    return [(c, inv) for c, inv in fc.late_executions(history.calls, history.invocations)
+            if (fc.fault_at(inv.node, inv.started_at, history.faults, history.end, "stop") is not None)
+            == on_resumed]
+
+
+def describe_late(history, pairs):
+    return [(c.call_id, c.error, f"error at +{c.answered_at - history.t0:.2f}s",
+             f"started on node {inv.node} at +{inv.started_at - history.t0:.2f}s") for c, inv in pairs]
+
+
+def test_no_invocation_starts_after_its_caller_got_an_error(history):
+    """Except on a node resuming from SIGSTOP (the next test)."""
+    pairs = late(history, on_resumed=False)
+    assert not pairs, f"invocations started after their caller's ERROR: {show(describe_late(history, pairs))}"
+
+
 @pytest.mark.xfail(strict=True, reason="issue #13 fencing: a node SIGSTOPped past its lease still runs the "
                                        "invocations it had queued once resumed, after their callers got "
                                        "wamp.error.canceled")
-def test_no_invocation_starts_after_its_caller_got_an_error(history):
-    late = fc.late_executions(history.calls, history.invocations)
-    detail = [(c.call_id, c.error, f"error at +{c.answered_at - history.t0:.2f}s",
-               f"started on node {inv.node} at +{inv.started_at - history.t0:.2f}s") for c, inv in late]
-    assert not late, f"invocations started after their caller's ERROR: {show(detail)}"
+def test_a_resumed_node_starts_no_invocation_whose_caller_got_an_error(history):
+    pairs = late(history, on_resumed=True)
+    assert not pairs, (f"invocations started on a resumed node after their caller's ERROR: "
+                       f"{show(describe_late(history, pairs))}")
 
 
 def test_no_event_lost_by_a_live_subscriber(history):
@@ -583,9 +629,11 @@ def test_no_event_lost_by_a_live_subscriber(history):
     assert not lost, f"events owed but never received: {show(detail)}; faults {history.nemesis_log}"
 
 
+@pytest.mark.xfail(strict=True, reason="issue #13 fencing: the `single` owner on a node SIGSTOPped past its "
+                                       "lease serves again once resumed, after the standby took the registration "
+                                       "over")
 def test_single_callees_never_both_serve_beyond_the_lease(history):
     single = [i for i in history.invocations if i.proc == SINGLE]
-    assert len(fc.tenures(single)) >= 2, "the `single` registration was never taken over"
     overlaps = fc.single_overlaps(single, LEASE)
     assert not overlaps, f"`single` callees serving at the same time beyond the lease: {overlaps}"
 
@@ -596,5 +644,16 @@ def test_testament_of_a_killed_session_fires(history):
 
 
 def test_no_testament_fires_twice(history):
+    """Except for sessions of a SIGSTOPped node (the next test)."""
     twice, _ = fc.bad_testaments(history.testaments)
+    twice = [t for t in twice if t.stopped_at is None or t.killed_at is not None]
+    assert not twice, f"testaments fired more than once: {show(twice)}"
+
+
+@pytest.mark.xfail(strict=True, reason="issue #13 fencing: the testament of a session on a node SIGSTOPped past "
+                                       "its lease is published by the survivors, and again when the resumed node "
+                                       "ends its local sessions")
+def test_no_testament_of_a_sigstopped_node_fires_twice(history):
+    twice, _ = fc.bad_testaments(history.testaments)
+    twice = [t for t in twice if t.stopped_at is not None and t.killed_at is None]
     assert not twice, f"testaments fired more than once: {show(twice)}"

@@ -2,7 +2,7 @@
 # hand-made histories: each property holds on a clean history and is reported
 # on one that violates it. No router needed.
 from fault_checker import (Call, Fault, Invocation, Publication, Subscription, Testament, answered_twice,
-                           duplicate_events, late_executions, lost_events, markdown_table, never_answered,
+                           duplicate_events, fault_at, late_executions, lost_events, markdown_table, never_answered,
                            owed_events, single_overlaps, summary_rows, bad_testaments)
 
 
@@ -83,3 +83,11 @@ def test_summary_table_renders():
     rows = summary_rows([call("a")], [Invocation("a", "p", "k", 1, 0.5, 0.6)], [], [], [], [], 1.0, 2.0, 2.0, "s")
     table = markdown_table(rows)
     assert "| calls made | 1 |" in table and "| invocations | 1 |" in table
+
+
+def test_fault_at_finds_the_window_of_a_node():
+    faults = [Fault("kill", 1, 1.0, 2.0), Fault("stop", 2, 3.0, 4.0), Fault("stop", 3, 5.0, None)]
+    assert fault_at(2, 3.5, faults, end=9.0) is faults[1]
+    assert fault_at(2, 3.5, faults, end=9.0, kind="kill") is None
+    assert fault_at(1, 3.5, faults, end=9.0) is None
+    assert fault_at(3, 8.0, faults, end=9.0) is faults[2]  # never healed: lasts to the end
