@@ -1,6 +1,7 @@
 """Fault suite (issue #13, point 6): a real 3-node cluster under a workload in
 which every call, invocation, event and testament carries a unique id, while a
-nemesis injects faults; fault_checker.py then checks the recorded histories.
+nemesis injects faults; fault_checker.py then checks the recorded histories
+(its module doc defines each property).
 
 Workload (clients are bound to a node and reconnect to it once it is ready
 again, checked through /readyz):
@@ -15,19 +16,35 @@ again, checked through /readyz):
 - testators on every node (wamp.session.add_testament with a unique id), and
   an observer per node subscribed to the testament topic.
 
-Nemesis, in turn, each fault followed by waiting until the cluster is healed
-(every member up from the leader's view, every node applied up to the
-leader's commit index) and a quiet period: kill -9 the node owning the
-`single` registration and restart it with the same data dir; SIGSTOP the node
-owning it for 4 x the lease (lease_ms = 2000), then SIGCONT.
+Nemesis, alternating, always on the node that owns the `single` registration,
+each fault followed by waiting until the cluster is healed (every member up
+from the leader's view, every node applied up to the leader's commit index,
+/readyz) and a quiet period:
+- kill -9, wait until the survivors declared the node down, restart it with
+  the same data dir;
+- SIGSTOP for 4 x the lease (lease_ms = 2000), then SIGCONT.
+A restarted / resumed node still declared down 10 s later is recorded as stuck
+and restarted again (kill -9, same data dir), so one stuck node does not end
+the run.
 
-The run lasts JUNCTION_FAULT_SECONDS (default 90) plus a quiet tail; the
-module's fixture runs it once and each test function checks one property, so
-the known violations (issue #13: no fencing of a node that was frozen past its
-lease) are strict xfails and every other property is asserted. The summary
-table is printed and written to
-target/test-logs/cluster/test_cluster_faults/summary.md; node logs are next to
-it (node<N>.stderr.log, node<N>.before-kill<K>.stderr.log)."""
+The run lasts JUNCTION_FAULT_SECONDS (default 90) plus a quiet tail (about two
+minutes in all; 600 gives a long soak). The module's fixture runs it once; each
+test function checks one property. Where the router is known to violate one,
+the violating part is split off into its own test marked xfail, every other
+part stays asserted:
+- strict xfails (issue #13, no fencing of a node frozen past its lease; seen in
+  every run): invocations started on a node resuming from SIGSTOP after their
+  callers got wamp.error.canceled; the frozen `single` owner serving again
+  after the standby took over; testaments of a SIGSTOPped node's sessions
+  published twice (by the survivors, then by the resumed node);
+- non-strict xfails (found by this suite, intermittent): calls issued while a
+  node was SIGSTOPped and never answered (the leader did not declare the node
+  down; the calls ran once it resumed, their callers got nothing); a restarted
+  node declared down in its new incarnation and never told (stuck).
+The summary table is printed and written to
+target/test-logs/cluster/test_cluster_faults/summary.md, the histories to
+history.json next to it, with the node logs (node<N>.stderr.log, and
+node<N>.before-kill<K> / before-stuck<K>.stderr.log from before a restart)."""
 
 import asyncio
 import collections
