@@ -137,6 +137,7 @@ class Run:
         self.publications = []
         self.subscriptions = []
         self.testaments = []
+        self.testament_by_id = {}
         self.faults = []
         self.nemesis_log = []
         self.live_testaments = {}  # node -> [Testament] of live testators
@@ -317,29 +318,26 @@ class Run:
                 continue
             t.added_at = self.now()
             self.testaments.append(t)
+            self.testament_by_id[t.testament_id] = t
             self.live_testaments.setdefault(i, []).append(t)
             await self.until_gone(s, self.closing)
             if t in self.live_testaments.get(i, []):
                 self.live_testaments[i].remove(t)
 
     async def observer(self, i, combo):
-        by_id = {t.testament_id: t for t in self.testaments}
         while not self.closing.is_set():
             s = await self.session(i, combo)
             if s is None:
                 return
 
             def on_testament(tid, details=None):
-                if not self.observing:
-                    return
-                t = by_id.get(tid) or next((t for t in self.testaments if t.testament_id == tid), None)
-                if t is not None:
-                    by_id[tid] = t
-                    t.fired.add(details.publication)
+                t = self.testament_by_id.get(tid)
+                if self.observing and t is not None:
+                    t.fired.add(details.publication)  # observers on several nodes: one publication id
 
             try:
                 await s.subscribe(on_testament, TESTAMENTS, options=SubscribeOptions(details_arg="details"))
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - the session closed while subscribing
                 continue
             await self.until_gone(s, self.closing)
 
