@@ -1,0 +1,700 @@
+"""Fault suite (issue #13, point 6): a real 3-node cluster under a workload in
+which every call, invocation, event and testament carries a unique id, while a
+nemesis injects faults; fault_checker.py then checks the recorded histories
+(its module doc defines each property).
+
+Workload (clients are bound to a node and reconnect to it once it is ready
+again, checked through /readyz):
+- callers on every node calling a shared `roundrobin` procedure served by
+  callees on every node; each invocation records (call id, callee node, time
+  started); handlers take 5-40 ms;
+- a `single` procedure: a candidate callee on every node retries REGISTER until
+  it succeeds, so when the owner's node dies a standby takes it over; callers
+  on every node call it too;
+- publishers on every node publishing acknowledged events with unique ids to
+  subscribers on every node;
+- testators on every node (wamp.session.add_testament with a unique id), and
+  an observer per node subscribed to the testament topic.
+
+Nemesis, alternating, always on the node that owns the `single` registration,
+each fault followed by waiting until the cluster is healed (every member up
+from the leader's view, every node applied up to the leader's commit index,
+/readyz) and a quiet period:
+- kill -9, wait until the survivors declared the node down, restart it with
+  the same data dir;
+- SIGSTOP for 4 x the lease (lease_ms = 2000), then SIGCONT.
+A restarted / resumed node still declared down 10 s later is recorded as stuck
+and restarted again (kill -9, same data dir), so one stuck node does not end
+the run.
+
+The run lasts JUNCTION_FAULT_SECONDS (default 90) plus a quiet tail (about two
+minutes in all; 600 gives a long soak). The module's fixture runs it once; each
+test function checks one property. Where the router is known to violate one,
+the violating part is split off into its own test marked xfail, every other
+part stays asserted:
+- strict xfails (issue #13, no fencing of a node frozen past its lease; seen in
+  every run): invocations started on a node resuming from SIGSTOP after their
+  callers got wamp.error.canceled; the frozen `single` owner serving again
+  after the standby took over; testaments of a SIGSTOPped node's sessions
+  published twice (by the survivors, then by the resumed node);
+- non-strict xfails (found by this suite, intermittent): calls issued while a
+  node was SIGSTOPped and never answered (the leader did not declare the node
+  down; the calls ran once it resumed, their callers got nothing); a restarted
+  node declared down in its new incarnation and never told (stuck).
+The summary table is printed and written to
+target/test-logs/cluster/test_cluster_faults/summary.md, the histories to
+history.json next to it, with the node logs (node<N>.stderr.log, and
+node<N>.before-kill<K> / before-stuck<K>.stderr.log from before a restart)."""
+
+import asyncio
+import collections
+import dataclasses
+import itertools
+import json
+import os
+import random
+import shutil
+import signal
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from autobahn.wamp import message
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
+
+import fault_checker as fc
+from cluster_helpers import Cluster, wait_until
+from conftest import ALL_COMBOS, TestSession, connect_session
+
+NODES = (1, 2, 3)
+LEASE_MS = 2000
+LEASE = LEASE_MS / 1000
+DURATION = float(os.environ.get("JUNCTION_FAULT_SECONDS", "90"))
+PROC = "com.faults.rr"
+SINGLE = "com.faults.single"
+TOPIC = "com.faults.events"
+TESTAMENTS = "com.faults.testaments"
+CALL_PERIOD = 0.06  # per caller, roundrobin procedure
+SINGLE_PERIOD = 0.2  # per caller, single procedure
+PUBLISH_PERIOD = 0.1  # per publisher
+STOP_FOR = 4 * LEASE  # SIGSTOP past the lease (x4: the standby takes `single` over 3-4 s into the stop,
+# so whatever the frozen owner serves once resumed comes more than a lease after that)
+DOWN_FOR = 0.5  # a killed node stays down this long after it was declared down
+QUIET = 4.0  # between a healed fault and the next one
+SETTLE = 1.0  # a fault window ends this long after the cluster healed
+EVENT_GRACE = 2.0  # an owed event must arrive within this long after PUBLISHED
+ANSWER_GRACE = 20.0  # calls still unanswered this long after the load stopped are never answered
+TAIL = 12.0  # quiet tail after the last fault (>= the survivors' time to fire testaments)
+HEAL_TIMEOUT = 40.0
+REJOIN_DEADLINE = 10.0  # a restarted / resumed node is up again this soon, else it is stuck
+READY_TIMEOUT = 20.0
+CONNECT_TIMEOUT = 3.0
+REGISTER_RETRY = 0.2
+
+pytestmark = pytest.mark.timeout(int(DURATION) + 240)
+
+
+def readyz(node):
+    try:
+        with urllib.request.urlopen(f"{node.listeners['admin']}/readyz", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class RecordingSession(TestSession):
+    """A TestSession counting, per request id, the RESULT / ERROR(CALL) messages
+    it receives (before Autobahn drops a second one) and when the first came."""
+
+    __test__ = False
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.answers = collections.Counter()
+        self.first_answer = {}
+
+    def onMessage(self, msg):
+        if isinstance(msg, message.Result) or (isinstance(msg, message.Error)
+                                               and msg.request_type == message.Call.MESSAGE_TYPE):
+            self.answers[msg.request] += 1
+            self.first_answer.setdefault(msg.request, asyncio.get_running_loop().time())
+        return super().onMessage(msg)
+
+
+class Run:
+    """The workload, the nemesis and everything they recorded."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()  # the load stops issuing
+        self.closing = asyncio.Event()  # every client leaves
+        self.calls = []
+        self.call_tasks = []
+        self.invocations = []
+        self.publications = []
+        self.subscriptions = []
+        self.testaments = []
+        self.testament_by_id = {}
+        self.faults = []
+        self.nemesis_log = []
+        self.live_testaments = {}  # node -> [Testament] of live testators
+        self.single_owner = None  # node of the callee that last registered SINGLE
+        self.observing = True
+        self.sessions = []
+        self.tasks = []
+        self.ids = itertools.count()
+        self.stopped_pid = None
+        self.end = None
+        self.task_errors = []
+        self.stuck = []  # restarted / resumed nodes that stayed declared down
+
+    def now(self):
+        return self.loop.time()
+
+    def uid(self, prefix):
+        return f"{prefix}{next(self.ids)}"
+
+    # --- clients ---------------------------------------------------------
+    async def session(self, i, combo):
+        """A joined session on node i, once it is ready (None once closing)."""
+        while not self.closing.is_set():
+            node = self.cluster.nodes.get(i)
+            if node is not None and node.alive() and not node.killed and node.proc.pid != self.stopped_pid \
+                    and await asyncio.to_thread(readyz, node):
+                try:
+                    s = await asyncio.wait_for(connect_session(node, combo, session_cls=RecordingSession),
+                                               CONNECT_TIMEOUT)
+                    self.sessions.append(s)
+                    return s
+                except Exception:  # noqa: BLE001 - the node died meanwhile: retry
+                    pass
+            await asyncio.sleep(0.1)  # retry back-off while the node is down
+        return None
+
+    async def until_gone(self, s, ev):
+        waiter = asyncio.ensure_future(ev.wait())
+        await asyncio.wait([s.left, s.disconnected, waiter], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+
+    def label(self, kind, i, s):
+        return f"{kind}@n{i}/{s.session_id}"
+
+    async def callee(self, i, combo):
+        while not self.closing.is_set():
+            s = await self.session(i, combo)
+            if s is None:
+                return
+            label = self.label("callee", i, s)
+
+            async def serve(call_id, label=label, node=i):
+                inv = fc.Invocation(call_id, PROC, label, node, self.now())
+                self.invocations.append(inv)
+                await asyncio.sleep(random.uniform(0.005, 0.04))  # the work
+                inv.ended_at = self.now()
+                return [call_id, node]
+
+            try:
+                await s.register(serve, PROC, options=RegisterOptions(invoke="roundrobin"))
+            except Exception:  # noqa: BLE001 - the session closed while registering
+                continue
+            await self.until_gone(s, self.closing)
+
+    async def single_candidate(self, i, combo):
+        while not self.closing.is_set():
+            s = await self.session(i, combo)
+            if s is None:
+                return
+            for attempt in itertools.count():
+                if self.closing.is_set() or not s.is_attached():
+                    break
+                label = self.label("single", i, s) + f"#{attempt}"
+
+                async def serve(call_id, label=label, node=i):
+                    inv = fc.Invocation(call_id, SINGLE, label, node, self.now())
+                    self.invocations.append(inv)
+                    await asyncio.sleep(random.uniform(0.005, 0.04))
+                    inv.ended_at = self.now()
+                    return [call_id, node]
+
+                try:
+                    await s.register(serve, SINGLE, options=RegisterOptions(invoke="single"))
+                except ApplicationError as e:
+                    if e.error != "wamp.error.procedure_already_exists":
+                        raise
+                    await asyncio.sleep(REGISTER_RETRY)  # a standby retries until the owner is gone
+                    continue
+                except Exception:  # noqa: BLE001 - the session closed while registering
+                    break
+                self.single_owner = i
+                await self.until_gone(s, self.closing)
+                break
+
+    async def caller(self, i, combo, proc, period):
+        while not self.stopping.is_set():
+            s = await self.session(i, combo)
+            if s is None:
+                return
+            label = self.label("caller", i, s)
+            while not self.stopping.is_set() and s.is_attached():
+                self.call_tasks.append(asyncio.ensure_future(self.one_call(s, label, i, proc)))
+                await asyncio.sleep(period)  # pacing of the load
+
+    async def one_call(self, s, label, i, proc):
+        c = fc.Call(self.uid("c"), proc, label, i, self.now())
+        self.calls.append(c)
+        try:
+            fut = s.call(proc, c.call_id)
+        except Exception:  # noqa: BLE001 - the session closed just now: not issued
+            self.calls.remove(c)
+            return
+        req = s._request_id_gen._next  # the CALL's request id (Autobahn numbers them in order)
+        try:
+            res = await fut
+            c.outcome, c.result_call_id = "result", res[0]
+        except ApplicationError as e:
+            # an ERROR from the router, or Autobahn failing the call locally
+            # with the close reason when the router closed the session under it
+            c.outcome = "error" if s.answers[req] else "session_lost"
+            c.error = e.error
+        except asyncio.CancelledError:
+            pass  # never answered (cancelled after the grace period)
+        except Exception:  # noqa: BLE001 - the caller's session ended under the call
+            c.outcome = "session_lost"
+        finally:
+            c.wire_answers = s.answers[req]
+            c.answered_at = s.first_answer.get(req, self.now() if c.outcome else None)
+
+    async def publisher(self, i, combo):
+        while not self.stopping.is_set():
+            s = await self.session(i, combo)
+            if s is None:
+                return
+            label = self.label("publisher", i, s)
+            while not self.stopping.is_set() and s.is_attached():
+                p = fc.Publication(self.uid("p"), label, i, self.now())
+                self.publications.append(p)
+                try:
+                    await asyncio.wait_for(s.publish(TOPIC, p.pub_id, options=PublishOptions(acknowledge=True)),
+                                           ANSWER_GRACE)
+                    p.acked_at = self.now()
+                except Exception:  # noqa: BLE001 - an ERROR, the session lost, or no answer
+                    pass
+                await asyncio.sleep(PUBLISH_PERIOD)  # pacing of the load
+
+    async def subscriber(self, i, combo):
+        while not self.closing.is_set():
+            s = await self.session(i, combo)
+            if s is None:
+                return
+            sub = None
+
+            def on_event(pub_id):
+                if sub is not None:
+                    sub.received[pub_id] = sub.received.get(pub_id, 0) + 1
+
+            try:
+                await s.subscribe(on_event, TOPIC)
+            except Exception:  # noqa: BLE001 - the session closed while subscribing
+                continue
+            sub = fc.Subscription(self.label("subscriber", i, s), i, self.now())
+            self.subscriptions.append(sub)
+            await self.until_gone(s, self.closing)
+            if not self.closing.is_set():
+                sub.gone_at = self.now()
+
+    async def testator(self, i, combo):
+        while not self.closing.is_set():
+            s = await self.session(i, combo)
+            if s is None:
+                return
+            t = fc.Testament(self.uid("t"), self.label("testator", i, s), i, 0.0)
+            try:
+                await asyncio.wait_for(s.call("wamp.session.add_testament", TESTAMENTS, [t.testament_id], {}),
+                                       CONNECT_TIMEOUT * 3)
+            except Exception:  # noqa: BLE001 - the session closed meanwhile: no testament
+                continue
+            t.added_at = self.now()
+            self.testaments.append(t)
+            self.testament_by_id[t.testament_id] = t
+            self.live_testaments.setdefault(i, []).append(t)
+            await self.until_gone(s, self.closing)
+            if t in self.live_testaments.get(i, []):
+                self.live_testaments[i].remove(t)
+
+    async def observer(self, i, combo):
+        while not self.closing.is_set():
+            s = await self.session(i, combo)
+            if s is None:
+                return
+
+            def on_testament(tid, details=None):
+                t = self.testament_by_id.get(tid)
+                if self.observing and t is not None:
+                    t.fired.add(details.publication)  # observers on several nodes: one publication id
+
+            try:
+                await s.subscribe(on_testament, TESTAMENTS, options=SubscribeOptions(details_arg="details"))
+            except Exception:  # noqa: BLE001 - the session closed while subscribing
+                continue
+            await self.until_gone(s, self.closing)
+
+    # --- the cluster ----------------------------------------------------
+    async def healed(self):
+        """Every member up from the leader's view and every node caught up."""
+        async def probe():
+            lead = await self.cluster.leader(timeout=HEAL_TIMEOUT)
+            return all(m.up for m in lead.members.values()) and len(lead.members) == len(NODES)
+
+        await wait_until(probe, HEAL_TIMEOUT, "every member up", interval=0.2)
+        await self.cluster.sync(timeout=HEAL_TIMEOUT)
+        for i in NODES:
+            await wait_until(lambda i=i: asyncio.to_thread(readyz, self.cluster[i]), READY_TIMEOUT,
+                             f"/readyz of node {i}", interval=0.1)
+
+    async def declared_down(self, i, ids):
+        lead = await self.cluster.leader(ids=ids, timeout=HEAL_TIMEOUT)
+        return not lead.members[i].up
+
+    async def up(self, i, ids):
+        lead = await self.cluster.leader(ids=ids, timeout=HEAL_TIMEOUT)
+        return lead.members[i].up
+
+    def target(self, k):
+        return self.single_owner or NODES[k % len(NODES)]
+
+    async def kill(self, i, k):
+        node = self.cluster[i]
+        f = fc.Fault("kill", i, self.now())
+        self.faults.append(f)
+        for t in self.live_testaments.get(i, []):
+            t.killed_at = f.start
+        node.sigkill()
+        await asyncio.to_thread(node.proc.wait)
+        # restart it only once the survivors declared it down: a node restarted
+        # while the leader's lease on its previous incarnation runs out can be
+        # declared down in its new incarnation and stay so (seen once: the
+        # restarted node never learnt it and never announced itself again)
+        survivors = [j for j in NODES if j != i]
+        await wait_until(lambda: self.declared_down(i, survivors), HEAL_TIMEOUT,
+                         f"node {i} declared down by {survivors}", interval=0.1)
+        await asyncio.sleep(DOWN_FOR)  # the nemesis's schedule
+        await self.restart(i, f"kill{k}")
+        await self.rejoin(i, f)
+        await self.healed()
+        f.end = self.now() + SETTLE
+
+    async def restart(self, i, tag):
+        log = self.cluster[i].log_path
+        log.rename(log.with_name(f"node{i}.before-{tag}.stderr.log"))  # the restart truncates it
+        peers = [self.cluster.grpc[j] for j in sorted(self.cluster.grpc) if j != i]
+        await asyncio.to_thread(self.cluster._start_node, i, peers)
+
+    async def rejoin(self, i, f):
+        """Waits until the leader has node i up again. A node that stays declared
+        down (REJOIN_DEADLINE) is recorded in `stuck` and restarted once more
+        (kill -9, same data dir): the router's rejoin race (see the module doc)
+        would otherwise keep it down for the rest of the run."""
+        for attempt in itertools.count(1):
+            others = [j for j in NODES if j != i]
+            try:
+                await wait_until(lambda: self.up(i, others), REJOIN_DEADLINE, f"node {i} up again", interval=0.1)
+                return
+            except AssertionError:
+                if attempt == 3:
+                    raise
+            self.stuck.append(f"{f.kind} node {i} at +{f.start - self.t0:.1f}s: still declared down "
+                              f"{REJOIN_DEADLINE:.0f}s later; statuses:\n{await self.status_texts()}")
+            node = self.cluster[i]
+            node.sigkill()
+            await asyncio.to_thread(node.proc.wait)
+            await self.restart(i, f"stuck{len(self.stuck)}")
+
+    async def stop(self, i):
+        node = self.cluster[i]
+        f = fc.Fault("stop", i, self.now())
+        self.faults.append(f)
+        for t in self.live_testaments.get(i, []):
+            t.stopped_at = f.start
+        self.stopped_pid = node.proc.pid
+        os.kill(node.proc.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(STOP_FOR)  # the nemesis's schedule: frozen past the lease
+        finally:
+            os.kill(node.proc.pid, signal.SIGCONT)
+            self.stopped_pid = None
+        await self.rejoin(i, f)
+        await self.healed()
+        f.end = self.now() + SETTLE
+
+    async def nemesis(self, deadline):
+        for k in itertools.count():
+            if self.now() + QUIET >= deadline:
+                return
+            await asyncio.sleep(QUIET)  # the nemesis's schedule
+            i = self.target(k)
+            t0 = self.now()
+            try:
+                if k % 2 == 0:
+                    await self.kill(i, k)
+                else:
+                    await self.stop(i)
+            except AssertionError as e:  # the cluster did not heal: the fault lasts to the end
+                self.nemesis_log.append(f"{self.faults[-1].kind} node {i} at +{t0 - self.t0:.1f}s never "
+                                        f"healed: {e}; statuses:\n{await self.status_texts()}")
+                return
+            f = self.faults[-1]
+            self.nemesis_log.append(f"{f.kind} node {i} at +{t0 - self.t0:.1f}s, healed after "
+                                    f"{f.end - SETTLE - t0:.1f}s")
+
+    async def status_texts(self):
+        out = []
+        for i in NODES:
+            try:
+                out.append((await self.cluster.status(i)).text)
+            except Exception as e:  # noqa: BLE001 - for the report only
+                out.append(f"node {i}: {e!r}")
+        return "\n".join(out)
+
+    # --- the run ---------------------------------------------------------
+    async def run(self):
+        self.t0 = self.now()
+        await self.healed()
+        combos = itertools.cycle(ALL_COMBOS)
+        for i in NODES:
+            self.tasks += [asyncio.ensure_future(self.callee(i, next(combos))),
+                           asyncio.ensure_future(self.subscriber(i, next(combos))),
+                           asyncio.ensure_future(self.observer(i, next(combos))),
+                           asyncio.ensure_future(self.testator(i, next(combos)))]
+        # the `single` owner starts on node 2; the standbys after it
+        self.tasks.append(asyncio.ensure_future(self.single_candidate(2, next(combos))))
+        await wait_until(self.single_owned, 20, "the single registration")
+        for i in (1, 3):
+            self.tasks.append(asyncio.ensure_future(self.single_candidate(i, next(combos))))
+        await self.cluster.sync()
+        for i in NODES:
+            self.tasks += [asyncio.ensure_future(self.caller(i, next(combos), PROC, CALL_PERIOD)),
+                           asyncio.ensure_future(self.caller(i, next(combos), SINGLE, SINGLE_PERIOD)),
+                           asyncio.ensure_future(self.publisher(i, next(combos)))]
+        await self.nemesis(self.now() + DURATION)
+        await asyncio.sleep(TAIL)  # the quiet tail: load without faults
+        self.stopping.set()
+        if self.call_tasks:
+            await asyncio.wait(self.call_tasks, timeout=ANSWER_GRACE)
+        for t in self.call_tasks:
+            t.cancel()  # never answered
+        await asyncio.gather(*self.call_tasks, return_exceptions=True)
+        await asyncio.sleep(EVENT_GRACE)  # the last PUBLISHED's events are due by now
+        self.end = self.now()
+        self.observing = False
+        self.closing.set()
+        for s in self.sessions:
+            if s.is_attached():
+                s.leave()
+        done, pending = await asyncio.wait(self.tasks, timeout=15)
+        for t in pending:
+            t.cancel()
+        self.task_errors = [repr(t.exception()) for t in done if not t.cancelled() and t.exception()]
+
+    async def single_owned(self):
+        return self.single_owner is not None
+
+    # --- results ---------------------------------------------------------
+    def dump(self, path):
+        """The recorded histories, for a look after the run (times from the start)."""
+        def rel(obj):
+            d = dataclasses.asdict(obj)
+            for k, v in d.items():
+                if k.endswith("_at") or k in ("start", "end"):
+                    d[k] = None if v is None else round(v - self.t0, 4)
+                elif isinstance(v, set):
+                    d[k] = sorted(v)
+            return d
+
+        path.write_text(json.dumps({
+            "faults": [rel(f) for f in self.faults], "calls": [rel(c) for c in self.calls],
+            "invocations": [rel(i) for i in self.invocations],
+            "publications": [rel(p) for p in self.publications],
+            "subscriptions": [rel(s) for s in self.subscriptions],
+            "testaments": [rel(t) for t in self.testaments], "end": round(self.end - self.t0, 4),
+        }, indent=0))
+
+    def rows(self):
+        return fc.summary_rows(self.calls, self.invocations, self.publications, self.subscriptions,
+                               self.testaments, self.faults, EVENT_GRACE, self.end, LEASE, SINGLE) + [
+            ("late executions on a node resuming from SIGSTOP / elsewhere",
+             f"{len(late(self, True))} / {len(late(self, False))}"),
+            ("calls never answered issued during a SIGSTOP / otherwise",
+             f"{len(unanswered(self, True))} / {len(unanswered(self, False))}"),
+            ("nodes stuck declared down after a restart / SIGCONT (restarted again)", len(self.stuck))]
+
+
+@pytest.fixture(scope="module")
+def history():
+    """Starts the cluster, runs the workload and the nemesis once, writes the
+    summary; the tests check the recorded history."""
+    cluster = Cluster("test_cluster_faults", n=len(NODES), lease_ms=LEASE_MS)
+    for i in NODES:
+        shutil.rmtree(cluster.log_dir / f"node{i}-data", ignore_errors=True)
+    for old in cluster.log_dir.glob("node*.before-*.stderr.log"):
+        old.unlink()
+    original = cluster._start_node
+
+    def start_node(i, peers):
+        cluster.extra = f'data_dir = "{cluster.log_dir / f"node{i}-data"}"\n[admin]\nlisten = "127.0.0.1:0"\n'
+        return original(i, peers)
+
+    cluster._start_node = start_node
+    started = time.monotonic()
+    run = None
+    try:
+        cluster.start()
+
+        async def main():
+            nonlocal run
+            run = Run(cluster)
+            await run.run()
+
+        asyncio.run(main())
+    finally:
+        for node in cluster.nodes.values():
+            if node.alive():
+                os.kill(node.proc.pid, signal.SIGCONT)  # in case the run failed during a SIGSTOP
+        crashed = cluster.stop()
+    assert not crashed, f"nodes died that the nemesis did not kill: {crashed}; logs:\n{cluster.logs()}"
+    table = fc.markdown_table(run.rows())
+    text = (f"# Cluster fault suite\n\n{DURATION:.0f} s of faults, {time.monotonic() - started:.0f} s in all, "
+            f"lease {LEASE_MS} ms.\n\nNemesis:\n\n" + "\n".join(f"- {e}" for e in run.nemesis_log)
+            + f"\n\n{table}\n"
+            + "".join(f"\nStuck node:\n\n```\n{e}\n```\n" for e in run.stuck))
+    (cluster.log_dir / "summary.md").write_text(text)
+    run.dump(cluster.log_dir / "history.json")
+    print("\n" + text)
+    run.cluster_logs = cluster.logs()
+    return run
+
+
+def show(items, n=5):
+    return f"{len(items)}, e.g. {items[:n]}"
+
+
+def test_the_nemesis_ran_and_the_load_flowed(history):
+    assert not history.task_errors, f"workload clients failed: {history.task_errors}"
+    kinds = collections.Counter(f.kind for f in history.faults)
+    assert kinds["kill"] >= 1 and kinds["stop"] >= 1, history.nemesis_log
+    assert all(f.end is not None for f in history.faults), "\n".join(history.nemesis_log)
+    results = [c for c in history.calls if c.outcome == "result"]
+    assert len(results) > 200, fc.markdown_table(history.rows())
+    assert {i.node for i in history.invocations if i.proc == PROC} == set(NODES)
+    assert fc.owed_events(history.publications, history.subscriptions, history.faults, EVENT_GRACE, history.end)
+    assert any(t.killed_at is not None for t in history.testaments), "no testator's node was killed"
+    single = [i for i in history.invocations if i.proc == SINGLE]
+    assert len(fc.tenures(single)) >= 2, "the `single` registration was never taken over"
+
+
+@pytest.mark.xfail(strict=False, reason="rejoin race found by this suite (intermittent): the leader's liveness "
+                                        "declares a restarted node's new incarnation down right after it "
+                                        "registered (lease counted from before the restart), and the node never "
+                                        "learns it, so it stays down until restarted again")
+def test_every_restarted_or_resumed_node_rejoins(history):
+    assert not history.stuck, "\n\n".join(history.stuck)
+
+
+def test_no_call_answered_twice(history):
+    twice = fc.answered_twice(history.calls)
+    assert not twice, f"calls answered twice: {show(twice)}"
+
+
+def unanswered(history, during_stop):
+    """Calls never answered, split by whether they were issued while a node was
+    SIGSTOPped (within a stop's fault window)."""
+    return [c for c in fc.never_answered(history.calls)
+            if any(f.kind == "stop" and f.start <= c.issued_at <= (f.end or history.end) for f in history.faults)
+            == during_stop]
+
+
+def describe_unanswered(history, calls):
+    return [(c.call_id, c.proc, c.caller, f"issued +{c.issued_at - history.t0:.2f}s") for c in calls]
+
+
+def test_every_call_answered(history):
+    """Except calls issued while a node was SIGSTOPped (the next test)."""
+    never = unanswered(history, during_stop=False)
+    assert not never, (f"calls never answered ({ANSWER_GRACE} s after the load stopped): "
+                       f"{show(describe_unanswered(history, never))}")
+
+
+@pytest.mark.xfail(strict=False, reason="found by this suite (intermittent): a SIGSTOPped follower "
+                                        "the leader never declared down; calls forwarded to it after the link "
+                                        "to it was lost ran once it resumed, but their callers got neither "
+                                        "RESULT nor ERROR")
+def test_every_call_issued_during_a_sigstop_answered(history):
+    never = unanswered(history, during_stop=True)
+    assert not never, (f"calls issued during a SIGSTOP never answered ({ANSWER_GRACE} s after the load "
+                       f"stopped): {show(describe_unanswered(history, never))}")
+
+
+def late(history, on_resumed):
+    """Late executions, split by whether the callee's node was a SIGSTOPped one
+    resuming (the invocation started within that stop's fault window)."""
+    return [(c, inv) for c, inv in fc.late_executions(history.calls, history.invocations)
+            if (fc.fault_at(inv.node, inv.started_at, history.faults, history.end, "stop") is not None)
+            == on_resumed]
+
+
+def describe_late(history, pairs):
+    return [(c.call_id, c.error, f"error at +{c.answered_at - history.t0:.2f}s",
+             f"started on node {inv.node} at +{inv.started_at - history.t0:.2f}s") for c, inv in pairs]
+
+
+def test_no_invocation_starts_after_its_caller_got_an_error(history):
+    """Except on a node resuming from SIGSTOP (the next test)."""
+    pairs = late(history, on_resumed=False)
+    assert not pairs, f"invocations started after their caller's ERROR: {show(describe_late(history, pairs))}"
+
+
+@pytest.mark.xfail(strict=True, reason="issue #13 fencing: a node SIGSTOPped past its lease still runs the "
+                                       "invocations it had queued once resumed, after their callers got "
+                                       "wamp.error.canceled")
+def test_a_resumed_node_starts_no_invocation_whose_caller_got_an_error(history):
+    pairs = late(history, on_resumed=True)
+    assert not pairs, (f"invocations started on a resumed node after their caller's ERROR: "
+                       f"{show(describe_late(history, pairs))}")
+
+
+def test_no_event_lost_by_a_live_subscriber(history):
+    lost = fc.lost_events(history.publications, history.subscriptions, history.faults, EVENT_GRACE, history.end)
+    detail = [(s.label, p.pub_id, f"sent +{p.sent_at - history.t0:.2f}s") for s, p in lost]
+    assert not lost, f"events owed but never received: {show(detail)}; faults {history.nemesis_log}"
+
+
+@pytest.mark.xfail(strict=True, reason="issue #13 fencing: the `single` owner on a node SIGSTOPped past its "
+                                       "lease serves again once resumed, after the standby took the registration "
+                                       "over")
+def test_single_callees_never_both_serve_beyond_the_lease(history):
+    single = [i for i in history.invocations if i.proc == SINGLE]
+    overlaps = fc.single_overlaps(single, LEASE)
+    assert not overlaps, f"`single` callees serving at the same time beyond the lease: {overlaps}"
+
+
+def test_testament_of_a_killed_session_fires(history):
+    _, never = fc.bad_testaments(history.testaments)
+    assert not never, f"testaments never fired although their node was killed: {show(never)}"
+
+
+def test_no_testament_fires_twice(history):
+    """Except for sessions of a SIGSTOPped node (the next test)."""
+    twice, _ = fc.bad_testaments(history.testaments)
+    twice = [t for t in twice if t.stopped_at is None or t.killed_at is not None]
+    assert not twice, f"testaments fired more than once: {show(twice)}"
+
+
+@pytest.mark.xfail(strict=True, reason="issue #13 fencing: the testament of a session on a node SIGSTOPped past "
+                                       "its lease is published by the survivors, and again when the resumed node "
+                                       "ends its local sessions")
+def test_no_testament_of_a_sigstopped_node_fires_twice(history):
+    twice, _ = fc.bad_testaments(history.testaments)
+    twice = [t for t in twice if t.stopped_at is not None and t.killed_at is None]
+    assert not twice, f"testaments fired more than once: {show(twice)}"
