@@ -32,15 +32,14 @@ minutes in all; 600 gives a long soak). The module's fixture runs it once; each
 test function checks one property. Where the router is known to violate one,
 the violating part is split off into its own test marked xfail, every other
 part stays asserted:
-- strict xfails (issue #13, no fencing of a node frozen past its lease; seen in
-  every run): invocations started on a node resuming from SIGSTOP after their
-  callers got wamp.error.canceled; the frozen `single` owner serving again
-  after the standby took over; testaments of a SIGSTOPped node's sessions
-  published twice (by the survivors, then by the resumed node);
-- non-strict xfails (found by this suite, intermittent): calls issued while a
-  node was SIGSTOPped and never answered (the leader did not declare the node
-  down; the calls ran once it resumed, their callers got nothing); a restarted
-  node declared down in its new incarnation and never told (stuck).
+- strict xfails (issue #13, no fencing of a node frozen past its lease yet;
+  seen in every run): invocations started on a node resuming from SIGSTOP
+  after their callers got wamp.error.canceled; the frozen `single` owner
+  serving again after the standby took over.
+Found by this suite and fixed (asserted now): testaments of a SIGSTOPped node's
+sessions published twice; a restarted node declared down in its new
+incarnation (its lease counted from before the restart) and stuck; calls
+issued during a SIGSTOP never answered.
 The summary table is printed and written to
 target/test-logs/cluster/test_cluster_faults/summary.md, the histories to
 history.json next to it, with the node logs (node<N>.stderr.log, and
@@ -594,10 +593,6 @@ def test_the_nemesis_ran_and_the_load_flowed(history):
     assert len(fc.tenures(single)) >= 2, "the `single` registration was never taken over"
 
 
-@pytest.mark.xfail(strict=False, reason="rejoin race found by this suite (intermittent): the leader's liveness "
-                                        "declares a restarted node's new incarnation down right after it "
-                                        "registered (lease counted from before the restart), and the node never "
-                                        "learns it, so it stays down until restarted again")
 def test_every_restarted_or_resumed_node_rejoins(history):
     assert not history.stuck, "\n\n".join(history.stuck)
 
@@ -626,10 +621,6 @@ def test_every_call_answered(history):
                        f"{show(describe_unanswered(history, never))}")
 
 
-@pytest.mark.xfail(strict=False, reason="found by this suite (intermittent): a SIGSTOPped follower "
-                                        "the leader never declared down; calls forwarded to it after the link "
-                                        "to it was lost ran once it resumed, but their callers got neither "
-                                        "RESULT nor ERROR")
 def test_every_call_issued_during_a_sigstop_answered(history):
     never = unanswered(history, during_stop=True)
     assert not never, (f"calls issued during a SIGSTOP never answered ({ANSWER_GRACE} s after the load "
@@ -691,9 +682,6 @@ def test_no_testament_fires_twice(history):
     assert not twice, f"testaments fired more than once: {show(twice)}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue #13 fencing: the testament of a session on a node SIGSTOPped past "
-                                       "its lease is published by the survivors, and again when the resumed node "
-                                       "ends its local sessions")
 def test_no_testament_of_a_sigstopped_node_fires_twice(history):
     twice, _ = fc.bad_testaments(history.testaments)
     twice = [t for t in twice if t.stopped_at is not None and t.killed_at is None]
