@@ -6,11 +6,12 @@
 //! No step awaits anything and no action runs under the lock: a step only moves
 //! plain data, so the lock is held for microseconds.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{Notify, oneshot};
 
 use super::Router;
@@ -46,7 +47,7 @@ impl Dealing {
 
     /// The dealer, for reads (counts for status and drain).
     pub fn lock(&self) -> MutexGuard<'_, Dealer> {
-        self.dealer.lock().unwrap_or_else(|e| e.into_inner())
+        self.dealer.lock()
     }
 
     /// A fresh call id.
@@ -88,7 +89,8 @@ impl Registry for View<'_> {
     }
 
     fn awaits_registration(&self, session: SessionId, registration: RegistrationId) -> bool {
-        self.0.session(session).is_some_and(|s| s.awaits_registration(registration))
+        super::handle::registers_in_flight()
+            && self.0.session(session).is_some_and(|s| s.awaits_registration(registration))
     }
 }
 

@@ -157,6 +157,7 @@ impl SessionHandle {
 
     /// A REGISTER of this session is being committed; ends when the guard drops.
     pub fn registering(&self) -> Registering<'_> {
+        REGISTERS_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.registering.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Registering(self)
     }
@@ -224,5 +225,15 @@ pub struct Registering<'a>(&'a SessionHandle);
 impl Drop for Registering<'_> {
     fn drop(&mut self) {
         self.0.registering.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        REGISTERS_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// REGISTERs in flight in this process: while there are none, no INVOCATION has
+/// to wait for a REGISTERED, and the dealer need not look its callee up to know.
+static REGISTERS_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// True while some session of this process has a REGISTER in flight.
+pub fn registers_in_flight() -> bool {
+    REGISTERS_IN_FLIGHT.load(std::sync::atomic::Ordering::SeqCst) > 0
 }
