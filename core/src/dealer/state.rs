@@ -246,11 +246,6 @@ impl Dealer {
         details.insert("caller_authid".into(), s.peer.authid.as_str().into());
         details.insert("caller_authrole".into(), s.peer.authrole.as_str().into());
     }
-
-    /// The peer record of a local session.
-    pub fn peer(&self, session: SessionId) -> Option<&Peer> {
-        self.sessions.get(&session).map(|s| &s.peer)
-    }
 }
 
 /// An ERROR answering a request of type `request_type`, with one argument.
