@@ -32,8 +32,9 @@ minutes in all; 600 gives a long soak). The module's fixture runs it once; each
 test function checks one property. Where the router is known to violate one,
 the violating part is split off into its own test marked xfail, every other
 part stays asserted:
-- strict xfails (issue #13, no fencing of a node frozen past its lease yet;
-  seen in every run): invocations started on a node resuming from SIGSTOP
+- expected failures (issue #13, no fencing of a node frozen past its lease
+  yet; seen in most runs, not all — it takes calls queued on the frozen node —
+  so not strict): invocations started on a node resuming from SIGSTOP
   after their callers got wamp.error.canceled; the frozen `single` owner
   serving again after the standby took over.
 Found by this suite and fixed (asserted now): testaments of a SIGSTOPped node's
@@ -646,9 +647,10 @@ def test_no_invocation_starts_after_its_caller_got_an_error(history):
     assert not pairs, f"invocations started after their caller's ERROR: {show(describe_late(history, pairs))}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue #13 fencing: a node SIGSTOPped past its lease still runs the "
-                                       "invocations it had queued once resumed, after their callers got "
-                                       "wamp.error.canceled")
+@pytest.mark.xfail(strict=False, reason="issue #13 fencing (not built yet): a node SIGSTOPped past its lease "
+                                        "runs the invocations it had queued once resumed, after their callers "
+                                        "got wamp.error.canceled; seen in most runs, not all (only when calls "
+                                        "were queued on the frozen node)")
 def test_a_resumed_node_starts_no_invocation_whose_caller_got_an_error(history):
     pairs = late(history, on_resumed=True)
     assert not pairs, (f"invocations started on a resumed node after their caller's ERROR: "
@@ -661,9 +663,9 @@ def test_no_event_lost_by_a_live_subscriber(history):
     assert not lost, f"events owed but never received: {show(detail)}; faults {history.nemesis_log}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue #13 fencing: the `single` owner on a node SIGSTOPped past its "
-                                       "lease serves again once resumed, after the standby took the registration "
-                                       "over")
+@pytest.mark.xfail(strict=False, reason="issue #13 fencing (not built yet): the `single` owner on a node "
+                                        "SIGSTOPped past its lease serves again once resumed, after the standby "
+                                        "took the registration over; seen in most runs, not all")
 def test_single_callees_never_both_serve_beyond_the_lease(history):
     single = [i for i in history.invocations if i.proc == SINGLE]
     overlaps = fc.single_overlaps(single, LEASE)

@@ -355,19 +355,23 @@ class RawWs:
         except ConnectionError:
             pass
 
+    async def frame(self, timeout=20):
+        """The next (opcode, payload)."""
+        b0, b1 = await asyncio.wait_for(self.reader.readexactly(2), timeout)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(await self.reader.readexactly(2), "big")
+        elif n == 127:
+            n = int.from_bytes(await self.reader.readexactly(8), "big")
+        return b0 & 0x0F, await self.reader.readexactly(n)
+
     async def frames_until_closed(self, timeout=20):
         """(opcode, payload) of every frame until the router closes the connection."""
         frames = []
         try:
             while True:
-                b0, b1 = await asyncio.wait_for(self.reader.readexactly(2), timeout)
-                n = b1 & 0x7F
-                if n == 126:
-                    n = int.from_bytes(await self.reader.readexactly(2), "big")
-                elif n == 127:
-                    n = int.from_bytes(await self.reader.readexactly(8), "big")
-                frames.append((b0 & 0x0F, await self.reader.readexactly(n)))
-                if b0 & 0x0F == 8:
+                frames.append(await self.frame(timeout))
+                if frames[-1][0] == 8:
                     return frames
         except (asyncio.IncompleteReadError, ConnectionError):
             return frames
@@ -503,6 +507,9 @@ async def test_json_separators_batch_after_welcome_is_refused_cheaply(start_rout
         ws = await RawWs.connect(router, "wamp.2.json.batched")
         await ws.send(wampraw.encode("json", [HELLO, "realm1", {"roles": wampraw.CLIENT_ROLES}]) + JSON_SEP,
                       binary=False)
+        # the flood comes after WELCOME: before it, the smaller pre-WELCOME limit applies
+        _, welcome = await ws.frame()
+        assert welcome.startswith(b"[2,"), welcome
         await ws.send(JSON_SEP * FRAME_16M, binary=False)
         frames = await ws.frames_until_closed()
         ws.close()
