@@ -97,13 +97,17 @@ impl Registry for View<'_> {
 impl Router {
     /// Runs one dealer step and carries out its actions.
     pub fn deal(&self, step: impl FnOnce(&mut Dealer, &dyn Registry, Instant) -> Actions) {
-        let actions = {
-            let mut d = self.dealing.lock();
-            let actions = step(&mut d, &View(self), Instant::now());
-            self.wake_timer(&mut d);
-            actions
-        };
+        let actions = self.step(step);
         self.carry_out(actions);
+    }
+
+    /// Runs a dealer step under the lock, waking the timer task if it armed an
+    /// earlier deadline.
+    fn step<T>(&self, step: impl FnOnce(&mut Dealer, &dyn Registry, Instant) -> T) -> T {
+        let mut d = self.dealing.lock();
+        let out = step(&mut d, &View(self), Instant::now());
+        self.wake_timer(&mut d);
+        out
     }
 
     /// Runs a dealer step that may find a protocol violation by the session.
@@ -111,12 +115,7 @@ impl Router {
         &self,
         step: impl FnOnce(&mut Dealer, &dyn Registry, Instant) -> Result<Actions, dealer::Violation>,
     ) -> Result<(), Violation> {
-        let actions = {
-            let mut d = self.dealing.lock();
-            let actions = step(&mut d, &View(self), Instant::now());
-            self.wake_timer(&mut d);
-            actions
-        };
+        let actions = self.step(step);
         self.carry_out(actions.map_err(|v| Violation(v.message()))?);
         Ok(())
     }

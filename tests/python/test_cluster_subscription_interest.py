@@ -17,7 +17,7 @@ import pytest
 from autobahn.wamp.types import PublishOptions
 
 from autobahn_helpers import Sink, leave
-from cluster_helpers import start_cluster
+from cluster_helpers import module_cluster
 from conftest import ALL_COMBOS, Wamp
 
 EVENT_TIMEOUT = 5.0
@@ -26,12 +26,7 @@ ROUNDS = 20
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = start_cluster("test_cluster_subscription_interest", n=3)
-    yield c
-    crashed = c.stop()
-    if crashed:
-        pytest.fail("nodes died during the module: "
-                    + ", ".join(f"node {n.node_id} exit {code} (log {n.log_path})" for n, code in crashed))
+    yield from module_cluster("test_cluster_subscription_interest")
 
 
 @pytest.fixture
