@@ -32,6 +32,13 @@ pub enum LinkMsg {
         registration: RegistrationId,
         details: Dict,
         payload: Payload,
+        /// The fence: how long the receiving node may still *start* the invocation.
+        /// As sent, counted from the moment of sending (later the caller's node may
+        /// answer the call with an error without waiting for it); as received, what
+        /// was left of it on arrival — zero means too late, refuse it. `None` for a
+        /// later chunk of an invocation already started. The cluster layer carries it
+        /// as a wall-clock deadline.
+        start_within: Option<std::time::Duration>,
     },
     /// A result of call `call`; `progress` for a progressive one. `details` carries
     /// RESULT.Details set by the callee's node (payload passthru options).

@@ -79,6 +79,7 @@ pub async fn run(cluster: Arc<Cluster>) {
             leader_since = None;
         }
         last_tick = woke;
+        prove_contact(&cluster, woke);
         if !cluster.is_leader() {
             leader_since = None;
             proposed.clear();
@@ -115,6 +116,22 @@ pub async fn run(cluster: Arc<Cluster>) {
                 proposed.remove(&node);
             }
         }
+    }
+}
+
+/// On the leader: records when a quorum of voters last acknowledged it (see
+/// [`super::fence`]); a node that is the only voter is never fenced.
+fn prove_contact(cluster: &Cluster, now: Instant) {
+    let metrics = cluster.raft.metrics().borrow().clone();
+    let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+    cluster.fence.set_alone(voters == [cluster.id]);
+    if metrics.current_leader != Some(cluster.id) {
+        return;
+    }
+    let acked =
+        voters.iter().filter(|&&v| v != cluster.id).map(|&v| cluster.peers.health(v).acked_sent).collect();
+    if let Some(at) = super::fence::quorum_contact(now, voters.len(), acked) {
+        cluster.fence.contact(at, now, 0);
     }
 }
 

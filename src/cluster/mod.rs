@@ -23,6 +23,7 @@
 //! server unless `cluster.listen` is set.
 
 pub mod convert;
+pub mod fence;
 pub mod link;
 pub mod liveness;
 pub mod log_store;

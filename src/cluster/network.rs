@@ -41,6 +41,8 @@ pub struct Health {
     pub last_ok: Option<Instant>,
     /// Since when every connection attempt has been refused (no process listening).
     pub refused_since: Option<Instant>,
+    /// When the last AppendEntries the node accepted from this leader was sent.
+    pub acked_sent: Option<Instant>,
 }
 
 /// The channels to the other nodes and their health.
@@ -123,6 +125,13 @@ impl Peers {
     /// The reachability of `node` as seen by this node's Raft RPCs.
     pub fn health(&self, node: RaftNodeId) -> Health {
         self.health.lock().unwrap_or_else(|e| e.into_inner()).get(&node).copied().unwrap_or_default()
+    }
+
+    /// `node` accepted an AppendEntries this leader sent at `sent`.
+    fn acked(&self, node: RaftNodeId, sent: Instant) {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let h = health.entry(node).or_default();
+        h.acked_sent = Some(h.acked_sent.map_or(sent, |a| a.max(sent)));
     }
 
     fn record(&self, node: RaftNodeId, result: Result<(), bool>) {
@@ -234,7 +243,7 @@ impl PeerClient {
         let payload = encode("raft request", req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut client =
             self.peers.client(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let request = tonic::Request::new(RaftPayload { payload });
+        let request = tonic::Request::new(RaftPayload { payload, sent_ms: super::fence::unix_ms() });
         let result = match kind {
             Rpc::Append => self.peers.call(&self.addr, ttl, client.append_entries(request)).await,
             Rpc::Vote => self.peers.call(&self.addr, ttl, client.vote(request)).await,
@@ -267,7 +276,12 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<RaftNodeId>, RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId>>>
     {
-        self.rpc(Rpc::Append, &rpc, option.hard_ttl()).await
+        let sent = Instant::now();
+        let reply = self.rpc(Rpc::Append, &rpc, option.hard_ttl()).await;
+        if matches!(reply, Ok(ref r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+            self.peers.acked(self.target, sent);
+        }
+        reply
     }
 
     async fn install_snapshot(

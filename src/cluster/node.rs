@@ -75,6 +75,8 @@ pub struct Cluster {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The secret and TLS identity used with peers.
     creds: Credentials,
+    /// Whether this node may route (see [`super::fence`]).
+    pub(crate) fence: super::fence::Fence,
 }
 
 /// The Raft settings derived from the cluster configuration.
@@ -154,6 +156,7 @@ impl Cluster {
             shutdown,
             tasks: Mutex::new(Vec::new()),
             creds,
+            fence: super::fence::Fence::new(cfg.lease(), std::time::Instant::now()),
         });
         if let Some(listener) = listener {
             let task =

@@ -87,6 +87,11 @@ pub trait Replicate: Send + Sync {
     fn wait_applied(&self, index: u64, limit: std::time::Duration) -> Pending<'_, bool>;
     /// The last log index the state machine applied.
     fn applied_index(&self) -> Option<u64>;
+    /// True while this node is fenced (see [`super::fence`]): it starts no
+    /// invocation and delivers no event that came over a link.
+    fn fenced(&self) -> bool {
+        false
+    }
 }
 
 impl Replicate for Cluster {
@@ -145,5 +150,9 @@ impl Replicate for Cluster {
 
     fn applied_index(&self) -> Option<u64> {
         self.replicated().applied_index()
+    }
+
+    fn fenced(&self) -> bool {
+        self.fence.is_fenced(std::time::Instant::now(), || self.replicated().applied_index().unwrap_or(0))
     }
 }

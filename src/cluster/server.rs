@@ -49,7 +49,7 @@ fn bad_request(e: impl std::fmt::Display) -> Status {
 
 fn reply<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Response<RaftPayload>, Status> {
     let payload = encode(what, v).map_err(|e| Status::internal(e.to_string()))?;
-    Ok(Response::new(RaftPayload { payload }))
+    Ok(Response::new(RaftPayload { payload, sent_ms: 0 }))
 }
 
 #[tonic::async_trait]
@@ -58,7 +58,14 @@ impl raft_server::Raft for RaftService {
         let req: openraft::raft::AppendEntriesRequest<TypeConfig> =
             decode("append entries", &request.get_ref().payload).map_err(bad_request)?;
         self.speaks_for(&request, req.vote.leader_id().voted_for())?;
+        let commit = req.leader_commit.map_or(0, |c| c.index);
+        let sent_ms = request.get_ref().sent_ms;
         let res = self.cluster.raft.append_entries(req).await;
+        if matches!(res, Ok(ref r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
+            let now = std::time::Instant::now();
+            let sent = super::fence::sent_instant(now, sent_ms, super::fence::unix_ms());
+            self.cluster.fence.contact(sent, now, commit);
+        }
         reply("append entries reply", &res)
     }
 

@@ -544,7 +544,10 @@ impl TestCa {
 
 /// MessagePack of a Raft request, as the gRPC payloads carry it.
 fn payload<T: serde::Serialize>(v: &T) -> super::proto::RaftPayload {
-    super::proto::RaftPayload { payload: super::convert::encode("test payload", v).expect("encodes") }
+    super::proto::RaftPayload {
+        payload: super::convert::encode("test payload", v).expect("encodes"),
+        sent_ms: 0,
+    }
 }
 
 /// Asserts that a gRPC call was refused with `PERMISSION_DENIED`.

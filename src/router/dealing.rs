@@ -34,10 +34,11 @@ pub struct Dealing {
 }
 
 impl Dealing {
-    /// The dealing of node `node`.
-    pub fn new(node: NodeId) -> Dealing {
+    /// The dealing of node `node`, fencing remote invocations by the cluster's
+    /// `lease` (see [`Dealer::with_lease`]).
+    pub fn new(node: NodeId, lease: std::time::Duration) -> Dealing {
         Dealing {
-            dealer: Mutex::new(Dealer::new(node, crate::ids::random_id())),
+            dealer: Mutex::new(Dealer::new(node, crate::ids::random_id()).with_lease(lease)),
             call_ids: IdSequence::default(),
             waiters: DashMap::new(),
             timer_wake: Arc::new(Notify::new()),
@@ -91,6 +92,10 @@ impl Registry for View<'_> {
     fn awaits_registration(&self, session: SessionId, registration: RegistrationId) -> bool {
         super::handle::registers_in_flight()
             && self.0.session(session).is_some_and(|s| s.awaits_registration(registration))
+    }
+
+    fn fenced(&self) -> bool {
+        self.0.fenced()
     }
 }
 

@@ -41,6 +41,10 @@ impl LinkHandler for Router {
 fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
     match msg {
         LinkMsg::Event { realm, topic, subscriptions, publication, details, audience, payload } => {
+            if router.fenced() {
+                tracing::debug!(%topic, from = from.0, "fenced: event from another node dropped");
+                return;
+            }
             let Some(realm) = router.realm(&realm) else { return };
             let audience = Audience::from_options(&audience).unwrap_or_default();
             let matches: Vec<(SubscriptionId, MatchPolicy)> = router.interest.read(&realm.name, |idx| {
@@ -55,11 +59,11 @@ fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
             let _entered = span.enter();
             pubsub::deliver(&realm, &matches, &topic, publication, details, payload, &audience, None);
         }
-        LinkMsg::Invoke { realm, call, callee, registration, mut details, payload } => {
+        LinkMsg::Invoke { realm, call, callee, registration, mut details, payload, start_within } => {
             if crate::observe::spans::enabled() && !router.dealing.lock().serves(from, call) {
                 invocation_span(router, from, &realm, call, callee, registration, &mut details);
             }
-            let m = LinkInvoke { realm, call, callee, registration, details, payload };
+            let m = LinkInvoke { realm, call, callee, registration, details, payload, start_within };
             router.deal(|d, reg, now| d.handle_link_invoke(from, m, reg, now));
         }
         LinkMsg::Yield { call, details, payload, progress } => {

@@ -103,6 +103,7 @@ impl Router {
         let realms = config.realms.iter().map(|r| (r.name.clone(), Arc::new(Realm::new(r)))).collect();
         let (shutdown, _) = watch::channel(false);
         let admission = limits::Admission::new(&config.limits);
+        let dealing = dealing::Dealing::new(node, config.cluster.lease());
         Arc::new_cyclic(|this| Router {
             node,
             realms,
@@ -110,7 +111,7 @@ impl Router {
             config,
             shutdown,
             links: OnceLock::new(),
-            dealing: dealing::Dealing::new(node),
+            dealing,
             interest: interest::Interest::default(),
             query_ids: IdSequence::default(),
             queries: DashMap::new(),
@@ -188,6 +189,13 @@ impl Router {
     /// Sends a data-path message to another node.
     pub fn send_link(&self, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown> {
         self.links.get().ok_or(LinkDown(node))?.send(node, msg)
+    }
+
+    /// True while this node is fenced (cut off from the cluster's quorum, or not
+    /// caught up after): it starts no invocation and delivers no event that came
+    /// over a link.
+    pub fn fenced(&self) -> bool {
+        self.replica.replicate().is_some_and(|c| c.fenced())
     }
 
     /// True when `node` is this node or its link is not known to be broken.

@@ -84,6 +84,10 @@ pub enum Refusal {
     /// The callee's node could not be sent the invocation.
     #[error("no link to the callee's node")]
     NoLink,
+    /// This node is fenced: it may have been declared down, so it starts no
+    /// invocation until it is back in contact with the cluster.
+    #[error("this node is cut off from the cluster")]
+    Fenced,
 }
 
 impl Refusal {
@@ -96,6 +100,7 @@ impl Refusal {
                 errors::FEATURE_NOT_SUPPORTED
             }
             Refusal::NoLink => errors::CANCELED,
+            Refusal::Fenced => errors::CLUSTER_UNAVAILABLE,
         }
     }
 
@@ -110,6 +115,7 @@ impl Refusal {
                 "the callee does not support progressive call invocations"
             }
             Refusal::NoLink => "no link to the callee's node",
+            Refusal::Fenced => "this node is cut off from the cluster; try again or another node",
         }
     }
 }

@@ -105,6 +105,7 @@ impl Dealer {
             match timer {
                 Timer::Call(id) => self.call_timed_out(id, now, &mut out),
                 Timer::Held(callee, request) => self.hold_expired(callee, request, now, &mut out),
+                Timer::Lost(id) => self.fence_passed(id, now, &mut out),
             }
         }
         out
@@ -199,23 +200,28 @@ impl Dealer {
     }
 
     /// Node `node` is lost (its link broke or the cluster declared it down): every
-    /// call served there is answered `wamp.error.canceled`, every invocation served
-    /// here for a call kept there is interrupted.
+    /// call served there is answered `wamp.error.canceled` — once its invocation can
+    /// no longer start there (a lease after it was sent, see [`Dealer::with_lease`];
+    /// at once when that has passed); every invocation served here for a call kept
+    /// there is interrupted.
     pub fn handle_node_lost(&mut self, node: NodeId, now: Instant) -> Actions {
         let mut out = Actions::new();
-        let lost: Vec<CallId> = self
+        let lost: Vec<(CallId, Instant)> = self
             .calls
             .iter()
-            .filter(|(_, c)| c.target == Target::Remote { node })
-            .map(|(id, _)| *id)
+            .filter(|(_, c)| c.target == Target::Remote { node } && c.lost.is_none())
+            .map(|(id, c)| (*id, c.invoked))
             .collect();
-        for id in lost {
-            let payload = Payload::args(vec!["the callee's node was lost".into()]);
-            let details = match self.calls.get(&id).map(|c| c.caller) {
-                Some(Caller::Session { .. }) => dict! { "node" => node.0 },
-                _ => Dict::new(),
-            };
-            self.end_call(id, Outcome::Error(errors::CANCELED.into(), details, payload), now, &mut out);
+        for (id, invoked) in lost {
+            match self.lease.map(|lease| invoked + lease).filter(|&at| at > now) {
+                Some(at) => {
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.lost = Some(node);
+                    }
+                    self.arm(at, Timer::Lost(id));
+                }
+                None => self.answer_lost(id, node, now, &mut out),
+            }
         }
         let orphaned: Vec<(CallId, SessionId, RequestId)> = self
             .remote
@@ -231,6 +237,27 @@ impl Dealer {
             self.held.remove(&(callee, invocation));
         }
         out
+    }
+
+    /// Answers a call whose callee's node was lost.
+    fn answer_lost(&mut self, id: CallId, node: NodeId, now: Instant, out: &mut Actions) {
+        let payload = Payload::args(vec!["the callee's node was lost".into()]);
+        let details = match self.calls.get(&id).map(|c| c.caller) {
+            Some(Caller::Session { .. }) => dict! { "node" => node.0 },
+            _ => Dict::new(),
+        };
+        self.end_call(id, Outcome::Error(errors::CANCELED.into(), details, payload), now, out);
+    }
+
+    /// The fence of a call whose callee's node was lost has passed: the invocation
+    /// can no longer start there, so the call is answered.
+    fn fence_passed(&mut self, id: CallId, now: Instant, out: &mut Actions) {
+        let Some(call) = self.calls.get(&id) else { return };
+        if let (Some(node), Target::Remote { node: target }) = (call.lost, call.target)
+            && node == target
+        {
+            self.answer_lost(id, node, now, out);
+        }
     }
 
     /// Sends INTERRUPT for a call's invocation. Returns true when the callee was told
@@ -297,9 +324,12 @@ impl Dealer {
             tried: r.tried,
             traceparent: r.traceparent,
             exact_only: false,
+            deadline: call.deadline(),
         };
         let d = self.dispatch(id, routing, registry, now, out)?;
         if let Some(call) = self.calls.get_mut(&id) {
+            call.invoked = now;
+            call.lost = None;
             call.target = d.target;
             call.registration = d.registration;
             call.reroute = d.reroute;

@@ -20,7 +20,7 @@ pub use index::{Callee, RegisterError, Registration, RegistrationIndex};
 pub use policy::InvokePolicy;
 pub use record::{Caller, Features, Origin, Peer, Target};
 pub use route::{HOLD_LIMIT, LinkInvoke, PROGRESSIVE_INVOCATIONS};
-pub use state::Dealer;
+pub use state::{Dealer, fence_start};
 
 #[cfg(test)]
 mod tests;

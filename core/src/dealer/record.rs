@@ -110,6 +110,12 @@ pub(super) struct Call {
     pub touched: Instant,
     /// When the call was made.
     pub started: Instant,
+    /// When its current target was invoked (the node-loss answer waits for the
+    /// fence from here, see [`super::Dealer::handle_node_lost`]).
+    pub invoked: Instant,
+    /// The node its callee was on was lost; the call is answered when the fence
+    /// has passed.
+    pub lost: Option<NodeId>,
     pub reroute: Option<Box<Reroute>>,
 }
 
@@ -149,4 +155,7 @@ pub(super) enum Timer {
     Call(CallId),
     /// How long an invocation may be held for its callee's REGISTERED.
     Held(SessionId, RequestId),
+    /// A call whose callee's node was lost: answered once its invocation can no
+    /// longer start there.
+    Lost(CallId),
 }

@@ -34,6 +34,9 @@ pub(super) struct Routing {
     pub(super) tried: Vec<(NodeId, SessionId)>,
     pub(super) traceparent: Option<Value>,
     pub(super) exact_only: bool,
+    /// When the call times out at the dealer, if it does: its invocation must not
+    /// start on another node after that.
+    pub(super) deadline: Option<Instant>,
 }
 
 /// Where a call went.
@@ -59,6 +62,9 @@ pub struct LinkInvoke {
     pub details: Dict,
     /// The arguments.
     pub payload: Payload,
+    /// What was left of the fence on arrival (see `LinkMsg::Invoke`): zero means
+    /// the caller's node may already have answered the call, so it is refused.
+    pub start_within: Option<Duration>,
 }
 
 impl Dealer {
@@ -112,6 +118,7 @@ impl Dealer {
             tried: Vec::new(),
             traceparent,
             exact_only: false,
+            deadline: timeout.map(|ms| now + Duration::from_millis(ms)),
         };
         if let Err(refusal) =
             self.start(id, routing, timeout.map(Duration::from_millis), registry, now, &mut out)
@@ -149,6 +156,7 @@ impl Dealer {
             tried: Vec::new(),
             traceparent: None,
             exact_only: true,
+            deadline: Some(now + timeout),
         };
         if let Err(refusal) = self.start(id, routing, Some(timeout), registry, now, &mut out) {
             let failure = super::action::Failure::new(refusal.uri(), refusal.message());
@@ -182,6 +190,8 @@ impl Dealer {
             timeout,
             touched: now,
             started: now,
+            invoked: now,
+            lost: None,
             reroute: d.reroute,
         };
         self.insert_call(id, call);
@@ -198,6 +208,9 @@ impl Dealer {
         now: Instant,
         out: &mut Actions,
     ) -> Result<Dispatched, Refusal> {
+        if registry.fenced() {
+            return Err(Refusal::Fenced);
+        }
         let random = self.random();
         let mut picked = None;
         registry.registration(&r.realm, &r.procedure, r.exact_only, &mut |reg| {
@@ -255,6 +268,10 @@ impl Dealer {
             Target::Local { callee: callee.session, invocation }
         } else {
             let payload = if reroutable { r.payload.clone() } else { std::mem::take(&mut r.payload) };
+            let start_within = self.lease.map(|lease| {
+                let fence = super::state::fence_start(lease);
+                r.deadline.map_or(fence, |at| fence.min(at.saturating_duration_since(now)))
+            });
             let invoke = LinkMsg::Invoke {
                 realm: r.realm.to_string(),
                 call: id,
@@ -262,6 +279,7 @@ impl Dealer {
                 registration: choice.registration,
                 details,
                 payload,
+                start_within,
             };
             out.push(Action::Link(callee.node, invoke));
             Target::Remote { node: callee.node }
@@ -335,6 +353,7 @@ impl Dealer {
                     registration,
                     details,
                     payload: m.payload,
+                    start_within: None,
                 };
                 out.push(Action::Link(node, invoke));
             }
@@ -368,6 +387,14 @@ impl Dealer {
                 Some((errors::FEATURE_NOT_SUPPORTED, Refusal::CalleeLacksPassthru.message()))
             }
             Some(_) => None,
+        };
+        let late = m.start_within.is_some_and(|left| left.is_zero());
+        let refusal = if late {
+            Some((errors::CANCELED, "the invocation arrived after the call's deadline at the caller's node"))
+        } else if registry.fenced() {
+            Some((errors::CANCELED, Refusal::Fenced.message()))
+        } else {
+            refusal
         };
         let origin = Origin::Remote { node: from, call: m.call };
         if let Some((error, why)) = refusal {

@@ -43,6 +43,15 @@ pub struct Dealer {
     wake: bool,
     /// State of the random invoke policy's generator.
     rng: u64,
+    /// The cluster's lease: see [`Dealer::with_lease`].
+    pub(super) lease: Option<std::time::Duration>,
+}
+
+/// How long after sending an `Invoke` its callee's node may still start it: three
+/// quarters of the lease, leaving the rest for clock skew between the nodes (the
+/// deadline crosses as wall-clock time) and for the frame's way through the node.
+pub fn fence_start(lease: std::time::Duration) -> std::time::Duration {
+    lease - lease / 4
 }
 
 /// How a call ended, as [`Dealer::end_call`] answers it.
@@ -74,7 +83,24 @@ impl Dealer {
             timers: BTreeSet::new(),
             wake: false,
             rng: seed | 1,
+            lease: None,
         }
+    }
+
+    /// Fences remote invocations by the cluster's `lease` (how long a node may be
+    /// unreachable before it is declared down). An `Invoke` may be started by the
+    /// callee's node only within [`fence_start`] of being sent (and before the
+    /// call's own deadline); a call whose callee's node is lost is answered
+    /// `wamp.error.canceled` no sooner than `lease` after its invocation was sent.
+    /// So no invocation starts after its caller was told the call failed, even
+    /// when the callee's node was paused with the `Invoke` in its socket buffer:
+    /// the check is made per frame, on arrival, against the sender's deadline,
+    /// rather than by a node tracking its own contact with a quorum (which races
+    /// the frames read right after a resume). Without a lease (tests of the state
+    /// machine alone) nothing is fenced.
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Dealer {
+        self.lease = Some(lease);
+        self
     }
 
     /// A session joined on this node: it may now call and be invoked.

@@ -66,6 +66,10 @@ struct Net {
     /// The time of the step being run (link frames arrive at once).
     clock: Instant,
     next_call: u64,
+    /// A node that reads no frames, and what was sent to it meanwhile (from, to,
+    /// when, frame).
+    paused: Option<NodeId>,
+    queued: Vec<(NodeId, NodeId, Instant, LinkMsg)>,
 }
 
 fn features(canceling: bool) -> Features {
@@ -114,7 +118,16 @@ impl Net {
             t0,
             clock: t0,
             next_call: 0,
+            paused: None,
+            queued: Vec::new(),
         }
+    }
+
+    /// Like [`Net::new`], with both dealers fencing by `lease`.
+    fn fenced(lease: Duration, invoke: InvokePolicy, callees: &[(NodeId, SessionId, bool)]) -> Net {
+        let mut net = Net::new(invoke, callees);
+        net.nodes = net.nodes.map(|d| d.with_lease(lease));
+        net
     }
 
     fn at(&mut self, ms: u64) -> Instant {
@@ -122,7 +135,8 @@ impl Net {
         self.clock
     }
 
-    /// Carries out the actions of node `node`, handing link frames to the other node.
+    /// Carries out the actions of node `node`, handing link frames to the other node
+    /// (or queueing them while it is paused).
     fn run(&mut self, node: NodeId, actions: Actions) {
         for a in actions {
             match a {
@@ -130,28 +144,50 @@ impl Net {
                 Action::Answer(id, reply) => self.answers.push((id, reply)),
                 Action::CallEnded { call, error, .. } => self.ended.push((call, error)),
                 Action::ServedEnded { .. } => {}
-                Action::Link(to, msg) => {
-                    let now = self.clock;
-                    let d = &mut self.nodes[(to.0 - 1) as usize];
-                    let out = match msg {
-                        LinkMsg::Invoke { realm, call, callee, registration, details, payload } => {
-                            let m = LinkInvoke { realm, call, callee, registration, details, payload };
-                            d.handle_link_invoke(node, m, &self.table, now)
-                        }
-                        LinkMsg::Yield { call, details, payload, progress } => {
-                            d.handle_link_yield(node, call, details, payload, progress, now)
-                        }
-                        LinkMsg::Error { call, error, details, payload } => {
-                            d.handle_link_error(node, call, error, details, payload, &self.table, now)
-                        }
-                        LinkMsg::Interrupt { call, mode, reason } => {
-                            d.handle_link_interrupt(node, call, &mode, &reason)
-                        }
-                        other => panic!("unexpected link frame {other:?}"),
-                    };
-                    self.run(to, out);
+                Action::Link(to, msg) if self.paused == Some(to) => {
+                    self.queued.push((node, to, self.clock, msg))
                 }
+                Action::Link(to, msg) => self.deliver(node, to, msg),
             }
+        }
+    }
+
+    /// Hands a link frame from `from` to `to` at the current time.
+    fn deliver(&mut self, from: NodeId, to: NodeId, msg: LinkMsg) {
+        let now = self.clock;
+        let d = &mut self.nodes[(to.0 - 1) as usize];
+        let out = match msg {
+            LinkMsg::Invoke { realm, call, callee, registration, details, payload, start_within } => {
+                let m = LinkInvoke { realm, call, callee, registration, details, payload, start_within };
+                d.handle_link_invoke(from, m, &self.table, now)
+            }
+            LinkMsg::Yield { call, details, payload, progress } => {
+                d.handle_link_yield(from, call, details, payload, progress, now)
+            }
+            LinkMsg::Error { call, error, details, payload } => {
+                d.handle_link_error(from, call, error, details, payload, &self.table, now)
+            }
+            LinkMsg::Interrupt { call, mode, reason } => d.handle_link_interrupt(from, call, &mode, &reason),
+            other => panic!("unexpected link frame {other:?}"),
+        };
+        self.run(to, out);
+    }
+
+    /// Node `node` stops reading its link (SIGSTOP): frames to it queue up.
+    fn pause(&mut self, node: NodeId) {
+        self.paused = Some(node);
+    }
+
+    /// The paused node reads what queued up, at `ms`: an invocation's fence has
+    /// run down by the time the frame waited, as the wall-clock deadline does.
+    fn resume(&mut self, ms: u64) {
+        let now = self.at(ms);
+        self.paused = None;
+        for (from, to, sent, mut msg) in std::mem::take(&mut self.queued) {
+            if let LinkMsg::Invoke { start_within: Some(left), .. } = &mut msg {
+                *left = left.saturating_sub(now - sent);
+            }
+            self.deliver(from, to, msg);
         }
     }
 
@@ -534,4 +570,78 @@ fn disclose_me_tells_the_callee_who_calls() {
     let Some(Message::Invocation(i)) = got.first() else { panic!("{got:?}") };
     assert_eq!(i.details.get("caller"), Some(&Value::from(CALLER.0)));
     assert_eq!(i.details.get("caller_authid"), Some(&Value::from("alice")));
+}
+
+const LEASE: Duration = Duration::from_millis(2000);
+
+#[test]
+fn fencing_a_lost_nodes_call_is_answered_only_once_its_invocation_can_no_longer_start() {
+    let mut net = Net::fenced(LEASE, InvokePolicy::Single, &[(N2, B, true)]);
+    net.pause(N2);
+    net.call(1, Dict::new(), 0);
+    let now = net.at(500);
+    let out = net.nodes[0].handle_node_lost(N2, now);
+    net.run(N1, out);
+    assert!(net.take(N1, CALLER).is_empty(), "not answered before the lease has passed");
+    assert_eq!(net.nodes[0].next_deadline(), Some(net.t0 + LEASE));
+    net.tick(N1, 1999);
+    assert!(net.take(N1, CALLER).is_empty());
+    net.tick(N1, 2000);
+    let got = net.take(N1, CALLER);
+    assert!(matches!(got.as_slice(), [Message::Error(e)] if e.error == errors::CANCELED));
+    net.resume(6000);
+    assert!(net.take(N2, B).is_empty(), "the resumed node does not start the invocation");
+    assert!(net.take(N1, CALLER).is_empty(), "the call is not answered twice");
+    assert!(!net.nodes[1].is_serving());
+}
+
+#[test]
+fn fencing_an_invoke_that_waited_beyond_its_fence_is_refused_and_the_call_answered() {
+    let mut net = Net::fenced(LEASE, InvokePolicy::Single, &[(N2, B, true)]);
+    net.pause(N2);
+    net.call(1, Dict::new(), 0);
+    net.resume(1600);
+    assert!(net.take(N2, B).is_empty(), "three quarters of the lease passed: not started");
+    let got = net.take(N1, CALLER);
+    assert!(matches!(got.as_slice(), [Message::Error(e)] if e.error == errors::CANCELED));
+}
+
+#[test]
+fn fencing_an_invoke_within_its_fence_runs_normally() {
+    let mut net = Net::fenced(LEASE, InvokePolicy::Single, &[(N2, B, true)]);
+    net.pause(N2);
+    net.call(1, Dict::new(), 0);
+    net.resume(1400);
+    let inv = net.invocation(N2, B);
+    net.yield_(N2, B, inv, false, 1500);
+    let got = net.take(N1, CALLER);
+    assert!(matches!(got.as_slice(), [m] if is_result(m, false)));
+}
+
+#[test]
+fn fencing_an_invoke_does_not_start_after_the_calls_timeout() {
+    let mut net = Net::fenced(LEASE, InvokePolicy::Single, &[(N2, B, true)]);
+    net.pause(N2);
+    net.call(1, dict! { "timeout" => 300u64 }, 0);
+    net.tick(N1, 300);
+    let got = net.take(N1, CALLER);
+    assert!(matches!(got.as_slice(), [Message::Error(e)] if e.error == errors::TIMEOUT));
+    net.resume(400);
+    let started = net.take(N2, B);
+    assert!(
+        !started.iter().any(|m| matches!(m, Message::Invocation(_))),
+        "an invocation that arrives after the call timed out is not started: {started:?}"
+    );
+}
+
+#[test]
+fn fencing_a_node_lost_long_after_the_invoke_answers_at_once() {
+    let mut net = Net::fenced(LEASE, InvokePolicy::Single, &[(N2, B, true)]);
+    net.call(1, Dict::new(), 0);
+    net.invocation(N2, B);
+    let now = net.at(2500);
+    let out = net.nodes[0].handle_node_lost(N2, now);
+    net.run(N1, out);
+    let got = net.take(N1, CALLER);
+    assert!(matches!(got.as_slice(), [Message::Error(e)] if e.error == errors::CANCELED));
 }

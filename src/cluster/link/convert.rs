@@ -10,6 +10,13 @@ use crate::wamp::uri::MatchPolicy;
 
 use super::pb;
 
+/// Wall-clock time in Unix milliseconds: how an invocation's fence crosses between
+/// nodes (their monotonic clocks are unrelated; their wall clocks are kept within
+/// the fence's margin of each other by NTP).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The protobuf frame for a link message.
 pub fn to_frame(msg: &LinkMsg) -> pb::Frame {
     use pb::frame::Kind;
@@ -25,14 +32,17 @@ pub fn to_frame(msg: &LinkMsg) -> pb::Frame {
                 audience: encode_dict(audience),
             })
         }
-        LinkMsg::Invoke { realm, call, callee, registration, details, payload } => Kind::Invoke(pb::Invoke {
-            realm: realm.clone(),
-            call: call.0,
-            callee: callee.0,
-            registration: registration.0,
-            details: encode_dict(details),
-            payload: encode_payload(payload),
-        }),
+        LinkMsg::Invoke { realm, call, callee, registration, details, payload, start_within } => {
+            Kind::Invoke(pb::Invoke {
+                realm: realm.clone(),
+                call: call.0,
+                callee: callee.0,
+                registration: registration.0,
+                details: encode_dict(details),
+                payload: encode_payload(payload),
+                start_by_ms: start_within.map_or(0, |d| unix_ms().saturating_add(d.as_millis() as u64)),
+            })
+        }
         LinkMsg::Yield { call, details, payload, progress } => Kind::Yield(pb::Yield {
             call: call.0,
             payload: encode_payload(payload),
@@ -117,6 +127,8 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, FrameError> {
             registration: RegistrationId(i.registration),
             details: decode_dict(&i.details)?,
             payload: decode_payload(&i.payload)?,
+            start_within: (i.start_by_ms > 0)
+                .then(|| std::time::Duration::from_millis(i.start_by_ms.saturating_sub(unix_ms()))),
         },
         Kind::Yield(y) => LinkMsg::Yield {
             call: CallId(y.call),
@@ -189,6 +201,7 @@ mod tests {
                 registration: RegistrationId(3),
                 details: dict! { "procedure" => "a.b" },
                 payload: Payload { args: None, kwargs: Some(dict! { "k" => 1u64 }) },
+                start_within: None,
             },
             LinkMsg::Yield {
                 call: CallId(5),
