@@ -79,6 +79,12 @@ pub trait LinkHandler: Send + Sync {
     fn on_link(&self, from: NodeId, msg: LinkMsg);
     /// The link to `node` broke, or its stream ended: every call routed to it fails.
     fn node_lost(&self, node: NodeId);
+    /// Connecting to `node` again after it was lost was refused: no process listens
+    /// on its port, so nothing it was sent can still start there, and the calls it
+    /// served need not wait out the fence.
+    fn node_gone(&self, node: NodeId) {
+        let _ = node;
+    }
     /// The link to `node` (re)connected: what the receiver must know of this node
     /// (its subscription interest) is sent again.
     fn link_up(&self, node: NodeId);

@@ -23,6 +23,10 @@ impl LinkHandler for Router {
         on_link(self, from, msg);
     }
 
+    fn node_gone(&self, node: NodeId) {
+        self.deal(|d, _, now| d.handle_node_gone(node, now));
+    }
+
     fn node_lost(&self, node: NodeId) {
         self.interest.forget_acks(node);
         on_node_lost(self, node);

@@ -239,6 +239,22 @@ impl Dealer {
         out
     }
 
+    /// Node `node`, lost before, is gone for good (its process no longer listens):
+    /// the calls waiting out its fence are answered now.
+    pub fn handle_node_gone(&mut self, node: NodeId, now: Instant) -> Actions {
+        let mut out = Actions::new();
+        let waiting: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.lost == Some(node) && c.target == Target::Remote { node })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            self.answer_lost(id, node, now, &mut out);
+        }
+        out
+    }
+
     /// Answers a call whose callee's node was lost.
     fn answer_lost(&mut self, id: CallId, node: NodeId, now: Instant, out: &mut Actions) {
         let payload = Payload::args(vec!["the callee's node was lost".into()]);

@@ -645,3 +645,21 @@ fn fencing_a_node_lost_long_after_the_invoke_answers_at_once() {
     let got = net.take(N1, CALLER);
     assert!(matches!(got.as_slice(), [Message::Error(e)] if e.error == errors::CANCELED));
 }
+
+#[test]
+fn fencing_a_lost_node_found_gone_answers_its_calls_at_once() {
+    let mut net = Net::fenced(LEASE, InvokePolicy::Single, &[(N2, B, true)]);
+    net.call(1, Dict::new(), 0);
+    net.invocation(N2, B);
+    let now = net.at(100);
+    let out = net.nodes[0].handle_node_lost(N2, now);
+    net.run(N1, out);
+    assert!(net.take(N1, CALLER).is_empty());
+    let now = net.at(150);
+    let out = net.nodes[0].handle_node_gone(N2, now);
+    net.run(N1, out);
+    let got = net.take(N1, CALLER);
+    assert!(matches!(got.as_slice(), [Message::Error(e)] if e.error == errors::CANCELED));
+    net.tick(N1, 2000);
+    assert!(net.take(N1, CALLER).is_empty(), "answered once");
+}

@@ -196,17 +196,40 @@ struct PeerTask {
 enum Pump {
     QueueClosed,
     Broken(String),
+    /// Connecting was refused: nothing listens on the peer's port.
+    Refused(String),
+}
+
+/// True when an error says the connection was refused.
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 impl PeerTask {
     /// Connects, pumps the queue onto the stream, and reconnects with backoff.
     async fn run(self, mut rx: mpsc::Receiver<pb::Frame>, up: Arc<AtomicBool>) {
         let mut backoff = MIN_BACKOFF;
+        // the node was lost and calls may wait out its fence
+        let mut fencing = false;
         loop {
+            let mut gone = false;
             if let Some(addr) = (self.resolve)(self.node) {
                 match self.pump(&addr, &mut rx, &up).await {
                     Pump::QueueClosed => return,
                     Pump::Broken(why) => tracing::info!(node = %self.node, %addr, reason = %why, "link down"),
+                    Pump::Refused(why) => {
+                        tracing::debug!(node = %self.node, %addr, reason = %why, "link refused");
+                        gone = true;
+                    }
                 }
             }
             let was_up = up.swap(false, Ordering::Relaxed);
@@ -214,7 +237,12 @@ impl PeerTask {
             let Some(handler) = self.handler.upgrade() else { return };
             if was_up {
                 handler.node_lost(self.node);
+                fencing = true;
                 backoff = MIN_BACKOFF;
+            }
+            if gone && fencing {
+                handler.node_gone(self.node);
+                fencing = false;
             }
             drop(handler);
             tokio::time::sleep(backoff).await;
@@ -235,6 +263,7 @@ impl PeerTask {
         };
         let channel = match endpoint.connect().await {
             Ok(c) => c,
+            Err(e) if refused(&e) => return Pump::Refused(e.to_string()),
             Err(e) => return Pump::Broken(e.to_string()),
         };
         let (btx, brx) = mpsc::channel::<pb::Batch>(16);
