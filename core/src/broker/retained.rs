@@ -105,7 +105,11 @@ impl RetainedSet {
                 self.bytes -= gone.size(&oldest);
             }
         }
-        if self.by_topic.get(topic).is_some_and(|e| e.stamp == stamp) { Offered::Kept } else { Offered::Stale }
+        if self.by_topic.get(topic).is_some_and(|e| e.stamp == stamp) {
+            Offered::Kept
+        } else {
+            Offered::Stale
+        }
     }
 
     /// The events by topic.
@@ -232,7 +236,8 @@ mod tests {
     #[test]
     fn nodes_merging_the_same_events_keep_the_same_ones() {
         let bounds = Bounds { max_events: 2, max_bytes: u64::MAX };
-        let all = [("a", event(1, 1, 1)), ("b", event(2, 2, 1)), ("c", event(3, 1, 1)), ("a", event(4, 2, 1))];
+        let all =
+            [("a", event(1, 1, 1)), ("b", event(2, 2, 1)), ("c", event(3, 1, 1)), ("a", event(4, 2, 1))];
         let mut one = RetainedSet::default();
         let mut two = RetainedSet::default();
         for (topic, e) in &all {

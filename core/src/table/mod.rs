@@ -173,7 +173,8 @@ mod tests {
         let mut t = RoutingTable::default();
         let event =
             Retained { publication: 1, details: Vec::new(), payload: vec![1], audience: Vec::new(), seq: 0 };
-        let cmd = Command::Retain { realm: "r".into(), topic: "t".into(), event, max_events: 9, max_bytes: 99 };
+        let cmd =
+            Command::Retain { realm: "r".into(), topic: "t".into(), event, max_events: 9, max_bytes: 99 };
         assert_eq!(t.apply(cmd), Outcome::Done);
         assert!(t.realm("r").is_none(), "nothing was kept");
     }

@@ -8,6 +8,15 @@
 //! with backoff; the link counts as down from a failure until a reconnect succeeds.
 //! HTTP/2 keepalive PINGs ([`KEEPALIVE`]) find a peer that stopped answering.
 //!
+//! Frames are numbered ([`crate::link::seq`]): a frame gets its number when the
+//! peer's queue accepts it, under the epoch of this process's links, and the
+//! numbering goes on across reconnects. The queue of a broken link is discarded, so
+//! the receiver sees the next batch start past the number it expected and counts a
+//! gap and the frames missed (`junction_link_gaps`, `junction_link_frames_missed`);
+//! the sender counts every frame it did not send, by reason
+//! (`junction_link_frames_dropped`: link down, queue full, queue discarded). Answers
+//! on a reply path are numbered under an epoch of their stream.
+//!
 //! Answers travel back on the stream that carried the call: a node that receives
 //! INVOKEs from node A sends their YIELD/ERROR frames on the response half of A's
 //! stream (its *reply path*), so a call and its answer share one connection and the
@@ -38,8 +47,10 @@ pub mod pb {
 }
 
 use super::secure::Credentials;
-use crate::ids::NodeId;
+use crate::ids::{NodeId, random_id};
+use crate::link::seq::Receiving;
 use crate::link::{LinkDown, LinkHandler, LinkMsg, Links};
+use crate::observe::metrics::{DropReason, LinkCounters};
 use convert::{from_frame, to_frame};
 use pb::{link_client::LinkClient, link_server::Link};
 
@@ -61,10 +72,52 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Finds a node's gRPC address from the cluster membership.
 pub type Resolver = Arc<dyn Fn(NodeId) -> Option<String> + Send + Sync>;
 
+/// A frame queued for a peer, with its number.
+struct Numbered {
+    seq: u64,
+    frame: pb::Frame,
+}
+
 struct Peer {
-    tx: mpsc::Sender<pb::Frame>,
+    tx: mpsc::Sender<Numbered>,
+    /// The number of the next frame the queue accepts; held while queueing, so
+    /// numbers follow the queue's order.
+    next: parking_lot::Mutex<u64>,
     /// False while the link is known to be broken.
     up: Arc<AtomicBool>,
+    counters: LinkCounters,
+}
+
+/// Builds numbered batches: consecutive frames numbered from `next` under `epoch`.
+struct Numbering {
+    epoch: u64,
+    next: u64,
+}
+
+impl Numbering {
+    fn new() -> Self {
+        Numbering { epoch: random_id(), next: 1 }
+    }
+
+    /// The batch of `frames` from node `from`, numbered.
+    fn batch(&mut self, from: NodeId, frames: Vec<pb::Frame>) -> pb::Batch {
+        let first_seq = self.next;
+        self.next += frames.len() as u64;
+        pb::Batch { from_node: from.0, frames, epoch: self.epoch, first_seq }
+    }
+}
+
+/// Counts what a batch from a peer revealed: its frames, and a gap in their numbering.
+fn arrived(counters: &LinkCounters, seen: &mut Receiving, node: NodeId, batch: &pb::Batch) {
+    let n = batch.frames.len() as u64;
+    counters.frames_received.inc_by(n);
+    counters.bytes_received.inc_by(prost::Message::encoded_len(batch) as u64);
+    let arrival = seen.arrive(batch.epoch, batch.first_seq, n);
+    if arrival.gap() {
+        counters.gaps.inc();
+        counters.frames_missed.inc_by(arrival.missed);
+        tracing::info!(%node, missed = arrival.missed, "link frames missed: a gap in their numbering");
+    }
 }
 
 /// Reply paths: for each node whose stream to us is open, the queue of frames sent
@@ -88,8 +141,10 @@ pub struct GrpcLinks {
     /// Credentials for connecting to peers (the cluster's TLS, if any).
     creds: Credentials,
     resolve: Resolver,
-    peers: DashMap<NodeId, Peer>,
+    peers: DashMap<NodeId, Arc<Peer>>,
     replies: Arc<ReplyPaths>,
+    /// The epoch this process numbers its frames under.
+    epoch: u64,
     /// Events dropped because a link was down or full.
     pub dropped_events: AtomicU64,
 }
@@ -111,25 +166,29 @@ impl GrpcLinks {
             resolve,
             peers: DashMap::new(),
             replies,
+            epoch: random_id(),
             dropped_events: AtomicU64::new(0),
         })
     }
 
-    fn peer_sender(&self, node: NodeId) -> (mpsc::Sender<pb::Frame>, Arc<AtomicBool>) {
+    fn peer(&self, node: NodeId) -> Arc<Peer> {
         let entry = self.peers.entry(node).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
             let up = Arc::new(AtomicBool::new(true));
+            let counters = crate::observe::metrics::link(node.0);
             let peer = PeerTask {
                 me: self.me,
                 node,
                 handler: self.handler.clone(),
                 creds: self.creds.clone(),
                 resolve: self.resolve.clone(),
+                epoch: self.epoch,
+                counters: counters.clone(),
             };
             tokio::spawn(peer.run(rx, up.clone()));
-            Peer { tx, up }
+            Arc::new(Peer { tx, next: parking_lot::Mutex::new(1), up, counters })
         });
-        (entry.tx.clone(), entry.up.clone())
+        entry.clone()
     }
 }
 
@@ -143,6 +202,9 @@ impl GrpcLinks {
                 node: p.key().0,
                 addr: (self.resolve)(*p.key()).unwrap_or_default(),
                 state: if p.up.load(Ordering::Relaxed) { "up" } else { "down" }.into(),
+                frames_sent: p.counters.frames_sent.get(),
+                frames_dropped: p.counters.dropped_total(),
+                frames_missed: p.counters.frames_missed.get(),
             })
             .collect();
         out.sort_by_key(|l| l.node);
@@ -167,13 +229,23 @@ impl Links for GrpcLinks {
                 }
             }
         }
-        let (tx, up) = self.peer_sender(node);
-        let is_event = matches!(msg, LinkMsg::Event { .. });
-        let sent = up.load(Ordering::Relaxed) && tx.try_send(to_frame(&msg)).is_ok();
-        if sent {
-            return Ok(());
-        }
-        if is_event {
+        let peer = self.peer(node);
+        let refused = if peer.up.load(Ordering::Relaxed) {
+            let frame = to_frame(&msg);
+            let mut next = peer.next.lock();
+            match peer.tx.try_send(Numbered { seq: *next, frame }) {
+                Ok(()) => {
+                    *next += 1;
+                    return Ok(());
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => DropReason::Full,
+                Err(mpsc::error::TrySendError::Closed(_)) => DropReason::Down,
+            }
+        } else {
+            DropReason::Down
+        };
+        peer.counters.dropped(refused, 1);
+        if matches!(msg, LinkMsg::Event { .. }) {
             self.dropped_events.fetch_add(1, Ordering::Relaxed);
         }
         Err(LinkDown(node))
@@ -191,6 +263,9 @@ struct PeerTask {
     handler: Weak<dyn LinkHandler>,
     creds: Credentials,
     resolve: Resolver,
+    /// The epoch this process numbers its frames under.
+    epoch: u64,
+    counters: LinkCounters,
 }
 
 enum Pump {
@@ -200,17 +275,22 @@ enum Pump {
 
 impl PeerTask {
     /// Connects, pumps the queue onto the stream, and reconnects with backoff.
-    async fn run(self, mut rx: mpsc::Receiver<pb::Frame>, up: Arc<AtomicBool>) {
+    async fn run(self, mut rx: mpsc::Receiver<Numbered>, up: Arc<AtomicBool>) {
         let mut backoff = MIN_BACKOFF;
+        let mut answers = Receiving::default();
         loop {
             if let Some(addr) = (self.resolve)(self.node) {
-                match self.pump(&addr, &mut rx, &up).await {
+                match self.pump(&addr, &mut rx, &up, &mut answers).await {
                     Pump::QueueClosed => return,
                     Pump::Broken(why) => tracing::info!(node = %self.node, %addr, reason = %why, "link down"),
                 }
             }
             let was_up = up.swap(false, Ordering::Relaxed);
-            while rx.try_recv().is_ok() {}
+            let mut discarded = 0;
+            while rx.try_recv().is_ok() {
+                discarded += 1;
+            }
+            self.counters.dropped(DropReason::Discarded, discarded);
             let Some(handler) = self.handler.upgrade() else { return };
             if was_up {
                 handler.node_lost(self.node);
@@ -222,7 +302,13 @@ impl PeerTask {
         }
     }
 
-    async fn pump(&self, addr: &str, rx: &mut mpsc::Receiver<pb::Frame>, up: &AtomicBool) -> Pump {
+    async fn pump(
+        &self,
+        addr: &str,
+        rx: &mut mpsc::Receiver<Numbered>,
+        up: &AtomicBool,
+        answers: &mut Receiving,
+    ) -> Pump {
         let creds = &self.creds;
         let endpoint = match creds.endpoint(addr) {
             Ok(e) => e
@@ -247,23 +333,26 @@ impl PeerTask {
         if let Some(handler) = self.handler.upgrade() {
             handler.link_up(self.node);
         }
-        let bytes = crate::observe::metrics::link(self.node.0);
-        let mut frames = Vec::with_capacity(BATCH);
+        let counters = &self.counters;
+        let mut queued = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
-                n = rx.recv_many(&mut frames, BATCH) => {
+                n = rx.recv_many(&mut queued, BATCH) => {
                     if n == 0 {
                         return Pump::QueueClosed;
                     }
-                    let batch = pb::Batch { from_node: self.me.0, frames: std::mem::take(&mut frames) };
-                    bytes.sent.inc_by(prost::Message::encoded_len(&batch) as u64);
+                    let first_seq = queued.first().map_or(0, |f: &Numbered| f.seq);
+                    let frames = queued.drain(..).map(|f| f.frame).collect();
+                    let batch = pb::Batch { from_node: self.me.0, frames, epoch: self.epoch, first_seq };
+                    counters.frames_sent.inc_by(n as u64);
+                    counters.bytes_sent.inc_by(prost::Message::encoded_len(&batch) as u64);
                     if btx.send(batch).await.is_err() {
                         return Pump::Broken("stream closed".into());
                     }
                 }
                 r = responses.message() => match r {
                     Ok(Some(batch)) => {
-                        bytes.received.inc_by(prost::Message::encoded_len(&batch) as u64);
+                        arrived(counters, answers, self.node, &batch);
                         let Some(handler) = self.handler.upgrade() else { return Pump::QueueClosed };
                         deliver(handler.as_ref(), self.node, batch);
                     }
@@ -298,13 +387,15 @@ pub struct LinkService {
     slot: Arc<OnceLock<Inbound>>,
     replies: Arc<ReplyPaths>,
     tls: bool,
+    /// The numbering each node's frames arrived with, across its streams.
+    seen: Arc<DashMap<NodeId, Receiving>>,
 }
 
 impl LinkService {
     /// A service delivering to the handler `slot` will hold; `tls`: the cluster
     /// runs mutual TLS, so streams are bound to the certificate's node ids.
     pub fn new(slot: Arc<OnceLock<Inbound>>, replies: Arc<ReplyPaths>, tls: bool) -> Self {
-        LinkService { slot, replies, tls }
+        LinkService { slot, replies, tls, seen: Arc::default() }
     }
 
     /// The node ids the client certificate names (`None`: no TLS, any id).
@@ -339,15 +430,18 @@ impl Link for LinkService {
         let (out_tx, out_rx) = mpsc::channel(16);
         let refuse = out_tx.clone();
         let (reply_tx, mut reply_rx) = mpsc::channel::<pb::Frame>(QUEUE);
-        // the peer's byte counters, known from its first batch
-        let counters: Arc<OnceLock<crate::observe::metrics::LinkBytes>> = Arc::default();
+        let seen = self.seen.clone();
+        // the peer's counters, known from its first batch
+        let counters: Arc<OnceLock<LinkCounters>> = Arc::default();
         let sent_to = counters.clone();
         tokio::spawn(async move {
             let mut frames = Vec::with_capacity(BATCH);
+            let mut numbering = Numbering::new();
             while reply_rx.recv_many(&mut frames, BATCH).await > 0 {
-                let batch = pb::Batch { from_node: me.0, frames: std::mem::take(&mut frames) };
-                if let Some(b) = sent_to.get() {
-                    b.sent.inc_by(prost::Message::encoded_len(&batch) as u64);
+                let batch = numbering.batch(me, std::mem::take(&mut frames));
+                if let Some(c) = sent_to.get() {
+                    c.frames_sent.inc_by(batch.frames.len() as u64);
+                    c.bytes_sent.inc_by(prost::Message::encoded_len(&batch) as u64);
                 }
                 if out_tx.send(Ok(batch)).await.is_err() {
                     return;
@@ -370,8 +464,8 @@ impl Link for LinkService {
                     replies.insert(node, reply_tx.clone());
                     from = Some(node);
                 }
-                if let Some(b) = counters.get() {
-                    b.received.inc_by(prost::Message::encoded_len(&batch) as u64);
+                if let Some(c) = counters.get() {
+                    arrived(c, &mut seen.entry(node).or_default(), node, &batch);
                 }
                 deliver(handler.as_ref(), node, batch);
             }
