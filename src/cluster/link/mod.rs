@@ -58,6 +58,10 @@ use pb::{link_client::LinkClient, link_server::Link};
 const QUEUE: usize = 65_536;
 /// Frames per batch on the stream.
 const BATCH: usize = 512;
+/// Bytes of frames per batch: a batch is cut once its frames reach this size, so it
+/// stays well under the gRPC message limit ([`super::network::MAX_MESSAGE`]) whatever
+/// the payloads (a larger frame travels alone).
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// First reconnect delay after a link broke; doubled up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest reconnect delay.
@@ -99,12 +103,36 @@ impl Numbering {
         Numbering { epoch: random_id(), next: 1 }
     }
 
-    /// The batch of `frames` from node `from`, numbered.
-    fn batch(&mut self, from: NodeId, frames: Vec<pb::Frame>) -> pb::Batch {
+    /// The batches of `frames` from node `from`, numbered.
+    fn batches(&mut self, from: NodeId, frames: Vec<pb::Frame>) -> Vec<pb::Batch> {
         let first_seq = self.next;
         self.next += frames.len() as u64;
-        pb::Batch { from_node: from.0, frames, epoch: self.epoch, first_seq }
+        batches(from, self.epoch, first_seq, frames)
     }
+}
+
+/// Cuts consecutive `frames` numbered from `first_seq` into batches of at most
+/// [`BATCH_BYTES`] (a larger frame alone).
+fn batches(from: NodeId, epoch: u64, first_seq: u64, frames: Vec<pb::Frame>) -> Vec<pb::Batch> {
+    let mut out = Vec::new();
+    let mut seq = first_seq;
+    let mut current = pb::Batch { from_node: from.0, frames: Vec::new(), epoch, first_seq };
+    let mut bytes = 0;
+    for frame in frames {
+        let len = prost::Message::encoded_len(&frame);
+        if !current.frames.is_empty() && bytes + len > BATCH_BYTES {
+            let next = pb::Batch { from_node: from.0, frames: Vec::new(), epoch, first_seq: seq };
+            out.push(std::mem::replace(&mut current, next));
+            bytes = 0;
+        }
+        bytes += len;
+        seq += 1;
+        current.frames.push(frame);
+    }
+    if !current.frames.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 /// Counts what a batch from a peer revealed: its frames, and a gap in their numbering.
@@ -324,7 +352,9 @@ impl PeerTask {
             Err(e) => return Pump::Broken(e.to_string()),
         };
         let (btx, brx) = mpsc::channel::<pb::Batch>(16);
-        let mut client = LinkClient::with_interceptor(channel, creds.interceptor());
+        let mut client = LinkClient::with_interceptor(channel, creds.interceptor())
+            .max_decoding_message_size(super::network::MAX_MESSAGE)
+            .max_encoding_message_size(super::network::MAX_MESSAGE);
         let mut responses = match client.stream(ReceiverStream::new(brx)).await {
             Ok(r) => r.into_inner(),
             Err(e) => return Pump::Broken(e.to_string()),
@@ -343,11 +373,12 @@ impl PeerTask {
                     }
                     let first_seq = queued.first().map_or(0, |f: &Numbered| f.seq);
                     let frames = queued.drain(..).map(|f| f.frame).collect();
-                    let batch = pb::Batch { from_node: self.me.0, frames, epoch: self.epoch, first_seq };
                     counters.frames_sent.inc_by(n as u64);
-                    counters.bytes_sent.inc_by(prost::Message::encoded_len(&batch) as u64);
-                    if btx.send(batch).await.is_err() {
-                        return Pump::Broken("stream closed".into());
+                    for batch in batches(self.me, self.epoch, first_seq, frames) {
+                        counters.bytes_sent.inc_by(prost::Message::encoded_len(&batch) as u64);
+                        if btx.send(batch).await.is_err() {
+                            return Pump::Broken("stream closed".into());
+                        }
                     }
                 }
                 r = responses.message() => match r {
@@ -438,13 +469,14 @@ impl Link for LinkService {
             let mut frames = Vec::with_capacity(BATCH);
             let mut numbering = Numbering::new();
             while reply_rx.recv_many(&mut frames, BATCH).await > 0 {
-                let batch = numbering.batch(me, std::mem::take(&mut frames));
-                if let Some(c) = sent_to.get() {
-                    c.frames_sent.inc_by(batch.frames.len() as u64);
-                    c.bytes_sent.inc_by(prost::Message::encoded_len(&batch) as u64);
-                }
-                if out_tx.send(Ok(batch)).await.is_err() {
-                    return;
+                for batch in numbering.batches(me, std::mem::take(&mut frames)) {
+                    if let Some(c) = sent_to.get() {
+                        c.frames_sent.inc_by(batch.frames.len() as u64);
+                        c.bytes_sent.inc_by(prost::Message::encoded_len(&batch) as u64);
+                    }
+                    if out_tx.send(Ok(batch)).await.is_err() {
+                        return;
+                    }
                 }
             }
         });
@@ -479,5 +511,29 @@ impl Link for LinkService {
             }
         });
         Ok(Response::new(ReceiverStream::new(out_rx)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(payload_len: usize) -> pb::Frame {
+        let yield_ =
+            pb::Yield { call: 1, payload: vec![0; payload_len], progress: false, details: Vec::new() };
+        pb::Frame { kind: Some(pb::frame::Kind::Yield(yield_)) }
+    }
+
+    #[test]
+    fn batches_are_cut_by_bytes_and_stay_numbered() {
+        let frames =
+            vec![frame(10), frame(BATCH_BYTES / 2), frame(BATCH_BYTES / 2), frame(BATCH_BYTES * 2), frame(1)];
+        let out = batches(NodeId(1), 7, 40, frames);
+        let shape: Vec<(u64, usize)> = out.iter().map(|b| (b.first_seq, b.frames.len())).collect();
+        assert_eq!(shape, [(40, 2), (42, 1), (43, 1), (44, 1)]);
+        assert!(out.iter().all(|b| b.epoch == 7 && b.from_node == 1));
+        let mut n = Numbering { epoch: 3, next: 1 };
+        assert_eq!(n.batches(NodeId(2), vec![frame(1), frame(1)])[0].first_seq, 1);
+        assert_eq!(n.batches(NodeId(2), vec![frame(1)])[0].first_seq, 3);
     }
 }
