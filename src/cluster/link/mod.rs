@@ -115,10 +115,9 @@ impl Numbering {
 /// [`BATCH_BYTES`] (a larger frame alone).
 fn batches(from: NodeId, epoch: u64, first_seq: u64, frames: Vec<pb::Frame>) -> Vec<pb::Batch> {
     let mut out = Vec::new();
-    let mut seq = first_seq;
     let mut current = pb::Batch { from_node: from.0, frames: Vec::new(), epoch, first_seq };
     let mut bytes = 0;
-    for frame in frames {
+    for (seq, frame) in (first_seq..).zip(frames) {
         let len = prost::Message::encoded_len(&frame);
         if !current.frames.is_empty() && bytes + len > BATCH_BYTES {
             let next = pb::Batch { from_node: from.0, frames: Vec::new(), epoch, first_seq: seq };
@@ -126,7 +125,6 @@ fn batches(from: NodeId, epoch: u64, first_seq: u64, frames: Vec<pb::Frame>) -> 
             bytes = 0;
         }
         bytes += len;
-        seq += 1;
         current.frames.push(frame);
     }
     if !current.frames.is_empty() {
