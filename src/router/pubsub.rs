@@ -162,7 +162,9 @@ pub fn subscription_left(router: &Router, realm: &Realm, session: SessionId, id:
 }
 
 /// Handles PUBLISH: fans the event out to every matching local subscriber and sends
-/// one frame to every other node with matching subscribers.
+/// one frame to every other node with matching subscribers. With `retain`, the event
+/// is also kept and sent to every node ([`super::retained`]); an acknowledged one is
+/// answered once the nodes up have it.
 pub async fn publish(
     router: &Router,
     realm: &Realm,
