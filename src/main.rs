@@ -260,6 +260,7 @@ async fn start_node(cfg: &Config) -> Result<Arc<Router>, ClusterError> {
     router.set_links(data_path.connect(&cluster, router.clone()));
     tokio::spawn(junction::router::purge::watch(router.clone()));
     tokio::spawn(junction::router::interest::keep_synced(Arc::downgrade(&router)));
+    tokio::spawn(junction::router::retained::keep_synced(Arc::downgrade(&router)));
     tokio::spawn(junction::router::reconcile::run(Arc::downgrade(&router)));
     for realm in router.realms() {
         junction::router::history::pin(&router, realm);

@@ -41,6 +41,12 @@ pub struct LinkState {
     pub addr: String,
     /// "up", "connecting", "down".
     pub state: String,
+    /// Frames sent to the peer.
+    pub frames_sent: u64,
+    /// Frames for the peer not sent (link down, queue full or discarded).
+    pub frames_dropped: u64,
+    /// Frames the peer numbered that never arrived here.
+    pub frames_missed: u64,
 }
 
 /// Reports the link states; installed by the link layer.

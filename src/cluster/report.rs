@@ -56,8 +56,20 @@ pub fn document(cluster: &Cluster) -> Value {
             })
         })
         .collect();
-    let links: Vec<Value> =
-        s.links.iter().map(|l| json!({ "node": l.node_id, "addr": l.addr, "state": l.state })).collect();
+    let links: Vec<Value> = s
+        .links
+        .iter()
+        .map(|l| {
+            json!({
+                "node": l.node_id,
+                "addr": l.addr,
+                "state": l.state,
+                "frames_sent": l.frames_sent,
+                "frames_dropped": l.frames_dropped,
+                "frames_missed": l.frames_missed,
+            })
+        })
+        .collect();
     let leader = (s.leader_id != 0).then(|| json!({ "node": s.leader_id, "addr": s.leader_addr }));
     json!({
         "addr": s.addr,

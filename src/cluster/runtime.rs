@@ -29,7 +29,10 @@ impl DataPath {
         let slot: Arc<OnceLock<Inbound>> = Arc::new(OnceLock::new());
         let replies = Arc::new(ReplyPaths::default());
         let service = LinkService::new(slot.clone(), replies.clone(), cfg.tls.is_some());
-        let routes = tonic::service::Routes::new(LinkServer::new(service));
+        let server = LinkServer::new(service)
+            .max_decoding_message_size(super::network::MAX_MESSAGE)
+            .max_encoding_message_size(super::network::MAX_MESSAGE);
+        let routes = tonic::service::Routes::new(server);
         (DataPath { slot, replies }, routes)
     }
 

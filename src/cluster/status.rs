@@ -85,7 +85,14 @@ pub fn build(cluster: &Cluster) -> StatusReply {
     let links = cluster
         .link_states()
         .into_iter()
-        .map(|l| LinkStatus { node_id: l.node, addr: l.addr, state: l.state })
+        .map(|l| LinkStatus {
+            node_id: l.node,
+            addr: l.addr,
+            state: l.state,
+            frames_sent: l.frames_sent,
+            frames_dropped: l.frames_dropped,
+            frames_missed: l.frames_missed,
+        })
         .collect();
     StatusReply {
         node_id: cluster.id,
@@ -151,7 +158,11 @@ pub fn render(s: &StatusReply) -> String {
     if !s.links.is_empty() {
         let _ = writeln!(out, "links:");
         for l in &s.links {
-            let _ = writeln!(out, "  {:<6} {:<24} {}", l.node_id, l.addr, l.state);
+            let _ = writeln!(
+                out,
+                "  {:<6} {:<24} {:<5} frames sent {} dropped {} missed {}",
+                l.node_id, l.addr, l.state, l.frames_sent, l.frames_dropped, l.frames_missed
+            );
         }
     }
     out

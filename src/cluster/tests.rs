@@ -643,7 +643,7 @@ async fn with_mutual_tls_a_link_stream_speaks_only_for_the_node_its_certificate_
             let channel = creds.endpoint(&addr).expect("endpoint").connect().await.expect("TLS connects");
             let batches: Vec<Batch> = batches
                 .into_iter()
-                .map(|from_node| Batch { from_node, frames: Vec::<Frame>::new() })
+                .map(|from_node| Batch { from_node, frames: Vec::<Frame>::new(), epoch: 0, first_seq: 0 })
                 .collect();
             let mut responses = LinkClient::new(channel)
                 .stream(tokio_stream::iter(batches))

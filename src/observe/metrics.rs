@@ -139,6 +139,16 @@ pub struct Metrics {
     pub link_bytes_sent: Labeled<Counter>,
     /// Bytes received from a peer over the data-path link.
     pub link_bytes_received: Labeled<Counter>,
+    /// Frames sent to a peer over the data-path link.
+    pub link_frames_sent: Labeled<Counter>,
+    /// Frames received from a peer over the data-path link.
+    pub link_frames_received: Labeled<Counter>,
+    /// Frames for a peer not sent, by peer and reason ([`DROP_REASONS`]).
+    pub link_frames_dropped: Labeled<Counter>,
+    /// Gaps in the numbering of the frames received from a peer.
+    pub link_gaps: Labeled<Counter>,
+    /// Frames a peer numbered that never arrived.
+    pub link_frames_missed: Labeled<Counter>,
     /// 1 while `/readyz` would answer 200.
     pub ready: Gauge,
     /// 1 once a graceful drain started.
@@ -177,6 +187,11 @@ impl Metrics {
             link_up: Labeled::default(),
             link_bytes_sent: Labeled::default(),
             link_bytes_received: Labeled::default(),
+            link_frames_sent: Labeled::default(),
+            link_frames_received: Labeled::default(),
+            link_frames_dropped: Labeled::default(),
+            link_gaps: Labeled::default(),
+            link_frames_missed: Labeled::default(),
             ready: Gauge::default(),
             draining: Gauge::default(),
             start_time: Gauge::default(),
@@ -266,6 +281,31 @@ impl Metrics {
             "junction_link_bytes_received",
             "Bytes received from a peer over the data path",
             m.link_bytes_received.clone(),
+        );
+        r.register(
+            "junction_link_frames_sent",
+            "Frames sent to a peer over the data path",
+            m.link_frames_sent.clone(),
+        );
+        r.register(
+            "junction_link_frames_received",
+            "Frames received from a peer over the data path",
+            m.link_frames_received.clone(),
+        );
+        r.register(
+            "junction_link_frames_dropped",
+            "Frames for a peer not sent: link down, queue full, or queue discarded when the link broke",
+            m.link_frames_dropped.clone(),
+        );
+        r.register(
+            "junction_link_gaps",
+            "Gaps in the numbering of the frames received from a peer",
+            m.link_gaps.clone(),
+        );
+        r.register(
+            "junction_link_frames_missed",
+            "Frames a peer numbered that never arrived",
+            m.link_frames_missed.clone(),
         );
         m
     }
@@ -424,22 +464,66 @@ pub fn session_joined(realm: &str, transport: &str, serializer: &str) -> Session
     SessionGauge(g)
 }
 
-/// The byte counters of the data-path link to one peer; keep it per stream.
+/// Why a frame for a peer was not sent (the `reason` label of
+/// `junction_link_frames_dropped`): the link was down, its queue was full, or the
+/// queue was discarded when the link broke.
+pub const DROP_REASONS: [&str; 3] = ["down", "full", "discarded"];
+
+/// The counters of the data-path link to one peer; keep them per stream.
 #[derive(Clone, Debug)]
-pub struct LinkBytes {
+pub struct LinkCounters {
     /// Bytes sent to the peer.
-    pub sent: Counter,
+    pub bytes_sent: Counter,
     /// Bytes received from the peer.
-    pub received: Counter,
+    pub bytes_received: Counter,
+    /// Frames sent to the peer.
+    pub frames_sent: Counter,
+    /// Frames received from the peer.
+    pub frames_received: Counter,
+    /// Frames not sent, by [`DROP_REASONS`].
+    pub dropped: [Counter; 3],
+    /// Gaps in the numbering of the peer's frames.
+    pub gaps: Counter,
+    /// Frames the peer numbered that never arrived.
+    pub frames_missed: Counter,
 }
 
-/// The byte counters of the link to `peer`.
-pub fn link(peer: u64) -> LinkBytes {
+/// Why a frame for a peer was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The link was down.
+    Down = 0,
+    /// The peer's queue was full.
+    Full = 1,
+    /// The queue was discarded when the link broke.
+    Discarded = 2,
+}
+
+impl LinkCounters {
+    /// Counts `n` frames not sent for `why`.
+    pub fn dropped(&self, why: DropReason, n: u64) {
+        self.dropped[why as usize].inc_by(n);
+    }
+
+    /// Frames not sent so far, all reasons.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().map(Counter::get).sum()
+    }
+}
+
+/// The counters of the link to `peer`.
+pub fn link(peer: u64) -> LinkCounters {
     let peer = peer.to_string();
     let m = metrics();
-    LinkBytes {
-        sent: m.link_bytes_sent.get(&[("peer", &peer)]),
-        received: m.link_bytes_received.get(&[("peer", &peer)]),
+    let p = [("peer", peer.as_str())];
+    LinkCounters {
+        bytes_sent: m.link_bytes_sent.get(&p),
+        bytes_received: m.link_bytes_received.get(&p),
+        frames_sent: m.link_frames_sent.get(&p),
+        frames_received: m.link_frames_received.get(&p),
+        dropped: DROP_REASONS.map(|why| m.link_frames_dropped.get(&[("peer", &peer), ("reason", why)])),
+        gaps: m.link_gaps.get(&p),
+        frames_missed: m.link_frames_missed.get(&p),
     }
 }
 
@@ -472,6 +556,13 @@ mod tests {
         );
         assert!(text.contains("# TYPE junction_call_duration_seconds histogram"), "{text}");
         assert!(!text.contains("# EOF"));
+        let peer = link(77);
+        peer.dropped(DropReason::Full, 2);
+        peer.gaps.inc();
+        let text = metrics().render_prometheus();
+        assert!(text.contains("junction_link_frames_dropped_total{peer=\"77\",reason=\"full\"} 2"), "{text}");
+        assert!(text.contains("junction_link_gaps_total{peer=\"77\"} 1"), "{text}");
+        assert_eq!(peer.dropped_total(), 2);
         assert!(metrics().render_openmetrics().ends_with("# EOF\n"));
     }
 }

@@ -170,6 +170,16 @@ fn register(meter: &Meter) {
         "By",
         m.link_bytes_received.clone(),
     );
+    let frames: [(&'static str, &'static str, &Labeled<Counter>); 5] = [
+        ("junction.link.frames_sent", "Frames sent to a peer", &m.link_frames_sent),
+        ("junction.link.frames_received", "Frames received from a peer", &m.link_frames_received),
+        ("junction.link.frames_dropped", "Frames for a peer not sent, by reason", &m.link_frames_dropped),
+        ("junction.link.gaps", "Gaps in the numbering of a peer's frames", &m.link_gaps),
+        ("junction.link.frames_missed", "Frames a peer numbered that never arrived", &m.link_frames_missed),
+    ];
+    for (name, what, family) in frames {
+        labeled_counter(meter, name, what, "1", family.clone());
+    }
     gauge(meter, "junction.ready", "1 while /readyz answers 200", m.ready.clone());
     gauge(meter, "junction.draining", "1 once a graceful drain started", m.draining.clone());
     let latency = meter

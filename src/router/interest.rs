@@ -202,9 +202,9 @@ impl Interest {
         Some(self.announce(router, change))
     }
 
-    /// Sends an interest change to every node up under a fresh sequence number and
-    /// returns the acknowledgements to wait for.
-    fn announce(&self, router: &Router, change: impl Fn(u64) -> LinkMsg) -> Arc<AckWait> {
+    /// Sends a change (of interest, or a retained event) to every node up under a
+    /// fresh sequence number and returns the acknowledgements to wait for.
+    pub(super) fn announce(&self, router: &Router, change: impl Fn(u64) -> LinkMsg) -> Arc<AckWait> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let wait = Arc::new(AckWait { seq, ..AckWait::default() });
         // registered before anything is sent: an acknowledgement may come back at once

@@ -29,11 +29,13 @@ impl LinkHandler for Router {
 
     fn node_lost(&self, node: NodeId) {
         self.interest.forget_acks(node);
+        self.retained.forget(node);
         on_node_lost(self, node);
     }
 
     fn link_up(&self, node: NodeId) {
         self.interest.sync_to(self, node);
+        self.retained.sync_to(self, node);
     }
 
     fn stream_ended(&self, node: NodeId) {
@@ -88,6 +90,12 @@ fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
         }
         LinkMsg::InterestAck { seq } => router.interest.on_ack(from, seq),
         LinkMsg::InterestSync { realm, entries } => router.interest.on_sync(from, &realm, &entries),
+        LinkMsg::Retained { realm, topic, event, seq } => {
+            router.retained.on_retained(router, &realm, &topic, event);
+            if seq > 0 {
+                router.send_link(from, LinkMsg::InterestAck { seq }).ok();
+            }
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod readiness;
 pub mod realm;
 pub mod reconcile;
 pub mod replica;
+pub mod retained;
 pub mod revoke;
 pub mod rpc;
 pub mod session;
@@ -62,6 +63,8 @@ pub struct Router {
     pub dealing: dealing::Dealing,
     /// Every node's subscription interest, as this node knows it ([`interest`]).
     pub interest: interest::Interest,
+    /// Retained events of every node, as this node keeps them ([`retained`]).
+    pub retained: retained::RetainedEvents,
     /// Meta query ids.
     query_ids: IdSequence,
     /// Meta queries sent to other nodes and awaiting their answer, by query id.
@@ -113,6 +116,7 @@ impl Router {
             links: OnceLock::new(),
             dealing,
             interest: interest::Interest::default(),
+            retained: retained::RetainedEvents::default(),
             query_ids: IdSequence::default(),
             queries: DashMap::new(),
             admission,

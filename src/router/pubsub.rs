@@ -15,7 +15,6 @@ use crate::broker::plan::{self, Fanout, Group, Member};
 use crate::ids::{PublicationId, SessionId, SubscriptionId, random_id};
 use crate::link::LinkMsg;
 use crate::observe::spans;
-use crate::table::{Command, Retained};
 use crate::wamp::codec::neutral;
 use crate::wamp::message::{
     Event, Message, Payload, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed, code,
@@ -111,11 +110,7 @@ fn send_retained(
     pattern: &str,
     policy: MatchPolicy,
 ) {
-    let events: Vec<(String, Retained)> = router.replica.read(|t| {
-        let Some(r) = t.realm(&realm.name) else { return Vec::new() };
-        let matching = plan::retained_matching(&r.retained, pattern, policy);
-        matching.into_iter().map(|(t, e)| (t.to_owned(), e.clone())).collect()
-    });
+    let events = router.retained.matching(&realm.name, pattern, policy);
     let subscriber = member_of(me);
     for (topic, e) in events {
         let (Ok(details), Ok(payload)) =
@@ -167,7 +162,9 @@ pub fn subscription_left(router: &Router, realm: &Realm, session: SessionId, id:
 }
 
 /// Handles PUBLISH: fans the event out to every matching local subscriber and sends
-/// one frame to every other node with matching subscribers.
+/// one frame to every other node with matching subscribers. With `retain`, the event
+/// is also kept and sent to every node ([`super::retained`]); an acknowledged one is
+/// answered once the nodes up have it.
 pub async fn publish(
     router: &Router,
     realm: &Realm,
@@ -202,37 +199,30 @@ pub async fn publish(
     if let Some(tp) = spans::traceparent_of(&span).or_else(|| client_tp.map(str::to_owned)) {
         details.insert(spans::TRACEPARENT_KEY.into(), tp.into());
     }
-    let retain = dict_bool(&m.options, "retain").then(|| Retained {
+    let retain = dict_bool(&m.options, "retain").then(|| super::retained::Publication {
         publication: publication.0,
         details: neutral::encode_dict(&details),
         payload: neutral::encode_payload(&m.payload),
         audience: neutral::encode_dict(&audience.to_options()),
-        seq: 0,
     });
-    let limits = &router.config.limits;
-    let too_large = retain.as_ref().is_some_and(|e| e.size(&m.topic) > limits.max_retained_bytes as u64);
     let skip = plan::skipped(&m.options, me.id);
     let p = Publication { topic: &m.topic, id: publication, details, audience: &audience };
     span.in_scope(|| route(router, realm, p, m.payload, skip));
     drop(span);
-    if too_large {
-        let why = format!(
-            "event delivered but not retained: larger than {} bytes (limits.max_retained_bytes)",
-            limits.max_retained_bytes
-        );
-        return reply(super::limits::RETAINED_EVENT_TOO_LARGE, &why);
-    }
     if let Some(event) = retain {
-        let cmd = Command::Retain {
-            realm: realm.name.clone(),
-            topic: m.topic.clone(),
-            event,
-            max_events: limits.max_retained_events as u64,
-            max_bytes: limits.max_retained_bytes as u64,
-        };
-        if let Err(e) = router.replica.propose(cmd).await {
-            tracing::warn!(error = %e, "retained event not committed");
-            return reply(errors::CLUSTER_UNAVAILABLE, "event delivered but not retained: no quorum");
+        match router.retained.publish(router, realm, &m.topic, event, acknowledge) {
+            Ok(Some(wait)) => {
+                let silent = wait.wait(super::interest::ACK_LIMIT).await;
+                router.interest.finished(&wait);
+                if !silent.is_empty() {
+                    tracing::warn!(topic = %m.topic, nodes = ?silent, "retained without these nodes' acknowledgement");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let why = format!("event delivered but not retained: {e}");
+                return reply(super::limits::RETAINED_EVENT_TOO_LARGE, &why);
+            }
         }
     }
     if acknowledge {

@@ -192,7 +192,7 @@ def parse_status(text):
                 continue
             st.members[int(parts[0])] = Member(int(parts[0]), parts[1], parts[2], parts[3] == "yes", parts[4])
         elif section == "links":
-            parts = line.split(None, 2)
+            parts = line.split()
             if len(parts) >= 3:
                 st.links[int(parts[0])] = parts[2]
     return st

@@ -1,6 +1,6 @@
 //! The commands that change the routing table ([`Command`]), what applying one
 //! produced ([`Outcome`]), and the replicated values they carry: testaments
-//! ([`StoredTestament`]) and retained events ([`Retained`]).
+//! ([`StoredTestament`]), and retained events ([`Retained`]) of older logs.
 
 use serde::{Deserialize, Serialize};
 
@@ -38,10 +38,11 @@ pub enum Command {
     },
     /// A node is gone: purge its interest and callees everywhere.
     NodeDown { node: NodeId },
-    /// Keep `event` as the retained event of `topic` (PUBLISH.Options.retain), in
-    /// place of the topic's previous one; then drop the realm's oldest retained events
-    /// until at most `max_events` of at most `max_bytes` (see [`Retained::size`]) are
-    /// kept. The bounds travel in the command so every node applies the same ones.
+    /// Keep `event` as the retained event of `topic` (PUBLISH.Options.retain). Written
+    /// by versions before cluster design v2, which replicated retained events through
+    /// Raft; still decoded from older logs, and applied as a no-op: retained events are
+    /// owned by the publishing node and replicated on the links now
+    /// ([`crate::broker::retained`]).
     Retain {
         realm: String,
         topic: String,
@@ -80,8 +81,7 @@ pub struct StoredTestament {
     pub detached: bool,
 }
 
-/// The last event published on a topic with `retain: true`, replicated so it
-/// survives the loss of the publisher's node.
+/// A retained event as older logs carry it in [`Command::Retain`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Retained {
     /// The publication id.
@@ -94,16 +94,9 @@ pub struct Retained {
     /// a retained event reaches only the subscribers the original one could reach.
     #[serde(default)]
     pub audience: Vec<u8>,
-    /// Order of retention in the realm (set by the table): the lowest goes first.
+    /// Order of retention in the realm (set by the table of older versions).
     #[serde(default)]
     pub seq: u64,
-}
-
-impl Retained {
-    /// What the event counts against `limits.max_retained_bytes`, with its topic.
-    pub fn size(&self, topic: &str) -> u64 {
-        (topic.len() + self.details.len() + self.payload.len() + self.audience.len()) as u64
-    }
 }
 
 /// No bound (commands from before the bounds existed).

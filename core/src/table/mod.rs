@@ -1,9 +1,12 @@
 //! The routing table: a deterministic state machine fed by [`Command`]s.
 //!
 //! It holds what needs a single winner and so is replicated through consensus —
-//! per realm, the registration index (per-callee entries), retained events,
-//! testaments and roles changed at run time — and nothing that one node owns
-//! (its sessions, its subscription interest: see `router::interest`). Applying the
+//! per realm, the registration index (per-callee entries), testaments and roles
+//! changed at run time — and nothing that one node owns (its sessions, its
+//! subscription interest: see `router::interest`; the retained events it publishes:
+//! see [`crate::broker::retained`]). `Command::Retain` of older logs replays as a
+//! no-op: retained events committed before cluster design v2 are not carried over
+//! (the `retained` field of an older snapshot is ignored when it is decoded). Applying the
 //! same commands in the same order gives the same table and the same ids on every
 //! node: ids come from a counter inside the table, timestamps from the command. A single node applies commands directly; a cluster
 //! applies them through Raft. Either way, routers read the table and never mutate it
@@ -28,18 +31,6 @@ pub use command::{Command, Outcome, Retained, StoredTestament};
 pub struct RealmTable {
     /// Registrations and their callees.
     pub registrations: RegistrationIndex,
-    /// Retained events by topic.
-    #[serde(default)]
-    pub retained: HashMap<String, Retained>,
-    /// Topics of the retained events by [`Retained::seq`], oldest first.
-    #[serde(default)]
-    retained_order: BTreeMap<u64, String>,
-    /// Total [`Retained::size`] of the retained events.
-    #[serde(default)]
-    retained_bytes: u64,
-    /// Last [`Retained::seq`] handed out.
-    #[serde(default)]
-    retained_seq: u64,
     /// Testaments of the realm's sessions, in the order they were added.
     #[serde(default)]
     pub testaments: Vec<StoredTestament>,
@@ -50,56 +41,6 @@ pub struct RealmTable {
     /// Counts role changes, so nodes know when to recompile their rules.
     #[serde(default)]
     pub roles_version: u64,
-}
-
-impl RealmTable {
-    /// Keeps `event` as the retained event of `topic`, then drops the oldest events
-    /// until the bounds hold. An event larger than `max_bytes` by itself is not kept
-    /// and changes nothing (the publisher refuses it before proposing it).
-    fn retain(&mut self, topic: String, mut event: Retained, max_events: u64, max_bytes: u64) {
-        let size = event.size(&topic);
-        if size > max_bytes || max_events == 0 {
-            return;
-        }
-        if self.retained_order.len() != self.retained.len() {
-            self.rebuild_retained_order();
-        }
-        if let Some(old) = self.retained.remove(&topic) {
-            self.retained_order.remove(&old.seq);
-            self.retained_bytes = self.retained_bytes.saturating_sub(old.size(&topic));
-        }
-        self.retained_seq += 1;
-        event.seq = self.retained_seq;
-        self.retained_order.insert(event.seq, topic.clone());
-        self.retained_bytes += size;
-        self.retained.insert(topic, event);
-        while self.retained.len() as u64 > max_events || self.retained_bytes > max_bytes {
-            let Some((_, oldest)) = self.retained_order.pop_first() else { break };
-            if let Some(gone) = self.retained.remove(&oldest) {
-                self.retained_bytes = self.retained_bytes.saturating_sub(gone.size(&oldest));
-            }
-        }
-    }
-
-    /// Orders retained events kept by a version that did not order them (by their
-    /// sequence number, then topic), and recounts their bytes.
-    fn rebuild_retained_order(&mut self) {
-        let mut all: Vec<(&String, &mut Retained)> = self.retained.iter_mut().collect();
-        all.sort_by(|a, b| (a.1.seq, a.0).cmp(&(b.1.seq, b.0)));
-        self.retained_order.clear();
-        self.retained_bytes = 0;
-        for (topic, event) in all {
-            self.retained_seq += 1;
-            event.seq = self.retained_seq;
-            self.retained_order.insert(event.seq, topic.clone());
-            self.retained_bytes += event.size(topic);
-        }
-    }
-
-    /// How many retained events the realm keeps, and their total size.
-    pub fn retained_usage(&self) -> (usize, u64) {
-        (self.retained.len(), self.retained_bytes)
-    }
 }
 
 /// The whole replicated routing state.
@@ -168,10 +109,8 @@ impl RoutingTable {
                 }
                 Outcome::Done
             }
-            Command::Retain { realm, topic, event, max_events, max_bytes } => {
-                self.realms.entry(realm).or_default().retain(topic, event, max_events, max_bytes);
-                Outcome::Done
-            }
+            // retained events are kept by the nodes since cluster design v2
+            Command::Retain { .. } => Outcome::Done,
             Command::SetRole { realm, role } => {
                 let t = self.realms.entry(realm).or_default();
                 t.roles.insert(role.name.clone(), Some(role));
@@ -229,67 +168,15 @@ mod tests {
         }
     }
 
-    fn retain(topic: &str, payload_len: usize, max_events: u64, max_bytes: u64) -> Command {
-        let event = Retained {
-            publication: 1,
-            details: Vec::new(),
-            payload: vec![0; payload_len],
-            audience: Vec::new(),
-            seq: 0,
-        };
-        Command::Retain { realm: "r".into(), topic: topic.into(), event, max_events, max_bytes }
-    }
-
-    fn retained_topics(t: &RoutingTable) -> Vec<String> {
-        let mut topics: Vec<String> =
-            t.realm("r").map(|r| r.retained.keys().cloned().collect()).unwrap_or_default();
-        topics.sort();
-        topics
-    }
-
     #[test]
-    fn retained_events_beyond_the_count_drop_the_oldest() {
+    fn retain_commands_of_older_logs_replay_as_no_ops() {
         let mut t = RoutingTable::default();
-        for topic in ["a", "b", "c", "a", "d"] {
-            t.apply(retain(topic, 10, 3, u64::MAX));
-        }
-        // "a" was retained again after "b" and "c": "b" is the oldest when "d" comes.
-        assert_eq!(retained_topics(&t), ["a", "c", "d"]);
-        assert_eq!(t.realm("r").map(RealmTable::retained_usage), Some((3, 33)));
-    }
-
-    #[test]
-    fn retained_events_beyond_the_bytes_drop_the_oldest() {
-        let mut t = RoutingTable::default();
-        for topic in ["a", "b", "c"] {
-            t.apply(retain(topic, 99, 100, 250));
-        }
-        assert_eq!(retained_topics(&t), ["b", "c"]);
-        t.apply(retain("c", 9, 100, 250));
-        t.apply(retain("d", 99, 100, 250));
-        assert_eq!(retained_topics(&t), ["b", "c", "d"]);
-        assert_eq!(t.realm("r").map(RealmTable::retained_usage), Some((3, 210)));
-    }
-
-    #[test]
-    fn a_retained_event_larger_than_the_bound_changes_nothing() {
-        let mut t = RoutingTable::default();
-        t.apply(retain("a", 10, 100, 100));
-        t.apply(retain("a", 200, 100, 100));
-        assert_eq!(t.realm("r").and_then(|r| r.retained.get("a")).map(|e| e.payload.len()), Some(10));
-    }
-
-    #[test]
-    fn retained_events_of_an_older_snapshot_are_ordered_and_bounded() {
-        let mut t = RoutingTable::default();
-        let r = t.realms.entry("r".into()).or_default();
-        for topic in ["x", "y"] {
-            let e =
-                Retained { publication: 1, details: vec![], payload: vec![0; 9], audience: vec![], seq: 0 };
-            r.retained.insert(topic.into(), e);
-        }
-        t.apply(retain("z", 9, 2, u64::MAX));
-        assert_eq!(retained_topics(&t), ["y", "z"]);
+        let event =
+            Retained { publication: 1, details: Vec::new(), payload: vec![1], audience: Vec::new(), seq: 0 };
+        let cmd =
+            Command::Retain { realm: "r".into(), topic: "t".into(), event, max_events: 9, max_bytes: 99 };
+        assert_eq!(t.apply(cmd), Outcome::Done);
+        assert!(t.realm("r").is_none(), "nothing was kept");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! Payloads and details travel as MessagePack of the WAMP values: neutral to the
 //! clients' serializers, compact, and binary-safe.
 
-use crate::ids::{CallId, PublicationId, QueryId, RegistrationId, SessionId, SubscriptionId};
+use crate::broker::retained::{RetainedEvent, Stamp};
+use crate::ids::{CallId, NodeId, PublicationId, QueryId, RegistrationId, SessionId, SubscriptionId};
 use crate::link::LinkMsg;
 use crate::wamp::codec::DecodeError;
 use crate::wamp::codec::neutral::{decode_dict, decode_payload, encode_dict, encode_payload};
@@ -84,6 +85,17 @@ pub fn to_frame(msg: &LinkMsg) -> pb::Frame {
                     policy: policy.as_str().into(),
                 })
                 .collect(),
+        }),
+        LinkMsg::Retained { realm, topic, event, seq } => Kind::Retained(pb::Retained {
+            realm: realm.clone(),
+            topic: topic.clone(),
+            time_us: event.stamp.time_us,
+            node: event.stamp.node.0,
+            publication: event.publication,
+            details: event.details.clone(),
+            payload: event.payload.clone(),
+            audience: event.audience.clone(),
+            seq: *seq,
         }),
     };
     pb::Frame { kind: Some(kind) }
@@ -168,6 +180,18 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, FrameError> {
                 .map(|e| Ok::<_, FrameError>((e.topic, policy(e.policy)?)))
                 .collect::<Result<_, _>>()?,
         },
+        Kind::Retained(r) => LinkMsg::Retained {
+            realm: r.realm,
+            topic: r.topic,
+            event: RetainedEvent {
+                stamp: Stamp { time_us: r.time_us, node: NodeId(r.node) },
+                publication: r.publication,
+                details: r.details,
+                payload: r.payload,
+                audience: r.audience,
+            },
+            seq: r.seq,
+        },
     })
 }
 
@@ -217,6 +241,18 @@ mod tests {
                 payload: Payload::args(vec![Value::List(vec!["user".into()])]),
             },
             LinkMsg::Answer { id: QueryId(8), error: String::new(), payload: payload.clone() },
+            LinkMsg::Retained {
+                realm: "r".into(),
+                topic: "t".into(),
+                event: RetainedEvent {
+                    stamp: Stamp { time_us: 1_700_000_000_000_000, node: NodeId(3) },
+                    publication: 9,
+                    details: encode_dict(&dict! { "publisher" => 5u64 }),
+                    payload: encode_payload(&payload),
+                    audience: Vec::new(),
+                },
+                seq: 4,
+            },
             LinkMsg::Error { call: CallId(5), error: "com.err".into(), details: Dict::new(), payload },
         ];
         for m in msgs {

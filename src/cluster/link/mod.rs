@@ -8,6 +8,15 @@
 //! with backoff; the link counts as down from a failure until a reconnect succeeds.
 //! HTTP/2 keepalive PINGs ([`KEEPALIVE`]) find a peer that stopped answering.
 //!
+//! Frames are numbered ([`crate::link::seq`]): a frame gets its number when the
+//! peer's queue accepts it, under the epoch of this process's links, and the
+//! numbering goes on across reconnects. The queue of a broken link is discarded, so
+//! the receiver sees the next batch start past the number it expected and counts a
+//! gap and the frames missed (`junction_link_gaps`, `junction_link_frames_missed`);
+//! the sender counts every frame it did not send, by reason
+//! (`junction_link_frames_dropped`: link down, queue full, queue discarded). Answers
+//! on a reply path are numbered under an epoch of their stream.
+//!
 //! Answers travel back on the stream that carried the call: a node that receives
 //! INVOKEs from node A sends their YIELD/ERROR frames on the response half of A's
 //! stream (its *reply path*), so a call and its answer share one connection and the
@@ -38,8 +47,10 @@ pub mod pb {
 }
 
 use super::secure::Credentials;
-use crate::ids::NodeId;
+use crate::ids::{NodeId, random_id};
+use crate::link::seq::Receiving;
 use crate::link::{LinkDown, LinkHandler, LinkMsg, Links};
+use crate::observe::metrics::{DropReason, LinkCounters};
 use convert::{from_frame, to_frame};
 use pb::{link_client::LinkClient, link_server::Link};
 
@@ -47,6 +58,10 @@ use pb::{link_client::LinkClient, link_server::Link};
 const QUEUE: usize = 65_536;
 /// Frames per batch on the stream.
 const BATCH: usize = 512;
+/// Bytes of frames per batch: a batch is cut once its frames reach this size, so it
+/// stays well under the gRPC message limit ([`super::network::MAX_MESSAGE`]) whatever
+/// the payloads (a larger frame travels alone).
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// First reconnect delay after a link broke; doubled up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest reconnect delay.
@@ -61,10 +76,74 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Finds a node's gRPC address from the cluster membership.
 pub type Resolver = Arc<dyn Fn(NodeId) -> Option<String> + Send + Sync>;
 
+/// A frame queued for a peer, with its number.
+struct Numbered {
+    seq: u64,
+    frame: pb::Frame,
+}
+
 struct Peer {
-    tx: mpsc::Sender<pb::Frame>,
+    tx: mpsc::Sender<Numbered>,
+    /// The number of the next frame the queue accepts; held while queueing, so
+    /// numbers follow the queue's order.
+    next: parking_lot::Mutex<u64>,
     /// False while the link is known to be broken.
     up: Arc<AtomicBool>,
+    counters: LinkCounters,
+}
+
+/// Builds numbered batches: consecutive frames numbered from `next` under `epoch`.
+struct Numbering {
+    epoch: u64,
+    next: u64,
+}
+
+impl Numbering {
+    fn new() -> Self {
+        Numbering { epoch: random_id(), next: 1 }
+    }
+
+    /// The batches of `frames` from node `from`, numbered.
+    fn batches(&mut self, from: NodeId, frames: Vec<pb::Frame>) -> Vec<pb::Batch> {
+        let first_seq = self.next;
+        self.next += frames.len() as u64;
+        batches(from, self.epoch, first_seq, frames)
+    }
+}
+
+/// Cuts consecutive `frames` numbered from `first_seq` into batches of at most
+/// [`BATCH_BYTES`] (a larger frame alone).
+fn batches(from: NodeId, epoch: u64, first_seq: u64, frames: Vec<pb::Frame>) -> Vec<pb::Batch> {
+    let mut out = Vec::new();
+    let mut current = pb::Batch { from_node: from.0, frames: Vec::new(), epoch, first_seq };
+    let mut bytes = 0;
+    for (seq, frame) in (first_seq..).zip(frames) {
+        let len = prost::Message::encoded_len(&frame);
+        if !current.frames.is_empty() && bytes + len > BATCH_BYTES {
+            let next = pb::Batch { from_node: from.0, frames: Vec::new(), epoch, first_seq: seq };
+            out.push(std::mem::replace(&mut current, next));
+            bytes = 0;
+        }
+        bytes += len;
+        current.frames.push(frame);
+    }
+    if !current.frames.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Counts what a batch from a peer revealed: its frames, and a gap in their numbering.
+fn arrived(counters: &LinkCounters, seen: &mut Receiving, node: NodeId, batch: &pb::Batch) {
+    let n = batch.frames.len() as u64;
+    counters.frames_received.inc_by(n);
+    counters.bytes_received.inc_by(prost::Message::encoded_len(batch) as u64);
+    let arrival = seen.arrive(batch.epoch, batch.first_seq, n);
+    if arrival.gap() {
+        counters.gaps.inc();
+        counters.frames_missed.inc_by(arrival.missed);
+        tracing::info!(%node, missed = arrival.missed, "link frames missed: a gap in their numbering");
+    }
 }
 
 /// Reply paths: for each node whose stream to us is open, the queue of frames sent
@@ -88,8 +167,10 @@ pub struct GrpcLinks {
     /// Credentials for connecting to peers (the cluster's TLS, if any).
     creds: Credentials,
     resolve: Resolver,
-    peers: DashMap<NodeId, Peer>,
+    peers: DashMap<NodeId, Arc<Peer>>,
     replies: Arc<ReplyPaths>,
+    /// The epoch this process numbers its frames under.
+    epoch: u64,
     /// Events dropped because a link was down or full.
     pub dropped_events: AtomicU64,
 }
@@ -111,25 +192,29 @@ impl GrpcLinks {
             resolve,
             peers: DashMap::new(),
             replies,
+            epoch: random_id(),
             dropped_events: AtomicU64::new(0),
         })
     }
 
-    fn peer_sender(&self, node: NodeId) -> (mpsc::Sender<pb::Frame>, Arc<AtomicBool>) {
+    fn peer(&self, node: NodeId) -> Arc<Peer> {
         let entry = self.peers.entry(node).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
             let up = Arc::new(AtomicBool::new(true));
+            let counters = crate::observe::metrics::link(node.0);
             let peer = PeerTask {
                 me: self.me,
                 node,
                 handler: self.handler.clone(),
                 creds: self.creds.clone(),
                 resolve: self.resolve.clone(),
+                epoch: self.epoch,
+                counters: counters.clone(),
             };
             tokio::spawn(peer.run(rx, up.clone()));
-            Peer { tx, up }
+            Arc::new(Peer { tx, next: parking_lot::Mutex::new(1), up, counters })
         });
-        (entry.tx.clone(), entry.up.clone())
+        entry.clone()
     }
 }
 
@@ -143,6 +228,9 @@ impl GrpcLinks {
                 node: p.key().0,
                 addr: (self.resolve)(*p.key()).unwrap_or_default(),
                 state: if p.up.load(Ordering::Relaxed) { "up" } else { "down" }.into(),
+                frames_sent: p.counters.frames_sent.get(),
+                frames_dropped: p.counters.dropped_total(),
+                frames_missed: p.counters.frames_missed.get(),
             })
             .collect();
         out.sort_by_key(|l| l.node);
@@ -167,13 +255,23 @@ impl Links for GrpcLinks {
                 }
             }
         }
-        let (tx, up) = self.peer_sender(node);
-        let is_event = matches!(msg, LinkMsg::Event { .. });
-        let sent = up.load(Ordering::Relaxed) && tx.try_send(to_frame(&msg)).is_ok();
-        if sent {
-            return Ok(());
-        }
-        if is_event {
+        let peer = self.peer(node);
+        let refused = if peer.up.load(Ordering::Relaxed) {
+            let frame = to_frame(&msg);
+            let mut next = peer.next.lock();
+            match peer.tx.try_send(Numbered { seq: *next, frame }) {
+                Ok(()) => {
+                    *next += 1;
+                    return Ok(());
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => DropReason::Full,
+                Err(mpsc::error::TrySendError::Closed(_)) => DropReason::Down,
+            }
+        } else {
+            DropReason::Down
+        };
+        peer.counters.dropped(refused, 1);
+        if matches!(msg, LinkMsg::Event { .. }) {
             self.dropped_events.fetch_add(1, Ordering::Relaxed);
         }
         Err(LinkDown(node))
@@ -191,6 +289,9 @@ struct PeerTask {
     handler: Weak<dyn LinkHandler>,
     creds: Credentials,
     resolve: Resolver,
+    /// The epoch this process numbers its frames under.
+    epoch: u64,
+    counters: LinkCounters,
 }
 
 enum Pump {
@@ -216,14 +317,15 @@ fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
 
 impl PeerTask {
     /// Connects, pumps the queue onto the stream, and reconnects with backoff.
-    async fn run(self, mut rx: mpsc::Receiver<pb::Frame>, up: Arc<AtomicBool>) {
+    async fn run(self, mut rx: mpsc::Receiver<Numbered>, up: Arc<AtomicBool>) {
         let mut backoff = MIN_BACKOFF;
         // the node was lost and calls may wait out its fence
         let mut fencing = false;
+        let mut answers = Receiving::default();
         loop {
             let mut gone = false;
             if let Some(addr) = (self.resolve)(self.node) {
-                match self.pump(&addr, &mut rx, &up).await {
+                match self.pump(&addr, &mut rx, &up, &mut answers).await {
                     Pump::QueueClosed => return,
                     Pump::Broken(why) => tracing::info!(node = %self.node, %addr, reason = %why, "link down"),
                     Pump::Refused(why) => {
@@ -233,7 +335,11 @@ impl PeerTask {
                 }
             }
             let was_up = up.swap(false, Ordering::Relaxed);
-            while rx.try_recv().is_ok() {}
+            let mut discarded = 0;
+            while rx.try_recv().is_ok() {
+                discarded += 1;
+            }
+            self.counters.dropped(DropReason::Discarded, discarded);
             let Some(handler) = self.handler.upgrade() else { return };
             if was_up {
                 handler.node_lost(self.node);
@@ -250,7 +356,13 @@ impl PeerTask {
         }
     }
 
-    async fn pump(&self, addr: &str, rx: &mut mpsc::Receiver<pb::Frame>, up: &AtomicBool) -> Pump {
+    async fn pump(
+        &self,
+        addr: &str,
+        rx: &mut mpsc::Receiver<Numbered>,
+        up: &AtomicBool,
+        answers: &mut Receiving,
+    ) -> Pump {
         let creds = &self.creds;
         let endpoint = match creds.endpoint(addr) {
             Ok(e) => e
@@ -267,7 +379,9 @@ impl PeerTask {
             Err(e) => return Pump::Broken(e.to_string()),
         };
         let (btx, brx) = mpsc::channel::<pb::Batch>(16);
-        let mut client = LinkClient::with_interceptor(channel, creds.interceptor());
+        let mut client = LinkClient::with_interceptor(channel, creds.interceptor())
+            .max_decoding_message_size(super::network::MAX_MESSAGE)
+            .max_encoding_message_size(super::network::MAX_MESSAGE);
         let mut responses = match client.stream(ReceiverStream::new(brx)).await {
             Ok(r) => r.into_inner(),
             Err(e) => return Pump::Broken(e.to_string()),
@@ -276,23 +390,27 @@ impl PeerTask {
         if let Some(handler) = self.handler.upgrade() {
             handler.link_up(self.node);
         }
-        let bytes = crate::observe::metrics::link(self.node.0);
-        let mut frames = Vec::with_capacity(BATCH);
+        let counters = &self.counters;
+        let mut queued = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
-                n = rx.recv_many(&mut frames, BATCH) => {
+                n = rx.recv_many(&mut queued, BATCH) => {
                     if n == 0 {
                         return Pump::QueueClosed;
                     }
-                    let batch = pb::Batch { from_node: self.me.0, frames: std::mem::take(&mut frames) };
-                    bytes.sent.inc_by(prost::Message::encoded_len(&batch) as u64);
-                    if btx.send(batch).await.is_err() {
-                        return Pump::Broken("stream closed".into());
+                    let first_seq = queued.first().map_or(0, |f: &Numbered| f.seq);
+                    let frames = queued.drain(..).map(|f| f.frame).collect();
+                    counters.frames_sent.inc_by(n as u64);
+                    for batch in batches(self.me, self.epoch, first_seq, frames) {
+                        counters.bytes_sent.inc_by(prost::Message::encoded_len(&batch) as u64);
+                        if btx.send(batch).await.is_err() {
+                            return Pump::Broken("stream closed".into());
+                        }
                     }
                 }
                 r = responses.message() => match r {
                     Ok(Some(batch)) => {
-                        bytes.received.inc_by(prost::Message::encoded_len(&batch) as u64);
+                        arrived(counters, answers, self.node, &batch);
                         let Some(handler) = self.handler.upgrade() else { return Pump::QueueClosed };
                         deliver(handler.as_ref(), self.node, batch);
                     }
@@ -327,13 +445,15 @@ pub struct LinkService {
     slot: Arc<OnceLock<Inbound>>,
     replies: Arc<ReplyPaths>,
     tls: bool,
+    /// The numbering each node's frames arrived with, across its streams.
+    seen: Arc<DashMap<NodeId, Receiving>>,
 }
 
 impl LinkService {
     /// A service delivering to the handler `slot` will hold; `tls`: the cluster
     /// runs mutual TLS, so streams are bound to the certificate's node ids.
     pub fn new(slot: Arc<OnceLock<Inbound>>, replies: Arc<ReplyPaths>, tls: bool) -> Self {
-        LinkService { slot, replies, tls }
+        LinkService { slot, replies, tls, seen: Arc::default() }
     }
 
     /// The node ids the client certificate names (`None`: no TLS, any id).
@@ -368,18 +488,22 @@ impl Link for LinkService {
         let (out_tx, out_rx) = mpsc::channel(16);
         let refuse = out_tx.clone();
         let (reply_tx, mut reply_rx) = mpsc::channel::<pb::Frame>(QUEUE);
-        // the peer's byte counters, known from its first batch
-        let counters: Arc<OnceLock<crate::observe::metrics::LinkBytes>> = Arc::default();
+        let seen = self.seen.clone();
+        // the peer's counters, known from its first batch
+        let counters: Arc<OnceLock<LinkCounters>> = Arc::default();
         let sent_to = counters.clone();
         tokio::spawn(async move {
             let mut frames = Vec::with_capacity(BATCH);
+            let mut numbering = Numbering::new();
             while reply_rx.recv_many(&mut frames, BATCH).await > 0 {
-                let batch = pb::Batch { from_node: me.0, frames: std::mem::take(&mut frames) };
-                if let Some(b) = sent_to.get() {
-                    b.sent.inc_by(prost::Message::encoded_len(&batch) as u64);
-                }
-                if out_tx.send(Ok(batch)).await.is_err() {
-                    return;
+                for batch in numbering.batches(me, std::mem::take(&mut frames)) {
+                    if let Some(c) = sent_to.get() {
+                        c.frames_sent.inc_by(batch.frames.len() as u64);
+                        c.bytes_sent.inc_by(prost::Message::encoded_len(&batch) as u64);
+                    }
+                    if out_tx.send(Ok(batch)).await.is_err() {
+                        return;
+                    }
                 }
             }
         });
@@ -399,8 +523,8 @@ impl Link for LinkService {
                     replies.insert(node, reply_tx.clone());
                     from = Some(node);
                 }
-                if let Some(b) = counters.get() {
-                    b.received.inc_by(prost::Message::encoded_len(&batch) as u64);
+                if let Some(c) = counters.get() {
+                    arrived(c, &mut seen.entry(node).or_default(), node, &batch);
                 }
                 deliver(handler.as_ref(), node, batch);
             }
@@ -414,5 +538,29 @@ impl Link for LinkService {
             }
         });
         Ok(Response::new(ReceiverStream::new(out_rx)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(payload_len: usize) -> pb::Frame {
+        let yield_ =
+            pb::Yield { call: 1, payload: vec![0; payload_len], progress: false, details: Vec::new() };
+        pb::Frame { kind: Some(pb::frame::Kind::Yield(yield_)) }
+    }
+
+    #[test]
+    fn batches_are_cut_by_bytes_and_stay_numbered() {
+        let frames =
+            vec![frame(10), frame(BATCH_BYTES / 2), frame(BATCH_BYTES / 2), frame(BATCH_BYTES * 2), frame(1)];
+        let out = batches(NodeId(1), 7, 40, frames);
+        let shape: Vec<(u64, usize)> = out.iter().map(|b| (b.first_seq, b.frames.len())).collect();
+        assert_eq!(shape, [(40, 2), (42, 1), (43, 1), (44, 1)]);
+        assert!(out.iter().all(|b| b.epoch == 7 && b.from_node == 1));
+        let mut n = Numbering { epoch: 3, next: 1 };
+        assert_eq!(n.batches(NodeId(2), vec![frame(1), frame(1)])[0].first_seq, 1);
+        assert_eq!(n.batches(NodeId(2), vec![frame(1)])[0].first_seq, 3);
     }
 }

@@ -3,7 +3,11 @@
 //! carries them. The router sends through [`Links`], which the cluster implements
 //! over gRPC streams; the cluster hands what arrives, and the loss of a node, to a
 //! [`LinkHandler`], which the router implements. Neither layer imports the other.
+//! How frames are numbered so a receiver counts what it missed: [`seq`].
 
+pub mod seq;
+
+use crate::broker::retained::RetainedEvent;
 use crate::ids::{CallId, NodeId, PublicationId, QueryId, RegistrationId, SessionId, SubscriptionId};
 use crate::wamp::message::Payload;
 use crate::wamp::uri::MatchPolicy;
@@ -54,10 +58,15 @@ pub enum LinkMsg {
     /// The sending node gained (`on`) or lost interest in `(realm, topic, policy)`;
     /// `seq` > 0 asks for an [`LinkMsg::InterestAck`].
     Interest { realm: String, topic: String, policy: MatchPolicy, on: bool, seq: u64 },
-    /// The receiver applied the sender's interest change `seq`.
+    /// The receiver applied the sender's change `seq` (an [`LinkMsg::Interest`] or a
+    /// [`LinkMsg::Retained`]).
     InterestAck { seq: u64 },
     /// The sending node's whole interest in `realm`, replacing what the receiver knew.
     InterestSync { realm: String, entries: Vec<(String, MatchPolicy)> },
+    /// A retained event of `topic` for the receiver to merge (last writer wins); a
+    /// `seq` above 0 asks for an [`LinkMsg::InterestAck`]. A node's whole retained set
+    /// goes as one of these per event whenever a link (re)connects.
+    Retained { realm: String, topic: String, event: RetainedEvent, seq: u64 },
 }
 
 /// The link is down: the message could not be queued.
@@ -86,7 +95,7 @@ pub trait LinkHandler: Send + Sync {
         let _ = node;
     }
     /// The link to `node` (re)connected: what the receiver must know of this node
-    /// (its subscription interest) is sent again.
+    /// (its subscription interest, the retained events it keeps) is sent again.
     fn link_up(&self, node: NodeId);
     /// The stream `node` sends on ended: what it told this node (its subscription
     /// interest) no longer holds; it sends it again when it reconnects.
