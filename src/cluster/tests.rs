@@ -240,6 +240,7 @@ fn node_cfg(id: u64, peers: Vec<String>) -> ClusterConfig {
         lease_ms: 1000,
         propose_timeout_ms: 2000,
         join_timeout_ms: 20_000,
+        ephemeral: true,
         ..ClusterConfig::default()
     }
 }
