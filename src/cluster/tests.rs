@@ -580,7 +580,7 @@ async fn with_mutual_tls_a_certificate_speaks_only_for_the_node_it_names() {
     let channel = creds.endpoint(n1.cluster.addr()).expect("endpoint").connect().await.expect("TLS connects");
     let mut client = RaftClient::new(channel);
 
-    let join = |id| JoinRequest { node_id: id, addr: "127.0.0.1:1".into(), incarnation: 7 };
+    let join = |id| JoinRequest { node_id: id, addr: "127.0.0.1:1".into(), incarnation: 7, empty_log: false };
     denied(client.join(join(2)).await, "join claiming member 2");
     denied(client.join(join(4)).await, "join claiming new node 4");
     let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(99, 2), None);
