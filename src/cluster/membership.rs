@@ -157,7 +157,11 @@ async fn join(cluster: &Cluster, req: &JoinRequest) -> Result<Joined, JoinError>
     let announce =
         Request::Announce { node: req.node_id, addr: req.addr.clone(), incarnation: req.incarnation };
     let (_, log_index) = cluster.leader_write(announce, timeout).await?;
-    let voter = is_voter || promote_if_due(cluster, req.node_id).await?;
+    let voter = is_voter || {
+        // Its replication progress shows in the metrics a moment after the commit.
+        upkeep::wait_replicated(cluster, req.node_id, log_index, ADD_LEARNER_TIMEOUT).await;
+        promote_if_due(cluster, req.node_id).await?
+    };
     Ok(Joined { voter, leader_id: cluster.id, log_index })
 }
 

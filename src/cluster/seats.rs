@@ -92,7 +92,11 @@ pub fn next_change(view: &SeatView) -> Option<SeatChange> {
     }
     let extra = view.voters.iter().rev().copied().find(|id| !want.contains(id))?;
     if extra == view.leader {
-        return want.iter().copied().find(|id| *id != view.leader && view.up.contains(id)).map(SeatChange::HandOver);
+        return want
+            .iter()
+            .copied()
+            .find(|id| *id != view.leader && view.up.contains(id))
+            .map(SeatChange::HandOver);
     }
     let mut after = view.voters.clone();
     after.remove(&extra);

@@ -52,7 +52,8 @@ impl Drop for Pause<'_> {
 /// The voter to hand over to: `to` when given (it must be an up voter other than
 /// this node), else the lowest-id voter that is up.
 fn choose(cluster: &Cluster, to: Option<u64>) -> Result<u64, WriteError> {
-    let voters: Vec<u64> = cluster.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+    let voters: Vec<u64> =
+        cluster.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
     let nodes = cluster.state.nodes();
     let up = |id: &u64| nodes.get(id).is_some_and(|n| n.up);
     match to {
@@ -61,9 +62,11 @@ fn choose(cluster: &Cluster, to: Option<u64>) -> Result<u64, WriteError> {
         }
         Some(id) if !up(&id) => Err(WriteError::Failed(format!("node {id} is down"))),
         Some(id) => Ok(id),
-        None => voters.into_iter().filter(|v| *v != cluster.id && up(v)).min().ok_or_else(|| {
-            WriteError::Failed("no other voter is up to hand leadership to".into())
-        }),
+        None => voters
+            .into_iter()
+            .filter(|v| *v != cluster.id && up(v))
+            .min()
+            .ok_or_else(|| WriteError::Failed("no other voter is up to hand leadership to".into())),
     }
 }
 
@@ -191,7 +194,8 @@ pub async fn transfer(cluster: &Cluster, to: Option<u64>) -> Result<u64, Replica
                 _ => return Err(ReplicateError::NoLeader),
             },
             Some(addr) => {
-                let mut client = cluster.peers.client(addr).map_err(|e| ReplicateError::Call(e.to_string()))?;
+                let mut client =
+                    cluster.peers.client(addr).map_err(|e| ReplicateError::Call(e.to_string()))?;
                 let timeout = elect_window(cluster) + CATCH_UP + Duration::from_secs(2);
                 let req = TransferRequest { to: to.unwrap_or(0) };
                 cluster
@@ -203,7 +207,9 @@ pub async fn transfer(cluster: &Cluster, to: Option<u64>) -> Result<u64, Replica
         };
         match reply.result {
             Some(transfer_reply::Result::LeaderId(id)) => return Ok(id),
-            Some(transfer_reply::Result::Forward(LeaderHint { leader_addr, .. })) if !leader_addr.is_empty() => {
+            Some(transfer_reply::Result::Forward(LeaderHint { leader_addr, .. }))
+                if !leader_addr.is_empty() =>
+            {
                 target = Some(leader_addr)
             }
             Some(transfer_reply::Result::Forward(_)) => return Err(ReplicateError::NoLeaderHint),
@@ -216,10 +222,15 @@ pub async fn transfer(cluster: &Cluster, to: Option<u64>) -> Result<u64, Replica
 
 /// `junction cluster transfer-leader`: asks the node at `addr` to have the leader
 /// hand over to `to` (or the best voter); returns (old leader, new leader).
-pub async fn transfer_leader(addr: &str, to: Option<u64>, creds: Credentials) -> Result<(u64, u64), AdminError> {
+pub async fn transfer_leader(
+    addr: &str,
+    to: Option<u64>,
+    creds: Credentials,
+) -> Result<(u64, u64), AdminError> {
     let peers = Peers::new(Duration::from_secs(2), creds);
     let mut client = peers.client(addr).map_err(|e| AdminError::Unreachable(e.to_string()))?;
-    let before = peers.call(addr, Duration::from_secs(5), client.status(super::proto::StatusRequest {})).await?;
+    let before =
+        peers.call(addr, Duration::from_secs(5), client.status(super::proto::StatusRequest {})).await?;
     let req = TransferRequest { to: to.unwrap_or(0) };
     let reply = peers.call(addr, Duration::from_secs(20), client.transfer_leader(req)).await?;
     match reply.result {

@@ -55,7 +55,36 @@ pub(crate) fn view(cluster: &Cluster, in_grace: impl Fn(u64) -> bool) -> Option<
         })
         .collect();
     let in_grace = voters.iter().copied().filter(|id| !up.contains(id) && in_grace(*id)).collect();
-    Some(SeatView { voters, learners, up, caught_up, in_grace, target: cluster.cfg.voters, leader: cluster.id })
+    Some(SeatView {
+        voters,
+        learners,
+        up,
+        caught_up,
+        in_grace,
+        target: cluster.cfg.voters,
+        leader: cluster.id,
+    })
+}
+
+/// Waits up to `limit` until the leader's metrics show `node` has replicated the
+/// log up to `index`; returns whether it has.
+pub(crate) async fn wait_replicated(cluster: &Cluster, node: u64, index: u64, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut metrics = cluster.raft.metrics();
+    loop {
+        let matched = {
+            let m = metrics.borrow_and_update();
+            m.replication.as_ref().and_then(|r| r.get(&node).cloned()).flatten().map(|l| l.index)
+        };
+        if matched.is_some_and(|i| i >= index) {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !cluster.is_leader() {
+            return false;
+        }
+        tokio::time::timeout(left.min(Duration::from_millis(50)), metrics.changed()).await.ok();
+    }
 }
 
 /// Applies a promotion or demotion (the caller holds the membership lock).
@@ -77,7 +106,8 @@ pub(crate) async fn apply(cluster: &Cluster, step: SeatChange) -> Result<(), Wri
 /// Removes learner `id`, down too long, from the membership and the liveness table.
 async fn forget(cluster: &Cluster, id: u64) -> Result<(), WriteError> {
     let _guard = cluster.membership_lock.lock().await;
-    let still_learner = cluster.raft.metrics().borrow().membership_config.membership().learner_ids().any(|l| l == id);
+    let still_learner =
+        cluster.raft.metrics().borrow().membership_config.membership().learner_ids().any(|l| l == id);
     if !still_learner || cluster.state.node(id).is_some_and(|n| n.up) {
         return Ok(());
     }
@@ -91,7 +121,8 @@ async fn forget(cluster: &Cluster, id: u64) -> Result<(), WriteError> {
 pub async fn run(cluster: Arc<Cluster>) {
     let mut shutdown = cluster.shutdown_signal();
     let lease = cluster.cfg.lease();
-    let mut tick = tokio::time::interval((lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)));
+    let mut tick =
+        tokio::time::interval((lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let grace = lease * SEAT_GRACE_LEASES;
     let mut leader_since: Option<Instant> = None;
@@ -127,7 +158,11 @@ pub async fn run(cluster: Arc<Cluster>) {
         let Some(step) = view(&cluster, in_grace).and_then(|v| seats::next_change(&v)) else { continue };
         if matches!(step, SeatChange::HandOver(_)) {
             drop(guard);
-            tracing::info!(node = cluster.id, ?step, "this leader gives up its voter seat: handing over first");
+            tracing::info!(
+                node = cluster.id,
+                ?step,
+                "this leader gives up its voter seat: handing over first"
+            );
         }
         if let Err(e) = apply(&cluster, step).await {
             tracing::warn!(?step, error = ?e, "voter seat change failed");
