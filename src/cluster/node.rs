@@ -76,8 +76,11 @@ pub struct Cluster {
     /// no writes and changes no membership meanwhile.
     pub(crate) handing_over: AtomicBool,
     /// This process started without Raft state (no log, no vote) and has not joined
-    /// since: it reports so when joining, and does not vote meanwhile.
+    /// since: it reports so when joining, and does not vote meanwhile. Kept in the
+    /// log store too, so that it survives a restart before the node joined.
     fresh: AtomicBool,
+    /// The log store (shared with Raft), for that flag.
+    log: LogStore,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The secret and TLS identity used with peers.
@@ -125,7 +128,12 @@ impl Cluster {
         };
         let state = sm.shared();
         let committed = log.committed_index();
-        let fresh = is_empty(&mut log).await?;
+        let storage = |e: super::log_store::LogStoreError| ClusterError::Storage(e.to_string());
+        let fresh = is_empty(&mut log).await? || log.unjoined().map_err(storage)?;
+        if fresh {
+            log.set_unjoined(true).map_err(storage)?;
+        }
+        let own_log = log.clone();
         let listener =
             match cfg.listen_addr() {
                 Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
@@ -161,6 +169,7 @@ impl Cluster {
             retiring: AtomicBool::new(false),
             handing_over: AtomicBool::new(false),
             fresh: AtomicBool::new(fresh),
+            log: own_log,
             shutdown,
             tasks: Mutex::new(Vec::new()),
             creds,
@@ -425,7 +434,11 @@ impl Cluster {
 
     /// Records that this node joined: it is no longer fresh.
     pub(crate) fn set_joined(&self) {
-        self.fresh.store(false, Ordering::SeqCst);
+        if self.fresh.swap(false, Ordering::SeqCst)
+            && let Err(e) = self.log.set_unjoined(false)
+        {
+            tracing::warn!(error = %e, "cannot record that this node joined");
+        }
     }
 
     /// True once [`Cluster::retire`] was called.

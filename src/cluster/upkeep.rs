@@ -26,6 +26,9 @@ use super::types::Request;
 /// How many leases a down voter keeps its seat.
 pub const SEAT_GRACE_LEASES: u32 = 15;
 
+/// How long the upkeep waits after a failed hand-over before trying again.
+const HAND_OVER_BACKOFF: Duration = Duration::from_secs(30);
+
 /// How far behind the leader's log a learner may be and still count as caught up.
 const CATCH_UP_LAG: u64 = 100;
 
@@ -127,6 +130,8 @@ pub async fn run(cluster: Arc<Cluster>) {
     let grace = lease * SEAT_GRACE_LEASES;
     let mut leader_since: Option<Instant> = None;
     let mut down_since: BTreeMap<u64, Instant> = BTreeMap::new();
+    // A failed hand-over paused writes for a while: do not retry at once.
+    let mut no_hand_over_until: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -158,6 +163,9 @@ pub async fn run(cluster: Arc<Cluster>) {
         let Some(step) = view(&cluster, in_grace).and_then(|v| seats::next_change(&v)) else { continue };
         if matches!(step, SeatChange::HandOver(_)) {
             drop(guard);
+            if no_hand_over_until.is_some_and(|t| now < t) {
+                continue;
+            }
             tracing::info!(
                 node = cluster.id,
                 ?step,
@@ -166,6 +174,9 @@ pub async fn run(cluster: Arc<Cluster>) {
         }
         if let Err(e) = apply(&cluster, step).await {
             tracing::warn!(?step, error = ?e, "voter seat change failed");
+            if matches!(step, SeatChange::HandOver(_)) {
+                no_hand_over_until = Some(Instant::now() + HAND_OVER_BACKOFF);
+            }
         }
     }
 }
