@@ -23,7 +23,7 @@ for i in 1 2 3; do GRPC[$i]=$(free_port); done
 for i in 1 2 3; do
   peers=""; for j in 1 2 3; do [ "$j" != "$i" ] && peers="$peers\"127.0.0.1:${GRPC[$j]}\","; done
   boot=false; [ "$i" = 1 ] && boot=true
-  printf '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\n' \
+  printf '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\nephemeral = true\n' \
     "$i" "${GRPC[$i]}" "${peers%,}" "$boot" > "$DIR/n$i.toml"
   target/release/junction --config "$DIR/n$i.toml" > "$DIR/n$i.out" 2> "$DIR/n$i.err" &
   PIDS+=($!)

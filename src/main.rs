@@ -68,8 +68,8 @@ enum Command {
 /// `junction cluster ...`
 #[derive(Subcommand, Debug, Clone)]
 #[command(after_help = "Exit codes: 0 done; 1 the cluster refused or could not make the change, \
-or status failed (the message says why); 2 bad flags or configuration file; 3 (add, remove) the node \
-given with --node could not be reached or did not answer in time.")]
+or status failed (the message says why); 2 bad flags or configuration file; 3 (add, remove, \
+transfer-leader) the node given with --node could not be reached or did not answer in time.")]
 enum ClusterCommand {
     /// Print members, roles, leader, term, commit/applied indexes and link states.
     Status {
@@ -92,7 +92,8 @@ enum ClusterCommand {
         voter: bool,
     },
     /// Remove a node from the cluster for good (scale-down): its voter seat goes to a
-    /// learner that is up, its routing entries are purged.
+    /// learner that is up, its routing entries are purged. Removing the leader hands
+    /// its role to another voter first.
     Remove {
         /// gRPC address of any node of the cluster (its `cluster.listen`/`advertise`).
         #[arg(long)]
@@ -100,6 +101,16 @@ enum ClusterCommand {
         /// The id of the node to remove.
         #[arg(long)]
         id: u64,
+    },
+    /// Hand the leader's role to another voter (before maintenance on the leader's
+    /// host): the leader stops taking writes, the target runs for election.
+    TransferLeader {
+        /// gRPC address of any node of the cluster (its `cluster.listen`/`advertise`).
+        #[arg(long)]
+        node: String,
+        /// The voter to hand over to; by default the lowest-id voter that is up.
+        #[arg(long)]
+        to: Option<u64>,
     },
 }
 
@@ -156,6 +167,22 @@ fn admin(cmd: &Command, config: Option<&PathBuf>) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("junction: cannot remove node {id}: {e}");
+                    admin_failure(&e)
+                }
+            }
+        }
+        Command::Cluster(ClusterCommand::TransferLeader { node, to }) => {
+            match rt.block_on(junction::cluster::transfer::transfer_leader(node, *to, creds)) {
+                Ok((old, new)) if old == new => {
+                    println!("node {new} leads already");
+                    ExitCode::SUCCESS
+                }
+                Ok((old, new)) => {
+                    println!("leadership handed over from node {old} to node {new}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("junction: cannot transfer leadership: {e}");
                     admin_failure(&e)
                 }
             }

@@ -315,7 +315,7 @@ async fn a_cross_node_call_is_one_trace() {
         let path = dir.join(format!("node{id}.toml"));
         let text = format!(
             "[cluster]\nnode_id = {id}\nlisten = \"127.0.0.1:{me}\"\npeers = [\"127.0.0.1:{peer}\"]\n\
-             bootstrap = {}\nvoters = 3\n",
+             bootstrap = {}\nvoters = 3\nephemeral = true\n",
             id == 1
         );
         std::fs::write(&path, text).unwrap();

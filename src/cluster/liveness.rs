@@ -17,6 +17,9 @@
 //! and from the end of a stall of this process (a leader resuming from a pause must
 //! not declare the others down from its stale view).
 //!
+//! A leader handing leadership over ([`super::transfer`]) stops its heartbeats, so
+//! it checks nothing meanwhile, and counts leases again afterwards.
+//!
 //! Then it commits `Down{node, incarnation}`, which purges that incarnation's
 //! subscriptions interest and callees on every node. Membership is left alone: a
 //! node that comes back (same or new incarnation) announces itself again.
@@ -80,7 +83,8 @@ pub async fn run(cluster: Arc<Cluster>) {
         }
         last_tick = woke;
         prove_contact(&cluster, woke);
-        if !cluster.is_leader() {
+        if !cluster.is_leader() || cluster.is_handing_over() {
+            // (a leader handing over sends no heartbeats: the silence is its own)
             leader_since = None;
             proposed.clear();
             seen.clear();

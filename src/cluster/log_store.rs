@@ -4,6 +4,10 @@
 //! and vote is durable when the call returns: redb's default `Durability::Immediate`);
 //! a node without one uses redb's in-memory backend, through the same code.
 //!
+//! Besides openraft's state it keeps one flag of the node's own: the store was
+//! empty when the node started and the node has not joined since (see
+//! `cluster::membership`).
+//!
 //! Entries are stored MessagePack-encoded under their index. The calls are
 //! synchronous redb transactions made from openraft's storage task; they are short
 //! (one fsync per batch of appended entries on disk, none in memory).
@@ -30,6 +34,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
 const KEY_PURGED: &str = "last_purged";
+const KEY_UNJOINED: &str = "unjoined";
 
 /// The log store. Cheap to clone: clones share the database.
 #[derive(Clone)]
@@ -110,6 +115,19 @@ impl LogStore {
             store.committed.store(c.index as i64, Ordering::Relaxed);
         }
         Ok(store)
+    }
+
+    /// Whether the node marked this store as started empty and not joined since
+    /// ([`LogStore::set_unjoined`]).
+    pub fn unjoined(&self) -> Result<bool, LogStoreError> {
+        let marked = self.get_meta::<bool>(KEY_UNJOINED).map_err(|e| LogStoreError::Tables(e.to_string()))?;
+        Ok(marked.unwrap_or(false))
+    }
+
+    /// Marks this store as started empty and not joined yet (durably): a node
+    /// refused for an empty log stays refused after it received entries meanwhile.
+    pub fn set_unjoined(&self, unjoined: bool) -> Result<(), LogStoreError> {
+        self.put_meta(KEY_UNJOINED, &unjoined, true)
     }
 
     /// The last committed index known to this node (-1 for none).

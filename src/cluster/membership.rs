@@ -6,10 +6,17 @@
 //!   bootstrap node and a lone node go through the same path.
 //! - The leader adds an unknown node as a learner (waiting until it has caught up),
 //!   updates the address of a known one, commits `Announce` (a new incarnation purges
-//!   the old one's routing entries), and promotes the node to voter while the
-//!   cluster has fewer voters than `voters`. Membership changes are serialised.
-//! - `Leave` removes a node from the membership, purges its entries, and promotes a
-//!   learner that is up if the voter count dropped below `voters`.
+//!   the old one's routing entries), and promotes the node to voter when it is one of
+//!   the `voters` lowest ids that are up ([`super::seats`]; the leader's
+//!   [`super::upkeep`] loop moves the other seats). Membership changes are serialised.
+//! - A node reports whether it started with no Raft state at all (`empty_log`). A
+//!   voter id that does so is refused for good (the node exits): it may have voted
+//!   before, and voting again with no memory of it could elect two leaders in one
+//!   term. Remove it (`junction cluster remove`) and it joins again as a new member.
+//!   Until it has joined, such a node also refuses to vote.
+//! - `Leave` removes a node from the membership and purges its entries; the seats
+//!   move on to the lowest ids that are up. Removing the leader first hands its
+//!   leadership to another voter ([`super::transfer`]), whose turn it then is.
 //! - If this node sees its own incarnation declared down (it was cut off longer than
 //!   the lease and came back), it announces itself again; the router, which sees the
 //!   same [`NodeDownEvent`](super::types::NodeDownEvent), re-proposes its interests.
@@ -26,7 +33,9 @@ use super::network::CallError;
 use super::node::{Cluster, WriteError};
 use super::proto::{JoinReply, JoinRequest, Joined, LeaderHint, LeaveReply, join_reply, leave_reply};
 use super::replicate::ReplicateError;
+use super::seats::{self, SeatChange};
 use super::types::Request;
+use super::upkeep;
 
 /// How long adding a learner may take (it must catch up with the log).
 const ADD_LEARNER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,12 +52,15 @@ fn map_change_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> WriteE
     }
 }
 
-async fn change(
+/// Commits a membership change within `timeout`; with `retain`, voters it removes
+/// stay learners.
+pub(crate) async fn change(
     cluster: &Cluster,
     changes: ChangeMembers<u64, BasicNode>,
     timeout: Duration,
+    retain: bool,
 ) -> ChangeResult {
-    match tokio::time::timeout(timeout, cluster.raft.change_membership(changes, false)).await {
+    match tokio::time::timeout(timeout, cluster.raft.change_membership(changes, retain)).await {
         Err(_) => Err(WriteError::Failed(format!(
             "membership change not committed within {} ms",
             timeout.as_millis()
@@ -57,33 +69,66 @@ async fn change(
     }
 }
 
+/// Why the leader did not add a node.
+#[derive(Debug)]
+enum JoinError {
+    /// Not the leader, or not now: retry.
+    Write(WriteError),
+    /// Never as it is: the reason says what to do.
+    Refused(String),
+}
+
+impl From<WriteError> for JoinError {
+    fn from(e: WriteError) -> JoinError {
+        JoinError::Write(e)
+    }
+}
+
 /// Leader side of `Join`.
 pub async fn handle_join(cluster: &Cluster, req: &JoinRequest) -> JoinReply {
     let result = match join(cluster, req).await {
         Ok(j) => join_reply::Result::Joined(j),
-        Err(WriteError::NotLeader(h)) => join_reply::Result::Forward(h),
-        Err(WriteError::Failed(e)) => join_reply::Result::Error(e),
+        Err(JoinError::Write(WriteError::NotLeader(h))) => join_reply::Result::Forward(h),
+        Err(JoinError::Write(WriteError::Failed(e))) => join_reply::Result::Error(e),
+        Err(JoinError::Refused(e)) => join_reply::Result::Refused(e),
     };
     JoinReply { result: Some(result) }
 }
 
-async fn join(cluster: &Cluster, req: &JoinRequest) -> Result<Joined, WriteError> {
+/// The refusal of a voter id that comes back without any Raft state.
+fn empty_voter(id: u64) -> String {
+    format!(
+        "node {id} is a voter but came back with an empty Raft log (its cluster.data_dir is new, was \
+         wiped or is not set): it may have voted before, so it may not vote again as it is. Remove it \
+         first (`junction cluster remove --id {id}`), then start it again: it joins as a new member"
+    )
+}
+
+async fn join(cluster: &Cluster, req: &JoinRequest) -> Result<Joined, JoinError> {
     if !cluster.is_leader() {
-        return Err(WriteError::NotLeader(cluster.hint()));
+        return Err(WriteError::NotLeader(cluster.hint()).into());
+    }
+    if cluster.is_handing_over() {
+        return Err(WriteError::Failed("the leader is handing leadership over; retry".into()).into());
     }
     if req.node_id == 0 {
-        return Err(WriteError::Failed("node id 0 is not allowed".into()));
+        return Err(JoinError::Refused("node id 0 is not allowed".into()));
     }
     if req.addr.is_empty() && req.node_id != cluster.id {
-        return Err(WriteError::Failed(format!("node {} has no gRPC address to reach it at", req.node_id)));
+        return Err(JoinError::Refused(format!("node {} has no gRPC address to reach it at", req.node_id)));
     }
     let timeout = cluster.cfg.propose_timeout();
     let _guard = cluster.membership_lock.lock().await;
-    let known = {
+    let (known, is_voter) = {
         let m = cluster.raft.metrics();
         let m = m.borrow();
-        m.membership_config.membership().get_node(&req.node_id).map(|n| n.addr.clone())
+        let mem = m.membership_config.membership();
+        (mem.get_node(&req.node_id).map(|n| n.addr.clone()), mem.voter_ids().any(|v| v == req.node_id))
     };
+    if is_voter && req.empty_log && req.node_id != cluster.id {
+        tracing::warn!(node = req.node_id, "refusing a voter that came back with an empty log");
+        return Err(JoinError::Refused(empty_voter(req.node_id)));
+    }
     let node = BasicNode::new(req.addr.clone());
     match known {
         None => {
@@ -96,36 +141,46 @@ async fn join(cluster: &Cluster, req: &JoinRequest) -> Result<Joined, WriteError
                         "node {} did not catch up as a learner within {} s",
                         req.node_id,
                         ADD_LEARNER_TIMEOUT.as_secs()
-                    )));
+                    ))
+                    .into());
                 }
                 Ok(r) => r.map(|_| ()).map_err(map_change_err)?,
             }
         }
         Some(addr) if addr != req.addr => {
             tracing::info!(node = req.node_id, old = %addr, new = %req.addr, "node address changed");
-            change(cluster, ChangeMembers::SetNodes(BTreeMap::from([(req.node_id, node)])), timeout).await?;
+            change(cluster, ChangeMembers::SetNodes(BTreeMap::from([(req.node_id, node)])), timeout, false)
+                .await?;
         }
         Some(_) => {}
     }
     let announce =
         Request::Announce { node: req.node_id, addr: req.addr.clone(), incarnation: req.incarnation };
     let (_, log_index) = cluster.leader_write(announce, timeout).await?;
-    let (is_voter, voters) = {
-        let m = cluster.raft.metrics();
-        let m = m.borrow();
-        let mem = m.membership_config.membership();
-        (mem.voter_ids().any(|v| v == req.node_id), mem.voter_ids().count())
+    let voter = is_voter || {
+        // Its replication progress shows in the metrics a moment after the commit.
+        upkeep::wait_replicated(cluster, req.node_id, log_index, ADD_LEARNER_TIMEOUT).await;
+        promote_if_due(cluster, req.node_id).await?
     };
-    let mut voter = is_voter;
-    if !is_voter && voters < cluster.cfg.voters {
-        tracing::info!(node = req.node_id, voters, target = cluster.cfg.voters, "promoting learner to voter");
-        match change(cluster, ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id])), timeout).await {
-            Ok(()) => voter = true,
-            Err(WriteError::Failed(e)) => tracing::warn!(node = req.node_id, error = %e, "promotion failed"),
-            Err(e) => return Err(e),
-        }
-    }
     Ok(Joined { voter, leader_id: cluster.id, log_index })
+}
+
+/// Promotes `node` if it is the seat change due now (the caller holds the
+/// membership lock); a down voter keeps its seat here (the upkeep loop judges how
+/// long it has been down). Returns whether `node` is a voter.
+async fn promote_if_due(cluster: &Cluster, node: u64) -> Result<bool, WriteError> {
+    let due = upkeep::view(cluster, |_| true).and_then(|v| seats::next_change(&v));
+    if due != Some(SeatChange::Promote(node)) {
+        return Ok(false);
+    }
+    match upkeep::apply(cluster, SeatChange::Promote(node)).await {
+        Ok(()) => Ok(true),
+        Err(WriteError::Failed(e)) => {
+            tracing::warn!(node, error = %e, "promotion failed");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A membership change an operator asks any node for.
@@ -171,7 +226,7 @@ async fn promote_here(cluster: &Cluster, node_id: u64) -> LeaveReply {
             )));
         }
         let timeout = cluster.cfg.propose_timeout();
-        change(cluster, ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), timeout).await?;
+        change(cluster, ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), timeout, false).await?;
         Ok(cluster.raft.metrics().borrow().last_log_index.unwrap_or(0))
     }
     .await;
@@ -235,6 +290,13 @@ async fn leave(cluster: &Cluster, node_id: u64) -> Result<u64, WriteError> {
     if !cluster.is_leader() {
         return Err(WriteError::NotLeader(cluster.hint()));
     }
+    if node_id == cluster.id {
+        // The leader leaves last: another voter leads, and removes this node.
+        let to = super::transfer::hand_over(cluster, None).await?;
+        let addr = cluster.node_addr(to).unwrap_or_default();
+        tracing::info!(node = cluster.id, leader = to, "handed leadership over before leaving");
+        return Err(WriteError::NotLeader(LeaderHint { leader_id: to, leader_addr: addr }));
+    }
     let timeout = cluster.cfg.propose_timeout();
     let _guard = cluster.membership_lock.lock().await;
     let (is_voter, is_member) = {
@@ -244,33 +306,16 @@ async fn leave(cluster: &Cluster, node_id: u64) -> Result<u64, WriteError> {
         (mem.voter_ids().any(|v| v == node_id), mem.get_node(&node_id).is_some())
     };
     if is_voter {
-        if node_id == cluster.id {
-            return Err(WriteError::Failed(
-                "the leader cannot remove itself; ask another node after a leadership change".into(),
-            ));
-        }
-        change(cluster, ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), timeout).await?;
+        change(cluster, ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), timeout, false).await?;
     } else if is_member {
-        change(cluster, ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), timeout).await?;
+        change(cluster, ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), timeout, false).await?;
     }
     let (_, index) = cluster.leader_write(Request::Forget { node: node_id }, timeout).await?;
-    // Keep the voter count: promote a learner that is up.
-    let (voters, learners) = {
-        let m = cluster.raft.metrics();
-        let m = m.borrow();
-        let mem = m.membership_config.membership();
-        (mem.voter_ids().count(), mem.learner_ids().collect::<Vec<_>>())
-    };
-    if voters < cluster.cfg.voters {
-        let nodes = cluster.state.nodes();
-        if let Some(l) = learners.into_iter().find(|l| nodes.get(l).is_some_and(|n| n.up)) {
-            tracing::info!(node = l, "promoting learner to replace a removed voter");
-            if let Err(WriteError::Failed(e)) =
-                change(cluster, ChangeMembers::AddVoterIds(BTreeSet::from([l])), timeout).await
-            {
-                tracing::warn!(node = l, error = %e, "promotion failed");
-            }
-        }
+    // Keep the voter count: the lowest learner that is up takes the seat now.
+    if let Some(SeatChange::Promote(l)) = upkeep::view(cluster, |_| true).and_then(|v| seats::next_change(&v))
+        && let Err(e) = upkeep::apply(cluster, SeatChange::Promote(l)).await
+    {
+        tracing::warn!(node = l, error = ?e, "promotion failed");
     }
     Ok(index)
 }
@@ -299,6 +344,7 @@ enum Attempt {
     Joined(Joined),
     Forward(LeaderHint),
     Failed(String),
+    Refused(String),
 }
 
 async fn join_at(cluster: &Cluster, addr: &str, req: &JoinRequest) -> Attempt {
@@ -314,6 +360,7 @@ async fn join_at(cluster: &Cluster, addr: &str, req: &JoinRequest) -> Attempt {
         Ok(JoinReply { result: Some(join_reply::Result::Error(e)) }) => {
             Attempt::Failed(format!("{addr}: {e}"))
         }
+        Ok(JoinReply { result: Some(join_reply::Result::Refused(e)) }) => Attempt::Refused(e),
         Ok(JoinReply { result: None }) => Attempt::Failed(format!("{addr}: empty reply")),
         Err(e @ CallError::Unreachable { .. }) | Err(e @ CallError::Failed { .. }) => {
             Attempt::Failed(e.to_string())
@@ -325,8 +372,12 @@ async fn join_at(cluster: &Cluster, addr: &str, req: &JoinRequest) -> Attempt {
 /// applied its own announcement.
 pub async fn announce(cluster: &Arc<Cluster>, timeout: Duration) -> Result<(), ClusterError> {
     let deadline = Instant::now() + timeout;
-    let req =
-        JoinRequest { node_id: cluster.id, addr: cluster.addr.clone(), incarnation: cluster.incarnation };
+    let req = JoinRequest {
+        node_id: cluster.id,
+        addr: cluster.addr.clone(),
+        incarnation: cluster.incarnation,
+        empty_log: cluster.is_fresh(),
+    };
     let mut last_err: String;
     let mut next: Option<String> = None;
     let mut turn = 0usize;
@@ -339,8 +390,9 @@ pub async fn announce(cluster: &Arc<Cluster>, timeout: Duration) -> Result<(), C
             (Some(addr), _) => join_at(cluster, &addr, &req).await,
             (None, Some((id, _))) if id == cluster.id => match join(cluster, &req).await {
                 Ok(j) => Attempt::Joined(j),
-                Err(WriteError::NotLeader(h)) => Attempt::Forward(h),
-                Err(WriteError::Failed(e)) => Attempt::Failed(e),
+                Err(JoinError::Write(WriteError::NotLeader(h))) => Attempt::Forward(h),
+                Err(JoinError::Write(WriteError::Failed(e))) => Attempt::Failed(e),
+                Err(JoinError::Refused(e)) => Attempt::Refused(e),
             },
             (None, Some((_, addr))) if !addr.is_empty() => join_at(cluster, &addr, &req).await,
             _ => {
@@ -354,7 +406,12 @@ pub async fn announce(cluster: &Arc<Cluster>, timeout: Duration) -> Result<(), C
             }
         };
         match attempt {
+            Attempt::Refused(e) => {
+                tracing::error!(node = cluster.id, reason = %e, "the cluster refused this node");
+                return Err(ClusterError::Refused(e));
+            }
             Attempt::Joined(j) => {
+                cluster.set_joined();
                 let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
                 if cluster.state.wait_applied(j.log_index, left).await {
                     tracing::info!(

@@ -10,6 +10,10 @@
 //! - [`network`] / [`server`]: the Raft RPCs over tonic, client and server side.
 //! - [`node`]: a running node ([`Cluster`]) and its write path.
 //! - [`membership`] / [`liveness`]: joining, promotion, leaving; `NodeDown` by lease.
+//! - [`seats`] / [`upkeep`]: which members vote (the lowest ids that are up), as a
+//!   pure function, and the leader's loop that moves seats and forgets learners
+//!   down longer than `forget_after`.
+//! - [`transfer`]: handing leadership to another voter.
 //! - [`status`]: `junction cluster status`.
 //! - [`replicate`]: the cluster as the router sees it ([`Replicate`]): commit a
 //!   routing command, follow node purges, change the membership.
@@ -34,11 +38,14 @@ pub mod proto;
 pub mod replicate;
 pub mod report;
 pub mod runtime;
+pub mod seats;
 pub mod secure;
 pub mod server;
 pub mod state_machine;
 pub mod status;
+pub mod transfer;
 pub mod types;
+pub mod upkeep;
 
 #[cfg(test)]
 mod tests;
@@ -66,6 +73,9 @@ pub enum ClusterError {
     /// The node could not join the cluster.
     #[error("cannot join the cluster: {0}")]
     Join(String),
+    /// The leader refused this node for good (it must change before it may join).
+    #[error("the cluster refused this node: {0}")]
+    Refused(String),
     /// A call to another node failed.
     #[error("{0}")]
     Rpc(String),

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, ServerState};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -29,7 +30,7 @@ use super::replicate::ReplicateError;
 use super::secure::Credentials;
 use super::state_machine::{Replicated, StateMachine};
 use super::types::{NodeDownEvent, Raft, Request};
-use super::{ClusterError, liveness, membership, server};
+use super::{ClusterError, liveness, membership, server, upkeep};
 use crate::table::{Outcome, RoutingTable};
 
 /// How a data-path link to another node is doing, for `cluster status`.
@@ -77,6 +78,15 @@ pub struct Cluster {
     local_addr: Option<SocketAddr>,
     /// Set by [`Cluster::retire`]: this node is leaving on purpose.
     retiring: AtomicBool,
+    /// Set while this leader hands leadership over ([`super::transfer`]): it takes
+    /// no writes and changes no membership meanwhile.
+    pub(crate) handing_over: AtomicBool,
+    /// This process started without Raft state (no log, no vote) and has not joined
+    /// since: it reports so when joining, and does not vote meanwhile. Kept in the
+    /// log store too, so that it survives a restart before the node joined.
+    fresh: AtomicBool,
+    /// The log store (shared with Raft), for that flag.
+    log: LogStore,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The secret and TLS identity used with peers.
@@ -114,7 +124,7 @@ impl Cluster {
         extra: tonic::service::Routes,
     ) -> Result<Arc<Cluster>, ClusterError> {
         cfg.validate().map_err(|e| ClusterError::Config(e.to_string()))?;
-        let (log, sm) = match &cfg.data_dir {
+        let (mut log, sm) = match &cfg.data_dir {
             Some(dir) => (
                 LogStore::open(dir).map_err(|e| ClusterError::Storage(e.to_string()))?,
                 StateMachine::open(table, Some(dir)).map_err(|e| ClusterError::Storage(e.to_string()))?,
@@ -126,6 +136,12 @@ impl Cluster {
         };
         let state = sm.shared();
         let committed = log.committed_index();
+        let storage = |e: super::log_store::LogStoreError| ClusterError::Storage(e.to_string());
+        let fresh = is_empty(&mut log).await? || log.unjoined().map_err(storage)?;
+        if fresh {
+            log.set_unjoined(true).map_err(storage)?;
+        }
+        let own_log = log.clone();
         let listener =
             match cfg.listen_addr() {
                 Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
@@ -159,6 +175,9 @@ impl Cluster {
             links: RwLock::new(None),
             local_addr,
             retiring: AtomicBool::new(false),
+            handing_over: AtomicBool::new(false),
+            fresh: AtomicBool::new(fresh),
+            log: own_log,
             shutdown,
             tasks: Mutex::new(Vec::new()),
             creds,
@@ -180,6 +199,7 @@ impl Cluster {
             }
         }
         cluster.add_task(tokio::spawn(liveness::run(cluster.clone())));
+        cluster.add_task(tokio::spawn(upkeep::run(cluster.clone())));
         if let Err(e) = membership::announce(&cluster, cfg.join_timeout()).await {
             cluster.shutdown().await;
             return Err(e);
@@ -295,6 +315,9 @@ impl Cluster {
         if !self.is_leader() {
             return Err(WriteError::NotLeader(self.hint()));
         }
+        if self.is_handing_over() {
+            return Err(WriteError::Failed("the leader is handing leadership over; retry".into()));
+        }
         match tokio::time::timeout(timeout, self.raft.client_write(req)).await {
             Err(_) => Err(WriteError::Failed(format!(
                 "the leader could not commit within {} ms (no quorum reachable)",
@@ -408,6 +431,25 @@ impl Cluster {
         self.shutdown().await;
     }
 
+    /// True while this leader hands leadership over to another voter.
+    pub fn is_handing_over(&self) -> bool {
+        self.handing_over.load(Ordering::SeqCst)
+    }
+
+    /// True while this process, started without Raft state, has not joined yet.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.fresh.load(Ordering::SeqCst)
+    }
+
+    /// Records that this node joined: it is no longer fresh.
+    pub(crate) fn set_joined(&self) {
+        if self.fresh.swap(false, Ordering::SeqCst)
+            && let Err(e) = self.log.set_unjoined(false)
+        {
+            tracing::warn!(error = %e, "cannot record that this node joined");
+        }
+    }
+
     /// True once [`Cluster::retire`] was called.
     pub(crate) fn is_retiring(&self) -> bool {
         self.retiring.load(Ordering::SeqCst)
@@ -457,6 +499,15 @@ async fn pause(
     tokio::time::timeout(wait, metrics.changed()).await.ok();
     // Metrics change often (heartbeats); never spin faster than every 10 ms.
     tokio::time::sleep(Duration::from_millis(10).min(wait)).await;
+}
+
+/// Whether the store holds no Raft state at all: no log entry (purged or not) and
+/// no vote.
+async fn is_empty(log: &mut LogStore) -> Result<bool, ClusterError> {
+    let storage = |e: openraft::StorageError<u64>| ClusterError::Storage(e.to_string());
+    let state = log.get_log_state().await.map_err(storage)?;
+    let vote = log.read_vote().await.map_err(storage)?;
+    Ok(state.last_log_id.is_none() && vote.is_none())
 }
 
 /// A fresh incarnation: the start time in microseconds since the Unix epoch.

@@ -1,5 +1,5 @@
 //! The gRPC server of a node: the `Raft` service (openraft's RPCs, write
-//! forwarding, join/leave, status), plus whatever other services the node serves on
+//! forwarding, join/leave, status, leadership transfer), plus whatever other services the node serves on
 //! the same port (the data-path `Link` and `Meta` services, passed in as routes).
 //!
 //! Requests come from the network: anything undecodable is an `INVALID_ARGUMENT`
@@ -18,11 +18,13 @@ use super::network::MAX_MESSAGE;
 use super::node::{Cluster, WriteError};
 use super::proto::raft_server::{self, RaftServer};
 use super::proto::{
-    ClientWriteReply, ClientWriteRequest, JoinReply, JoinRequest, LeaveReply, LeaveRequest, RaftPayload,
-    StatusReply, StatusRequest, Written, client_write_reply,
+    ClientWriteReply, ClientWriteRequest, ElectReply, ElectRequest, JoinReply, JoinRequest, LeaveReply,
+    LeaveRequest, RaftPayload, StatusReply, StatusRequest, TransferReply, TransferRequest, Written,
+    client_write_reply, transfer_reply,
 };
 use super::secure;
 use super::status;
+use super::transfer;
 use super::types::{Request as RaftRequest, TypeConfig};
 
 /// The `Raft` gRPC service of one node.
@@ -73,6 +75,10 @@ impl raft_server::Raft for RaftService {
         let req: openraft::raft::VoteRequest<u64> =
             decode("vote", &request.get_ref().payload).map_err(bad_request)?;
         self.speaks_for(&request, req.vote.leader_id().voted_for())?;
+        if self.cluster.is_fresh() {
+            // Started without state: it may have voted in this term before.
+            return Err(Status::unavailable("this node started with an empty log and has not joined yet"));
+        }
         let res = self.cluster.raft.vote(req).await;
         reply("vote reply", &res)
     }
@@ -134,6 +140,24 @@ impl raft_server::Raft for RaftService {
 
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
         Ok(Response::new(status::build(&self.cluster)))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<TransferRequest>,
+    ) -> Result<Response<TransferReply>, Status> {
+        let to = Some(request.into_inner().to).filter(|t| *t != 0);
+        // Any node takes the request and forwards it to the leader.
+        let result = match transfer::transfer(&self.cluster, to).await {
+            Ok(id) => transfer_reply::Result::LeaderId(id),
+            Err(e) => transfer_reply::Result::Error(e.to_string()),
+        };
+        Ok(Response::new(TransferReply { result: Some(result) }))
+    }
+
+    async fn elect(&self, request: Request<ElectRequest>) -> Result<Response<ElectReply>, Status> {
+        self.speaks_for(&request, Some(request.get_ref().leader_id))?;
+        Ok(Response::new(transfer::handle_elect(&self.cluster, request.get_ref()).await))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Tests of the cluster layer: the state machine (apply, snapshot/restore, NodeDown
 //! purge), the redb log store (openraft's storage test suite, persistence), and an
 //! in-process 3-node cluster over real gRPC on 127.0.0.1 (election, forwarded
-//! writes, a learner, leader loss, NodeDown by lease, a minority refusing writes).
+//! writes, a learner, leader loss, NodeDown by lease, a minority refusing writes,
+//! leadership transfer, an empty voter refused until removed).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -240,6 +241,7 @@ fn node_cfg(id: u64, peers: Vec<String>) -> ClusterConfig {
         lease_ms: 1000,
         propose_timeout_ms: 2000,
         join_timeout_ms: 20_000,
+        ephemeral: true,
         ..ClusterConfig::default()
     }
 }
@@ -450,6 +452,41 @@ async fn a_retiring_node_is_purged_at_once() {
     n1.cluster.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_on_request_and_an_empty_voter_is_refused_until_removed() {
+    let n1 = start(ClusterConfig { bootstrap: true, ..node_cfg(1, vec![]) }).await;
+    let seed = n1.cluster.addr().to_string();
+    let n2 = start(node_cfg(2, vec![seed.clone()])).await;
+    let n3 = start(node_cfg(3, vec![seed.clone()])).await;
+    eventually(10, "three voters", || [&n1, &n2, &n3].iter().all(|n| voters(n) == vec![1, 2, 3])).await;
+
+    // Asked through a follower, the leader hands over to node 3.
+    let new = super::transfer::transfer(&n2.cluster, Some(3)).await.expect("transfer");
+    assert_eq!(new, 3);
+    eventually(5, "node 3 leads", || leader_of(&[&n1, &n2, &n3]) == Some(3)).await;
+    n1.cluster.propose(Request::Route(sub(1, "t"))).await.expect("a write after the transfer");
+
+    // Node 2 restarts in memory: a voter with an empty log is refused at once.
+    n2.cluster.shutdown().await;
+    drop(n2);
+    let table = Arc::new(RwLock::new(RoutingTable::default()));
+    let refused =
+        Cluster::start(&node_cfg(2, vec![seed.clone()]), table, tonic::service::Routes::default()).await;
+    match refused {
+        Err(super::ClusterError::Refused(m)) => assert!(m.contains("empty Raft log"), "{m}"),
+        Err(e) => panic!("expected a refusal, got {e}"),
+        Ok(_) => panic!("an empty voter joined"),
+    }
+
+    // Once removed, it joins again as a new member and takes the free seat.
+    super::membership::remove(&n1.cluster, 2).await.expect("remove node 2");
+    let n2 = start(node_cfg(2, vec![seed])).await;
+    eventually(10, "node 2 votes again", || voters(&n3) == vec![1, 2, 3]).await;
+    for n in [&n1, &n2, &n3] {
+        n.cluster.shutdown().await;
+    }
+}
+
 /// Commit latency on loopback (run with `--ignored --nocapture`): p50/p99 of
 /// proposals on the leader and forwarded from a follower, in memory and on disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -582,7 +619,7 @@ async fn with_mutual_tls_a_certificate_speaks_only_for_the_node_it_names() {
     let channel = creds.endpoint(n1.cluster.addr()).expect("endpoint").connect().await.expect("TLS connects");
     let mut client = RaftClient::new(channel);
 
-    let join = |id| JoinRequest { node_id: id, addr: "127.0.0.1:1".into(), incarnation: 7 };
+    let join = |id| JoinRequest { node_id: id, addr: "127.0.0.1:1".into(), incarnation: 7, empty_log: false };
     denied(client.join(join(2)).await, "join claiming member 2");
     denied(client.join(join(4)).await, "join claiming new node 4");
     let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(99, 2), None);

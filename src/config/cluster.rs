@@ -14,10 +14,12 @@
 //! # ca = "cluster-ca.crt"
 //! voters = 3                       # nodes beyond this many join as learners
 //! bootstrap = true                 # this node initialises the cluster
-//! data_dir = "/var/lib/junction"   # Raft log, vote, snapshot; none = in memory
+//! data_dir = "/var/lib/junction"   # Raft log, vote, snapshot (required in a cluster)
+//! # ephemeral = true               # dev only: a cluster node without data_dir
 //! heartbeat_ms = 100
 //! election_timeout_ms = 500        # minimum; the maximum is twice that
 //! lease_ms = 2000                  # unreachable this long => NodeDown
+//! forget_after_ms = 600000         # a learner down this long leaves the membership
 //! propose_timeout_ms = 3000        # a routing change not committed by then fails
 //! join_timeout_ms = 30000          # a starting node gives up joining after this
 //! snapshot_logs = 5000             # snapshot (and purge the log) every N entries
@@ -25,6 +27,14 @@
 //!
 //! No section at all (or no `peers`/`dns`) is a one-node cluster: the node
 //! initialises itself, through the same Raft code as a real cluster.
+//!
+//! **`data_dir` is required in a cluster.** Any node with `peers` or `dns` may
+//! become a voter (the voters are the lowest ids that are up), and a voter that
+//! forgets its log and vote may vote twice in a term. Such a node without
+//! `data_dir` is refused at startup, unless it sets `ephemeral = true`: a
+//! development and test opt-out that keeps the log in memory (a restarted voter then
+//! comes back empty and is refused until it has been removed, see
+//! `cluster::membership`). A lone node (neither `peers` nor `dns`) may run in memory.
 //!
 //! The cluster port is never open to strangers: a node whose `listen` is not a
 //! loopback address (127.0.0.0/8, `::1`; `0.0.0.0` and `::` are not) refuses to
@@ -42,6 +52,9 @@ use serde::Deserialize;
 
 /// The shortest cluster secret accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 16;
+
+/// How long a learner may stay down before the leader forgets it: 10 minutes.
+pub const DEFAULT_FORGET_AFTER_MS: u64 = 600_000;
 
 /// The environment variable holding the cluster secret itself.
 pub const SECRET_ENV: &str = "JUNCTION_CLUSTER_SECRET";
@@ -77,6 +90,13 @@ pub enum ClusterConfigError {
     /// A `[cluster.tls]` file holds no PEM object of the expected kind.
     #[error("cluster.tls.{what}: no PEM {kind} in the file")]
     NoPem { what: &'static str, kind: &'static str },
+    /// A node that may become a voter keeps its Raft state in memory.
+    #[error(
+        "cluster.data_dir is required for a node with cluster.peers or cluster.dns: any such node may \
+         become a voter, and a voter must keep its log and vote across restarts (set \
+         cluster.ephemeral = true to run in memory, for development only)"
+    )]
+    NoDataDir,
     /// The gRPC port is reachable from other hosts and nothing authenticates the nodes.
     #[error(
         "cluster.listen {addr} is reachable from other hosts: set cluster.secret_file, cluster.secret or \
@@ -110,14 +130,20 @@ pub struct ClusterConfig {
     pub voters: usize,
     /// This node initialises the cluster when its Raft state is empty.
     pub bootstrap: bool,
-    /// Where the Raft log, vote and snapshot live; `None` keeps them in memory.
+    /// Where the Raft log, vote and snapshot live; `None` keeps them in memory
+    /// (a lone node, or an `ephemeral` one).
     pub data_dir: Option<PathBuf>,
+    /// Development only: a cluster node may run without `data_dir`.
+    pub ephemeral: bool,
     /// Leader heartbeat interval, milliseconds.
     pub heartbeat_ms: u64,
     /// Minimum election timeout, milliseconds (the maximum is twice this).
     pub election_timeout_ms: u64,
     /// A node that has not answered the leader for this long is declared down.
     pub lease_ms: u64,
+    /// A learner declared down for this long is removed from the membership by the
+    /// leader (voters are removed only by an operator). Must exceed `lease_ms`.
+    pub forget_after_ms: u64,
     /// How long a routing change may wait for a commit before it is refused.
     pub propose_timeout_ms: u64,
     /// How long a starting node tries to join (or to see a leader) before giving up.
@@ -141,9 +167,11 @@ impl Default for ClusterConfig {
             voters: 3,
             bootstrap: false,
             data_dir: None,
+            ephemeral: false,
             heartbeat_ms: 100,
             election_timeout_ms: 500,
             lease_ms: 2000,
+            forget_after_ms: DEFAULT_FORGET_AFTER_MS,
             propose_timeout_ms: 3000,
             join_timeout_ms: 30_000,
             snapshot_logs: 5000,
@@ -284,6 +312,11 @@ impl ClusterConfig {
         Duration::from_millis(self.propose_timeout_ms)
     }
 
+    /// How long a learner may stay down before the leader removes it.
+    pub fn forget_after(&self) -> Duration {
+        Duration::from_millis(self.forget_after_ms)
+    }
+
     /// How long a starting node tries to join.
     pub fn join_timeout(&self) -> Duration {
         Duration::from_millis(self.join_timeout_ms)
@@ -344,6 +377,12 @@ impl ClusterConfig {
                 self.lease_ms, self.heartbeat_ms
             )));
         }
+        if self.forget_after_ms <= self.lease_ms {
+            return Err(invalid(format!(
+                "cluster.forget_after_ms ({}) must be greater than cluster.lease_ms ({})",
+                self.forget_after_ms, self.lease_ms
+            )));
+        }
         if self.propose_timeout_ms == 0 {
             return Err(invalid("cluster.propose_timeout_ms must be > 0"));
         }
@@ -366,6 +405,9 @@ impl ClusterConfig {
         }
         if self.join_timeout_ms == 0 {
             return Err(invalid("cluster.join_timeout_ms must be > 0"));
+        }
+        if !self.is_single() && self.data_dir.is_none() && !self.ephemeral {
+            return Err(ClusterConfigError::NoDataDir);
         }
         Ok(())
     }
@@ -412,7 +454,8 @@ mod tests {
     #[test]
     fn parses_from_toml_and_reports_keys() {
         let c: ClusterConfig = toml::from_str(
-            "node_id = 2\nlisten = \"127.0.0.1:7002\"\npeers = [\"127.0.0.1:7001\"]\nvoters = 5\n",
+            "node_id = 2\nlisten = \"127.0.0.1:7002\"\npeers = [\"127.0.0.1:7001\"]\nvoters = 5\n\
+             data_dir = \"/var/lib/junction\"\n",
         )
         .expect("valid toml");
         assert!(c.validate().is_ok());
@@ -427,6 +470,35 @@ mod tests {
         assert!(bad.validate().is_err_and(|e| e.to_string().contains("cluster.listen")));
         let bad = ClusterConfig { election_timeout_ms: 50, ..Default::default() };
         assert!(bad.validate().is_err_and(|e| e.to_string().contains("election_timeout_ms")));
+    }
+
+    #[test]
+    fn a_cluster_node_needs_a_data_dir_unless_ephemeral() {
+        let member = ClusterConfig {
+            listen: "127.0.0.1:7002".into(),
+            peers: vec!["127.0.0.1:7001".into()],
+            ..ClusterConfig::default()
+        };
+        assert_eq!(member.validate(), Err(ClusterConfigError::NoDataDir));
+        assert!(ClusterConfigError::NoDataDir.to_string().contains("cluster.data_dir is required"));
+        let on_disk = ClusterConfig { data_dir: Some("/var/lib/junction".into()), ..member.clone() };
+        assert!(on_disk.validate().is_ok());
+        let dev = ClusterConfig { ephemeral: true, ..member.clone() };
+        assert!(dev.validate().is_ok());
+        let dns = ClusterConfig { peers: Vec::new(), dns: Some("junction.svc:7001".into()), ..member };
+        assert_eq!(dns.validate(), Err(ClusterConfigError::NoDataDir));
+        let lone = ClusterConfig { listen: "127.0.0.1:7001".into(), ..ClusterConfig::default() };
+        assert!(lone.validate().is_ok(), "a lone node may run in memory");
+    }
+
+    #[test]
+    fn forget_after_defaults_to_ten_minutes_and_exceeds_the_lease() {
+        let c = ClusterConfig::default();
+        assert_eq!(c.forget_after(), Duration::from_secs(600));
+        let c: ClusterConfig = toml::from_str("forget_after_ms = 5000\n").expect("valid toml");
+        assert_eq!(c.forget_after_ms, 5000);
+        let bad = ClusterConfig { forget_after_ms: 2000, ..ClusterConfig::default() };
+        assert!(bad.validate().is_err_and(|e| e.to_string().contains("cluster.forget_after_ms (2000)")));
     }
 
     fn listening(listen: &str) -> ClusterConfig {

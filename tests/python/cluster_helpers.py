@@ -21,6 +21,9 @@
 #   namespaces listens on non-loopback addresses, so it gets a cluster secret
 #   (junction refuses a reachable cluster port without one) unless the test's
 #   `extra` brings its own secret or TLS.
+# - Every node keeps its Raft state in `Cluster.data_dir(i)` (a temporary
+#   directory per cluster, removed by stop()): a restarted node comes back with
+#   its log, as a voter must (an empty voter is refused until removed).
 import asyncio
 import concurrent.futures
 import os
@@ -30,6 +33,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -116,8 +120,16 @@ class Node(Router):
 
 
 def node_config(node_id, grpc_addr, peers, bootstrap, voters=3, lease_ms=2000, client_host="127.0.0.1",
-                extra=""):
+                extra="", data_dir=None):
+    """A node's TOML. A cluster node needs a data directory: `data_dir`, or one
+    set in `extra`; without either the node runs in memory (`ephemeral = true`)."""
     peers_toml = ", ".join(f'"{p}"' for p in peers)
+    if "data_dir" in extra:
+        storage = ""
+    elif data_dir is not None:
+        storage = f'data_dir = "{data_dir}"\n'
+    else:
+        storage = "ephemeral = true\n"
     return f"""\
 [websocket]
 listen = "{client_host}:0"
@@ -130,7 +142,7 @@ peers = [{peers_toml}]
 bootstrap = {"true" if bootstrap else "false"}
 voters = {voters}
 lease_ms = {lease_ms}
-{extra}
+{storage}{extra}
 """
 
 
@@ -260,6 +272,7 @@ class Cluster:
         self.nodes = {}  # id -> Node
         self.grpc = {}  # id -> grpc addr (also for nodes not started yet)
         self.planned = n
+        self.data_root = Path(tempfile.mkdtemp(prefix="junction-cluster-"))
         if lab is None:
             for i, port in enumerate(free_ports(n), start=1):
                 self.grpc[i] = f"127.0.0.1:{port}"
@@ -271,7 +284,8 @@ class Cluster:
     def _start_node(self, i, peers):
         client_host = "127.0.0.1" if self.lab is None else self.lab.client_ip(i)
         cfg = node_config(i, self.grpc[i], peers, bootstrap=(i == 1), voters=self.voters,
-                          lease_ms=self.lease_ms, client_host=client_host, extra=self.extra)
+                          lease_ms=self.lease_ms, client_host=client_host, extra=self.extra,
+                          data_dir=self.data_dir(i))
         path = self.log_dir / f"node{i}.toml"
         path.write_text(cfg)
         node = Node(i, self.grpc[i], path, self.log_dir / f"node{i}.stderr.log",
@@ -291,6 +305,10 @@ class Cluster:
                 f.result()
         return self
 
+    def data_dir(self, i):
+        """Node i's Raft data directory."""
+        return self.data_root / f"node{i}"
+
     def add_node(self):
         """Starts one more node that joins through the existing ones (blocking)."""
         i = max(self.grpc) + 1
@@ -309,6 +327,7 @@ class Cluster:
                 crashed.append((node, node.proc.returncode))
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(self.nodes))) as ex:
             list(ex.map(lambda n: n.stop(timeout=3), self.nodes.values()))
+        shutil.rmtree(self.data_root, ignore_errors=True)
         return crashed
 
     def __getitem__(self, i):
