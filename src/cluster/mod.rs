@@ -26,6 +26,7 @@
 //! A single node is a one-node cluster: the same code, an in-memory log, no gRPC
 //! server unless `cluster.listen` is set.
 
+pub mod clock;
 pub mod convert;
 pub mod fence;
 pub mod link;

@@ -247,3 +247,31 @@ async def test_fourth_node_joins_as_learner_and_routes(clusters, cw, unique):
     assert {s.leader for s in sts.values()} == {st.node_id}
     for i, s in sts.items():
         assert {j: m.role for j, m in s.members.items()} == roles, f"node {i}:\n{s.text}"
+
+
+PAUSE_S = 6.0  # well past the lease and several election timeouts
+
+
+async def test_a_follower_resuming_from_a_pause_does_not_depose_the_leader(clusters):
+    """SIGSTOP a follower past its lease, SIGCONT it: the cluster declares it down
+    meanwhile, and when it resumes it rejoins under the same leader and term (it
+    must not start an election of its own on waking, which would depose a healthy
+    leader and leave the cluster without one for an election or two)."""
+    import os
+    import signal
+
+    cluster = await clusters(3, lease_ms=LEASE_MS)
+    lead = await cluster.leader()
+    follower = next(i for i in cluster.live() if i != lead.leader)
+    pid = cluster[follower].proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(PAUSE_S)  # the fault: the length of the pause
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # the resumed follower catches up with the leader it had
+    await cluster.sync(timeout=20)
+    after = await cluster.leader()
+    assert (after.leader, after.term) == (lead.leader, lead.term), (
+        f"leader/term before the pause {lead.leader}/{lead.term}, after {after.leader}/{after.term}; "
+        f"logs:\n{cluster.logs()}")
