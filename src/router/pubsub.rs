@@ -136,7 +136,14 @@ pub async fn unsubscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>
         let mut wait = None;
         if held {
             realm.remove_subscriber(m.subscription, me.id);
-            wait = router.interest.release_acknowledged(router, realm, m.subscription);
+            // the acknowledgements decide `on_delete` on what every node applied;
+            // nobody listening for it, nothing waits (delivery needs no wait: a
+            // node delivers only to the subscribers it has)
+            if listened(router, realm, "wamp.subscription.on_delete") {
+                wait = router.interest.release_acknowledged(router, realm, m.subscription);
+            } else {
+                router.interest.release(router, realm, m.subscription);
+            }
         }
         (held, wait)
     };
@@ -151,6 +158,15 @@ pub async fn unsubscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>
     }
     me.send(&Message::Unsubscribed(Unsubscribed { request: m.request, details: None })).ok();
     subscription_left(router, realm, me.id, m.subscription);
+}
+
+/// True when a subscriber on any node would receive an event on `topic`.
+fn listened(router: &Router, realm: &Realm, topic: &str) -> bool {
+    router.interest.read(&realm.name, |idx| {
+        let mut found = Vec::new();
+        idx.matching(topic, &mut found);
+        !found.is_empty()
+    })
 }
 
 /// Publishes `on_unsubscribe`, and `on_delete` when the subscription is gone.
