@@ -47,6 +47,11 @@
 #   fault's end and the next fault's start (or the end of the run) got a
 #   RESULT. After a whole-cluster restart this is what says that clients
 #   registered again and the restarted cluster routes to them.
+# - `unrestored_events(publications, subscriptions, faults, nodes, end)`: the
+#   same for subscriptions: a healed fault after which some node had no
+#   subscriber receiving an event published between the fault's end and the
+#   next fault's start (or the end of the run). `lost_events` alone would not
+#   see a subscriber that never subscribed again (nothing owed to it).
 #
 # A fault's `node` is 0 when it hit every node at once (whole-cluster restart).
 from dataclasses import dataclass, field
@@ -222,6 +227,23 @@ def unrestored(calls, faults, procs, end):
         for proc in procs:
             if not any(c.proc == proc and c.outcome == "result" and f.end <= c.issued_at < until for c in calls):
                 out.append((f, proc))
+    return out
+
+
+def unrestored_events(publications, subscriptions, faults, nodes, end):
+    """[(fault, node)]: healed faults after which no subscriber on `node`
+    received an event published before the next fault (or `end`)."""
+    out = []
+    starts = sorted(f.start for f in faults)
+    sent = {p.pub_id: p.sent_at for p in publications}
+    for f in faults:
+        if f.end is None:
+            continue
+        until = min([s for s in starts if s > f.end] + [end])
+        for node in nodes:
+            if not any(s.node == node and any(f.end <= sent.get(pid, -1.0) < until for pid in s.received)
+                       for s in subscriptions):
+                out.append((f, node))
     return out
 
 
