@@ -186,6 +186,7 @@ class Run:
         self.task_errors = []
         self.register_refusals = collections.Counter()  # `single` REGISTER errors by URI
         self.stuck = []  # restarted / resumed nodes that stayed declared down
+        self.note = ""  # what the current fault adds to its nemesis log line
         self.outage_probes = []  # (fault kind, phase, node, outcome, seconds): calls tried during a restart
         self.shutdown_issues = []  # SIGTERMed nodes that hung or exited non-zero
 
@@ -481,9 +482,12 @@ class Run:
         try:
             await wait_until(lambda: self.declared_down(i, survivors), HEAL_TIMEOUT,
                              f"node {i} declared down by {survivors}", interval=0.1)
+            down = self.now()
             await asyncio.sleep(PARTITION_HOLD)  # the nemesis's schedule
         finally:
             self.lab.heal(i)
+        self.note = (f"declared down at +{down - self.t0:.1f}s, link up again at +{self.now() - self.t0:.1f}s, "
+                     f"`single` last registered on node {self.single_owner} by then")
         await self.rejoin(i, f)
         await self.healed()
         f.end = self.now() + SETTLE
@@ -585,6 +589,7 @@ class Run:
             kind = next(kinds)
             i = 0 if kind.startswith("restart") else self.target(k)
             t0 = self.now()
+            self.note = ""
             where = "every node" if i == 0 else f"node {i}"
             try:
                 if kind == "kill":
@@ -601,7 +606,7 @@ class Run:
                 return
             f = self.faults[-1]
             self.nemesis_log.append(f"{f.kind} {where} at +{t0 - self.t0:.1f}s, healed after "
-                                    f"{f.end - SETTLE - t0:.1f}s")
+                                    f"{f.end - SETTLE - t0:.1f}s" + (f" ({self.note})" if self.note else ""))
 
     async def status_texts(self):
         out = []
