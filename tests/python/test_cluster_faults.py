@@ -34,6 +34,7 @@ period:
 - stop: SIGSTOP for 4 x the lease (lease_ms = 2000), then SIGCONT;
 - partition: the node's cluster link is cut (its clients still reach it), kept
   cut until the majority declared it down and 2 x the lease more, then healed;
+  every other partition cuts off the Raft leader instead of the `single` owner;
   the node learns it was declared down and ends its sessions, its clients
   reconnect;
 - restart-term / restart-kill: every node SIGTERMed (graceful drain) / kill
@@ -472,12 +473,14 @@ class Run:
     async def partition(self, i):
         """Cuts node i off from the other two (its cluster link down; its clients
         still reach it), keeps it cut off until the majority declared it down and
-        PARTITION_HOLD more, then heals the cut."""
+        PARTITION_HOLD more, then heals the cut. Cut off while leading, it must
+        lose the leadership to the majority."""
         f = fc.Fault("partition", i, self.now())
         self.faults.append(f)
         for t in self.live_testaments.get(i, []):
             t.partitioned_at = f.start
         survivors = [j for j in NODES if j != i]
+        was_leader = (await self.cluster.leader(timeout=HEAL_TIMEOUT)).node_id == i
         self.lab.isolate(i)
         try:
             await wait_until(lambda: self.declared_down(i, survivors), HEAL_TIMEOUT,
@@ -486,8 +489,9 @@ class Run:
             await asyncio.sleep(PARTITION_HOLD)  # the nemesis's schedule
         finally:
             self.lab.heal(i)
-        self.note = (f"declared down at +{down - self.t0:.1f}s, link up again at +{self.now() - self.t0:.1f}s, "
-                     f"`single` last registered on node {self.single_owner} by then")
+        self.note = (f"{'the leader' if was_leader else 'a follower'}, declared down at +{down - self.t0:.1f}s, "
+                     f"link up again at +{self.now() - self.t0:.1f}s, `single` last registered on node "
+                     f"{self.single_owner} by then")
         await self.rejoin(i, f)
         await self.healed()
         f.end = self.now() + SETTLE
@@ -588,6 +592,11 @@ class Run:
             await asyncio.sleep(QUIET)  # the nemesis's schedule
             kind = next(kinds)
             i = 0 if kind.startswith("restart") else self.target(k)
+            if kind == "partition" and sum(f.kind == "partition" for f in self.faults) % 2 == 1:
+                try:
+                    i = (await self.cluster.leader(timeout=HEAL_TIMEOUT)).node_id  # every other partition
+                except AssertionError:
+                    pass  # no agreed leader: the `single` owner then
             t0 = self.now()
             self.note = ""
             where = "every node" if i == 0 else f"node {i}"
