@@ -59,7 +59,12 @@ asserted:
   serving again after the standby took over;
 - found by the partition nemesis, not fixed yet (not strict either): the
   `single` owner's node cut off from the majority keeps serving its own
-  callers after a standby on the majority took the registration over.
+  callers after a standby on the majority took the registration over;
+- found by the whole-cluster restart nemesis, not fixed yet, rare (not
+  strict): a subscriber that subscribed while the cluster came back from a
+  whole-cluster restart gets no events published on another node (that node
+  dropped the subscriber's node's interest when it applied the purge of its
+  previous incarnation).
 Found by this suite and fixed (asserted now): testaments of a SIGSTOPped node's
 sessions published twice; a restarted node declared down in its new
 incarnation (its lease counted from before the restart) and stuck; calls
@@ -697,6 +702,8 @@ class Run:
              f"{len(late(self, True))} / {len(late(self, False))}"),
             ("`single` overlaps beyond the lease in a SIGSTOP / a partition / otherwise",
              " / ".join(str(len(single_overlaps(self, k))) for k in ("stop", "partition", None))),
+            ("events lost by subscribers that subscribed during a whole-cluster restart / otherwise",
+             f"{len(lost_events(self, True))} / {len(lost_events(self, False))}"),
             ("calls never answered issued during a SIGSTOP / otherwise",
              f"{len(unanswered(self, True))} / {len(unanswered(self, False))}"),
             ("nodes stuck declared down after a restart / SIGCONT (restarted again)", len(self.stuck)),
@@ -896,10 +903,38 @@ def test_a_resumed_node_starts_no_invocation_whose_caller_got_an_error(history):
                        f"{show(describe_late(history, pairs))}")
 
 
+def lost_events(history, subscribed_during_restart):
+    """Events lost by live subscribers, split by whether the subscription was
+    made while the whole cluster restarted (within a restart's fault window)."""
+    return [(s, p) for s, p in fc.lost_events(history.publications, history.subscriptions, history.faults,
+                                              EVENT_GRACE, history.end)
+            if during_restart(history, s.subscribed_at) == subscribed_during_restart]
+
+
+def describe_lost(history, lost):
+    return [(s.label, f"subscribed +{s.subscribed_at - history.t0:.2f}s", p.pub_id, f"published on node {p.node}",
+             f"sent +{p.sent_at - history.t0:.2f}s") for s, p in lost]
+
+
 def test_no_event_lost_by_a_live_subscriber(history):
-    lost = fc.lost_events(history.publications, history.subscriptions, history.faults, EVENT_GRACE, history.end)
-    detail = [(s.label, p.pub_id, f"sent +{p.sent_at - history.t0:.2f}s") for s, p in lost]
-    assert not lost, f"events owed but never received: {show(detail)}; faults {history.nemesis_log}"
+    """Except subscribers that subscribed while the whole cluster restarted (the next test)."""
+    lost = lost_events(history, False)
+    assert not lost, f"events owed but never received: {show(describe_lost(history, lost))}; " \
+                     f"faults {history.nemesis_log}"
+
+
+@pytest.mark.xfail(strict=False, reason="found by the whole-cluster restart nemesis (seed 897990083, not fixed "
+                                        "yet, seen once in ~40 whole-cluster restarts): after a restart the "
+                                        "cluster purges the nodes' previous incarnations; a node applying the "
+                                        "purge of node N's old incarnation drops *all* of N's subscription "
+                                        "interest (router::purge::watch -> interest.drop_node(N), by node id), "
+                                        "including what N's new incarnation had just sent; N is not told (its "
+                                        "current incarnation was not declared down) so never sends it again, and "
+                                        "its new subscribers get no event published on that node")
+def test_no_event_lost_by_a_subscriber_that_subscribed_during_a_whole_cluster_restart(history):
+    lost = lost_events(history, True)
+    assert not lost, f"events owed but never received: {show(describe_lost(history, lost))}; " \
+                     f"faults {history.nemesis_log}"
 
 
 def single_overlaps(history, cause):
