@@ -26,6 +26,7 @@
 #   its log, as a voter must (an empty voter is refused until removed).
 import asyncio
 import concurrent.futures
+import itertools
 import os
 import queue
 import re
@@ -120,7 +121,7 @@ class Node(Router):
 
 
 def node_config(node_id, grpc_addr, peers, bootstrap, voters=3, lease_ms=2000, client_host="127.0.0.1",
-                extra="", data_dir=None):
+                extra="", data_dir=None, client_ports=(0, 0)):
     """A node's TOML. A cluster node needs a data directory: `data_dir`, or one
     set in `extra`; without either the node runs in memory (`ephemeral = true`)."""
     peers_toml = ", ".join(f'"{p}"' for p in peers)
@@ -132,9 +133,9 @@ def node_config(node_id, grpc_addr, peers, bootstrap, voters=3, lease_ms=2000, c
         storage = "ephemeral = true\n"
     return f"""\
 [websocket]
-listen = "{client_host}:0"
+listen = "{client_host}:{client_ports[0]}"
 [rawsocket]
-listen = "{client_host}:0"
+listen = "{client_host}:{client_ports[1]}"
 [cluster]
 node_id = {node_id}
 listen = "{grpc_addr}"
@@ -260,8 +261,11 @@ async def wait_until(probe, timeout, what, interval=0.05):
 class Cluster:
     """`n` junction nodes on 127.0.0.1 (or in namespaces, see NetLab)."""
 
-    def __init__(self, name, n=3, voters=3, lease_ms=2000, extra="", lab=None):
+    def __init__(self, name, n=3, voters=3, lease_ms=2000, extra="", lab=None, client_ports=(0, 0),
+                 node_extra=None):
         self.name = name
+        self.node_extra = node_extra  # i -> config text appended to `extra` for node i only
+        self.client_ports = client_ports  # (websocket, rawsocket); 0: any (read from the node's stdout)
         self.voters = voters
         self.lease_ms = lease_ms
         if lab is not None and "secret" not in extra and "[cluster.tls]" not in extra:
@@ -284,8 +288,9 @@ class Cluster:
     def _start_node(self, i, peers):
         client_host = "127.0.0.1" if self.lab is None else self.lab.client_ip(i)
         cfg = node_config(i, self.grpc[i], peers, bootstrap=(i == 1), voters=self.voters,
-                          lease_ms=self.lease_ms, client_host=client_host, extra=self.extra,
-                          data_dir=self.data_dir(i))
+                          lease_ms=self.lease_ms, client_host=client_host,
+                          extra=self.extra + (self.node_extra(i) if self.node_extra else ""),
+                          data_dir=self.data_dir(i), client_ports=self.client_ports)
         path = self.log_dir / f"node{i}.toml"
         path.write_text(cfg)
         node = Node(i, self.grpc[i], path, self.log_dir / f"node{i}.stderr.log",
@@ -454,13 +459,16 @@ class NetLab:
       on the host, so the test's clients (and nothing else) reach the nodes'
       WebSocket/RawSocket listeners from the host even while a node is cut off.
 
-    T is a /24 not used on the host yet. Everything is removed by `cleanup()`.
+    T is a /24 not used on the host yet. Names carry the process id and a
+    per-process counter, so labs of parallel test processes (or two labs in one
+    process) never collide. Everything is removed by `cleanup()`.
     """
 
     GRPC_PORT = 7000
+    _seq = itertools.count()
 
     def __init__(self, n):
-        self.tag = f"{os.getpid() % 100000}"
+        self.tag = f"{os.getpid()}x{next(NetLab._seq)}"  # interface names: at most 15 characters (pid <= 7 digits)
         self.n = n
         self.namespaces = []
         self.links = []

@@ -42,6 +42,18 @@
 #   (distinct publication ids seen by the observers on the testament topic),
 #   for any session; and a testament never published although its session's
 #   node was killed (the observers were alive on the other nodes).
+# - `unrestored(calls, faults, procs, end)`: a fault after whose healing a
+#   procedure never served a call again: no call of it issued between the
+#   fault's end and the next fault's start (or the end of the run) got a
+#   RESULT. After a whole-cluster restart this is what says that clients
+#   registered again and the restarted cluster routes to them.
+# - `unrestored_events(publications, subscriptions, faults, nodes, end)`: the
+#   same for subscriptions: a healed fault after which some node had no
+#   subscriber receiving an event published between the fault's end and the
+#   next fault's start (or the end of the run). `lost_events` alone would not
+#   see a subscriber that never subscribed again (nothing owed to it).
+#
+# A fault's `node` is 0 when it hit every node at once (whole-cluster restart).
 from dataclasses import dataclass, field
 
 
@@ -97,13 +109,15 @@ class Testament:
     added_at: float
     killed_at: float | None = None  # the session's node was killed (kill -9)
     stopped_at: float | None = None  # the session's node was SIGSTOPped
+    partitioned_at: float | None = None  # the session's node was cut off from the others
+    outage_at: float | None = None  # every node was stopped at once (whole-cluster restart)
     fired: set = field(default_factory=set)  # publication ids seen carrying it
 
 
 @dataclass
 class Fault:
-    kind: str  # "kill" / "stop"
-    node: int
+    kind: str  # "kill" / "stop" / "partition" / "restart-term" / "restart-kill"
+    node: int  # 0: every node (whole-cluster restart)
     start: float
     end: float | None = None  # healed + settle margin; None: never healed
 
@@ -129,9 +143,10 @@ def late_executions(calls, invocations):
 
 
 def fault_at(node, t, faults, end, kind=None):
-    """The fault (of `kind`, if given) on `node` whose window contains `t`, or None."""
+    """The fault (of `kind`, if given) on `node` (or on every node) whose window
+    contains `t`, or None."""
     for f in faults:
-        if f.node == node and (kind is None or f.kind == kind) and f.start <= t <= (f.end if f.end is not None
+        if f.node in (node, 0) and (kind is None or f.kind == kind) and f.start <= t <= (f.end if f.end is not None
                                                                                       else end):
             return f
     return None
@@ -200,6 +215,42 @@ def bad_testaments(testaments):
     return twice, never
 
 
+def unrestored(calls, faults, procs, end):
+    """[(fault, proc)]: healed faults after which no call of `proc` issued before
+    the next fault (or `end`) got a RESULT."""
+    out = []
+    starts = sorted(f.start for f in faults)
+    for f in faults:
+        if f.end is None:
+            continue
+        until = min([s for s in starts if s > f.end] + [end])
+        for proc in procs:
+            if not any(c.proc == proc and c.outcome == "result" and f.end <= c.issued_at < until for c in calls):
+                out.append((f, proc))
+    return out
+
+
+def unrestored_events(publications, subscriptions, faults, nodes, end):
+    """[(fault, node)]: healed faults after which no subscriber on `node`
+    received an event published before the next fault (or `end`)."""
+    out = []
+    starts = sorted(f.start for f in faults)
+    sent = {p.pub_id: p.sent_at for p in publications}
+    for f in faults:
+        if f.end is None:
+            continue
+        until = min([s for s in starts if s > f.end] + [end])
+        for node in nodes:
+            if not any(s.node == node and any(f.end <= sent.get(pid, -1.0) < until for pid in s.received)
+                       for s in subscriptions):
+                out.append((f, node))
+    return out
+
+
+def fault_label(f):
+    return f"{f.kind} {'all' if f.node == 0 else f'n{f.node}'}"
+
+
 def summary_rows(calls, invocations, publications, subscriptions, testaments, faults, grace, end, lease,
                  single_proc):
     """[(metric, value)] for the run's summary table."""
@@ -219,8 +270,10 @@ def summary_rows(calls, invocations, publications, subscriptions, testaments, fa
         executed[inv.call_id] = executed.get(inv.call_id, 0) + 1
     killed = [t for t in testaments if t.killed_at is not None]
     stopped = [t for t in testaments if t.stopped_at is not None and t.killed_at is None]
+    cut = [t for t in testaments if t.partitioned_at is not None and t.killed_at is None and t.stopped_at is None]
+    outage = [t for t in testaments if t.outage_at is not None]
     return [
-        ("faults injected", ", ".join(f"{f.kind} n{f.node}" for f in faults) or "none"),
+        ("faults injected", ", ".join(fault_label(f) for f in faults) or "none"),
         ("calls made", len(calls)),
         ("calls answered: result", outcomes.get("result", 0)),
         ("calls answered: router error", outcomes.get("error", 0)),
@@ -244,9 +297,11 @@ def summary_rows(calls, invocations, publications, subscriptions, testaments, fa
         ("events owed (outside fault windows)", len(owed)),
         ("events lost", sum(1 for s, p in owed if p.pub_id not in s.received)),
         ("events delivered twice", len(duplicate_events(subscriptions))),
-        ("testaments (killed node / SIGSTOPped node / total)", f"{len(killed)} / {len(stopped)} / {len(testaments)}"),
-        ("testaments fired (killed node / SIGSTOPped node)",
-         f"{sum(1 for t in killed if t.fired)} / {sum(1 for t in stopped if t.fired)}"),
+        ("testaments (killed node / SIGSTOPped node / cut-off node / whole-cluster restart / total)",
+         f"{len(killed)} / {len(stopped)} / {len(cut)} / {len(outage)} / {len(testaments)}"),
+        ("testaments fired (killed node / SIGSTOPped node / cut-off node / whole-cluster restart)",
+         f"{sum(1 for t in killed if t.fired)} / {sum(1 for t in stopped if t.fired)} / "
+         f"{sum(1 for t in cut if t.fired)} / {sum(1 for t in outage if t.fired)}"),
         ("testaments fired twice (killed node / SIGSTOPped node / other)",
          f"{sum(1 for t in twice if t.killed_at is not None)} / "
          f"{sum(1 for t in twice if t.stopped_at is not None and t.killed_at is None)} / "

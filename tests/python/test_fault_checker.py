@@ -3,7 +3,8 @@
 # on one that violates it. No router needed.
 from fault_checker import (Call, Fault, Invocation, Publication, Subscription, Testament, answered_twice,
                            duplicate_events, fault_at, late_executions, lost_events, markdown_table, never_answered,
-                           owed_events, single_overlaps, summary_rows, bad_testaments)
+                           owed_events, single_overlaps, summary_rows, bad_testaments, unrestored,
+                           unrestored_events)
 
 
 def call(cid, outcome="result", answered_at=1.0, wire=1, **kw):
@@ -91,3 +92,33 @@ def test_fault_at_finds_the_window_of_a_node():
     assert fault_at(2, 3.5, faults, end=9.0, kind="kill") is None
     assert fault_at(1, 3.5, faults, end=9.0) is None
     assert fault_at(3, 8.0, faults, end=9.0) is faults[2]  # never healed: lasts to the end
+
+
+def test_fault_at_a_whole_cluster_fault_covers_every_node():
+    faults = [Fault("restart-kill", 0, 1.0, 2.0)]
+    assert fault_at(3, 1.5, faults, end=9.0) is faults[0]
+    assert fault_at(1, 1.5, faults, end=9.0, kind="restart-kill") is faults[0]
+    assert fault_at(1, 2.5, faults, end=9.0) is None
+
+
+def test_unrestored_finds_a_procedure_never_served_after_a_fault():
+    def c(cid, proc, issued, outcome="result"):
+        return Call(cid, proc, "caller", 1, issued, outcome=outcome, answered_at=issued + 0.1, wire_answers=1)
+
+    faults = [Fault("restart-term", 0, 1.0, 3.0), Fault("kill", 2, 5.0, 7.0), Fault("stop", 2, 9.0, None)]
+    calls = [c("a", "rr", 3.5), c("b", "single", 4.0, outcome="error"),  # single not served between 3 and 5
+             c("c", "single", 5.5),  # during the kill: does not count for the restart
+             c("d", "rr", 7.5), c("e", "single", 8.0)]  # both served after the kill
+    assert unrestored(calls, faults, ["rr", "single"], end=10.0) == [(faults[0], "single")]
+    # a procedure served only after the end of the run does not count either
+    assert unrestored([c("f", "rr", 11.0)], faults[1:2], ["rr"], end=10.0) == [(faults[1], "rr")]
+
+
+def test_unrestored_events_finds_a_node_whose_subscribers_got_nothing_after_a_fault():
+    faults = [Fault("restart-kill", 0, 1.0, 3.0), Fault("partition", 2, 5.0, 7.0)]
+    pubs = [Publication("p1", "pub", 1, 3.5, 3.6), Publication("p2", "pub", 1, 7.5, 7.6),
+            Publication("p3", "pub", 1, 2.0, 2.1)]  # during the restart: does not count
+    subs = [Subscription("s1", 1, 3.2, received={"p1": 1, "p2": 1}),
+            Subscription("s2", 2, 0.5, gone_at=1.0, received={"p3": 1}),  # node 2: not after the restart
+            Subscription("s2b", 2, 7.2, received={"p2": 1})]  # back after the partition
+    assert unrestored_events(pubs, subs, faults, [1, 2], end=10.0) == [(faults[0], 2)]
