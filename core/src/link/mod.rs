@@ -80,6 +80,12 @@ pub trait Links: Send + Sync {
     fn send(&self, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown>;
     /// False while the link to `node` is known to be broken.
     fn is_up(&self, node: NodeId) -> bool;
+    /// True while `node`'s stream to this node is open: what it told this node
+    /// over that stream (its subscription interest) holds until the stream ends.
+    fn hears_from(&self, node: NodeId) -> bool {
+        let _ = node;
+        false
+    }
 }
 
 /// Takes what other nodes send; implemented by the router, called by the cluster.

@@ -280,6 +280,10 @@ impl Links for GrpcLinks {
     fn is_up(&self, node: NodeId) -> bool {
         self.peers.get(&node).is_none_or(|p| p.up.load(Ordering::Relaxed))
     }
+
+    fn hears_from(&self, node: NodeId) -> bool {
+        self.replies.contains_key(&node)
+    }
 }
 
 /// The task keeping the stream to one peer alive.
