@@ -15,7 +15,7 @@ CLIENTS=${CLIENTS:-20}
 ROUNDS=${ROUNDS:-2}
 OUT=target/bench/churn-$(date -u +%Y-%m-%dT%H%M%SZ).jsonl
 mkdir -p target/bench
-cargo build --release --bin junction --bin junction-bench
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bin junction --bin junction-bench
 DIR=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
