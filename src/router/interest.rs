@@ -93,6 +93,8 @@ pub struct Interest {
     seq: AtomicU64,
     /// Nodes that have this node's full interest (since their link last connected).
     synced: Mutex<HashSet<NodeId>>,
+    /// The nodes whose whole interest this node received (over a stream still open).
+    heard: Mutex<HashSet<NodeId>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -294,10 +296,17 @@ impl Interest {
     /// Another node's whole interest in `realm`.
     pub fn on_sync(&self, from: NodeId, realm: &str, entries: &[(String, MatchPolicy)]) {
         self.write(realm, |idx| idx.replace_node(realm, from, entries, now_ms()));
+        lock(&self.heard).insert(from);
+    }
+
+    /// True once `node`'s whole interest arrived (and its stream did not end since).
+    pub fn heard_from(&self, node: NodeId) -> bool {
+        lock(&self.heard).contains(&node)
     }
 
     /// Forgets what `node` told this node, and stops waiting for its acknowledgements.
     pub fn drop_node(&self, node: NodeId) {
+        lock(&self.heard).remove(&node);
         {
             let mut realms = self.realms.write().unwrap_or_else(|e| e.into_inner());
             for idx in realms.values_mut() {

@@ -2,7 +2,10 @@
 //!
 //! A node is *ready* (`/readyz` 200) when its listeners are up, it is a member of
 //! the Raft cluster with a known leader, its state machine has applied everything
-//! committed, and it is not draining. Draining starts at SIGTERM
+//! committed, it has the other nodes' subscription interest (so its first
+//! publications reach their subscribers; waited for at most [`INTEREST_WAIT`] after
+//! the listeners came up, so one node whose link cannot connect does not keep the
+//! others out of service), and it is not draining. Draining starts at SIGTERM
 //! ([`Router::begin_drain`]): readiness fails at once so load balancers stop
 //! sending, and listeners refuse new connections ([`Router::draining`]).
 
@@ -17,16 +20,25 @@ use crate::observe::status::{NotReady, Readiness};
 /// commit index before reporting the lag.
 pub const APPLY_WAIT: Duration = Duration::from_millis(500);
 
+/// How long after its listeners came up readiness waits for the other nodes'
+/// subscription interest.
+pub const INTEREST_WAIT: Duration = Duration::from_secs(5);
+
 /// Where the node is in its life: listeners bound, draining.
 #[derive(Debug, Default)]
 pub struct Lifecycle {
     listeners_up: AtomicBool,
+    /// When the listeners first came up.
+    up_since: std::sync::OnceLock<std::time::Instant>,
     draining: AtomicBool,
 }
 
 impl Router {
     /// Marks the client listeners as bound (or not).
     pub fn set_listeners_up(&self, up: bool) {
+        if up {
+            self.lifecycle.up_since.get_or_init(std::time::Instant::now);
+        }
         self.lifecycle.listeners_up.store(up, Ordering::SeqCst);
     }
 
@@ -86,7 +98,28 @@ fn cluster_check(router: &Router) -> Result<Option<u64>, NotReady> {
         return Err("starting: listeners not up yet".into());
     }
     let Some(cluster) = router.replica.replicate() else { return Ok(None) };
-    cluster.readiness().map_err(|e| NotReady(e.to_string()))
+    let verdict = cluster.readiness().map_err(|e| NotReady(e.to_string()))?;
+    interest_check(router)?;
+    Ok(verdict)
+}
+
+/// Waits (within [`INTEREST_WAIT`] of the listeners coming up) until every other
+/// node up sent its whole subscription interest.
+fn interest_check(router: &Router) -> Result<(), NotReady> {
+    if router.lifecycle.up_since.get().is_none_or(|t| t.elapsed() > INTEREST_WAIT) {
+        return Ok(());
+    }
+    let missing: Vec<u64> = router
+        .replica
+        .peers(router.node)
+        .into_iter()
+        .filter(|n| !router.interest.heard_from(*n))
+        .map(|n| n.0)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(NotReady(format!("waiting for the subscription interest of nodes {missing:?}")))
 }
 
 #[cfg(test)]

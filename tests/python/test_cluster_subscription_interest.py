@@ -12,6 +12,8 @@
 #
 # Node logs: target/test-logs/cluster/test_cluster_subscription_interest/node<N>.stderr.log.
 import asyncio
+import urllib.error
+import urllib.request
 
 import pytest
 from autobahn.wamp.types import PublishOptions
@@ -26,7 +28,7 @@ ROUNDS = 20
 
 @pytest.fixture(scope="module")
 def cluster():
-    yield from module_cluster("test_cluster_subscription_interest")
+    yield from module_cluster("test_cluster_subscription_interest", extra='[admin]\nlisten = "127.0.0.1:0"\n')
 
 
 @pytest.fixture
@@ -34,6 +36,15 @@ async def cw(cluster):
     w = Wamp(cluster[1], ALL_COMBOS[0])
     yield w
     await w.close()
+
+
+def readyz(node):
+    """True when the node's /readyz answers 200."""
+    try:
+        with urllib.request.urlopen(f"{node.listeners['admin']}/readyz", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 async def published(session, topic, *args):
@@ -97,17 +108,15 @@ async def test_a_restarted_node_learns_the_others_interest_and_they_learn_its(cl
     await loop.run_in_executor(None, cluster._start_node, 3, peers)
     w3 = Wamp(cluster[3], ALL_COMBOS[0])
     try:
-        # node 3 restarted with no interest of its own: the others sent theirs when
-        # its links came up, so its first publication on `before` reaches node 1
+        # node 3 restarted with no interest of its own: it is ready only once the
+        # others sent theirs, so its first publication on `before` reaches node 1
+        deadline = loop.time() + 15
+        while not await loop.run_in_executor(None, readyz, cluster[3]):
+            assert loop.time() < deadline, "node 3 never became ready after restarting"
+            await asyncio.sleep(0.05)  # polling /readyz
         on_3 = await w3.session(router=cluster[3])
-        deadline = loop.time() + 10
-        while True:
-            await published(on_3, before, "after restart")
-            try:
-                args, _, _ = await sink_1.get(1.0)
-                break
-            except asyncio.TimeoutError:
-                assert loop.time() < deadline, "node 3 never learned node 1's interest after restarting"
+        await published(on_3, before, "after restart")
+        args, _, _ = await sink_1.get(EVENT_TIMEOUT)
         assert args == ["after restart"]
         # and a subscriber on the restarted node gets events published elsewhere
         sink_3 = Sink()
