@@ -52,25 +52,35 @@ pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, 
         me.send(&e).ok();
         return;
     }
+    let subscribed = || {
+        realm.add_subscriber(id, me.clone());
+        me.set_subscribed(id, true);
+        me.send(&Message::Subscribed(Subscribed { request: m.request, subscription: id })).ok();
+    };
     let (created, wait) = {
         let _serial = lock(&realm.membership);
         let (_, created, wait) = router.interest.gain(router, realm, &m.topic, policy);
-        (created, router.interest.begin_subscribe(&realm.name, id, wait))
+        let wait = router.interest.begin_subscribe(&realm.name, id, wait);
+        if wait.is_none() {
+            // the node's interest is known everywhere already: the subscriber is
+            // added under the same lock, so a leave of the topic's last other
+            // subscriber cannot withdraw the interest in between
+            subscribed();
+        }
+        (created, wait)
     };
-    let pending = Subscribing { router, realm, id };
     if let Some(wait) = wait {
+        let pending = Subscribing { router, realm, id };
         let silent = wait.wait(super::interest::ACK_LIMIT).await;
         if !silent.is_empty() {
             tracing::warn!(topic = %m.topic, nodes = ?silent, "subscribed without these nodes' acknowledgement");
         }
+        {
+            let _serial = lock(&realm.membership);
+            subscribed();
+        }
+        drop(pending);
     }
-    {
-        let _serial = lock(&realm.membership);
-        realm.add_subscriber(id, me.clone());
-        me.set_subscribed(id, true);
-        me.send(&Message::Subscribed(Subscribed { request: m.request, subscription: id })).ok();
-    }
-    drop(pending);
     if created {
         let sub = router.interest.read(&realm.name, |idx| idx.get(id).cloned());
         if let Some(s) = sub {
