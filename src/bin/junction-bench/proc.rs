@@ -1,6 +1,7 @@
 //! Reads a process's CPU time (`/proc/PID/stat`, utime + stime) and resident memory
 //! (`/proc/PID/status`, VmRSS), summed over the router's processes, so throughput
-//! can be given per router CPU-second and memory per session.
+//! can be given per router CPU-second and memory per session; raises this process's
+//! open-file limit for scenarios with many connections.
 
 /// Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`; 100 on Linux).
 const CLK_TCK: f64 = 100.0;
@@ -36,6 +37,24 @@ impl Pids {
 /// router and the load generator share it with whatever else runs.
 pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Raises this process's open-file soft limit to its hard limit (one descriptor per
+/// connection); returns the soft limit now in force.
+pub fn raise_nofile_limit() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a live, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
+        return None;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: a pointer to a live rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) } == 0 {
+            lim = raised;
+        }
+    }
+    Some(lim.rlim_cur)
 }
 
 /// CPU seconds used so far by this process (the load generator).
