@@ -11,7 +11,7 @@
 # sessions to node 2 (the node they were on is left, as when it fails).
 #   SESSIONS (default 10000), TOPICS (10), CONCURRENCY (512), THREADS (1),
 #   PROFILE (release; debug for a quick test), BIN_DIR (target/$PROFILE),
-#   SKIP_BUILD=1, MOVE=0 to skip the cluster-move run
+#   SKIP_BUILD=1, MOVE=0 to skip the cluster-move run, VERIFY_TIMEOUT (10 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SESSIONS=${SESSIONS:-10000}
@@ -21,6 +21,7 @@ THREADS=${THREADS:-1}
 PROFILE=${PROFILE:-release}
 BIN_DIR=${BIN_DIR:-target/$PROFILE}
 MOVE=${MOVE:-1}
+VERIFY_TIMEOUT=${VERIFY_TIMEOUT:-10}
 OUT=target/bench/storm-$(date -u +%Y-%m-%dT%H%M%SZ).jsonl
 mkdir -p target/bench
 if [ -z "${SKIP_BUILD:-}" ]; then
@@ -34,7 +35,11 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((SESSIONS * 2 + 256
 fi
 DIR=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
+LOGS=${OUT%.jsonl}-logs
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  mkdir -p "$LOGS"; cp "$DIR"/*.err "$DIR"/*.toml "$LOGS"/ 2>/dev/null || true; rm -rf "$DIR"
+}
 trap cleanup EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 # start NAME CONFIG: a node; sets its websocket URL in WS_<NAME> and its pid in PID_<NAME>
@@ -63,7 +68,7 @@ done
 CLUSTER_PIDS="--router-pid $PID_n1 --router-pid $PID_n2 --router-pid $PID_n3"
 run() { # run LABEL URL RECONNECT_URL VERIFY_URL PIDS
   "$BIN_DIR/junction-bench" storm --url "$2" --reconnect-url "$3" --verify-url "$4" $5 \
-    --sessions "$SESSIONS" --topics "$TOPICS" --connect-concurrency "$CONCURRENCY" \
+    --sessions "$SESSIONS" --topics "$TOPICS" --connect-concurrency "$CONCURRENCY" --verify-timeout "$VERIFY_TIMEOUT" \
     --threads "$THREADS" --target junction --label "$1" --quiet | grep '^RESULT' | sed 's/^RESULT //' | tee -a "$OUT"
 }
 run lone "$WS_lone" "$WS_lone" "$WS_lone" "--router-pid $PID_lone"
@@ -82,9 +87,11 @@ for k, r in rows.items():
           f"{r['error_count']:>6} {dl:>12} {r.get('router_cpu_s', 0):>6.1f}")
     if r["errors"]:
         print("    errors:", r["errors"])
+    if r.get("verify_silent_topics"):
+        print(f"    {r['verify_silent_topics']} topics got no event, e.g.", ", ".join(r.get("verify_silent_sample", [])[:3]))
 lone = rows.get("lone")
 for k in ("cluster-node1", "cluster-move"):
     if lone and k in rows:
         print(f"{k}: storm time {rows[k]['storm_s'] / max(lone['storm_s'], 1e-9):.2f}x the lone node's")
-print(f"results: {sys.argv[1]}")
+print(f"results: {sys.argv[1]} (node logs and configs: {sys.argv[1][:-6]}-logs/)")
 PY

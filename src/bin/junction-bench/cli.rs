@@ -249,9 +249,12 @@ pub struct StormArgs {
     /// Seconds to wait between setting up all sessions and dropping them.
     #[arg(long, default_value_t = 1.0)]
     pub hold: f64,
-    /// Give up on the setup, the storm or the verification after this many seconds each.
+    /// Give up on the setup or the storm after this many seconds each.
     #[arg(long, default_value_t = 300.0)]
     pub timeout: f64,
+    /// With `--verify-url`: wait this many seconds after the last PUBLISHED for deliveries.
+    #[arg(long, default_value_t = 10.0)]
+    pub verify_timeout: f64,
 }
 
 /// `relay` options (the client side of the ceiling measurement).

@@ -119,13 +119,18 @@ pub async fn run(args: StormArgs) -> Result<Report> {
     if let Some(url) = &args.verify_url {
         let expected = (ok * k) as u64;
         let errors = Tally::default();
-        let v = verify::run(storm.conns, &storm_plan, url, timeout, &errors).await?;
+        let wait = Duration::from_secs_f64(args.verify_timeout);
+        let v = verify::run(storm.conns, &storm_plan, url, wait, &errors).await?;
         r.set("verify_url", url.as_str());
         r.set("verify_expected", expected);
         r.set("verify_published", v.published);
         r.set("verify_delivered", v.delivered);
         r.set("verify_missing", expected.saturating_sub(v.delivered));
         r.set("verify_complete_sessions", v.complete_sessions);
+        r.set("verify_silent_topics", v.silent_topics);
+        if !v.silent_sample.is_empty() {
+            r.set("verify_silent_sample", json!(v.silent_sample));
+        }
         r.set("verify_s", r2(v.seconds));
         r.set("verify_errors", json!(errors.snapshot()));
     }

@@ -14,8 +14,8 @@ use crate::stats::{self, new_hist};
 
 /// What a phase produced.
 pub struct PhaseResult {
-    /// The sessions that got all their subscriptions.
-    pub conns: Vec<Conn>,
+    /// The sessions that got all their subscriptions, with their indexes.
+    pub conns: Vec<(usize, Conn)>,
     /// Sessions that gave up at the deadline.
     pub failed: u64,
     /// The first reason a session gave up.
@@ -56,7 +56,7 @@ pub async fn run(plan: Arc<Plan>, n: usize, start: Instant, what: &str, quiet: b
                 r.took.saturating_record(e.took.as_nanos() as u64);
                 r.completed.saturating_record(at.as_nanos() as u64);
                 r.attempts += u64::from(e.attempts);
-                r.conns.push(e.conn);
+                r.conns.push((e.index, e.conn));
             }
             Ok((Err(e), _)) => {
                 r.failed += 1;

@@ -68,6 +68,8 @@ impl Plan {
 
 /// A session with all its subscriptions.
 pub struct Established {
+    /// The session's index (its topics are `<base>.s<index>.t<k>`).
+    pub index: usize,
     /// The joined connection.
     pub conn: Conn,
     /// From its first connection attempt (once admitted by the gate) to its last SUBSCRIBED.
@@ -100,7 +102,7 @@ pub async fn establish(plan: &Plan, i: usize) -> Result<Established> {
             Ok(conn) => match subscribe_all(conn, plan, i).await {
                 Ok(conn) => {
                     let took = first.map(|t| t.elapsed()).unwrap_or_default();
-                    return Ok(Established { conn, took, attempts });
+                    return Ok(Established { index: i, conn, took, attempts });
                 }
                 Err(e) => plan.errors.add(e.to_string()),
             },

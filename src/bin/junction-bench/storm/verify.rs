@@ -1,6 +1,7 @@
 //! After the storm: every reconnected session counts the EVENTs it receives while a
 //! separate publisher (possibly on another node) publishes one acknowledged event
-//! to every topic; all N×K must arrive, each once.
+//! to every topic; all N×K must arrive, each once. Each event carries its topic's
+//! number (`i×K + k`), so the topics that got nothing can be named.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,8 @@ use crate::error::{BenchError, Result};
 
 /// Publications not yet acknowledged at once.
 const WINDOW: usize = 1000;
+/// Topics without an event named in the report, at most.
+const MISSING_SAMPLE: usize = 10;
 
 /// What the verification saw.
 pub struct Verified {
@@ -26,50 +29,74 @@ pub struct Verified {
     pub published: u64,
     /// Events delivered to the subscribers.
     pub delivered: u64,
-    /// Sessions that received exactly their K events.
+    /// Sessions that received exactly one event on each of their K topics.
     pub complete_sessions: u64,
+    /// Topics that received no event.
+    pub silent_topics: u64,
+    /// Some of them (URIs).
+    pub silent_sample: Vec<String>,
     /// From the first PUBLISH to the last delivery (or the timeout).
     pub seconds: f64,
 }
 
-/// Reads `conn` until `stop`, counting EVENTs in `total`; returns this session's count.
-async fn count_events(mut conn: Conn, total: Arc<AtomicU64>, mut stop: watch::Receiver<bool>) -> u64 {
+/// Reads session `index`'s `conn` until `stop`, counting EVENTs in `total`; returns
+/// how many events each of its `k` topics received.
+async fn count_events(
+    index: usize,
+    k: usize,
+    mut conn: Conn,
+    total: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) -> Vec<u32> {
+    let mut per_topic = vec![0u32; k];
     let mut msgs = Vec::new();
-    let mut mine = 0u64;
     loop {
         msgs.clear();
         tokio::select! {
             r = conn.recv_msgs(&mut msgs) => {
-                let n = msgs.iter().filter(|m| matches!(m, Message::Event(_))).count() as u64;
-                mine += n;
-                total.fetch_add(n, Ordering::Relaxed);
+                for m in &msgs {
+                    if let Message::Event(e) = m {
+                        total.fetch_add(1, Ordering::Relaxed);
+                        let n = e.payload.args.as_ref().and_then(|a| a.first()).and_then(Value::as_u64);
+                        if let Some(slot) = n
+                            .and_then(|n| (n as usize).checked_sub(index * k))
+                            .and_then(|t| per_topic.get_mut(t))
+                        {
+                            *slot += 1;
+                        }
+                    }
+                }
                 if !matches!(r, Ok(true)) {
-                    return mine;
+                    return per_topic;
                 }
             }
-            _ = stop.changed() => return mine,
+            _ = stop.changed() => return per_topic,
         }
     }
 }
 
-/// Publishes one event per topic from a session at `url` and waits for every delivery.
+/// Publishes one event per topic from a session at `url` and waits up to `timeout`
+/// after the last PUBLISHED for every delivery.
 pub async fn run(
-    conns: Vec<Conn>,
+    conns: Vec<(usize, Conn)>,
     plan: &Plan,
     url: &str,
     timeout: Duration,
     errors: &Tally,
 ) -> Result<Verified> {
-    let expected = (conns.len() * plan.topics) as u64;
+    let k = plan.topics;
+    let expected = (conns.len() * k) as u64;
     let total = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let readers: Vec<_> =
-        conns.into_iter().map(|c| tokio::spawn(count_events(c, total.clone(), stop_rx.clone()))).collect();
+    let readers: Vec<_> = conns
+        .into_iter()
+        .map(|(i, c)| (i, tokio::spawn(count_events(i, k, c, total.clone(), stop_rx.clone()))))
+        .collect();
     let start = Instant::now();
     let ep = Endpoint::parse(url)?;
-    let sessions = readers.len();
-    let published = publish_all(&ep, plan, sessions, errors).await?;
-    let deadline = start + timeout;
+    let indexes: Vec<usize> = readers.iter().map(|(i, _)| *i).collect();
+    let published = publish_all(&ep, plan, &indexes, errors).await?;
+    let deadline = Instant::now() + timeout;
     while total.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -77,31 +104,41 @@ pub async fn run(
     // Late duplicates would still show up: give them a moment.
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop_tx.send_replace(true);
-    let mut complete_sessions = 0;
-    for r in readers {
-        if r.await.map_err(|e| BenchError::msg(e.to_string()))? == plan.topics as u64 {
+    let (mut complete_sessions, mut silent_topics, mut silent_sample) = (0, 0, Vec::new());
+    for (i, r) in readers {
+        let per_topic = r.await.map_err(|e| BenchError::msg(e.to_string()))?;
+        if per_topic.iter().all(|&n| n == 1) {
             complete_sessions += 1;
         }
+        for (t, _) in per_topic.iter().enumerate().filter(|(_, n)| **n == 0) {
+            silent_topics += 1;
+            if silent_sample.len() < MISSING_SAMPLE {
+                silent_sample.push(plan.topic(i, t));
+            }
+        }
     }
-    Ok(Verified { published, delivered: total.load(Ordering::Relaxed), complete_sessions, seconds })
+    let delivered = total.load(Ordering::Relaxed);
+    Ok(Verified { published, delivered, complete_sessions, silent_topics, silent_sample, seconds })
 }
 
-/// Publishes to every topic of `sessions` sessions, at most [`WINDOW`] unacknowledged.
-async fn publish_all(ep: &Endpoint, plan: &Plan, sessions: usize, errors: &Tally) -> Result<u64> {
+/// Publishes to every topic of the sessions `indexes`, at most [`WINDOW`] unacknowledged;
+/// the event on session i's topic t carries `i×K + t`.
+async fn publish_all(ep: &Endpoint, plan: &Plan, indexes: &[usize], errors: &Tally) -> Result<u64> {
     let mut conn = Conn::connect(ep, plan.ser, &ConnectOpts::default()).await?;
     conn.join(&plan.realm).await?;
-    let total = sessions * plan.topics;
+    let k = plan.topics;
+    let total = indexes.len() * k;
     let (mut sent, mut answered, mut acked) = (0usize, 0usize, 0u64);
     let mut msgs = Vec::new();
     while answered < total {
         while sent < total && sent - answered < WINDOW {
-            let (i, k) = (sent / plan.topics, sent % plan.topics);
+            let (i, t) = (indexes[sent / k], sent % k);
             sent += 1;
             conn.send(&Message::Publish(Publish {
                 request: RequestId(sent as u64),
                 options: dict! { "acknowledge" => true },
-                topic: plan.topic(i, k),
-                payload: Payload::args(vec![Value::from(sent as u64)]),
+                topic: plan.topic(i, t),
+                payload: Payload::args(vec![Value::from((i * k + t) as u64)]),
             }))?;
         }
         conn.flush().await?;
