@@ -78,13 +78,13 @@ echo
 python3 - "$OUT" <<'PY'
 import json, sys
 rows = {r["label"]: r for r in map(json.loads, open(sys.argv[1]))}
-print(f"{'run':14} {'sessions':>8} {'subs':>7} {'storm s':>8} {'sess/s':>8} {'subs/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'delivered':>12} {'cpu s':>6}")
+print(f"{'run':14} {'sessions':>8} {'subs':>7} {'storm s':>8} {'sess/s':>8} {'subs/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'delivered':>13} {'cpu s':>6} {'ovf':>5}")
 for k, r in rows.items():
     lat = r.get("session_latency_us") or {}
     dl = f"{r.get('verify_delivered', '-')}/{r.get('verify_expected', '-')}"
     print(f"{k:14} {r['reconnected']:>8} {r['subscriptions']:>7} {r['storm_s']:>8.2f} {r['rate']:>8.0f} "
           f"{r['subscribes_rate']:>8.0f} {lat.get('p50', 0)/1000:>7.0f} {lat.get('p99', 0)/1000:>7.0f} "
-          f"{r['error_count']:>6} {dl:>12} {r.get('router_cpu_s', 0):>6.1f}")
+          f"{r['error_count']:>6} {dl:>13} {r.get('router_cpu_s', 0):>6.1f} {r.get('listen_overflows', '-'):>5}")
     if r["errors"]:
         print("    errors:", r["errors"])
     if r.get("verify_silent_topics"):

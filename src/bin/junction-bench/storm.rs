@@ -75,10 +75,12 @@ pub async fn run(args: StormArgs) -> Result<Report> {
     let pids = Pids(c.router_pid.clone());
     let storm_plan = plan(storm_ep.clone());
     let (cpu0, self0) = (pids.cpu_seconds(), proc::self_cpu_seconds());
+    let overflows0 = proc::tcp_ext_counter("ListenOverflows");
     let t0 = Instant::now();
     drop(setup.conns); // every socket closed at once
     let storm = phase::run(storm_plan.clone(), n, t0, "storm", c.quiet).await;
     let (cpu1, self1) = (pids.cpu_seconds(), proc::self_cpu_seconds());
+    let overflows1 = proc::tcp_ext_counter("ListenOverflows");
 
     let mut r = Report::new("storm", c, &storm_ep, format!("storm-{n}x{k}"));
     r.set("reconnect_url", storm_url.as_str());
@@ -114,6 +116,10 @@ pub async fn run(args: StormArgs) -> Result<Report> {
     }
     if let (Some(a), Some(b)) = (self0, self1) {
         r.set("client_cpu_s", r2(b - a));
+    }
+    if let (Some(a), Some(b)) = (overflows0, overflows1) {
+        // Machine-wide: connections dropped by a full accept queue during the storm.
+        r.set("listen_overflows", b.saturating_sub(a));
     }
 
     if let Some(url) = &args.verify_url {
