@@ -47,7 +47,7 @@ start() {
   "$BIN_DIR/junction" --config "$2" > "$DIR/$1.out" 2> "$DIR/$1.err" &
   PIDS+=($!)
   printf -v "PID_$1" '%s' "$!"
-  for _ in $(seq 300); do grep -q '^ready' "$DIR/$1.out" && break; sleep 0.1; done
+  for _ in $(seq 300); do grep -qs '^ready' "$DIR/$1.out" && break; sleep 0.1; done
   grep -q '^ready' "$DIR/$1.out" || { echo "node $1 did not start"; cat "$DIR/$1.err"; exit 1; }
   printf -v "WS_$1" '%s' "$(sed -n 's/^listening websocket //p' "$DIR/$1.out")"
 }
