@@ -89,6 +89,8 @@ for k, r in rows.items():
         print("    errors:", r["errors"])
     if r.get("verify_silent_topics"):
         print(f"    {r['verify_silent_topics']} topics got no event, e.g.", ", ".join(r.get("verify_silent_sample", [])[:3]))
+    if r.get("verify_closed_sessions"):
+        print(f"    {r['verify_closed_sessions']} sessions ended while awaiting events:", r.get("verify_first_close"))
 lone = rows.get("lone")
 for k in ("cluster-node1", "cluster-move"):
     if lone and k in rows:

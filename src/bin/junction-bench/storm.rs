@@ -134,6 +134,10 @@ pub async fn run(args: StormArgs) -> Result<Report> {
         r.set("verify_missing", expected.saturating_sub(v.delivered));
         r.set("verify_complete_sessions", v.complete_sessions);
         r.set("verify_silent_topics", v.silent_topics);
+        r.set("verify_closed_sessions", v.closed_sessions);
+        if let Some(why) = v.first_close {
+            r.set("verify_first_close", why);
+        }
         if !v.silent_sample.is_empty() {
             r.set("verify_silent_sample", json!(v.silent_sample));
         }

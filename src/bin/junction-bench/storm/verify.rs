@@ -33,6 +33,11 @@ pub struct Verified {
     pub complete_sessions: u64,
     /// Topics that received no event.
     pub silent_topics: u64,
+    /// Sessions whose connection ended (closed by the router, or an error) while
+    /// events were awaited.
+    pub closed_sessions: u64,
+    /// The first reason one ended.
+    pub first_close: Option<String>,
     /// Some of them (URIs).
     pub silent_sample: Vec<String>,
     /// From the first PUBLISH to the last delivery (or the timeout).
@@ -40,14 +45,15 @@ pub struct Verified {
 }
 
 /// Reads session `index`'s `conn` until `stop`, counting EVENTs in `total`; returns
-/// how many events each of its `k` topics received.
+/// how many events each of its `k` topics received, and why the connection ended
+/// early if it did.
 async fn count_events(
     index: usize,
     k: usize,
     mut conn: Conn,
     total: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
-) -> Vec<u32> {
+) -> (Vec<u32>, Option<String>) {
     let mut per_topic = vec![0u32; k];
     let mut msgs = Vec::new();
     loop {
@@ -66,11 +72,13 @@ async fn count_events(
                         }
                     }
                 }
-                if !matches!(r, Ok(true)) {
-                    return per_topic;
+                match r {
+                    Ok(true) => {}
+                    Ok(false) => return (per_topic, Some("closed by the router".into())),
+                    Err(e) => return (per_topic, Some(e.to_string())),
                 }
             }
-            _ = stop.changed() => return per_topic,
+            _ = stop.changed() => return (per_topic, None),
         }
     }
 }
@@ -105,8 +113,13 @@ pub async fn run(
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop_tx.send_replace(true);
     let (mut complete_sessions, mut silent_topics, mut silent_sample) = (0, 0, Vec::new());
+    let (mut closed_sessions, mut first_close) = (0, None);
     for (i, r) in readers {
-        let per_topic = r.await.map_err(|e| BenchError::msg(e.to_string()))?;
+        let (per_topic, closed) = r.await.map_err(|e| BenchError::msg(e.to_string()))?;
+        if let Some(why) = closed {
+            closed_sessions += 1;
+            first_close.get_or_insert(format!("session {i}: {why}"));
+        }
         if per_topic.iter().all(|&n| n == 1) {
             complete_sessions += 1;
         }
@@ -118,7 +131,16 @@ pub async fn run(
         }
     }
     let delivered = total.load(Ordering::Relaxed);
-    Ok(Verified { published, delivered, complete_sessions, silent_topics, silent_sample, seconds })
+    Ok(Verified {
+        published,
+        delivered,
+        complete_sessions,
+        silent_topics,
+        closed_sessions,
+        first_close,
+        silent_sample,
+        seconds,
+    })
 }
 
 /// Publishes to every topic of the sessions `indexes`, at most [`WINDOW`] unacknowledged;
