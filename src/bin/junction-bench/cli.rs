@@ -28,6 +28,9 @@ pub enum Command {
     Sessions(SessionsArgs),
     /// Route churn: new-topic SUBSCRIBEs (or new REGISTERs) per second.
     Churn(ChurnArgs),
+    /// Reconnect storm: N sessions with K subscriptions each drop at once and
+    /// reconnect; the time until every subscription is back.
+    Storm(StormArgs),
     /// Request/echo through the raw relay, the transport's ceiling for `rpc`.
     Relay(RelayArgs),
     /// Runs the raw relay server (pairs connections and forwards frames unparsed).
@@ -217,6 +220,41 @@ pub struct ChurnArgs {
     /// What each client adds and removes.
     #[arg(long, value_enum, default_value_t = ChurnKind::Subscribe)]
     pub kind: ChurnKind,
+}
+
+/// `storm` options.
+#[derive(Args, Debug, Clone)]
+pub struct StormArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Sessions that drop and reconnect.
+    #[arg(long, default_value_t = 10_000)]
+    pub sessions: usize,
+    /// Topics each session subscribes to (distinct per session: new topics).
+    #[arg(long, default_value_t = 10)]
+    pub topics: usize,
+    /// Connection attempts (TCP + transport handshake + HELLO/WELCOME) in progress at once.
+    #[arg(long, default_value_t = 512)]
+    pub connect_concurrency: usize,
+    /// Reconnect here after the drop (default: `--url`, the same node).
+    #[arg(long)]
+    pub reconnect_url: Option<String>,
+    /// After the storm, publish one event per topic from a session connected here
+    /// (e.g. another node of the cluster) and count the deliveries.
+    #[arg(long)]
+    pub verify_url: Option<String>,
+    /// Source addresses 127.0.0.2 ... to spread connections over (0 = one per 1,000 sessions).
+    #[arg(long, default_value_t = 0)]
+    pub sources: usize,
+    /// Seconds to wait between setting up all sessions and dropping them.
+    #[arg(long, default_value_t = 1.0)]
+    pub hold: f64,
+    /// Give up on the setup or the storm after this many seconds each.
+    #[arg(long, default_value_t = 300.0)]
+    pub timeout: f64,
+    /// With `--verify-url`: wait this many seconds after the last PUBLISHED for deliveries.
+    #[arg(long, default_value_t = 10.0)]
+    pub verify_timeout: f64,
 }
 
 /// `relay` options (the client side of the ceiling measurement).

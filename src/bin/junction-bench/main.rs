@@ -1,6 +1,7 @@
 //! `junction-bench`: a load generator for WAMP routers written on Junction's own codec,
 //! speaking WAMP over WebSocket and RawSocket with any serializer. Scenarios `rpc`,
-//! `pubsub` (exact, prefix or wildcard subscriptions), `sessions`; the raw relay (`relay-server`, measured with `relay`) as the
+//! `pubsub` (exact, prefix or wildcard subscriptions), `sessions`, `churn`, `storm`
+//! (reconnect storm); the raw relay (`relay-server`, measured with `relay`) as the
 //! transport's ceiling; `compare` and `chart` turn result lines into the comparison
 //! table and SVG. See `bench/README.md` and `bench/compare.sh`.
 //!
@@ -20,6 +21,7 @@ mod report;
 mod rpc;
 mod sessions;
 mod stats;
+mod storm;
 mod topics;
 
 use std::process::ExitCode;
@@ -54,6 +56,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pubsub(a) => runtime(a.common.threads)?.block_on(pubsub::run(a))?,
         Command::Sessions(a) => runtime(a.common.threads)?.block_on(sessions::run(a))?,
         Command::Churn(a) => runtime(a.common.threads)?.block_on(churn::run(a))?,
+        Command::Storm(a) => runtime(a.common.threads)?.block_on(storm::run(a))?,
         Command::Relay(a) => runtime(a.common.threads)?.block_on(relay::run(a))?,
     };
     report.emit();

@@ -1,6 +1,8 @@
 //! Reads a process's CPU time (`/proc/PID/stat`, utime + stime) and resident memory
 //! (`/proc/PID/status`, VmRSS), summed over the router's processes, so throughput
-//! can be given per router CPU-second and memory per session.
+//! can be given per router CPU-second and memory per session; raises this process's
+//! open-file limit for scenarios with many connections, and reads the kernel's TCP
+//! counters (accept-queue overflows).
 
 /// Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`; 100 on Linux).
 const CLK_TCK: f64 = 100.0;
@@ -36,6 +38,39 @@ impl Pids {
 /// router and the load generator share it with whatever else runs.
 pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Raises this process's open-file soft limit to its hard limit (one descriptor per
+/// connection); returns the soft limit now in force.
+pub fn raise_nofile_limit() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a live, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
+        return None;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: a pointer to a live rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) } == 0 {
+            lim = raised;
+        }
+    }
+    Some(lim.rlim_cur)
+}
+
+/// A `TcpExt` counter of `/proc/net/netstat` (this network namespace, all sockets),
+/// e.g. `ListenOverflows`: connections a full accept queue dropped (the client
+/// retransmits its SYN after a second).
+pub fn tcp_ext_counter(name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    parse_tcp_ext(&text, name)
+}
+
+fn parse_tcp_ext(text: &str, name: &str) -> Option<u64> {
+    let mut rows = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (keys, values) = (rows.next()?, rows.next()?);
+    let at = keys.split_whitespace().position(|k| k == name)?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 /// CPU seconds used so far by this process (the load generator).
@@ -78,6 +113,13 @@ mod tests {
     fn parses_stat_with_odd_command_names() {
         let stat = "1234 (my (odd) proc) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 4 0 100 0 0";
         assert_eq!(parse_stat_cpu(stat), Some(3.0));
+    }
+
+    #[test]
+    fn parses_tcp_ext() {
+        let text = "TcpExt: SyncookiesSent ListenOverflows\nTcpExt: 3 17\nIpExt: InNoRoutes\nIpExt: 0\n";
+        assert_eq!(parse_tcp_ext(text, "ListenOverflows"), Some(17));
+        assert_eq!(parse_tcp_ext(text, "Nope"), None);
     }
 
     #[test]

@@ -22,12 +22,12 @@ use crate::stats::{self, new_hist, r2};
 /// ports per address, but the kernel's port search for `connect` slows down
 /// (quadratically over a run, in kernel time) as one address pair fills up: with
 /// 19,000 sessions, 1 address took 11 s of system time, 16 addresses 1.3 s.
-const PER_SOURCE: usize = 1_000;
+pub const PER_SOURCE: usize = 1_000;
 /// Most source addresses used (127.0.0.2 ..= 127.0.0.251).
-const MAX_SOURCES: usize = 250;
+pub const MAX_SOURCES: usize = 250;
 
 /// The source address of connection `i`, when the target is on loopback.
-fn source_for(i: usize, sources: usize, ep: &Endpoint) -> Option<IpAddr> {
+pub fn source_for(i: usize, sources: usize, ep: &Endpoint) -> Option<IpAddr> {
     if sources == 0 || !ep.addr().ip().is_loopback() || !ep.addr().is_ipv4() {
         return None;
     }
