@@ -61,7 +61,7 @@ for i in 1 2 3; do GRPC[$i]=$(free_port); done
 for i in 1 2 3; do
   peers=""; for j in 1 2 3; do [ "$j" != "$i" ] && peers="$peers\"127.0.0.1:${GRPC[$j]}\","; done
   boot=false; [ "$i" = 1 ] && boot=true
-  printf "$BASE"'[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\n' \
+  printf "$BASE"'[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\nephemeral = true\n' \
     "$i" "${GRPC[$i]}" "${peers%,}" "$boot" > "$DIR/n$i.toml"
   start "n$i" "$DIR/n$i.toml"
 done

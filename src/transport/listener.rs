@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
 
 use super::tls::Tls;
 use crate::router::Router;
@@ -19,6 +19,21 @@ pub enum Kind {
     RawSocket,
 }
 
+/// Connections the kernel queues for a listener before it accepts them (capped by
+/// `net.core.somaxconn`). Tokio's default of 128 overflowed in a reconnect storm
+/// (512 connection attempts at once): each dropped SYN is retried by the client a
+/// second later, which was the lone node's p99 of a second.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with [`LISTEN_BACKLOG`].
+pub fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Binds a TCP listener (TLS when `tls` is given) and spawns its accept loop.
 /// Returns the bound address.
 pub async fn spawn_tcp(
@@ -27,7 +42,7 @@ pub async fn spawn_tcp(
     kind: Kind,
     tls: Option<Arc<Tls>>,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = bind_tcp(addr)?;
     let local = listener.local_addr()?;
     match (kind, tls.is_some()) {
         (Kind::WebSocket, false) => {
@@ -121,4 +136,24 @@ pub async fn spawn_unix(router: Arc<Router>, path: &Path) -> std::io::Result<()>
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn listen_backlog_queues_a_burst_of_connections_before_they_are_accepted() {
+        let listener = bind_tcp("127.0.0.1:0".parse().expect("an address")).expect("binds");
+        let addr = listener.local_addr().expect("bound");
+        // nothing accepts: every connection waits in the kernel's queue
+        let burst = (0..600)
+            .map(|_| tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)));
+        let results = futures_util::future::join_all(burst).await;
+        let connected = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        assert_eq!(connected, 600, "a burst of 600 connections queued (tokio's default backlog queues 128)");
+        drop(listener);
+    }
 }
