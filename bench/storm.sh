@@ -54,6 +54,8 @@ start() {
 # Every session comes from 127.0.0.x: lift the per-address failed-authentication
 # budget (handshakes in progress count against it) for the benchmark's nodes only.
 BASE='[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n[limits]\nauth_failures_per_ip = 0\n'
+# the cluster's nodes serve /metrics on loopback (read after the runs)
+CBASE=${BASE/'listen = ""\n[limits]'/'listen = "127.0.0.1:0"\n[limits]'}
 printf "$BASE" > "$DIR/lone.toml"
 start lone "$DIR/lone.toml"
 declare -a GRPC
@@ -61,7 +63,7 @@ for i in 1 2 3; do GRPC[$i]=$(free_port); done
 for i in 1 2 3; do
   peers=""; for j in 1 2 3; do [ "$j" != "$i" ] && peers="$peers\"127.0.0.1:${GRPC[$j]}\","; done
   boot=false; [ "$i" = 1 ] && boot=true
-  printf "$BASE"'[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\nephemeral = true\n' \
+  printf "$CBASE"'[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\nephemeral = true\n' \
     "$i" "${GRPC[$i]}" "${peers%,}" "$boot" > "$DIR/n$i.toml"
   start "n$i" "$DIR/n$i.toml"
 done
@@ -75,6 +77,13 @@ run lone "$WS_lone" "$WS_lone" "$WS_lone" "--router-pid $PID_lone"
 run cluster-node1 "$WS_n1" "$WS_n1" "$WS_n2" "$CLUSTER_PIDS"
 [ "$MOVE" = 1 ] && run cluster-move "$WS_n1" "$WS_n2" "$WS_n3" "$CLUSTER_PIDS"
 echo
+# frames the cluster's links dropped (a full queue: events published faster than the
+# receiving node takes them) or missed, from each node's /metrics
+for i in 1 2 3; do
+  admin=$(sed -n 's/^listening admin //p' "$DIR/n$i.out")
+  [ -n "$admin" ] || continue
+  echo "node $i link counters: $(curl -s "$admin/metrics" | grep -E '^junction_(link_(frames_dropped|gaps|frames_missed)|events_dropped)_total' | grep -v ' 0$' | tr '\n' ' ')"
+done
 python3 - "$OUT" <<'PY'
 import json, sys
 rows = {r["label"]: r for r in map(json.loads, open(sys.argv[1]))}
