@@ -126,10 +126,13 @@ pub async fn run(cluster: Arc<Cluster>) {
 /// On the leader: records when a quorum of voters last acknowledged it (see
 /// [`super::fence`]); a node that is the only voter is never fenced.
 fn prove_contact(cluster: &Cluster, now: Instant) {
-    let metrics = cluster.raft.metrics().borrow().clone();
-    let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+    let (voters, leader): (Vec<u64>, _) = {
+        let m = cluster.raft.metrics();
+        let m = m.borrow();
+        (m.membership_config.membership().voter_ids().collect(), m.current_leader)
+    };
     cluster.fence.set_alone(voters == [cluster.id]);
-    if metrics.current_leader != Some(cluster.id) {
+    if leader != Some(cluster.id) {
         return;
     }
     let acked =

@@ -180,17 +180,21 @@ fn describe(status: &tonic::Status) -> String {
 
 /// True when the status comes from a refused TCP connection.
 fn is_refused(status: &tonic::Status) -> bool {
-    use std::error::Error;
-    let mut source: Option<&(dyn Error + 'static)> = status.source();
+    std::error::Error::source(status).is_some_and(refused) || status.message().contains("Connection refused")
+}
+
+/// True when `e` or an error under it is a refused TCP connection.
+pub fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
     while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
         {
             return true;
         }
         source = e.source();
     }
-    status.message().contains("Connection refused")
+    false
 }
 
 /// openraft's factory of per-peer clients.

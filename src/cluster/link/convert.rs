@@ -10,13 +10,9 @@ use crate::wamp::codec::neutral::{decode_dict, decode_payload, encode_dict, enco
 use crate::wamp::uri::MatchPolicy;
 
 use super::pb;
-
-/// Wall-clock time in Unix milliseconds: how an invocation's fence crosses between
-/// nodes (their monotonic clocks are unrelated; their wall clocks are kept within
-/// the fence's margin of each other by NTP).
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
+// An invocation's fence crosses between nodes as wall-clock time: their monotonic
+// clocks are unrelated; their wall clocks are kept within the fence's margin by NTP.
+use crate::cluster::fence::unix_ms;
 
 /// The protobuf frame for a link message.
 pub fn to_frame(msg: &LinkMsg) -> pb::Frame {

@@ -305,20 +305,6 @@ enum Pump {
     Refused(String),
 }
 
-/// True when an error says the connection was refused.
-fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(e);
-    while let Some(e) = source {
-        if e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
-        {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
-
 impl PeerTask {
     /// Connects, pumps the queue onto the stream, and reconnects with backoff.
     async fn run(self, mut rx: mpsc::Receiver<Numbered>, up: Arc<AtomicBool>) {
@@ -379,7 +365,7 @@ impl PeerTask {
         };
         let channel = match endpoint.connect().await {
             Ok(c) => c,
-            Err(e) if refused(&e) => return Pump::Refused(e.to_string()),
+            Err(e) if super::network::refused(&e) => return Pump::Refused(e.to_string()),
             Err(e) => return Pump::Broken(e.to_string()),
         };
         let (btx, brx) = mpsc::channel::<pb::Batch>(16);
