@@ -51,7 +51,10 @@ until every kind ran once) plus a quiet tail (about two minutes in all; 600
 gives a long soak). The module's fixture runs it once; each test function
 checks one property. Where the router is known to violate one, the violating
 part is split off into its own test marked xfail, every other part stays
-asserted (none is marked now).
+asserted:
+- found by the whole-cluster restart nemesis, not fixed (rare, not strict): a
+  subscriber that subscribed while the cluster came back from a whole-cluster
+  restart can get no events published on another node.
 Found by this suite and fixed (asserted now): testaments of a SIGSTOPped node's
 sessions published twice; a restarted node declared down in its new
 incarnation (its lease counted from before the restart) and stuck; calls
@@ -60,11 +63,7 @@ from SIGSTOP after their callers got wamp.error.canceled (~31 a run) and the
 frozen `single` owner serving again after the standby took over (~5 a run),
 and the `single` owner's node cut off by a partition serving its own callers
 beside the standby (every partition that cut it off) — all fixed by fencing
-(dealer `start_within`, cluster/fence.rs); a subscriber that subscribed during
-a whole-cluster restart getting no events from one node (that node applied the
-purge of the subscriber's node's previous incarnation after the new one had
-synced its interest; seen once in ~40 restarts) — a purge no longer drops the
-interest of a node whose stream is open (router/purge.rs).
+(dealer `start_within`, cluster/fence.rs).
 The summary table is printed and written to
 target/test-logs/cluster/test_cluster_faults/summary.md, the histories to
 history.json next to it, with the node logs (node<N>.stderr.log, and
@@ -915,6 +914,11 @@ def test_no_event_lost_by_a_live_subscriber(history):
                      f"faults {history.nemesis_log}"
 
 
+@pytest.mark.xfail(strict=False, reason="found by the whole-cluster restart nemesis, not fixed: a subscriber that "
+                                        "subscribed while the cluster came back from a whole-cluster restart can get "
+                                        "no events published on another node (that node dropped or never learnt its "
+                                        "node's interest; seeds 897990083, 3394290036). A purge no longer drops the "
+                                        "interest of a node whose stream is open, which was not enough")
 def test_no_event_lost_by_a_subscriber_that_subscribed_during_a_whole_cluster_restart(history):
     lost = lost_events(history, True)
     assert not lost, f"events owed but never received: {show(describe_lost(history, lost))}; " \
