@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::config::ClusterConfig;
 use super::link::pb::link_server::LinkServer;
-use super::link::{GrpcLinks, Inbound, LinkService, ReplyPaths, Resolver};
+use super::link::{GrpcLinks, Inbound, LinkService, Redial, ReplyPaths, Resolver};
 use super::node::Cluster;
 use crate::ids::NodeId;
 use crate::link::LinkHandler;
@@ -20,6 +20,8 @@ pub struct DataPath {
     /// Reply paths shared by the service (which opens them) and the links (which
     /// send answers on them).
     replies: Arc<ReplyPaths>,
+    /// Streams from a node wake the link to it out of its reconnect backoff.
+    redial: Arc<Redial>,
 }
 
 impl DataPath {
@@ -28,12 +30,13 @@ impl DataPath {
     pub fn new(cfg: &ClusterConfig) -> (DataPath, tonic::service::Routes) {
         let slot: Arc<OnceLock<Inbound>> = Arc::new(OnceLock::new());
         let replies = Arc::new(ReplyPaths::default());
-        let service = LinkService::new(slot.clone(), replies.clone(), cfg.tls.is_some());
+        let redial = Arc::new(Redial::default());
+        let service = LinkService::new(slot.clone(), replies.clone(), redial.clone(), cfg.tls.is_some());
         let server = LinkServer::new(service)
             .max_decoding_message_size(super::network::MAX_MESSAGE)
             .max_encoding_message_size(super::network::MAX_MESSAGE);
         let routes = tonic::service::Routes::new(server);
-        (DataPath { slot, replies }, routes)
+        (DataPath { slot, replies, redial }, routes)
     }
 
     /// Delivers what other nodes send to `handler` from now on, and returns the links
@@ -46,7 +49,7 @@ impl DataPath {
         self.slot.set(Inbound { node: me, handler }).ok();
         let members = Arc::downgrade(cluster);
         let resolve: Resolver = Arc::new(move |n: NodeId| members.upgrade()?.node_addr(n.0));
-        let links = GrpcLinks::new(me, weak, cluster.credentials().clone(), resolve, self.replies);
+        let links = GrpcLinks::new(me, weak, cluster.credentials().clone(), resolve, self.replies, self.redial);
         let reporter = Arc::downgrade(&links);
         cluster
             .set_link_reporter(Arc::new(move || reporter.upgrade().map(|l| l.states()).unwrap_or_default()));

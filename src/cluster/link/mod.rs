@@ -6,6 +6,8 @@
 //! `wamp.error.canceled`, an event for that node is dropped and counted). A task per
 //! peer connects lazily, drains the queue in batches onto the stream, and reconnects
 //! with backoff; the link counts as down from a failure until a reconnect succeeds.
+//! A stream opened *by* that peer ends the backoff ([`Redial`]): after a restart the
+//! link to the node is back as soon as the node is, not up to a second later.
 //! HTTP/2 keepalive PINGs ([`KEEPALIVE`]) find a peer that stopped answering.
 //!
 //! Frames are numbered ([`crate::link::seq`]): a frame gets its number when the
@@ -150,6 +152,23 @@ fn arrived(counters: &LinkCounters, seen: &mut Receiving, node: NodeId, batch: &
 /// back on that stream's response half.
 pub type ReplyPaths = DashMap<NodeId, mpsc::Sender<pb::Frame>>;
 
+/// Wakes the link to a node out of its reconnect backoff: a stream *from* that node
+/// just opened, so it is up again and the link to it need not wait out the backoff
+/// (after a restart, events for the node's subscribers would be dropped meanwhile).
+#[derive(Default)]
+pub struct Redial(DashMap<NodeId, Arc<tokio::sync::Notify>>);
+
+impl Redial {
+    fn waker(&self, node: NodeId) -> Arc<tokio::sync::Notify> {
+        self.0.entry(node).or_default().clone()
+    }
+
+    /// Cuts the link to `node`'s current (or next) backoff short.
+    fn kick(&self, node: NodeId) {
+        self.waker(node).notify_one();
+    }
+}
+
 /// Where the frames other nodes send are delivered: this node's id and its
 /// handler. The gRPC server starts before the router exists (a node must serve Raft
 /// to join), so it is set once the router is built.
@@ -169,6 +188,7 @@ pub struct GrpcLinks {
     resolve: Resolver,
     peers: DashMap<NodeId, Arc<Peer>>,
     replies: Arc<ReplyPaths>,
+    redial: Arc<Redial>,
     /// The epoch this process numbers its frames under.
     epoch: u64,
     /// Events dropped because a link was down or full.
@@ -184,6 +204,7 @@ impl GrpcLinks {
         creds: Credentials,
         resolve: Resolver,
         replies: Arc<ReplyPaths>,
+        redial: Arc<Redial>,
     ) -> Arc<GrpcLinks> {
         Arc::new(GrpcLinks {
             me,
@@ -192,6 +213,7 @@ impl GrpcLinks {
             resolve,
             peers: DashMap::new(),
             replies,
+            redial,
             epoch: random_id(),
             dropped_events: AtomicU64::new(0),
         })
@@ -210,6 +232,7 @@ impl GrpcLinks {
                 resolve: self.resolve.clone(),
                 epoch: self.epoch,
                 counters: counters.clone(),
+                redial: self.redial.waker(node),
             };
             tokio::spawn(peer.run(rx, up.clone()));
             Arc::new(Peer { tx, next: parking_lot::Mutex::new(1), up, counters })
@@ -296,6 +319,8 @@ struct PeerTask {
     /// The epoch this process numbers its frames under.
     epoch: u64,
     counters: LinkCounters,
+    /// Notified when a stream from the peer opens: reconnect now.
+    redial: Arc<tokio::sync::Notify>,
 }
 
 enum Pump {
@@ -341,8 +366,10 @@ impl PeerTask {
                 fencing = false;
             }
             drop(handler);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(MAX_BACKOFF),
+                () = self.redial.notified() => backoff = MIN_BACKOFF,
+            }
         }
     }
 
@@ -434,6 +461,7 @@ fn deliver(handler: &dyn LinkHandler, node: NodeId, batch: pb::Batch) {
 pub struct LinkService {
     slot: Arc<OnceLock<Inbound>>,
     replies: Arc<ReplyPaths>,
+    redial: Arc<Redial>,
     tls: bool,
     /// The numbering each node's frames arrived with, across its streams.
     seen: Arc<DashMap<NodeId, Receiving>>,
@@ -442,8 +470,13 @@ pub struct LinkService {
 impl LinkService {
     /// A service delivering to the handler `slot` will hold; `tls`: the cluster
     /// runs mutual TLS, so streams are bound to the certificate's node ids.
-    pub fn new(slot: Arc<OnceLock<Inbound>>, replies: Arc<ReplyPaths>, tls: bool) -> Self {
-        LinkService { slot, replies, tls, seen: Arc::default() }
+    pub fn new(
+        slot: Arc<OnceLock<Inbound>>,
+        replies: Arc<ReplyPaths>,
+        redial: Arc<Redial>,
+        tls: bool,
+    ) -> Self {
+        LinkService { slot, replies, redial, tls, seen: Arc::default() }
     }
 
     /// The node ids the client certificate names (`None`: no TLS, any id).
@@ -479,6 +512,7 @@ impl Link for LinkService {
         let refuse = out_tx.clone();
         let (reply_tx, mut reply_rx) = mpsc::channel::<pb::Frame>(QUEUE);
         let seen = self.seen.clone();
+        let redial = self.redial.clone();
         // the peer's counters, known from its first batch
         let counters: Arc<OnceLock<LinkCounters>> = Arc::default();
         let sent_to = counters.clone();
@@ -511,6 +545,7 @@ impl Link for LinkService {
                 if from.is_none() {
                     counters.set(crate::observe::metrics::link(node.0)).ok();
                     replies.insert(node, reply_tx.clone());
+                    redial.kick(node);
                     from = Some(node);
                 }
                 if let Some(c) = counters.get() {
