@@ -6,7 +6,7 @@
 # with every other node and commits registrations through Raft; the lone node
 # does neither. Prints rates, p50/p99 of the SUBSCRIBE/REGISTER, and the
 # cluster/lone ratio per kind (the average of ROUNDS alternating rounds).
-#   DURATION (default 5), WARMUP (1), CLIENTS (20), ROUNDS (2)
+#   DURATION (default 5), WARMUP (1), CLIENTS (20), ROUNDS (2), KINDS ("subscribe register")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5}
@@ -47,7 +47,7 @@ run() { # run LABEL URL PIDS KIND
     --duration "$DURATION" --warmup "$WARMUP" --label "$1" --quiet | grep '^RESULT' | sed 's/^RESULT //' | tee -a "$OUT"
 }
 for _ in $(seq "$ROUNDS"); do
-  for kind in subscribe register; do
+  for kind in ${KINDS:-subscribe register}; do
     run "$kind-lone" "$WS_lone" "--router-pid $PID_lone" "$kind"
     run "$kind-cluster-node2" "$WS_n2" "$CLUSTER_PIDS" "$kind"
   done

@@ -35,6 +35,7 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 pub mod node;
+pub mod proposals;
 pub mod proto;
 pub mod replicate;
 pub mod report;

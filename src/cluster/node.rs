@@ -93,6 +93,8 @@ pub struct Cluster {
     creds: Credentials,
     /// Whether this node may route (see [`super::fence`]).
     pub(crate) fence: super::fence::Fence,
+    /// Routing commands waiting to be committed, batched.
+    pub(crate) proposals: super::proposals::Proposals,
 }
 
 /// The Raft settings derived from the cluster configuration.
@@ -162,6 +164,7 @@ impl Cluster {
             .await
             .map_err(|e| ClusterError::Raft(format!("cannot start Raft: {e}")))?;
         let (shutdown, _) = watch::channel(false);
+        let (proposals, queue) = super::proposals::Proposals::new();
         let cluster = Arc::new(Cluster {
             id: cfg.node_id,
             addr: addr.clone(),
@@ -182,7 +185,9 @@ impl Cluster {
             tasks: Mutex::new(Vec::new()),
             creds,
             fence: super::fence::Fence::new(cfg.lease(), std::time::Instant::now()),
+            proposals,
         });
+        cluster.add_task(tokio::spawn(super::proposals::run(Arc::downgrade(&cluster), queue)));
         if let Some(listener) = listener {
             let task =
                 tokio::spawn(server::serve(cluster.clone(), listener, extra, cluster.shutdown.subscribe()));
@@ -369,8 +374,12 @@ impl Cluster {
     /// Commits `req` through Raft from any node and returns the outcome of applying
     /// it; when this returns, this node has applied the entry.
     pub async fn propose(&self, req: Request) -> Result<Outcome, ReplicateError> {
+        self.propose_until(req, Instant::now() + self.cfg.propose_timeout()).await
+    }
+
+    /// Like [`Cluster::propose`], giving up at `deadline`.
+    pub async fn propose_until(&self, req: Request, deadline: Instant) -> Result<Outcome, ReplicateError> {
         let timeout = self.cfg.propose_timeout();
-        let deadline = Instant::now() + timeout;
         let mut last_err = String::from("no leader known");
         let mut metrics = self.raft.metrics();
         loop {

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 
 use super::node::Cluster;
 use super::report::NotReady;
-use super::types::{NodeDownEvent, Request};
+use super::types::NodeDownEvent;
 use crate::ids::NodeId;
 use crate::table::{Command, Outcome};
 
@@ -104,7 +104,7 @@ impl Replicate for Cluster {
     }
 
     fn commit(&self, cmd: Command) -> Pending<'_, Result<Outcome, ReplicateError>> {
-        Box::pin(self.propose(Request::Route(cmd)))
+        Box::pin(self.proposals.commit(cmd))
     }
 
     fn nodes_up(&self) -> Vec<NodeId> {

@@ -49,7 +49,8 @@ impl DataPath {
         self.slot.set(Inbound { node: me, handler }).ok();
         let members = Arc::downgrade(cluster);
         let resolve: Resolver = Arc::new(move |n: NodeId| members.upgrade()?.node_addr(n.0));
-        let links = GrpcLinks::new(me, weak, cluster.credentials().clone(), resolve, self.replies, self.redial);
+        let links =
+            GrpcLinks::new(me, weak, cluster.credentials().clone(), resolve, self.replies, self.redial);
         let reporter = Arc::downgrade(&links);
         cluster
             .set_link_reporter(Arc::new(move || reporter.upgrade().map(|l| l.states()).unwrap_or_default()));

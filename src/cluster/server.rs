@@ -96,7 +96,9 @@ impl raft_server::Raft for RaftService {
         request: Request<ClientWriteRequest>,
     ) -> Result<Response<ClientWriteReply>, Status> {
         let req: RaftRequest = decode("client write", &request.get_ref().request).map_err(bad_request)?;
-        self.speaks_for(&request, req.origin())?;
+        for origin in req.origins() {
+            self.speaks_for(&request, Some(origin))?;
+        }
         let msg = request.into_inner();
         let timeout = match msg.timeout_ms {
             0 => self.cluster.cfg.propose_timeout(),

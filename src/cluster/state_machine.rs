@@ -157,6 +157,9 @@ impl Replicated {
     /// Applies one request; returns its outcome.
     fn apply_request(&self, req: Request, log_index: u64) -> Outcome {
         match req {
+            Request::Batch(cmds) => Outcome::Each(
+                cmds.into_iter().map(|c| self.apply_request(Request::Route(c), log_index)).collect(),
+            ),
             Request::Route(cmd) => {
                 let down = match &cmd {
                     Command::NodeDown { node } => Some(node.0),

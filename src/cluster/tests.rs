@@ -713,3 +713,49 @@ impl LinkHandler for Ignore {
     fn link_up(&self, _: NodeId) {}
     fn stream_ended(&self, _: NodeId) {}
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_from_a_follower_are_committed_in_batches_each_answered() {
+    use crate::cluster::Replicate;
+    let n1 = start(ClusterConfig { bootstrap: true, ..node_cfg(1, vec![]) }).await;
+    let seed = n1.cluster.addr().to_string();
+    let n2 = start(node_cfg(2, vec![seed.clone()])).await;
+    let n3 = start(node_cfg(3, vec![seed])).await;
+    eventually(10, "three voters", || voters(&n3) == vec![1, 2, 3]).await;
+    let follower = if n2.cluster.is_leader() { &n3 } else { &n2 };
+    let node = follower.cluster.id();
+    let before = follower.cluster.applied_index().unwrap_or(0);
+    let n = 300u64;
+    let commits = (0..n).map(|i| {
+        let c = follower.cluster.clone();
+        tokio::spawn(async move { c.commit(reg(node, 5000 + i, &format!("batched.{i}"))).await })
+    });
+    let outcomes = futures_util::future::join_all(commits).await;
+    let mut ids = std::collections::HashSet::new();
+    for o in outcomes {
+        match o.expect("task") {
+            Ok(Outcome::Registered(Ok(id))) => assert!(ids.insert(id), "each REGISTER gets its own id"),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(ids.len() as u64, n);
+    let entries = follower.cluster.applied_index().unwrap_or(0) - before;
+    assert!(entries < n, "{n} commands took {entries} log entries: not batched");
+    let applied = |t: &TestNode| {
+        let table = t.table.read().unwrap();
+        (0..n).all(|i| callees(&table, &format!("batched.{i}")) == vec![node])
+    };
+    assert!(applied(follower), "applied on the proposing node when answered");
+    eventually(10, "applied on every node", || [&n1, &n2, &n3].iter().all(|t| applied(t))).await;
+    for t in [&n1, &n2, &n3] {
+        t.cluster.shutdown().await;
+    }
+}
+
+#[test]
+fn a_batch_speaks_for_every_node_its_commands_name() {
+    let one = Request::Batch(vec![reg(2, 1, "a"), reg(2, 2, "b")]);
+    assert_eq!(one.origins().into_iter().collect::<Vec<_>>(), vec![2]);
+    let mixed = Request::Batch(vec![reg(2, 1, "a"), reg(3, 2, "b")]);
+    assert_eq!(mixed.origins().into_iter().collect::<Vec<_>>(), vec![2, 3], "each origin is checked");
+}

@@ -58,6 +58,9 @@ pub enum Request {
     Down { node: u64, incarnation: u64 },
     /// The node was removed from the cluster.
     Forget { node: u64 },
+    /// Routing-table changes proposed together ([`super::proposals`]), applied in
+    /// order; the outcome is `Outcome::Each`.
+    Batch(Vec<Command>),
 }
 
 impl Request {
@@ -69,16 +72,31 @@ impl Request {
     /// another node's `Down` itself, never through a forwarded write.
     pub fn origin(&self) -> Option<u64> {
         match self {
+            Request::Batch(cmds) => cmds.iter().find_map(command_origin),
             Request::Announce { node, .. } | Request::Down { node, .. } => Some(*node),
             Request::Forget { .. } => None,
-            Request::Route(cmd) => match cmd {
-                Command::Subscribe { node, .. }
-                | Command::Unsubscribe { node, .. }
-                | Command::SessionGone { node, .. } => Some(node.0),
-                Command::Register { callee, .. } => Some(callee.node.0),
-                _ => None,
-            },
+            Request::Route(cmd) => command_origin(cmd),
         }
+    }
+
+    /// Every node a batch speaks for (at most one for a valid batch: a node batches
+    /// only its own sessions' commands).
+    pub fn origins(&self) -> std::collections::BTreeSet<u64> {
+        match self {
+            Request::Batch(cmds) => cmds.iter().filter_map(command_origin).collect(),
+            other => other.origin().into_iter().collect(),
+        }
+    }
+}
+
+/// The node a routing command speaks for (see [`Request::origin`]).
+fn command_origin(cmd: &Command) -> Option<u64> {
+    match cmd {
+        Command::Subscribe { node, .. }
+        | Command::Unsubscribe { node, .. }
+        | Command::SessionGone { node, .. } => Some(node.0),
+        Command::Register { callee, .. } => Some(callee.node.0),
+        _ => None,
     }
 }
 

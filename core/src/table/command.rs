@@ -116,6 +116,9 @@ pub enum Outcome {
     Removed(Result<bool, RegisterError>),
     /// Nothing to report.
     Done,
+    /// What each command of a batch produced, in order (a cluster commits the
+    /// commands proposed together as one entry).
+    Each(Vec<Outcome>),
     /// A node was purged: the testaments its sessions left, by realm, to publish.
     Orphaned(Vec<(String, StoredTestament)>),
 }
