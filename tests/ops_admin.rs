@@ -63,6 +63,8 @@ fn healthz_readyz_and_metrics_answer() {
     assert_eq!((h.status, h.body.as_str()), (200, "ok\n"));
     let r = get(admin, "/readyz");
     assert_eq!((r.status, r.body.as_str()), (200, "ready\n"));
+    let c = get(admin, "/readyz?cluster=1");
+    assert_eq!((c.status, c.body.as_str()), (200, "ready\n"), "a lone node is a healthy one-node cluster");
 
     assert_bearer_challenge(&get(admin, "/metrics"));
     let m = get_authed(admin, "/metrics");

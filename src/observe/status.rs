@@ -56,6 +56,9 @@ pub trait StatusSource: Send + Sync {
     fn readiness_now(&self) -> Readiness;
     /// The readiness verdict, waiting a little if only the state machine lags.
     fn readiness(&self) -> ReadinessCheck<'_>;
+    /// Cluster health (`/readyz?cluster=1`): member, leader known, caught up, not
+    /// fenced.
+    fn cluster_readiness(&self) -> ReadinessCheck<'_>;
     /// True once the graceful drain started.
     fn draining(&self) -> bool;
     /// `GET /api/status`: this node, its realms' session counts and its view of

@@ -3,7 +3,7 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /healthz` | 200 `ok` while the process runs (liveness); public |
-//! | `GET /readyz` | 200 `ready`, or 503 with the reason (the router's readiness); public |
+//! | `GET /readyz` | 200 `ready`, or 503 with the reason: the node can serve clients (listeners up, joined once, not fenced, not draining); `?cluster=1`: cluster health (member, leader known, caught up, not fenced); public |
 //! | `GET /metrics` | Prometheus text 0.0.4, or OpenMetrics when the `Accept` header asks; public with `metrics_public` |
 //! | `GET /api/status` | JSON: node, readiness, sessions per realm, Raft and cluster view |
 //! | `GET /api/sessions[?realm=R]` | JSON list of the sessions joined on this node |
@@ -139,12 +139,22 @@ async fn stats() -> Response {
     Json(source.stats()).into_response()
 }
 
-async fn readyz() -> Response {
+/// `?cluster=1` asks for cluster health instead of "can serve clients".
+#[derive(Deserialize, Default)]
+struct ReadyQuery {
+    cluster: Option<String>,
+}
+
+async fn readyz(Query(q): Query<ReadyQuery>) -> Response {
+    let cluster = q.cluster.is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
     let verdict = match sampler::source() {
+        Some(source) if cluster => source.cluster_readiness().await,
         Some(source) => source.readiness().await,
         None => Err(sampler::not_started()),
     };
-    metrics::metrics().ready.set(i64::from(verdict.is_ok()));
+    if !cluster {
+        metrics::metrics().ready.set(i64::from(verdict.is_ok()));
+    }
     match verdict {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),

@@ -1,13 +1,25 @@
 //! Readiness and the graceful-drain flag of this node.
 //!
-//! A node is *ready* (`/readyz` 200) when its listeners are up, it is a member of
-//! the Raft cluster with a known leader, its state machine has applied everything
-//! committed, it has the other nodes' subscription interest (so its first
-//! publications reach their subscribers; waited for at most [`INTEREST_WAIT`] after
-//! the listeners came up, so one node whose link cannot connect does not keep the
-//! others out of service), and it is not draining. Draining starts at SIGTERM
-//! ([`Router::begin_drain`]): readiness fails at once so load balancers stop
-//! sending, and listeners refuse new connections ([`Router::draining`]).
+//! Readiness means *this node can serve clients* (`/readyz` 200): its listeners are
+//! up, it has joined the cluster once, it is not fenced and not draining. *Joined
+//! once*: the first time, it must be a member with a known leader, its state machine
+//! caught up with the commit index, and it must have the other nodes' subscription
+//! interest (so its first publications reach their subscribers; waited for at most
+//! [`INTEREST_WAIT`] after the listeners came up, so one node whose link cannot
+//! connect does not keep the others out of service). After that, an election or a
+//! lagging state machine does not take the node out of the client Service: it still
+//! routes its own sessions and whatever the links reach. A *fenced* node (cut off
+//! from the quorum longer than the lease allows, see `cluster::fence`) is not ready:
+//! the cluster may have declared it down, so its clients are better served
+//! elsewhere.
+//!
+//! Cluster health is reported apart (`/readyz?cluster=1`, [`check_cluster`]): member,
+//! leader known, caught up with the commit index, not fenced — what an operator or a
+//! rollout gate wants, not what decides where clients go.
+//!
+//! Draining starts at SIGTERM ([`Router::begin_drain`]): readiness fails at once so
+//! load balancers stop sending, and listeners refuse new connections
+//! ([`Router::draining`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -31,6 +43,8 @@ pub struct Lifecycle {
     /// When the listeners first came up.
     up_since: std::sync::OnceLock<std::time::Instant>,
     draining: AtomicBool,
+    /// Set the first time the node was ready: it has joined the cluster.
+    joined: AtomicBool,
 }
 
 impl Router {
@@ -66,39 +80,76 @@ impl Router {
 
 /// The readiness verdict without waiting.
 pub fn check_now(router: &Router) -> Readiness {
-    cluster_check(router).map(|_| ())
+    let verdict = serving_check(router).map(|_| ());
+    if verdict.is_ok() {
+        router.lifecycle.joined.store(true, Ordering::SeqCst);
+    }
+    verdict
 }
 
-/// The readiness verdict; if only the state machine lags the commit index, waits up
-/// to [`APPLY_WAIT`] for it to catch up.
+/// The readiness verdict; if only the state machine lags the commit index (before
+/// the node first joined), waits up to [`APPLY_WAIT`] for it to catch up.
 pub async fn check(router: &Router) -> Readiness {
-    match cluster_check(router)? {
+    let verdict = match serving_check(router)? {
         None => Ok(()),
-        Some(committed) => {
-            let cluster = router.replica.replicate().ok_or("no cluster")?;
-            if cluster.wait_applied(committed, APPLY_WAIT).await {
-                Ok(())
-            } else {
-                let applied = cluster.applied_index().map(|i| i as i64).unwrap_or(-1);
-                Err(NotReady(format!(
-                    "state machine applied up to {applied}, behind the commit index {committed}"
-                )))
-            }
-        }
+        Some(committed) => caught_up(router, committed).await,
+    };
+    if verdict.is_ok() {
+        router.lifecycle.joined.store(true, Ordering::SeqCst);
+    }
+    verdict
+}
+
+/// Cluster health (`/readyz?cluster=1`): a member with a known leader, not fenced,
+/// its state machine caught up (waiting up to [`APPLY_WAIT`]).
+pub async fn check_cluster(router: &Router) -> Readiness {
+    base_check(router)?;
+    let Some(cluster) = router.replica.replicate() else { return Ok(()) };
+    if cluster.fenced() {
+        return Err(fenced());
+    }
+    match cluster.readiness().map_err(|e| NotReady(e.to_string()))? {
+        None => Ok(()),
+        Some(committed) => caught_up(router, committed).await,
     }
 }
 
-/// `Ok(None)` when ready, `Ok(Some(index))` when ready but for applying up to
-/// the committed `index`, `Err` otherwise.
-fn cluster_check(router: &Router) -> Result<Option<u64>, NotReady> {
+fn fenced() -> NotReady {
+    NotReady("fenced: cut off from the cluster's quorum (it may have been declared down)".into())
+}
+
+async fn caught_up(router: &Router, committed: u64) -> Readiness {
+    let cluster = router.replica.replicate().ok_or("no cluster")?;
+    if cluster.wait_applied(committed, APPLY_WAIT).await {
+        return Ok(());
+    }
+    let applied = cluster.applied_index().map(|i| i as i64).unwrap_or(-1);
+    Err(NotReady(format!("state machine applied up to {applied}, behind the commit index {committed}")))
+}
+
+/// Listeners up and not draining.
+fn base_check(router: &Router) -> Result<(), NotReady> {
     if router.draining() {
         return Err("draining".into());
     }
     if !router.listeners_up() {
         return Err("starting: listeners not up yet".into());
     }
+    Ok(())
+}
+
+/// `Ok(None)` when the node can serve clients, `Ok(Some(index))` when it could but
+/// for applying up to the committed `index` before its first join, `Err` otherwise.
+fn serving_check(router: &Router) -> Result<Option<u64>, NotReady> {
+    base_check(router)?;
     let Some(cluster) = router.replica.replicate() else { return Ok(None) };
-    let verdict = cluster.readiness().map_err(|e| NotReady(e.to_string()))?;
+    if cluster.fenced() {
+        return Err(fenced());
+    }
+    if router.lifecycle.joined.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
+    let verdict = cluster.readiness().map_err(|e| NotReady(format!("joining: {e}")))?;
     interest_check(router)?;
     Ok(verdict)
 }
@@ -141,5 +192,111 @@ mod tests {
         assert!(router.draining() && source.draining());
         assert_eq!(source.readiness_now(), Err(NotReady("draining".into())));
         assert_eq!(source.status(source.readiness_now())["not_ready_reason"], "draining");
+    }
+
+    /// A cluster whose readiness and fence the test sets.
+    #[derive(Default)]
+    struct Fake {
+        verdict: std::sync::Mutex<Option<crate::cluster::NotReady>>,
+        fenced: std::sync::atomic::AtomicBool,
+    }
+
+    impl crate::cluster::Replicate for Fake {
+        fn node_id(&self) -> NodeId {
+            NodeId(1)
+        }
+        fn incarnation(&self) -> u64 {
+            1
+        }
+        fn commit(
+            &self,
+            _: crate::table::Command,
+        ) -> crate::cluster::replicate::Pending<
+            '_,
+            Result<crate::table::Outcome, crate::cluster::ReplicateError>,
+        > {
+            Box::pin(async { Err(crate::cluster::ReplicateError::NoLeader) })
+        }
+        fn nodes_up(&self) -> Vec<NodeId> {
+            vec![NodeId(1)]
+        }
+        fn node_down_events(&self) -> tokio::sync::broadcast::Receiver<crate::cluster::NodeDownEvent> {
+            tokio::sync::broadcast::channel(1).1
+        }
+        fn retire(&self) -> crate::cluster::replicate::Pending<'_, ()> {
+            Box::pin(async {})
+        }
+        fn role_of(&self, _: u64) -> Option<String> {
+            None
+        }
+        fn promote(
+            &self,
+            _: u64,
+        ) -> crate::cluster::replicate::Pending<'_, Result<u64, crate::cluster::ReplicateError>> {
+            Box::pin(async { Err(crate::cluster::ReplicateError::NoLeader) })
+        }
+        fn remove(
+            &self,
+            _: u64,
+        ) -> crate::cluster::replicate::Pending<'_, Result<u64, crate::cluster::ReplicateError>> {
+            Box::pin(async { Err(crate::cluster::ReplicateError::NoLeader) })
+        }
+        fn status_document(&self) -> serde_json::Value {
+            serde_json::Value::Null
+        }
+        fn sample(&self, _: &dyn Fn(u64) -> bool) -> crate::observe::status::Sample {
+            crate::observe::status::Sample::default()
+        }
+        fn readiness(&self) -> Result<Option<u64>, crate::cluster::NotReady> {
+            match &*self.verdict.lock().unwrap() {
+                Some(e) => Err(e.clone()),
+                None => Ok(None),
+            }
+        }
+        fn wait_applied(
+            &self,
+            _: u64,
+            _: std::time::Duration,
+        ) -> crate::cluster::replicate::Pending<'_, bool> {
+            Box::pin(async { true })
+        }
+        fn applied_index(&self) -> Option<u64> {
+            Some(0)
+        }
+        fn fenced(&self) -> bool {
+            self.fenced.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[tokio::test]
+    async fn readiness_means_can_serve_clients_once_joined_and_cluster_health_is_apart() {
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering;
+        let fake = Arc::new(Fake::default());
+        *fake.verdict.lock().unwrap() = Some(crate::cluster::NotReady::NoLeader);
+        let replica = crate::router::replica::Replica::new(Arc::default(), fake.clone());
+        let router = Router::with_replica(Config::default(), NodeId(1), replica);
+        let source: &dyn StatusSource = &*router;
+        router.set_listeners_up(true);
+        let joining = source.readiness().await.unwrap_err();
+        assert!(joining.0.contains("joining") && joining.0.contains("leader"), "{joining:?}");
+        *fake.verdict.lock().unwrap() = None;
+        assert_eq!(source.readiness().await, Ok(()), "joined: ready");
+        assert_eq!(source.cluster_readiness().await, Ok(()));
+        *fake.verdict.lock().unwrap() = Some(crate::cluster::NotReady::NoLeader);
+        assert_eq!(
+            source.readiness().await,
+            Ok(()),
+            "an election does not take a joined node out of service"
+        );
+        assert!(source.cluster_readiness().await.unwrap_err().0.contains("leader"), "cluster health says so");
+        fake.fenced.store(true, Ordering::SeqCst);
+        assert!(source.readiness().await.unwrap_err().0.starts_with("fenced"), "a fenced node serves nobody");
+        assert!(source.cluster_readiness().await.unwrap_err().0.starts_with("fenced"));
+        fake.fenced.store(false, Ordering::SeqCst);
+        assert_eq!(source.readiness().await, Ok(()));
+        router.begin_drain();
+        assert_eq!(source.readiness().await, Err(NotReady("draining".into())));
+        assert_eq!(source.cluster_readiness().await, Err(NotReady("draining".into())));
     }
 }

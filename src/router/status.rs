@@ -76,6 +76,10 @@ impl StatusSource for Router {
         Box::pin(super::readiness::check(self))
     }
 
+    fn cluster_readiness(&self) -> ReadinessCheck<'_> {
+        Box::pin(super::readiness::check_cluster(self))
+    }
+
     fn draining(&self) -> bool {
         Router::draining(self)
     }
