@@ -548,11 +548,53 @@ impl Default for Config {
     }
 }
 
+/// Replaces `${NAME}` in `text` (outside comment lines) by the environment variable
+/// `NAME` (`var`); `$${` stands for a literal `${`. A placeholder whose variable is
+/// not set is an error naming the line. This lets one file serve every replica of a
+/// StatefulSet (node id, advertise address from the pod's environment) and be
+/// re-read as it is when it changes.
+pub fn expand_env(text: &str, var: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') || !line.contains("${") {
+            out.push_str(line);
+            continue;
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("${") {
+            if rest[..at].ends_with('$') {
+                out.push_str(&rest[..at - 1]);
+                out.push_str("${");
+                rest = &rest[at + 2..];
+                continue;
+            }
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 2..];
+            let end = after.find('}').ok_or_else(|| format!("line {}: unterminated ${{", n + 1))?;
+            let name = &after[..end];
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!("line {}: ${{{name}}} is not a variable name", n + 1));
+            }
+            let value = var(name).ok_or_else(|| format!("line {}: ${{{name}}} is not set", n + 1))?;
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
 impl Config {
-    /// Reads and validates a TOML file.
+    /// Reads and validates a TOML file (`${NAME}` replaced from the environment, see
+    /// [`expand_env`]).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = expand_env(&text, |name| std::env::var(name).ok())
+            .map_err(|message| ConfigError::Parse { path: path.to_owned(), message })?;
         Config::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_owned(), message },
             other => other,
@@ -667,6 +709,17 @@ pub fn parse_listen(key: &str, s: &str) -> Result<Option<SocketAddr>, ConfigErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_placeholders_expand_outside_comments() {
+        let env = |n: &str| (n == "NODE").then(|| "3".to_owned());
+        let text = "# ${UNSET} in a comment stays\nnode_id = ${NODE}\nliteral = \"$${NODE}\"\n";
+        let out = expand_env(text, env).expect("expands");
+        assert_eq!(out, "# ${UNSET} in a comment stays\nnode_id = 3\nliteral = \"${NODE}\"\n");
+        assert_eq!(expand_env("a = 1\nb = ${MISSING}\n", env).unwrap_err(), "line 2: ${MISSING} is not set");
+        assert!(expand_env("b = ${1X}\n", env).unwrap_err().contains("not a variable name"));
+        assert!(expand_env("b = ${NODE\n", env).unwrap_err().contains("unterminated"));
+    }
 
     #[test]
     fn defaults_serve_realm1_on_8080_and_8081() {

@@ -300,6 +300,9 @@ async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) 
     start_admin(&cfg, admin_guard).await?;
     let router = start_node(&cfg).await.map_err(|e| e.to_string())?;
     if let Some(cli) = reload_from {
+        if let Some(path) = cli.config.clone() {
+            tokio::spawn(junction::router::reload::watch(Arc::downgrade(&router), path));
+        }
         router.set_config_loader(std::sync::Arc::new(move || load(&cli)));
     }
     let status: std::sync::Arc<dyn junction::observe::status::StatusSource> = router.clone();

@@ -143,24 +143,12 @@ async fn add_node(cluster: &dyn Replicate, id: u64, voter: bool) -> Answer {
 }
 
 /// `junction.config.reload`: what the router can change at run time
-/// ([`Router::reload`]), and the log filter.
+/// ([`super::reload`]).
 fn reload(router: &Router) -> Answer {
-    let Some(loaded) = router.load_config() else {
-        return invalid("the router was started without --config");
-    };
-    let cfg = match loaded {
-        Ok(cfg) => cfg,
-        Err(e) => return invalid(format!("configuration not reloaded: {e}")),
-    };
-    let mut r = router.reload(&cfg);
-    if let Some(level) = &cfg.log.level {
-        match crate::observe::log_filter::set(level) {
-            Ok(()) => r.applied.push(format!("[log] level = {level:?}")),
-            Err(e) => r.restart_required.push(format!("[log] level: {e}")),
-        }
+    match super::reload::reload(router) {
+        Ok(r) => one(json!({ "applied": r.applied, "restart_required": r.restart_required })),
+        Err(e) => invalid(e.to_string()),
     }
-    tracing::info!(applied = ?r.applied, restart_required = ?r.restart_required, "configuration reloaded");
-    one(json!({ "applied": r.applied, "restart_required": r.restart_required }))
 }
 
 fn kill(router: &Router, args: &List, kwargs: &Dict) -> Answer {

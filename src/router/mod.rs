@@ -20,6 +20,7 @@ pub mod query;
 pub mod readiness;
 pub mod realm;
 pub mod reconcile;
+pub mod reload;
 pub mod replica;
 pub mod retained;
 pub mod revoke;

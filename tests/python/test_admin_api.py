@@ -200,6 +200,73 @@ async def test_add_learners_to_the_voters(request):
         c.stop()
 
 
+async def test_config_reloads_when_the_file_changes_and_on_sighup(start_router):
+    """The mounted file is re-read when its content changes (replaced the way a
+    Kubernetes ConfigMap update replaces it) and on SIGHUP, without any call; a
+    broken file changes nothing and the router keeps running."""
+    import os
+    import signal
+    from conftest import JoinFailed
+
+    router = start_router(config=CONFIG)
+    path = router.args[router.args.index("--config") + 1]
+    root = await as_user(router, "root")
+    with pytest.raises(JoinFailed):
+        await as_user(router, "bob")
+
+    def replace(text):
+        tmp = path + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+
+    replace(CONFIG + '\n[realms.auth.ticket.principals.bob]\nrole = "user"\nticket = "b"\n')
+
+    async def bob_admitted():
+        try:
+            (await as_user(router, "bob")).leave()
+            return True
+        except JoinFailed:
+            return False
+
+    await wait_until(bob_admitted, 15, "bob admitted once the file changed")
+
+    def log():
+        return re.sub(r"\x1b\[[0-9;]*m", "", router.log_path.read_text(errors="replace"))
+
+    os.kill(router.proc.pid, signal.SIGHUP)
+    async def reloaded_on_hup():
+        return "SIGHUP" in log() and "configuration reloaded" in log()
+
+    async def failure_reported():
+        return "configuration reload failed" in log()
+
+    await wait_until(reloaded_on_hup, 10, "a reload on SIGHUP")
+    assert router.proc.poll() is None, "SIGHUP must not end the router"
+    replace(CONFIG + "\nthis is not toml\n")
+    await wait_until(failure_reported, 15, "the broken file reported")
+    assert await root.call("wamp.session.count") == 1
+    assert await bob_admitted(), "the running configuration stays"
+    root.leave()
+
+
+async def test_config_placeholders_come_from_the_environment(start_router, monkeypatch, tmp_path):
+    """${NAME} in the file is the environment variable NAME (one file for every
+    replica; re-read as it is on reload); an unset one stops the start, exit 2."""
+    monkeypatch.setenv("JUNCTION_TEST_ZED_TICKET", "z")
+    config = CONFIG + '[realms.auth.ticket.principals.zed]\nrole = "user"\nticket = "${JUNCTION_TEST_ZED_TICKET}"\n'
+    router = start_router(config=config)
+    zed = await as_user(router, "zed")
+    assert (await zed.joined).authrole == "user"
+    zed.leave()
+    bad = tmp_path / "unset.toml"
+    bad.write_text(CONFIG + '[realms.auth.ticket.principals.zed]\nrole = "user"\nticket = "${JUNCTION_TEST_UNSET_X}"\n')
+    done = subprocess.run([str(junction_bin()), "--config", str(bad), "--ws", "127.0.0.1:0"], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2, done
+    assert "${JUNCTION_TEST_UNSET_X} is not set" in done.stderr, done.stderr
+
+
 async def test_log_level_reload(start_router):
     config = CONFIG + '\n[log]\nlevel = "warn"\n'
     router = start_router(config=config)
