@@ -341,11 +341,18 @@ async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) 
     router.set_listeners_up(true);
     println!("ready");
     tracing::info!(agent = junction::router::AGENT, realms = cfg.realms.len(), "router ready");
+    let budget = ops::shutdown::budget(&cfg, ops::telemetry::exporting());
+    tracing::info!(
+        shutdown_budget_ms = budget.total().as_millis() as u64,
+        steps = ?budget.steps,
+        "a graceful shutdown takes at most this long (terminationGracePeriodSeconds must cover it plus preStop)"
+    );
     signals.wait().await;
+    ops::shutdown::watchdog(&budget);
     tracing::info!(sessions = router.session_count(), "shutting down");
     router.begin_drain();
     tokio::time::sleep(Duration::from_millis(cfg.admin.drain_delay_ms)).await;
-    junction::router::drain::withdraw_registrations(&router).await;
+    junction::router::drain::withdraw_registrations(&router, cfg.cluster.propose_timeout()).await;
     let idle =
         junction::router::drain::wait_idle(&router, Duration::from_millis(cfg.limits.drain_timeout_ms)).await;
     if !idle {
@@ -356,7 +363,9 @@ async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) 
     while router.session_count() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    router.replica.shutdown().await;
+    if tokio::time::timeout(ops::shutdown::LEAVE, router.replica.shutdown()).await.is_err() {
+        tracing::warn!("leaving the cluster took longer than its bound; stopping anyway");
+    }
     Ok(())
 }
 

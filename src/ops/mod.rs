@@ -5,6 +5,7 @@
 //!   drain, Raft, links) and [`otlp`] exports the metrics.
 //! - [`telemetry`]: the `tracing` subscriber (text/JSON logs with trace ids) and
 //!   the OTLP trace exporter of the [`crate::observe::spans`].
+//! - [`shutdown`]: the graceful shutdown's bounded steps and their total.
 //! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`,
 //!   `/api/...`); the router's documents come from the router, [`api`] holds the
 //!   console's own.
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod api;
 pub mod otlp;
 pub mod sampler;
+pub mod shutdown;
 pub mod telemetry;
 
 pub use sampler::attach;

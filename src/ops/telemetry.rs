@@ -70,7 +70,7 @@ struct Providers {
 static PROVIDERS: OnceLock<Mutex<Providers>> = OnceLock::new();
 
 /// How long [`shutdown`] waits for each exporter to flush.
-const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+pub const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn env_on(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
@@ -167,6 +167,14 @@ pub fn init(opts: &Options) {
     }
     tracing::info!(traces = tracer.is_some(), metrics = meter.is_some(), "OpenTelemetry export");
     PROVIDERS.set(Mutex::new(Providers { tracer, meter })).ok();
+}
+
+/// True when traces or metrics go to an OTLP collector.
+pub fn exporting() -> bool {
+    PROVIDERS.get().is_some_and(|p| {
+        let p = p.lock().unwrap_or_else(|e| e.into_inner());
+        p.tracer.is_some() || p.meter.is_some()
+    })
 }
 
 /// Flushes and stops the OTLP exporters. Call at exit, outside async code but while

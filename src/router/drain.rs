@@ -13,8 +13,11 @@ use std::time::Duration;
 use super::Router;
 use crate::table::Command;
 
-/// Withdraws every local callee's registrations (one command per session).
-pub async fn withdraw_registrations(router: &Router) {
+/// Withdraws every local callee's registrations (one command per session, all
+/// proposed at once so the cluster commits them in a few batches), giving up after
+/// `limit`: what is not withdrawn by then goes when the node leaves the cluster.
+pub async fn withdraw_registrations(router: &Router, limit: Duration) {
+    let mut withdrawals = Vec::new();
     for realm in router.realms() {
         let sessions: Vec<_> = realm.sessions.iter().map(|s| s.clone()).collect();
         for s in sessions {
@@ -29,13 +32,19 @@ pub async fn withdraw_registrations(router: &Router) {
                 registrations: regs.clone(),
                 subscriptions: Vec::new(),
             };
-            if let Err(e) = router.replica.propose(cmd).await {
-                tracing::warn!(error = %e, session = %s.id, "registrations not withdrawn before the drain");
-            }
-            for id in regs {
-                super::rpc::registration_events(router, realm, s.id, id, false);
-            }
+            withdrawals.push(async move {
+                if let Err(e) = router.replica.propose(cmd).await {
+                    tracing::warn!(error = %e, session = %s.id, "registrations not withdrawn before the drain");
+                }
+                for id in regs {
+                    super::rpc::registration_events(router, realm, s.id, id, false);
+                }
+            });
         }
+    }
+    let n = withdrawals.len();
+    if tokio::time::timeout(limit, futures_util::future::join_all(withdrawals)).await.is_err() {
+        tracing::warn!(sessions = n, "registrations not all withdrawn within the drain's bound");
     }
 }
 
