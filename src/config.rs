@@ -23,7 +23,7 @@
 //! drain_timeout_ms = 10000    # on shutdown, invocations served here get this long to finish
 //! handshake_timeout_ms = 10000
 //! max_sessions = 100000       # per node; max_sessions_per_ip = 0 (no limit)
-//! max_pending_calls = 1000    # per session, as caller
+//! max_pending_calls = 10000   # per session, as caller
 //! auth_failures_per_ip = 100  # per auth_failure_window_ms, then rate limited
 //! max_message_size_before_welcome = 65536 # bytes, until WELCOME
 //! max_message_elements = 262144 # decoded values per message
@@ -268,7 +268,7 @@ impl Default for Limits {
             keepalive_interval_ms: 30_000,
             max_sessions: 100_000,
             max_sessions_per_ip: 0,
-            max_pending_calls: 1000,
+            max_pending_calls: 10_000,
             auth_failures_per_ip: 100,
             auth_failure_window_ms: 60_000,
             auth_failure_tracked_ips: 10_000,

@@ -26,8 +26,9 @@ const UNREGISTER_RETRY: std::time::Duration = std::time::Duration::from_millis(1
 /// Longest delay between two proposals of one UNREGISTER.
 const UNREGISTER_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Crossbar.io's URI for a REGISTER whose invoke policy differs from the existing one.
-pub const POLICY_CONFLICT: &str = "wamp.error.procedure_exists_invocation_policy_conflict";
+/// The URI for a REGISTER whose invoke policy differs from the existing one, as
+/// Autobahn's `ApplicationError.PROCEDURE_EXISTS_INVOCATION_POLICY_CONFLICT` names it.
+pub const POLICY_CONFLICT: &str = "wamp.error.procedure_exists_with_different_invocation_policy";
 
 /// An ERROR reply to a request, with a human-readable message as its only argument.
 pub fn error_reply(request_type: u64, request: RequestId, uri: &str, message: &str) -> Message {

@@ -509,7 +509,6 @@ fn dealer_peer(realm: &Realm, s: &SessionHandle) -> dealer::Peer {
     let features = dealer::Features {
         call_canceling: s.has_feature("callee", "call_canceling"),
         callee_progressive_invocations: s.has_feature("callee", dealer::PROGRESSIVE_INVOCATIONS),
-        caller_progressive_invocations: s.has_feature("caller", dealer::PROGRESSIVE_INVOCATIONS),
         callee_passthru: s.has_feature("callee", ppt::FEATURE),
         caller_passthru: s.has_feature("caller", ppt::FEATURE),
     };

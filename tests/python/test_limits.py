@@ -229,6 +229,27 @@ async def test_max_pending_calls(start_router, clients):
     assert fifth[0] == INVOCATION and fifth[4] == [5], "an answered call frees its place"
 
 
+async def test_default_limits_serve_two_thousand_concurrent_calls_from_one_session(start_router, clients):
+    """Clients fire thousands of calls at once (Crossbar.io serves them): the default
+    bound must not refuse 2,000 calls in flight from one session."""
+    router = start_router()
+    callee = await clients(router, "rawsocket")
+    await callee.join()
+    reg = await callee.request([REGISTER, callee.request_id(), {}, "com.limits.many"])
+    assert reg[0] == REGISTERED, reg
+    caller = await clients(router, "websocket", "msgpack")
+    await caller.join()
+    n = 2000
+    for request in range(1, n + 1):
+        await caller.send([CALL, request, {}, "com.limits.many", [request]])
+    invocations = [await callee.recv() for _ in range(n)]
+    assert all(m[0] == INVOCATION for m in invocations), [m for m in invocations if m[0] != INVOCATION][:3]
+    for inv in invocations:
+        await callee.send([YIELD, inv[1], {}, inv[4]])
+    results = [await caller.recv() for _ in range(n)]
+    assert sorted(r[1] for r in results if r[0] == RESULT) == list(range(1, n + 1))
+
+
 # --- authentication failures per address ----------------------------------------
 
 AUTH_LIMIT = """

@@ -296,3 +296,25 @@ async def test_publish_error_reply_needs_acknowledge(wamp, combo):
     assert reply[:3] == [wampraw.ERROR, wampraw.PUBLISH, rid], reply
     assert isinstance(reply[3], dict)
     assert reply[4] == "wamp.error.invalid_uri", reply
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+async def test_msgpack_undefined_option_from_wampy_is_read_as_absent(wamp, unique, transport):
+    """wampy.js (msgpackr) sends unset options as `undefined`, MessagePack
+    extension type 0 with data 0 (d4 00 00): the SUBSCRIBE is served as if the
+    option were absent, and the session goes on."""
+    import msgpack
+
+    from conftest import Combo
+    from raw_clients import raw_on
+
+    combo = Combo(transport, "msgpack")
+    topic = unique()
+    sub = await raw_on(wamp, combo=combo)
+    undefined = msgpack.ExtType(0, b"\x00")
+    reply = await sub.request([wampraw.SUBSCRIBE, 7, {"get_retained": undefined, "match": undefined}, topic])
+    assert reply[0] == wampraw.SUBSCRIBED and reply[1] == 7, reply
+    pub = await raw_on(wamp, combo=combo)
+    await pub.send([wampraw.PUBLISH, 1, {"exclude_me": undefined}, topic, ["hi"]])
+    event = await sub.recv(10)
+    assert event[0] == wampraw.EVENT and event[1] == reply[2] and event[4] == ["hi"], event

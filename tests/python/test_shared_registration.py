@@ -19,7 +19,7 @@ from conftest import other_combo
 pytestmark = pytest.mark.timeout(20)
 
 POLICIES = ["single", "roundrobin", "random", "first", "last"]
-CONFLICT = "wamp.error.procedure_exists_invocation_policy_conflict"
+CONFLICT = "wamp.error.procedure_exists_with_different_invocation_policy"
 
 
 async def shared_callees(wamp, combo, proc, invoke, n):

@@ -129,9 +129,6 @@ pub enum Violation {
     /// Payload passthru options from a peer that did not announce the feature.
     #[error("payload passthru used without announcing it")]
     PassthruNotAnnounced,
-    /// A progressive CALL from a caller that did not announce the feature.
-    #[error("progressive CALL without announcing progressive_call_invocations")]
-    ProgressiveCallNotAnnounced,
     /// YIELD for an invocation id the router never issued to this session.
     #[error("YIELD for an unknown invocation")]
     UnknownYield,
@@ -146,9 +143,6 @@ impl Violation {
         match self {
             Violation::RequestReused => "CALL reuses the request id of a call in flight",
             Violation::PassthruNotAnnounced => "payload passthru used without announcing it",
-            Violation::ProgressiveCallNotAnnounced => {
-                "progressive CALL without announcing progressive_call_invocations"
-            }
             Violation::UnknownYield => "YIELD for an unknown invocation",
             Violation::UnknownError => "ERROR for an unknown invocation",
         }

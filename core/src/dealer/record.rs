@@ -28,8 +28,6 @@ pub struct Features {
     pub call_canceling: bool,
     /// callee.progressive_call_invocations.
     pub callee_progressive_invocations: bool,
-    /// caller.progressive_call_invocations.
-    pub caller_progressive_invocations: bool,
     /// callee.payload_passthru_mode.
     pub callee_passthru: bool,
     /// caller.payload_passthru_mode.

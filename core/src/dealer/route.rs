@@ -105,9 +105,10 @@ impl Dealer {
         if ppt::in_use(&m.options) && !features.caller_passthru {
             return Err(Violation::PassthruNotAnnounced);
         }
-        if dict_bool(&m.options, "progress") && !features.caller_progressive_invocations {
-            return Err(Violation::ProgressiveCallNotAnnounced);
-        }
+        // A progressive CALL from a caller that did not announce
+        // progressive_call_invocations is a protocol error by the spec, but wampy.js
+        // sends them without announcing the feature: served, as the router supports
+        // it (interoperating with the client; the callee must still announce it).
         let timeout = m.options.get("timeout").and_then(Value::as_u64).filter(|&ms| ms > 0);
         let routing = Routing {
             caller: Caller::Session { session, request: m.request },

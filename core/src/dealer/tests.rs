@@ -73,12 +73,7 @@ struct Net {
 }
 
 fn features(canceling: bool) -> Features {
-    Features {
-        call_canceling: canceling,
-        callee_progressive_invocations: true,
-        caller_progressive_invocations: true,
-        ..Features::default()
-    }
+    Features { call_canceling: canceling, callee_progressive_invocations: true, ..Features::default() }
 }
 
 impl Net {

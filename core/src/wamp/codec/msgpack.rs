@@ -1,6 +1,7 @@
 //! The MessagePack serializer (`wamp.2.msgpack`), through `rmp-serde`.
 //!
-//! `bin` is [`Value::Bytes`], `str` is [`Value::Str`]; extension types, non-string map
+//! `bin` is [`Value::Bytes`], `str` is [`Value::Str`]; extension types (but msgpackr's
+//! `undefined`, read as nil: see `serde_value`), non-string map
 //! keys and bytes after the value are decode errors. As `rmp-serde` does, a `str`
 //! holding invalid UTF-8 reads as binary.
 
@@ -48,6 +49,24 @@ mod tests {
         "9301b1636f6d2e6578616d706c652e7265616c6d81a5726f6c657382aa7375627363726962657280a97075626c697368657280",
         "9530ce00773bf780b6636f6d2e6d796170702e6d7970726f6365647572653191ad48656c6c6f2c20776f726c6421",
     ];
+
+    #[test]
+    fn msgpackr_undefined_extension_reads_as_nil() {
+        // wampy.js (msgpackr) encodes `undefined` as fixext1 type 0 data 0: d4 00 00
+        let bytes = hex("9320d40000a3616263");
+        assert_eq!(
+            Serializer::MsgPack.decode_value(&bytes).ok(),
+            Some(Value::List(vec![Value::Int(32), Value::Null, Value::Str("abc".into())]))
+        );
+        let in_map = hex("81a172d40000");
+        assert_eq!(
+            Serializer::MsgPack.decode_value(&in_map).ok(),
+            Some(Value::Dict(dict! { "r" => Value::Null }))
+        );
+        // any other extension is still refused
+        assert!(Serializer::MsgPack.decode_value(&hex("91d40501")).is_err());
+        assert!(Serializer::MsgPack.decode_value(&hex("91d50000ff")).is_err());
+    }
 
     #[test]
     fn spec_vectors_decode() {

@@ -278,6 +278,46 @@ impl<'b> ValueVisitor<'b> {
     }
 }
 
+/// Reads a MessagePack extension's `(type, data)`.
+struct ExtVisitor;
+
+impl<'de> Visitor<'de> for ExtVisitor {
+    type Value = (i8, Vec<u8>);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a MessagePack extension (type, data)")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(i8, Vec<u8>), A::Error> {
+        let tag: i8 = seq.next_element()?.ok_or_else(|| de::Error::custom("extension without a type"))?;
+        let data =
+            seq.next_element::<ExtData>()?.ok_or_else(|| de::Error::custom("extension without data"))?;
+        Ok((tag, data.0))
+    }
+}
+
+/// An extension's data bytes.
+struct ExtData(Vec<u8>);
+
+impl<'de> Deserialize<'de> for ExtData {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ExtData, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ExtData;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("extension data bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<ExtData, E> {
+                Ok(ExtData(v.to_vec()))
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<ExtData, E> {
+                Ok(ExtData(v))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
 impl<'de> Visitor<'de> for ValueVisitor<'_> {
     type Value = Value;
 
@@ -341,6 +381,21 @@ impl<'de> Visitor<'de> for ValueVisitor<'_> {
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         ValueSeed { depth: self.depth, budget: self.budget }.deserialize(d)
+    }
+
+    /// A MessagePack extension value (`rmp-serde` hands it over as a newtype of
+    /// `(type, data)`). One is accepted: msgpackr (wampy.js) encodes JavaScript's
+    /// `undefined` as fixext 1, type 0, data 0 (`d4 00 00`), e.g. in
+    /// `SUBSCRIBE.Options.get_retained` when the application left it unset; it reads as
+    /// nil (the spec has no extension types; Crossbar.io drops the connection, which
+    /// leaves wampy.js users stuck). Every other extension is an error.
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match d.deserialize_tuple(2, ExtVisitor)? {
+            (0, data) if data == [0] => Ok(Value::Null),
+            (tag, _) => {
+                Err(de::Error::custom(format_args!("MessagePack extension type {tag} is not supported")))
+            }
+        }
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
