@@ -295,8 +295,32 @@ impl Interest {
 
     /// Another node's whole interest in `realm`.
     pub fn on_sync(&self, from: NodeId, realm: &str, entries: &[(String, MatchPolicy)]) {
+        // under `heard`, so that a purge deciding whether to drop this node's interest
+        // ([`Interest::drop_node_unless_heard`]) sees the sync whole or not at all
+        let mut heard = lock(&self.heard);
         self.write(realm, |idx| idx.replace_node(realm, from, entries, now_ms()));
-        lock(&self.heard).insert(from);
+        heard.insert(from);
+    }
+
+    /// Drops `node`'s interest when the cluster purged it, unless a stream from it
+    /// that is still open delivered its whole interest: that may be the node's next
+    /// incarnation, already synced (a purge of the previous one applied late), and a
+    /// stream of a node that is really gone ends by its keepalive, dropping the
+    /// interest then. Checked and dropped under one lock with [`Interest::on_sync`].
+    pub fn drop_node_unless_heard(&self, node: NodeId) {
+        let mut heard = lock(&self.heard);
+        if heard.contains(&node) {
+            return;
+        }
+        heard.remove(&node);
+        {
+            let mut realms = self.realms.write().unwrap_or_else(|e| e.into_inner());
+            for idx in realms.values_mut() {
+                idx.remove_node(node);
+            }
+        }
+        drop(heard);
+        self.forget_acks(node);
     }
 
     /// True once `node`'s whole interest arrived (and its stream did not end since).

@@ -33,13 +33,9 @@ pub async fn watch(router: Arc<Router>) {
             Err(RecvError::Closed) => return,
         };
         if ev.node != router.node.0 {
-            // the interest a node sent lives as long as its stream: an open stream
-            // may be its next incarnation's, already synced (a purge of the old
-            // incarnation applied late must not drop that); a stream of a node cut
-            // off ends by its keepalive, which drops the interest then
-            if !router.links.get().is_some_and(|l| l.hears_from(NodeId(ev.node))) {
-                router.interest.drop_node(NodeId(ev.node));
-            }
+            // the interest a node sent lives as long as its stream (see
+            // drop_node_unless_heard)
+            router.interest.drop_node_unless_heard(NodeId(ev.node));
             on_node_lost(&router, NodeId(ev.node));
             if ev.publisher == router.node.0 {
                 super::testament::publish_orphans(&router, ev.testaments);
