@@ -863,6 +863,36 @@ mod tests {
     }
 
     #[test]
+    fn addresses_may_name_a_host() {
+        let c = Config::from_toml(
+            "[websocket]\nlisten = \"localhost:8080\"\n[admin]\nlisten = \"localhost:0\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.websocket_addr(), "127.0.0.1:8080".parse().ok(), "IPv4 preferred");
+        assert_eq!(c.admin_addr().map(|a| a.port()), Some(0));
+        assert_eq!(resolve_addr("[::1]:7001"), "[::1]:7001".parse().ok());
+        for bad in ["localhost", ":80", "localhost:http", "a/b:80", "no-such-host.invalid:80"] {
+            assert_eq!(resolve_addr(bad), None, "{bad}");
+        }
+        let c = Config::from_toml("[cluster]\nlisten = \"localhost:7001\"\n").expect("valid");
+        assert_eq!(c.cluster.listen_addr(), "127.0.0.1:7001".parse().ok());
+    }
+
+    #[test]
+    fn every_section_reports_its_first_problem() {
+        let c = Config::parse_toml(
+            "[[realms]]\nname = \"a b\"\n[[realms]]\nname = \"ok\"\n[[realms]]\nname = \"ok\"\n\
+             [limits]\nmax_message_size = 10\n[telemetry]\nsample_ratio = 3.0\n[cluster]\nnode_id = 0\n",
+        )
+        .expect("parses");
+        let sections: Vec<String> = c.problems().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(sections, ["realms[0]", "realms[2]", "telemetry", "cluster", "limits"]);
+        let first = c.validate().map_err(|e| e.to_string()).unwrap_err();
+        assert!(first.contains("realms[0].name"), "{first}");
+        assert!(Config::default().problems().is_empty());
+    }
+
+    #[test]
     fn mistakes_are_clear_errors() {
         let unknown = Config::from_toml("[limits]\nmax_msg = 1\n").map(|_| ()).map_err(|e| e.to_string());
         assert!(unknown.is_err_and(|e| e.contains("max_msg")));
