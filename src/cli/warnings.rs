@@ -46,7 +46,7 @@ pub fn remove(s: &StatusReply, id: u64, configured: Option<usize>) -> Vec<String
             tolerates(after, down_after)
         ));
     }
-    if after > 0 && after % 2 == 0 {
+    if after > 0 && after.is_multiple_of(2) {
         out.push(format!(
             "{after} voters is an even number: it tolerates no more failures than {} ({})",
             after - 1,
