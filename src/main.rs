@@ -72,9 +72,7 @@ struct Cli {
 /// file is read after, when the admin server is enabled.)
 fn startup_problems(cfg: &Config) -> Vec<(String, ConfigError)> {
     let mut out = cfg.problems();
-    if let Err(e) = junction::transport::tls::validate(cfg) {
-        out.push(("tls".to_owned(), e));
-    }
+    out.extend(junction::transport::tls::problems(cfg).into_iter().map(|(key, e)| (key.to_owned(), e)));
     out
 }
 

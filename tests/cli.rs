@@ -207,25 +207,33 @@ fn config_check_reports_every_problem_with_its_location() {
     std::fs::write(
         &bad,
         "[[realms]]\nname = \"a b\"\n\n[limits]\nmax_message_size = 10\n\n[admin]\ntoken_file = \"/nonexistent/token\"\n\n\
-         [websocket.tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n",
+         [websocket.tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n\n\
+         [rawsocket.tls]\ncert = \"/nonexistent/raw.pem\"\nkey = \"/nonexistent/key.pem\"\n",
     )
     .unwrap();
     let out = junction(&["config", "check", bad.to_str().unwrap()], &[]);
     assert_eq!(code(&out), 2);
     let err = stderr(&out);
     let path = bad.display().to_string();
-    for (line, what) in
-        [(1, "realms[0].name"), (4, "limits.max_message_size"), (10, "cert.pem"), (7, "admin.token_file")]
-    {
+    for (line, what) in [
+        (1, "realms[0].name"),
+        (4, "limits.max_message_size"),
+        (10, "cert.pem"),
+        (7, "admin.token_file"),
+        (14, "raw.pem"),
+    ] {
         assert!(err.contains(&format!("{path}:{line}: ")) && err.contains(what), "{what} at {line}: {err}");
     }
-    assert!(err.contains("4 problems"), "{err}");
+    assert!(err.contains("5 problems"), "{err}");
     let j = junction(&["config", "check", bad.to_str().unwrap(), "--output", "json"], &[]);
     assert_eq!(code(&j), 2);
     let doc = json(&j);
     assert_eq!(doc["ok"], false);
     assert!(doc["error"].is_string());
-    assert_eq!(doc["errors"].as_array().map(Vec::len), Some(4), "{doc}");
+    assert_eq!(doc["errors"].as_array().map(Vec::len), Some(5), "{doc}");
+    let sections: Vec<&str> =
+        doc["errors"].as_array().unwrap().iter().filter_map(|e| e["section"].as_str()).collect();
+    assert_eq!(sections, ["realms[0]", "limits", "admin", "websocket.tls", "rawsocket.tls"], "in file order");
     assert_eq!(doc["errors"][1]["section"], "limits");
     assert_eq!(doc["errors"][1]["line"], 4);
 

@@ -253,7 +253,7 @@ struct Problem {
 
 fn config_check(file: &Path) -> Result<Done, Failed> {
     let name = file.display().to_string();
-    let problems = match Config::parse_file(file) {
+    let mut problems = match Config::parse_file(file) {
         Err(e) => {
             vec![Problem { section: String::new(), line: parse_error_line(&e), message: e.to_string() }]
         }
@@ -270,6 +270,7 @@ fn config_check(file: &Path) -> Result<Done, Failed> {
                 .collect()
         }
     };
+    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     if problems.is_empty() {
         return Ok(Done {
             text: "ok\n".into(),
@@ -334,9 +335,6 @@ fn section_line(text: &str, section: &str) -> Option<usize> {
             .filter(|(_, l)| header(l) == "realms" && l.trim_start().starts_with("[["))
             .nth(i)
             .map(|(n, _)| n + 1);
-    }
-    if section == "tls" {
-        return lines().find(|(_, l)| header(l).ends_with(".tls")).map(|(n, _)| n + 1);
     }
     lines().find(|(_, l)| header(l) == section).map(|(n, _)| n + 1)
 }
@@ -647,7 +645,7 @@ mod tests {
             "[[realms]]\nname = \"a\"\n\n[[realms]]\nname = \"b c\"\n[limits]\nx = 1\n[websocket.tls]\n";
         assert_eq!(section_line(text, "realms[1]"), Some(4));
         assert_eq!(section_line(text, "limits"), Some(6));
-        assert_eq!(section_line(text, "tls"), Some(8));
+        assert_eq!(section_line(text, "websocket.tls"), Some(8));
         assert_eq!(section_line(text, "cluster"), None);
         let e =
             ConfigError::Parse { path: "f".into(), message: "TOML parse error at line 3, column 1".into() };
