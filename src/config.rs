@@ -591,11 +591,19 @@ impl Config {
     /// Reads and validates a TOML file (`${NAME}` replaced from the environment, see
     /// [`expand_env`]).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let cfg = Config::parse_file(path)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a TOML file without validating the values (see
+    /// [`Config::problems`]).
+    pub fn parse_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let text = expand_env(&text, |name| std::env::var(name).ok())
             .map_err(|message| ConfigError::Parse { path: path.to_owned(), message })?;
-        Config::from_toml(&text).map_err(|e| match e {
+        Config::parse_toml(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_owned(), message },
             other => other,
         })
@@ -603,81 +611,125 @@ impl Config {
 
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })?;
+        let cfg = Config::parse_toml(text)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
-    /// Checks values the types cannot express. The listeners' TLS files are
-    /// checked where they are loaded, by `transport::tls::validate`.
+    /// Parses TOML text without validating the values.
+    pub fn parse_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })
+    }
+
+    /// Checks values the types cannot express: the first of [`Config::problems`]. The
+    /// listeners' TLS files are checked where they are loaded, by `transport::tls::validate`.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem [`Config::validate`] knows of, each with the section (or key) it
+    /// is about: the first one of each realm and of each section. Empty: valid.
+    pub fn problems(&self) -> Vec<(String, ConfigError)> {
+        let mut out = Vec::new();
         if self.realms.is_empty() {
-            return Err(ConfigError::Invalid("at least one realm is required".into()));
+            out.push(("realms".to_owned(), ConfigError::Invalid("at least one realm is required".into())));
         }
-        for (i, r) in self.realms.iter().enumerate() {
-            if !uri::is_valid(&r.name, UriCheck::Loose) {
-                return Err(ConfigError::Invalid(format!(
-                    "realms[{i}].name {:?} is not a valid URI",
-                    r.name
-                )));
+        for i in 0..self.realms.len() {
+            if let Err(e) = self.check_realm(i) {
+                out.push((format!("realms[{i}]"), e));
             }
-            if self.realms[..i].iter().any(|o| o.name == r.name) {
-                return Err(ConfigError::Invalid(format!("realm {:?} is configured twice", r.name)));
+        }
+        let mut section = |key: &str, r: Result<(), ConfigError>| {
+            if let Err(e) = r {
+                out.push((key.to_owned(), e));
             }
-            r.authenticator()?;
-            if let Some(home) = r.auth.as_ref().and_then(|a| a.authenticator_realm.as_ref())
-                && !self.realms.iter().any(|o| &o.name == home)
-            {
-                return Err(ConfigError::Invalid(format!(
-                    "realm {:?}: authenticator_realm {home:?} is not a configured realm",
-                    r.name
-                )));
-            }
-            if let Some(auth) = &r.auth
-                && !auth.authenticators().is_empty()
-                && auth.authenticator_role.as_deref().is_none_or(str::is_empty)
-            {
-                return Err(ConfigError::Invalid(format!(
-                    "realm {:?}: a dynamic authenticator needs [realms.auth] authenticator_role, \
-                     the only role that may register it in realm {:?}",
-                    r.name,
-                    auth.authenticator_realm.as_deref().unwrap_or(&r.name)
-                )));
-            }
-            for (j, role) in r.roles.iter().enumerate() {
-                role.check().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;
-                if r.roles[..j].iter().any(|o| o.name == role.name) {
-                    return Err(ConfigError::Invalid(format!(
-                        "realm {:?}: role {:?} is configured twice",
-                        r.name, role.name
-                    )));
+        };
+        section(
+            "admin",
+            match &self.admin.realm {
+                Some(admin) if !self.realms.iter().any(|r| &r.name == admin) => {
+                    Err(ConfigError::Invalid(format!("admin.realm {admin:?} is not a configured realm")))
                 }
-            }
-            for h in &r.history {
-                h.policy().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;
-            }
-        }
-        if let Some(admin) = &self.admin.realm
-            && !self.realms.iter().any(|r| &r.name == admin)
-        {
-            return Err(ConfigError::Invalid(format!("admin.realm {admin:?} is not a configured realm")));
-        }
-        parse_listen("websocket.listen", &self.websocket.listen)?;
-        parse_listen("rawsocket.listen", &self.rawsocket.listen)?;
-        self.admin.validate()?;
-        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
-            return Err(ConfigError::Invalid("telemetry.sample_ratio must be between 0.0 and 1.0".into()));
-        }
-        if !self.websocket.path.starts_with('/') {
-            return Err(ConfigError::Invalid("websocket.path must start with '/'".into()));
-        }
+                _ => self.admin.validate(),
+            },
+        );
+        section(
+            "websocket",
+            parse_listen("websocket.listen", &self.websocket.listen).and_then(|_| {
+                if self.websocket.path.starts_with('/') {
+                    Ok(())
+                } else {
+                    Err(ConfigError::Invalid("websocket.path must start with '/'".into()))
+                }
+            }),
+        );
+        section("rawsocket", parse_listen("rawsocket.listen", &self.rawsocket.listen).map(|_| ()));
+        section(
+            "telemetry",
+            if (0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid("telemetry.sample_ratio must be between 0.0 and 1.0".into()))
+            },
+        );
         if let Some(level) = &self.log.level {
-            tracing_subscriber::EnvFilter::try_new(level)
-                .map_err(|e| ConfigError::Invalid(format!("log.level {level:?}: {e}")))?;
+            section(
+                "log",
+                tracing_subscriber::EnvFilter::try_new(level)
+                    .map(|_| ())
+                    .map_err(|e| ConfigError::Invalid(format!("log.level {level:?}: {e}"))),
+            );
         }
-        self.cluster.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        self.limits.validate()
+        section("cluster", self.cluster.validate().map_err(|e| ConfigError::Invalid(e.to_string())));
+        section("limits", self.limits.validate());
+        out
+    }
+
+    /// The checks of realm `i`.
+    fn check_realm(&self, i: usize) -> Result<(), ConfigError> {
+        let r = &self.realms[i];
+        if !uri::is_valid(&r.name, UriCheck::Loose) {
+            return Err(ConfigError::Invalid(format!("realms[{i}].name {:?} is not a valid URI", r.name)));
+        }
+        if self.realms[..i].iter().any(|o| o.name == r.name) {
+            return Err(ConfigError::Invalid(format!("realm {:?} is configured twice", r.name)));
+        }
+        r.authenticator()?;
+        if let Some(home) = r.auth.as_ref().and_then(|a| a.authenticator_realm.as_ref())
+            && !self.realms.iter().any(|o| &o.name == home)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "realm {:?}: authenticator_realm {home:?} is not a configured realm",
+                r.name
+            )));
+        }
+        if let Some(auth) = &r.auth
+            && !auth.authenticators().is_empty()
+            && auth.authenticator_role.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "realm {:?}: a dynamic authenticator needs [realms.auth] authenticator_role, \
+                 the only role that may register it in realm {:?}",
+                r.name,
+                auth.authenticator_realm.as_deref().unwrap_or(&r.name)
+            )));
+        }
+        for (j, role) in r.roles.iter().enumerate() {
+            role.check().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;
+            if r.roles[..j].iter().any(|o| o.name == role.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "realm {:?}: role {:?} is configured twice",
+                    r.name, role.name
+                )));
+            }
+        }
+        for h in &r.history {
+            h.policy().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;
+        }
+        Ok(())
     }
 
     /// The WebSocket listen address, if enabled.
@@ -696,14 +748,32 @@ impl Config {
     }
 }
 
-/// Parses a listen address; empty means disabled.
+/// Parses a listen address, `IP:PORT` or `HOST:PORT` (the name is resolved, an
+/// IPv4 address preferred: `localhost:8080` is `127.0.0.1:8080`); empty means
+/// disabled.
 pub fn parse_listen(key: &str, s: &str) -> Result<Option<SocketAddr>, ConfigError> {
     if s.is_empty() {
         return Ok(None);
     }
-    s.parse()
-        .map(Some)
-        .map_err(|_| ConfigError::Invalid(format!("{key} {s:?} is not an address like 127.0.0.1:8080")))
+    resolve_addr(s).map(Some).ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "{key} {s:?} is not an address like 127.0.0.1:8080 or localhost:8080 (or the name does not resolve)"
+        ))
+    })
+}
+
+/// `IP:PORT`, or `HOST:PORT` resolved (an IPv4 address preferred); `None` when it
+/// is neither or the name does not resolve.
+pub fn resolve_addr(s: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = s.parse() {
+        return Some(addr);
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    if host.is_empty() || host.contains(['/', ' ', '[', ']']) || port.parse::<u16>().is_err() {
+        return None;
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(s).ok()?.collect();
+    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied()
 }
 
 #[cfg(test)]
@@ -843,6 +913,36 @@ mod tests {
             let parsed: Result<Config, _> = toml::from_str(b);
             assert!(parsed.is_ok(), "{parsed:?}");
         }
+    }
+
+    #[test]
+    fn addresses_may_name_a_host() {
+        let c = Config::from_toml(
+            "[websocket]\nlisten = \"localhost:8080\"\n[admin]\nlisten = \"localhost:0\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.websocket_addr(), "127.0.0.1:8080".parse().ok(), "IPv4 preferred");
+        assert_eq!(c.admin_addr().map(|a| a.port()), Some(0));
+        assert_eq!(resolve_addr("[::1]:7001"), "[::1]:7001".parse().ok());
+        for bad in ["localhost", ":80", "localhost:http", "a/b:80", "no-such-host.invalid:80"] {
+            assert_eq!(resolve_addr(bad), None, "{bad}");
+        }
+        let c = Config::from_toml("[cluster]\nlisten = \"localhost:7001\"\n").expect("valid");
+        assert_eq!(c.cluster.listen_addr(), "127.0.0.1:7001".parse().ok());
+    }
+
+    #[test]
+    fn every_section_reports_its_first_problem() {
+        let c = Config::parse_toml(
+            "[[realms]]\nname = \"a b\"\n[[realms]]\nname = \"ok\"\n[[realms]]\nname = \"ok\"\n\
+             [limits]\nmax_message_size = 10\n[telemetry]\nsample_ratio = 3.0\n[cluster]\nnode_id = 0\n",
+        )
+        .expect("parses");
+        let sections: Vec<String> = c.problems().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(sections, ["realms[0]", "realms[2]", "telemetry", "cluster", "limits"]);
+        let first = c.validate().map_err(|e| e.to_string()).unwrap_err();
+        assert!(first.contains("realms[0].name"), "{first}");
+        assert!(Config::default().problems().is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use junction::cluster::runtime::DataPath;
 use junction::cluster::{Cluster, ClusterError};
 use junction::config::{
@@ -21,190 +21,64 @@ use junction::router::replica::Replica;
 use junction::transport::listener::{self, Kind};
 use junction::transport::tls::Tls;
 
+mod cli;
+
 /// A clustered WAMP router.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "junction", version, about)]
+#[command(name = "junction", version, about, after_help = cli::EXIT_HELP)]
 struct Cli {
     /// Administration commands; none runs the router.
     #[command(subcommand)]
-    command: Option<Command>,
-    /// TOML configuration file.
-    #[arg(long, env = "JUNCTION_CONFIG")]
+    command: Option<cli::Command>,
+    /// TOML configuration file (also after a command: `junction cluster status --config FILE`).
+    #[arg(long, env = "JUNCTION_CONFIG", global = true)]
     config: Option<PathBuf>,
-    /// WebSocket listen address (overrides the file); "" disables.
+    /// How administration commands print their result: text, or one JSON document on
+    /// stdout (errors too, as {"error": ...}).
+    #[arg(long, value_enum, default_value_t = cli::Output::Text, global = true)]
+    output: cli::Output,
+    /// WebSocket listen address, IP:PORT or HOST:PORT (overrides the file); "" disables
+    /// [default: the file's, else 127.0.0.1:8080].
     #[arg(long, env = "JUNCTION_WS")]
     ws: Option<String>,
-    /// HTTP path of the WebSocket endpoint.
+    /// HTTP path of the WebSocket endpoint [default: the file's, else /ws].
     #[arg(long, env = "JUNCTION_WS_PATH")]
     ws_path: Option<String>,
-    /// RawSocket TCP listen address (overrides the file); "" disables.
+    /// RawSocket TCP listen address, IP:PORT or HOST:PORT (overrides the file); ""
+    /// disables [default: the file's, else 127.0.0.1:8081].
     #[arg(long, env = "JUNCTION_RAWSOCKET")]
     rawsocket: Option<String>,
-    /// RawSocket Unix domain socket path.
+    /// RawSocket Unix domain socket path [default: the file's, else none].
     #[arg(long, env = "JUNCTION_UNIX")]
     unix: Option<PathBuf>,
-    /// Realm to serve (repeatable; replaces the configured realms).
+    /// Realm to serve (repeatable; replaces the configured realms) [default: the
+    /// file's, else realm1].
     #[arg(long = "realm")]
     realms: Vec<String>,
-    /// Largest message accepted, in bytes.
+    /// Largest message accepted, in bytes [default: the file's, else 16777216].
     #[arg(long, env = "JUNCTION_MAX_MESSAGE_SIZE")]
     max_message_size: Option<usize>,
     /// Log as JSON lines.
     #[arg(long, env = "JUNCTION_LOG_JSON")]
     log_json: bool,
-    /// Admin HTTP listen address (/healthz, /readyz, /metrics, /api); "" disables.
+    /// Admin HTTP listen address, IP:PORT or HOST:PORT (/healthz, /readyz, /metrics,
+    /// /api); "" disables [default: the file's, else 127.0.0.1:8090].
     #[arg(long, env = "JUNCTION_ADMIN")]
     admin: Option<String>,
 }
 
-/// Administration commands.
-#[derive(Subcommand, Debug, Clone)]
-enum Command {
-    /// Cluster administration.
-    #[command(subcommand)]
-    Cluster(ClusterCommand),
-}
-
-/// `junction cluster ...`
-#[derive(Subcommand, Debug, Clone)]
-#[command(after_help = "Exit codes: 0 done; 1 the cluster refused or could not make the change, \
-or status failed (the message says why); 2 bad flags or configuration file; 3 (add, remove, \
-transfer-leader) the node given with --node could not be reached or did not answer in time.")]
-enum ClusterCommand {
-    /// Print members, roles, leader, term, commit/applied indexes and link states.
-    Status {
-        /// gRPC address of any node (its `cluster.listen`/`advertise`).
-        #[arg(long)]
-        node: String,
-    },
-    /// Check that node N joined the cluster (a node started with the cluster's peers
-    /// joins by itself, as a learner once `voters` are seated); with --voter, make it
-    /// a voter.
-    Add {
-        /// gRPC address of any node of the cluster (its `cluster.listen`/`advertise`).
-        #[arg(long)]
-        node: String,
-        /// The id of the node to add.
-        #[arg(long)]
-        id: u64,
-        /// Make the node a voter (a learner is promoted; a voter stays one).
-        #[arg(long)]
-        voter: bool,
-    },
-    /// Remove a node from the cluster for good (scale-down): its voter seat goes to a
-    /// learner that is up, its routing entries are purged. Removing the leader hands
-    /// its role to another voter first.
-    Remove {
-        /// gRPC address of any node of the cluster (its `cluster.listen`/`advertise`).
-        #[arg(long)]
-        node: String,
-        /// The id of the node to remove.
-        #[arg(long)]
-        id: u64,
-    },
-    /// Hand the leader's role to another voter (before maintenance on the leader's
-    /// host): the leader stops taking writes, the target runs for election.
-    TransferLeader {
-        /// gRPC address of any node of the cluster (its `cluster.listen`/`advertise`).
-        #[arg(long)]
-        node: String,
-        /// The voter to hand over to; by default the lowest-id voter that is up.
-        #[arg(long)]
-        to: Option<u64>,
-    },
-}
-
-/// The exit code of a failed `cluster add/remove`.
-fn admin_failure(e: &junction::cluster::status::AdminError) -> ExitCode {
-    match e {
-        junction::cluster::status::AdminError::Refused(_) => ExitCode::FAILURE,
-        junction::cluster::status::AdminError::Unreachable(_) => ExitCode::from(3),
-    }
-}
-
-/// Runs an administration command. The cluster secret and TLS identity come from
-/// `--config` (its `[cluster]` section) when given, else from `JUNCTION_CLUSTER_SECRET` or
-/// `JUNCTION_CLUSTER_SECRET_FILE`.
-fn admin(cmd: &Command, config: Option<&PathBuf>) -> ExitCode {
-    let creds = match config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string()).and_then(|c| {
-            junction::cluster::secure::Credentials::from_config(&c.cluster).map_err(|e| e.to_string())
-        }),
-        None => junction::cluster::secure::Credentials::from_env().map_err(|e| e.to_string()),
-    };
-    let creds = match creds {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("junction: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("junction: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match cmd {
-        Command::Cluster(ClusterCommand::Add { node, id, voter }) => {
-            match rt.block_on(junction::cluster::status::add(node, *id, *voter, creds)) {
-                Ok(done) => {
-                    println!("{done}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("junction: cannot add node {id}: {e}");
-                    admin_failure(&e)
-                }
-            }
-        }
-        Command::Cluster(ClusterCommand::Remove { node, id }) => {
-            match rt.block_on(junction::cluster::status::remove(node, *id, creds)) {
-                Ok(index) => {
-                    println!("node {id} removed (log index {index})");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("junction: cannot remove node {id}: {e}");
-                    admin_failure(&e)
-                }
-            }
-        }
-        Command::Cluster(ClusterCommand::TransferLeader { node, to }) => {
-            match rt.block_on(junction::cluster::transfer::transfer_leader(node, *to, creds)) {
-                Ok((old, new)) if old == new => {
-                    println!("node {new} leads already");
-                    ExitCode::SUCCESS
-                }
-                Ok((old, new)) => {
-                    println!("leadership handed over from node {old} to node {new}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("junction: cannot transfer leadership: {e}");
-                    admin_failure(&e)
-                }
-            }
-        }
-        Command::Cluster(ClusterCommand::Status { node }) => {
-            match rt.block_on(junction::cluster::status(node, creds)) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("junction: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-    }
+/// Every problem of a configuration that the start refuses, as the start finds it:
+/// the values ([`Config::problems`]) and the listeners' TLS files. (The admin token
+/// file is read after, when the admin server is enabled.)
+fn startup_problems(cfg: &Config) -> Vec<(String, ConfigError)> {
+    let mut out = cfg.problems();
+    out.extend(junction::transport::tls::problems(cfg).into_iter().map(|(key, e)| (key.to_owned(), e)));
+    out
 }
 
 fn load(cli: &Cli) -> Result<Config, ConfigError> {
     let mut cfg = match &cli.config {
-        Some(path) => Config::from_file(path)?,
+        Some(path) => Config::parse_file(path)?,
         None => Config::default(),
     };
     if let Some(ws) = &cli.ws {
@@ -244,9 +118,10 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
         cfg.limits.max_message_size = m;
     }
     cfg.log.json |= cli.log_json;
-    cfg.validate()?;
-    junction::transport::tls::validate(&cfg)?;
-    Ok(cfg)
+    match startup_problems(&cfg).into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(cfg),
+    }
 }
 
 /// Starts the admin HTTP server: before the node joins the cluster, so liveness
@@ -394,10 +269,39 @@ impl Signals {
     }
 }
 
+/// The flags, or the exit: help and version on stdout (exit 0), a mistake on stderr
+/// (or as `{"error": ...}` with `--output json`), exit 2.
+fn parse_flags() -> Result<Cli, ExitCode> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => Ok(cli),
+        Err(e) if e.use_stderr() => {
+            let json = args.windows(2).any(|w| w[0] == "--output" && w[1] == "json")
+                || args.iter().any(|a| a == "--output=json");
+            if json {
+                let message = e.kind().as_str().map_or_else(|| e.to_string(), |k| format!("{k}: {e}"));
+                println!("{}", serde_json::json!({ "error": message.trim(), "exit_code": 2 }));
+                Err(ExitCode::from(2))
+            } else {
+                let _ = e.print();
+                Err(ExitCode::from(2))
+            }
+        }
+        Err(e) => {
+            let _ = e.print();
+            Err(ExitCode::SUCCESS)
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_flags() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     if let Some(cmd) = &cli.command {
-        return admin(cmd, cli.config.as_ref());
+        let result = cli::run(cmd, cli.config.as_deref(), cli.admin.as_deref());
+        return cli::finish(cli.output, result);
     }
     let cfg = match load(&cli) {
         Ok(c) => c,

@@ -178,6 +178,21 @@ pub async fn fetch(addr: &str, creds: Credentials) -> Result<StatusReply, Cluste
         .map_err(|e| ClusterError::Rpc(format!("cannot get the status of {addr}: {e}")))
 }
 
+/// Asks the node at `addr` for its status, telling an unreachable node (retry, or
+/// ask another) from one that answered with an error.
+pub async fn fetch_for_admin(addr: &str, creds: Credentials) -> Result<StatusReply, AdminError> {
+    let peers = Peers::new(Duration::from_secs(2), creds);
+    let mut client = peers.client(addr).map_err(|e| AdminError::Unreachable(e.to_string()))?;
+    peers.call(addr, Duration::from_secs(5), client.status(StatusRequest {})).await.map_err(|e| {
+        match AdminError::from(e) {
+            AdminError::Unreachable(m) => {
+                AdminError::Unreachable(format!("cannot get the status of {addr}: {m}"))
+            }
+            AdminError::Refused(m) => AdminError::Refused(format!("cannot get the status of {addr}: {m}")),
+        }
+    })
+}
+
 /// Asks the node at `addr` for its status and renders it.
 pub async fn status(addr: &str, creds: Credentials) -> Result<String, ClusterError> {
     Ok(render(&fetch(addr, creds).await?))

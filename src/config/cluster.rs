@@ -292,9 +292,9 @@ impl ClusterConfig {
         }
     }
 
-    /// The gRPC listen address, if the server is enabled.
+    /// The gRPC listen address, if the server is enabled (a host name resolved).
     pub fn listen_addr(&self) -> Option<SocketAddr> {
-        if self.listen.is_empty() { None } else { self.listen.parse().ok() }
+        if self.listen.is_empty() { None } else { super::resolve_addr(&self.listen) }
     }
 
     /// Leader heartbeat interval.
@@ -327,9 +327,9 @@ impl ClusterConfig {
         if self.node_id == 0 {
             return Err(invalid("cluster.node_id must be > 0"));
         }
-        if !self.listen.is_empty() && self.listen.parse::<SocketAddr>().is_err() {
+        if !self.listen.is_empty() && super::resolve_addr(&self.listen).is_none() {
             return Err(invalid(format!(
-                "cluster.listen {:?} is not an address like 127.0.0.1:7001",
+                "cluster.listen {:?} is not an address like 127.0.0.1:7001 or localhost:7001",
                 self.listen
             )));
         }

@@ -4,6 +4,11 @@
 
 use std::sync::OnceLock;
 
+/// The log filter when neither `RUST_LOG` nor `[log] level` sets one: `info`, but
+/// openraft's routine INFO lines (elections, membership changes, snapshots) only from
+/// `warn` up. `RUST_LOG=info` (or `[log] level = "info"`) brings them back.
+pub const DEFAULT: &str = "info,openraft=warn";
+
 use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::{Registry, reload};
 

@@ -1,5 +1,6 @@
 //! Logging and tracing setup: the `tracing` subscriber (text or JSON lines on
-//! stderr, filtered by `RUST_LOG`, else `[log] level`, default `info`; the filter
+//! stderr, filtered by `RUST_LOG`, else `[log] level`, default `info,openraft=warn`; no
+//! ANSI colours unless stderr is a terminal; the filter
 //! can be replaced while running through [`crate::observe::log_filter`]), and OpenTelemetry export over
 //! OTLP/gRPC when the standard variables ask for it:
 //!
@@ -33,7 +34,7 @@ use crate::config::Config;
 pub struct Options {
     /// JSON log lines instead of text.
     pub json: bool,
-    /// Log filter when `RUST_LOG` is not set (`info` when neither is).
+    /// Log filter when `RUST_LOG` is not set (`info,openraft=warn` when neither is).
     pub level: Option<String>,
     /// `service.name` unless `OTEL_SERVICE_NAME` is set.
     pub service_name: String,
@@ -132,10 +133,15 @@ pub fn init(opts: &Options) {
         None
     };
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::try_new(opts.level.as_deref().unwrap_or("info")).unwrap_or_else(|_| EnvFilter::new("info"))
+        let default = crate::observe::log_filter::DEFAULT;
+        EnvFilter::try_new(opts.level.as_deref().unwrap_or(default))
+            .unwrap_or_else(|_| EnvFilter::new(default))
     });
     let (env, handle) = reload::Layer::new(env);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a person watching a terminal, never in a file or a log collector.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![if opts.json {
         fmt.json().with_current_span(true).with_span_list(false).with_filter(env).boxed()
     } else {

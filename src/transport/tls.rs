@@ -53,12 +53,21 @@ fn read_err(what: &'static str, path: &Path, e: impl std::fmt::Display) -> TlsEr
 /// Checks at startup (and on reload) that the listeners' TLS files load; the
 /// error names the listener's section (`websocket.tls`, `rawsocket.tls`).
 pub fn validate(cfg: &Config) -> Result<(), ConfigError> {
-    for (key, tls) in [("websocket.tls", &cfg.websocket.tls), ("rawsocket.tls", &cfg.rawsocket.tls)] {
-        if let Some(t) = tls {
-            server_config(t).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
-        }
+    match problems(cfg).into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// What [`validate`] checks, every listener's problem with its section.
+pub fn problems(cfg: &Config) -> Vec<(&'static str, ConfigError)> {
+    [("websocket.tls", &cfg.websocket.tls), ("rawsocket.tls", &cfg.rawsocket.tls)]
+        .into_iter()
+        .filter_map(|(key, tls)| {
+            let e = server_config(tls.as_ref()?).err()?;
+            Some((key, ConfigError::Invalid(format!("{key}: {e}"))))
+        })
+        .collect()
 }
 
 fn mtimes(cfg: &TlsConfig) -> Vec<Option<SystemTime>> {

@@ -73,6 +73,7 @@ impl Node {
             "JUNCTION_ADMIN_TOKEN",
             "JUNCTION_ADMIN_TOKEN_FILE",
             "JUNCTION_CONFIG",
+            "RUST_LOG",
         ] {
             cmd.env_remove(var);
         }
