@@ -113,8 +113,9 @@ async fn traced(req: Request, next: Next) -> Response {
 /// `sessionStorage`, sent as `Authorization: Bearer` to `/api/console-config`),
 /// joins the router over WebSocket as a WAMP client (`?url=ws://HOST:PORT/ws&realm=R`
 /// or what `/api/console-config` says; anonymous, or ticket authentication typed
-/// into the page) and shows members, leader, sessions, registrations,
-/// subscriptions and message rates.
+/// into the page) and shows members, leader, sessions, registrations (with their
+/// callees' nodes), subscriptions, links, and charts of every node's rates and call
+/// latency; with the admin role it can kill a session.
 async fn console() -> Response {
     console_page()
 }

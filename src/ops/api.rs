@@ -121,7 +121,11 @@ mod tests {
 
     #[test]
     fn without_a_usable_host_the_bound_url_is_answered() {
-        let c = ConsoleConfig { url: Some("ws://0.0.0.0:8080/ws".into()), realm: "r".into(), admin_role: "a".into() };
+        let c = ConsoleConfig {
+            url: Some("ws://0.0.0.0:8080/ws".into()),
+            realm: "r".into(),
+            admin_role: "a".into(),
+        };
         assert_eq!(console_config(&c, None, addr("0.0.0.0:8090"))["url"], "ws://0.0.0.0:8080/ws");
         assert_eq!(console_config(&c, Some("h:x"), addr("0.0.0.0:8090"))["url"], "ws://0.0.0.0:8080/ws");
         let doc = console_config(&c, Some("h:8090"), addr("0.0.0.0:8090"));

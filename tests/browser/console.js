@@ -1,6 +1,6 @@
 // Drives the web console in headless Chromium (Debian's, through playwright-core)
 // for tests/python/test_console.py:
-//   ADMIN_TOKEN=... node console.js CONSOLE_URL NODES PROCEDURE VICTIM SCREENSHOT
+//   ADMIN_TOKEN=... node console.js CONSOLE_URL NODES PROCEDURE VICTIM SCREENSHOT [SAMPLES]
 // CONSOLE_URL is /console on one node's admin port, without query parameters (the
 // page asks /api/console-config where to connect). NODES is the number of nodes.
 // It talks with the test over stdin/stdout, one JSON line per step:
@@ -9,7 +9,9 @@
 // 2. waits for "go" on stdin (the test made calls through every node), then until
 //    every node's message and call series grew and shows calls, every node has a
 //    p99 latency, and the link table has every ordered pair of nodes up; expands
-//    PROCEDURE's callees; takes a screenshot to SCREENSHOT; prints {"stage": "shown", ...};
+//    PROCEDURE's callees; waits for SAMPLES (default 1) more samples to be drawn
+//    (more make a fuller picture while the test keeps a load running); takes a
+//    screenshot to SCREENSHOT; prints {"stage": "shown", ...};
 // 3. kills session VICTIM with its row's button and the confirmation dialog, waits
 //    for the page to say it was killed and the row to go; prints {"stage": "killed", ...}.
 // Exits non-zero when a step did not happen in time (the stack goes to stderr).
@@ -64,7 +66,8 @@ async function until(page, fn, arg, what) {
 }
 
 async function main() {
-  const [consoleUrl, nodesArg, procedure, victim, screenshot] = process.argv.slice(2);
+  const [consoleUrl, nodesArg, procedure, victim, screenshot, samplesArg] = process.argv.slice(2);
+  const samples = Math.max(1, Number(samplesArg || 1));
   const nodes = Array.from({ length: Number(nodesArg) }, (_, i) => String(i + 1));
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "junction-chromium-"));
   const browser = await chromium.launchPersistentContext(userDir, {
@@ -113,7 +116,8 @@ async function main() {
                 2, "the procedure's callees");
     // the chart has another sample drawn with the callees open (for the screenshot)
     const sampled = await page.evaluate(() => Number(document.body.dataset.sampled || 0));
-    await page.waitForFunction(s => Number(document.body.dataset.sampled || 0) > s, sampled, { timeout: STEP_MS });
+    await page.waitForFunction(s => Number(document.body.dataset.sampled || 0) >= s, sampled + samples,
+                               { timeout: STEP_MS + samples * 2000 });
     if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
     say({ stage: "shown", ...(await read(page)) });
 

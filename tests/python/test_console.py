@@ -11,26 +11,33 @@ between every pair of nodes up in both directions, and the procedure's callees
 with their node ids. Killing an Autobahn session on node 3 with its row's button
 (and the confirmation dialog) must end that session: the test's own client sees
 its session closed. The screenshot the driver takes goes to
-target/test-logs/console/console.png (CONSOLE_SCREENSHOT=PATH to put it elsewhere,
-e.g. docs/console.png). Without Chromium or the npm packages the test is skipped
-and says why."""
+target/test-logs/console/console.png (CONSOLE_SCREENSHOT=PATH to put it elsewhere).
+With CONSOLE_SCREENSHOT_SAMPLES=N the driver waits for N samples (1.5 s each)
+before the screenshot while the test keeps calls and events going (how
+docs/console.png is made: CONSOLE_SCREENSHOT=docs/console.png
+CONSOLE_SCREENSHOT_SAMPLES=40). Without Chromium or the npm packages the test is
+skipped and says why."""
 
 import asyncio
 import json
+import math
 import os
 import urllib.request
 
 import pytest
-from autobahn.wamp.types import RegisterOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions
 
 from cluster_helpers import start_cluster
 from conftest import ALL_COMBOS, REPO_ROOT, connect_session
 from test_browser import BROWSER_DIR, CHROMIUM, skip_reason
 
-pytestmark = pytest.mark.timeout(150)
+SAMPLES = int(os.environ.get("CONSOLE_SCREENSHOT_SAMPLES") or 1)
+
+pytestmark = pytest.mark.timeout(150 + 2 * SAMPLES)
 
 ADMIN_TOKEN = "console-admin-token-3f81c2a7"
 PROCEDURE = "com.console.add"
+TOPIC = "com.console.tick"
 STEP = 40  # seconds the test waits for one line of the driver
 
 EXTRA = """
@@ -53,14 +60,27 @@ def console_config(admin_url, host):
         return json.load(r)
 
 
-async def line(proc, stage):
-    raw = await asyncio.wait_for(proc.stdout.readline(), STEP)
+async def line(proc, stage, timeout=STEP):
+    raw = await asyncio.wait_for(proc.stdout.readline(), timeout)
     if not raw:
         err = await proc.stderr.read()
         raise AssertionError(f"the driver ended before {stage}: {err.decode(errors='replace')}")
     doc = json.loads(raw)
     assert doc.get("stage") == stage, doc
     return doc
+
+
+async def load(callers, stop):
+    """Calls and events at a varying rate until `stop` is set (the screenshot's picture)."""
+    i = 0
+    while not stop.is_set():
+        burst = 2 + round(4 * (1 + math.sin(i / 6)))
+        for n, caller in enumerate(callers):
+            for _ in range(burst + 2 * n):
+                await caller.call(PROCEDURE, i, 1)
+            await caller.publish(TOPIC, i, options=PublishOptions(acknowledge=True))
+        i += 1
+        await asyncio.sleep(0.1)  # pacing, not synchronisation
 
 
 async def test_console_charts_links_callees_and_kill(request, tmp_path):
@@ -83,6 +103,7 @@ async def test_console_charts_links_callees_and_kill(request, tmp_path):
         callees = [await connect_session(cluster[i], combo) for i in (1, 3)]
         for c in callees:
             await c.register(lambda a, b: a + b, PROCEDURE, options=RegisterOptions(invoke="roundrobin"))
+            await c.subscribe(lambda i: None, TOPIC)
         callers = [await connect_session(cluster[i], combo) for i in (1, 2, 3)]
         victim = await connect_session(cluster[3], combo)
         victim_id = victim.session_id  # Autobahn forgets it once the session is closed
@@ -93,7 +114,7 @@ async def test_console_charts_links_callees_and_kill(request, tmp_path):
         env = dict(os.environ, NODE_PATH=str(BROWSER_DIR / "node_modules"), CHROMIUM=CHROMIUM, ADMIN_TOKEN=ADMIN_TOKEN)
         proc = await asyncio.create_subprocess_exec(
             "node", str(REPO_ROOT / "tests" / "browser" / "console.js"), f"{admin2}/console", "3", PROCEDURE,
-            str(victim_id), screenshot,
+            str(victim_id), screenshot, str(SAMPLES),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
 
         ready = await line(proc, "ready")
@@ -103,15 +124,24 @@ async def test_console_charts_links_callees_and_kill(request, tmp_path):
         for caller in callers:
             for i in range(10):
                 assert await caller.call(PROCEDURE, i, 1) == i + 1
+            for i in range(3):
+                await caller.publish(TOPIC, i, options=PublishOptions(acknowledge=True))
+        stop = asyncio.Event()
+        loading = asyncio.create_task(load(callers, stop)) if SAMPLES > 1 else None
         proc.stdin.write(b"go\n")
         await proc.stdin.drain()
 
-        shown = await line(proc, "shown")
+        shown = await line(proc, "shown", STEP + 2 * SAMPLES)
+        if loading:
+            stop.set()
+            await loading
         for n in ("1", "2", "3"):
             calls = shown["charts"]["chart-calls"][f"{n}:calls"]
             assert calls["points"] > ready["charts"]["chart-calls"][f"{n}:calls"]["points"], shown["charts"]
             assert calls["max"] > 0, shown["charts"]
             assert shown["charts"]["chart-messages"][f"{n}:messages"]["max"] > 0, shown["charts"]
+        assert any(s["max"] > 0 for s in shown["charts"]["chart-events"].values()), shown["charts"]
+        assert all(s["points"] > 0 for s in shown["charts"]["chart-latency"].values() if s is not None), shown["charts"]
         stats = {row[0]: row for row in shown["nodeStats"]}
         assert set(stats) == {"1", "2", "3"}, shown["nodeStats"]
         for n, row in stats.items():
