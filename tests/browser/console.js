@@ -22,7 +22,7 @@ const os = require("os");
 const path = require("path");
 const readline = require("readline");
 
-const STEP_MS = 20000;
+const STEP_MS = 30000;
 const TOKEN = process.env.ADMIN_TOKEN || "";
 
 const say = obj => process.stdout.write(JSON.stringify(obj) + "\n");
