@@ -3,7 +3,7 @@
 #   1. cargo build --bins, cargo test --workspace (unit tests of both crates + tests/*.rs integration tests),
 #      a fuzzing smoke run (the fuzz corpora and mutations of them replayed)
 #   2. Python interop tests (Autobahn|Python, tests/python) in a venv at target/pyenv
-#   3. Browser tests (headless Chromium: tests/python/test_browser.py) with Debian's
+#   3. Browser tests (headless Chromium: tests/python/test_browser.py, test_console.py) with Debian's
 #      chromium and npm playwright-core + autobahn-browser in target/browser; skipped,
 #      with the reason, when those cannot be installed
 #   4. Node interop tests (Autobahn|JS, tests/js) with packages in target/node
@@ -78,7 +78,7 @@ else
 fi
 
 step "pytest tests/python"
-run_suite "pytest tests/python" "$LOGS/pytest.log" "$PY" -m pytest tests/python -q --ignore=tests/python/test_browser.py
+run_suite "pytest tests/python" "$LOGS/pytest.log" "$PY" -m pytest tests/python -q --ignore=tests/python/test_browser.py --ignore=tests/python/test_console.py
 
 # --- Browser (headless Chromium) ---------------------------------------------
 # Debian's Chromium (installed when missing and running as root) and npm
@@ -116,7 +116,7 @@ if [ -n "$BROWSER_SKIP" ]; then
     RESULTS+=("SKIPPED browser tests: $BROWSER_SKIP")
 else
     run_suite "browser tests (headless Chromium)" "$LOGS/browser.log" \
-        "$PY" -m pytest tests/python/test_browser.py -q -rs
+        "$PY" -m pytest tests/python/test_browser.py tests/python/test_console.py -q -rs
     if grep -qE '^SKIPPED' "$LOGS/browser.log"; then  # pytest skipped it: say why, not "ok"
         unset 'RESULTS[${#RESULTS[@]}-1]'
         RESULTS+=("SKIPPED browser tests: $(grep -m1 -E '^SKIPPED' "$LOGS/browser.log" | sed -E 's/^SKIPPED \[[0-9]+\] [^ ]+ //')")

@@ -9,7 +9,7 @@
 //! | `GET /api/sessions[?realm=R]` | JSON list of the sessions joined on this node |
 //! | `POST /api/sessions/{id}/kill` | GOODBYE to that session; `Content-Type: application/json`, body `{"reason", "message"}` (both optional: `{}` or empty) |
 //! | `GET /api/stats` | JSON: this node's message, call and event counters |
-//! | `GET /api/console-config` | JSON: the WebSocket URL and realm the console joins by default |
+//! | `GET /api/console-config` | JSON: this node's WebSocket URL as the browser reaches it (from the `Host` header, [`api::browser_url`]) and the realm the console joins by default |
 //! | `GET /console` | the web console (a WAMP client of the router, see `console/index.html`) |
 //!
 //! Everything but the public routes needs `Authorization: Bearer TOKEN`, a `Host`
@@ -29,7 +29,7 @@ use std::sync::{Arc, OnceLock};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -47,6 +47,9 @@ const KILLED: &str = "wamp.close.killed";
 /// What `/api/console-config` answers, set once the listeners are bound.
 static CONSOLE: OnceLock<ConsoleConfig> = OnceLock::new();
 
+/// The admin server's bound address (for the console's WebSocket URL).
+static BOUND: OnceLock<SocketAddr> = OnceLock::new();
+
 /// Tells the console where this node's clients connect (once, by `main`).
 pub fn set_console_config(config: ConsoleConfig) {
     CONSOLE.set(config).ok();
@@ -57,6 +60,7 @@ pub fn set_console_config(config: ConsoleConfig) {
 pub async fn start(addr: SocketAddr, guard: Guard) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    BOUND.set(local).ok();
     println!("listening admin http://{local}");
     let app = app(Arc::new(guard));
     tokio::spawn(async move {
@@ -109,8 +113,9 @@ async fn traced(req: Request, next: Next) -> Response {
 /// `sessionStorage`, sent as `Authorization: Bearer` to `/api/console-config`),
 /// joins the router over WebSocket as a WAMP client (`?url=ws://HOST:PORT/ws&realm=R`
 /// or what `/api/console-config` says; anonymous, or ticket authentication typed
-/// into the page) and shows members, leader, sessions, registrations,
-/// subscriptions and message rates.
+/// into the page) and shows members, leader, sessions, registrations (with their
+/// callees' nodes), subscriptions, links, and charts of every node's rates and call
+/// latency; with the admin role it can kill a session.
 async fn console() -> Response {
     console_page()
 }
@@ -127,9 +132,11 @@ fn console_page() -> Response {
     (headers, PAGE).into_response()
 }
 
-async fn console_config() -> Response {
+async fn console_config(uri: Uri, headers: HeaderMap) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = host.or_else(|| uri.authority().map(|a| a.as_str()));
     match CONSOLE.get() {
-        Some(c) => Json(api::console_config(c)).into_response(),
+        Some(c) => Json(api::console_config(c, host, BOUND.get().copied())).into_response(),
         None => not_started(),
     }
 }

@@ -9,9 +9,11 @@
 //! | `junction.cluster.add_node(id, voter=false)` | `{node, role, log_index?}`: checks that node `id` joined (a node joins by itself, as a learner); with `voter` makes it a voter (through the leader) |
 //! | `junction.cluster.remove_node(id)` | removes a node from the cluster for good (through the leader); the log index |
 //! | `junction.session.list(realm=None)` | the sessions joined on this node, with their details |
-//! | `junction.session.kill(id, reason=, message=)` | GOODBYE to a session on this node |
+//! | `junction.session.kill(id, reason=, message=)` | GOODBYE to a session, on this node or (asked over the links) on the node holding it |
+//! | `junction.registration.callees(id)` | `{registration, procedure, callees: [{session, node}]}`: a registration of this realm and the node each callee is connected to |
 //! | `junction.config.reload()` | re-reads the configuration: realms' authentication and roles, `[log] level`; `{applied, restart_required}`; a bad file changes nothing |
-//! | `junction.stats()` | this node's message, call and event counters ([`super::stats::stats`]) |
+//! | `junction.stats()` | this node's message, call and event counters and call latency percentiles ([`super::stats::stats`]) |
+//! | `junction.cluster.stats()` | `{nodes: [...]}`: the same document of every reachable node plus its links to the others ([`super::stats::node_stats`], asked over the links; a node that does not answer in time is `{node, answered: false}`) |
 //!
 //! Role changes (`junction.role.*`) are in [`super::authorize`].
 
@@ -33,6 +35,7 @@ pub fn is_admin_api(procedure: &str) -> bool {
         || procedure.starts_with("junction.session.")
         || procedure == "junction.stats"
         || procedure == "junction.config.reload"
+        || procedure == "junction.registration.callees"
 }
 
 fn one(v: serde_json::Value) -> Answer {
@@ -61,6 +64,7 @@ pub async fn call(
     let kwargs = p.kwargs.clone().unwrap_or_default();
     match procedure {
         "junction.cluster.status" => cluster_status(router).await,
+        "junction.cluster.stats" => cluster_stats(router, realm).await,
         "junction.cluster.add_node" | "junction.cluster.remove_node" => {
             let Some(id) = args.first().and_then(Value::as_u64) else {
                 return invalid("the node id is expected");
@@ -84,7 +88,8 @@ pub async fn call(
             let realm = kwargs.get("realm").or(args.first()).and_then(Value::as_str);
             one(super::status::sessions(router, realm))
         }
-        "junction.session.kill" => kill(router, &args, &kwargs),
+        "junction.session.kill" => kill(router, &args, &kwargs).await,
+        "junction.registration.callees" => callees(router, realm, &args),
         _ => Err((errors::NO_SUCH_PROCEDURE.into(), format!("no admin procedure {procedure}"))),
     }
 }
@@ -125,6 +130,30 @@ async fn cluster_status(router: &Router) -> Answer {
     one(status)
 }
 
+/// Every reachable node's [`super::stats::node_stats`], this node's first, then
+/// the others by id; a node that did not answer is `{node, answered: false}`.
+async fn cluster_stats(router: &Router, realm: &Realm) -> Answer {
+    let mut here = super::stats::node_stats(router);
+    here["answered"] = true.into();
+    let mut nodes = vec![here];
+    let answers = query::ask_peers(router, &realm.name, "node.stats", &Payload::default()).await;
+    let mut peers = router.replica.peers(router.node);
+    peers.sort_by_key(|n| n.0);
+    for peer in peers {
+        let answer = answers.iter().find(|(n, _)| *n == peer).and_then(|(_, a)| a.as_ref().ok());
+        let doc = answer.and_then(|p| p.args.as_ref()?.first().cloned());
+        let doc = doc.and_then(|v| serde_json::to_value(v).ok()).filter(serde_json::Value::is_object);
+        nodes.push(match doc {
+            Some(mut doc) => {
+                doc["answered"] = true.into();
+                doc
+            }
+            None => json!({ "node": peer.0, "answered": false }),
+        });
+    }
+    one(json!({ "nodes": nodes }))
+}
+
 async fn add_node(cluster: &dyn Replicate, id: u64, voter: bool) -> Answer {
     let Some(role) = cluster.role_of(id) else {
         return invalid(format!(
@@ -151,15 +180,45 @@ fn reload(router: &Router) -> Answer {
     }
 }
 
-fn kill(router: &Router, args: &List, kwargs: &Dict) -> Answer {
+/// Kills session `id` here, else asks the other nodes (each realm in turn: a
+/// session lives in one) to kill it.
+async fn kill(router: &Router, args: &List, kwargs: &Dict) -> Answer {
     let Some(id) = args.first().and_then(Value::as_u64) else {
         return invalid("the session id is expected");
     };
     let reason = kwargs.get("reason").and_then(Value::as_str).unwrap_or(KILLED);
     let message = kwargs.get("message").and_then(Value::as_str).unwrap_or("");
     if super::status::kill(router, id, reason, message) {
-        Ok(Payload::default())
-    } else {
-        Err((super::meta::NO_SUCH_SESSION.into(), "no session with that id on this node".into()))
+        return Ok(Payload::default());
+    }
+    let mut options = Dict::new();
+    options.insert("reason".into(), reason.into());
+    options.insert("message".into(), message.into());
+    let ask = Payload { args: Some(vec![id.into()]), kwargs: Some(options) };
+    for realm in router.realms() {
+        for (node, answer) in query::ask_peers(router, &realm.name, "session.kill", &ask).await {
+            if answer.is_ok() {
+                tracing::info!(session = id, %node, reason, "session killed through the admin API");
+                return Ok(Payload::default());
+            }
+        }
+    }
+    Err((super::meta::NO_SUCH_SESSION.into(), "no session with that id on any reachable node".into()))
+}
+
+/// `junction.registration.callees(id)`: the registration's callees with their nodes.
+fn callees(router: &Router, realm: &Realm, args: &List) -> Answer {
+    let Some(id) = args.first().and_then(Value::as_u64) else {
+        return invalid("the registration id is expected");
+    };
+    let found = router.replica.read(|t| {
+        let r = t.realm(&realm.name)?.registrations.get(crate::ids::RegistrationId(id))?;
+        let callees: Vec<serde_json::Value> =
+            r.callees.iter().map(|c| json!({ "session": c.session.0, "node": c.node.0 })).collect();
+        Some(json!({ "registration": r.id.0, "procedure": r.uri, "callees": callees }))
+    });
+    match found {
+        Some(doc) => one(doc),
+        None => Err((errors::NO_SUCH_REGISTRATION.into(), "no registration with that id".into())),
     }
 }

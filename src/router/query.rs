@@ -120,6 +120,8 @@ fn ids(sessions: impl Iterator<Item = SessionId>) -> Value {
 /// - `subscription.subscribers [subscription]` → ids of the local subscribers
 /// - `subscription.remove_subscriber [subscription, session] {reason}`
 /// - `registration.remove_callee [registration, session] {reason}`
+/// - `node.stats` → this node's counters and links ([`super::stats::node_stats`];
+///   the realm does not matter)
 pub async fn answer_here(router: &Arc<Router>, realm: &Arc<Realm>, op: &str, payload: &Payload) -> Answer {
     let empty = List::new();
     let args = payload.args.as_ref().unwrap_or(&empty);
@@ -203,6 +205,9 @@ pub async fn answer_here(router: &Arc<Router>, realm: &Arc<Realm>, op: &str, pay
                 (false, false) => fail(errors::NO_SUCH_SUBSCRIPTION, "the session is not subscribed to it"),
             }
         }
+        "node.stats" => Ok(Payload::args(vec![
+            serde_json::from_value(super::stats::node_stats(router)).unwrap_or(Value::Null),
+        ])),
         _ => fail(errors::NO_SUCH_PROCEDURE, format!("unknown query {op}")),
     }
 }

@@ -1,17 +1,26 @@
 //! This node's counters and sampled gauges for the operations layer: the
-//! `/api/stats` and `junction.stats` document, built from [`crate::observe::metrics`],
-//! and the [`Sample`] of Raft and link state that `ops` puts into the gauges.
+//! `/api/stats` and `junction.stats` document, built from [`crate::observe::metrics`]
+//! (with call latency percentiles read from the call duration histogram), the
+//! per-node document of `junction.cluster.stats` ([`node_stats`]: the counters plus
+//! this node's links), and the [`Sample`] of Raft and link state that `ops` puts
+//! into the gauges.
 
 use prometheus_client::metrics::counter::Counter;
 use serde_json::{Value, json};
 
 use super::Router;
 use crate::ids::NodeId;
+use crate::observe::histogram::HistogramSnapshot;
 use crate::observe::metrics::{MESSAGE_TYPES, metrics};
 use crate::observe::status::Sample;
 
 /// `GET /api/stats`, `junction.stats`: this node's counters since it started. A
-/// client gets rates from two samples and their `time_ms`.
+/// client gets rates from two samples and their `time_ms`. `call_latency` has the
+/// p50/p90/p99 call durations since the start, in seconds (estimated from the
+/// histogram, as Prometheus' `histogram_quantile` does; null before the first
+/// call), and the histogram itself (`buckets`: `[upper bound, count]`, not
+/// cumulative, the last bound null for +Inf), from which a client gets the
+/// percentiles of an interval from two samples.
 pub fn stats(router: &Router) -> Value {
     let m = metrics();
     let types = MESSAGE_TYPES.iter().map(|t| t.1).chain(std::iter::once("other"));
@@ -39,14 +48,88 @@ pub fn stats(router: &Router) -> Value {
         "messages_out_by_type": by_type(&m.messages_out),
         "calls_completed": calls.count,
         "call_seconds_total": calls.sum,
+        "call_latency": latency(&calls),
         "events_delivered": m.events_delivered.get(),
         "events_dropped": m.events_dropped.get(),
         "slow_consumer_disconnects": m.slow_consumer_disconnects.get(),
     })
 }
 
+/// `junction.cluster.stats`, one node's part: [`stats`] plus this node's links to
+/// the others (state, frames sent, dropped and missed), as in the cluster status
+/// document.
+pub fn node_stats(router: &Router) -> Value {
+    let mut doc = stats(router);
+    let links = router.replica.replicate().map(|c| c.status_document()["links"].take());
+    doc["links"] = links.unwrap_or_else(|| json!([]));
+    doc
+}
+
+/// The percentiles and buckets of a latency histogram (see [`stats`]).
+fn latency(h: &HistogramSnapshot) -> Value {
+    let q = |q: f64| percentile(h, q).map(|s| (s * 1e6).round() / 1e6);
+    let buckets: Vec<Value> =
+        h.buckets.iter().map(|(le, n)| json!([le.is_finite().then_some(*le), n])).collect();
+    json!({ "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "buckets": buckets })
+}
+
+/// The `q` quantile of a histogram, interpolated linearly inside its bucket (the
+/// first bucket starts at 0; one in the +Inf bucket is the highest finite bound).
+/// `None` without observations.
+pub fn percentile(h: &HistogramSnapshot, q: f64) -> Option<f64> {
+    if h.count == 0 {
+        return None;
+    }
+    let rank = q.clamp(0.0, 1.0) * h.count as f64;
+    let (mut below, mut lower) = (0u64, 0.0);
+    for &(upper, n) in &h.buckets {
+        if n > 0 && (below + n) as f64 >= rank {
+            if !upper.is_finite() {
+                return Some(lower);
+            }
+            let into = (rank - below as f64).max(0.0) / n as f64;
+            return Some(lower + (upper - lower) * into);
+        }
+        below += n;
+        if upper.is_finite() {
+            lower = upper;
+        }
+    }
+    Some(lower)
+}
+
 /// The Raft view and link states of this node, for the sampled gauges.
 pub fn sample(router: &Router) -> Sample {
     let Some(cluster) = router.replica.replicate() else { return Sample::default() };
     cluster.sample(&|node| router.reachable(NodeId(node)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::histogram::LatencyHistogram;
+
+    #[test]
+    fn percentiles_interpolate_inside_the_bucket() {
+        let h = LatencyHistogram::default();
+        assert_eq!(percentile(&h.snapshot(), 0.5), None);
+        for _ in 0..90 {
+            h.observe(0.0004); // (0.00025, 0.0005]
+        }
+        for _ in 0..10 {
+            h.observe(0.02); // (0.01, 0.025]
+        }
+        let s = h.snapshot();
+        let p50 = percentile(&s, 0.5).unwrap();
+        assert!(p50 > 0.00025 && p50 <= 0.0005, "{p50}");
+        let p90 = percentile(&s, 0.9).unwrap();
+        assert!((p90 - 0.0005).abs() < 1e-12, "{p90}");
+        let p99 = percentile(&s, 0.99).unwrap();
+        assert!(p99 > 0.01 && p99 <= 0.025, "{p99}");
+        h.observe(100.0);
+        assert_eq!(percentile(&h.snapshot(), 1.0), Some(10.0)); // +Inf: the highest bound
+        let doc = latency(&h.snapshot());
+        assert_eq!(doc["buckets"].as_array().unwrap().len(), 17);
+        assert_eq!(doc["buckets"][16], json!([null, 1]));
+    }
 }

@@ -58,6 +58,10 @@ async def test_admin_procedures_on_one_node(router):
     stats = await root.call("junction.stats")
     assert stats["sessions"] == 2 and stats["messages_in"] >= 4 and stats["messages_out"] >= 4, stats
     assert stats["messages_in_by_type"]["call"] >= 3 and stats["time_ms"] > 0, stats
+    assert set(stats["call_latency"]) == {"p50", "p90", "p99", "buckets"}, stats
+    nodes = (await root.call("junction.cluster.stats"))["nodes"]
+    assert [n["node"] for n in nodes] == [stats["node"]] and nodes[0]["answered"], nodes
+    assert nodes[0]["links"] == [] and "call_latency" in nodes[0], nodes
     await root.call("junction.session.kill", alice.session_id, reason="com.example.bye", message="maintenance")
     details = await asyncio.wait_for(asyncio.shield(alice.left), 10)
     assert (details.reason, details.message) == ("com.example.bye", "maintenance")
@@ -74,7 +78,7 @@ async def test_admin_procedures_need_the_admin_role(router):
     alice = await as_user(router, "alice")
     for proc in ("junction.cluster.status", "junction.session.list", "junction.cluster.remove_node",
                  "junction.cluster.add_node", "junction.session.kill", "junction.config.reload",
-                 "junction.stats"):
+                 "junction.stats", "junction.cluster.stats", "junction.registration.callees"):
         with pytest.raises(ApplicationError) as e:
             await alice.call(proc)
         assert e.value.error == "wamp.error.not_authorized", proc
