@@ -195,9 +195,9 @@ ticket = { file = "$TOKEN_FILE" }
 
 [cluster]
 node_id = $i
-listen = "127.0.0.1:$(grpc_port "$i")"   # loopback: no cluster secret needed
+$(printf '%-30s' "listen = \"127.0.0.1:$(grpc_port "$i")\"") # loopback: no cluster secret needed
 peers = [$peers]
-bootstrap = $boot                # exactly one node initialises the cluster
+$(printf '%-30s' "bootstrap = $boot") # exactly one node initialises the cluster
 data_dir = "$(data_dir "$i")"
 EOF
 }
