@@ -25,12 +25,17 @@
 #   data/nodeN/         node N's Raft log, vote and snapshots (kept across stop/start)
 #   admin.token         the admin HTTP bearer token (random, mode 0600), also the ticket
 #                       of the principal "admin" (role admin) in realm1 for the console
+#   port-offset         the JUNCTION_PORT_OFFSET the cluster was started with
+#   junction-bin        the path of the binary it was started with
 #
 # Environment:
-#   JUNCTION_BIN            the junction binary (default target/release/junction in the
+#   JUNCTION_BIN            the junction binary (default: the one the state directory's
+#                           cluster was started with, else target/release/junction in the
 #                           repository; build it with `cargo build --release`)
 #   JUNCTION_LOCAL_DIR      the state directory (above)
-#   JUNCTION_PORT_OFFSET    added to every port (default 0)
+#   JUNCTION_PORT_OFFSET    added to every port (default: the offset the state directory's
+#                           cluster was started with, else 0; a cluster's data is tied to its
+#                           ports, so `start` refuses another offset until `clean`)
 #   JUNCTION_READY_TIMEOUT  seconds `start` waits for the nodes to be ready (default 60)
 #   JUNCTION_STOP_TIMEOUT   seconds `stop` waits for a node to exit before SIGKILL (default 30)
 #
@@ -61,12 +66,33 @@ abspath() {
 }
 
 STATE_DIR=$(abspath "${JUNCTION_LOCAL_DIR:-$REPO_ROOT/target/local-cluster}")
-BIN=${JUNCTION_BIN:-$REPO_ROOT/target/release/junction}
+BIN_FILE=$STATE_DIR/junction-bin
+if [[ -n ${JUNCTION_BIN:-} ]]; then
+    BIN=$JUNCTION_BIN
+elif [[ -f $BIN_FILE ]]; then
+    BIN=$(<"$BIN_FILE")
+else
+    BIN=$REPO_ROOT/target/release/junction
+fi
 case $BIN in
     /*) ;;
     */*) BIN=$(abspath "$BIN") ;;
+    *) BIN=$(command -v "$BIN" || echo "$BIN") ;; # a bare name: from PATH
 esac
-OFFSET=${JUNCTION_PORT_OFFSET:-0}
+case $STATE_DIR in
+    *[\"\\]* | *$'\n'*)
+        echo "local-cluster: the state directory's path may not contain \", \\ or a newline: $STATE_DIR" >&2
+        exit 2
+        ;;
+esac
+OFFSET_FILE=$STATE_DIR/port-offset
+if [[ -n ${JUNCTION_PORT_OFFSET:-} ]]; then
+    OFFSET=$JUNCTION_PORT_OFFSET
+elif [[ -f $OFFSET_FILE ]]; then
+    OFFSET=$(<"$OFFSET_FILE")
+else
+    OFFSET=0
+fi
 READY_TIMEOUT=${JUNCTION_READY_TIMEOUT:-60}
 STOP_TIMEOUT=${JUNCTION_STOP_TIMEOUT:-30}
 TOKEN_FILE=$STATE_DIR/admin.token
@@ -92,6 +118,9 @@ log_file() { echo "$STATE_DIR/node$1.log"; }
 pid_file() { echo "$STATE_DIR/node$1.pid"; }
 data_dir() { echo "$STATE_DIR/data/node$1"; }
 
+# has_data: whether node 1 ever ran here (a cluster exists in the state directory).
+has_data() { [[ -d $(data_dir 1) && -n $(ls -A "$(data_dir 1)") ]]; }
+
 # alive PID: whether the process exists and is not a zombie (a node this very
 # script started and has not reaped yet).
 alive() {
@@ -110,7 +139,7 @@ node_pid() {
     pid=$(<"$f")
     [[ $pid =~ ^[0-9]+$ ]] || return 0
     alive "$pid" || return 0
-    args=$(ps -o args= -p "$pid" 2>/dev/null || true)
+    args=$(ps -ww -o args= -p "$pid" 2>/dev/null || true)
     [[ $args == *"$(config_file "$1")"* ]] || return 0
     echo "$pid"
 }
@@ -257,6 +286,9 @@ cmd_start() {
         done
         ((${#running[@]} == 0)) || die "already running (node(s) ${running[*]}, state in $STATE_DIR); \`$0 stop\` first"
     fi
+    if has_data && [[ -f $OFFSET_FILE && $(<"$OFFSET_FILE") != "$OFFSET" ]]; then
+        die "the cluster in $STATE_DIR was made with JUNCTION_PORT_OFFSET=$(<"$OFFSET_FILE") (its members' addresses are in its data); start it with that offset, or \`$0 clean\` first"
+    fi
     for i in "${NODES[@]}"; do
         for p in "$(ws_port "$i")" "$(rs_port "$i")" "$(admin_port "$i")" "$(grpc_port "$i")"; do
             port_free "$p" || taken+=("$p")
@@ -266,7 +298,9 @@ cmd_start() {
 
     mkdir -p "$STATE_DIR"
     touch "$STATE_DIR/$MARKER"
-    [[ -d $STATE_DIR/data/node1 ]] && fresh=0
+    echo "$OFFSET" >"$OFFSET_FILE"
+    echo "$BIN" >"$BIN_FILE"
+    has_data && fresh=0
     if [[ ! -s $TOKEN_FILE ]]; then
         (umask 077 && random_token >"$TOKEN_FILE" && echo >>"$TOKEN_FILE")
     fi
@@ -291,6 +325,9 @@ cmd_start() {
         wait_ready "$deadline" "${NODES[@]}" || { cmd_stop >&2 || true; exit 1; }
     fi
 
+    # The commands to come need the state directory, when it is not the default.
+    local me=$0
+    [[ -n ${JUNCTION_LOCAL_DIR:-} ]] && me="JUNCTION_LOCAL_DIR=$(printf %q "$STATE_DIR") $0"
     echo
     printf '%-5s %-27s %-24s %s\n' node websocket rawsocket "admin / console"
     for i in "${NODES[@]}"; do
@@ -306,9 +343,9 @@ console:      open http://127.0.0.1:$(admin_port 1)/console?url=ws://127.0.0.1:$
               and paste the token (as the admin token and as the ticket)
 cluster:      $BIN cluster status --node 127.0.0.1:$(grpc_port 1)
 logs, data:   $STATE_DIR
-status:       $0 status
-stop:         $0 stop    (keeps the data; start again later)
-clean:        $0 clean   (stop, then remove $STATE_DIR)
+status:       $me status
+stop:         $me stop    (keeps the data; start again later)
+clean:        $me clean   (stop, then remove $STATE_DIR)
 EOF
 }
 

@@ -78,10 +78,14 @@ class LocalCluster:
                         JUNCTION_PORT_OFFSET=str(offset))
         self.pids = {}
 
-    async def run(self, *args, timeout=SCRIPT_TIMEOUT):
-        """Runs the script; returns (exit code, stdout, stderr)."""
+    async def run(self, *args, timeout=SCRIPT_TIMEOUT, remembered=False):
+        """Runs the script; returns (exit code, stdout, stderr). `remembered`: without
+        JUNCTION_BIN and JUNCTION_PORT_OFFSET (the script takes those `start` used)."""
+        env = dict(self.env)
+        if remembered:
+            del env["JUNCTION_BIN"], env["JUNCTION_PORT_OFFSET"]
         proc = await asyncio.create_subprocess_exec(
-            "bash", str(SCRIPT), *args, env=self.env, cwd=str(REPO_ROOT),
+            "bash", str(SCRIPT), *args, env=env, cwd=str(REPO_ROOT),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
@@ -165,6 +169,7 @@ async def test_start_route_status_stop_clean(local_cluster):
         assert f"http://127.0.0.1:{admin}/console" in out, out
     token_file = lc.state_dir / "admin.token"
     assert str(token_file) in out, out
+    assert f"JUNCTION_LOCAL_DIR={lc.state_dir} {SCRIPT} stop" in out, out
     assert token_file.stat().st_mode & 0o777 == 0o600
     assert len(token_file.read_text().strip()) >= 32
     for i in NODES:
@@ -207,8 +212,9 @@ async def test_start_route_status_stop_clean(local_cluster):
     finally:
         await w.close()
 
-    # status: the three processes and the three members.
-    rc, out, err = await lc.run("status")
+    # status: the three processes and the three members (the script remembers the
+    # binary and the port offset of the cluster in its state directory).
+    rc, out, err = await lc.run("status", remembered=True)
     assert rc == 0, f"status failed ({rc}):\n{out}\n{err}"
     for i in NODES:
         assert f"node {i}: running (pid {pids[i]})" in out, out
@@ -224,7 +230,7 @@ async def test_start_route_status_stop_clean(local_cluster):
     assert all(not process_gone(p) for p in pids.values())
 
     # stop: every node exits, the pid files go.
-    rc, out, err = await lc.run("stop")
+    rc, out, err = await lc.run("stop", remembered=True)
     assert rc == 0, f"stop failed ({rc}):\n{out}\n{err}"
     assert "SIGKILL" not in err, err
     gone = {i: process_gone(p) for i, p in pids.items()}
@@ -235,7 +241,7 @@ async def test_start_route_status_stop_clean(local_cluster):
 
     # clean: the state directory goes.
     assert lc.state_dir.is_dir()
-    rc, out, err = await lc.run("clean")
+    rc, out, err = await lc.run("clean", remembered=True)
     assert rc == 0, f"clean failed ({rc}):\n{out}\n{err}"
     assert not lc.state_dir.exists()
 
