@@ -98,7 +98,7 @@ STOP_TIMEOUT=${JUNCTION_STOP_TIMEOUT:-30}
 TOKEN_FILE=$STATE_DIR/admin.token
 
 check_number() { # NAME VALUE
-    [[ $2 =~ ^[0-9]+$ ]] || { echo "local-cluster: $1 must be a non-negative integer, not '$2'" >&2; exit 2; }
+    [[ $2 =~ ^(0|[1-9][0-9]*)$ ]] || { echo "local-cluster: $1 must be a non-negative integer, not '$2'" >&2; exit 2; }
 }
 check_number JUNCTION_PORT_OFFSET "$OFFSET"
 check_number JUNCTION_READY_TIMEOUT "$READY_TIMEOUT"
