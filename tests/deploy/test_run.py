@@ -55,7 +55,7 @@ from support import (
 )
 
 # The value of Secret junction-cluster for the Kubernetes pods run here (in a real
-# cluster the Job in deploy/k8s/cluster-secret.yaml generates it).
+# cluster the Job in deploy/k8s/base/cluster-secret.yaml generates it).
 K8S_CLUSTER_SECRET = secrets.token_hex(32)
 
 READY_TIMEOUT = 60.0
