@@ -9,7 +9,7 @@
 #
 # Ports: 8080 WebSocket (ws://HOST:8080/ws), 8081 RawSocket, 7001 cluster gRPC
 # (Raft + node-to-node links), 8090 admin HTTP (/healthz, /readyz, /metrics).
-# Used by docker-compose.yml and deploy/k8s/statefulset.yaml; see deploy/README.md.
+# Used by docker-compose.yml and deploy/k8s/base/statefulset.yaml; see deploy/README.md.
 # Needs BuildKit (the default builder since Docker Engine 23) for COPY --chmod.
 
 # The builder and the runtime must share a Debian release (glibc).

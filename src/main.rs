@@ -216,7 +216,7 @@ async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) 
     router.set_listeners_up(true);
     println!("ready");
     tracing::info!(agent = junction::router::AGENT, realms = cfg.realms.len(), "router ready");
-    let budget = ops::shutdown::budget(&cfg, ops::telemetry::exporting());
+    let budget = ops::shutdown::budget(&cfg, ops::telemetry::exporters());
     tracing::info!(
         shutdown_budget_ms = budget.total().as_millis() as u64,
         steps = ?budget.steps,

@@ -41,11 +41,11 @@ impl Budget {
     }
 }
 
-/// The shutdown budget of a node configured by `cfg`; `exporting`: traces or metrics
-/// go to an OTLP collector (their flush is part of the budget).
-pub fn budget(cfg: &Config, exporting: bool) -> Budget {
+/// The shutdown budget of a node configured by `cfg` that sends `exporters` OTLP
+/// exporters' data (traces, metrics: each flushed at exit) to a collector.
+pub fn budget(cfg: &Config, exporters: u32) -> Budget {
     let ms = Duration::from_millis;
-    let flush = if exporting { telemetry::SHUTDOWN_TIMEOUT * 2 } else { Duration::ZERO };
+    let flush = telemetry::SHUTDOWN_TIMEOUT * exporters;
     Budget {
         steps: vec![
             ("readiness 503 before draining", ms(cfg.admin.drain_delay_ms)),
@@ -83,12 +83,13 @@ mod tests {
             "[admin]\ndrain_delay_ms = 500\n[limits]\ndrain_timeout_ms = 10000\nshutdown_grace_ms = 2000\n",
         )
         .expect("valid");
-        let b = budget(&cfg, true);
+        let b = budget(&cfg, 2);
         assert_eq!(b.step("invocations finish"), Duration::from_secs(10));
         assert_eq!(b.step("GOODBYE answered"), Duration::from_millis(2500));
         assert_eq!(b.step("telemetry flushed"), telemetry::SHUTDOWN_TIMEOUT * 2);
         let sum = Duration::from_millis(500 + 3000 + 10_000 + 2500) + LEAVE + telemetry::SHUTDOWN_TIMEOUT * 2;
         assert_eq!(b.total(), sum);
-        assert_eq!(budget(&cfg, false).total(), sum - telemetry::SHUTDOWN_TIMEOUT * 2);
+        assert_eq!(budget(&cfg, 0).total(), sum - telemetry::SHUTDOWN_TIMEOUT * 2);
+        assert_eq!(budget(&cfg, 1).total(), sum - telemetry::SHUTDOWN_TIMEOUT);
     }
 }

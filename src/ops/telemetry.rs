@@ -175,11 +175,12 @@ pub fn init(opts: &Options) {
     PROVIDERS.set(Mutex::new(Providers { tracer, meter })).ok();
 }
 
-/// True when traces or metrics go to an OTLP collector.
-pub fn exporting() -> bool {
-    PROVIDERS.get().is_some_and(|p| {
+/// How many exporters (traces, metrics) send to an OTLP collector; each is flushed
+/// at exit, within [`SHUTDOWN_TIMEOUT`].
+pub fn exporters() -> u32 {
+    PROVIDERS.get().map_or(0, |p| {
         let p = p.lock().unwrap_or_else(|e| e.into_inner());
-        p.tracer.is_some() || p.meter.is_some()
+        u32::from(p.tracer.is_some()) + u32::from(p.meter.is_some())
     })
 }
 

@@ -30,7 +30,9 @@ from dockerfile_parse import DockerfileParser
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-K8S = DEPLOY / "k8s"
+K8S = DEPLOY / "k8s" / "base"
+# Kustomize overlays over the base (deploy/k8s/overlays/<name>), each rendered with `kubectl kustomize`.
+OVERLAYS = DEPLOY / "k8s" / "overlays"
 ENTRYPOINT = DEPLOY / "entrypoint.sh"
 LOCAL_CLUSTER = DEPLOY / "local-cluster.sh"
 TEMPLATE = DEPLOY / "junction.toml.tmpl"
@@ -266,3 +268,179 @@ def compose_model() -> dict:
 def compose_junction_services() -> dict[str, dict]:
     """Compose services built from this repository's Dockerfile: the Junction nodes."""
     return {n: s for n, s in compose_model()["services"].items() if "build" in s}
+
+
+# --- kustomize variants: the base and its overlays ---------------------------------
+
+
+def overlay_names() -> list[str]:
+    return sorted(p.parent.name for p in OVERLAYS.glob("*/kustomization.yaml"))
+
+
+def variants() -> list[str]:
+    """What can be applied: the base and every overlay."""
+    return ["base", *overlay_names()]
+
+
+def variant_dir(variant: str) -> Path:
+    return K8S if variant == "base" else OVERLAYS / variant
+
+
+# Kinds defined by CustomResourceDefinitions: not in kubernetes-validate's schemas,
+# so the tests check their fields explicitly.
+CRD_GROUPS = ("monitoring.coreos.com/",)
+
+
+@functools.cache
+def kustomize_docs(variant: str) -> tuple[dict, ...]:
+    """`kubectl kustomize` of the base or an overlay (offline), parsed."""
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        pytest.skip("kubectl is not installed: `kubectl kustomize` cannot render the overlays")
+    r = run([kubectl, "kustomize", str(variant_dir(variant))])
+    assert r.returncode == 0, f"kubectl kustomize {variant_dir(variant)} failed: {r.stderr}"
+    return tuple(d for d in yaml.safe_load_all(r.stdout) if d is not None)
+
+
+def kustomize_text(variant: str) -> str:
+    return "---\n".join(yaml.safe_dump(d) for d in kustomize_docs(variant))
+
+
+class Rendered:
+    """One variant's objects as `kubectl kustomize` renders them, with the same
+    helpers the plain-manifest tests use."""
+
+    def __init__(self, variant: str):
+        self.variant = variant
+        self.objects = {(d["kind"], d["metadata"]["name"]): d for d in kustomize_docs(variant)}
+
+    def one(self, kind: str, name: str | None = None) -> dict:
+        found = [o for (k, n), o in self.objects.items() if k == kind and (name is None or n == name)]
+        assert len(found) == 1, f"{self.variant}: expected exactly one {kind} {name or ''}, found {len(found)}"
+        return found[0]
+
+    def all(self, kind: str) -> list[dict]:
+        return [o for (k, _), o in self.objects.items() if k == kind]
+
+    @property
+    def statefulset(self) -> dict:
+        return self.one("StatefulSet")
+
+    @property
+    def pod_spec(self) -> dict:
+        return self.statefulset["spec"]["template"]["spec"]
+
+    @property
+    def pod_labels(self) -> dict:
+        return self.statefulset["spec"]["template"]["metadata"]["labels"]
+
+    @property
+    def container(self) -> dict:
+        containers = self.pod_spec["containers"]
+        assert len(containers) == 1
+        return containers[0]
+
+    @property
+    def namespace(self) -> str:
+        return self.statefulset["metadata"]["namespace"]
+
+    def pod_env(self, ordinal: int) -> dict[str, str]:
+        pod = {"metadata.name": f"{self.statefulset['metadata']['name']}-{ordinal}",
+               "metadata.namespace": self.namespace}
+        env: dict[str, str] = {}
+        for e in self.container.get("env", []):
+            if "value" in e:
+                env[e["name"]] = expand_k8s(e["value"], env)
+            else:
+                env[e["name"]] = pod[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        return env
+
+    def mounted(self, path: str) -> tuple[dict, dict]:
+        """The volume mount whose directory holds `path`, and its volume."""
+        directory = path.rsplit("/", 1)[0]
+        mounts = [m for m in self.container["volumeMounts"] if m["mountPath"] == directory]
+        assert len(mounts) == 1, f"{self.variant}: nothing (or several) mounted at {directory} for {path}"
+        volumes = {v["name"]: v for v in self.pod_spec["volumes"]}
+        return mounts[0], volumes[mounts[0]["name"]]
+
+    def template(self) -> str:
+        """The junction.toml template the pods mount."""
+        path = self.pod_env(0)["JUNCTION_CONFIG_TEMPLATE"]
+        _, volume = self.mounted(path)
+        return self.one("ConfigMap", volume["configMap"]["name"])["data"][path.rsplit("/", 1)[1]]
+
+    def config(self, tmp: Path, ordinal: int = 0) -> dict:
+        """The config pod `ordinal` renders with the entrypoint (a parsed dict)."""
+        template = tmp / f"{self.variant}-junction.toml.tmpl"
+        template.write_text(self.template())
+        return render(self.pod_env(ordinal), template)[1]
+
+
+# --- defaults and constants from the Rust sources ------------------------------------
+
+
+def _rust_defaults(path: Path, impl: str) -> dict[str, int]:
+    """Integer fields of `impl Default for <impl>` in a Rust file (`a: 16 * 1024,`)."""
+    text = path.read_text()
+    body = text[text.index(f"impl Default for {impl}"):]
+    body = body[: body.index("\n}\n")]
+    consts = {m.group(1): int(m.group(2).replace("_", ""))
+              for m in re.finditer(r"const (\w+): u64 = ([0-9_]+);", text)}
+    out = {}
+    for m in re.finditer(r"^\s+(\w+): ([0-9_ *]+|[A-Z_]+),$", body, re.M):
+        expr = m.group(2)
+        if expr in consts:
+            out[m.group(1)] = consts[expr]
+        elif re.fullmatch(r"[0-9_ *]+", expr):
+            value = 1
+            for factor in expr.split("*"):
+                value *= int(factor.strip().replace("_", ""))
+            out[m.group(1)] = value
+    return out
+
+
+@functools.cache
+def limits_defaults() -> dict[str, int]:
+    return _rust_defaults(ROOT / "src" / "config.rs", "Limits")
+
+
+@functools.cache
+def cluster_defaults() -> dict[str, int]:
+    return _rust_defaults(ROOT / "src" / "config" / "cluster.rs", "ClusterConfig")
+
+
+@functools.cache
+def admin_defaults() -> dict[str, int]:
+    return _rust_defaults(ROOT / "src" / "config.rs", "AdminConfig")
+
+
+def rust_seconds(path: Path, pattern: str) -> float:
+    """A duration in the Rust source: `pattern` is a regex whose group 1 is the number
+    inside Duration::from_secs(N) / from_millis(N) right after it."""
+    text = path.read_text()
+    m = re.search(pattern + r".*?Duration::from_(secs|millis)\(([0-9_]+)\)", text, re.S)
+    assert m, f"{path}: {pattern} not found"
+    n = int(m.group(2).replace("_", ""))
+    return n if m.group(1) == "secs" else n / 1000
+
+
+def setting(cfg: dict, section: str, key: str) -> int:
+    """A config value as junction sees it: the file's, else the source default."""
+    defaults = {"limits": limits_defaults, "cluster": cluster_defaults, "admin": admin_defaults}[section]()
+    value = cfg.get(section, {}).get(key, defaults.get(key))
+    assert value is not None, f"no value and no default found for {section}.{key}"
+    return value
+
+
+def quantity_bytes(q: str) -> int:
+    """A Kubernetes memory quantity in bytes (Ki/Mi/Gi, k/M/G, plain)."""
+    m = re.fullmatch(r"([0-9.]+)([KMGT]i?|k)?", str(q))
+    assert m, q
+    mult = {None: 1, "k": 1000, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4,
+            "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}[m.group(2)]
+    return int(float(m.group(1)) * mult)
+
+
+def quantity_cpu(q: str) -> float:
+    q = str(q)
+    return int(q[:-1]) / 1000 if q.endswith("m") else float(q)

@@ -18,6 +18,7 @@ from support import (
     compose_junction_services,
     compose_model,
     load_docs,
+    render,
     run,
     tool,
 )
@@ -51,7 +52,7 @@ def test_nodes_are_wired_to_the_collector_and_each_other():
     grpc = collector["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
     for name, svc in nodes.items():
         env = svc["environment"]
-        url = urlsplit(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+        url = urlsplit(env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"])
         assert url.hostname in services and url.port == int(grpc.rsplit(":", 1)[1]), name
         assert svc["healthcheck"]["test"] == ["CMD", "junction-entrypoint", "healthcheck", "/readyz"]
         assert "JUNCTION_ADMIN" not in env, "the healthcheck and Prometheus expect the template's :8090"
@@ -102,9 +103,69 @@ def test_prometheus_scrapes_every_node_and_the_collector():
         assert t.split(":")[0] in services, f"scrape target {t} is not a compose service"
     assert {f"{n}:8090" for n in compose_junction_services()} <= targets
     assert jobs["junction"].get("metrics_path", "/metrics") == "/metrics"
+    # The collector's own metrics (its telemetry reader), not the nodes'.
     collector = load_docs(DEPLOY / "otel-collector.yaml")[0]
-    exporter_port = collector["exporters"]["prometheus"]["endpoint"].rsplit(":", 1)[1]
-    assert f"otel-collector:{exporter_port}" in targets
+    own = collector["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["port"]
+    assert f"otel-collector:{own}" in targets
+
+
+def otlp_exports(env: dict) -> set[str]:
+    """The signals junction exports over OTLP with this environment (src/ops/telemetry.rs:
+    an endpoint for all or for the signal, and neither OTEL_SDK_DISABLED nor
+    OTEL_<SIGNAL>_EXPORTER=none)."""
+    out = set()
+    if str(env.get("OTEL_SDK_DISABLED", "")).lower() == "true":
+        return out
+    for signal in ("TRACES", "METRICS"):
+        endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+        if endpoint and str(env.get(f"OTEL_{signal}_EXPORTER", "")).lower() != "none":
+            out.add(signal.lower())
+    return out
+
+
+def test_metrics_reach_prometheus_by_one_path_only():
+    """Prometheus scrapes the nodes' /metrics; the same metrics must not also arrive
+    through the collector (nodes exporting OTLP metrics, a collector metrics
+    pipeline, Prometheus scraping its exporter): every series would exist twice."""
+    prom = load_docs(DEPLOY / "prometheus.yml")[0]
+    collector = load_docs(DEPLOY / "otel-collector.yaml")[0]
+    targets = {t for j in prom["scrape_configs"] for sc in j["static_configs"] for t in sc["targets"]}
+    nodes = compose_junction_services()
+    direct = {f"{n}:8090" for n in nodes} <= targets
+    assert direct, "Prometheus does not scrape every node's /metrics"
+    # Path 2 would need all three links; none of them may exist.
+    for name, svc in nodes.items():
+        assert "metrics" not in otlp_exports(svc["environment"]), f"{name} exports metrics over OTLP too"
+        assert "traces" in otlp_exports(svc["environment"]), f"{name} exports no traces"
+    assert "metrics" not in collector["service"]["pipelines"], "the collector has a metrics pipeline"
+    exporter_ports = {str(e["endpoint"]).rsplit(":", 1)[-1] for n, e in collector["exporters"].items()
+                      if n.split("/")[0] == "prometheus"}
+    assert not exporter_ports, "the collector exposes a Prometheus exporter"
+    assert not [t for t in targets if t.startswith("otel-collector:") and t.rsplit(":", 1)[1] != "8888"], targets
+    # The trace pipeline still goes to Jaeger.
+    assert collector["service"]["pipelines"]["traces"]["exporters"] == ["otlp_grpc/jaeger"]
+
+
+def test_each_nodes_console_joins_its_own_node():
+    """The console page at localhost:<admin port of node N> joins the WebSocket URL
+    /api/console-config gives (the node's bound WebSocket address, 0.0.0.0 replaced
+    by the page's host). So each node's WebSocket must listen, inside its container,
+    on the port published for it on the host: otherwise nodes 2 and 3's consoles
+    would join localhost:8080, node 1."""
+    seen = set()
+    for name, svc in compose_junction_services().items():
+        env = {k: v for k, v in svc["environment"].items() if v is not None}
+        listen = env.get("JUNCTION_WS") or render(env)[1]["websocket"]["listen"]
+        ws_port = int(listen.rsplit(":", 1)[1])
+        published = {int(p["target"]): int(p["published"]) for p in svc["ports"]}
+        assert published.get(ws_port) == ws_port, (
+            f"{name}: the WebSocket listens on {ws_port} in the container but the host has "
+            f"{published.get(ws_port)}: its console would join another node"
+        )
+        admin = [p for p in svc["ports"] if int(p["target"]) == 8090]
+        assert len(admin) == 1, name
+        seen.add(ws_port)
+    assert len(seen) == len(compose_junction_services()), "two nodes' consoles would join the same port"
 
 
 def test_collector_pipelines_reference_defined_components():
@@ -119,7 +180,7 @@ def test_collector_pipelines_reference_defined_components():
     for kind, names in used.items():
         assert set(cfg[kind]) == names, f"defined but unused {kind}: {set(cfg[kind]) - names}"
     assert set(cfg["service"]["extensions"]) <= set(cfg["extensions"])
-    assert "traces" in cfg["service"]["pipelines"] and "metrics" in cfg["service"]["pipelines"]
+    assert "traces" in cfg["service"]["pipelines"]
     jaeger = cfg["exporters"]["otlp_grpc/jaeger"]["endpoint"]
     assert jaeger.split(":")[0] in services
 

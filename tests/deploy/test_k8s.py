@@ -78,7 +78,7 @@ def test_kustomize_build_validates(tmp_path):
 
 def test_configmap_template_is_the_repository_template():
     assert configmap_template() == TEMPLATE.read_text(), (
-        "deploy/k8s/configmap.yaml's junction.toml.tmpl differs from deploy/junction.toml.tmpl"
+        "deploy/k8s/base/configmap.yaml's junction.toml.tmpl differs from deploy/junction.toml.tmpl"
     )
 
 

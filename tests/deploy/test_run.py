@@ -55,7 +55,7 @@ from support import (
 )
 
 # The value of Secret junction-cluster for the Kubernetes pods run here (in a real
-# cluster the Job in deploy/k8s/cluster-secret.yaml generates it).
+# cluster the Job in deploy/k8s/base/cluster-secret.yaml generates it).
 K8S_CLUSTER_SECRET = secrets.token_hex(32)
 
 READY_TIMEOUT = 60.0
@@ -488,3 +488,75 @@ def test_entrypoint_passes_other_commands_through(tmp_path):
     env = {"PATH": f"{image_bin_dir(tmp_path)}{os.pathsep}{os.environ['PATH']}"}
     r = run(["bash", str(ENTRYPOINT), "junction", "--help"], env=env)
     assert r.returncode == 0 and "--config" in r.stdout
+
+
+def make_tls_files(directory: Path) -> dict[str, Path]:
+    """A CA, a cluster certificate naming node-1 (and localhost) signed by it, and a
+    self-signed server certificate, with the openssl command line."""
+    directory.mkdir(parents=True, exist_ok=True)
+    f = {n: directory / n for n in ("ca.key", "ca.crt", "node.key", "node.csr", "node.crt", "server.key",
+                                    "server.crt", "ext")}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    steps = [
+        ["openssl", "req", "-x509", *ec, "-subj", "/CN=deploy-test-ca", "-days", "2",
+         "-keyout", f["ca.key"], "-out", f["ca.crt"]],
+        ["openssl", "req", "-new", *ec, "-subj", "/CN=node-1", "-keyout", f["node.key"], "-out", f["node.csr"]],
+        ["openssl", "x509", "-req", "-in", f["node.csr"], "-CA", f["ca.crt"], "-CAkey", f["ca.key"],
+         "-CAcreateserial", "-days", "2", "-out", f["node.crt"], "-extfile", f["ext"]],
+        ["openssl", "req", "-x509", *ec, "-subj", "/CN=localhost", "-days", "2",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", f["server.key"], "-out", f["server.crt"]],
+    ]
+    f["ext"].write_text("subjectAltName=DNS:node-1,DNS:localhost,IP:127.0.0.1\n")
+    for cmd in steps:
+        r = run([str(c) for c in cmd], timeout=30)
+        assert r.returncode == 0, f"{cmd}: {r.stderr}"
+    return f
+
+
+def test_production_pod_command_runs_with_tls_authentication_and_closed_metrics(procs, tmp_path):
+    """The production overlay's pod junction-0 (its env, its ConfigMap template, the
+    Secrets it mounts filled with test certificates and tickets): junction accepts
+    the config, serves wss://, needs the token for /metrics and drains on SIGTERM."""
+    import shutil
+
+    from support import Rendered
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed: cannot make the test certificates")
+    if unsupported_sections():
+        pytest.skip(f"the binary lacks {sorted(unsupported_sections())}")
+    r = Rendered("production")
+    files = make_tls_files(tmp_path / "pki")
+    # What the kubelet mounts from each Secret, under the pod's directory.
+    contents = {
+        "junction-tls": {"tls.crt": files["server.crt"].read_text(), "tls.key": files["server.key"].read_text()},
+        "junction-cluster-tls": {"tls.crt": files["node.crt"].read_text(), "tls.key": files["node.key"].read_text(),
+                                 "ca.crt": files["ca.crt"].read_text()},
+        "junction-auth": {k: secrets.token_hex(16) for k in ("backend-ticket", "frontend-ticket", "operator-ticket")},
+    }
+    template = r.template()
+    volumes = {v["name"]: v for v in r.pod_spec["volumes"]}
+    for mount in r.container["volumeMounts"]:
+        secret = volumes.get(mount["name"], {}).get("secret", {})
+        if secret.get("secretName") not in contents:
+            continue
+        local = tmp_path / "secrets" / mount["name"]
+        local.mkdir(parents=True, exist_ok=True)
+        for item in secret["items"]:
+            (local / item["path"]).write_text(contents[secret["secretName"]][item["key"]])
+        template = template.replace(f'"{mount["mountPath"]}/', f'"{local}/')
+    assert "/etc/junction-" not in "".join(l for l in template.splitlines() if not l.startswith("#"))
+    env = local_env(r.pod_env(0), tmp_path, template)
+    mount_cluster_secret(env)
+    c = r.container
+    proc = Proc("junction-0", container_argv(c.get("command"), c.get("args")), env, tmp_path)
+    procs.append(proc)
+    proc.wait_ready(READY_TIMEOUT)
+    wait_admin_ready(env)
+    listeners = [line for line in proc.stdout if line.startswith("listening")]
+    assert any("wss://127.0.0.1:" in line for line in listeners), proc.stdout
+    base = f"http://{env['JUNCTION_ADMIN']}"
+    assert http_get(base + "/metrics")[0] == 401, "production /metrics must need the token"
+    status, body = http_get(base + "/metrics", ADMIN_TOKEN)
+    assert status == 200 and "junction_ready 1" in body, body[:300]
+    assert proc.stop() == 0, proc.stderr()
