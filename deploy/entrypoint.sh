@@ -6,7 +6,11 @@
 # docker-compose cluster.
 #
 # Usage:
-#   junction-entrypoint [JUNCTION-FLAGS...]   render the config, exec junction --config FILE FLAGS...
+#   junction-entrypoint [JUNCTION-FLAGS...]   check the template renders (a copy goes to
+#                                             JUNCTION_RENDERED_CONFIG), then exec junction
+#                                             --config TEMPLATE FLAGS...: junction expands the
+#                                             ${NAME} placeholders itself and re-reads the
+#                                             template when it changes or on SIGHUP
 #   junction-entrypoint render                print the rendered config and exit
 #   junction-entrypoint healthcheck [PATH]    GET http://127.0.0.1:<admin port>PATH (default
 #                                             /healthz); exit 0 on HTTP 200 (Docker HEALTHCHECK).
@@ -248,12 +252,16 @@ main() {
             cluster_secret
             admin_token
             local out=${JUNCTION_RENDERED_CONFIG:-/tmp/junction.toml}
-            render "${JUNCTION_CONFIG_TEMPLATE:-/etc/junction/junction.toml.tmpl}" >"$out.tmp" ||
-                die "cannot render $out"
+            local template=${JUNCTION_CONFIG_TEMPLATE:-/etc/junction/junction.toml.tmpl}
+            render "$template" >"$out.tmp" || die "cannot render $out"
             mv -f "$out.tmp" "$out"
             echo "junction-entrypoint: node ${JUNCTION_NODE_ID} advertise ${JUNCTION_ADVERTISE}" \
-                "bootstrap ${JUNCTION_BOOTSTRAP} peers ${JUNCTION_PEERS} config $out" >&2
-            exec "${JUNCTION_BIN:-junction}" --config "$out" "$@"
+                "bootstrap ${JUNCTION_BOOTSTRAP} peers ${JUNCTION_PEERS} config $template (as rendered: $out)" >&2
+            # junction reads the template itself (it expands ${NAME} from the exported
+            # environment the same way), so it re-reads the mounted file when a
+            # ConfigMap update changes it, or on SIGHUP; the rendered copy is the
+            # start's check and a record of what the node started with.
+            exec "${JUNCTION_BIN:-junction}" --config "$template" "$@"
             ;;
         *)
             exec "$@"

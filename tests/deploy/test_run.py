@@ -286,6 +286,27 @@ def test_statefulset_pod_command_runs(procs, tmp_path):
     assert proc.stop() == 0, f"junction did not exit cleanly on SIGTERM:\n{proc.stderr()}"
 
 
+def test_statefulset_pod_reloads_its_config_when_the_mounted_template_changes(procs, tmp_path):
+    """A ConfigMap update replaces the mounted template (kubelet: a new file swapped
+    in): junction reads the template itself, placeholders and all, so it re-reads
+    it and applies what can change at run time, without a restart."""
+    proc, env = start_pod(procs, tmp_path, 0)
+    proc.wait_ready(READY_TIMEOUT)
+    wait_admin_ready(env)
+    template = Path(env["JUNCTION_CONFIG_TEMPLATE"])
+    new = template.with_name(template.name + ".new")
+    new.write_text(template.read_text() + "\n# edited: a new ConfigMap version\n")
+    new.replace(template)
+    deadline = time.monotonic() + 20
+    while "configuration reloaded" not in proc.stderr_path.read_text():
+        assert proc.p.poll() is None, f"junction exited:\n{proc.stderr()}"
+        assert time.monotonic() < deadline, f"no reload after the template changed:\n{proc.stderr()}"
+        time.sleep(0.1)
+    log = proc.stderr_path.read_text()
+    assert "file changed" in log and "realm realm1: authentication and roles" in log, log[-2000:]
+    assert proc.stop() == 0, f"junction did not exit cleanly on SIGTERM:\n{proc.stderr()}"
+
+
 def test_statefulset_pod_refuses_a_reachable_cluster_port_without_the_secret(tmp_path):
     """The shipped pod command on its shipped cluster.listen (0.0.0.0): without the
     mounted Secret it exits 2 with one line saying why, before binding anything."""
