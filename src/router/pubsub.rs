@@ -217,13 +217,13 @@ pub async fn publish(
     }
     let mut details = plan::disclosure(&m.options, &member_of(me));
     ppt::forward(&m.options, &mut details);
-    let client_tp = m.options.get(spans::TRACEPARENT_KEY).and_then(Value::as_str);
+    let parent = spans::Parent::of(&m.options);
     let span =
-        spans::publish_span(&realm.name, &m.topic, me.id.0, me.serializer.name(), router.node.0, client_tp);
+        spans::publish_span(&realm.name, &m.topic, me.id.0, me.serializer.name(), router.node.0, parent);
     // Subscribers (on every node) may join the trace: the publish span's context, or
     // the publisher's as given.
-    if let Some(tp) = spans::traceparent_of(&span).or_else(|| client_tp.map(str::to_owned)) {
-        details.insert(spans::TRACEPARENT_KEY.into(), tp.into());
+    if let Some(trace) = spans::propagated(&span, &m.options) {
+        details.extend(trace);
     }
     let retain = dict_bool(&m.options, "retain").then(|| super::retained::Publication {
         publication: publication.0,
@@ -291,7 +291,26 @@ pub fn route(router: &Router, realm: &Realm, p: Publication<'_>, payload: Payloa
             tracing::debug!(error = %e, "event not forwarded");
         }
     }
-    deliver(realm, &routes.local, p.topic, p.id, p.details, payload, p.audience, skip);
+    let mut details = p.details;
+    let traced = spans::enabled() && !routes.local.is_empty() && details.contains_key(spans::TRACEPARENT_KEY);
+    let span = if !traced {
+        tracing::Span::none()
+    } else {
+        // a child of the publish span (the current one, or the trace the details
+        // carry), handed to the local subscribers
+        let parent = if tracing::Span::current().is_disabled() {
+            spans::Parent::of(&details)
+        } else {
+            spans::Parent::None
+        };
+        let span = spans::event_span(&realm.name, p.topic, router.node.0, parent);
+        if let Some(trace) = spans::trace_of(&span) {
+            details.extend(trace);
+        }
+        span
+    };
+    let _entered = span.enter();
+    deliver(realm, &routes.local, p.topic, p.id, details, payload, p.audience, skip);
 }
 
 /// Publishes a meta event (`wamp.session.on_join` ...) from the router itself.
