@@ -438,6 +438,75 @@ async fn sessions_gauge_and_message_counters_follow_a_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_routes_refusals_and_the_process_are_measured() {
+    let node = start("measured");
+    let admin = node.admin();
+    let mut callee = ops_support::Wamp::join(node.ws(), "realm1").await;
+    callee.register("com.example.add").await;
+    let (seen, _invocations) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(callee.serve_sum(seen));
+    let mut subscriber = ops_support::Wamp::join(node.ws(), "realm1").await;
+    subscriber.subscribe("com.example.news").await;
+    let mut caller = ops_support::Wamp::join(node.ws(), "realm1").await;
+    let reply = caller.call("com.example.add", serde_json::json!({}), serde_json::json!([1, 2])).await;
+    assert_eq!(reply[0], RESULT, "{reply}");
+    let reply = caller.call("com.example.missing", serde_json::json!({}), serde_json::json!([])).await;
+    assert_eq!(reply[0], ops_support::ERROR, "{reply}");
+    let refused = ops_support::Wamp::try_join(node.ws(), "no.such.realm").await.err().expect("ABORT");
+    assert_eq!(refused[2], "wamp.error.no_such_realm", "{refused}");
+
+    let expected = [
+        "junction_calls_total{outcome=\"result\"} 1\n",
+        "junction_calls_total{outcome=\"no_such_procedure\"} 1\n",
+        "junction_calls_total{outcome=\"canceled\"} 0\n",
+        "junction_calls_in_flight 0\n",
+        "junction_registrations{realm=\"realm1\"} 1\n",
+        "junction_subscriptions{realm=\"realm1\"} 1\n",
+        "junction_sessions_refused_total{reason=\"no_such_realm\"} 1\n",
+        "junction_sessions_refused_total{reason=\"max_sessions\"} 0\n",
+        "# TYPE junction_raft_proposal_duration_seconds histogram",
+        "junction_raft_proposal_failures_total{reason=\"no_quorum\"} 0\n",
+        "# TYPE junction_link_reconnects_total counter",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE process_open_fds gauge",
+        "# TYPE process_max_fds gauge",
+    ];
+    let m = blocking(move || {
+        poll_authed(admin, "/metrics", Duration::from_secs(5), |r| {
+            expected.iter().all(|e| r.body.contains(e))
+        })
+    })
+    .await;
+    for e in expected {
+        assert!(m.body.contains(e), "/metrics lacks {e:?}:\n{}", m.body);
+    }
+    let value = |name: &str| -> f64 {
+        let line = m.body.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_default();
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(-1.0)
+    };
+    assert!(value("process_resident_memory_bytes") > 1e6, "{}", m.body);
+    assert!(value("process_cpu_seconds_total") > 0.0, "{}", m.body);
+    assert!(value("process_open_fds") >= 5.0, "{}", m.body);
+    let proposals = value("junction_raft_proposal_duration_seconds_count");
+    assert!(proposals >= 1.0, "the registration went through Raft: {}", m.body);
+    // Message types only in the direction they can travel.
+    for impossible in [
+        "junction_messages_received_total{type=\"welcome\"}",
+        "junction_messages_received_total{type=\"event\"}",
+        "junction_messages_received_total{type=\"result\"}",
+        "junction_messages_sent_total{type=\"hello\"}",
+        "junction_messages_sent_total{type=\"call\"}",
+        "junction_messages_sent_total{type=\"yield\"}",
+        "junction_messages_sent_total{type=\"other\"}",
+    ] {
+        assert!(!m.body.contains(impossible), "{impossible} is exposed:\n{}", m.body);
+    }
+    assert!(m.body.contains("junction_messages_received_total{type=\"yield\"} 1\n"), "{}", m.body);
+    assert!(m.body.contains("junction_messages_sent_total{type=\"invocation\"} 1\n"), "{}", m.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_reports_draining_after_sigterm() {
     let dir = test_dir("drain");
     let cfg = dir.join("junction.toml");
