@@ -829,6 +829,50 @@ mod tests {
     }
 
     #[test]
+    fn message_types_are_exposed_only_in_their_direction() {
+        let m = metrics();
+        let received: Vec<&str> = m.messages_in.counts().map(|(n, _)| n).collect();
+        let sent: Vec<&str> = m.messages_out.counts().map(|(n, _)| n).collect();
+        assert!(received.contains(&"call") && received.contains(&"yield") && received.contains(&"other"));
+        assert!(!received.contains(&"welcome") && !received.contains(&"event"));
+        assert!(sent.contains(&"event") && sent.contains(&"invocation"));
+        assert!(!sent.contains(&"call") && !sent.contains(&"hello") && !sent.contains(&"other"));
+        let before = m.messages_in.total();
+        message_in(code::WELCOME); // a client sending WELCOME: counted as "other"
+        assert!(m.messages_in.counts().any(|(n, c)| n == "other" && c >= 1));
+        assert!(m.messages_in.total() > before);
+        let text = m.render_prometheus();
+        assert!(!text.contains("junction_messages_sent_total{type=\"call\"}"), "{text}");
+        assert!(!text.contains("junction_messages_received_total{type=\"event\"}"), "{text}");
+    }
+
+    #[test]
+    fn calls_are_counted_by_outcome() {
+        assert_eq!(call_outcome(None), "result");
+        assert_eq!(call_outcome(Some("wamp.error.canceled")), "canceled");
+        assert_eq!(call_outcome(Some("wamp.error.timeout")), "timeout");
+        assert_eq!(call_outcome(Some("wamp.error.no_such_procedure")), "no_such_procedure");
+        assert_eq!(call_outcome(Some("wamp.error.no_available_callee")), "unavailable");
+        assert_eq!(call_outcome(Some("wamp.error.not_authorized")), "refused");
+        assert_eq!(call_outcome(Some("com.example.error.out_of_stock")), "error");
+        call_ended(Some("wamp.error.timeout"));
+        session_refused(Refused::Draining);
+        raft_proposal(0.002, Some("no_quorum"));
+        metrics().sample_process();
+        let text = metrics().render_prometheus();
+        for line in [
+            "junction_calls_total{outcome=\"timeout\"} ",
+            "junction_sessions_refused_total{reason=\"draining\"} ",
+            "junction_raft_proposal_failures_total{reason=\"no_quorum\"} ",
+            "# TYPE junction_raft_proposal_duration_seconds histogram",
+            "# TYPE process_cpu_seconds_total counter",
+            "process_resident_memory_bytes ",
+        ] {
+            assert!(text.contains(line), "{line:?} missing:\n{text}");
+        }
+    }
+
+    #[test]
     fn prometheus_text_names_counters_total() {
         message_in(code::CALL);
         message_out(code::RESULT);
