@@ -507,6 +507,46 @@ async fn calls_routes_refusals_and_the_process_are_measured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_that_comes_back_counts_a_reconnect() {
+    let dir = test_dir("reconnect");
+    let (p1, p2) = (ops_support::free_port(), ops_support::free_port());
+    let config = |id: u64, me: u16, peer: u16| {
+        let path = dir.join(format!("node{id}.toml"));
+        let text = format!(
+            "[cluster]\nnode_id = {id}\nlisten = \"127.0.0.1:{me}\"\npeers = [\"127.0.0.1:{peer}\"]\n\
+             bootstrap = {}\nvoters = 1\nephemeral = true\n",
+            id == 1
+        );
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (c1, c2) = (config(1, p1, p2), config(2, p2, p1));
+    let args = |c: &str| -> Vec<String> {
+        ["--config", c].iter().chain(LISTENERS.iter()).map(|s| s.to_string()).collect()
+    };
+    let start = |tag: &str, a: &[String]| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        Node::start(&dir, tag, &a, &[("JUNCTION_ADMIN_TOKEN", ADMIN_TOKEN)])
+    };
+    let (a1, a2) = (args(&c1), args(&c2));
+    let node1 = start("node1", &a1);
+    let node2 = start("node2", &a2);
+    let admin = node1.admin();
+    let has = |text: &'static str| {
+        move || poll_authed(admin, "/metrics", Duration::from_secs(20), |r| r.body.contains(text))
+    };
+    // a subscription on node 1 is announced to node 2 over the link
+    let mut client = ops_support::Wamp::join(node1.ws(), "realm1").await;
+    client.subscribe("com.example.news").await;
+    let m = blocking(has("junction_link_reconnects_total{peer=\"2\"} 0\n")).await;
+    assert!(m.body.contains("junction_link_reconnects_total{peer=\"2\"} 0\n"), "{}", m.body);
+    drop(node2);
+    let _node2 = start("node2-again", &a2);
+    let m = blocking(has("junction_link_reconnects_total{peer=\"2\"} 1\n")).await;
+    assert!(m.body.contains("junction_link_reconnects_total{peer=\"2\"} 1\n"), "{}", m.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_reports_draining_after_sigterm() {
     let dir = test_dir("drain");
     let cfg = dir.join("junction.toml");
