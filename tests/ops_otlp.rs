@@ -403,6 +403,32 @@ async fn a_cross_node_call_is_one_trace() {
     assert_eq!(invocation.kind(), SpanKind::Client);
     assert_eq!(invocation.attr("rpc.method").as_deref(), Some("com.example.add"));
     assert_eq!(invocation.span.trace_state, CLIENT_STATE, "the link carries the tracestate");
+
+    // A publication on node 1 delivered on node 2: one trace, tracestate included.
+    let mut subscriber = Wamp::join(node2.ws(), "realm1").await;
+    subscriber.subscribe("com.example.news").await;
+    let mut publisher = Wamp::join(node1.ws(), "realm1").await;
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let options = json!({ "_traceparent": traceparent, "_tracestate": CLIENT_STATE });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        // node 1 learns of the subscription over the link a moment later
+        publisher.publish("com.example.news", options.clone(), json!([1])).await;
+        if let Some(e) = subscriber.try_recv(Duration::from_millis(200)).await {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no EVENT on node 2");
+    };
+    assert_eq!(event[3]["_tracestate"], CLIENT_STATE, "{event}");
+    let delivered = collector.span("event on node 2", on("2", "event")).await;
+    assert_eq!(delivered.kind(), SpanKind::Consumer);
+    assert_eq!(delivered.span.trace_state, CLIENT_STATE, "the link carries the tracestate");
+    let parent = delivered.span.parent_span_id.clone();
+    let publish = collector
+        .span("its publish span on node 1", move |s| s.span.name == "publish" && s.span.span_id == parent)
+        .await;
+    assert_eq!(publish.resource.get("junction.node.id").map(String::as_str), Some("1"));
+
     collector.metric("junction.link.up", 1, |m| point(m, Some(("peer", "2"))) == Some(1)).await;
     // the Invoke went out to node 2 and its Yield came back on the same stream
     collector
@@ -445,6 +471,7 @@ async fn a_publication_is_a_producer_span_and_its_delivery_a_consumer_span() {
     assert_eq!(delivered.span.parent_span_id, publish.span.span_id, "delivery is a child of the publication");
     assert_eq!(delivered.attr("messaging.operation.type").as_deref(), Some("process"));
     assert_eq!(delivered.attr("messaging.destination.name").as_deref(), Some("com.example.news"));
+    assert_eq!(delivered.attr("wamp.recipients").as_deref(), Some("1"));
     // the subscriber joins the trace under the delivery span
     let tp = details["_traceparent"].as_str().unwrap_or_default();
     assert!(tp.contains(&hex(&delivered.span.span_id)), "{tp} names the event span");

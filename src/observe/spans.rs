@@ -177,7 +177,7 @@ pub fn publish_span(
         otel.status_description = Empty, messaging.system = "wamp", messaging.destination.name = topic,
         messaging.operation.type = "send", messaging.operation.name = "publish", error.type = Empty,
         wamp.realm = realm, wamp.topic = topic, wamp.publisher = publisher_session,
-        wamp.serializer = serializer, junction.node = node, wamp.recipients = Empty, trace_id = Empty,
+        wamp.serializer = serializer, junction.node = node, trace_id = Empty,
     );
     finish(span, parent)
 }
@@ -240,7 +240,7 @@ pub fn set_error(span: &Span, error: &str) {
     }
 }
 
-/// Records how many sessions a publication or event reached.
+/// Records how many sessions on this node an event span delivered to.
 pub fn set_recipients(span: &Span, n: u64) {
     if !span.is_disabled() {
         span.record("wamp.recipients", n);

@@ -67,7 +67,9 @@ fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
                 details.extend(trace);
             }
             let _entered = span.enter();
-            pubsub::deliver(&realm, &matches, &topic, publication, details, payload, &audience, None);
+            let delivered =
+                pubsub::deliver(&realm, &matches, &topic, publication, details, payload, &audience, None);
+            crate::observe::spans::set_recipients(&span, delivered);
         }
         LinkMsg::Invoke { realm, call, callee, registration, mut details, payload, start_within } => {
             if crate::observe::spans::enabled() && !router.dealing.lock().serves(from, call) {

@@ -310,7 +310,8 @@ pub fn route(router: &Router, realm: &Realm, p: Publication<'_>, payload: Payloa
         span
     };
     let _entered = span.enter();
-    deliver(realm, &routes.local, p.topic, p.id, details, payload, p.audience, skip);
+    let delivered = deliver(realm, &routes.local, p.topic, p.id, details, payload, p.audience, skip);
+    spans::set_recipients(&span, delivered);
 }
 
 /// Publishes a meta event (`wamp.session.on_join` ...) from the router itself.
@@ -321,7 +322,8 @@ pub fn publish_meta(router: &Router, realm: &Realm, topic: &str, args: Vec<Value
 }
 
 /// Delivers a publication to this node's subscribers of the matching subscriptions
-/// (and to their event history), as the broker's fan-out plan says.
+/// (and to their event history), as the broker's fan-out plan says; returns how
+/// many sessions it was queued to.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn deliver(
     realm: &Realm,
@@ -332,7 +334,8 @@ pub(crate) fn deliver(
     payload: Payload,
     audience: &Audience,
     skip: Option<SessionId>,
-) {
+) -> u64 {
+    let mut delivered = 0;
     let fanout = Fanout { topic, details: &details, audience, skip };
     let mut msg =
         Message::Event(Event { subscription: SubscriptionId(0), publication, details: Dict::new(), payload });
@@ -352,9 +355,10 @@ pub(crate) fn deliver(
             event.details = planned.details;
         }
         if let Some(subscribers) = &subscribers {
-            execute(&msg, &planned.groups, subscribers);
+            delivered += execute(&msg, &planned.groups, subscribers);
         }
     }
+    delivered
 }
 
 /// A session as the broker's plan sees it.
@@ -371,8 +375,9 @@ fn members_of(subscribers: &[Arc<SessionHandle>]) -> Vec<Member<'_>> {
     subscribers.iter().map(|s| member_of(s)).collect()
 }
 
-/// Sends one event to the planned receivers, encoding it once per serializer group.
-fn execute(msg: &Message, groups: &[Group], subscribers: &[Arc<SessionHandle>]) {
+/// Sends one event to the planned receivers, encoding it once per serializer group;
+/// returns how many it was queued to.
+fn execute(msg: &Message, groups: &[Group], subscribers: &[Arc<SessionHandle>]) -> u64 {
     let (mut delivered, mut dropped) = (0u64, 0u64);
     for group in groups {
         let frame = Bytes::from(group.serializer.encode(msg));
@@ -390,6 +395,7 @@ fn execute(msg: &Message, groups: &[Group], subscribers: &[Arc<SessionHandle>]) 
     if dropped > 0 {
         crate::observe::metrics::events_dropped(dropped);
     }
+    delivered
 }
 
 /// Drops a leaving session from its subscriptions, releasing this node's interest
