@@ -208,7 +208,12 @@ pub fn call(
         trace = trace.or_else(|| spans::trace_given(&m.options));
     }
     let max_pending = router.config.limits.max_pending_calls;
-    router.deal_checked(|d, reg, now| d.handle_call(me.id, id, m, trace, max_pending, reg, now))
+    let dealt = router.deal_checked(|d, reg, now| d.handle_call(me.id, id, m, trace, max_pending, reg, now));
+    if dealt.is_err() {
+        // the session is aborted for it: no call to wait for
+        spans::pending().end(spans::call_key(id.0), Some(crate::wamp::errors::PROTOCOL_VIOLATION));
+    }
+    dealt
 }
 
 /// A CALL the router answers itself: an invalid URI, or the meta, admin or role API.

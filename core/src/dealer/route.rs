@@ -100,6 +100,8 @@ impl Dealer {
                 session,
                 error_message(code::CALL, m.request, errors::TOO_MANY_PENDING_CALLS, &why),
             ));
+            let error = Some(errors::TOO_MANY_PENDING_CALLS.to_owned());
+            out.push(Action::CallEnded { call: id, error, latency: None });
             return Ok(out);
         }
         let features = entry.peer.features;
