@@ -238,6 +238,8 @@ async fn spans_metrics_and_log_trace_ids_reach_an_otlp_collector() {
     assert_eq!(span.resource.get("junction.node.id").map(String::as_str), Some("1"));
     assert_eq!(span.resource.get("service.instance.id").map(String::as_str), Some("1"));
     assert_eq!(span.attr("url.path").as_deref(), Some("/api/status"));
+    assert_eq!(span.attr("http.route").as_deref(), Some("/api/status"));
+    assert_eq!(span.kind(), SpanKind::Server);
     let trace_id = span.trace_id();
     assert_eq!(trace_id.len(), 32);
 

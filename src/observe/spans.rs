@@ -217,17 +217,38 @@ pub fn propose_span(request: &'static str, commands: usize, node: u64, parent: P
     finish(span, parent)
 }
 
-/// The span of an admin API request.
+/// The span of an admin API request (SERVER), named `{method} {http.route}` as
+/// the HTTP conventions say: the route has `{id}` for a numeric path segment (a
+/// session id), and a path outside the admin API's (a scanner's guess) has no
+/// route, so the span is named by the method alone.
 pub fn admin_span(method: &str, path: &str) -> Span {
     if !enabled() {
         return Span::none();
     }
+    let route = http_route(path);
+    let name = match &route {
+        Some(r) => format!("{method} {r}"),
+        None => method.to_owned(),
+    };
     let span = tracing::info_span!(
         target: TARGET, "admin.request",
-        otel.name = format!("{method} {path}"), otel.kind = "server",
-        http.request.method = method, url.path = path, trace_id = Empty,
+        otel.name = name, otel.kind = "server",
+        http.request.method = method, http.route = route, url.path = path, trace_id = Empty,
     );
     finish(span, Parent::None)
+}
+
+/// The admin API's route of `path`: numeric segments become `{id}`; `None` outside
+/// the admin API's paths.
+fn http_route(path: &str) -> Option<String> {
+    const PREFIXES: [&str; 5] = ["/api/", "/metrics", "/healthz", "/readyz", "/console"];
+    if !PREFIXES.iter().any(|p| path.starts_with(p)) || path.len() > 64 {
+        return None;
+    }
+    let segments = path
+        .split('/')
+        .map(|s| if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) { "{id}" } else { s });
+    Some(segments.collect::<Vec<_>>().join("/"))
 }
 
 /// Marks a span as failed: `error.type` is `error` (a WAMP error URI, or a short
@@ -409,6 +430,13 @@ mod tests {
         assert_eq!(given.get(TRACESTATE_KEY).and_then(Value::as_str), Some("a=1"));
         assert_eq!(propagated(&Span::none(), &options), Some(given));
         assert!(matches!(Parent::of(&options), Parent::Remote { tracestate: Some("a=1"), .. }));
+    }
+
+    #[test]
+    fn admin_spans_are_named_by_route() {
+        assert_eq!(http_route("/api/status").as_deref(), Some("/api/status"));
+        assert_eq!(http_route("/api/sessions/4242/kill").as_deref(), Some("/api/sessions/{id}/kill"));
+        assert_eq!(http_route("/wp-admin/setup.php"), None);
     }
 
     #[test]

@@ -250,6 +250,7 @@ fn register(meter: &Meter) {
     }
     gauge(meter, "junction.ready", "1 while /readyz answers 200", m.ready.clone());
     gauge(meter, "junction.draining", "1 once a graceful drain started", m.draining.clone());
+    gauge(meter, "junction.start_time", "Process start time, Unix seconds", m.start_time.clone());
     let latency = meter
         .f64_histogram("junction.call.duration")
         .with_description("Time from CALL to RESULT or ERROR on the caller's node")
