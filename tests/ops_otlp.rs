@@ -474,6 +474,8 @@ async fn a_publication_is_a_producer_span_and_its_delivery_a_consumer_span() {
     assert_eq!(delivered.attr("messaging.operation.type").as_deref(), Some("process"));
     assert_eq!(delivered.attr("messaging.destination.name").as_deref(), Some("com.example.news"));
     assert_eq!(delivered.attr("wamp.recipients").as_deref(), Some("1"));
+    assert_eq!(delivered.attr("messaging.message.id"), Some(event[2].to_string()), "the publication id");
+    assert_eq!(publish.attr("messaging.message.id"), Some(event[2].to_string()));
     // the subscriber joins the trace under the delivery span
     let tp = details["_traceparent"].as_str().unwrap_or_default();
     assert!(tp.contains(&hex(&delivered.span.span_id)), "{tp} names the event span");

@@ -9,8 +9,8 @@
 //! `raft.propose` — and the URI goes into attributes, following the OpenTelemetry
 //! semantic conventions: RPC spans carry `rpc.system = "wamp"` and `rpc.method` (the
 //! procedure), pub/sub spans `messaging.system = "wamp"`,
-//! `messaging.destination.name` (the topic), `messaging.operation.type` and
-//! `messaging.operation.name`; a failed span has `error.type` (the WAMP error URI)
+//! `messaging.destination.name` (the topic), `messaging.operation.type`,
+//! `messaging.operation.name` and `messaging.message.id` (the publication id); a failed span has `error.type` (the WAMP error URI)
 //! and status Error. Junction's own attributes (`wamp.realm`, `wamp.caller`,
 //! `junction.node`, ...) come along.
 //!
@@ -163,6 +163,7 @@ pub fn invocation_span(
 pub fn publish_span(
     realm: &str,
     topic: &str,
+    publication: u64,
     publisher_session: u64,
     serializer: &str,
     node: u64,
@@ -175,7 +176,8 @@ pub fn publish_span(
         target: TARGET, "wamp.publish",
         otel.name = "publish", otel.kind = "producer", otel.status_code = Empty,
         otel.status_description = Empty, messaging.system = "wamp", messaging.destination.name = topic,
-        messaging.operation.type = "send", messaging.operation.name = "publish", error.type = Empty,
+        messaging.operation.type = "send", messaging.operation.name = "publish",
+        messaging.message.id = publication.to_string(), error.type = Empty,
         wamp.realm = realm, wamp.topic = topic, wamp.publisher = publisher_session,
         wamp.serializer = serializer, junction.node = node, trace_id = Empty,
     );
@@ -185,7 +187,7 @@ pub fn publish_span(
 /// The span of delivering a publication to the subscribers on this node
 /// (CONSUMER): a child of the publish span, on the publisher's node or, across
 /// nodes, through the link's `traceparent`.
-pub fn event_span(realm: &str, topic: &str, node: u64, parent: Parent<'_>) -> Span {
+pub fn event_span(realm: &str, topic: &str, publication: u64, node: u64, parent: Parent<'_>) -> Span {
     if !enabled() {
         return Span::none();
     }
@@ -194,6 +196,7 @@ pub fn event_span(realm: &str, topic: &str, node: u64, parent: Parent<'_>) -> Sp
         otel.name = "event", otel.kind = "consumer",
         messaging.system = "wamp", messaging.destination.name = topic,
         messaging.operation.type = "process", messaging.operation.name = "event",
+        messaging.message.id = publication.to_string(),
         wamp.realm = realm, wamp.topic = topic, junction.node = node, wamp.recipients = Empty,
         trace_id = Empty,
     );

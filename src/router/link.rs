@@ -57,9 +57,13 @@ fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
                 subscriptions.iter().filter_map(|id| idx.get(*id).map(|s| (s.id, s.policy))).collect()
             });
             let span = match crate::observe::spans::Parent::of(&details) {
-                parent @ crate::observe::spans::Parent::Remote { .. } => {
-                    crate::observe::spans::event_span(&realm.name, &topic, router.node.0, parent)
-                }
+                parent @ crate::observe::spans::Parent::Remote { .. } => crate::observe::spans::event_span(
+                    &realm.name,
+                    &topic,
+                    publication.0,
+                    router.node.0,
+                    parent,
+                ),
                 _ => tracing::Span::none(),
             };
             // the subscribers here join the trace under the event span

@@ -218,8 +218,15 @@ pub async fn publish(
     let mut details = plan::disclosure(&m.options, &member_of(me));
     ppt::forward(&m.options, &mut details);
     let parent = spans::Parent::of(&m.options);
-    let span =
-        spans::publish_span(&realm.name, &m.topic, me.id.0, me.serializer.name(), router.node.0, parent);
+    let span = spans::publish_span(
+        &realm.name,
+        &m.topic,
+        publication.0,
+        me.id.0,
+        me.serializer.name(),
+        router.node.0,
+        parent,
+    );
     // Subscribers (on every node) may join the trace: the publish span's context, or
     // the publisher's as given.
     if let Some(trace) = spans::propagated(&span, &m.options) {
@@ -303,7 +310,7 @@ pub fn route(router: &Router, realm: &Realm, p: Publication<'_>, payload: Payloa
         } else {
             spans::Parent::None
         };
-        let span = spans::event_span(&realm.name, p.topic, router.node.0, parent);
+        let span = spans::event_span(&realm.name, p.topic, p.id.0, router.node.0, parent);
         if let Some(trace) = spans::trace_of(&span) {
             details.extend(trace);
         }
