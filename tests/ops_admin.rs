@@ -450,6 +450,115 @@ async fn sessions_gauge_and_message_counters_follow_a_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_routes_refusals_and_the_process_are_measured() {
+    let node = start("measured");
+    let admin = node.admin();
+    let mut callee = ops_support::Wamp::join(node.ws(), "realm1").await;
+    callee.register("com.example.add").await;
+    let (seen, _invocations) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(callee.serve_sum(seen));
+    let mut subscriber = ops_support::Wamp::join(node.ws(), "realm1").await;
+    subscriber.subscribe("com.example.news").await;
+    let mut caller = ops_support::Wamp::join(node.ws(), "realm1").await;
+    let reply = caller.call("com.example.add", serde_json::json!({}), serde_json::json!([1, 2])).await;
+    assert_eq!(reply[0], RESULT, "{reply}");
+    let reply = caller.call("com.example.missing", serde_json::json!({}), serde_json::json!([])).await;
+    assert_eq!(reply[0], ops_support::ERROR, "{reply}");
+    let refused = ops_support::Wamp::try_join(node.ws(), "no.such.realm").await.err().expect("ABORT");
+    assert_eq!(refused[2], "wamp.error.no_such_realm", "{refused}");
+
+    let expected = [
+        "junction_calls_total{outcome=\"result\"} 1\n",
+        "junction_calls_total{outcome=\"no_such_procedure\"} 1\n",
+        "junction_calls_total{outcome=\"canceled\"} 0\n",
+        "junction_calls_in_flight 0\n",
+        "junction_registrations{realm=\"realm1\"} 1\n",
+        "junction_subscriptions{realm=\"realm1\"} 1\n",
+        "junction_sessions_refused_total{reason=\"no_such_realm\"} 1\n",
+        "junction_sessions_refused_total{reason=\"max_sessions\"} 0\n",
+        "# TYPE junction_raft_proposal_duration_seconds histogram",
+        "junction_raft_proposal_failures_total{reason=\"no_quorum\"} 0\n",
+        "# TYPE junction_link_reconnects_total counter",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE process_open_fds gauge",
+        "# TYPE process_max_fds gauge",
+    ];
+    let m = blocking(move || {
+        poll_authed(admin, "/metrics", Duration::from_secs(5), |r| {
+            expected.iter().all(|e| r.body.contains(e))
+        })
+    })
+    .await;
+    for e in expected {
+        assert!(m.body.contains(e), "/metrics lacks {e:?}:\n{}", m.body);
+    }
+    let value = |name: &str| -> f64 {
+        let line = m.body.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_default();
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(-1.0)
+    };
+    assert!(value("process_resident_memory_bytes") > 1e6, "{}", m.body);
+    assert!(value("process_cpu_seconds_total") > 0.0, "{}", m.body);
+    assert!(value("process_open_fds") >= 5.0, "{}", m.body);
+    let proposals = value("junction_raft_proposal_duration_seconds_count");
+    assert!(proposals >= 1.0, "the registration went through Raft: {}", m.body);
+    // Message types only in the direction they can travel.
+    for impossible in [
+        "junction_messages_received_total{type=\"welcome\"}",
+        "junction_messages_received_total{type=\"event\"}",
+        "junction_messages_received_total{type=\"result\"}",
+        "junction_messages_sent_total{type=\"hello\"}",
+        "junction_messages_sent_total{type=\"call\"}",
+        "junction_messages_sent_total{type=\"yield\"}",
+        "junction_messages_sent_total{type=\"other\"}",
+    ] {
+        assert!(!m.body.contains(impossible), "{impossible} is exposed:\n{}", m.body);
+    }
+    assert!(m.body.contains("junction_messages_received_total{type=\"yield\"} 1\n"), "{}", m.body);
+    assert!(m.body.contains("junction_messages_sent_total{type=\"invocation\"} 1\n"), "{}", m.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_that_comes_back_counts_a_reconnect() {
+    let dir = test_dir("reconnect");
+    let (p1, p2) = (ops_support::free_port(), ops_support::free_port());
+    let config = |id: u64, me: u16, peer: u16| {
+        let path = dir.join(format!("node{id}.toml"));
+        let text = format!(
+            "[cluster]\nnode_id = {id}\nlisten = \"127.0.0.1:{me}\"\npeers = [\"127.0.0.1:{peer}\"]\n\
+             bootstrap = {}\nvoters = 1\nephemeral = true\n",
+            id == 1
+        );
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (c1, c2) = (config(1, p1, p2), config(2, p2, p1));
+    let args = |c: &str| -> Vec<String> {
+        ["--config", c].iter().chain(LISTENERS.iter()).map(|s| s.to_string()).collect()
+    };
+    let start = |tag: &str, a: &[String]| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        Node::start(&dir, tag, &a, &[("JUNCTION_ADMIN_TOKEN", ADMIN_TOKEN)])
+    };
+    let (a1, a2) = (args(&c1), args(&c2));
+    let node1 = start("node1", &a1);
+    let node2 = start("node2", &a2);
+    let admin = node1.admin();
+    let has = |text: &'static str| {
+        move || poll_authed(admin, "/metrics", Duration::from_secs(20), |r| r.body.contains(text))
+    };
+    // a subscription on node 1 is announced to node 2 over the link
+    let mut client = ops_support::Wamp::join(node1.ws(), "realm1").await;
+    client.subscribe("com.example.news").await;
+    let m = blocking(has("junction_link_reconnects_total{peer=\"2\"} 0\n")).await;
+    assert!(m.body.contains("junction_link_reconnects_total{peer=\"2\"} 0\n"), "{}", m.body);
+    drop(node2);
+    let _node2 = start("node2-again", &a2);
+    let m = blocking(has("junction_link_reconnects_total{peer=\"2\"} 1\n")).await;
+    assert!(m.body.contains("junction_link_reconnects_total{peer=\"2\"} 1\n"), "{}", m.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_reports_draining_after_sigterm() {
     let dir = test_dir("drain");
     let cfg = dir.join("junction.toml");

@@ -8,7 +8,14 @@
 //! - a CALL's span continues the client's `_traceparent`, and the callee is handed
 //!   the trace context in `INVOCATION.Details._traceparent`;
 //! - a cross-node call is one trace: the callee node's invocation span is a child
-//!   of the caller node's call span (the link carries the `traceparent`).
+//!   of the caller node's call span (the link carries the `traceparent` and the
+//!   `tracestate`);
+//! - span names are low-cardinality (`call`, `invocation`, `publish`, `event`,
+//!   `raft.propose`), with the OpenTelemetry semantic-convention attributes and kinds,
+//!   and `error.type` with status Error on a failed call;
+//! - `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` win over the built-in
+//!   resource values;
+//! - with no collector listening, a failed export is logged once, not every time.
 
 mod ops_support;
 
@@ -32,7 +39,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric};
 use opentelemetry_proto::tonic::trace::v1::Span;
-use ops_support::{Node, RESULT, Wamp, free_port, get_authed, test_dir};
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use ops_support::{ERROR, EVENT, Node, RESULT, Wamp, free_port, get_authed, test_dir};
 use serde_json::{Value, json};
 
 /// A span as received, with its resource's attributes.
@@ -48,6 +57,9 @@ impl Received {
     }
     fn attr(&self, key: &str) -> Option<String> {
         attrs(&self.span.attributes).remove(key)
+    }
+    fn kind(&self) -> SpanKind {
+        SpanKind::try_from(self.span.kind).unwrap_or(SpanKind::Unspecified)
     }
 }
 
@@ -226,6 +238,8 @@ async fn spans_metrics_and_log_trace_ids_reach_an_otlp_collector() {
     assert_eq!(span.resource.get("junction.node.id").map(String::as_str), Some("1"));
     assert_eq!(span.resource.get("service.instance.id").map(String::as_str), Some("1"));
     assert_eq!(span.attr("url.path").as_deref(), Some("/api/status"));
+    assert_eq!(span.attr("http.route").as_deref(), Some("/api/status"));
+    assert_eq!(span.kind(), SpanKind::Server);
     let trace_id = span.trace_id();
     assert_eq!(trace_id.len(), 32);
 
@@ -254,14 +268,15 @@ async fn spans_metrics_and_log_trace_ids_reach_an_otlp_collector() {
 
 const CLIENT_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const CLIENT_SPAN: &str = "b7ad6b7169203331";
+const CLIENT_STATE: &str = "vendor=abc,other=1";
 
 /// Calls `com.example.add` until the registration is visible on the caller's node.
 async fn call_add(caller: &mut Wamp) -> Value {
     let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let reply =
-            caller.call("com.example.add", json!({ "_traceparent": traceparent }), json!([2, 3])).await;
+        let options = json!({ "_traceparent": traceparent, "_tracestate": CLIENT_STATE });
+        let reply = caller.call("com.example.add", options, json!([2, 3])).await;
         if reply[0] == RESULT || Instant::now() > deadline {
             return reply;
         }
@@ -283,18 +298,56 @@ async fn a_call_continues_the_clients_trace() {
     assert_eq!(reply[0], RESULT, "{reply}");
     assert_eq!(reply[3], json!([5]));
 
-    let call = collector.span("call com.example.add", |s| s.span.name == "call com.example.add").await;
+    let call = collector.span("call", |s| s.span.name == "call" && s.trace_id() == CLIENT_TRACE).await;
     assert_eq!(call.trace_id(), CLIENT_TRACE);
     assert_eq!(hex(&call.span.parent_span_id), CLIENT_SPAN);
+    assert_eq!(call.kind(), SpanKind::Server);
+    assert_eq!(call.span.trace_state, CLIENT_STATE, "the client's tracestate is continued");
+    assert_eq!(call.attr("rpc.system").as_deref(), Some("wamp"));
+    assert_eq!(call.attr("rpc.method").as_deref(), Some("com.example.add"));
     assert_eq!(call.attr("wamp.realm").as_deref(), Some("realm1"));
     assert_eq!(call.attr("wamp.procedure").as_deref(), Some("com.example.add"));
     assert_eq!(call.attr("wamp.caller"), Some(caller.session.to_string()));
     assert_eq!(call.attr("wamp.serializer").as_deref(), Some("json"));
+    assert_eq!(call.attr("error.type"), None);
     // The callee is handed the trace context so it can join the trace.
     let details = seen.recv().await.expect("invocation details");
     let tp = details["_traceparent"].as_str().unwrap_or_default();
     assert!(tp.contains(CLIENT_TRACE), "INVOCATION.Details {details}");
+    assert_eq!(details["_tracestate"], CLIENT_STATE, "INVOCATION.Details {details}");
 
+    // A failed call: error.type is the error URI, the status Error.
+    let reply = caller.call("com.example.missing", json!({}), json!([])).await;
+    assert_eq!(reply[0], ERROR, "{reply}");
+    let failed = collector
+        .span("failed call", |s| {
+            s.span.name == "call" && s.attr("rpc.method").as_deref() == Some("com.example.missing")
+        })
+        .await;
+    assert_eq!(failed.attr("error.type").as_deref(), Some("wamp.error.no_such_procedure"));
+    let status = failed.span.status.clone().unwrap_or_default();
+    assert_eq!(status.code, StatusCode::Error as i32, "{status:?}");
+
+    // Registering went through Raft: a raft.propose span.
+    let propose = collector.span("raft.propose", |s| s.span.name == "raft.propose").await;
+    assert_eq!(propose.kind(), SpanKind::Internal);
+    assert!(propose.attr("junction.raft.request").is_some(), "{:?}", propose.span.attributes);
+    assert!(propose.attr("junction.raft.commands").is_some(), "{:?}", propose.span.attributes);
+    // No span is named after a URI.
+    let names: Vec<String> = collector.spans.lock().unwrap().iter().map(|s| s.span.name.clone()).collect();
+    assert!(names.iter().all(|n| !n.contains("com.example")), "{names:?}");
+
+    collector
+        .metric("junction.calls", 1, |m| point(m, Some(("outcome", "result"))).is_some_and(|n| n >= 1))
+        .await;
+    collector
+        .metric("junction.calls", 1, |m| {
+            point(m, Some(("outcome", "no_such_procedure"))).is_some_and(|n| n >= 1)
+        })
+        .await;
+    collector.metric("junction.registrations", 1, |m| point(m, Some(("realm", "realm1"))) == Some(1)).await;
+    collector.metric("process.memory.usage", 1, |m| point(m, None).is_some_and(|b| b > 1 << 20)).await;
+    collector.metric("junction.raft.proposal.duration", 1, |m| histogram_count(m) >= 1).await;
     collector
         .metric("junction.messages.received", 1, |m| point(m, Some(("type", "call"))).is_some_and(|n| n >= 1))
         .await;
@@ -346,9 +399,38 @@ async fn a_cross_node_call_is_one_trace() {
                 && s.resource.get("junction.node.id").map(String::as_str) == Some(node)
         }
     };
-    let call = collector.span("call on node 1", on("1", "call com.example.add")).await;
-    let invocation = collector.span("invocation on node 2", on("2", "invocation com.example.add")).await;
+    let call = collector.span("call on node 1", on("1", "call")).await;
+    let invocation = collector.span("invocation on node 2", on("2", "invocation")).await;
     assert_eq!(invocation.span.parent_span_id, call.span.span_id, "the invocation is a child of the call");
+    assert_eq!(invocation.kind(), SpanKind::Client);
+    assert_eq!(invocation.attr("rpc.method").as_deref(), Some("com.example.add"));
+    assert_eq!(invocation.span.trace_state, CLIENT_STATE, "the link carries the tracestate");
+
+    // A publication on node 1 delivered on node 2: one trace, tracestate included.
+    let mut subscriber = Wamp::join(node2.ws(), "realm1").await;
+    subscriber.subscribe("com.example.news").await;
+    let mut publisher = Wamp::join(node1.ws(), "realm1").await;
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let options = json!({ "_traceparent": traceparent, "_tracestate": CLIENT_STATE });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        // node 1 learns of the subscription over the link a moment later
+        publisher.publish("com.example.news", options.clone(), json!([1])).await;
+        if let Some(e) = subscriber.try_recv(Duration::from_millis(200)).await {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no EVENT on node 2");
+    };
+    assert_eq!(event[3]["_tracestate"], CLIENT_STATE, "{event}");
+    let delivered = collector.span("event on node 2", on("2", "event")).await;
+    assert_eq!(delivered.kind(), SpanKind::Consumer);
+    assert_eq!(delivered.span.trace_state, CLIENT_STATE, "the link carries the tracestate");
+    let parent = delivered.span.parent_span_id.clone();
+    let publish = collector
+        .span("its publish span on node 1", move |s| s.span.name == "publish" && s.span.span_id == parent)
+        .await;
+    assert_eq!(publish.resource.get("junction.node.id").map(String::as_str), Some("1"));
+
     collector.metric("junction.link.up", 1, |m| point(m, Some(("peer", "2"))) == Some(1)).await;
     // the Invoke went out to node 2 and its Yield came back on the same stream
     collector
@@ -358,4 +440,110 @@ async fn a_cross_node_call_is_one_trace() {
         .metric("junction.link.bytes_received", 1, |m| point(m, Some(("peer", "2"))).is_some_and(|n| n > 0))
         .await;
     collector.metric("junction.raft.members", 2, |m| point(m, None) == Some(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publication_is_a_producer_span_and_its_delivery_a_consumer_span() {
+    let (collector, addr) = Collector::start().await;
+    let dir = test_dir("otlp-pubsub");
+    let node = start_node(&dir, "node", &SINGLE, &otel_env(addr));
+    let mut subscriber = Wamp::join(node.ws(), "realm1").await;
+    subscriber.subscribe("com.example.news").await;
+    let mut publisher = Wamp::join(node.ws(), "realm1").await;
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let options = json!({ "_traceparent": traceparent, "_tracestate": CLIENT_STATE, "exclude_me": true });
+    publisher.publish("com.example.news", options, json!(["hello"])).await;
+    let event = subscriber.recv().await;
+    assert_eq!(event[0], EVENT, "{event}");
+    let details = &event[3];
+    assert!(details["_traceparent"].as_str().unwrap_or_default().contains(CLIENT_TRACE), "{details}");
+    assert_eq!(details["_tracestate"], CLIENT_STATE, "EVENT.Details {details}");
+
+    let publish =
+        collector.span("publish", |s| s.span.name == "publish" && s.trace_id() == CLIENT_TRACE).await;
+    assert_eq!(publish.kind(), SpanKind::Producer);
+    assert_eq!(hex(&publish.span.parent_span_id), CLIENT_SPAN);
+    assert_eq!(publish.attr("messaging.system").as_deref(), Some("wamp"));
+    assert_eq!(publish.attr("messaging.destination.name").as_deref(), Some("com.example.news"));
+    assert_eq!(publish.attr("messaging.operation.type").as_deref(), Some("send"));
+    assert_eq!(publish.attr("messaging.operation.name").as_deref(), Some("publish"));
+    assert_eq!(publish.span.trace_state, CLIENT_STATE);
+    let delivered = collector.span("event", |s| s.span.name == "event" && s.trace_id() == CLIENT_TRACE).await;
+    assert_eq!(delivered.kind(), SpanKind::Consumer);
+    assert_eq!(delivered.span.parent_span_id, publish.span.span_id, "delivery is a child of the publication");
+    assert_eq!(delivered.attr("messaging.operation.type").as_deref(), Some("process"));
+    assert_eq!(delivered.attr("messaging.destination.name").as_deref(), Some("com.example.news"));
+    assert_eq!(delivered.attr("wamp.recipients").as_deref(), Some("1"));
+    assert_eq!(delivered.attr("messaging.message.id"), Some(event[2].to_string()), "the publication id");
+    assert_eq!(publish.attr("messaging.message.id"), Some(event[2].to_string()));
+    // the subscriber joins the trace under the delivery span
+    let tp = details["_traceparent"].as_str().unwrap_or_default();
+    assert!(tp.contains(&hex(&delivered.span.span_id)), "{tp} names the event span");
+    collector
+        .metric("junction.subscriptions", 1, |m| point(m, Some(("realm", "realm1"))).is_some_and(|n| n >= 1))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_wins_over_built_in_resource_values() {
+    let (collector, addr) = Collector::start().await;
+    let dir = test_dir("otlp-resource");
+    let config = dir.join("junction.toml");
+    std::fs::write(&config, "[telemetry]\nservice_name = \"from-config\"\n").unwrap();
+    let mut env = otel_env(addr);
+    env.push(("JUNCTION_ADMIN_TOKEN", ops_support::ADMIN_TOKEN.into()));
+    env.push((
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "service.name=from-attributes,service.instance.id=edge-7,deployment.environment.name=staging".into(),
+    ));
+    let args: Vec<&str> = ["--config", config.to_str().unwrap()].into_iter().chain(SINGLE).collect();
+    let node = start_node(&dir, "attrs", &args, &env);
+    let admin = node.admin();
+    tokio::task::spawn_blocking(move || get_authed(admin, "/api/status")).await.unwrap();
+    let span = collector.span("an admin span", |s| s.span.name == "GET /api/status").await;
+    let r = &span.resource;
+    assert_eq!(r.get("service.name").map(String::as_str), Some("from-attributes"), "{r:?}");
+    assert_eq!(r.get("service.instance.id").map(String::as_str), Some("edge-7"), "{r:?}");
+    assert_eq!(r.get("deployment.environment.name").map(String::as_str), Some("staging"), "{r:?}");
+    assert_eq!(r.get("junction.node.id").map(String::as_str), Some("1"), "built-in values stay: {r:?}");
+    collector.metric("junction.ready", 1, |_| true).await;
+    drop(node);
+
+    // OTEL_SERVICE_NAME wins over both.
+    let (collector, addr) = Collector::start().await;
+    let mut env = otel_env(addr);
+    env.push(("JUNCTION_ADMIN_TOKEN", ops_support::ADMIN_TOKEN.into()));
+    env.push(("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attributes".into()));
+    env.push(("OTEL_SERVICE_NAME", "from-service-name".into()));
+    let node = start_node(&dir, "name", &args, &env);
+    let admin = node.admin();
+    tokio::task::spawn_blocking(move || get_authed(admin, "/api/status")).await.unwrap();
+    let span = collector.span("an admin span", |s| s.span.name == "GET /api/status").await;
+    assert_eq!(span.resource.get("service.name").map(String::as_str), Some("from-service-name"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_collector_is_one_warning_not_one_per_export() {
+    let dir = test_dir("otlp-absent");
+    let closed = free_port();
+    let mut env = otel_env(format!("127.0.0.1:{closed}").parse().unwrap());
+    env.push(("OTEL_METRIC_EXPORT_INTERVAL", "100".into()));
+    env.push(("JUNCTION_ADMIN_TOKEN", ops_support::ADMIN_TOKEN.into()));
+    let node = start_node(&dir, "node", &SINGLE, &env);
+    let admin = node.admin();
+    // spans to export for a few seconds: some 30 metric exports and a batch of
+    // spans every 100 ms, all failing
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        tokio::task::spawn_blocking(move || get_authed(admin, "/api/status")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(&node.stderr_path).unwrap_or_default();
+    let failures = |signal: &str| {
+        log.lines().filter(|l| l.contains("export failed") && l.contains(&format!("OTLP {signal}"))).count()
+    };
+    assert_eq!(failures("metrics"), 1, "one warning for the failing metric exports:\n{log}");
+    assert_eq!(failures("traces"), 1, "one warning for the failing span exports:\n{log}");
+    let sdk_errors = log.lines().filter(|l| l.contains("ExportError") || l.contains("\"ERROR\"")).count();
+    assert_eq!(sdk_errors, 0, "no error per failed export:\n{log}");
 }

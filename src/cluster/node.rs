@@ -377,8 +377,28 @@ impl Cluster {
         self.propose_until(req, Instant::now() + self.cfg.propose_timeout()).await
     }
 
-    /// Like [`Cluster::propose`], giving up at `deadline`.
+    /// Like [`Cluster::propose`], giving up at `deadline`. Each proposal is timed
+    /// (`junction_raft_proposal_duration_seconds`, failures counted by reason) and
+    /// traced: a `raft.propose` span, a child of the current span if there is one.
     pub async fn propose_until(&self, req: Request, deadline: Instant) -> Result<Outcome, ReplicateError> {
+        use tracing::Instrument;
+        let started = Instant::now();
+        let span = crate::observe::spans::propose_span(
+            req.kind(),
+            req.commands(),
+            self.id,
+            crate::observe::spans::Parent::None,
+        );
+        let result = self.propose_inner(req, deadline).instrument(span.clone()).await;
+        let failure = result.as_ref().err().map(ReplicateError::failure);
+        if let Some(why) = failure {
+            crate::observe::spans::set_error(&span, why);
+        }
+        crate::observe::metrics::raft_proposal(started.elapsed().as_secs_f64(), failure);
+        result
+    }
+
+    async fn propose_inner(&self, req: Request, deadline: Instant) -> Result<Outcome, ReplicateError> {
         let timeout = self.cfg.propose_timeout();
         let mut last_err = String::from("no leader known");
         let mut metrics = self.raft.metrics();

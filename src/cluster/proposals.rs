@@ -12,11 +12,16 @@
 //!
 //! Each command gets its own outcome back (`Outcome::Each` unpacked in order); a
 //! batch that was not committed fails every command in it with the same error.
+//!
+//! While traces are exported, a command remembers the span it was proposed in,
+//! and the batch's `raft.propose` span ([`Cluster::propose_until`]) is a child of
+//! the first such span in the batch.
 
 use std::sync::Weak;
 use std::time::Instant;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::{Instrument, Span};
 
 use super::node::Cluster;
 use super::replicate::ReplicateError;
@@ -39,8 +44,9 @@ const QUEUE: usize = 16_384;
 
 type Answer = oneshot::Sender<Result<Outcome, ReplicateError>>;
 
-/// A command, when it was queued, and where its outcome goes.
-type Queued = (Command, Instant, Answer);
+/// A command, when it was queued, where its outcome goes, and the span it was
+/// proposed in (disabled when there is none, or traces are not exported).
+type Queued = (Command, Instant, Answer, Span);
 
 /// The queue of commands waiting to be proposed.
 pub struct Proposals {
@@ -61,7 +67,8 @@ impl Proposals {
     /// applied it.
     pub async fn commit(&self, cmd: Command) -> Result<Outcome, ReplicateError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send((cmd, Instant::now(), tx)).await.map_err(|_| stopped())?;
+        let span = if crate::observe::spans::enabled() { Span::current() } else { Span::none() };
+        self.tx.send((cmd, Instant::now(), tx, span)).await.map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
 }
@@ -95,13 +102,15 @@ async fn propose(cluster: &Cluster, batch: Vec<Queued>) {
     let timeout = cluster.cfg.propose_timeout();
     let now = Instant::now();
     let (batch, late): (Vec<Queued>, Vec<Queued>) =
-        batch.into_iter().partition(|(_, queued, _)| *queued + timeout > now);
-    for (_, _, answer) in late {
+        batch.into_iter().partition(|(_, queued, _, _)| *queued + timeout > now);
+    for (_, _, answer, _) in late {
         let last = "waited in the proposal queue until its time was up".into();
         answer.send(Err(ReplicateError::NoQuorum { timeout_ms: timeout.as_millis(), last })).ok();
     }
-    let Some(deadline) = batch.iter().map(|(_, queued, _)| *queued + timeout).min() else { return };
-    let (mut cmds, answers): (Vec<Command>, Vec<Answer>) = batch.into_iter().map(|(c, _, a)| (c, a)).unzip();
+    let Some(deadline) = batch.iter().map(|(_, queued, _, _)| *queued + timeout).min() else { return };
+    let parent = batch.iter().map(|q| &q.3).find(|s| !s.is_disabled()).cloned().unwrap_or_else(Span::none);
+    let (mut cmds, answers): (Vec<Command>, Vec<Answer>) =
+        batch.into_iter().map(|(c, _, a, _)| (c, a)).unzip();
     let n = cmds.len();
     let req = match cmds.pop() {
         Some(cmd) if cmds.is_empty() => Request::Route(cmd),
@@ -111,7 +120,7 @@ async fn propose(cluster: &Cluster, batch: Vec<Queued>) {
         }
         None => return,
     };
-    let result = match (n, cluster.propose_until(req, deadline).await) {
+    let result = match (n, cluster.propose_until(req, deadline).instrument(parent).await) {
         (1, Ok(outcome)) => Ok(Outcome::Each(vec![outcome])),
         (_, r) => r,
     };

@@ -52,6 +52,22 @@ pub enum ReplicateError {
     LeaderMoving,
 }
 
+impl ReplicateError {
+    /// The failure's class, for `junction_raft_proposal_failures_total{reason}`
+    /// and a failed span's `error.type`: one of
+    /// [`PROPOSAL_FAILURES`](crate::observe::metrics::PROPOSAL_FAILURES).
+    pub fn failure(&self) -> &'static str {
+        match self {
+            ReplicateError::NoQuorum { .. } | ReplicateError::NoLeader | ReplicateError::NoLeaderHint => {
+                "no_quorum"
+            }
+            ReplicateError::NotApplied { .. } => "not_applied",
+            ReplicateError::Leader { .. } | ReplicateError::Refused(_) => "refused",
+            _ => "unreachable",
+        }
+    }
+}
+
 /// What the router asks of the cluster.
 pub trait Replicate: Send + Sync {
     /// This node's id.

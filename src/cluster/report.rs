@@ -109,7 +109,7 @@ pub fn sample(cluster: &Cluster, is_up: &dyn Fn(u64) -> bool) -> Sample {
         }
     }
     links.extend(s.links.iter().map(|l| (l.node_id, l.state == "up")));
-    Sample { raft: Some(raft), links }
+    Sample { raft: Some(raft), links, ..Sample::default() }
 }
 
 /// `Ok(None)` when this node is ready, `Ok(Some(index))` when it is but for

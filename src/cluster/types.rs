@@ -64,6 +64,25 @@ pub enum Request {
 }
 
 impl Request {
+    /// What kind of request this is, for the `raft.propose` span.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Route(_) => "route",
+            Request::Announce { .. } => "announce",
+            Request::Down { .. } => "down",
+            Request::Forget { .. } => "forget",
+            Request::Batch(_) => "batch",
+        }
+    }
+
+    /// How many routing commands the request carries (1 for the others).
+    pub fn commands(&self) -> usize {
+        match self {
+            Request::Batch(cmds) => cmds.len(),
+            _ => 1,
+        }
+    }
+
     /// The node this request speaks for, when only that node may send it: its own
     /// announcement or departure, and routing entries of its own sessions. With
     /// mutual TLS the forwarding node's certificate must name it

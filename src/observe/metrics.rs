@@ -49,28 +49,169 @@ pub const MESSAGE_TYPES: [(u64, &str); 24] = [
     (code::YIELD, "yield"),
 ];
 
-/// Number of `type` label values: the known types plus "other".
-const TYPE_COUNT: usize = MESSAGE_TYPES.len() + 1;
+/// The message types a router receives from clients (the `type` values of
+/// `junction_messages_received_total`, with "other": a type only a router sends,
+/// which is a protocol violation when a client sends it).
+pub const RECEIVED_TYPES: [u64; 13] = [
+    code::HELLO,
+    code::ABORT,
+    code::AUTHENTICATE,
+    code::GOODBYE,
+    code::ERROR,
+    code::PUBLISH,
+    code::SUBSCRIBE,
+    code::UNSUBSCRIBE,
+    code::CALL,
+    code::CANCEL,
+    code::REGISTER,
+    code::UNREGISTER,
+    code::YIELD,
+];
 
-/// Message code -> index into the per-type counters (unknown codes -> "other").
-const TYPE_INDEX: [u8; 128] = {
-    let mut t = [MESSAGE_TYPES.len() as u8; 128];
-    let mut i = 0;
-    while i < MESSAGE_TYPES.len() {
-        t[MESSAGE_TYPES[i].0 as usize] = i as u8;
-        i += 1;
-    }
-    t
-};
+/// The message types a router sends to clients (the `type` values of
+/// `junction_messages_sent_total`; no other type is ever sent).
+pub const SENT_TYPES: [u64; 14] = [
+    code::WELCOME,
+    code::ABORT,
+    code::CHALLENGE,
+    code::GOODBYE,
+    code::ERROR,
+    code::PUBLISHED,
+    code::SUBSCRIBED,
+    code::UNSUBSCRIBED,
+    code::EVENT,
+    code::RESULT,
+    code::REGISTERED,
+    code::UNREGISTERED,
+    code::INVOCATION,
+    code::INTERRUPT,
+];
 
-fn type_index(code: u64) -> usize {
-    TYPE_INDEX.get(code as usize).map(|i| *i as usize).unwrap_or(MESSAGE_TYPES.len())
-}
-
-/// The `type` label of a message code.
+/// The `type` label of a message code ("other" for an unknown code).
 pub fn type_name(code: u64) -> &'static str {
-    MESSAGE_TYPES.get(type_index(code)).map(|t| t.1).unwrap_or("other")
+    MESSAGE_TYPES.iter().find(|t| t.0 == code).map(|t| t.1).unwrap_or("other")
 }
+
+/// Message counters by type for one direction: one counter per type that can
+/// occur in that direction (created up front, so counting is one atomic add),
+/// plus one for the rest, exposed as "other" only where it can occur.
+#[derive(Clone, Debug)]
+pub struct TypeCounters {
+    /// The exposed `type` label values, in the order of `counters`.
+    names: Vec<&'static str>,
+    /// One per name, then (when "other" is not exposed) a hidden catch-all.
+    counters: Vec<Counter>,
+    /// Message code -> index into `counters`.
+    index: [u8; 128],
+}
+
+impl TypeCounters {
+    fn new(codes: &[u64], other: bool, family: &Labeled<Counter>) -> TypeCounters {
+        let mut names: Vec<&'static str> = codes.iter().map(|c| type_name(*c)).collect();
+        if other {
+            names.push("other");
+        }
+        let mut counters: Vec<Counter> = names.iter().map(|n| family.get(&[("type", n)])).collect();
+        if !other {
+            counters.push(Counter::default());
+        }
+        let mut index = [codes.len() as u8; 128];
+        for (i, c) in codes.iter().enumerate() {
+            index[*c as usize] = i as u8;
+        }
+        TypeCounters { names, counters, index }
+    }
+
+    #[inline]
+    fn of(&self, code: u64) -> &Counter {
+        let i = self.index.get(code as usize).map_or(self.counters.len() - 1, |i| *i as usize);
+        &self.counters[i]
+    }
+
+    /// Counts `n` messages of type `code`.
+    #[inline]
+    pub fn inc_by(&self, code: u64, n: u64) {
+        self.of(code).inc_by(n);
+    }
+
+    /// The exposed types with their counts.
+    pub fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.names.iter().copied().zip(self.counters.iter().map(Counter::get))
+    }
+
+    /// All messages counted.
+    pub fn total(&self) -> u64 {
+        self.counters.iter().map(Counter::get).sum()
+    }
+}
+
+/// How a call made on this node ended (the `outcome` label of
+/// `junction_calls_total`): a RESULT, an application ERROR from the callee, or the
+/// router's own errors: canceled, timed out, no such procedure, no callee
+/// reachable (unavailable, no available callee, cluster unavailable), or refused
+/// (any other router error: not authorized, invalid argument, limits...).
+pub const CALL_OUTCOMES: [&str; 7] =
+    ["result", "error", "canceled", "timeout", "no_such_procedure", "unavailable", "refused"];
+
+/// The outcome label of a call that ended with `error` (None: a RESULT).
+pub fn call_outcome(error: Option<&str>) -> &'static str {
+    use crate::wamp::errors;
+    match error {
+        None => "result",
+        Some(errors::CANCELED) => "canceled",
+        Some(errors::TIMEOUT) => "timeout",
+        Some(errors::NO_SUCH_PROCEDURE) => "no_such_procedure",
+        Some(errors::UNAVAILABLE | errors::NO_AVAILABLE_CALLEE | errors::CLUSTER_UNAVAILABLE) => {
+            "unavailable"
+        }
+        Some(e) if e.starts_with("wamp.error.") || e.starts_with("junction.error.") => "refused",
+        Some(_) => "error",
+    }
+}
+
+/// Why a connection or HELLO was refused before a session joined (the `reason`
+/// label of `junction_sessions_refused_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// `[limits] max_sessions` sessions are joined on this node.
+    MaxSessions = 0,
+    /// `[limits] max_sessions_per_ip` sessions come from the client's address.
+    MaxSessionsPerIp,
+    /// The address failed to authenticate too often.
+    RateLimited,
+    /// The HELLO named a realm this router does not serve.
+    NoSuchRealm,
+    /// Authentication failed (bad credentials, unknown authid, refused by an
+    /// authenticator...).
+    AuthFailed,
+    /// The realm's authentication is misconfigured.
+    AuthUnavailable,
+    /// No WELCOME within `handshake_timeout_ms` of connecting.
+    HandshakeTimeout,
+    /// The node is draining: new connections are not accepted.
+    Draining,
+    /// A WebSocket upgrade was refused (path, origin, subprotocol).
+    Upgrade,
+}
+
+/// The `reason` label values of `junction_sessions_refused_total`, in [`Refused`] order.
+pub const REFUSED_REASONS: [&str; 9] = [
+    "max_sessions",
+    "max_sessions_per_ip",
+    "rate_limited",
+    "no_such_realm",
+    "auth_failed",
+    "auth_unavailable",
+    "handshake_timeout",
+    "draining",
+    "upgrade",
+];
+
+/// Why a Raft proposal failed (the `reason` label of
+/// `junction_raft_proposal_failures_total`): no leader committed it in time, it
+/// was committed but not applied here in time, the leader refused it, or the
+/// request to the leader failed.
+pub const PROPOSAL_FAILURES: [&str; 4] = ["no_quorum", "not_applied", "refused", "unreachable"];
 
 /// Raft state of this node, as sampled from openraft's metrics.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -113,12 +254,38 @@ pub struct Metrics {
     registry: Registry,
     /// Joined sessions by realm, transport and serializer.
     pub sessions: Labeled<Gauge>,
-    /// Messages received, by type (indexed like [`MESSAGE_TYPES`], then "other").
-    pub messages_in: Vec<Counter>,
-    /// Messages sent, by type.
-    pub messages_out: Vec<Counter>,
+    /// Messages received, by type ([`RECEIVED_TYPES`] and "other").
+    pub messages_in: TypeCounters,
+    /// Messages sent, by type ([`SENT_TYPES`]).
+    pub messages_out: TypeCounters,
     /// CALL to RESULT/ERROR, seconds, as seen by the caller's node.
     pub call_latency: LatencyHistogram,
+    /// Calls made on this node that ended, by outcome ([`CALL_OUTCOMES`]).
+    pub calls: Labeled<Counter>,
+    call_counters: Vec<Counter>,
+    /// Calls made on this node in flight (sampled).
+    pub calls_in_flight: Gauge,
+    /// Registrations in the routing table, by realm (sampled).
+    pub registrations: Labeled<Gauge>,
+    /// Subscriptions (topics with subscribers on any node), by realm (sampled).
+    pub subscriptions: Labeled<Gauge>,
+    /// Connections and HELLOs refused before a session joined, by [`REFUSED_REASONS`].
+    pub sessions_refused: Labeled<Counter>,
+    refused: Vec<Counter>,
+    /// Raft proposals from this node, from proposing to applied here, seconds.
+    pub raft_proposal_latency: LatencyHistogram,
+    /// Raft proposals from this node that failed, by [`PROPOSAL_FAILURES`].
+    pub raft_proposal_failures: Labeled<Counter>,
+    /// Times the data-path link to a peer came up again after it broke, by peer.
+    pub link_reconnects: Labeled<Counter>,
+    /// Resident set size of this process, bytes (sampled).
+    pub process_rss: Gauge,
+    /// User and system CPU time of this process, seconds (sampled).
+    pub process_cpu: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Open file descriptors of this process (sampled).
+    pub process_open_fds: Gauge,
+    /// This process's limit of open file descriptors (sampled).
+    pub process_max_fds: Gauge,
     /// EVENTs queued to subscribers.
     pub events_delivered: Counter,
     /// EVENTs not queued (subscriber's queue full or gone).
@@ -165,18 +332,36 @@ pub fn metrics() -> &'static Metrics {
 
 impl Metrics {
     fn new() -> Metrics {
-        let by_type = |family: &Labeled<Counter>| -> Vec<Counter> {
-            let names = MESSAGE_TYPES.iter().map(|t| t.1).chain(std::iter::once("other"));
-            names.map(|n| family.get(&[("type", n)])).collect()
-        };
         let messages_in_family = Labeled::<Counter>::default();
         let messages_out_family = Labeled::<Counter>::default();
+        let calls = Labeled::<Counter>::default();
+        let call_counters = CALL_OUTCOMES.iter().map(|o| calls.get(&[("outcome", o)])).collect();
+        let sessions_refused = Labeled::<Counter>::default();
+        let refused = REFUSED_REASONS.iter().map(|r| sessions_refused.get(&[("reason", r)])).collect();
+        let raft_proposal_failures = Labeled::<Counter>::default();
+        for reason in PROPOSAL_FAILURES {
+            raft_proposal_failures.get(&[("reason", reason)]);
+        }
         let m = Metrics {
             registry: Registry::default(),
             sessions: Labeled::default(),
-            messages_in: by_type(&messages_in_family),
-            messages_out: by_type(&messages_out_family),
+            messages_in: TypeCounters::new(&RECEIVED_TYPES, true, &messages_in_family),
+            messages_out: TypeCounters::new(&SENT_TYPES, false, &messages_out_family),
             call_latency: LatencyHistogram::default(),
+            calls,
+            call_counters,
+            calls_in_flight: Gauge::default(),
+            registrations: Labeled::default(),
+            subscriptions: Labeled::default(),
+            sessions_refused,
+            refused,
+            raft_proposal_latency: LatencyHistogram::default(),
+            raft_proposal_failures,
+            link_reconnects: Labeled::default(),
+            process_rss: Gauge::default(),
+            process_cpu: Counter::default(),
+            process_open_fds: Gauge::default(),
+            process_max_fds: Gauge::default(),
             events_delivered: Counter::default(),
             events_dropped: Counter::default(),
             outbound_queue_bytes: Gauge::default(),
@@ -196,7 +381,6 @@ impl Metrics {
             draining: Gauge::default(),
             start_time: Gauge::default(),
         };
-        debug_assert_eq!(m.messages_in.len(), TYPE_COUNT);
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
         m.start_time.set(started.map(|d| d.as_secs() as i64).unwrap_or(0));
         let build_info = Labeled::<Gauge>::default();
@@ -218,6 +402,27 @@ impl Metrics {
             "junction_call_duration_seconds",
             "Time from CALL to RESULT or ERROR on the caller's node",
             m.call_latency.clone(),
+        );
+        r.register("junction_calls", "Calls made on this node that ended, by outcome", m.calls.clone());
+        r.register(
+            "junction_calls_in_flight",
+            "Calls made on this node in flight",
+            m.calls_in_flight.clone(),
+        );
+        r.register(
+            "junction_registrations",
+            "Registrations (procedures) in the routing table, by realm",
+            m.registrations.clone(),
+        );
+        r.register(
+            "junction_subscriptions",
+            "Subscriptions (topics with subscribers on any node), by realm",
+            m.subscriptions.clone(),
+        );
+        r.register(
+            "junction_sessions_refused",
+            "Connections and HELLOs refused before a session joined, by reason",
+            m.sessions_refused.clone(),
         );
         r.register("junction_events_delivered", "EVENTs queued to subscribers", m.events_delivered.clone());
         r.register(
@@ -271,6 +476,16 @@ impl Metrics {
             g.members.clone(),
         );
         r.register("junction_raft_voters", "Voters of the Raft membership", g.voters.clone());
+        r.register(
+            "junction_raft_proposal_duration_seconds",
+            "Raft proposals from this node, from proposing until applied here",
+            m.raft_proposal_latency.clone(),
+        );
+        r.register(
+            "junction_raft_proposal_failures",
+            "Raft proposals from this node that failed, by reason",
+            m.raft_proposal_failures.clone(),
+        );
         r.register("junction_link_up", "1 when the data-path link to a peer is up", m.link_up.clone());
         r.register(
             "junction_link_bytes_sent",
@@ -307,7 +522,42 @@ impl Metrics {
             "Frames a peer numbered that never arrived",
             m.link_frames_missed.clone(),
         );
+        r.register(
+            "junction_link_reconnects",
+            "Times the data-path link to a peer came up again after it broke",
+            m.link_reconnects.clone(),
+        );
+        r.register("process_resident_memory_bytes", "Resident memory size, bytes", m.process_rss.clone());
+        r.register("process_cpu_seconds", "User and system CPU time spent, seconds", m.process_cpu.clone());
+        r.register("process_open_fds", "Open file descriptors", m.process_open_fds.clone());
+        r.register("process_max_fds", "Limit of open file descriptors", m.process_max_fds.clone());
         m
+    }
+
+    /// Samples the process gauges (memory, CPU time, file descriptors) from
+    /// `/proc/self` and `getrusage`; what cannot be read stays as it was.
+    pub fn sample_process(&self) {
+        if let Some(rss) = super::process::rss_bytes() {
+            self.process_rss.set(rss as i64);
+        }
+        if let Some(cpu) = super::process::cpu_seconds() {
+            let seen = self.process_cpu.get();
+            if cpu > seen {
+                self.process_cpu.inc_by(cpu - seen);
+            }
+        }
+        if let Some(n) = super::process::open_fds() {
+            self.process_open_fds.set(n as i64);
+        }
+        if let Some(n) = super::process::max_fds() {
+            self.process_max_fds.set(n as i64);
+        }
+    }
+
+    /// Sets the sampled registration and subscription counts of `realm`.
+    pub fn set_routes(&self, realm: &str, registrations: usize, subscriptions: usize) {
+        self.registrations.get(&[("realm", realm)]).set(registrations as i64);
+        self.subscriptions.get(&[("realm", realm)]).set(subscriptions as i64);
     }
 
     /// Updates the Raft gauges.
@@ -383,19 +633,54 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
 /// Counts one message received from a client (`code` is the WAMP message code).
 #[inline]
 pub fn message_in(code: u64) {
-    metrics().messages_in[type_index(code)].inc();
+    metrics().messages_in.inc_by(code, 1);
 }
 
 /// Counts one message sent to a client.
 #[inline]
 pub fn message_out(code: u64) {
-    metrics().messages_out[type_index(code)].inc();
+    metrics().messages_out.inc_by(code, 1);
 }
 
 /// Counts `n` messages of one type sent to clients (a fan-out).
 #[inline]
 pub fn messages_out(code: u64, n: u64) {
-    metrics().messages_out[type_index(code)].inc_by(n);
+    metrics().messages_out.inc_by(code, n);
+}
+
+/// Counts a call made on this node that ended with `error` (None: a RESULT).
+pub fn call_ended(error: Option<&str>) {
+    let outcome = call_outcome(error);
+    let m = metrics();
+    if let Some(i) = CALL_OUTCOMES.iter().position(|o| *o == outcome) {
+        m.call_counters[i].inc();
+    }
+}
+
+/// Counts a connection or HELLO refused before a session joined.
+pub fn session_refused(why: Refused) {
+    metrics().refused[why as usize].inc();
+}
+
+/// The OTLP Raft-proposal-latency instrument, while OTLP metrics are exported.
+static PROPOSAL_LATENCY_EXPORT: OnceLock<opentelemetry::metrics::Histogram<f64>> = OnceLock::new();
+
+/// Records every later Raft proposal latency into `instrument` as well.
+pub fn export_proposal_latency(instrument: opentelemetry::metrics::Histogram<f64>) {
+    PROPOSAL_LATENCY_EXPORT.set(instrument).ok();
+}
+
+/// Records a Raft proposal that took `secs` and failed for `failure` (one of
+/// [`PROPOSAL_FAILURES`]) if it did.
+pub fn raft_proposal(secs: f64, failure: Option<&'static str>) {
+    let m = metrics();
+    m.raft_proposal_latency.observe(secs);
+    if let Some(h) = PROPOSAL_LATENCY_EXPORT.get() {
+        h.record(secs, &[]);
+    }
+    if let Some(why) = failure {
+        m.raft_proposal_failures.get(&[("reason", why)]).inc();
+    }
 }
 
 /// The OTLP call-latency instrument, while OTLP metrics are exported.
@@ -486,6 +771,8 @@ pub struct LinkCounters {
     pub gaps: Counter,
     /// Frames the peer numbered that never arrived.
     pub frames_missed: Counter,
+    /// Times the link came up again after it broke.
+    pub reconnects: Counter,
 }
 
 /// Why a frame for a peer was not sent.
@@ -524,6 +811,7 @@ pub fn link(peer: u64) -> LinkCounters {
         dropped: DROP_REASONS.map(|why| m.link_frames_dropped.get(&[("peer", &peer), ("reason", why)])),
         gaps: m.link_gaps.get(&p),
         frames_missed: m.link_frames_missed.get(&p),
+        reconnects: m.link_reconnects.get(&p),
     }
 }
 
@@ -538,6 +826,50 @@ mod tests {
         assert_eq!(type_name(code::YIELD), "yield");
         assert_eq!(type_name(7), "other");
         assert_eq!(type_name(u64::MAX), "other");
+    }
+
+    #[test]
+    fn message_types_are_exposed_only_in_their_direction() {
+        let m = metrics();
+        let received: Vec<&str> = m.messages_in.counts().map(|(n, _)| n).collect();
+        let sent: Vec<&str> = m.messages_out.counts().map(|(n, _)| n).collect();
+        assert!(received.contains(&"call") && received.contains(&"yield") && received.contains(&"other"));
+        assert!(!received.contains(&"welcome") && !received.contains(&"event"));
+        assert!(sent.contains(&"event") && sent.contains(&"invocation"));
+        assert!(!sent.contains(&"call") && !sent.contains(&"hello") && !sent.contains(&"other"));
+        let before = m.messages_in.total();
+        message_in(code::WELCOME); // a client sending WELCOME: counted as "other"
+        assert!(m.messages_in.counts().any(|(n, c)| n == "other" && c >= 1));
+        assert!(m.messages_in.total() > before);
+        let text = m.render_prometheus();
+        assert!(!text.contains("junction_messages_sent_total{type=\"call\"}"), "{text}");
+        assert!(!text.contains("junction_messages_received_total{type=\"event\"}"), "{text}");
+    }
+
+    #[test]
+    fn calls_are_counted_by_outcome() {
+        assert_eq!(call_outcome(None), "result");
+        assert_eq!(call_outcome(Some("wamp.error.canceled")), "canceled");
+        assert_eq!(call_outcome(Some("wamp.error.timeout")), "timeout");
+        assert_eq!(call_outcome(Some("wamp.error.no_such_procedure")), "no_such_procedure");
+        assert_eq!(call_outcome(Some("wamp.error.no_available_callee")), "unavailable");
+        assert_eq!(call_outcome(Some("wamp.error.not_authorized")), "refused");
+        assert_eq!(call_outcome(Some("com.example.error.out_of_stock")), "error");
+        call_ended(Some("wamp.error.timeout"));
+        session_refused(Refused::Draining);
+        raft_proposal(0.002, Some("no_quorum"));
+        metrics().sample_process();
+        let text = metrics().render_prometheus();
+        for line in [
+            "junction_calls_total{outcome=\"timeout\"} ",
+            "junction_sessions_refused_total{reason=\"draining\"} ",
+            "junction_raft_proposal_failures_total{reason=\"no_quorum\"} ",
+            "# TYPE junction_raft_proposal_duration_seconds histogram",
+            "# TYPE process_cpu_seconds_total counter",
+            "process_resident_memory_bytes ",
+        ] {
+            assert!(text.contains(line), "{line:?} missing:\n{text}");
+        }
     }
 
     #[test]

@@ -48,6 +48,11 @@ pub struct Sample {
     pub raft: Option<RaftSample>,
     /// Data-path link state per peer node id: true when up (or not known broken).
     pub links: Vec<(u64, bool)>,
+    /// Calls made on this node in flight.
+    pub calls_in_flight: Option<usize>,
+    /// Per realm: registrations in the routing table, subscriptions (topics with
+    /// subscribers on any node).
+    pub routes: Vec<(String, usize, usize)>,
 }
 
 /// A running router as the operations layer sees it.

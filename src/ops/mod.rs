@@ -2,7 +2,8 @@
 //!
 //! - The metrics and spans themselves are recorded in [`crate::observe`], below the
 //!   router; here [`sampler`] fills the gauges read from the router (readiness,
-//!   drain, Raft, links) and [`otlp`] exports the metrics.
+//!   drain, Raft, links) and [`otlp`] exports the metrics; [`quiet`] keeps a
+//!   missing collector from flooding the log.
 //! - [`telemetry`]: the `tracing` subscriber (text/JSON logs with trace ids) and
 //!   the OTLP trace exporter of the [`crate::observe::spans`].
 //! - [`shutdown`]: the graceful shutdown's bounded steps and their total.
@@ -17,6 +18,7 @@
 pub mod admin;
 pub mod api;
 pub mod otlp;
+pub mod quiet;
 pub mod sampler;
 pub mod shutdown;
 pub mod telemetry;

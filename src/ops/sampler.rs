@@ -1,6 +1,7 @@
 //! Gauges that are sampled rather than updated as things happen: readiness, the
-//! drain flag, Raft state and link states, read from the router this process runs
-//! through its [`StatusSource`].
+//! drain flag, Raft state, link states, calls in flight and each realm's
+//! registrations and subscriptions, read from the router this process runs through
+//! its [`StatusSource`]; and the process's own memory, CPU time and file descriptors.
 //!
 //! [`attach`] hands the running router to the ops layer (the admin API reads it
 //! too). Sampling happens on demand: before each `/metrics` scrape and when the
@@ -61,6 +62,7 @@ pub fn maybe_refresh() {
 /// Samples the router's state into the gauges.
 pub fn refresh() {
     let m = metrics();
+    m.sample_process();
     let source = source();
     m.ready.set(i64::from(readiness_now(source.as_deref()).is_ok()));
     m.draining.set(i64::from(source.as_ref().is_some_and(|s| s.draining())));
@@ -71,5 +73,11 @@ pub fn refresh() {
     }
     for (peer, up) in sample.links {
         m.set_link_up(peer, up);
+    }
+    if let Some(n) = sample.calls_in_flight {
+        m.calls_in_flight.set(n as i64);
+    }
+    for (realm, registrations, subscriptions) in &sample.routes {
+        m.set_routes(realm, *registrations, *subscriptions);
     }
 }

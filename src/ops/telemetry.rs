@@ -11,8 +11,9 @@
 //! - neither when `OTEL_SDK_DISABLED=true`, or `OTEL_TRACES_EXPORTER` /
 //!   `OTEL_METRICS_EXPORTER` is `none`, or `[telemetry]` turns it off.
 //!
-//! The resource names the service (`service.name`, default `junction`, or
-//! `OTEL_SERVICE_NAME`) and the node (`service.instance.id`, `junction.node.id`).
+//! The resource names the service (`service.name`, `[telemetry] service_name`,
+//! default `junction`) and the node (`service.instance.id`, `junction.node.id`);
+//! `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` override any of them.
 //! [`shutdown`] flushes both exporters.
 
 use std::sync::{Mutex, OnceLock};
@@ -88,17 +89,28 @@ fn otlp_wanted(signal: &str) -> bool {
         && (env_on("OTEL_EXPORTER_OTLP_ENDPOINT") || env_on(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")))
 }
 
+/// The resource of both signals. Built-in values first — `service.name` from the
+/// configuration (default `junction`), `service.version`, `service.instance.id` and
+/// `junction.node.id` (this node's id), the SDK's `telemetry.sdk.*` — then
+/// `OTEL_RESOURCE_ATTRIBUTES` over them, then `OTEL_SERVICE_NAME` over everything:
+/// what the operator sets in the environment wins.
 fn resource(opts: &Options) -> Resource {
-    let mut b = Resource::builder();
-    if !env_on("OTEL_SERVICE_NAME") {
-        b = b.with_service_name(opts.service_name.clone());
+    use opentelemetry_sdk::resource::{EnvResourceDetector, TelemetryResourceDetector};
+    let mut b = Resource::builder_empty()
+        .with_service_name(opts.service_name.clone())
+        .with_attributes([
+            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            KeyValue::new("service.instance.id", opts.node.to_string()),
+            KeyValue::new("junction.node.id", opts.node as i64),
+        ])
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_detector(Box::new(EnvResourceDetector::new()));
+    if let Ok(name) = std::env::var("OTEL_SERVICE_NAME")
+        && !name.trim().is_empty()
+    {
+        b = b.with_service_name(name.trim().to_owned());
     }
-    b.with_attributes([
-        KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
-        KeyValue::new("service.instance.id", opts.node.to_string()),
-        KeyValue::new("junction.node.id", opts.node as i64),
-    ])
-    .build()
+    b.build()
 }
 
 /// An OTLP exporter that could not be built; the process runs on without it.
@@ -114,6 +126,7 @@ fn tracer_provider(opts: &Options, resource: Resource) -> Result<SdkTracerProvid
         .with_tonic()
         .build()
         .map_err(|e| ExporterError::Build { signal: "span", reason: e.to_string() })?;
+    let exporter = super::quiet::Quiet::new("traces", exporter);
     let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(opts.sample_ratio)));
     Ok(SdkTracerProvider::builder()
         .with_resource(resource)

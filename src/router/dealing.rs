@@ -173,6 +173,7 @@ impl Router {
                     if let Some(latency) = latency {
                         metrics::call_latency(latency.as_secs_f64());
                     }
+                    metrics::call_ended(error.as_deref());
                     spans::pending().end(spans::call_key(call.0), error.as_deref());
                 }
                 Action::ServedEnded { node, call, error } => {

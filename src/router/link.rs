@@ -46,7 +46,7 @@ impl LinkHandler for Router {
 /// Handles a message another node sent.
 fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
     match msg {
-        LinkMsg::Event { realm, topic, subscriptions, publication, details, audience, payload } => {
+        LinkMsg::Event { realm, topic, subscriptions, publication, mut details, audience, payload } => {
             if router.fenced() {
                 tracing::debug!(%topic, from = from.0, "fenced: event from another node dropped");
                 return;
@@ -56,14 +56,24 @@ fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
             let matches: Vec<(SubscriptionId, MatchPolicy)> = router.interest.read(&realm.name, |idx| {
                 subscriptions.iter().filter_map(|id| idx.get(*id).map(|s| (s.id, s.policy))).collect()
             });
-            let span = match details.get(crate::observe::spans::TRACEPARENT_KEY) {
-                Some(tp) if crate::observe::spans::enabled() => {
-                    crate::observe::spans::event_span(&realm.name, &topic, router.node.0, tp.as_str())
-                }
+            let span = match crate::observe::spans::Parent::of(&details) {
+                parent @ crate::observe::spans::Parent::Remote { .. } => crate::observe::spans::event_span(
+                    &realm.name,
+                    &topic,
+                    publication.0,
+                    router.node.0,
+                    parent,
+                ),
                 _ => tracing::Span::none(),
             };
+            // the subscribers here join the trace under the event span
+            if let Some(trace) = crate::observe::spans::trace_of(&span) {
+                details.extend(trace);
+            }
             let _entered = span.enter();
-            pubsub::deliver(&realm, &matches, &topic, publication, details, payload, &audience, None);
+            let delivered =
+                pubsub::deliver(&realm, &matches, &topic, publication, details, payload, &audience, None);
+            crate::observe::spans::set_recipients(&span, delivered);
         }
         LinkMsg::Invoke { realm, call, callee, registration, mut details, payload, start_within } => {
             if crate::observe::spans::enabled() && !router.dealing.lock().serves(from, call) {
@@ -112,8 +122,6 @@ fn invocation_span(
     details: &mut Dict,
 ) {
     use crate::observe::spans;
-    let parent =
-        details.get(spans::TRACEPARENT_KEY).and_then(crate::wamp::value::Value::as_str).map(str::to_owned);
     let procedure = details
         .get("procedure")
         .and_then(crate::wamp::value::Value::as_str)
@@ -126,10 +134,10 @@ fn invocation_span(
         procedure.as_deref().unwrap_or(""),
         callee.0,
         router.node.0,
-        parent.as_deref(),
+        spans::Parent::of(details),
     );
-    if let Some(tp) = spans::traceparent_of(&span) {
-        details.insert(spans::TRACEPARENT_KEY.into(), tp.into());
+    if let Some(trace) = spans::trace_of(&span) {
+        details.extend(trace);
     }
     spans::pending().insert((from.0, call.0), span);
 }

@@ -217,13 +217,20 @@ pub async fn publish(
     }
     let mut details = plan::disclosure(&m.options, &member_of(me));
     ppt::forward(&m.options, &mut details);
-    let client_tp = m.options.get(spans::TRACEPARENT_KEY).and_then(Value::as_str);
-    let span =
-        spans::publish_span(&realm.name, &m.topic, me.id.0, me.serializer.name(), router.node.0, client_tp);
+    let parent = spans::Parent::of(&m.options);
+    let span = spans::publish_span(
+        &realm.name,
+        &m.topic,
+        publication.0,
+        me.id.0,
+        me.serializer.name(),
+        router.node.0,
+        parent,
+    );
     // Subscribers (on every node) may join the trace: the publish span's context, or
     // the publisher's as given.
-    if let Some(tp) = spans::traceparent_of(&span).or_else(|| client_tp.map(str::to_owned)) {
-        details.insert(spans::TRACEPARENT_KEY.into(), tp.into());
+    if let Some(trace) = spans::propagated(&span, &m.options) {
+        details.extend(trace);
     }
     let retain = dict_bool(&m.options, "retain").then(|| super::retained::Publication {
         publication: publication.0,
@@ -291,7 +298,27 @@ pub fn route(router: &Router, realm: &Realm, p: Publication<'_>, payload: Payloa
             tracing::debug!(error = %e, "event not forwarded");
         }
     }
-    deliver(realm, &routes.local, p.topic, p.id, p.details, payload, p.audience, skip);
+    let mut details = p.details;
+    let traced = spans::enabled() && !routes.local.is_empty() && details.contains_key(spans::TRACEPARENT_KEY);
+    let span = if !traced {
+        tracing::Span::none()
+    } else {
+        // a child of the publish span (the current one, or the trace the details
+        // carry), handed to the local subscribers
+        let parent = if tracing::Span::current().is_disabled() {
+            spans::Parent::of(&details)
+        } else {
+            spans::Parent::None
+        };
+        let span = spans::event_span(&realm.name, p.topic, p.id.0, router.node.0, parent);
+        if let Some(trace) = spans::trace_of(&span) {
+            details.extend(trace);
+        }
+        span
+    };
+    let _entered = span.enter();
+    let delivered = deliver(realm, &routes.local, p.topic, p.id, details, payload, p.audience, skip);
+    spans::set_recipients(&span, delivered);
 }
 
 /// Publishes a meta event (`wamp.session.on_join` ...) from the router itself.
@@ -302,7 +329,8 @@ pub fn publish_meta(router: &Router, realm: &Realm, topic: &str, args: Vec<Value
 }
 
 /// Delivers a publication to this node's subscribers of the matching subscriptions
-/// (and to their event history), as the broker's fan-out plan says.
+/// (and to their event history), as the broker's fan-out plan says; returns how
+/// many sessions it was queued to.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn deliver(
     realm: &Realm,
@@ -313,7 +341,8 @@ pub(crate) fn deliver(
     payload: Payload,
     audience: &Audience,
     skip: Option<SessionId>,
-) {
+) -> u64 {
+    let mut delivered = 0;
     let fanout = Fanout { topic, details: &details, audience, skip };
     let mut msg =
         Message::Event(Event { subscription: SubscriptionId(0), publication, details: Dict::new(), payload });
@@ -333,9 +362,10 @@ pub(crate) fn deliver(
             event.details = planned.details;
         }
         if let Some(subscribers) = &subscribers {
-            execute(&msg, &planned.groups, subscribers);
+            delivered += execute(&msg, &planned.groups, subscribers);
         }
     }
+    delivered
 }
 
 /// A session as the broker's plan sees it.
@@ -352,8 +382,9 @@ fn members_of(subscribers: &[Arc<SessionHandle>]) -> Vec<Member<'_>> {
     subscribers.iter().map(|s| member_of(s)).collect()
 }
 
-/// Sends one event to the planned receivers, encoding it once per serializer group.
-fn execute(msg: &Message, groups: &[Group], subscribers: &[Arc<SessionHandle>]) {
+/// Sends one event to the planned receivers, encoding it once per serializer group;
+/// returns how many it was queued to.
+fn execute(msg: &Message, groups: &[Group], subscribers: &[Arc<SessionHandle>]) -> u64 {
     let (mut delivered, mut dropped) = (0u64, 0u64);
     for group in groups {
         let frame = Bytes::from(group.serializer.encode(msg));
@@ -371,6 +402,7 @@ fn execute(msg: &Message, groups: &[Group], subscribers: &[Arc<SessionHandle>]) 
     if dropped > 0 {
         crate::observe::metrics::events_dropped(dropped);
     }
+    delivered
 }
 
 /// Drops a leaving session from its subscriptions, releasing this node's interest

@@ -191,27 +191,30 @@ pub fn call(
         return Ok(());
     }
     let id = router.dealing.next_call_id();
-    let mut traceparent = None;
+    let mut trace = None;
     if !continued {
         // The callee may join the trace: the call span's context, or the client's as given.
         if spans::enabled() {
-            let parent = m.options.get(spans::TRACEPARENT_KEY).and_then(Value::as_str);
             let span = spans::call_span(
                 &realm.name,
                 &m.procedure,
                 me.id.0,
                 me.serializer.name(),
                 router.node.0,
-                parent,
+                spans::Parent::of(&m.options),
             );
             spans::pending().insert(spans::call_key(id.0), span);
-            traceparent = spans::pending().traceparent(spans::call_key(id.0)).map(Value::from);
+            trace = spans::pending().trace(spans::call_key(id.0));
         }
-        traceparent = traceparent
-            .or_else(|| m.options.get(spans::TRACEPARENT_KEY).filter(|v| v.as_str().is_some()).cloned());
+        trace = trace.or_else(|| spans::trace_given(&m.options));
     }
     let max_pending = router.config.limits.max_pending_calls;
-    router.deal_checked(|d, reg, now| d.handle_call(me.id, id, m, traceparent, max_pending, reg, now))
+    let dealt = router.deal_checked(|d, reg, now| d.handle_call(me.id, id, m, trace, max_pending, reg, now));
+    if dealt.is_err() {
+        // the session is aborted for it: no call to wait for
+        spans::pending().end(spans::call_key(id.0), Some(crate::wamp::errors::PROTOCOL_VIOLATION));
+    }
+    dealt
 }
 
 /// A CALL the router answers itself: an invalid URI, or the meta, admin or role API.

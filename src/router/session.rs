@@ -18,6 +18,7 @@ use crate::auth::roles::{Action, Asked};
 use crate::dealer;
 use crate::dict;
 use crate::ids::{SessionId, random_id};
+use crate::observe::metrics::{Refused, session_refused as refused};
 use crate::table::Command;
 use crate::wamp::codec::Serializer;
 use crate::wamp::message::{Abort, Authenticate, Goodbye, Hello, Message, Welcome, code};
@@ -105,6 +106,7 @@ impl Session {
     pub async fn handshake_timeout(&mut self) {
         let ms = self.router.config.limits.handshake_timeout_ms;
         tracing::info!(peer = ?self.peer, "WAMP handshake timed out");
+        refused(Refused::HandshakeTimeout);
         self.send(&Message::Abort(Abort {
             details: dict! { "message" => format!("no WELCOME within {ms} ms of connecting") },
             reason: limits::HANDSHAKE_TIMEOUT.into(),
@@ -176,6 +178,11 @@ impl Session {
             Ok(seat) => self.seat = Some(seat),
             Err(refusal) => {
                 tracing::info!(peer = ?self.peer, reason = refusal.uri(), "HELLO refused");
+                refused(match refusal {
+                    limits::Refusal::NodeFull(_) => Refused::MaxSessions,
+                    limits::Refusal::AddressFull(_) => Refused::MaxSessionsPerIp,
+                    limits::Refusal::RateLimited(_) => Refused::RateLimited,
+                });
                 self.send(&Message::Abort(Abort {
                     details: dict! { "message" => refusal.message() },
                     reason: refusal.uri().into(),
@@ -184,6 +191,7 @@ impl Session {
             }
         }
         let Some(realm) = self.router.realm(&hello.realm) else {
+            refused(Refused::NoSuchRealm);
             self.send(&Message::Abort(Abort {
                 details: dict! { "message" => format!("no realm {:?} on this router", hello.realm) },
                 reason: errors::NO_SUCH_REALM.into(),
@@ -207,6 +215,7 @@ impl Session {
             },
             Err(why) => {
                 tracing::error!(realm = %realm.name, error = %why, "realm authentication is misconfigured");
+                refused(Refused::AuthUnavailable);
                 self.send(&Message::Abort(Abort {
                     details: dict! { "message" => "authentication is not available on this realm" },
                     reason: auth::error::AUTHENTICATION_FAILED.into(),
@@ -261,6 +270,7 @@ impl Session {
                 }
                 auth::Step::Abort(e) => {
                     crate::observe::metrics::auth_failure(self.auth_method);
+                    refused(Refused::AuthFailed);
                     if let Some(seat) = self.seat.take() {
                         seat.failed(tokio::time::Instant::now());
                     }

@@ -5,13 +5,12 @@
 //! this node's links), and the [`Sample`] of Raft and link state that `ops` puts
 //! into the gauges.
 
-use prometheus_client::metrics::counter::Counter;
 use serde_json::{Value, json};
 
 use super::Router;
 use crate::ids::NodeId;
 use crate::observe::histogram::HistogramSnapshot;
-use crate::observe::metrics::{MESSAGE_TYPES, metrics};
+use crate::observe::metrics::{TypeCounters, metrics};
 use crate::observe::status::Sample;
 
 /// `GET /api/stats`, `junction.stats`: this node's counters since it started. A
@@ -23,17 +22,13 @@ use crate::observe::status::Sample;
 /// percentiles of an interval from two samples.
 pub fn stats(router: &Router) -> Value {
     let m = metrics();
-    let types = MESSAGE_TYPES.iter().map(|t| t.1).chain(std::iter::once("other"));
-    let by_type = |counters: &[Counter]| {
+    let by_type = |counters: &TypeCounters| {
         let mut out = serde_json::Map::new();
-        for (name, c) in types.clone().zip(counters) {
-            if c.get() > 0 {
-                out.insert(name.to_owned(), c.get().into());
-            }
+        for (name, n) in counters.counts().filter(|(_, n)| *n > 0) {
+            out.insert(name.to_owned(), n.into());
         }
         out
     };
-    let total = |counters: &[Counter]| -> u64 { counters.iter().map(|c| c.get()).sum() };
     let calls = m.call_latency.snapshot();
     let now_ms = super::now_ms();
     let started_ms = u64::try_from(m.start_time.get()).unwrap_or(0).saturating_mul(1000);
@@ -42,8 +37,8 @@ pub fn stats(router: &Router) -> Value {
         "time_ms": now_ms,
         "uptime_ms": now_ms.saturating_sub(started_ms),
         "sessions": router.session_count(),
-        "messages_in": total(&m.messages_in),
-        "messages_out": total(&m.messages_out),
+        "messages_in": m.messages_in.total(),
+        "messages_out": m.messages_out.total(),
         "messages_in_by_type": by_type(&m.messages_in),
         "messages_out_by_type": by_type(&m.messages_out),
         "calls_completed": calls.count,
@@ -98,10 +93,21 @@ pub fn percentile(h: &HistogramSnapshot, q: f64) -> Option<f64> {
     Some(lower)
 }
 
-/// The Raft view and link states of this node, for the sampled gauges.
+/// The Raft view and link states of this node, its calls in flight and the
+/// routes of each realm, for the sampled gauges.
 pub fn sample(router: &Router) -> Sample {
-    let Some(cluster) = router.replica.replicate() else { return Sample::default() };
-    cluster.sample(&|node| router.reachable(NodeId(node)))
+    let mut sample = match router.replica.replicate() {
+        Some(cluster) => cluster.sample(&|node| router.reachable(NodeId(node))),
+        None => Sample::default(),
+    };
+    sample.calls_in_flight = Some(router.dealing.lock().calls_in_flight());
+    for name in router.config.realms.iter().map(|r| r.name.as_str()) {
+        let registrations =
+            router.replica.read(|t| t.realm(name).map_or(0, |r| r.registrations.iter().count()));
+        let subscriptions = router.interest.read(name, |idx| idx.iter().count());
+        sample.routes.push((name.to_owned(), registrations, subscriptions));
+    }
+    sample
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ pub async fn spawn_tcp(
                 }
             };
             if router.draining() {
+                crate::observe::metrics::session_refused(crate::observe::metrics::Refused::Draining);
                 continue;
             }
             if let Err(e) = stream.set_nodelay(true) {
@@ -127,7 +128,10 @@ pub async fn spawn_unix(router: Arc<Router>, path: &Path) -> std::io::Result<()>
                     let accepted = super::Accepted::now(&router, None);
                     tokio::spawn(super::rawsocket::serve(router.clone(), stream, accepted));
                 }
-                Ok(_) => {} // draining: the connection is dropped
+                Ok(_) => {
+                    // draining: the connection is dropped
+                    crate::observe::metrics::session_refused(crate::observe::metrics::Refused::Draining);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -64,6 +64,7 @@ pub fn negotiate(header: Option<&str>) -> Option<Subprotocol> {
 }
 
 fn reject(status: StatusCode, why: &str) -> ErrorResponse {
+    crate::observe::metrics::session_refused(crate::observe::metrics::Refused::Upgrade);
     let mut r = ErrorResponse::new(Some(why.to_owned()));
     *r.status_mut() = status;
     r

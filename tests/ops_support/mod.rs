@@ -29,6 +29,12 @@ pub const REGISTER: u64 = 64;
 pub const REGISTERED: u64 = 65;
 pub const INVOCATION: u64 = 68;
 pub const YIELD: u64 = 70;
+pub const ERROR: u64 = 8;
+pub const PUBLISH: u64 = 16;
+pub const PUBLISHED: u64 = 17;
+pub const SUBSCRIBE: u64 = 32;
+pub const SUBSCRIBED: u64 = 33;
+pub const EVENT: u64 = 36;
 
 /// The admin token the tests give the router (`JUNCTION_ADMIN_TOKEN`).
 pub const ADMIN_TOKEN: &str = "ops-test-admin-token-4f1d9a";
@@ -74,6 +80,8 @@ impl Node {
             "JUNCTION_ADMIN_TOKEN_FILE",
             "JUNCTION_CONFIG",
             "RUST_LOG",
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "OTEL_SERVICE_NAME",
         ] {
             cmd.env_remove(var);
         }
@@ -296,8 +304,17 @@ pub struct Wamp {
 }
 
 impl Wamp {
-    /// Connects and joins `realm` with the caller and callee roles.
+    /// Connects and joins `realm` with the caller, callee, publisher and subscriber roles.
     pub async fn join(url: &str, realm: &str) -> Wamp {
+        match Wamp::try_join(url, realm).await {
+            Ok(w) => w,
+            Err(reply) => panic!("expected WELCOME, got {reply}"),
+        }
+    }
+
+    /// Connects and says HELLO to `realm`: the session, or the reply that was not
+    /// a WELCOME (an ABORT).
+    pub async fn try_join(url: &str, realm: &str) -> Result<Wamp, Value> {
         let mut req = url.into_client_request().expect("ws request");
         req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("wamp.2.json"));
         let (ws, _) = tokio::time::timeout(IO_TIMEOUT, tokio_tungstenite::connect_async(req))
@@ -305,11 +322,16 @@ impl Wamp {
             .expect("connect timeout")
             .expect("WebSocket connect");
         let mut w = Wamp { ws, next_request: 1, session: 0 };
-        w.send(json!([HELLO, realm, {"roles": {"caller": {}, "callee": {}}}])).await;
+        w.send(
+            json!([HELLO, realm, {"roles": {"caller": {}, "callee": {}, "publisher": {}, "subscriber": {}}}]),
+        )
+        .await;
         let welcome = w.recv().await;
-        assert_eq!(welcome[0], WELCOME, "expected WELCOME, got {welcome}");
+        if welcome[0] != WELCOME {
+            return Err(welcome);
+        }
         w.session = welcome[1].as_u64().expect("session id");
-        w
+        Ok(w)
     }
 
     /// Sends one message.
@@ -349,6 +371,21 @@ impl Wamp {
         let reply = self.recv().await;
         assert_eq!(reply[0], REGISTERED, "expected REGISTERED, got {reply}");
         reply[2].as_u64().expect("registration id")
+    }
+
+    /// Subscribes to `topic`; returns the subscription id.
+    pub async fn subscribe(&mut self, topic: &str) -> u64 {
+        let req = self.request();
+        self.send(json!([SUBSCRIBE, req, {}, topic])).await;
+        let reply = self.recv().await;
+        assert_eq!(reply[0], SUBSCRIBED, "expected SUBSCRIBED, got {reply}");
+        reply[2].as_u64().expect("subscription id")
+    }
+
+    /// Publishes to `topic` with `options` (add `acknowledge` to wait for PUBLISHED).
+    pub async fn publish(&mut self, topic: &str, options: Value, args: Value) {
+        let req = self.request();
+        self.send(json!([PUBLISH, req, options, topic, args])).await;
     }
 
     /// Calls `procedure` with `options`; returns the RESULT (or ERROR) message.

@@ -25,6 +25,9 @@ closed), and each time a client that stays within the limits is still served.
 """
 
 import asyncio
+import http.client
+import re
+from urllib.parse import urlparse
 
 import pytest
 
@@ -167,9 +170,29 @@ async def test_message_size_is_limited_per_transport(start_router, clients):
 
 # --- sessions per node and per address ------------------------------------------
 
+# the admin port, /metrics without a token: the refusals are counted there
+METRICS = "\n[admin]\nlisten = \"127.0.0.1:0\"\nmetrics_public = true\n"
+
+
+def metric(router, series):
+    """The value of one series (`name{labels}`) in the router's /metrics."""
+    u = urlparse(router.listeners["admin"])
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        r = conn.getresponse()
+        assert r.status == 200, r.status
+        text = r.read().decode()
+    finally:
+        conn.close()
+    m = re.search(r"^" + re.escape(series) + r" (\S+)$", text, re.M)
+    assert m, f"{series} not in /metrics:\n{text}"
+    return float(m.group(1))
+
+
 
 async def test_max_sessions_per_node(start_router, clients):
-    router = start_router(config="[limits]\nmax_sessions = 2\n")
+    router = start_router(config="[limits]\nmax_sessions = 2\n" + METRICS)
     a = await clients(router, "websocket")
     await a.join()
     b = await clients(router, "rawsocket", "cbor")
@@ -179,19 +202,21 @@ async def test_max_sessions_per_node(start_router, clients):
         await c.send([HELLO, "realm1", {"roles": wampraw.CLIENT_ROLES}])
         details = only_abort(await c.recv_until_closed(), TOO_MANY_SESSIONS)
         assert "at most 2 sessions" in details["message"], details
+    assert metric(router, 'junction_sessions_refused_total{reason="max_sessions"}') == 2
     await a.send([GOODBYE, {}, "wamp.close.normal"])
     assert (await a.recv())[0] == GOODBYE
     await still_serving(router, clients, "websocket")
 
 
 async def test_max_sessions_per_address(start_router, clients):
-    router = start_router(config="[limits]\nmax_sessions_per_ip = 2\n")
+    router = start_router(config="[limits]\nmax_sessions_per_ip = 2\n" + METRICS)
     for transport in ("websocket", "rawsocket"):
         await (await clients(router, transport)).join()
     c = await clients(router, "rawsocket")
     await c.send([HELLO, "realm1", {"roles": wampraw.CLIENT_ROLES}])
     details = only_abort(await c.recv_until_closed(), TOO_MANY_SESSIONS)
     assert "per client address" in details["message"], details
+    assert metric(router, 'junction_sessions_refused_total{reason="max_sessions_per_ip"}') == 1
     await still_serving(router, clients, "rawsocket", local_addr=OTHER_ADDRESS)
     await still_serving(router, clients, "websocket", local_addr=OTHER_ADDRESS)
 
@@ -200,7 +225,7 @@ async def test_max_sessions_per_address(start_router, clients):
 
 
 async def test_max_pending_calls(start_router, clients):
-    router = start_router(config="[limits]\nmax_pending_calls = 3\n")
+    router = start_router(config="[limits]\nmax_pending_calls = 3\n" + METRICS)
     callee = await clients(router, "rawsocket")
     await callee.join()
     reg = await callee.request([REGISTER, callee.request_id(), {}, "com.limits.slow"])
@@ -215,6 +240,8 @@ async def test_max_pending_calls(start_router, clients):
     refused = await caller.request([CALL, 4, {}, "com.limits.slow", [4]])
     assert refused[:3] == [ERROR, CALL, 4] and refused[4] == TOO_MANY_PENDING_CALLS, refused
     assert "at most 3 calls" in refused[5][0], refused
+    assert metric(router, "junction_calls_in_flight") == 3
+    assert metric(router, 'junction_calls_total{outcome="refused"}') == 1
 
     other = await clients(router, "rawsocket", "cbor")
     await other.join()
@@ -278,7 +305,7 @@ async def ticket_login(c, ticket):
 
 
 async def test_auth_failures_rate_limit_the_address(start_router, clients):
-    router = start_router(config=AUTH_LIMIT)
+    router = start_router(config=AUTH_LIMIT + METRICS)
     bystander = await clients(router, "rawsocket")
     await bystander.join()
     for i in range(3):
@@ -300,6 +327,8 @@ async def test_auth_failures_rate_limit_the_address(start_router, clients):
     assert (await ticket_login(other, "s3cret"))[0] == WELCOME, "other addresses still log in"
     reply = await bystander.request([CALL, bystander.request_id(), {}, "com.limits.nobody", []])
     assert reply[4] == "wamp.error.no_such_procedure", "sessions already joined are unaffected"
+    assert metric(router, 'junction_sessions_refused_total{reason="auth_failed"}') == 3
+    assert metric(router, 'junction_sessions_refused_total{reason="rate_limited"}') == 3
 
 
 # --- memory before and after WELCOME ----------------------------------------------

@@ -338,7 +338,7 @@ impl Dealer {
             options: r.options,
             payload: r.payload,
             tried: r.tried,
-            traceparent: r.traceparent,
+            trace: r.trace,
             exact_only: false,
             deadline: call.deadline(),
         };

@@ -85,8 +85,8 @@ pub(super) struct Reroute {
     pub payload: Payload,
     /// Callees already invoked, as (node, session).
     pub tried: Vec<(NodeId, SessionId)>,
-    /// The trace context the callee may join.
-    pub traceparent: Option<crate::wamp::value::Value>,
+    /// The trace context the callee may join (`_traceparent`, `_tracestate`).
+    pub trace: Option<crate::wamp::value::Dict>,
 }
 
 /// A call made on this node and not answered yet.

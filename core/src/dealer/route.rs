@@ -32,7 +32,7 @@ pub(super) struct Routing {
     pub(super) options: Dict,
     pub(super) payload: Payload,
     pub(super) tried: Vec<(NodeId, SessionId)>,
-    pub(super) traceparent: Option<Value>,
+    pub(super) trace: Option<Dict>,
     pub(super) exact_only: bool,
     /// When the call times out at the dealer, if it does: its invocation must not
     /// start on another node after that.
@@ -69,8 +69,9 @@ pub struct LinkInvoke {
 
 impl Dealer {
     /// CALL from a local session. `id` is a fresh call id (the runner allocates it, so
-    /// it can open the call's trace span first); `traceparent` is what the callee may
-    /// join the trace with. A CALL that reuses the request id of a progressive call
+    /// it can open the call's trace span first); `trace` is what the callee may
+    /// join the trace with (the `_traceparent` and `_tracestate` entries of its
+    /// INVOCATION.Details). A CALL that reuses the request id of a progressive call
     /// invocation in flight is its next chunk. A new call beyond `max_pending` calls
     /// in flight (0: no limit) is refused.
     #[allow(clippy::too_many_arguments)]
@@ -79,7 +80,7 @@ impl Dealer {
         session: SessionId,
         id: CallId,
         m: message::Call,
-        traceparent: Option<Value>,
+        trace: Option<Dict>,
         max_pending: usize,
         registry: &dyn Registry,
         now: Instant,
@@ -99,6 +100,8 @@ impl Dealer {
                 session,
                 error_message(code::CALL, m.request, errors::TOO_MANY_PENDING_CALLS, &why),
             ));
+            let error = Some(errors::TOO_MANY_PENDING_CALLS.to_owned());
+            out.push(Action::CallEnded { call: id, error, latency: None });
             return Ok(out);
         }
         let features = entry.peer.features;
@@ -117,7 +120,7 @@ impl Dealer {
             options: m.options,
             payload: m.payload,
             tried: Vec::new(),
-            traceparent,
+            trace,
             exact_only: false,
             deadline: timeout.map(|ms| now + Duration::from_millis(ms)),
         };
@@ -155,7 +158,7 @@ impl Dealer {
             options: Dict::new(),
             payload: Payload::args(args),
             tried: Vec::new(),
-            traceparent: None,
+            trace: None,
             exact_only: true,
             deadline: Some(now + timeout),
         };
@@ -236,8 +239,8 @@ impl Dealer {
             details.insert("progress".into(), true.into());
         }
         ppt::forward(&r.options, &mut details);
-        if let Some(tp) = &r.traceparent {
-            details.insert(crate::wamp::TRACEPARENT_KEY.into(), tp.clone());
+        if let Some(trace) = &r.trace {
+            details.extend(trace.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         let disclose = choice.callee.disclose_caller || dict_bool(&r.options, "disclose_me");
         if disclose {
@@ -293,7 +296,7 @@ impl Dealer {
                 options: r.options,
                 payload: r.payload,
                 tried,
-                traceparent: r.traceparent,
+                trace: r.trace,
             })
         });
         Ok(Dispatched { target, registration: choice.registration, disclose, reroute })

@@ -17,4 +17,8 @@ pub use message::Message;
 /// The WAMP option/details key carrying a W3C `traceparent` (CALL.Options,
 /// PUBLISH.Options, INVOCATION.Details, EVENT.Details).
 pub const TRACEPARENT_KEY: &str = "_traceparent";
+
+/// The WAMP option/details key carrying the W3C `tracestate` that goes with
+/// [`TRACEPARENT_KEY`], in the same places.
+pub const TRACESTATE_KEY: &str = "_tracestate";
 pub use value::{Dict, List, Value};

@@ -233,6 +233,7 @@ impl GrpcLinks {
                 epoch: self.epoch,
                 counters: counters.clone(),
                 redial: self.redial.waker(node),
+                was_connected: AtomicBool::new(false),
             };
             tokio::spawn(peer.run(rx, up.clone()));
             Arc::new(Peer { tx, next: parking_lot::Mutex::new(1), up, counters })
@@ -321,6 +322,8 @@ struct PeerTask {
     counters: LinkCounters,
     /// Notified when a stream from the peer opens: reconnect now.
     redial: Arc<tokio::sync::Notify>,
+    /// The link was up once: coming up again counts as a reconnect.
+    was_connected: AtomicBool,
 }
 
 enum Pump {
@@ -404,6 +407,9 @@ impl PeerTask {
             Err(e) => return Pump::Broken(e.to_string()),
         };
         up.store(true, Ordering::Relaxed);
+        if self.was_connected.swap(true, Ordering::Relaxed) {
+            self.counters.reconnects.inc();
+        }
         if let Some(handler) = self.handler.upgrade() {
             handler.link_up(self.node);
         }
