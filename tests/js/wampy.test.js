@@ -172,10 +172,12 @@ async function callWhenRoutable(caller, uri, payload, options) {
   }
 }
 
-// --- a raw JSON callee announcing call_canceling ----------------------------
-// Neither wampy nor Autobahn|JS announces callee.call_canceling, so 'kill' and
-// 'killnowait' (INTERRUPT to the callee) are tested against this one.
-class RawCallee {
+// --- a raw JSON peer --------------------------------------------------------
+// A callee announcing call_canceling: neither wampy nor Autobahn|JS announces
+// callee.call_canceling, so 'kill' and 'killnowait' (INTERRUPT to the callee)
+// are tested against this one. Also a publisher of retained events, which
+// wampy 8.0.2's publish() cannot send (it drops the `retain` option).
+class RawPeer {
   constructor(url) {
     this.url = url;
     this.inbox = new Queue();
@@ -189,7 +191,7 @@ class RawCallee {
       this.ws.once('open', resolve);
       this.ws.once('error', reject);
     }), WAIT_MS, 'raw callee open');
-    this.send([1, REALM, { roles: { callee: { features: { call_canceling: true } } } }]);
+    this.send([1, REALM, { roles: { callee: { features: { call_canceling: true } }, publisher: {} } }]);
     const welcome = await this.inbox.next();
     assert.equal(welcome[0], 2, `expected WELCOME, got ${JSON.stringify(welcome)}`);
     return this;
@@ -205,6 +207,13 @@ class RawCallee {
     const reg = await this.inbox.next();
     assert.deepEqual(reg.slice(0, 2), [65, id], `expected REGISTERED, got ${JSON.stringify(reg)}`);
     return reg[2];
+  }
+
+  async publish(topic, args, options) {
+    const id = this.nextId++;
+    this.send([16, id, { acknowledge: true, ...options }, topic, args]);
+    const ack = await this.inbox.next();
+    assert.deepEqual(ack.slice(0, 2), [17, id], `expected PUBLISHED, got ${JSON.stringify(ack)}`);
   }
 
   async expect(type, what) {
@@ -406,7 +415,7 @@ describe('wampy.js against one router', () => {
       }
 
       it('cancel mode kill: INTERRUPT to a callee with call_canceling, the caller gets its answer', async () => {
-        const raw = await new RawCallee(router.wsUrl).open();
+        const raw = await new RawPeer(router.wsUrl).open();
         rawPeers.push(raw);
         const caller = await session(ser);
         const uri = uniqueUri('com.example.wampy.kill');
@@ -432,7 +441,7 @@ describe('wampy.js against one router', () => {
       });
 
       it('cancel mode killnowait: canceled at once, INTERRUPT to the callee', async () => {
-        const raw = await new RawCallee(router.wsUrl).open();
+        const raw = await new RawPeer(router.wsUrl).open();
         rawPeers.push(raw);
         const caller = await session(ser);
         const uri = uniqueUri('com.example.wampy.killnowait');
@@ -475,6 +484,62 @@ describe('wampy.js against one router', () => {
         assert.deepEqual(e.argsList, ['p2']);
         assert.equal(e.details.topic, undefined);
         assert.deepEqual((await prefixEvents.next()).argsList, ['p2']);
+      });
+
+      it('retained event delivered on subscribe with get_retained', async () => {
+        const raw = await new RawPeer(router.wsUrl).open();
+        rawPeers.push(raw);
+        const topic = uniqueUri('com.example.wampy.retained');
+        await raw.publish(topic, ['kept', 1], { retain: true });
+        const sub = await session(ser);
+        const events = new Queue();
+        await sub.subscribe(topic, events.push, { get_retained: true });
+        const ev = await events.next();
+        assert.deepEqual(ev.argsList, ['kept', 1]);
+        assert.equal(ev.details.retained, true);
+        // a subscriber that does not ask gets only what is published later
+        const plain = await session(ser);
+        const later = new Queue();
+        await plain.subscribe(topic, later.push);
+        await raw.publish(topic, ['new']);
+        assert.deepEqual((await later.next()).argsList, ['new']);
+        assert.deepEqual((await events.next()).argsList, ['new']);
+      });
+
+      it('pattern registration: the callee sees the concrete procedure, the caller is disclosed', async () => {
+        const callee = await session(ser);
+        const caller = await session(ser);
+        const base = uniqueUri('com.example.wampy.patreg');
+        await callee.register(`${base}.pre`, ({ details }) => [details.procedure, String(details.caller)], { match: 'prefix' });
+        await callee.register(`${base}..end`, ({ details }) => [details.procedure], { match: 'wildcard' });
+        const res = await caller.call(`${base}.pre.x.y`, [], { disclose_me: true });
+        assert.deepEqual(res.argsList, [`${base}.pre.x.y`, String(caller.getSessionId())]);
+        assert.deepEqual((await caller.call(`${base}.mid.end`)).argsList, [`${base}.mid.end`]);
+        await expectCallError(caller.call(`${base}.mid.end.more`), 'wamp.error.no_such_procedure', 'no match');
+      });
+
+      it('binary payloads and large integers between serializers', async () => {
+        const pub = await session(ser);
+        const subs = {};
+        const queues = {};
+        const topic = uniqueUri('com.example.wampy.bin');
+        for (const other of SERIALIZERS) {
+          subs[other] = await session(other);
+          queues[other] = new Queue();
+          await subs[other].subscribe(topic, queues[other].push);
+        }
+        // JSON carries binary as "\0" + base64 (WAMP spec); wampy does not convert
+        const bin = ser === 'json' ? '\u0000AAEC/w==' : Buffer.from([0, 1, 2, 255]);
+        await pub.publish(topic, [bin, 2 ** 53 - 1, -(2 ** 40), 1.5, 'ü']);
+        for (const other of SERIALIZERS) {
+          const ev = await queues[other].next();
+          const [b, ...rest] = ev.argsList;
+          if (other === 'json') assert.equal(b, '\u0000AAEC/w==', `binary to ${other}`);
+          else assert.deepEqual(Buffer.from(b), Buffer.from([0, 1, 2, 255]), `binary to ${other}`);
+          // msgpackr reads 64-bit integers as BigInt
+          assert.deepEqual(rest.map((v) => (typeof v === 'bigint' ? Number(v) : v)), [2 ** 53 - 1, -(2 ** 40), 1.5, 'ü'],
+            `numbers to ${other}`);
+        }
       });
 
       it('shared registration: roundrobin across two wampy callees, other policy refused', async () => {
@@ -544,7 +609,7 @@ describe('wampy.js against one router', () => {
       });
 
       it('call timeout: INTERRUPT to a callee with call_canceling', async () => {
-        const raw = await new RawCallee(router.wsUrl).open();
+        const raw = await new RawPeer(router.wsUrl).open();
         rawPeers.push(raw);
         const caller = await session(ser);
         const uri = uniqueUri('com.example.wampy.timeoutkill');
