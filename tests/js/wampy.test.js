@@ -25,6 +25,11 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { pathToFileURL } = require('node:url');
+const nacl = require('tweetnacl');
 const WebSocket = require('ws');
 const { Wampy } = require('wampy');
 const { JsonSerializer } = require('wampy/JsonSerializer.js');
@@ -77,13 +82,13 @@ class RecordingSerializer {
 
 // Open a wampy session; `features` adds role features to its HELLO
 // ({callee: {progressive_call_invocations: true}}).
-async function open(url, serializer, { features, recordingSerializer } = {}) {
+async function open(url, serializer, { features, recordingSerializer, realm = REALM, auth = {} } = {}) {
   const ser = recordingSerializer || makeSerializer(serializer);
-  const w = new Wampy(url, { realm: REALM, ws: WebSocket, serializer: ser, autoReconnect: false });
+  const w = new Wampy(url, { realm, ws: WebSocket, serializer: ser, autoReconnect: false, ...auth });
   if (features) {
     for (const [role, f] of Object.entries(features)) Object.assign(w._wamp_features.roles[role].features, f);
   }
-  await withTimeout(w.connect(), WAIT_MS, `wampy ${serializer} connect`);
+  w.welcome = await withTimeout(w.connect(), WAIT_MS, `wampy ${serializer} connect`);
   return w;
 }
 
@@ -773,6 +778,103 @@ describe('wampy.js across two cluster nodes', () => {
         let ev;
         do ev = await prefixed.next(); while (ev.argsList[0] !== 'last');
         assert.equal(ev.details.topic, `${base}.p.x.y`);
+      });
+    });
+  }
+});
+
+// Authentication with wampy's own helpers (wampy/wampcra, wampy/cryptosign)
+// against static principals.
+describe('wampy.js authentication', () => {
+  let router;
+  let dir;
+  let cra;
+  const cryptosign = require('wampy/cryptosign.js');
+  const seed = 'a1'.repeat(32); // the Ed25519 private key (seed) of "device-01"
+  const pubkey = Buffer.from(nacl.sign.keyPair.fromSeed(Buffer.from(seed, 'hex')).publicKey).toString('hex');
+  const sessions = [];
+
+  before(async () => {
+    // wampy 8.0.2 maps require('wampy/wampcra.js') to an ES module (.mjs with
+    // top-level await), which require() cannot load on Node 20: import it
+    cra = await import(pathToFileURL(require.resolve('wampy/wampcra.js')).href);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'junction-js-auth-'));
+    const config = path.join(dir, 'junction.toml');
+    fs.writeFileSync(config, [
+      '[[realms]]', 'name = "secure"',
+      '[realms.auth.ticket.principals.joe]', 'role = "user"', 'ticket = "secret123"',
+      '[realms.auth.wampcra.principals.peter]', 'role = "operator"', 'secret = "prq7+YkJ1/KlW1X0YczMHw=="',
+      // PBKDF2-SHA256("secret", "salt123", 100 iterations, 32 bytes), base64
+      '[realms.auth.wampcra.principals.salty]', 'role = "user"',
+      'secret = "EX1Y3Q9BMM2oGLxsGqDgFeuqtPMf7Wz8Lh6PotZ62ho="', 'salt = "salt123"', 'iterations = 100', 'keylen = 32',
+      '[realms.auth.cryptosign.principals."device-01"]', 'role = "device"', `authorized_keys = ["${pubkey}"]`, '',
+    ].join('\n'));
+    router = await startRouter(['--config', config]);
+  });
+
+  after(async () => {
+    await closeAll(sessions);
+    if (router) await router.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const join = async (ser, auth) => {
+    const w = await open(router.wsUrl, ser, { realm: 'secure', auth });
+    sessions.push(w);
+    return w;
+  };
+  const refused = async (ser, auth) => {
+    const w = new Wampy(router.wsUrl, { realm: 'secure', ws: WebSocket, serializer: makeSerializer(ser), autoReconnect: false, ...auth });
+    const r = await withTimeout(settle(w.connect()), WAIT_MS, 'refused connect');
+    assert.equal(r.ok, false, 'the session was welcomed');
+    return r.error;
+  };
+
+  for (const ser of SERIALIZERS) {
+    describe(ser, () => {
+      it('ticket', async () => {
+        const w = await join(ser, { authid: 'joe', authmethods: ['ticket'], onChallenge: () => 'secret123' });
+        assert.equal(w.welcome.authid, 'joe');
+        assert.equal(w.welcome.authrole, 'user');
+        assert.equal(w.welcome.authmethod, 'ticket');
+        const e = await refused(ser, { authid: 'joe', authmethods: ['ticket'], onChallenge: () => 'wrong' });
+        assert.equal(e.errorUri, 'wamp.error.authentication_denied');
+      });
+
+      it('wampcra, plain and salted secrets', async () => {
+        const peter = await join(ser, { authid: 'peter', authmethods: ['wampcra'], onChallenge: cra.sign('prq7+YkJ1/KlW1X0YczMHw==') });
+        assert.equal(peter.welcome.authid, 'peter');
+        assert.equal(peter.welcome.authrole, 'operator');
+        assert.equal(peter.welcome.authmethod, 'wampcra');
+        // the salt, iterations and keylen come in the CHALLENGE; sign() derives the key
+        const salty = await join(ser, {
+          authid: 'salty', authmethods: ['wampcra'], authMode: 'auto', authPlugins: { wampcra: cra.sign('secret') },
+        });
+        assert.equal(salty.welcome.authid, 'salty');
+        assert.equal(salty.welcome.authrole, 'user');
+        const e = await refused(ser, { authid: 'salty', authmethods: ['wampcra'], onChallenge: cra.sign('not-it') });
+        assert.equal(e.errorUri, 'wamp.error.authentication_denied');
+      });
+
+      it('cryptosign', async () => {
+        const w = await join(ser, {
+          authid: 'device-01', authmethods: ['cryptosign'], authextra: { pubkey }, onChallenge: cryptosign.sign(seed),
+        });
+        assert.equal(w.welcome.authid, 'device-01');
+        assert.equal(w.welcome.authrole, 'device');
+        assert.equal(w.welcome.authmethod, 'cryptosign');
+        // the session works: an RPC round trip in the authenticated realm
+        const uri = uniqueUri('com.example.wampy.auth');
+        await w.register(uri, ({ argsList }) => argsList);
+        assert.deepEqual((await w.call(uri, ['signed'])).argsList, ['signed']);
+        const other = nacl.sign.keyPair.fromSeed(Buffer.alloc(32, 7));
+        const e = await refused(ser, {
+          authid: 'device-01', authmethods: ['cryptosign'],
+          authextra: { pubkey: Buffer.from(other.publicKey).toString('hex') },
+          onChallenge: cryptosign.sign(Buffer.from(other.secretKey.slice(0, 32)).toString('hex')),
+        });
+        // a key the principal does not have is refused at HELLO
+        assert.equal(e.errorUri, 'wamp.error.authentication_denied');
       });
     });
   }
