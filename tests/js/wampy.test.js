@@ -14,6 +14,12 @@
 //   when the callee announces the feature (patched in here, as an application
 //   can), and CANCEL of any mode towards a wampy callee is 'skip' (no
 //   INTERRUPT, which wampy would answer with a protocol-violation ABORT).
+//   A wampy callee runs its handler once per INVOCATION of a progressive call
+//   and YIELDs what it returns, so it must answer each intermediate chunk with
+//   a progressive result ({options: {progress: true}}) or end the call early.
+// - publish() drops its `retain` option (wampy 8.0.2), and the package maps
+//   require('wampy/wampcra.js') to an ES module Node 20's require() cannot
+//   load: worked around below.
 // - It runs no timer of its own for CALL.Options.timeout: the dealer does.
 // - Ids above 2^32 (session and subscription ids; registration ids count
 //   from 1): msgpackr decodes them as BigInt and encodes them back as uint64,
