@@ -754,6 +754,28 @@ describe('wampy.js across two cluster nodes', () => {
         await assertCalleeAlive(caller, `${base}.ping`);
       });
 
+      it('shared registration roundrobin with callees on both nodes', async () => {
+        const a = await session(1, ser);
+        const b = await session(2, ser);
+        const caller = await session(1, ser);
+        const uri = uniqueUri('com.example.wampy.cluster.shared');
+        await a.register(uri, () => ['node1'], { invoke: 'roundrobin' });
+        await b.register(uri, () => ['node2'], { invoke: 'roundrobin' });
+        // until node 1 has applied node 2's registration, only node 1's callee
+        // is known there: call until node 2's answers
+        const deadline = Date.now() + WAIT_MS;
+        while ((await caller.call(uri)).argsList[0] !== 'node2') {
+          assert.ok(Date.now() < deadline, "node 1 never routed to node 2's callee");
+        }
+        const order = [];
+        for (let i = 0; i < 6; i += 1) order.push((await caller.call(uri)).argsList[0]);
+        for (let i = 1; i < order.length; i += 1) assert.notEqual(order[i], order[i - 1], `not alternating: ${order}`);
+        const c = await session(2, ser);
+        const r = await settle(c.register(uri, () => ['c'], { invoke: 'last' }));
+        assert.equal(r.ok, false, 'REGISTER with another invoke policy was accepted');
+        assert.equal(r.error.errorUri, 'wamp.error.procedure_exists_with_different_invocation_policy');
+      });
+
       it('subscriber on node 2, publisher on node 1', async () => {
         const sub = await session(2, ser);
         const pub = await session(1, ser);
