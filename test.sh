@@ -6,7 +6,7 @@
 #   3. Browser tests (headless Chromium: tests/python/test_browser.py, test_console.py) with Debian's
 #      chromium and npm playwright-core + autobahn-browser in target/browser; skipped,
 #      with the reason, when those cannot be installed
-#   4. Node interop tests (Autobahn|JS, tests/js) with packages in target/node
+#   4. Node interop tests (Autobahn|JS, wampy.js, tests/js) with packages in target/node
 #   5. Deployment validation (tests/deploy: Dockerfile, compose, deploy/) in target/deployenv
 # Dependencies are (re)installed only when their pinned lists change. Exits
 # non-zero if anything fails; every suite runs even if an earlier one failed.
@@ -123,7 +123,7 @@ else
     fi
 fi
 
-# --- Node (Autobahn|JS) -----------------------------------------------------
+# --- Node (Autobahn|JS, wampy.js) -------------------------------------------
 step "node packages (target/node)"
 mkdir -p target/node
 node_hash=$(hash_of tests/js/package.json tests/js/package-lock.json)

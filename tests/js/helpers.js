@@ -1,10 +1,14 @@
-// Shared helpers for the Autobahn|JS interop tests: start a Junction router
-// on port 0 (addresses read from its stdout until "ready"), open Autobahn|JS
-// sessions over WebSocket with the JSON or MessagePack serializer, and close
-// everything again. Not a test file itself.
+// Shared helpers for the Node interop tests: start a Junction router on port 0
+// (addresses read from its stdout until "ready") or a small cluster, open
+// Autobahn|JS sessions over WebSocket with the JSON or MessagePack serializer,
+// and close everything again. Not a test file itself.
 'use strict';
 
 const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
+const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 const autobahn = require('autobahn');
@@ -27,8 +31,13 @@ function withTimeout(promise, ms, what) {
 }
 
 // Start `junction --ws 127.0.0.1:0 --rawsocket 127.0.0.1:0 [...extraArgs]`.
-async function startRouter(extraArgs = []) {
-  const args = ['--ws', '127.0.0.1:0', '--rawsocket', '127.0.0.1:0', ...extraArgs];
+function startRouter(extraArgs = []) {
+  return spawnRouter(['--ws', '127.0.0.1:0', '--rawsocket', '127.0.0.1:0', ...extraArgs]);
+}
+
+// Spawn `junction ...args`, read its `listening KIND ADDR` lines until `ready`.
+// Resolves {proc, wsUrl, listeners, stderr(), alive(), stop()}.
+async function spawnRouter(args) {
   const proc = spawn(junctionBin(), args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr.on('data', (d) => {
@@ -59,6 +68,7 @@ async function startRouter(extraArgs = []) {
   return {
     proc,
     wsUrl: listeners.websocket,
+    listeners,
     stderr: () => stderr,
     alive: () => proc.exitCode === null && proc.signalCode === null,
     async stop() {
@@ -72,6 +82,88 @@ async function startRouter(extraArgs = []) {
       }
     },
   };
+}
+
+// A free TCP port on 127.0.0.1 (bound to port 0, then released).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// GET url; resolves the HTTP status (0 when the request failed).
+function httpStatus(url) {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+  });
+}
+
+// Poll the node's admin /readyz until it answers 200 (joined the cluster,
+// caught up, serving clients).
+async function waitReady(node, ms = READY_TIMEOUT_MS) {
+  const deadline = Date.now() + ms;
+  let last = 0;
+  while (Date.now() < deadline) {
+    last = await httpStatus(`${node.listeners.admin}/readyz`);
+    if (last === 200) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`node not ready within ${ms} ms (/readyz ${last}); stderr:\n${node.stderr()}`);
+}
+
+// An n-node cluster on 127.0.0.1 with in-memory Raft state (`ephemeral =
+// true`), as tests/python/cluster_helpers.py configures one: node 1
+// bootstraps, the others join through it (started once node 1 is ready).
+// Client and admin listeners use port 0; the gRPC ports are picked free here.
+// Resolves when every node's /readyz is 200: {nodes: [node1, ...], stop()}.
+async function startCluster(n = 2) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'junction-js-cluster-'));
+  const grpc = [];
+  for (let i = 0; i < n; i += 1) grpc.push(`127.0.0.1:${await freePort()}`);
+  const config = (i) => {
+    const peers = grpc.filter((_, j) => j !== i).map((a) => `"${a}"`).join(', ');
+    return [
+      '[websocket]', 'listen = "127.0.0.1:0"',
+      '[rawsocket]', 'listen = "127.0.0.1:0"',
+      '[admin]', 'listen = "127.0.0.1:0"',
+      '[cluster]', `node_id = ${i + 1}`, `listen = "${grpc[i]}"`, `peers = [${peers}]`,
+      `bootstrap = ${i === 0}`, 'ephemeral = true', '',
+    ].join('\n');
+  };
+  const start = (i) => {
+    const file = path.join(dir, `node${i + 1}.toml`);
+    fs.writeFileSync(file, config(i));
+    return spawnRouter(['--config', file]);
+  };
+  const nodes = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    nodes.push(await start(0));
+    await waitReady(nodes[0]);
+    const rest = await Promise.allSettled(Array.from({ length: n - 1 }, (_, k) => start(k + 1)));
+    for (const r of rest) if (r.status === 'fulfilled') nodes.push(r.value);
+    const failed = rest.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    await Promise.all(nodes.map((node) => waitReady(node)));
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { nodes, stop };
 }
 
 function makeSerializer(name) {
@@ -146,4 +238,4 @@ async function closeAll(conns) {
   }
 }
 
-module.exports = { autobahn, startRouter, connect, uniqueUri, Sink, closeAll, withTimeout };
+module.exports = { autobahn, startRouter, startCluster, spawnRouter, connect, uniqueUri, Sink, closeAll, withTimeout };
