@@ -368,6 +368,54 @@ async def test_progressive_yields_to_xconn_caller_give_final_result_only(xc, com
     assert (await wait(caller.call("wamp.session.count"))).args[0] >= 1
 
 
+async def test_call_timeout_skips_featureless_callee(xc, combo, unique):
+    """CALL.Options.timeout: the caller gets wamp.error.timeout. xconn's callee
+    announces no call_canceling (and cannot take an INTERRUPT: its reader would
+    stop on the unknown message), so the router must leave it alone and drop
+    its late answer; the callee keeps working."""
+    proc = unique()
+    callee = await xc.connect()
+    caller = await xc.connect(combo=other_combo(combo))
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def handler(inv):
+        if inv.args[0] == "slow":
+            started.set()
+            await release.wait()
+            return Result(args=["late"])
+        return Result(args=["fast"])
+
+    await wait(callee.register(proc, handler))
+    with pytest.raises(ApplicationError) as exc:
+        await wait(caller.call(proc, ["slow"], options={"timeout": 150}))
+    assert exc.value.message == "wamp.error.timeout"
+    await wait(started.wait())  # the callee was invoked
+    release.set()  # the late YIELD goes to the router, which drops it
+    assert (await wait(caller.call(proc, ["quick"]))).args == ["fast"]
+    assert (await wait(callee.call(proc, ["quick"]))).args == ["fast"]
+
+
+async def test_autobahn_callee_error_with_kwargs_reaches_xconn_caller(xc, combo, unique, wamp):
+    """xconn cannot raise an error with kwargs itself, but takes one: an Autobahn
+    callee's ERROR with args and kwargs reaches it whole."""
+    from autobahn.wamp.exception import ApplicationError as AutobahnError
+
+    proc = unique()
+    callee = await wamp.session(combo=other_combo(combo))
+
+    def fail(*args, **kwargs):
+        raise AutobahnError("com.example.error.invalid", "bad", 3, field="name", allowed=["a", "b"])
+
+    await callee.register(fail, proc)
+    caller = await xc.connect()
+    with pytest.raises(ApplicationError) as exc:
+        await wait(caller.call(proc, [1]))
+    assert exc.value.message == "com.example.error.invalid"
+    assert list(exc.value.args) == ["bad", 3]
+    assert_same(exc.value.kwargs, {"field": "name", "allowed": ["a", "b"]})
+
+
 async def test_caller_disclosure(xc, combo, unique):
     proc = unique()
     callee = await xc.connect()
@@ -571,6 +619,27 @@ async def test_publisher_disclosure_and_wildcard_subscription(xc, combo):
     assert (ev.details.get("publisher"), ev.details.get("publisher_authid")) == (d.session_id, d.authid)
     ev = await wait(events.get())
     assert ev.args == [8] and "publisher" not in ev.details, ev.details
+
+
+async def test_retained_event_and_eligible(xc, combo, unique):
+    topic = unique()
+    pub_s = await xc.connect(combo=other_combo(combo))
+    await wait(pub_s.publish(topic, ["kept"], {"v": 1}, {"acknowledge": True, "retain": True}))
+    a, b = await xc.connect(), await xc.connect()
+    on_a, events_a = event_queue()
+    on_b, events_b = event_queue()
+    # get_retained: the new subscriber gets the retained event at once
+    await wait(a.subscribe(topic, on_a, {"get_retained": True}))
+    ev = await wait(events_a.get())
+    assert (ev.args, ev.kwargs, ev.details.get("retained")) == (["kept"], {"v": 1}, True)
+    await wait(b.subscribe(topic, on_b))
+    assert events_b.empty()  # no get_retained, no retained event
+    # eligible: only b gets this one; then one for both as a marker
+    await wait(pub_s.publish(topic, ["for b"], options={"acknowledge": True,
+                                                         "eligible": [details_of(b).session_id]}))
+    await wait(pub_s.publish(topic, ["for all"], options={"acknowledge": True}))
+    assert [(await wait(events_b.get())).args[0] for _ in range(2)] == ["for b", "for all"]
+    assert (await wait(events_a.get())).args == ["for all"]
 
 
 async def test_unsubscribe(xc, combo, unique):
@@ -803,6 +872,47 @@ async def test_anonymous_refused_in_authenticated_realm(auth_router, combo):
         assert exc.value.message.startswith("wamp.error.")
     finally:
         await x.close()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rawsocket"])
+async def test_connect_helpers(auth_router, router, transport):
+    """xconn's module-level helpers (CBOR by default): connect_anonymous, and
+    connect_ticket / connect_wampcra / connect_cryptosign, async and blocking."""
+    from xconn import async_client, client
+
+    combo = next(c for c in ALL_COMBOS if c.transport == transport and c.serializer == "cbor")
+    url, secure_url = url_of(router, combo), url_of(auth_router, combo)
+    opened = []
+    try:
+        anon = await wait(async_client.connect_anonymous(url, "realm1"))
+        opened.append(anon)
+        assert details_of(anon).authrole == "anonymous"
+        for s, authid in [
+            (await wait(async_client.connect_ticket(secure_url, "secure", "joe", "secret123")), "joe"),
+            (await wait(async_client.connect_wampcra(secure_url, "secure", "peter", "prq7+YkJ1/KlW1X0YczMHw==")),
+             "peter"),
+            (await wait(async_client.connect_cryptosign(secure_url, "secure", "device-01", CS_PRIVATE)), "device-01"),
+        ]:
+            opened.append(s)
+            assert (details_of(s).realm, details_of(s).authid) == ("secure", authid)
+        for s in opened:
+            await wait(s.leave())
+            assert s._goodbye_request.done() and s._goodbye_request.exception() is None
+    finally:
+        for s in opened:
+            s.wait_task.cancel()
+
+    def blocking():
+        sessions = []
+        try:
+            sessions.append(client.connect_anonymous(url, "realm1"))
+            sessions.append(client.connect_ticket(secure_url, "secure", "joe", "secret123"))
+            return [(details_of(s).realm, details_of(s).authrole) for s in sessions]
+        finally:
+            for s in sessions:
+                _force_close_sync(s)
+
+    assert await wait(asyncio.to_thread(blocking)) == [("realm1", "anonymous"), ("secure", "user")]
 
 
 # --------------------------------------------------------------------------
