@@ -71,7 +71,7 @@ py_hash=$( { cat tests/python/requirements.txt; "$PY" -c 'import sys; print(sys.
 if [ "$(cat target/pyenv/.requirements.sha256 2>/dev/null || true)" != "$py_hash" ]; then
     "$PY" -m pip install -q -r tests/python/requirements.txt
     # the suite needs the MessagePack and CBOR serializers
-    "$PY" -c 'import autobahn, msgpack, cbor2, pytest_asyncio, pytest_timeout; from autobahn.wamp.serializer import MsgPackSerializer, CBORSerializer, JsonSerializer; import autobahn.wamp.cryptosign, nacl, argon2, passlib'
+    "$PY" -c 'import autobahn, msgpack, cbor2, pytest_asyncio, pytest_timeout; from autobahn.wamp.serializer import MsgPackSerializer, CBORSerializer, JsonSerializer; import autobahn.wamp.cryptosign, nacl, argon2, passlib; import xconn, wampproto'
     echo "$py_hash" > target/pyenv/.requirements.sha256
 else
     echo "up to date"
