@@ -37,6 +37,9 @@ pub enum Value {
     Dict(Dict),
 }
 
+/// The largest integer a float64 holds exactly (2^53).
+const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
+
 impl Value {
     /// Roughly the bytes this value takes in memory, with everything it owns.
     pub fn memory_size(&self) -> usize {
@@ -57,6 +60,10 @@ impl Value {
         match *self {
             Value::Int(i) if i >= 0 => Some(i as u64),
             Value::UInt(u) => Some(u),
+            // cbor-x (wampy.js) sends every number above 2^32 as a float64, ids
+            // included: an integral float up to 2^53 (where floats stop being exact)
+            // is that integer
+            Value::Float(f) if f >= 0.0 && f <= MAX_EXACT_FLOAT && f.fract() == 0.0 => Some(f as u64),
             _ => None,
         }
     }

@@ -297,6 +297,18 @@ mod tests {
     }
 
     #[test]
+    fn cbor_x_float_ids_read_as_integers() {
+        // cbor-x (wampy.js) sends ids above 2^32 as float64: UNSUBSCRIBE 2 for subscription
+        // 626477088666828 as 83 18 22 02 fb 43 01 ce 38 82 a3 a6 60
+        let m = Serializer::Cbor.decode(&hex("83182202fb4301ce3882a3a660")).expect("decodes");
+        let crate::wamp::message::Message::Unsubscribe(u) = m else { panic!("{m:?}") };
+        assert_eq!(u.subscription.0, 626_477_088_666_828);
+        // a fractional or negative float is still not an id
+        assert!(Serializer::Cbor.decode(&hex("83182202fb3ff8000000000000")).is_err());
+        assert!(Serializer::Cbor.decode(&hex("83182202fbc000000000000000")).is_err());
+    }
+
+    #[test]
     fn spec_vectors_decode() {
         for (h, want) in SPEC_CBOR.iter().zip(spec_messages()) {
             assert_eq!(Serializer::Cbor.decode(&hex(h)).ok(), Some(want), "{h}");
