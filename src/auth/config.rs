@@ -25,6 +25,22 @@
 //! role = "user"
 //! ticket = "pbkdf2:sha256:100000:SALT_B64:HASH_B64"  # or plain text, or "$argon2id$..."
 //!
+//! # Tickets that are JWTs (see `auth::jwt`); other tickets go to the principals above.
+//! [realms.auth.ticket.jwt]
+//! jwks_file = "/etc/junction/jwks.json"  # re-read when its content changes
+//! issuer = "https://idp.example.com/"    # optional: `iss` must equal it
+//! audience = "junction"                  # optional: `aud` must contain it
+//! authid_claim = "sub"                   # default "sub"; dotted paths reach into objects
+//! authrole_claim = "role"                # optional; a string or a list of strings
+//! default_role = "user"                  # optional: when the token has no role claim
+//! allowed_roles = ["user", "admin"]      # optional: the only roles a token may get
+//! leeway_s = 60                          # clock skew tolerated on exp and nbf
+//! require_exp = true                     # refuse tokens without exp
+//! [[realms.auth.ticket.jwt.keys]]        # static keys, besides or instead of jwks_file
+//! alg = "EdDSA"                          # RS256..RS512, PS256..PS512, ES256, ES384, EdDSA
+//! kid = "k1"                             # optional
+//! pem_file = "/etc/junction/jwt-k1.pem"  # or pem = "-----BEGIN PUBLIC KEY-----..."
+//!
 //! [realms.auth.wampcra.principals.peter]
 //! role = "user"
 //! secret = { env = "PETER_SECRET" }   # any secret: "inline", { env = "VAR" }, { file = "path" }
@@ -65,6 +81,7 @@
 //! `principals` are mutually exclusive. `Debug` output never shows a secret.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -94,6 +111,10 @@ pub enum AuthConfigError {
     /// A SCRAM principal's credential is invalid.
     #[error("scram.principals.{authid}: {source}")]
     Scram { authid: String, source: CredentialError },
+    /// `ticket.jwt` is inconsistent, or its keys cannot be read or parsed (the
+    /// message names the key and file, never key material).
+    #[error("ticket.jwt{key}: {message}")]
+    Jwt { key: String, message: String },
 }
 
 /// Which kind of transport a client came in on.
@@ -264,6 +285,72 @@ pub struct TicketConfig {
     /// Static principals by authid.
     #[serde(default)]
     pub principals: BTreeMap<String, TicketPrincipal>,
+    /// Tickets that are JSON Web Tokens, verified against public keys
+    /// (`[realms.auth.ticket.jwt]`); a ticket that is not a JWT is checked against
+    /// `principals` (or given to `authenticator`).
+    #[serde(default)]
+    pub jwt: Option<JwtConfig>,
+}
+
+/// JWT tickets: where the verification keys are, which claims are checked and how
+/// they map to authid and authrole. See [`super::jwt`].
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// A JSON Web Key Set file (`{"keys": [...]}`); re-read when its content changes.
+    pub jwks_file: Option<PathBuf>,
+    /// Static public keys, besides or instead of `jwks_file`.
+    #[serde(default)]
+    pub keys: Vec<JwtKeyConfig>,
+    /// The required `iss` claim; unset: not checked.
+    pub issuer: Option<String>,
+    /// The audience that the `aud` claim (a string or a list) must contain; unset:
+    /// not checked.
+    pub audience: Option<String>,
+    /// The claim that becomes the authid (a dotted path reaches into objects).
+    #[serde(default = "default_authid_claim")]
+    pub authid_claim: String,
+    /// The claim that holds the authrole: a string, or a list of strings of which
+    /// the first one in `allowed_roles` (or the first one) is taken.
+    pub authrole_claim: Option<String>,
+    /// The authrole when the token has no `authrole_claim`.
+    pub default_role: Option<String>,
+    /// If not empty, the only authroles a token may map to.
+    #[serde(default)]
+    pub allowed_roles: Vec<String>,
+    /// Seconds of clock skew tolerated on `exp` and `nbf`.
+    #[serde(default = "default_leeway_s")]
+    pub leeway_s: u64,
+    /// Refuse tokens without an `exp` claim.
+    #[serde(default = "default_true")]
+    pub require_exp: bool,
+}
+
+fn default_authid_claim() -> String {
+    "sub".into()
+}
+
+fn default_leeway_s() -> u64 {
+    60
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A static JWT verification key (`[[realms.auth.ticket.jwt.keys]]`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKeyConfig {
+    /// The algorithm tokens signed with this key use: `RS256`, `RS384`, `RS512`,
+    /// `PS256`, `PS384`, `PS512`, `ES256`, `ES384` or `EdDSA`.
+    pub alg: String,
+    /// The key id (`kid` in the token's header); unset: tried for tokens without one.
+    pub kid: Option<String>,
+    /// The public key, PEM (`-----BEGIN PUBLIC KEY-----`), inline...
+    pub pem: Option<String>,
+    /// ...or in a file, re-read when its content changes.
+    pub pem_file: Option<PathBuf>,
 }
 
 /// A static ticket principal.

@@ -109,6 +109,17 @@ impl Authenticator {
         m
     }
 
+    /// Re-reads the JWT key files of the ticket method if their content changed
+    /// ([`super::jwt::Jwt::refresh`]); `None` without JWT tickets.
+    pub fn refresh_jwt_keys(&self) -> Option<super::jwt::Refresh> {
+        Some(self.ticket.as_ref()?.jwt()?.refresh())
+    }
+
+    /// The JWT key files of the ticket method (empty without JWT tickets).
+    pub fn jwt_key_files(&self) -> Vec<std::path::PathBuf> {
+        self.ticket.as_ref().and_then(|t| t.jwt()).map(|j| j.key_files()).unwrap_or_default()
+    }
+
     /// Starts authenticating a HELLO. The client's `authmethods` are tried in its
     /// order; no `authmethods` means `["anonymous"]`.
     pub fn hello(&self, hello: &HelloAuth, ctx: Context) -> Step {
@@ -255,7 +266,7 @@ impl Pending {
         }
         let Pending { state, ctx, timeout_ms, .. } = self;
         let next = match state {
-            State::Ticket(p) => map(p.authenticate(msg, &ctx), State::Ticket),
+            State::Ticket(p) => map(p.authenticate(msg, &ctx, now_ms), State::Ticket),
             State::WampCra(p) => map(p.authenticate(msg, &ctx), State::WampCra),
             State::Cryptosign(p) => map(p.authenticate(msg, &ctx), State::Cryptosign),
             State::Scram(p) => map(p.authenticate(msg, &ctx), State::Scram),

@@ -5,7 +5,8 @@
 //! [`cryptosign`] (Ed25519, `tls-unique`/`tls-exporter` channel binding, router
 //! authentication) and [`scram`] (`wamp-scram` and Crossbar's `scram`, Argon2id and
 //! PBKDF2). Any of them except anonymous can be decided by a [`dynamic`]
-//! authenticator procedure instead of static principals. The configuration is in
+//! authenticator procedure instead of static principals; ticket also takes JSON Web
+//! Tokens ([`jwt`]). The configuration is in
 //! [`config`] (TOML shape documented there).
 //!
 //! # Driving a handshake
@@ -41,6 +42,7 @@ pub mod dynamic;
 pub mod encoding;
 pub mod error;
 mod flow;
+pub mod jwt;
 pub mod principal;
 pub use junction_core::roles;
 pub mod scram;

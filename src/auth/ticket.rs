@@ -5,14 +5,21 @@
 //! Flow: HELLO (`authid` required with static principals) → CHALLENGE `ticket`, `{}`
 //! → AUTHENTICATE with the ticket as signature → WELCOME or ABORT. With a dynamic
 //! authenticator the ticket is handed to it after AUTHENTICATE.
+//!
+//! With `[realms.auth.ticket.jwt]` a ticket that is a JSON Web Token is verified as
+//! one ([`super::jwt`]): the token's claims give the authid and authrole, and HELLO
+//! needs no authid (if it has one, it must be the token's). Any other ticket goes
+//! to the static principals or the dynamic authenticator as before.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::config::{AuthConfigError, TicketConfig};
 use super::dynamic::{self, AuthenticatorReply};
 use super::encoding::{hex_encode, random_bytes};
 use super::error::AuthError;
 use super::flow::{Availability, Next};
+use super::jwt::{self, Jwt};
 use super::principal::{Context, HelloAuth, Principal};
 use super::secret::StoredTicket;
 use crate::wamp::message::Authenticate;
@@ -26,6 +33,7 @@ pub const METHOD: &str = "ticket";
 pub(crate) struct Method {
     pub(crate) availability: Availability,
     source: Source,
+    jwt: Option<Arc<Jwt>>,
 }
 
 #[derive(Debug)]
@@ -45,8 +53,11 @@ pub(crate) struct Entry {
 pub(crate) enum Pending {
     /// CHALLENGE sent; the stored ticket to compare with.
     Verify { authid: String, entry: Entry },
-    /// CHALLENGE sent; the authenticator will judge the ticket.
-    AwaitTicket { procedure: String, authid: Option<String>, authextra: Dict },
+    /// CHALLENGE sent; a JWT is verified, any other ticket compared with the static
+    /// principal named in HELLO, if there is one.
+    Token { authid: Option<String>, fallback: Option<Entry>, jwt: Arc<Jwt> },
+    /// CHALLENGE sent; the authenticator will judge the ticket (a JWT, the verifier).
+    AwaitTicket { procedure: String, authid: Option<String>, authextra: Dict, jwt: Option<Arc<Jwt>> },
     /// The authenticator was called with the ticket.
     AwaitReply { authid: Option<String> },
 }
@@ -69,12 +80,27 @@ impl Method {
                 Source::Static(map)
             }
         };
-        Ok(Method { availability: Availability::new(&cfg.transports, cfg.tls_only), source })
+        let jwt = cfg.jwt.as_ref().map(Jwt::new).transpose()?.map(Arc::new);
+        Ok(Method { availability: Availability::new(&cfg.transports, cfg.tls_only), source, jwt })
+    }
+
+    /// The JWT verifier, when JWT tickets are configured.
+    pub(crate) fn jwt(&self) -> Option<&Jwt> {
+        self.jwt.as_deref()
     }
 
     pub(crate) fn hello(&self, hello: &HelloAuth, _ctx: &Context) -> Next<Pending> {
-        match &self.source {
-            Source::Static(principals) => {
+        match (&self.source, &self.jwt) {
+            // Any client may hold a token: no authid is required, none is unknown.
+            (Source::Static(principals), Some(jwt)) => Next::Challenge(
+                Dict::new(),
+                Pending::Token {
+                    authid: hello.authid.clone(),
+                    fallback: hello.authid.as_deref().and_then(|a| principals.get(a)).cloned(),
+                    jwt: jwt.clone(),
+                },
+            ),
+            (Source::Static(principals), None) => {
                 let Some(authid) = hello.authid.as_deref() else {
                     return Next::Skip(AuthError::NoSuchPrincipal(
                         "ticket authentication requires an authid".into(),
@@ -88,12 +114,13 @@ impl Method {
                     None => Next::Skip(AuthError::no_principal(authid)),
                 }
             }
-            Source::Dynamic(procedure) => Next::Challenge(
+            (Source::Dynamic(procedure), _) => Next::Challenge(
                 Dict::new(),
                 Pending::AwaitTicket {
                     procedure: procedure.clone(),
                     authid: hello.authid.clone(),
                     authextra: hello.authextra.clone(),
+                    jwt: self.jwt.clone(),
                 },
             ),
         }
@@ -111,8 +138,19 @@ impl Method {
 }
 
 impl Pending {
-    pub(crate) fn authenticate(self, msg: &Authenticate, ctx: &Context) -> Next<Pending> {
+    pub(crate) fn authenticate(self, msg: &Authenticate, ctx: &Context, now_ms: u64) -> Next<Pending> {
+        let is_jwt = || jwt::looks_like_jwt(&msg.signature);
         match self {
+            Pending::Token { authid, jwt, .. } if is_jwt() => token(&jwt, authid, &msg.signature, now_ms),
+            Pending::Token { authid: Some(authid), fallback: Some(entry), .. } => {
+                Pending::Verify { authid, entry }.authenticate(msg, ctx, now_ms)
+            }
+            // Not a token, and no principal to compare it with: the answer a wrong
+            // ticket gets, so authids cannot be probed.
+            Pending::Token { .. } => Next::Abort(AuthError::denied("invalid ticket")),
+            Pending::AwaitTicket { authid, jwt: Some(jwt), .. } if is_jwt() => {
+                token(&jwt, authid, &msg.signature, now_ms)
+            }
             Pending::Verify { authid, entry } => {
                 if entry.ticket.verify(&msg.signature) {
                     Next::Welcome(principal(authid, entry.role, "static", Dict::new()))
@@ -120,7 +158,7 @@ impl Pending {
                     Next::Abort(AuthError::denied("invalid ticket"))
                 }
             }
-            Pending::AwaitTicket { procedure, authid, authextra } => {
+            Pending::AwaitTicket { procedure, authid, authextra, .. } => {
                 let call = dynamic::call(
                     &procedure,
                     ctx,
@@ -149,6 +187,17 @@ impl Pending {
             Ok(p) => Next::Welcome(p),
             Err(e) => Next::Abort(e),
         }
+    }
+}
+
+/// Verifies a JWT ticket; the authid HELLO named, if any, must be the token's.
+fn token(jwt: &Jwt, hello_authid: Option<String>, ticket: &str, now_ms: u64) -> Next<Pending> {
+    match jwt.verify(ticket, now_ms) {
+        Ok(id) if hello_authid.as_deref().is_some_and(|a| a != id.authid) => {
+            Next::Abort(AuthError::denied("invalid token: the authid in HELLO is not the token's"))
+        }
+        Ok(id) => Next::Welcome(principal(id.authid, id.authrole, "jwt", Dict::new())),
+        Err(e) => Next::Abort(e),
     }
 }
 

@@ -4,13 +4,16 @@
 //! file with the start flags, validates it, and applies what can change without a
 //! restart ([`Router::reload`]: realms' authentication and roles; `[log] level`);
 //! what else changed is reported as needing a restart; a broken file changes
-//! nothing and is logged with the reason.
+//! nothing and is logged with the reason. JWT key files (`[realms.auth.ticket.jwt]`)
+//! are watched the same way, each on its own: a changed one replaces its realm's
+//! keys without a reload of the configuration.
 
 use std::path::PathBuf;
 use std::sync::Weak;
 use std::time::Duration;
 
 use super::{Reloaded, Router};
+use crate::auth::jwt::Refresh;
 
 /// How often the file's content is compared with what was last loaded.
 pub const WATCH_EVERY: Duration = Duration::from_secs(2);
@@ -41,7 +44,26 @@ pub fn reload(router: &Router) -> Result<Reloaded, ReloadError> {
     Ok(r)
 }
 
-/// Reloads on SIGHUP and whenever `path`'s content changes, until the router is gone.
+/// Re-reads the realms' JWT key files (`[realms.auth.ticket.jwt]`) whose content
+/// changed; a file that turned bad is logged and the keys in use stay.
+pub fn refresh_jwt_keys(router: &Router) {
+    for realm in router.realms() {
+        let auth = realm.auth();
+        let Ok(Some(a)) = auth.as_ref() else { continue };
+        match a.refresh_jwt_keys() {
+            None | Some(Refresh::Unchanged) => {}
+            Some(Refresh::Reloaded(keys)) => {
+                tracing::info!(realm = %realm.name, keys, files = ?a.jwt_key_files(), "JWT keys reloaded");
+            }
+            Some(Refresh::Failed(why)) => {
+                tracing::error!(realm = %realm.name, error = %why, "JWT keys not reloaded; the keys in use stay");
+            }
+        }
+    }
+}
+
+/// Reloads on SIGHUP and whenever `path`'s content changes, until the router is gone;
+/// re-reads changed JWT key files at the same pace.
 pub async fn watch(router: Weak<Router>, path: PathBuf) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -57,6 +79,8 @@ pub async fn watch(router: Weak<Router>, path: PathBuf) {
         let why = tokio::select! {
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
             _ = tick.tick() => {
+                let Some(r) = router.upgrade() else { return };
+                refresh_jwt_keys(&r);
                 let now = std::fs::read(&path).ok();
                 if now.is_none() || now == seen {
                     continue;
