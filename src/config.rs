@@ -65,6 +65,7 @@ use serde::Deserialize;
 
 pub mod cluster;
 pub mod history;
+pub mod webhook;
 
 pub use cluster::ClusterConfig;
 pub use history::HistoryConfig;
@@ -525,6 +526,9 @@ pub struct Config {
     /// Cluster membership and Raft; absent = a one-node cluster.
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// HTTP services taking part as subscribers or callees (`[[webhooks]]`).
+    #[serde(default)]
+    pub webhooks: Vec<webhook::WebhookConfig>,
 }
 
 impl Default for Config {
@@ -544,6 +548,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             telemetry: TelemetryConfig::default(),
             cluster: ClusterConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -667,6 +672,10 @@ impl Config {
             }),
         );
         section("rawsocket", parse_listen("rawsocket.listen", &self.rawsocket.listen).map(|_| ()));
+        let realms: Vec<String> = self.realms.iter().map(|r| r.name.clone()).collect();
+        for (i, w) in self.webhooks.iter().enumerate() {
+            section(&format!("webhooks[{i}]"), w.validate(&realms).map_err(ConfigError::Invalid));
+        }
         section(
             "telemetry",
             if (0.0..=1.0).contains(&self.telemetry.sample_ratio) {

@@ -213,6 +213,7 @@ async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) 
             .await
             .map_err(|e| format!("cannot listen on Unix socket {}: {e}", path.display()))?;
     }
+    junction::transport::webhook::start(&router, &cfg.webhooks);
     router.set_listeners_up(true);
     println!("ready");
     tracing::info!(agent = junction::router::AGENT, realms = cfg.realms.len(), "router ready");

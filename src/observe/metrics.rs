@@ -278,6 +278,9 @@ pub struct Metrics {
     pub raft_proposal_failures: Labeled<Counter>,
     /// Times the data-path link to a peer came up again after it broke, by peer.
     pub link_reconnects: Labeled<Counter>,
+    /// Events of subscriber webhooks, by webhook and outcome (delivered, dropped
+    /// from a full queue, failed after the retries).
+    pub webhook_events: Labeled<Counter>,
     /// Resident set size of this process, bytes (sampled).
     pub process_rss: Gauge,
     /// User and system CPU time of this process, seconds (sampled).
@@ -358,6 +361,7 @@ impl Metrics {
             raft_proposal_latency: LatencyHistogram::default(),
             raft_proposal_failures,
             link_reconnects: Labeled::default(),
+            webhook_events: Labeled::default(),
             process_rss: Gauge::default(),
             process_cpu: Counter::default(),
             process_open_fds: Gauge::default(),
@@ -526,6 +530,11 @@ impl Metrics {
             "junction_link_reconnects",
             "Times the data-path link to a peer came up again after it broke",
             m.link_reconnects.clone(),
+        );
+        r.register(
+            "junction_webhook_events",
+            "Events of subscriber webhooks, by outcome: delivered, dropped (queue full), failed (retries spent)",
+            m.webhook_events.clone(),
         );
         r.register("process_resident_memory_bytes", "Resident memory size, bytes", m.process_rss.clone());
         r.register("process_cpu_seconds", "User and system CPU time spent, seconds", m.process_cpu.clone());
@@ -796,6 +805,11 @@ impl LinkCounters {
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().map(Counter::get).sum()
     }
+}
+
+/// Counts one event of subscriber webhook `webhook` by `outcome`.
+pub fn webhook_event(webhook: &str, outcome: &'static str) {
+    metrics().webhook_events.get(&[("webhook", webhook), ("outcome", outcome)]).inc();
 }
 
 /// The counters of the link to `peer`.

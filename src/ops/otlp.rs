@@ -233,7 +233,8 @@ fn register(meter: &Meter) {
         "By",
         m.link_bytes_received.clone(),
     );
-    let frames: [(&'static str, &'static str, &Labeled<Counter>); 6] = [
+    let frames: [(&'static str, &'static str, &Labeled<Counter>); 7] = [
+        ("junction.webhook.events", "Events of subscriber webhooks, by outcome", &m.webhook_events),
         (
             "junction.link.reconnects",
             "Times the link to a peer came up again after it broke",

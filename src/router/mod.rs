@@ -169,6 +169,7 @@ impl Router {
             ("[admin]", cfg.admin != self.config.admin),
             ("[telemetry]", cfg.telemetry != self.config.telemetry),
             ("[cluster]", cfg.cluster != self.config.cluster),
+            ("[[webhooks]]", cfg.webhooks != self.config.webhooks),
             ("[log] json", cfg.log.json != self.config.log.json),
         ];
         for (name, changed) in sections {

@@ -3,10 +3,12 @@
 //! the router queued in the session's outbox go out, in batches.
 
 pub mod batch;
+pub mod http_client;
 pub mod listener;
 pub mod origin;
 pub mod rawsocket;
 pub mod tls;
+pub mod webhook;
 pub mod websocket;
 pub mod ws_guard;
 

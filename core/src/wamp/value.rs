@@ -63,7 +63,7 @@ impl Value {
             // cbor-x (wampy.js) sends every number above 2^32 as a float64, ids
             // included: an integral float up to 2^53 (where floats stop being exact)
             // is that integer
-            Value::Float(f) if f >= 0.0 && f <= MAX_EXACT_FLOAT && f.fract() == 0.0 => Some(f as u64),
+            Value::Float(f) if (0.0..=MAX_EXACT_FLOAT).contains(&f) && f.fract() == 0.0 => Some(f as u64),
             _ => None,
         }
     }
