@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth_work;
 pub mod authorize;
+pub mod bridge;
 pub mod dealing;
 pub mod drain;
 pub mod guard;

@@ -3,6 +3,7 @@
 //! the router queued in the session's outbox go out, in batches.
 
 pub mod batch;
+pub mod bridge;
 pub mod listener;
 pub mod origin;
 pub mod rawsocket;
