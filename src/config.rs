@@ -912,6 +912,30 @@ mod tests {
     }
 
     #[test]
+    fn the_bridge_is_off_by_default_and_its_section_is_checked() {
+        let c = Config::from_toml("").expect("valid");
+        assert_eq!(c.bridge_addr(), None);
+        assert_eq!(c.bridge.path, "/bridge");
+        assert_eq!(c.bridge_realm(), Some("realm1"));
+        let c = Config::from_toml(
+            "[bridge]\nlisten = \"127.0.0.1:0\"\n[[bridge.keys]]\nkey = \"k\"\nsecret = \"s\"\nrole = \"r\"\n",
+        )
+        .expect("valid");
+        assert!(c.bridge_addr().is_some());
+        for bad in [
+            "[bridge]\npath = \"bridge\"\n",
+            "[bridge]\nrealm = \"nowhere\"\n",
+            "[bridge]\nrate = 0.0\n",
+            "[bridge]\nmax_body = 0\n",
+            "[[bridge.keys]]\nkey = \"k\"\nsecret = \"s\"\nrole = \"\"\n",
+            "[[bridge.keys]]\nkey = \"k\"\nsecret = { env = \"JUNCTION_TEST_UNSET_BRIDGE_SECRET\" }\nrole = \"r\"\n",
+        ] {
+            let problems = Config::parse_toml(bad).expect("parses").problems();
+            assert!(problems.iter().any(|(key, _)| key == "bridge"), "{bad}: {problems:?}");
+        }
+    }
+
+    #[test]
     fn full_file_parses() {
         let c = Config::from_toml(
             "[[realms]]\nname = \"a\"\nuri_check = \"strict\"\n[websocket]\nlisten = \"\"\n\

@@ -171,6 +171,7 @@ impl Router {
             ("[telemetry]", cfg.telemetry != self.config.telemetry),
             ("[cluster]", cfg.cluster != self.config.cluster),
             ("[log] json", cfg.log.json != self.config.log.json),
+            ("[bridge]", cfg.bridge != self.config.bridge),
         ];
         for (name, changed) in sections {
             if changed {

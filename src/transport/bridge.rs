@@ -58,6 +58,11 @@ pub const RATE_LIMITED: &str = "junction.bridge.rate_limited";
 /// The body is not the JSON document the route expects.
 pub const BAD_REQUEST: &str = "junction.bridge.bad_request";
 
+/// No route at this path.
+pub const NO_SUCH_ROUTE: &str = "junction.bridge.no_such_route";
+/// The node is draining: new requests go to another node.
+pub const DRAINING: &str = "junction.bridge.draining";
+
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Client addresses the rate limiter remembers before it forgets the idle ones.
@@ -168,12 +173,16 @@ pub async fn start(
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("listening bridge {scheme}://{local}{path}");
-    let app = app(state);
+    let app = app(state.clone());
+    let mut stop = state.router.shutdown_signal();
+    let stopped = async move {
+        stop.wait_for(|down| *down).await.ok();
+    };
     match tls {
         None => {
             let service = app.into_make_service_with_connect_info::<Peer>();
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, service).await {
+                if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(stopped).await {
                     tracing::warn!(error = %e, "bridge stopped");
                 }
             });
@@ -182,7 +191,7 @@ pub async fn start(
             let listener = TlsListener::new(listener, tls).map_err(|e| e.to_string())?;
             let service = app.into_make_service_with_connect_info::<Peer>();
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, service).await {
+                if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(stopped).await {
                     tracing::warn!(error = %e, "bridge stopped");
                 }
             });
@@ -197,7 +206,7 @@ fn app(state: Arc<Bridge>) -> axum::Router {
         .route(&format!("{path}/publish"), post(publish))
         .route(&format!("{path}/call"), post(call))
         .route(&format!("{path}/openapi.json"), get(openapi_route))
-        .fallback(|| async { refusal(StatusCode::NOT_FOUND, BAD_REQUEST, "no such route") })
+        .fallback(|| async { refusal(StatusCode::NOT_FOUND, NO_SUCH_ROUTE, "no such route") })
         .with_state(state)
 }
 
@@ -354,6 +363,9 @@ impl Bridge {
         peer: Peer,
         req: Request,
     ) -> Result<(Identity, serde_json::Map<String, serde_json::Value>), Response> {
+        if self.router.draining() {
+            return Err(refusal(StatusCode::SERVICE_UNAVAILABLE, DRAINING, "the node is shutting down"));
+        }
         if !self.admit(peer.0.ip(), Instant::now()) {
             return Err(refusal(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -546,6 +558,7 @@ pub fn openapi(path: &str) -> serde_json::Value {
             ("413", "the body is larger than bridge.max_body (junction.bridge.body_too_large)"),
             ("429", "too many requests from this address (junction.bridge.rate_limited)"),
             ("500", "another error of the router"),
+            ("503", "the node is draining (junction.bridge.draining), or no callee is available"),
         ] {
             r[code] = answer(what, &error);
         }

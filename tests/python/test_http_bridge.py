@@ -337,3 +337,49 @@ async def test_rate_limit_per_client_address(cluster, unique):
     assert statuses[:3] == [202, 202, 202], statuses
     assert statuses[3:] == [429, 429], statuses
     assert doc["error"] == "junction.bridge.rate_limited"
+
+
+def test_https_bridge_with_anonymous_role(start_router, tmp_path):
+    """[bridge.tls]: the bridge serves HTTPS; with anonymous_role a request without
+    credentials is that role (authorized as it: the role may only call here)."""
+    from tls_certs import CA
+
+    ca = CA(tmp_path / "pki")
+    server = ca.issue("127.0.0.1", "server")
+    r = start_router(config=f"""
+[[realms]]
+name = "open"
+[[realms.roles]]
+name = "guest"
+[[realms.roles.permissions]]
+uri = "com.open."
+match = "prefix"
+call = true
+
+[bridge]
+listen = "127.0.0.1:0"
+anonymous_role = "guest"
+path = "/api/wamp"
+[bridge.tls]
+cert = "{server.cert}"
+key = "{server.key}"
+""")
+    url = r.listeners["bridge"]
+    assert url.startswith("https://") and url.endswith("/api/wamp"), url
+    ctx = ca.client_context()
+
+    def send(route, body):
+        req = urllib.request.Request(f"{url}/{route}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    status, doc = send("call", {"procedure": "com.open.nobody_home"})
+    assert status == 404 and doc["error"] == "wamp.error.no_such_procedure", doc
+    status, doc = send("publish", {"topic": "com.open.news", "options": {"acknowledge": True}})
+    assert status == 403 and doc["error"] == "wamp.error.not_authorized", doc
+    with urllib.request.urlopen(f"{url}/openapi.json", timeout=10, context=ctx) as resp:
+        assert f"{r.listeners['bridge'].split('/', 3)[3]}" in json.dumps(json.loads(resp.read())["paths"])
