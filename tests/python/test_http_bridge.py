@@ -196,6 +196,18 @@ async def test_call_is_served_by_a_callee_on_another_node(cluster, unique):
     status, doc = await post(cluster[1], "call", {"procedure": proc, "args": [2, 3], "kwargs": {"scale": 10}})
     assert status == 200, doc
     assert doc == {"args": [50], "kwargs": {"note": "sum"}}
+
+    # binary travels as in WAMP's JSON serializer: "\u0000" + base64, both ways
+    def echo(blob):
+        assert blob == b"\x00\xffbin"
+        return blob + b"!"
+
+    await callee.register(echo, proc + ".echo")
+    await cluster.sync()
+    arg = "\u0000" + base64.b64encode(b"\x00\xffbin").decode()
+    status, doc = await post(cluster[1], "call", {"procedure": proc + ".echo", "args": [arg]})
+    assert status == 200, doc
+    assert doc["args"] == ["\u0000" + base64.b64encode(b"\x00\xffbin!").decode()]
     callee.leave()
 
 
