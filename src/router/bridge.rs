@@ -138,3 +138,83 @@ async fn request(
         }
     }
 }
+
+/// How long the realm's dynamic authenticator may take to judge a ticket.
+const AUTHENTICATOR_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Logs `authid` in with `ticket` by the realm's ticket method, as a WAMP session's
+/// HELLO and AUTHENTICATE would: static principals (plain or hashed tickets, checked
+/// on the authentication threads) or the realm's dynamic ticket authenticator. The
+/// bridge counts as a WebSocket transport for the method's `transports`, and as TLS
+/// when it serves HTTPS (`tls_only`). The identity, or why not.
+pub async fn ticket_login(
+    router: &Arc<Router>,
+    realm: &str,
+    authid: &str,
+    ticket: &str,
+    tls: bool,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Identity, String> {
+    use crate::auth::{self, Step};
+    let realm = router.realm(realm).ok_or("no such realm")?;
+    let methods = realm.auth();
+    let Ok(Some(authenticator)) = methods.as_ref() else {
+        return Err("the realm offers no ticket authentication".into());
+    };
+    let hello = auth::HelloAuth {
+        authid: Some(authid.to_owned()),
+        authmethods: vec!["ticket".into()],
+        authextra: Dict::new(),
+    };
+    let ctx = auth::Context {
+        realm: realm.name.clone(),
+        session: SessionId(random_id()),
+        now_ms: super::now_ms(),
+        transport: auth::TransportInfo {
+            kind: auth::TransportKind::WebSocket,
+            tls,
+            peer: peer
+                .map(|p| format!("{}:{}:{}", if p.is_ipv4() { "tcp4" } else { "tcp6" }, p.ip(), p.port())),
+            channel_bindings: Default::default(),
+            client_cn: None,
+        },
+    };
+    let mut step = authenticator.hello(&hello, ctx);
+    let mut answered = false;
+    loop {
+        step = match step {
+            Step::Welcome(p) if p.authmethod == crate::auth::ticket::METHOD => {
+                return Ok(Identity {
+                    authid: p.authid,
+                    authrole: p.authrole,
+                    authmethod: p.authmethod,
+                    authprovider: p.authprovider,
+                });
+            }
+            Step::Challenge(_, pending) if !answered => {
+                answered = true;
+                let msg =
+                    crate::wamp::message::Authenticate { signature: ticket.to_owned(), extra: Dict::new() };
+                let checked = router.auth_work.run(move || pending.authenticate(&msg, super::now_ms())).await;
+                checked.ok_or("the ticket check failed")?
+            }
+            Step::Authenticator(call, pending) => {
+                let home = realm.authenticator_realm.clone();
+                let reply =
+                    router.call_internal(&home, &call.procedure, call.args, AUTHENTICATOR_TIMEOUT).await;
+                let reply = match reply {
+                    Ok(p) => Ok(auth::dynamic::reply_value(
+                        &p.args.unwrap_or_default(),
+                        &p.kwargs.unwrap_or_default(),
+                    )),
+                    Err(f) => Err(auth::dynamic::CallFailure::from_error(&f.error, &f.args)),
+                };
+                let checked =
+                    router.auth_work.run(move || pending.authenticator_reply(reply, super::now_ms()));
+                checked.await.ok_or("the ticket check failed")?
+            }
+            Step::Abort(e) => return Err(e.to_string()),
+            _ => return Err("ticket authentication did not complete".into()),
+        };
+    }
+}

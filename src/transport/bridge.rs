@@ -15,6 +15,9 @@
 //! Credentials, checked in this order:
 //! - `Authorization: Bearer TICKET`: a static ticket principal of the realm
 //!   (`[realms.auth.ticket.principals]`), the first (by authid) whose ticket matches;
+//! - `Authorization: Basic base64(AUTHID:TICKET)`: the realm's ticket method as a
+//!   WAMP session logs in with it (static principals or the dynamic authenticator,
+//!   [`bridge::ticket_login`]);
 //! - Crossbar.io's signed requests: query parameters `key`, `timestamp` (UTC,
 //!   `2011-10-14T16:59:51.123Z`), `seq`, `nonce` and `signature`, the URL-safe
 //!   base64 of HMAC-SHA256 under the key's secret over key, timestamp, seq, nonce
@@ -275,17 +278,29 @@ impl Bridge {
     /// Who the request is: by bearer ticket, signature or the anonymous role.
     async fn authenticate(
         &self,
+        peer: Peer,
         headers: &HeaderMap,
         query: &HashMap<String, String>,
         body: &[u8],
     ) -> Result<Identity, String> {
         if let Some(auth) = headers.get(header::AUTHORIZATION) {
-            let ticket = auth
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            let value = auth.to_str().unwrap_or_default();
+            if let Some(basic) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(basic.trim())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or("the Basic credentials are not base64 of AUTHID:TICKET")?;
+                let (authid, ticket) =
+                    decoded.split_once(':').ok_or("the Basic credentials are not AUTHID:TICKET")?;
+                let (tls, peer) = (self.cfg.tls.is_some(), Some(peer.0));
+                return bridge::ticket_login(&self.router, &self.realm, authid, ticket, tls, peer).await;
+            }
+            let ticket = value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
                 .map(|t| t.trim().to_owned())
-                .ok_or("the Authorization header must be `Bearer TICKET`")?;
+                .ok_or("the Authorization header must be `Bearer TICKET` or `Basic base64(AUTHID:TICKET)`")?;
             let tickets = self.tickets.clone();
             let found = self
                 .router
@@ -388,7 +403,7 @@ impl Bridge {
         let body: Bytes =
             axum::body::to_bytes(req.into_body(), self.cfg.max_body).await.map_err(|_| too_large())?;
         let who = self
-            .authenticate(&headers, &query, &body)
+            .authenticate(peer, &headers, &query, &body)
             .await
             .map_err(|why| refusal(StatusCode::UNAUTHORIZED, UNAUTHENTICATED, &why))?;
         match serde_json::from_slice::<serde_json::Value>(&body) {
@@ -587,7 +602,7 @@ pub fn openapi(path: &str) -> serde_json::Value {
         "info": {
             "title": "Junction HTTP bridge",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Publish and call in the router's realm over HTTP. Credentials: `Authorization: Bearer TICKET` (a ticket principal of the realm) or a Crossbar.io-style signed request (query parameters key, timestamp, seq, nonce, signature)."
+            "description": "Publish and call in the router's realm over HTTP. Credentials: `Authorization: Bearer TICKET` (a ticket principal of the realm), `Authorization: Basic` AUTHID:TICKET (the realm's ticket method) or a Crossbar.io-style signed request (query parameters key, timestamp, seq, nonce, signature)."
         },
         "paths": {
             format!("{path}/publish"): {
@@ -597,7 +612,7 @@ pub fn openapi(path: &str) -> serde_json::Value {
                     "parameters": signed,
                     "requestBody": body("PublishRequest"),
                     "responses": refusals(publish_ok),
-                    "security": [{ "ticket": [] }, {}]
+                    "security": [{ "ticket": [] }, { "login": [] }, {}]
                 }
             },
             format!("{path}/call"): {
@@ -607,7 +622,7 @@ pub fn openapi(path: &str) -> serde_json::Value {
                     "parameters": signed,
                     "requestBody": body("CallRequest"),
                     "responses": refusals(call_ok),
-                    "security": [{ "ticket": [] }, {}]
+                    "security": [{ "ticket": [] }, { "login": [] }, {}]
                 }
             },
             format!("{path}/openapi.json"): {
@@ -619,7 +634,10 @@ pub fn openapi(path: &str) -> serde_json::Value {
             }
         },
         "components": {
-            "securitySchemes": { "ticket": { "type": "http", "scheme": "bearer" } },
+            "securitySchemes": {
+                "ticket": { "type": "http", "scheme": "bearer" },
+                "login": { "type": "http", "scheme": "basic", "description": "AUTHID:TICKET, by the realm's ticket method" }
+            },
             "schemas": {
                 "PublishRequest": {
                     "type": "object",

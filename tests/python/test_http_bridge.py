@@ -6,13 +6,16 @@ Autobahn|Python sessions on the other node.
   the id the subscriber sees; not: 202);
 - call posted to node 1 is served by a callee on node 2; WAMP errors map to HTTP
   statuses (404, 400, 502, 504);
-- credentials: bearer ticket of the realm's ticket principals, Crossbar.io-style
+- credentials: bearer ticket of the realm's ticket principals, Basic AUTHID:TICKET
+  by the realm's ticket method (static, and a dynamic authenticator on a single
+  router), Crossbar.io-style
   signed requests (accepted; a tampered body, a wrong key, a replay refused); none
   or a wrong ticket: 401; a role without the permission: 403;
 - limits: a body over `max_body` 413; past the rate of one client address 429
   (node 2's bridge has a tiny rate, node 1's a large one);
 - the OpenAPI document lists every route, and the routes answer the statuses it
-  documents.
+  documents;
+- HTTPS ([bridge.tls]) with an anonymous role, on a single router.
 
 Node logs: target/test-logs/cluster/test_http_bridge/node<N>.stderr.log."""
 
@@ -261,6 +264,17 @@ async def test_credentials_and_permissions(cluster, unique):
                              headers={"Authorization": "Basic eDp5"})
     assert status == 401, doc
 
+    # Basic AUTHID:TICKET: the realm's ticket method, as a WAMP login
+    basic = "Basic " + base64.b64encode(f"svc:{TICKETS['svc']}".encode()).decode()
+    status, doc = await post(cluster[1], "publish", {"topic": topic}, ticket=None,
+                             headers={"Authorization": basic})
+    assert status == 202, doc
+    for wrong in ("svc:nope", "nobody:svc-ticket", "no-colon"):
+        bad = "Basic " + base64.b64encode(wrong.encode()).decode()
+        status, doc = await post(cluster[1], "publish", {"topic": topic}, ticket=None,
+                                 headers={"Authorization": bad})
+        assert status == 401 and doc["error"] == "junction.bridge.unauthenticated", (wrong, doc)
+
     # the limited role may subscribe only
     status, doc = await post(cluster[1], "publish", {"topic": topic, "options": {"acknowledge": True}},
                              ticket="limited")
@@ -395,3 +409,58 @@ key = "{server.key}"
     assert status == 403 and doc["error"] == "wamp.error.not_authorized", doc
     with urllib.request.urlopen(f"{url}/openapi.json", timeout=10, context=ctx) as resp:
         assert f"{r.listeners['bridge'].split('/', 3)[3]}" in json.dumps(json.loads(resp.read())["paths"])
+
+
+DYNAMIC = """
+[[realms]]
+name = "auth"
+
+[[realms]]
+name = "dyn"
+[realms.auth]
+authenticator_realm = "auth"
+authenticator_role = "anonymous"
+[realms.auth.ticket]
+authenticator = "com.example.authenticate"
+[[realms.roles]]
+name = "user"
+[[realms.roles.permissions]]
+uri = "com.dyn."
+match = "prefix"
+call = true
+[bridge]
+listen = "127.0.0.1:0"
+realm = "dyn"
+"""
+
+
+async def test_basic_login_through_the_dynamic_authenticator(start_router):
+    """Basic AUTHID:TICKET goes to the realm's dynamic ticket authenticator; the
+    role it answers is the one the request is authorized as."""
+    r = start_router(config=DYNAMIC)
+    seen = []
+
+    def authenticate(realm, authid, details):
+        seen.append((realm, authid, details["ticket"]))
+        if details["ticket"] == f"pw-{authid}":
+            return {"role": "user", "authid": authid.upper()}
+        raise ApplicationError("com.example.invalid_ticket", "wrong ticket")
+
+    authenticator = await connect_session(r, ALL_COMBOS[0], realm="auth")
+    await authenticator.joined
+    await authenticator.register(authenticate, "com.example.authenticate")
+
+    def basic(authid, ticket):
+        return {"Authorization": "Basic " + base64.b64encode(f"{authid}:{ticket}".encode()).decode()}
+
+    status, doc = await post(r, "call", {"procedure": "com.dyn.nothing"}, ticket=None, headers=basic("joe", "pw-joe"))
+    assert status == 404 and doc["error"] == "wamp.error.no_such_procedure", doc
+    assert seen[-1] == ("dyn", "joe", "pw-joe")
+    status, doc = await post(r, "call", {"procedure": "com.other"}, ticket=None, headers=basic("joe", "pw-joe"))
+    assert status == 403, doc
+    status, doc = await post(r, "call", {"procedure": "com.dyn.nothing"}, ticket=None, headers=basic("joe", "bad"))
+    assert status == 401 and doc["error"] == "junction.bridge.unauthenticated", doc
+    # a bearer ticket names no authid: the dynamic authenticator cannot judge it
+    status, doc = await post(r, "call", {"procedure": "com.dyn.nothing"}, ticket="raw:pw-joe")
+    assert status == 401, doc
+    authenticator.leave()
