@@ -263,6 +263,12 @@ impl Bridge {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= TRACKED_ADDRESSES && !buckets.contains_key(&ip) {
             buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+            // none idle long enough to be full again: forget the one idle longest
+            if buckets.len() >= TRACKED_ADDRESSES
+                && let Some(oldest) = buckets.iter().min_by_key(|(_, (_, at))| *at).map(|(ip, _)| *ip)
+            {
+                buckets.remove(&oldest);
+            }
         }
         let (tokens, at) = buckets.entry(ip).or_insert((burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
@@ -693,6 +699,22 @@ mod tests {
         assert_eq!(parse_utc("2024-02-29T12:00:00.5Z"), Some(1_709_208_000));
         assert_eq!(parse_utc("2011-10-14 16:59:51Z"), None);
         assert_eq!(parse_utc("2011-13-14T16:59:51Z"), None);
+    }
+
+    #[test]
+    fn the_rate_limiter_refills_and_stays_bounded() {
+        let router = Router::new(crate::config::Config::default(), crate::ids::NodeId(1));
+        let mut b = Bridge::new(router).expect("bridge");
+        b.cfg.burst = 2;
+        b.cfg.rate = 1.0;
+        let (ip, t0) = (IpAddr::from([10, 0, 0, 1]), Instant::now());
+        assert!(b.admit(ip, t0) && b.admit(ip, t0));
+        assert!(!b.admit(ip, t0), "the burst is spent");
+        assert!(b.admit(ip, t0 + Duration::from_millis(1100)), "one token a second");
+        for i in 0..(TRACKED_ADDRESSES as u32 + 10) {
+            assert!(b.admit(IpAddr::from(i.to_be_bytes()), t0), "a new address gets its burst");
+        }
+        assert!(b.buckets.lock().unwrap().len() <= TRACKED_ADDRESSES);
     }
 
     #[test]
