@@ -176,6 +176,12 @@ pub async fn start(
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("listening bridge {scheme}://{local}{path}");
+    if tls.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(%local, "the HTTP bridge serves plain HTTP on a non-loopback address: tickets, signatures and bodies travel in clear (set [bridge.tls] or put it behind a TLS proxy)");
+    }
+    if let Some(role) = &state.cfg.anonymous_role {
+        tracing::info!(role, "the HTTP bridge admits requests without credentials as this role");
+    }
     let app = app(state.clone());
     let mut stop = state.router.shutdown_signal();
     let stopped = async move {

@@ -1,6 +1,7 @@
 //! Transports: they only move frames. Each accepted connection gets one task that
 //! negotiates the serializer, then runs [`drive`]: frames in go to the session, frames
-//! the router queued in the session's outbox go out, in batches.
+//! the router queued in the session's outbox go out, in batches. The HTTP bridge
+//! ([`bridge`]) is the exception: HTTP requests, each a short-lived session.
 
 pub mod batch;
 pub mod bridge;
