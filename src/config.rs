@@ -401,6 +401,71 @@ pub struct AdminConfig {
     pub allowed_origins: Vec<String>,
 }
 
+/// The HTTP bridge (`[bridge]`): publish and call over HTTP POST, see
+/// `crate::transport::bridge`. Off unless `listen` is set.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BridgeConfig {
+    /// Listen address; empty (the default) disables the bridge.
+    pub listen: String,
+    /// Path prefix of the routes (`{path}/publish`, `{path}/call`, `{path}/openapi.json`).
+    pub path: String,
+    /// The realm requests go to; unset: the first configured realm.
+    pub realm: Option<String>,
+    /// The role of a request without credentials; unset (the default): such a
+    /// request answers 401.
+    pub anonymous_role: Option<String>,
+    /// Largest request body accepted, in bytes (413 past it).
+    pub max_body: usize,
+    /// Requests per second allowed per client address (429 past it), sustained.
+    pub rate: f64,
+    /// Requests a client address may make at once before the rate applies.
+    pub burst: u32,
+    /// Timeout of a call when the request gives none, and the most it may ask
+    /// (`options.timeout`), in milliseconds.
+    pub call_timeout_ms: u64,
+    /// How far the timestamp of a signed request may be from the router's clock,
+    /// in seconds (Crossbar.io's `timestamp_delta_limit`).
+    pub timestamp_delta_limit: u64,
+    /// Keys for signed requests (Crossbar.io's HTTP bridge signature scheme).
+    pub keys: Vec<BridgeKey>,
+    /// Serve HTTPS instead of HTTP (`[bridge.tls]`).
+    pub tls: Option<TlsConfig>,
+}
+
+/// A key that signs bridge requests, and who the requests it signs are.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeKey {
+    /// The key, sent in the request's `key` query parameter.
+    pub key: String,
+    /// The shared secret the signature is computed with (inline, `{env}` or `{file}`).
+    pub secret: crate::auth::Secret,
+    /// The role the requests get.
+    pub role: String,
+    /// The authid the requests get; unset: the key.
+    #[serde(default)]
+    pub authid: Option<String>,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            listen: String::new(),
+            path: "/bridge".into(),
+            realm: None,
+            anonymous_role: None,
+            max_body: 64 * 1024,
+            rate: 50.0,
+            burst: 100,
+            call_timeout_ms: 30_000,
+            timestamp_delta_limit: 300,
+            keys: Vec::new(),
+            tls: None,
+        }
+    }
+}
+
 /// The admin server's default listen address.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8090";
 
@@ -529,6 +594,9 @@ pub struct Config {
     /// HTTP services taking part as subscribers or callees (`[[webhooks]]`).
     #[serde(default)]
     pub webhooks: Vec<webhook::WebhookConfig>,
+    /// The HTTP bridge; off by default.
+    #[serde(default)]
+    pub bridge: BridgeConfig,
 }
 
 impl Default for Config {
@@ -549,6 +617,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             cluster: ClusterConfig::default(),
             webhooks: Vec::new(),
+            bridge: BridgeConfig::default(),
         }
     }
 }
@@ -694,6 +763,7 @@ impl Config {
         }
         section("cluster", self.cluster.validate().map_err(|e| ConfigError::Invalid(e.to_string())));
         section("limits", self.limits.validate());
+        section("bridge", self.check_bridge());
         out
     }
 
@@ -739,6 +809,47 @@ impl Config {
             h.policy().map_err(|e| ConfigError::Invalid(format!("realm {:?}: {e}", r.name)))?;
         }
         Ok(())
+    }
+
+    /// The checks of `[bridge]`.
+    fn check_bridge(&self) -> Result<(), ConfigError> {
+        let b = &self.bridge;
+        parse_listen("bridge.listen", &b.listen)?;
+        let bad = |why: String| Err(ConfigError::Invalid(why));
+        if !b.path.starts_with('/') || b.path.len() > 1 && b.path.ends_with('/') {
+            return bad("bridge.path must start with '/' and not end with one".into());
+        }
+        if let Some(realm) = &b.realm
+            && !self.realms.iter().any(|r| &r.name == realm)
+        {
+            return bad(format!("bridge.realm {realm:?} is not a configured realm"));
+        }
+        if !(b.rate > 0.0 && b.rate.is_finite()) || b.burst == 0 {
+            return bad("bridge.rate and bridge.burst must be positive".into());
+        }
+        if b.max_body == 0 || b.call_timeout_ms == 0 {
+            return bad("bridge.max_body and bridge.call_timeout_ms must be positive".into());
+        }
+        for (i, k) in b.keys.iter().enumerate() {
+            if k.key.is_empty() || k.role.is_empty() {
+                return bad(format!("bridge.keys[{i}]: key and role are required"));
+            }
+            if b.keys[..i].iter().any(|o| o.key == k.key) {
+                return bad(format!("bridge.keys: key {:?} is configured twice", k.key));
+            }
+            k.secret.resolve().map_err(|e| ConfigError::Invalid(format!("bridge.keys[{i}].secret: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The bridge's listen address, if enabled.
+    pub fn bridge_addr(&self) -> Option<SocketAddr> {
+        parse_listen("bridge.listen", &self.bridge.listen).ok().flatten()
+    }
+
+    /// The bridge's realm: `bridge.realm`, else the first realm.
+    pub fn bridge_realm(&self) -> Option<&str> {
+        self.bridge.realm.as_deref().or_else(|| self.realms.first().map(|r| r.name.as_str()))
     }
 
     /// The WebSocket listen address, if enabled.
@@ -807,6 +918,30 @@ mod tests {
         assert_eq!(c.websocket_addr(), "127.0.0.1:8080".parse().ok());
         assert_eq!(c.rawsocket_addr(), "127.0.0.1:8081".parse().ok());
         assert_eq!(c.websocket.path, "/ws");
+    }
+
+    #[test]
+    fn the_bridge_is_off_by_default_and_its_section_is_checked() {
+        let c = Config::from_toml("").expect("valid");
+        assert_eq!(c.bridge_addr(), None);
+        assert_eq!(c.bridge.path, "/bridge");
+        assert_eq!(c.bridge_realm(), Some("realm1"));
+        let c = Config::from_toml(
+            "[bridge]\nlisten = \"127.0.0.1:0\"\n[[bridge.keys]]\nkey = \"k\"\nsecret = \"s\"\nrole = \"r\"\n",
+        )
+        .expect("valid");
+        assert!(c.bridge_addr().is_some());
+        for bad in [
+            "[bridge]\npath = \"bridge\"\n",
+            "[bridge]\nrealm = \"nowhere\"\n",
+            "[bridge]\nrate = 0.0\n",
+            "[bridge]\nmax_body = 0\n",
+            "[[bridge.keys]]\nkey = \"k\"\nsecret = \"s\"\nrole = \"\"\n",
+            "[[bridge.keys]]\nkey = \"k\"\nsecret = { env = \"JUNCTION_TEST_UNSET_BRIDGE_SECRET\" }\nrole = \"r\"\n",
+        ] {
+            let problems = Config::parse_toml(bad).expect("parses").problems();
+            assert!(problems.iter().any(|(key, _)| key == "bridge"), "{bad}: {problems:?}");
+        }
     }
 
     #[test]

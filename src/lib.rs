@@ -27,7 +27,7 @@
 //! | [`observe`] | metrics, trace spans, the log filter, the `StatusSource` interface | core |
 //! | [`cluster`] | Raft (openraft), the gRPC links, membership, liveness; implements [`link::Links`] and [`cluster::Replicate`] | core, `config`, `observe` |
 //! | [`router`] | realms, sessions, outboxes, running the broker and dealer, meta/admin APIs; implements [`link::LinkHandler`] and `StatusSource` | core, `config`, `auth`, `observe`, and of `cluster` only its seam (`Replicate`, `NodeDownEvent`) |
-//! | [`transport`] | listeners, WebSocket and RawSocket framing, TLS, the connection driver | core, `config`, `auth`, `observe`, `router` |
+//! | [`transport`] | listeners, WebSocket and RawSocket framing, TLS, the connection driver, the HTTP bridge (`transport::bridge`, over `router::bridge`) | core, `config`, `auth`, `observe`, `router` |
 //! | [`ops`] | metrics and trace export, the admin HTTP server and console | core, `config`, `auth`, `observe` |
 //!
 //! `main.rs` builds the cluster and the router and connects them: the router sends

@@ -213,6 +213,11 @@ async fn run(cfg: Config, admin_guard: Option<Guard>, reload_from: Option<Cli>) 
             .await
             .map_err(|e| format!("cannot listen on Unix socket {}: {e}", path.display()))?;
     }
+    if let Some(addr) = cfg.bridge_addr() {
+        let tls = tls(&cfg.bridge.tls)?;
+        let started = junction::transport::bridge::start(router.clone(), addr, tls).await;
+        started.map_err(|e| format!("cannot listen for the HTTP bridge on {addr}: {e}"))?;
+    }
     junction::transport::webhook::start(&router, &cfg.webhooks);
     router.set_listeners_up(true);
     println!("ready");

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth_work;
 pub mod authorize;
+pub mod bridge;
 pub mod dealing;
 pub mod drain;
 pub mod guard;
@@ -171,6 +172,7 @@ impl Router {
             ("[cluster]", cfg.cluster != self.config.cluster),
             ("[[webhooks]]", cfg.webhooks != self.config.webhooks),
             ("[log] json", cfg.log.json != self.config.log.json),
+            ("[bridge]", cfg.bridge != self.config.bridge),
         ];
         for (name, changed) in sections {
             if changed {

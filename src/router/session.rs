@@ -353,20 +353,7 @@ impl Session {
             return Ok(());
         };
         let router = &*self.router;
-        if authorize::enforced(router, &realm)
-            && let Some((uri, policy, action)) = authorization_target(&msg, router, &me)
-        {
-            let decision = authorize::check(router, &realm, &me, Asked { uri: &uri, policy, action }).await;
-            if !decision.allow {
-                refuse(&me, &msg, &uri, action);
-                return Ok(());
-            }
-            if decision.disclose {
-                disclose(&mut msg);
-            }
-        }
-        if let Err(why) = super::guard::check(router, &realm, &me, &msg).await {
-            refuse_because(&me, &msg, &why.to_string());
+        if !permitted(router, &realm, &me, &mut msg).await {
             return Ok(());
         }
         match msg {
@@ -448,6 +435,29 @@ impl Session {
     }
 }
 
+/// Authorizes `msg` of session `me` by its role and checks it against the router's
+/// guards; false (the request answered with the refusal) when it may not go on. A
+/// permission that discloses the caller or publisher marks `msg` so.
+pub(super) async fn permitted(router: &Router, realm: &Realm, me: &SessionHandle, msg: &mut Message) -> bool {
+    if authorize::enforced(router, realm)
+        && let Some((uri, policy, action)) = authorization_target(msg, router, me)
+    {
+        let decision = authorize::check(router, realm, me, Asked { uri: &uri, policy, action }).await;
+        if !decision.allow {
+            refuse(me, msg, &uri, action);
+            return false;
+        }
+        if decision.disclose {
+            disclose(msg);
+        }
+    }
+    if let Err(why) = super::guard::check(router, realm, me, msg).await {
+        refuse_because(me, msg, &why.to_string());
+        return false;
+    }
+    true
+}
+
 /// The step of a check that could not complete (it panicked).
 fn auth_check_failed() -> auth::Step {
     auth::Step::Abort(auth::AuthError::Failed("the authentication check failed".into()))
@@ -515,7 +525,7 @@ fn disclose(msg: &mut Message) {
 }
 
 /// What the dealer keeps of a joining session.
-fn dealer_peer(realm: &Realm, s: &SessionHandle) -> dealer::Peer {
+pub(super) fn dealer_peer(realm: &Realm, s: &SessionHandle) -> dealer::Peer {
     let features = dealer::Features {
         call_canceling: s.has_feature("callee", "call_canceling"),
         callee_progressive_invocations: s.has_feature("callee", dealer::PROGRESSIVE_INVOCATIONS),

@@ -278,3 +278,102 @@ async fn a_register_committed_without_the_session_hearing_of_it_becomes_its_own(
     let left = r.replica.read(|t| t.realm("realm1").and_then(|t| t.registrations.lookup("com.p")).is_some());
     assert!(!left, "the entry left with the session");
 }
+
+impl Client {
+    /// The next frame, waiting for it.
+    async fn next_waiting(&mut self) -> Message {
+        let mut batch = Vec::new();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), self.rx.recv_many(&mut batch, 1));
+        assert_eq!(got.await.expect("a frame in time"), 1);
+        self.ser.decode(&batch[0]).expect("router output decodes")
+    }
+}
+
+fn bridge_identity() -> super::handle::Identity {
+    super::handle::Identity {
+        authid: "http".into(),
+        authrole: "anonymous".into(),
+        authmethod: "anonymous".into(),
+        authprovider: "static".into(),
+    }
+}
+
+/// Only the test's own sessions are left in the realm and the dealer.
+fn bridge_sessions_gone(r: &Router, joined: usize) {
+    assert_eq!(r.realm("realm1").expect("realm").sessions.len(), joined, "the bridge's session left");
+    assert_eq!(r.dealing.lock().calls_in_flight(), 0, "no call left behind");
+}
+
+#[tokio::test]
+async fn a_bridged_publish_is_delivered_and_its_session_leaves() {
+    use super::bridge::{self, Answer};
+    let r = router();
+    let mut sub = Client::join(&r, Serializer::MsgPack).await;
+    let s = subscribe(&mut sub, 1, "com.http").await;
+    let payload = Payload { args: Some(vec![1u64.into()]), kwargs: Some(dict! { "k" => "v" }) };
+    let answer =
+        bridge::publish(&r, "realm1", bridge_identity(), "com.http".into(), payload.clone(), Dict::new());
+    let Answer::Published(id) = answer.await else { panic!("published") };
+    match sub.next() {
+        Some(Message::Event(e)) => {
+            assert_eq!((e.subscription, e.publication, e.payload), (s, id, payload));
+        }
+        other => panic!("expected EVENT, got {other:?}"),
+    }
+    let bad =
+        bridge::publish(&r, "realm1", bridge_identity(), "wamp.x".into(), Payload::default(), Dict::new());
+    assert!(matches!(bad.await, Answer::Error(uri, _) if uri == errors::INVALID_URI));
+    let none =
+        bridge::publish(&r, "nowhere", bridge_identity(), "com.x".into(), Payload::default(), Dict::new());
+    assert!(matches!(none.await, Answer::Error(uri, _) if uri == errors::NO_SUCH_REALM));
+    bridge_sessions_gone(&r, 1);
+}
+
+#[tokio::test]
+async fn a_bridged_call_gets_the_final_result_and_a_dropped_one_is_canceled() {
+    use super::bridge::{self, Answer};
+    let r = router();
+    let mut callee = Client::join(&r, Serializer::Json).await;
+    assert!(matches!(register(&mut callee, 1, "com.add").await, Some(Message::Registered(_))));
+    let timeout = std::time::Duration::from_secs(5);
+    let args = Payload::args(vec![2u64.into(), 3u64.into()]);
+    let options = dict! { "receive_progress" => true };
+    let call = tokio::spawn({
+        let (r, args) = (r.clone(), args.clone());
+        async move {
+            bridge::call(&r, "realm1", bridge_identity(), "com.add".into(), args, options, timeout).await
+        }
+    });
+    let Message::Invocation(inv) = callee.next_waiting().await else { panic!("invocation") };
+    assert_eq!(inv.payload, args);
+    assert!(!crate::wamp::value::dict_bool(&inv.details, "receive_progress"), "no progressive results asked");
+    let sum = Payload::args(vec![5u64.into()]);
+    callee
+        .send(Message::Yield(Yield { request: inv.request, options: Dict::new(), payload: sum.clone() }))
+        .await;
+    assert_eq!(call.await.expect("task"), Answer::Result(sum));
+    bridge_sessions_gone(&r, 1);
+
+    // the HTTP client goes away mid-call: the bridge's session leaves, the call ends
+    let pending = tokio::spawn({
+        let r = r.clone();
+        async move {
+            bridge::call(&r, "realm1", bridge_identity(), "com.add".into(), args, Dict::new(), timeout).await
+        }
+    });
+    let Message::Invocation(_) = callee.next_waiting().await else { panic!("invocation") };
+    pending.abort();
+    assert!(pending.await.is_err_and(|e| e.is_cancelled()));
+    bridge_sessions_gone(&r, 1);
+
+    let missing = bridge::call(
+        &r,
+        "realm1",
+        bridge_identity(),
+        "com.none".into(),
+        Payload::default(),
+        Dict::new(),
+        timeout,
+    );
+    assert!(matches!(missing.await, Answer::Error(uri, _) if uri == errors::NO_SUCH_PROCEDURE));
+}

@@ -1,8 +1,12 @@
 //! Transports: they only move frames. Each accepted connection gets one task that
 //! negotiates the serializer, then runs [`drive`]: frames in go to the session, frames
-//! the router queued in the session's outbox go out, in batches.
+//! the router queued in the session's outbox go out, in batches. The HTTP bridge
+//! ([`bridge`]) is the exception: HTTP requests, each a short-lived session; and
+//! [`webhook`]s drive a session of the router's own, speaking HTTP to a service
+//! ([`http_client`]).
 
 pub mod batch;
+pub mod bridge;
 pub mod http_client;
 pub mod listener;
 pub mod origin;

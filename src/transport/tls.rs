@@ -61,13 +61,17 @@ pub fn validate(cfg: &Config) -> Result<(), ConfigError> {
 
 /// What [`validate`] checks, every listener's problem with its section.
 pub fn problems(cfg: &Config) -> Vec<(&'static str, ConfigError)> {
-    [("websocket.tls", &cfg.websocket.tls), ("rawsocket.tls", &cfg.rawsocket.tls)]
-        .into_iter()
-        .filter_map(|(key, tls)| {
-            let e = server_config(tls.as_ref()?).err()?;
-            Some((key, ConfigError::Invalid(format!("{key}: {e}"))))
-        })
-        .collect()
+    [
+        ("websocket.tls", &cfg.websocket.tls),
+        ("rawsocket.tls", &cfg.rawsocket.tls),
+        ("bridge.tls", &cfg.bridge.tls),
+    ]
+    .into_iter()
+    .filter_map(|(key, tls)| {
+        let e = server_config(tls.as_ref()?).err()?;
+        Some((key, ConfigError::Invalid(format!("{key}: {e}"))))
+    })
+    .collect()
 }
 
 fn mtimes(cfg: &TlsConfig) -> Vec<Option<SystemTime>> {
