@@ -28,6 +28,8 @@ pub enum Command {
     Sessions(SessionsArgs),
     /// Route churn: new-topic SUBSCRIBEs (or new REGISTERs) per second.
     Churn(ChurnArgs),
+    /// The HTTP bridge: calls or publications POSTed over keep-alive connections.
+    Http(HttpArgs),
     /// Reconnect storm: N sessions with K subscriptions each drop at once and
     /// reconnect; the time until every subscription is back.
     Storm(StormArgs),
@@ -220,6 +222,40 @@ pub struct ChurnArgs {
     /// What each client adds and removes.
     #[arg(long, value_enum, default_value_t = ChurnKind::Subscribe)]
     pub kind: ChurnKind,
+}
+
+/// What `http` posts.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum HttpKind {
+    /// `POST {bridge}/call` to an echo callee.
+    Call,
+    /// `POST {bridge}/publish` (acknowledged) to a topic one subscriber drains.
+    Publish,
+}
+
+/// `http` options.
+#[derive(Args, Debug, Clone)]
+pub struct HttpArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The bridge's base URL, e.g. `http://127.0.0.1:8088/bridge`.
+    #[arg(long)]
+    pub bridge: String,
+    /// Calls or publications.
+    #[arg(long, value_enum, default_value_t = HttpKind::Call)]
+    pub kind: HttpKind,
+    /// HTTP clients, each on its own keep-alive connection, one request at a time.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Bytes of the one string argument.
+    #[arg(long, default_value_t = 64)]
+    pub payload: usize,
+    /// Where the echo callee or the subscriber joins (default: `--url`).
+    #[arg(long)]
+    pub callee_url: Option<String>,
+    /// An `Authorization` header value for the bridge (e.g. `Bearer TICKET`).
+    #[arg(long)]
+    pub auth: Option<String>,
 }
 
 /// `storm` options.

@@ -14,6 +14,7 @@ mod cli;
 mod client;
 mod compare;
 mod error;
+mod http;
 mod proc;
 mod pubsub;
 mod relay;
@@ -56,6 +57,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pubsub(a) => runtime(a.common.threads)?.block_on(pubsub::run(a))?,
         Command::Sessions(a) => runtime(a.common.threads)?.block_on(sessions::run(a))?,
         Command::Churn(a) => runtime(a.common.threads)?.block_on(churn::run(a))?,
+        Command::Http(a) => runtime(a.common.threads)?.block_on(http::run(a))?,
         Command::Storm(a) => runtime(a.common.threads)?.block_on(storm::run(a))?,
         Command::Relay(a) => runtime(a.common.threads)?.block_on(relay::run(a))?,
     };

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# HTTP bridge against WebSocket, side by side in one run (issue #15): C clients, one
+# request at a time each, on a lone node and across a 3-node cluster (bridge and
+# callers on node 1, the callee on node 2):
+#   http-call      `junction-bench http --kind call`    (C keep-alive HTTP connections)
+#   ws-call        `junction-bench rpc --callers C --inflight 1`
+#   http-publish   `junction-bench http --kind publish` (acknowledged, one subscriber)
+#   ws-publish     `junction-bench pubsub --publishers C --inflight 1 --subscribers 1`
+# Prints rate, p50/p99 and rate per router CPU-second, and HTTP/WebSocket ratios.
+#   DURATION (default 5), WARMUP (1), CLIENTS (32), NO_BUILD=1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+CLIENTS=${CLIENTS:-32}
+OUT=target/bench/http-$(date -u +%Y-%m-%dT%H%M%SZ).jsonl
+mkdir -p target/bench
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bin junction --bin junction-bench
+DIR=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+BRIDGE='[bridge]\nlisten = "127.0.0.1:%s"\nanonymous_role = "anonymous"\nrate = 1000000000.0\nburst = 1000000000\n'
+# start NAME CONFIG: a node; sets WS_<NAME> and PID_<NAME>
+start() {
+  target/release/junction --config "$2" > "$DIR/$1.out" 2> "$DIR/$1.err" &
+  PIDS+=($!)
+  printf -v "PID_$1" '%s' "$!"
+  for _ in $(seq 200); do grep -q '^ready' "$DIR/$1.out" && break; sleep 0.1; done
+  grep -q '^ready' "$DIR/$1.out" || { echo "node $1 did not start"; cat "$DIR/$1.err"; exit 1; }
+  printf -v "WS_$1" '%s' "$(sed -n 's/^listening websocket //p' "$DIR/$1.out")"
+}
+LONE_HTTP=$(free_port)
+{ printf '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'; printf "$BRIDGE" "$LONE_HTTP"; } > "$DIR/lone.toml"
+start lone "$DIR/lone.toml"
+declare -a GRPC
+for i in 1 2 3; do GRPC[$i]=$(free_port); done
+N1_HTTP=$(free_port)
+for i in 1 2 3; do
+  peers=""; for j in 1 2 3; do [ "$j" != "$i" ] && peers="$peers\"127.0.0.1:${GRPC[$j]}\","; done
+  boot=false; [ "$i" = 1 ] && boot=true
+  {
+    printf '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'
+    [ "$i" = 1 ] && printf "$BRIDGE" "$N1_HTTP"
+    printf '[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\nephemeral = true\n' \
+      "$i" "${GRPC[$i]}" "${peers%,}" "$boot"
+  } > "$DIR/n$i.toml"
+  start "n$i" "$DIR/n$i.toml"
+done
+# the cluster is ready once node 1 routes a call to a callee on node 2
+B=target/release/junction-bench
+COMMON=(--duration "$DURATION" --warmup "$WARMUP" --quiet)
+run() { "$@" | grep '^RESULT' | sed 's/^RESULT //' | tee -a "$OUT"; }
+ONE="--router-pid $PID_lone"
+ALL="--router-pid $PID_n1 --router-pid $PID_n2 --router-pid $PID_n3"
+run $B http --url "$WS_lone" $ONE --bridge "http://127.0.0.1:$LONE_HTTP/bridge" --kind call --connections "$CLIENTS" --label http-call-lone "${COMMON[@]}"
+run $B rpc --url "$WS_lone" $ONE --callers "$CLIENTS" --inflight 1 --label ws-call-lone "${COMMON[@]}"
+run $B http --url "$WS_lone" $ONE --bridge "http://127.0.0.1:$LONE_HTTP/bridge" --kind publish --connections "$CLIENTS" --label http-publish-lone "${COMMON[@]}"
+run $B pubsub --url "$WS_lone" $ONE --publishers "$CLIENTS" --inflight 1 --subscribers 1 --label ws-publish-lone "${COMMON[@]}"
+run $B http --url "$WS_n1" $ALL --callee-url "$WS_n2" --bridge "http://127.0.0.1:$N1_HTTP/bridge" --kind call --connections "$CLIENTS" --label http-call-cross "${COMMON[@]}"
+run $B rpc --url "$WS_n1" $ALL --callee-url "$WS_n2" --callers "$CLIENTS" --inflight 1 --label ws-call-cross "${COMMON[@]}"
+run $B http --url "$WS_n1" $ALL --callee-url "$WS_n2" --bridge "http://127.0.0.1:$N1_HTTP/bridge" --kind publish --connections "$CLIENTS" --label http-publish-cross "${COMMON[@]}"
+run $B pubsub --url "$WS_n1" $ALL --subscriber-url "$WS_n2" --publishers "$CLIENTS" --inflight 1 --subscribers 1 --label ws-publish-cross "${COMMON[@]}"
+echo
+python3 - "$OUT" <<'PY'
+import json, sys
+rows = {r["label"]: r for r in map(json.loads, open(sys.argv[1]))}
+print(f"{'scenario':22} {'rate/s':>9} {'p50 us':>8} {'p99 us':>8} {'per CPU-s':>10}")
+for k, r in rows.items():
+    lat = r.get("latency_us", {})
+    print(f"{k:22} {r['rate']:>9.0f} {lat.get('p50', 0):>8.0f} {lat.get('p99', 0):>8.0f} {r.get('per_cpu_s') or 0:>10.0f}")
+for kind in ("call", "publish"):
+    for where in ("lone", "cross"):
+        h, w = rows.get(f"http-{kind}-{where}"), rows.get(f"ws-{kind}-{where}")
+        if h and w:
+            print(f"{kind} {where}: HTTP at {h['rate'] / w['rate']:.2f}x WebSocket's rate, "
+                  f"{(h.get('per_cpu_s') or 0) / max(w.get('per_cpu_s') or 1, 1):.2f}x per router CPU-second")
+PY
