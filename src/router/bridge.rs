@@ -150,7 +150,7 @@ const AUTHENTICATOR_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn ticket_login(
     router: &Arc<Router>,
     realm: &str,
-    authid: &str,
+    authid: Option<&str>,
     ticket: &str,
     tls: bool,
     peer: Option<std::net::SocketAddr>,
@@ -162,7 +162,7 @@ pub async fn ticket_login(
         return Err("the realm offers no ticket authentication".into());
     };
     let hello = auth::HelloAuth {
-        authid: Some(authid.to_owned()),
+        authid: authid.map(str::to_owned),
         authmethods: vec!["ticket".into()],
         authextra: Dict::new(),
     };

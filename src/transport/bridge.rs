@@ -13,7 +13,8 @@
 //! of [`status_of`]; the bridge's own refusals have the same shape.
 //!
 //! Credentials, checked in this order:
-//! - `Authorization: Bearer TICKET`: a static ticket principal of the realm
+//! - `Authorization: Bearer TICKET`: a static ticket principal of the realm, or a JWT
+//!   verified by the realm's ticket method (`[realms.auth.ticket.jwt]`)
 //!   (`[realms.auth.ticket.principals]`), the first (by authid) whose ticket matches;
 //! - `Authorization: Basic base64(AUTHID:TICKET)`: the realm's ticket method as a
 //!   WAMP session logs in with it (static principals or the dynamic authenticator,
@@ -287,7 +288,8 @@ impl Bridge {
         }
     }
 
-    /// Who the request is: by bearer ticket, signature or the anonymous role.
+    /// Who the request is: by bearer ticket or JWT, Basic login, signature or the
+    /// anonymous role.
     async fn authenticate(
         &self,
         peer: Peer,
@@ -306,7 +308,8 @@ impl Bridge {
                 let (authid, ticket) =
                     decoded.split_once(':').ok_or("the Basic credentials are not AUTHID:TICKET")?;
                 let (tls, peer) = (self.cfg.tls.is_some(), Some(peer.0));
-                return bridge::ticket_login(&self.router, &self.realm, authid, ticket, tls, peer).await;
+                return bridge::ticket_login(&self.router, &self.realm, Some(authid), ticket, tls, peer)
+                    .await;
             }
             let ticket = value
                 .strip_prefix("Bearer ")
@@ -314,6 +317,7 @@ impl Bridge {
                 .map(|t| t.trim().to_owned())
                 .ok_or("the Authorization header must be `Bearer TICKET` or `Basic base64(AUTHID:TICKET)`")?;
             let tickets = self.tickets.clone();
+            let token = ticket.clone();
             let found = self
                 .router
                 .auth_work
@@ -322,7 +326,15 @@ impl Bridge {
                 })
                 .await
                 .flatten();
-            let (authid, authrole) = found.ok_or("invalid ticket")?;
+            let Some((authid, authrole)) = found else {
+                if looks_like_jwt(&token) {
+                    // a JWT names its own authid: the realm's ticket method verifies
+                    // it against the realm's keys (`[realms.auth.ticket.jwt]`)
+                    let (tls, peer) = (self.cfg.tls.is_some(), Some(peer.0));
+                    return bridge::ticket_login(&self.router, &self.realm, None, &token, tls, peer).await;
+                }
+                return Err("invalid ticket".into());
+            };
             return Ok(Identity {
                 authid,
                 authrole,
@@ -692,6 +704,17 @@ pub fn openapi(path: &str) -> serde_json::Value {
             }
         }
     })
+}
+
+/// Three base64url segments separated by dots: a JWT (a static ticket never is one
+/// when JWT tickets are configured: the realm's ticket method tells them apart the
+/// same way).
+fn looks_like_jwt(token: &str) -> bool {
+    let parts: Vec<&str> = token.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 #[cfg(test)]

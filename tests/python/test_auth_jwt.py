@@ -211,3 +211,25 @@ def test_bad_key_file_stops_the_start(tmp_path):
                               capture_output=True, text=True, timeout=30)
         assert done.returncode == 2, done
         assert "ticket.jwt.jwks_file" in done.stderr and expected in done.stderr, done.stderr
+
+
+async def test_a_bearer_jwt_authenticates_an_http_bridge_request(start_router, jwks):
+    """The HTTP bridge takes `Authorization: Bearer <JWT>` like a session's ticket:
+    verified against the realm's keys, authorized as the token's role."""
+    import asyncio
+
+    from test_http_bridge import _post
+
+    router = start_router(config=config(jwks) + '\n[bridge]\nlisten = "127.0.0.1:0"\nrealm = "secure"\n')
+    url = router.listeners["bridge"] + "/publish"
+    body = {"topic": "com.example.jwt", "args": [1]}
+
+    def with_token(token):
+        return asyncio.to_thread(_post, url, body, {"Authorization": f"Bearer {token}"})
+
+    status, answer = await with_token(KEYS["ES256"].sign(claims()))
+    assert status in (200, 202) and isinstance(answer["id"], int), (status, answer)
+    status, answer = await with_token(KEYS["EdDSA"].sign(claims(exp=int(time.time()) - 600)))
+    assert status == 401, (status, answer)
+    status, answer = await with_token(KEYS["RS256"].sign(claims(aud="someone-else")))
+    assert status == 401, (status, answer)
