@@ -13,9 +13,9 @@
 //! of [`status_of`]; the bridge's own refusals have the same shape.
 //!
 //! Credentials, checked in this order:
-//! - `Authorization: Bearer TICKET`: a static ticket principal of the realm, or a JWT
-//!   verified by the realm's ticket method (`[realms.auth.ticket.jwt]`)
+//! - `Authorization: Bearer TICKET`: a static ticket principal of the realm
 //!   (`[realms.auth.ticket.principals]`), the first (by authid) whose ticket matches;
+//!   or else a JWT, verified by the realm's ticket method (`[realms.auth.ticket.jwt]`);
 //! - `Authorization: Basic base64(AUTHID:TICKET)`: the realm's ticket method as a
 //!   WAMP session logs in with it (static principals or the dynamic authenticator,
 //!   [`bridge::ticket_login`]);
