@@ -184,3 +184,36 @@ def test_a_webhook_to_https_or_without_its_uri_is_a_config_error(start_router):
         finally:
             os.unlink(f.name)
         assert done.returncode == 2 and why in done.stderr, (body, done.stderr)
+
+
+async def test_a_subscriber_webhook_on_one_node_gets_events_published_on_another(services):
+    """The webhook is a session of node 2's: events published on node 1 reach it
+    through the cluster like any subscriber's."""
+    from cluster_helpers import start_cluster
+
+    got = asyncio.Queue()
+
+    async def hook(request):
+        await got.put(await request.json())
+        return web.Response(status=200)
+
+    svc = await services(hook)
+    webhook = f'[[webhooks]]\nkind = "subscriber"\nrealm = "realm1"\ntopic = "com.hook.cross"\nurl = "{svc.url}"\n'
+    c = await asyncio.to_thread(start_cluster, "test_webhooks_cross", 2,
+                                node_extra=lambda i: webhook if i == 2 else "")
+    try:
+        publisher = await connect_session(c[1], ALL_COMBOS[0])
+        deadline = asyncio.get_running_loop().time() + 20
+        n = 0
+        while True:
+            n += 1
+            publisher.publish("com.hook.cross", n)
+            try:
+                body = await asyncio.wait_for(got.get(), 0.3)
+                break
+            except asyncio.TimeoutError:
+                assert asyncio.get_running_loop().time() < deadline, "no event reached the webhook on node 2"
+        assert body["topic"] == "com.hook.cross" and body["args"][0] >= 1, body
+        publisher.leave()
+    finally:
+        await asyncio.to_thread(c.stop)
