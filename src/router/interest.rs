@@ -308,17 +308,11 @@ impl Interest {
     /// stream of a node that is really gone ends by its keepalive, dropping the
     /// interest then. Checked and dropped under one lock with [`Interest::on_sync`].
     pub fn drop_node_unless_heard(&self, node: NodeId) {
-        let mut heard = lock(&self.heard);
+        let heard = lock(&self.heard);
         if heard.contains(&node) {
             return;
         }
-        heard.remove(&node);
-        {
-            let mut realms = self.realms.write().unwrap_or_else(|e| e.into_inner());
-            for idx in realms.values_mut() {
-                idx.remove_node(node);
-            }
-        }
+        self.remove_interest_of(node);
         drop(heard);
         self.forget_acks(node);
     }
@@ -330,14 +324,22 @@ impl Interest {
 
     /// Forgets what `node` told this node, and stops waiting for its acknowledgements.
     pub fn drop_node(&self, node: NodeId) {
-        lock(&self.heard).remove(&node);
         {
-            let mut realms = self.realms.write().unwrap_or_else(|e| e.into_inner());
-            for idx in realms.values_mut() {
-                idx.remove_node(node);
-            }
+            // under `heard`, like the sync: a sync on the node's next stream lands
+            // before (and is dropped with this one's) or after, never half-way
+            let mut heard = lock(&self.heard);
+            heard.remove(&node);
+            self.remove_interest_of(node);
         }
         self.forget_acks(node);
+    }
+
+    /// Removes every interest `node` told this node of.
+    fn remove_interest_of(&self, node: NodeId) {
+        let mut realms = self.realms.write().unwrap_or_else(|e| e.into_inner());
+        for idx in realms.values_mut() {
+            idx.remove_node(node);
+        }
     }
 
     /// Stops waiting for `node`'s acknowledgements (its link is down), and marks it
