@@ -217,3 +217,102 @@ async def test_a_subscriber_webhook_on_one_node_gets_events_published_on_another
         publisher.leave()
     finally:
         await asyncio.to_thread(c.stop)
+
+
+async def test_a_callee_webhook_keeps_to_its_concurrency_and_a_full_subscriber_queue_drops_and_counts(
+        start_router, services):
+    """At most `concurrency` invocations are POSTed at once; events beyond a
+    subscriber webhook's `queue` are dropped and counted in the metrics."""
+    import urllib.request
+
+    in_flight, peak = 0, 0
+    release = asyncio.Event()
+    blocked = asyncio.Event()
+
+    async def calc(request):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if in_flight == 2:
+            blocked.set()
+        await release.wait()
+        in_flight -= 1
+        return web.json_response({"args": [(await request.json())["args"][0]]})
+
+    stuck = asyncio.Event()
+    posted = []
+
+    async def events(request):
+        posted.append((await request.json())["args"][0])
+        await stuck.wait()
+        return web.Response(status=204)
+
+    callee_svc = await services(calc)
+    events_svc = await services(events)
+    router = start_router(config=f"""
+[admin]
+listen = "127.0.0.1:0"
+metrics_public = true
+
+[[realms]]
+name = "realm1"
+
+[[webhooks]]
+name = "calc"
+kind = "callee"
+realm = "realm1"
+procedure = "com.hook.limited"
+url = "{callee_svc.url}"
+concurrency = 2
+
+[[webhooks]]
+name = "slow-events"
+kind = "subscriber"
+realm = "realm1"
+topic = "com.hook.flood"
+url = "{events_svc.url}"
+queue = 1
+timeout_ms = 30000
+""")
+    s = await connect_session(router, ALL_COMBOS[0])
+
+    async def call(n):
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            try:
+                return await s.call("com.hook.limited", n)
+            except ApplicationError as e:
+                if e.error != "wamp.error.no_such_procedure" or asyncio.get_running_loop().time() > deadline:
+                    raise
+
+    calls = [asyncio.ensure_future(call(n)) for n in range(5)]
+    await asyncio.wait_for(blocked.wait(), 20)
+    assert in_flight == 2, "two requests in flight"
+    release.set()
+    assert sorted(await asyncio.gather(*calls)) == list(range(5))
+    assert peak == 2, f"at most 2 requests at once, saw {peak}"
+
+    from autobahn.wamp.types import PublishOptions
+    deadline = asyncio.get_running_loop().time() + 20
+    while not posted:  # the first event is POSTed and its request hangs
+        await s.publish("com.hook.flood", "probe", options=PublishOptions(acknowledge=True))
+        await asyncio.sleep(0.05)
+        assert asyncio.get_running_loop().time() < deadline, "the subscriber webhook got nothing"
+    for n in range(10):
+        await s.publish("com.hook.flood", n, options=PublishOptions(acknowledge=True))
+
+    def dropped():
+        with urllib.request.urlopen(router.listeners["admin"] + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+        for line in text.splitlines():
+            if line.startswith("junction_webhook_events_total{") and 'outcome="dropped"' in line \
+                    and 'webhook="slow-events"' in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while dropped() < 8:  # 1 in the request, 1 queued, the rest dropped
+        assert asyncio.get_running_loop().time() < deadline, f"dropped {dropped()}"
+        await asyncio.sleep(0.05)
+    stuck.set()
+    s.leave()
