@@ -43,7 +43,8 @@ pub fn request(
     let method = hyper::Method::from_bytes(method.as_bytes()).map_err(|e| bad(e.to_string()))?;
     let headers: Vec<(String, String)> =
         token.map(|t| ("Authorization".to_owned(), format!("Bearer {t}"))).into_iter().collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(e.to_string()))?;
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(e.to_string()))?;
     let answer = rt.block_on(http_client::request(
         method,
         addr,

@@ -61,10 +61,12 @@ async fn send(
     body: Option<Vec<u8>>,
 ) -> Result<(u16, Bytes), HttpError> {
     let io = |e: &dyn std::fmt::Display| HttpError::Io(e.to_string());
-    let stream =
-        tokio::net::TcpStream::connect(authority).await.map_err(|e| HttpError::Connect(format!("{authority}: {e}")))?;
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| HttpError::Connect(format!("{authority}: {e}")))?;
     stream.set_nodelay(true).ok();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| io(&e))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| io(&e))?;
     let driver = tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "HTTP client connection");
