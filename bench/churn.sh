@@ -16,20 +16,8 @@ ROUNDS=${ROUNDS:-2}
 OUT=target/bench/churn-$(date -u +%Y-%m-%dT%H%M%SZ).jsonl
 mkdir -p target/bench
 [ -n "${NO_BUILD:-}" ] || cargo build --release --bin junction --bin junction-bench
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-# start NAME CONFIG: a node; sets its websocket URL in WS_<NAME> and its pid in PID_<NAME>
-start() {
-  target/release/junction --config "$2" > "$DIR/$1.out" 2> "$DIR/$1.err" &
-  PIDS+=($!)
-  printf -v "PID_$1" '%s' "$!"
-  for _ in $(seq 200); do grep -q '^ready' "$DIR/$1.out" && break; sleep 0.1; done
-  grep -q '^ready' "$DIR/$1.out" || { echo "node $1 did not start"; cat "$DIR/$1.err"; exit 1; }
-  printf -v "WS_$1" '%s' "$(sed -n 's/^listening websocket //p' "$DIR/$1.out")"
-}
+# shellcheck source=bench/nodes.sh
+. bench/nodes.sh
 printf '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n' > "$DIR/lone.toml"
 start lone "$DIR/lone.toml"
 declare -a GRPC

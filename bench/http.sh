@@ -16,21 +16,9 @@ CLIENTS=${CLIENTS:-32}
 OUT=target/bench/http-$(date -u +%Y-%m-%dT%H%M%SZ).jsonl
 mkdir -p target/bench
 [ -n "${NO_BUILD:-}" ] || cargo build --release --bin junction --bin junction-bench
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# shellcheck source=bench/nodes.sh
+. bench/nodes.sh
 BRIDGE='[bridge]\nlisten = "127.0.0.1:%s"\nanonymous_role = "anonymous"\nrate = 1000000000.0\nburst = 1000000000\n'
-# start NAME CONFIG: a node; sets WS_<NAME> and PID_<NAME>
-start() {
-  target/release/junction --config "$2" > "$DIR/$1.out" 2> "$DIR/$1.err" &
-  PIDS+=($!)
-  printf -v "PID_$1" '%s' "$!"
-  for _ in $(seq 200); do grep -q '^ready' "$DIR/$1.out" && break; sleep 0.1; done
-  grep -q '^ready' "$DIR/$1.out" || { echo "node $1 did not start"; cat "$DIR/$1.err"; exit 1; }
-  printf -v "WS_$1" '%s' "$(sed -n 's/^listening websocket //p' "$DIR/$1.out")"
-}
 LONE_HTTP=$(free_port)
 { printf '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'; printf "$BRIDGE" "$LONE_HTTP"; } > "$DIR/lone.toml"
 start lone "$DIR/lone.toml"
