@@ -144,7 +144,7 @@ async fn step(
     let c = &mut clients[who];
     let expected = c.ser.decode(&frame).ok().map(|m| classify(c.phase, &m));
     let before = c.phase;
-    let flow = c.session.on_frame(&frame).await;
+    let flow = c.session.on_frame(&bytes::Bytes::from(frame)).await;
     if before == Phase::Established && matches!(expected, Some(Step::Violation(_))) {
         assert_eq!(flow, Flow::Close, "violation {expected:?} did not close the session");
     }
@@ -355,10 +355,7 @@ fn payload(u: &mut Unstructured<'_>) -> Result<Payload> {
             let n = u.int_in_range(0..=4)?;
             Payload::args(vec![Value::Int(u.arbitrary()?), Value::Bytes(u.bytes(n)?.to_vec())])
         }
-        2 => Payload { args: Some(Vec::new()), kwargs: Some(dict! { "k" => Value::Float(u.arbitrary()?) }) },
-        _ => Payload {
-            args: None,
-            kwargs: Some(dict! { "s" => String::from_utf8_lossy(u.bytes(3)?).into_owned() }),
-        },
+        2 => Payload::new(Some(Vec::new()), Some(dict! { "k" => Value::Float(u.arbitrary()?) })),
+        _ => Payload::new(None, Some(dict! { "s" => String::from_utf8_lossy(u.bytes(3)?).into_owned() })),
     })
 }

@@ -60,8 +60,10 @@ pub async fn call(
             format!("{procedure} is for the admin role in the admin realm ([admin] role and realm)"),
         ));
     }
-    let args = p.args.clone().unwrap_or_default();
-    let kwargs = p.kwargs.clone().unwrap_or_default();
+    let given = p.arguments();
+    let args = given.args.clone().unwrap_or_default();
+    let kwargs = given.kwargs.clone().unwrap_or_default();
+    drop(given);
     match procedure {
         "junction.cluster.status" => cluster_status(router).await,
         "junction.cluster.stats" => cluster_stats(router, realm).await,
@@ -112,7 +114,10 @@ async fn cluster_status(router: &Router) -> Answer {
     for realm in router.realms() {
         for (node, answer) in query::ask_peers(router, &realm.name, "session.list", &Payload::default()).await
         {
-            let ids = answer.ok().and_then(|p| p.args?.into_iter().next()).and_then(|v| v.as_list().cloned());
+            let ids = answer
+                .ok()
+                .and_then(|p| p.into_arguments().args?.into_iter().next())
+                .and_then(|v| v.as_list().cloned());
             if let Some(entry) = nodes.iter_mut().find(|n| n.0 == node.0) {
                 let ids: Vec<u64> = ids.unwrap_or_default().iter().filter_map(Value::as_u64).collect();
                 entry.1.insert(realm.name.clone(), ids.into());
@@ -141,7 +146,7 @@ async fn cluster_stats(router: &Router, realm: &Realm) -> Answer {
     peers.sort_by_key(|n| n.0);
     for peer in peers {
         let answer = answers.iter().find(|(n, _)| *n == peer).and_then(|(_, a)| a.as_ref().ok());
-        let doc = answer.and_then(|p| p.args.as_ref()?.first().cloned());
+        let doc = answer.and_then(|p| p.arguments().args.as_ref()?.first().cloned());
         let doc = doc.and_then(|v| serde_json::to_value(v).ok()).filter(serde_json::Value::is_object);
         nodes.push(match doc {
             Some(mut doc) => {
@@ -194,7 +199,7 @@ async fn kill(router: &Router, args: &List, kwargs: &Dict) -> Answer {
     let mut options = Dict::new();
     options.insert("reason".into(), reason.into());
     options.insert("message".into(), message.into());
-    let ask = Payload { args: Some(vec![id.into()]), kwargs: Some(options) };
+    let ask = Payload::new(Some(vec![id.into()]), Some(options));
     for realm in router.realms() {
         for (node, answer) in query::ask_peers(router, &realm.name, "session.kill", &ask).await {
             if answer.is_ok() {

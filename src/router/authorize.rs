@@ -121,8 +121,8 @@ pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, asked: As
             let answer = router.call_internal(&realm.name, procedure, args, AUTHORIZER_TIMEOUT).await;
             let parsed = match answer {
                 Ok(p) => roles::parse_answer(&crate::auth::dynamic::reply_value(
-                    &p.args.unwrap_or_default(),
-                    &p.kwargs.unwrap_or_default(),
+                    &p.arguments().args.clone().unwrap_or_default(),
+                    &p.arguments().kwargs.clone().unwrap_or_default(),
                 )),
                 Err(failure) => {
                     tracing::warn!(authorizer = %procedure, error = %failure.error, "authorizer failed: denied");
@@ -192,7 +192,8 @@ pub async fn role_api(
     if !is_admin(router, realm, me) {
         return Err((errors::NOT_AUTHORIZED.into(), "only the admin role may change roles".into()));
     }
-    let args = p.args.clone().unwrap_or_default();
+    let given = p.arguments();
+    let args = given.args.clone().unwrap_or_default();
     let name = args.first().and_then(Value::as_str).map(str::to_owned);
     let (_, configs) = effective(router, realm);
     let cmd = match (&procedure["junction.role.".len()..], name) {
@@ -208,7 +209,7 @@ pub async fn role_api(
         }
         ("set", Some(name)) => {
             let spec =
-                args.get(1).cloned().unwrap_or_else(|| Value::Dict(p.kwargs.clone().unwrap_or_default()));
+                args.get(1).cloned().unwrap_or_else(|| Value::Dict(given.kwargs.clone().unwrap_or_default()));
             match RoleConfig::from_value(&name, &spec) {
                 Ok(role) => Command::SetRole { realm: realm.name.clone(), role },
                 Err(why) => return Err((errors::INVALID_ARGUMENT.into(), why.to_string())),

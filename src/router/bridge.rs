@@ -204,8 +204,8 @@ pub async fn ticket_login(
                     router.call_internal(&home, &call.procedure, call.args, AUTHENTICATOR_TIMEOUT).await;
                 let reply = match reply {
                     Ok(p) => Ok(auth::dynamic::reply_value(
-                        &p.args.unwrap_or_default(),
-                        &p.kwargs.unwrap_or_default(),
+                        &p.arguments().args.clone().unwrap_or_default(),
+                        &p.arguments().kwargs.clone().unwrap_or_default(),
                     )),
                     Err(f) => Err(auth::dynamic::CallFailure::from_error(&f.error, &f.args)),
                 };

@@ -105,14 +105,15 @@ pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, msg: &Mes
         }
         Message::Call(m) if m.procedure == ADD_TESTAMENT && authorize::enforced(router, realm) => {
             // a reserved topic is refused as an invalid URI by the meta API, like PUBLISH
-            let Some(topic) = first_arg(m).and_then(Value::as_str).filter(|t| !uri::is_reserved(t)) else {
+            let first = first_arg(m);
+            let Some(topic) = first.as_ref().and_then(Value::as_str).filter(|t| !uri::is_reserved(t)) else {
                 return Ok(());
             };
             let asked = Asked { uri: topic, policy: MatchPolicy::Exact, action: Action::Publish };
             require(router, realm, me, asked, "testament").await
         }
         Message::Call(m) if m.procedure == GET_EVENTS && authorize::enforced(router, realm) => {
-            let Some(id) = first_arg(m).and_then(Value::as_u64) else { return Ok(()) };
+            let Some(id) = first_arg(m).as_ref().and_then(Value::as_u64) else { return Ok(()) };
             let pattern = router
                 .interest
                 .read(&realm.name, |idx| idx.get(SubscriptionId(id)).map(|s| (s.uri.clone(), s.policy)));
@@ -124,8 +125,8 @@ pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, msg: &Mes
     }
 }
 
-fn first_arg(m: &crate::wamp::message::Call) -> Option<&Value> {
-    m.payload.args.as_ref()?.first()
+fn first_arg(m: &crate::wamp::message::Call) -> Option<Value> {
+    m.payload.arguments().args.as_ref()?.first().cloned()
 }
 
 /// `Err` naming the action and `what` it was needed for, unless the role allows it.

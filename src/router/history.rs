@@ -48,11 +48,8 @@ struct Kept {
 impl Kept {
     /// Roughly the bytes the event takes in memory.
     fn memory_size(&self) -> usize {
-        let payload = |l: &Option<List>| l.iter().flatten().map(Value::memory_size).sum::<usize>();
-        let kwargs =
-            self.payload.kwargs.iter().flatten().map(|(k, v)| k.len() + v.memory_size()).sum::<usize>();
         let details = self.details.iter().map(|(k, v)| k.len() + v.memory_size()).sum::<usize>();
-        std::mem::size_of::<Kept>() + self.topic.len() + payload(&self.payload.args) + kwargs + details
+        std::mem::size_of::<Kept>() + self.topic.len() + self.payload.memory_size() + details
     }
 }
 
@@ -136,10 +133,11 @@ impl History {
                 "topic" => e.topic.as_str(),
                 "details" => e.details.clone(),
             };
-            if let Some(args) = &e.payload.args {
+            let payload = e.payload.arguments();
+            if let Some(args) = &payload.args {
                 v.insert("args".into(), Value::List(args.clone()));
             }
-            if let Some(kwargs) = &e.payload.kwargs {
+            if let Some(kwargs) = &payload.kwargs {
                 v.insert("kwargs".into(), Value::Dict(kwargs.clone()));
             }
             Value::Dict(v)

@@ -49,8 +49,10 @@ fn one(v: impl Into<Value>) -> Answer {
 /// answered at once; what needs the other nodes (their sessions and subscribers,
 /// revocations) is answered from a task that asks them ([`super::query`]).
 pub fn call(router: &Arc<Router>, realm: &Arc<Realm>, me: &Arc<SessionHandle>, m: Call) {
-    let args = m.payload.args.clone().unwrap_or_default();
-    let kwargs = m.payload.kwargs.clone().unwrap_or_default();
+    let given = m.payload.arguments();
+    let args = given.args.clone().unwrap_or_default();
+    let kwargs = given.kwargs.clone().unwrap_or_default();
+    drop(given);
     let name = m.procedure.split_once('.').map_or("", |(_, rest)| rest).to_owned();
     if name == "session.add_testament" || name == "session.flush_testaments" {
         // The session's own copy changes now, before its next message is handled;
@@ -109,7 +111,7 @@ async fn everywhere(router: &Arc<Router>, realm: &Arc<Realm>, op: &str, payload:
     let there = query::ask_peers(router, &realm.name, op, &payload).await;
     std::iter::once(here)
         .chain(there.into_iter().map(|(_, a)| a))
-        .filter_map(|a| a.ok()?.args?.into_iter().next())
+        .filter_map(|a| a.ok()?.into_arguments().args?.into_iter().next())
         .collect()
 }
 
@@ -145,7 +147,7 @@ async fn cluster_call(
     if name.starts_with("session.kill") && !uri::is_valid(reason, uri::UriCheck::Loose) {
         return err(errors::INVALID_URI, "reason must be a valid URI");
     }
-    let with = |args: List| Payload { args: Some(args), kwargs: Some(kwargs.clone()) };
+    let with = |args: List| Payload::new(Some(args), Some(kwargs.clone()));
     match name {
         "session.count" | "session.list" => {
             let roles = role_filter(args).map(|r| Value::List(r.into_iter().map(Value::from).collect()));
@@ -266,10 +268,10 @@ fn testament_call(
     if let Err(e) = super::testament::check_count(router, me) {
         return (Err(e), None);
     }
-    let payload = Payload {
-        args: args.get(1).and_then(Value::as_list).cloned(),
-        kwargs: args.get(2).and_then(Value::as_dict).cloned(),
-    };
+    let payload = Payload::new(
+        args.get(1).and_then(Value::as_list).cloned(),
+        args.get(2).and_then(Value::as_dict).cloned(),
+    );
     let options = kwargs.get("publish_options").and_then(Value::as_dict).cloned().unwrap_or_default();
     let testament = Testament { topic: topic.to_owned(), payload, options, detached };
     let cmd = super::testament::add_command(router, &realm.name, me, &testament);

@@ -96,7 +96,8 @@ pub fn on_answer(router: &Router, id: QueryId, error: String, payload: Payload) 
         let answer = if error.is_empty() {
             Ok(payload)
         } else {
-            let why = payload.args.as_ref().and_then(|a| a.first()).and_then(Value::as_str).unwrap_or("");
+            let given = payload.arguments();
+            let why = given.args.as_ref().and_then(|a| a.first()).and_then(Value::as_str).unwrap_or("");
             Err((error, why.to_owned()))
         };
         tx.send(answer).ok();
@@ -123,10 +124,11 @@ fn ids(sessions: impl Iterator<Item = SessionId>) -> Value {
 /// - `node.stats` → this node's counters and links ([`super::stats::node_stats`];
 ///   the realm does not matter)
 pub async fn answer_here(router: &Arc<Router>, realm: &Arc<Realm>, op: &str, payload: &Payload) -> Answer {
+    let given = payload.arguments();
     let empty = List::new();
-    let args = payload.args.as_ref().unwrap_or(&empty);
+    let args = given.args.as_ref().unwrap_or(&empty);
     let no_kwargs = Dict::new();
-    let kwargs = payload.kwargs.as_ref().unwrap_or(&no_kwargs);
+    let kwargs = given.kwargs.as_ref().unwrap_or(&no_kwargs);
     let reason = kwargs.get("reason").and_then(Value::as_str).unwrap_or(meta::KILLED);
     let message = kwargs.get("message").and_then(Value::as_str).unwrap_or("");
     let kill = |victims: Vec<Arc<super::handle::SessionHandle>>| {

@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::handle::{Identity, SessionHandle};
 use super::limits::{self, Seat};
 use super::outbox::Outbox;
@@ -125,9 +127,9 @@ impl Session {
     }
 
     /// Handles one incoming frame.
-    pub async fn on_frame(&mut self, frame: &[u8]) -> Flow {
+    pub async fn on_frame(&mut self, frame: &Bytes) -> Flow {
         let max_values = self.router.config.limits.max_message_elements;
-        let msg = match self.serializer.decode_bounded(frame, max_values) {
+        let msg = match self.serializer.decode_frame(frame, max_values) {
             Ok(m) => m,
             Err(e) => return self.violation(&format!("undecodable message: {e}")).await,
         };
@@ -302,9 +304,10 @@ impl Session {
         let reply =
             self.router.call_internal(&home.name, &call.procedure, call.args, AUTHENTICATOR_TIMEOUT).await;
         match reply {
-            Ok(p) => {
-                Ok(auth::dynamic::reply_value(&p.args.unwrap_or_default(), &p.kwargs.unwrap_or_default()))
-            }
+            Ok(p) => Ok({
+                let p = p.into_arguments();
+                auth::dynamic::reply_value(&p.args.unwrap_or_default(), &p.kwargs.unwrap_or_default())
+            }),
             Err(f) => Err(auth::dynamic::CallFailure::from_error(&f.error, &f.args)),
         }
     }

@@ -36,7 +36,7 @@ impl Client {
 
     async fn send(&mut self, msg: Message) -> Flow {
         let bytes = self.ser.encode(&msg);
-        self.session.on_frame(&bytes).await
+        self.session.on_frame(&bytes::Bytes::from(bytes)).await
     }
 
     fn next(&mut self) -> Option<Message> {
@@ -93,8 +93,7 @@ async fn same_topic_same_subscription_and_exclude_me() {
     let sa = subscribe(&mut a, 1, "com.t").await;
     let sb = subscribe(&mut b, 1, "com.t").await;
     assert_eq!(sa, sb);
-    let payload =
-        Payload { args: Some(vec![Value::Bytes(vec![0, 1, 255])]), kwargs: Some(dict! { "k" => 1u64 }) };
+    let payload = Payload::new(Some(vec![Value::Bytes(vec![0, 1, 255])]), Some(dict! { "k" => 1u64 }));
     let publish = Publish {
         request: rid(2),
         options: dict! { "acknowledge" => true },
@@ -149,8 +148,7 @@ async fn call_yield_and_error_uris() {
     caller.send(call(4, "com.nothing", Payload::default())).await;
     assert_eq!(error_uri(caller.next()), errors::NO_SUCH_PROCEDURE);
 
-    let args =
-        Payload { args: Some(vec![Value::Int(2), Value::Float(3.5)]), kwargs: Some(dict! { "x" => "y" }) };
+    let args = Payload::new(Some(vec![Value::Int(2), Value::Float(3.5)]), Some(dict! { "x" => "y" }));
     caller.send(call(5, "com.add", args.clone())).await;
     let Some(Message::Invocation(inv)) = callee.next() else { panic!("invocation") };
     assert_eq!((inv.registration, &inv.payload), (reg.registration, &args));
@@ -219,7 +217,7 @@ async fn violations_abort() {
     assert!(matches!(b.next(), Some(Message::Abort(_))));
     let (tx, mut rx) = outbox(4, 1 << 16);
     let mut raw = Session::new(r.clone(), Serializer::Json, tx, "test");
-    assert_eq!(raw.on_frame(b"[1, garbage").await, Flow::Close);
+    assert_eq!(raw.on_frame(&bytes::Bytes::from_static(b"[1, garbage")).await, Flow::Close);
     let mut batch = Vec::new();
     rx.drain_now(&mut batch);
     assert!(String::from_utf8_lossy(&batch[0]).contains(errors::PROTOCOL_VIOLATION));
@@ -231,7 +229,7 @@ async fn unknown_realm_aborts_and_goodbye_is_answered() {
     let (tx, mut rx) = outbox(4, 1 << 16);
     let mut s = Session::new(r.clone(), Serializer::Json, tx, "test");
     let hello = Message::Hello(Hello { realm: "nope".into(), details: Dict::new() });
-    assert_eq!(s.on_frame(&Serializer::Json.encode(&hello)).await, Flow::Close);
+    assert_eq!(s.on_frame(&Serializer::Json.encode(&hello).into()).await, Flow::Close);
     let mut batch = Vec::new();
     rx.drain_now(&mut batch);
     assert!(String::from_utf8_lossy(&batch[0]).contains(errors::NO_SUCH_REALM));
@@ -310,7 +308,7 @@ async fn a_bridged_publish_is_delivered_and_its_session_leaves() {
     let r = router();
     let mut sub = Client::join(&r, Serializer::MsgPack).await;
     let s = subscribe(&mut sub, 1, "com.http").await;
-    let payload = Payload { args: Some(vec![1u64.into()]), kwargs: Some(dict! { "k" => "v" }) };
+    let payload = Payload::new(Some(vec![1u64.into()]), Some(dict! { "k" => "v" }));
     let answer =
         bridge::publish(&r, "realm1", bridge_identity(), "com.http".into(), payload.clone(), Dict::new());
     let Answer::Published(id) = answer.await else { panic!("published") };

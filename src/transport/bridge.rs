@@ -458,7 +458,7 @@ fn parts(
     let args = field("args", true)?.and_then(|v| v.as_list().cloned());
     let kwargs = field("kwargs", false)?.and_then(|v| v.as_dict().cloned());
     let options = field("options", false)?.and_then(|v| v.as_dict().cloned()).unwrap_or_default();
-    Ok((uri.to_owned(), Payload { args, kwargs }, options))
+    Ok((uri.to_owned(), Payload::new(args, kwargs), options))
 }
 
 async fn publish(
@@ -513,6 +513,7 @@ async fn openapi_route(State(b): State<Arc<Bridge>>) -> Response {
 }
 
 fn payload_json(p: Payload) -> serde_json::Value {
+    let p = p.into_arguments();
     let args = serde_json::to_value(Value::List(p.args.unwrap_or_default())).unwrap_or_default();
     let kwargs = serde_json::to_value(Value::Dict(p.kwargs.unwrap_or_default())).unwrap_or_default();
     json!({ "args": args, "kwargs": kwargs })

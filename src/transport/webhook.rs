@@ -148,7 +148,7 @@ impl Internal {
     }
 
     async fn send(&mut self, msg: &Message) {
-        let frame = Serializer::Json.encode(msg);
+        let frame = bytes::Bytes::from(Serializer::Json.encode(msg));
         self.session.on_frame(&frame).await;
     }
 
@@ -192,6 +192,7 @@ fn to_json(v: &Value) -> serde_json::Value {
 }
 
 fn payload_json(p: &Payload) -> (serde_json::Value, serde_json::Value) {
+    let p = p.arguments();
     let args = p.args.as_ref().map(|a| to_json(&Value::List(a.clone()))).unwrap_or(json!([]));
     let kwargs = p.kwargs.as_ref().map(|k| to_json(&Value::Dict(k.clone()))).unwrap_or(json!({}));
     (args, kwargs)
@@ -339,7 +340,7 @@ async fn invoke(
                     request: inv.request,
                     details: Dict::new(),
                     error,
-                    payload: Payload { args, kwargs },
+                    payload: Payload::new(args, kwargs),
                 })
             }
             _ => {
@@ -376,7 +377,7 @@ fn result_payload(v: Option<Value>) -> Payload {
                 Some(Value::Dict(k)) => Some(k),
                 _ => None,
             };
-            Payload { args: args.or_else(|| kwargs.as_ref().map(|_| Vec::new())), kwargs }
+            Payload::new(args.or_else(|| kwargs.as_ref().map(|_| Vec::new())), kwargs)
         }
         Some(other) => Payload::args(vec![other]),
     }
@@ -390,11 +391,15 @@ mod tests {
     fn webhook_answers_map_to_results() {
         assert_eq!(result_payload(None), Payload::default());
         let v = Serializer::Json.decode_value(br#"{"args":[1],"kwargs":{"a":2}}"#).ok();
-        let p = result_payload(v);
+        let p = result_payload(v).into_arguments();
         assert_eq!(p.args, Some(vec![Value::Int(1)]));
         assert_eq!(p.kwargs.and_then(|k| k.get("a").cloned()), Some(Value::Int(2)));
         let v = Serializer::Json.decode_value(br#"{"total":3}"#).ok();
-        assert_eq!(result_payload(v).args.map(|a| a.len()), Some(1), "any other object is the single result");
+        assert_eq!(
+            result_payload(v).into_arguments().args.map(|a| a.len()),
+            Some(1),
+            "any other object is the single result"
+        );
         assert!(decode(b"  ").unwrap().is_none());
         assert!(decode(b"not json").is_err());
     }

@@ -218,7 +218,7 @@ impl Dealer {
         match (call.caller, outcome) {
             (Caller::Router, Outcome::Result(_, payload)) => out.push(Action::Answer(id, Ok(payload))),
             (Caller::Router, Outcome::Error(error, _, payload)) => {
-                let args = payload.args.unwrap_or_default();
+                let args = payload.into_arguments().args.unwrap_or_default();
                 out.push(Action::Answer(id, Err(Failure { error, args })));
             }
             (Caller::Session { session, request }, Outcome::Result(details, payload)) => {

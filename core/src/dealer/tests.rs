@@ -469,7 +469,7 @@ fn a_callee_leaving_mid_call_cancels_the_call_on_the_callers_node() {
     net.run(N2, out);
     let got = net.take(N1, CALLER);
     assert!(
-        matches!(got.as_slice(), [Message::Error(e)] if e.error == errors::CANCELED && e.payload.args == Some(vec!["the callee left before answering".into()]))
+        matches!(got.as_slice(), [Message::Error(e)] if e.error == errors::CANCELED && e.payload.arguments().args == Some(vec!["the callee left before answering".into()]))
     );
 }
 

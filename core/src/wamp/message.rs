@@ -36,26 +36,7 @@ pub mod code {
     pub const YIELD: u64 = 70;
 }
 
-/// Positional arguments and keyword arguments of a message, passed through untouched.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct Payload {
-    /// `Arguments|list`, absent when the sender left it out.
-    pub args: Option<List>,
-    /// `ArgumentsKw|dict`, absent when the sender left it out.
-    pub kwargs: Option<Dict>,
-}
-
-impl Payload {
-    /// A payload of positional arguments only.
-    pub fn args(args: List) -> Self {
-        Payload { args: Some(args), kwargs: None }
-    }
-
-    /// True when neither args nor kwargs are present.
-    pub fn is_empty(&self) -> bool {
-        self.args.is_none() && self.kwargs.is_none()
-    }
-}
+pub use super::payload::{Arguments, Encoded, Payload};
 
 /// `[HELLO, Realm|uri, Details|dict]`
 #[derive(Clone, Debug, PartialEq)]
@@ -320,6 +301,21 @@ impl Message {
         }
     }
 
+    /// The payload, for the message types that carry one.
+    pub fn payload(&self) -> Option<&Payload> {
+        use Message::*;
+        match self {
+            Error(m) => Some(&m.payload),
+            Publish(m) => Some(&m.payload),
+            Event(m) => Some(&m.payload),
+            Call(m) => Some(&m.payload),
+            Result(m) => Some(&m.payload),
+            Invocation(m) => Some(&m.payload),
+            Yield(m) => Some(&m.payload),
+            _ => None,
+        }
+    }
+
     /// The message as the list that goes on the wire.
     pub fn into_list(self) -> List {
         use Message::*;
@@ -374,8 +370,31 @@ impl Message {
 
     /// Reads a message from the list that came off the wire.
     pub fn from_list(list: List) -> Result<Message, MessageError> {
+        Message::read(list, None)
+    }
+
+    /// Reads a message from the elements before its payload and the payload as
+    /// received (`elements`: how many list elements the payload took, 1 or 2).
+    pub fn from_head(head: List, payload: Encoded, elements: usize) -> Result<Message, MessageError> {
+        Message::read(head, Some((Payload::Encoded(payload), elements)))
+    }
+
+    /// The index of the first payload element in the list of a message of type
+    /// `code`, for the types that carry one.
+    pub fn payload_index(code: u64) -> Option<usize> {
+        match code {
+            code::ERROR => Some(5),
+            code::PUBLISH | code::EVENT | code::CALL | code::INVOCATION => Some(4),
+            code::RESULT | code::YIELD => Some(3),
+            _ => None,
+        }
+    }
+
+    fn read(list: List, tail: Option<(Payload, usize)>) -> Result<Message, MessageError> {
         let code = list.first().and_then(Value::as_u64).ok_or(MessageError::NotAList)?;
-        let mut r = Reader { code, len: list.len(), items: list.into_iter().enumerate() };
+        let len = list.len() + tail.as_ref().map_or(0, |t| t.1);
+        let tail = tail.map(|t| t.0);
+        let mut r = Reader { code, len, items: list.into_iter().enumerate(), tail };
         r.items.next();
         let msg = match code {
             code::HELLO => {
@@ -561,7 +580,8 @@ fn id(v: u64) -> Value {
 
 /// Appends args/kwargs the way the spec asks: kwargs force an (possibly empty) args list.
 fn with_payload(mut list: List, p: Payload) -> List {
-    match (p.args, p.kwargs) {
+    let a = p.into_arguments();
+    match (a.args, a.kwargs) {
         (None, None) => {}
         (Some(a), None) => list.push(Value::List(a)),
         (a, Some(k)) => {
@@ -584,6 +604,8 @@ struct Reader {
     code: u64,
     len: usize,
     items: std::iter::Enumerate<std::vec::IntoIter<Value>>,
+    /// The payload, when it was kept encoded rather than decoded into `items`.
+    tail: Option<Payload>,
 }
 
 impl Reader {
@@ -642,6 +664,9 @@ impl Reader {
     }
 
     fn payload(&mut self) -> Result<Payload, MessageError> {
+        if let Some(p) = self.tail.take() {
+            return Ok(p);
+        }
         let args = match self.items.next() {
             None => None,
             Some((_, Value::List(l))) => Some(l),
@@ -652,6 +677,6 @@ impl Reader {
             Some((_, Value::Dict(d))) => Some(d),
             Some((i, _)) => return Err(self.field(i, "keyword arguments")),
         };
-        Ok(Payload { args, kwargs })
+        Ok(Payload::new(args, kwargs))
     }
 }

@@ -6,6 +6,7 @@ pub mod coverage;
 pub mod errors;
 pub mod message;
 pub mod pattern;
+pub mod payload;
 pub mod ppt;
 pub mod rawsocket;
 pub mod session;

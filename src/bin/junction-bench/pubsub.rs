@@ -241,7 +241,8 @@ async fn subscriber(
                     continue;
                 }
             };
-            let Some((p, seq, sent, topic)) = event_fields(ev.payload.args.as_deref(), own_topic) else {
+            let Some((p, seq, sent, topic)) = event_fields(ev.payload.arguments().args.as_deref(), own_topic)
+            else {
                 r.malformed += 1;
                 continue;
             };

@@ -6,8 +6,10 @@ use crate::broker::retained::{RetainedEvent, Stamp};
 use crate::ids::{CallId, NodeId, PublicationId, QueryId, RegistrationId, SessionId, SubscriptionId};
 use crate::link::LinkMsg;
 use crate::wamp::codec::DecodeError;
-use crate::wamp::codec::neutral::{decode_dict, decode_payload, encode_dict, encode_payload};
+use crate::wamp::codec::neutral::{decode_dict, decode_payload_bytes, encode_dict, encode_payload};
 use crate::wamp::uri::MatchPolicy;
+
+use bytes::Bytes;
 
 use super::pb;
 // An invocation's fence crosses between nodes as wall-clock time: their monotonic
@@ -126,7 +128,7 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, FrameError> {
             publication: PublicationId(e.publication),
             details: decode_dict(&e.details)?,
             audience: decode_dict(&e.audience)?,
-            payload: decode_payload(&e.payload)?,
+            payload: decode_payload_bytes(&Bytes::from(e.payload))?,
         },
         Kind::Invoke(i) => LinkMsg::Invoke {
             realm: i.realm,
@@ -134,14 +136,14 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, FrameError> {
             callee: SessionId(i.callee),
             registration: RegistrationId(i.registration),
             details: decode_dict(&i.details)?,
-            payload: decode_payload(&i.payload)?,
+            payload: decode_payload_bytes(&Bytes::from(i.payload))?,
             start_within: (i.start_by_ms > 0)
                 .then(|| std::time::Duration::from_millis(i.start_by_ms.saturating_sub(unix_ms()))),
         },
         Kind::Yield(y) => LinkMsg::Yield {
             call: CallId(y.call),
             details: decode_dict(&y.details)?,
-            payload: decode_payload(&y.payload)?,
+            payload: decode_payload_bytes(&Bytes::from(y.payload))?,
             progress: y.progress,
         },
         Kind::Interrupt(i) => LinkMsg::Interrupt { call: CallId(i.call), mode: i.mode, reason: i.reason },
@@ -149,17 +151,19 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, FrameError> {
             call: CallId(e.call),
             error: e.error,
             details: decode_dict(&e.details)?,
-            payload: decode_payload(&e.payload)?,
+            payload: decode_payload_bytes(&Bytes::from(e.payload))?,
         },
         Kind::Query(q) => LinkMsg::Query {
             id: QueryId(q.id),
             realm: q.realm,
             op: q.op,
-            payload: decode_payload(&q.payload)?,
+            payload: decode_payload_bytes(&Bytes::from(q.payload))?,
         },
-        Kind::Answer(a) => {
-            LinkMsg::Answer { id: QueryId(a.id), error: a.error, payload: decode_payload(&a.payload)? }
-        }
+        Kind::Answer(a) => LinkMsg::Answer {
+            id: QueryId(a.id),
+            error: a.error,
+            payload: decode_payload_bytes(&Bytes::from(a.payload))?,
+        },
         Kind::Interest(i) => LinkMsg::Interest {
             realm: i.realm,
             topic: i.topic,
@@ -200,10 +204,10 @@ mod tests {
 
     #[test]
     fn every_link_message_round_trips() {
-        let payload = Payload {
-            args: Some(vec![Value::Bytes(vec![0, 255]), Value::Float(1.5), Value::UInt(u64::MAX)]),
-            kwargs: Some(dict! { "a" => "b" }),
-        };
+        let payload = Payload::new(
+            Some(vec![Value::Bytes(vec![0, 255]), Value::Float(1.5), Value::UInt(u64::MAX)]),
+            Some(dict! { "a" => "b" }),
+        );
         let msgs = vec![
             LinkMsg::Event {
                 realm: "r".into(),
@@ -220,7 +224,7 @@ mod tests {
                 callee: SessionId(7),
                 registration: RegistrationId(3),
                 details: dict! { "procedure" => "a.b" },
-                payload: Payload { args: None, kwargs: Some(dict! { "k" => 1u64 }) },
+                payload: Payload::new(None, Some(dict! { "k" => 1u64 })),
                 start_within: None,
             },
             LinkMsg::Yield {

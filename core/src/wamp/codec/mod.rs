@@ -16,10 +16,13 @@ mod cbor;
 mod json;
 mod msgpack;
 pub mod neutral;
+mod passthrough;
 mod serde_value;
 
 #[cfg(test)]
 mod samples;
+
+use bytes::Bytes;
 
 use crate::wamp::message::{Message, MessageError};
 use crate::wamp::value::Value;
@@ -103,9 +106,28 @@ impl Serializer {
         }
     }
 
-    /// Encodes a message.
+    /// Encodes a message. A payload still in the bytes it arrived in is copied as is
+    /// when it is in this serializer, and decoded and re-encoded otherwise.
     pub fn encode(self, msg: &Message) -> Vec<u8> {
-        self.encode_serialize(msg)
+        match msg.payload().and_then(|p| p.encoded()) {
+            Some(e) if e.serializer() == self => passthrough::encode_spliced(self, msg, e),
+            _ => self.encode_serialize(msg),
+        }
+    }
+
+    /// Encodes the elements of a message before its payload, as a list.
+    fn encode_head(self, msg: &Message) -> Vec<u8> {
+        self.encode_serialize(&serde_value::Head(msg))
+    }
+
+    /// Decodes a received frame of at most `max_values` values, keeping its payload
+    /// (args, kwargs) as slices of `frame` where the serializer allows: a router only
+    /// forwards it (see [`passthrough`]).
+    pub fn decode_frame(self, frame: &Bytes, max_values: usize) -> Result<Message, DecodeError> {
+        match passthrough::split_decode(self, frame, max_values) {
+            Some(msg) => Ok(msg),
+            None => self.decode_bounded(frame, max_values),
+        }
     }
 
     /// Decodes a message.
@@ -200,7 +222,7 @@ mod tests {
             Message::Yield(crate::wamp::message::Yield {
                 request: crate::ids::RequestId(1),
                 options: dict! {},
-                payload: crate::wamp::message::Payload { args, kwargs: Some(dict! {"k" => 1u64}) },
+                payload: crate::wamp::message::Payload::new(args, Some(dict! {"k" => 1u64})),
             })
         };
         for s in Serializer::ALL {

@@ -3,18 +3,43 @@
 //! a payload). Compact, binary-safe, and decoded by the receiver into whatever its
 //! clients speak. Empty payloads and dictionaries are empty byte strings.
 
+use bytes::Bytes;
+
 use super::{DecodeError, Serializer};
 use crate::wamp::message::Payload;
 use crate::wamp::value::{Dict, Value};
 
-/// A payload as neutral bytes.
+/// A payload as neutral bytes. A payload still in the MessagePack bytes it arrived in
+/// is copied, not re-encoded.
 pub fn encode_payload(p: &Payload) -> Vec<u8> {
     if p.is_empty() {
         return Vec::new();
     }
-    let args = p.args.clone().map(Value::List).unwrap_or(Value::Null);
-    let kwargs = p.kwargs.clone().map(Value::Dict).unwrap_or(Value::Null);
+    if let Some(e) = p.encoded().filter(|e| e.serializer() == Serializer::MsgPack) {
+        let kwargs = e.kwargs().unwrap_or(&[MSGPACK_NIL]);
+        let mut out = Vec::with_capacity(1 + e.args().len() + kwargs.len());
+        out.push(MSGPACK_PAIR);
+        out.extend_from_slice(e.args());
+        out.extend_from_slice(kwargs);
+        return out;
+    }
+    let a = p.arguments();
+    let args = a.args.clone().map(Value::List).unwrap_or(Value::Null);
+    let kwargs = a.kwargs.clone().map(Value::Dict).unwrap_or(Value::Null);
     Serializer::MsgPack.encode_value(&Value::List(vec![args, kwargs]))
+}
+
+/// MessagePack's header of a two-element array, and its nil.
+const MSGPACK_PAIR: u8 = 0x92;
+const MSGPACK_NIL: u8 = 0xc0;
+
+/// A payload from neutral bytes, kept encoded (slices of `b`) when it can be: a
+/// node forwards it to its clients as it came.
+pub fn decode_payload_bytes(b: &Bytes) -> Result<Payload, DecodeError> {
+    match super::passthrough::split_neutral(b) {
+        Some(p) => Ok(p),
+        None => decode_payload(b),
+    }
 }
 
 /// A payload from neutral bytes.
@@ -37,7 +62,7 @@ pub fn decode_payload(b: &[u8]) -> Result<Payload, DecodeError> {
         Some(Value::Null) => None,
         _ => return Err(bad("args is not a list")),
     };
-    Ok(Payload { args, kwargs })
+    Ok(Payload::new(args, kwargs))
 }
 
 /// A dictionary as neutral bytes.
@@ -66,7 +91,7 @@ mod tests {
         for p in [
             Payload::default(),
             Payload::args(vec![Value::Bytes(vec![0, 255]), Value::UInt(u64::MAX), Value::Float(0.5)]),
-            Payload { args: None, kwargs: Some(dict! { "k" => "v" }) },
+            Payload::new(None, Some(dict! { "k" => "v" })),
         ] {
             assert_eq!(decode_payload(&encode_payload(&p)).ok(), Some(p));
         }

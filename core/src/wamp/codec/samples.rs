@@ -17,7 +17,7 @@ fn roles() -> Dict {
 }
 
 fn nested_payload() -> Payload {
-    Payload {
+    Payload::Decoded(Arguments {
         args: Some(vec![
             Value::Int(-42),
             Value::UInt(u64::MAX),
@@ -32,11 +32,11 @@ fn nested_payload() -> Payload {
             "nested" => dict! {"deep" => Value::List(vec![dict! {"x" => 1u64}.into()])},
             "empty" => "",
         }),
-    }
+    })
 }
 
 fn kwargs_only() -> Payload {
-    Payload { args: Some(vec![]), kwargs: Some(dict! {"color" => "orange", "size" => 23u64}) }
+    Payload::new(Some(vec![]), Some(dict! {"color" => "orange", "size" => 23u64}))
 }
 
 /// A PUBLISH whose only argument is binary.
@@ -177,10 +177,10 @@ pub fn all_messages() -> Vec<Message> {
         Message::Yield(Yield {
             request: RequestId(6_131_533),
             options: dict! {},
-            payload: Payload {
-                args: Some(vec![Value::Float(-0.5)]),
-                kwargs: Some(dict! {"userid" => 123u64, "karma" => 10u64}),
-            },
+            payload: Payload::new(
+                Some(vec![Value::Float(-0.5)]),
+                Some(dict! {"userid" => 123u64, "karma" => 10u64}),
+            ),
         }),
     ]
 }

@@ -17,7 +17,7 @@ use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::MAX_DEPTH;
-use crate::wamp::message::{Message, Payload};
+use crate::wamp::message::{Arguments, Message, Payload};
 use crate::wamp::value::{Dict, List, Value};
 
 /// Standard alphabet; padding optional on decode (peers differ), always written on encode.
@@ -107,7 +107,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Appends args/kwargs as `message.rs` does: kwargs force an (empty) args list.
-    fn payload(mut self, p: &'a Payload) -> Self {
+    fn payload(mut self, p: &'a Arguments) -> Self {
         match (&p.args, &p.kwargs) {
             (None, None) => {}
             (Some(a), None) => self.push(Field::List(a)),
@@ -117,6 +117,15 @@ impl<'a> Fields<'a> {
             }
         }
         self
+    }
+
+    fn serialize_seq<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let items = self.items.get(..self.len).unwrap_or_default();
+        let mut seq = s.serialize_seq(Some(items.len()))?;
+        for f in items {
+            seq.serialize_element(f)?;
+        }
+        seq.end()
     }
 
     fn opt_dict(mut self, d: &'a Option<Dict>) -> Self {
@@ -129,52 +138,61 @@ impl<'a> Fields<'a> {
 
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use Field::{Dict as D, Int, Str};
-        use Message as M;
-        let c = Int(self.code());
-        let fields = match self {
-            M::Hello(m) => Fields::new(&[c, Str(&m.realm), D(&m.details)]),
-            M::Welcome(m) => Fields::new(&[c, Int(m.session.0), D(&m.details)]),
-            M::Abort(m) => Fields::new(&[c, D(&m.details), Str(&m.reason)]),
-            M::Challenge(m) => Fields::new(&[c, Str(&m.auth_method), D(&m.extra)]),
-            M::Authenticate(m) => Fields::new(&[c, Str(&m.signature), D(&m.extra)]),
-            M::Goodbye(m) => Fields::new(&[c, D(&m.details), Str(&m.reason)]),
-            M::Error(m) => {
-                Fields::new(&[c, Int(m.request_type), Int(m.request.0), D(&m.details), Str(&m.error)])
-                    .payload(&m.payload)
+        let (fields, payload) = head_fields(self);
+        let decoded;
+        let fields = match payload {
+            None => fields,
+            Some(Payload::Decoded(a)) => fields.payload(a),
+            Some(Payload::Encoded(e)) => {
+                decoded = e.decode();
+                fields.payload(&decoded)
             }
-            M::Publish(m) => {
-                Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.topic)]).payload(&m.payload)
-            }
-            M::Published(m) => Fields::new(&[c, Int(m.request.0), Int(m.publication.0)]),
-            M::Subscribe(m) => Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.topic)]),
-            M::Subscribed(m) => Fields::new(&[c, Int(m.request.0), Int(m.subscription.0)]),
-            M::Unsubscribe(m) => Fields::new(&[c, Int(m.request.0), Int(m.subscription.0)]),
-            M::Unsubscribed(m) => Fields::new(&[c, Int(m.request.0)]).opt_dict(&m.details),
-            M::Event(m) => Fields::new(&[c, Int(m.subscription.0), Int(m.publication.0), D(&m.details)])
-                .payload(&m.payload),
-            M::Call(m) => {
-                Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.procedure)]).payload(&m.payload)
-            }
-            M::Cancel(m) => Fields::new(&[c, Int(m.request.0), D(&m.options)]),
-            M::Result(m) => Fields::new(&[c, Int(m.request.0), D(&m.details)]).payload(&m.payload),
-            M::Register(m) => Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.procedure)]),
-            M::Registered(m) => Fields::new(&[c, Int(m.request.0), Int(m.registration.0)]),
-            M::Unregister(m) => Fields::new(&[c, Int(m.request.0), Int(m.registration.0)]),
-            M::Unregistered(m) => Fields::new(&[c, Int(m.request.0)]).opt_dict(&m.details),
-            M::Invocation(m) => {
-                Fields::new(&[c, Int(m.request.0), Int(m.registration.0), D(&m.details)]).payload(&m.payload)
-            }
-            M::Interrupt(m) => Fields::new(&[c, Int(m.request.0), D(&m.options)]),
-            M::Yield(m) => Fields::new(&[c, Int(m.request.0), D(&m.options)]).payload(&m.payload),
         };
-        let items = fields.items.get(..fields.len).unwrap_or_default();
-        let mut seq = s.serialize_seq(Some(items.len()))?;
-        for f in items {
-            seq.serialize_element(f)?;
-        }
-        seq.end()
+        fields.serialize_seq(s)
     }
+}
+
+/// A message without its payload: the elements before it, in a list of their own.
+pub(crate) struct Head<'a>(pub(crate) &'a Message);
+
+impl Serialize for Head<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        head_fields(self.0).0.serialize_seq(s)
+    }
+}
+
+/// The elements of a message before its payload, and the payload.
+fn head_fields(msg: &Message) -> (Fields<'_>, Option<&Payload>) {
+    use Field::{Dict as D, Int, Str};
+    use Message as M;
+    let c = Int(msg.code());
+    let fields = match msg {
+        M::Hello(m) => Fields::new(&[c, Str(&m.realm), D(&m.details)]),
+        M::Welcome(m) => Fields::new(&[c, Int(m.session.0), D(&m.details)]),
+        M::Abort(m) => Fields::new(&[c, D(&m.details), Str(&m.reason)]),
+        M::Challenge(m) => Fields::new(&[c, Str(&m.auth_method), D(&m.extra)]),
+        M::Authenticate(m) => Fields::new(&[c, Str(&m.signature), D(&m.extra)]),
+        M::Goodbye(m) => Fields::new(&[c, D(&m.details), Str(&m.reason)]),
+        M::Error(m) => Fields::new(&[c, Int(m.request_type), Int(m.request.0), D(&m.details), Str(&m.error)]),
+        M::Publish(m) => Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.topic)]),
+        M::Published(m) => Fields::new(&[c, Int(m.request.0), Int(m.publication.0)]),
+        M::Subscribe(m) => Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.topic)]),
+        M::Subscribed(m) => Fields::new(&[c, Int(m.request.0), Int(m.subscription.0)]),
+        M::Unsubscribe(m) => Fields::new(&[c, Int(m.request.0), Int(m.subscription.0)]),
+        M::Unsubscribed(m) => Fields::new(&[c, Int(m.request.0)]).opt_dict(&m.details),
+        M::Event(m) => Fields::new(&[c, Int(m.subscription.0), Int(m.publication.0), D(&m.details)]),
+        M::Call(m) => Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.procedure)]),
+        M::Cancel(m) => Fields::new(&[c, Int(m.request.0), D(&m.options)]),
+        M::Result(m) => Fields::new(&[c, Int(m.request.0), D(&m.details)]),
+        M::Register(m) => Fields::new(&[c, Int(m.request.0), D(&m.options), Str(&m.procedure)]),
+        M::Registered(m) => Fields::new(&[c, Int(m.request.0), Int(m.registration.0)]),
+        M::Unregister(m) => Fields::new(&[c, Int(m.request.0), Int(m.registration.0)]),
+        M::Unregistered(m) => Fields::new(&[c, Int(m.request.0)]).opt_dict(&m.details),
+        M::Invocation(m) => Fields::new(&[c, Int(m.request.0), Int(m.registration.0), D(&m.details)]),
+        M::Interrupt(m) => Fields::new(&[c, Int(m.request.0), D(&m.options)]),
+        M::Yield(m) => Fields::new(&[c, Int(m.request.0), D(&m.options)]),
+    };
+    (fields, msg.payload())
 }
 
 impl<'de> Deserialize<'de> for Value {
@@ -449,4 +467,89 @@ impl<'de> Visitor<'de> for KeySeed {
 /// Turns a serializer error into a string for [`super::DecodeError::Syntax`].
 pub(crate) fn syntax<E: fmt::Display>(e: E) -> super::DecodeError {
     super::DecodeError::Syntax(e.to_string())
+}
+
+/// Checks one value the way [`ValueSeed`] decodes it (depth, budget, string keys,
+/// binary strings) without building it: for payloads kept encoded.
+#[derive(Clone, Copy)]
+pub(crate) struct CheckSeed<'b> {
+    depth: usize,
+    budget: &'b Budget,
+}
+
+impl<'b> CheckSeed<'b> {
+    /// A check of one element of the message list, within `budget` values.
+    pub(crate) fn new(budget: &'b Budget) -> Self {
+        CheckSeed { depth: 1, budget }
+    }
+
+    fn child<E: de::Error>(&self) -> Result<CheckSeed<'b>, E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(E::custom(format_args!("nesting deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(CheckSeed { depth: self.depth + 1, budget: self.budget })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for CheckSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.budget.take()?;
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CheckSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a WAMP value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    /// Only JSON is checked this way: a string starting with U+0000 is binary and
+    /// must be valid base64.
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        match v.strip_prefix('\0') {
+            Some(b64) => decode_json_binary(b64)
+                .map(drop)
+                .map_err(|e| E::custom(format_args!("invalid base64 in binary string: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let seed = self.child()?;
+        while seq.next_element_seed(seed)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let seed = self.child()?;
+        while map.next_key_seed(KeySeed)?.is_some() {
+            self.budget.take()?;
+            map.next_value_seed(seed)?;
+        }
+        Ok(())
+    }
 }

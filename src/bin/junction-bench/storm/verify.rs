@@ -63,7 +63,7 @@ async fn count_events(
                 for m in &msgs {
                     if let Message::Event(e) = m {
                         total.fetch_add(1, Ordering::Relaxed);
-                        let n = e.payload.args.as_ref().and_then(|a| a.first()).and_then(Value::as_u64);
+                        let n = e.payload.arguments().args.as_ref().and_then(|a| a.first()).and_then(Value::as_u64);
                         if let Some(slot) = n
                             .and_then(|n| (n as usize).checked_sub(index * k))
                             .and_then(|t| per_topic.get_mut(t))
