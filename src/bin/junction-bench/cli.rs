@@ -97,6 +97,10 @@ pub struct Common {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// With `--router-pid`: also count every router syscall (recv, sendto, epoll_wait,
+    /// futex ... which `/proc/PID/io` misses) with `perf stat` during the measured window.
+    #[arg(long)]
+    pub perf_syscalls: bool,
 }
 
 /// `rpc` options.

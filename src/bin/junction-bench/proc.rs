@@ -114,6 +114,56 @@ fn status_field(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| l.strip_prefix(key))?.split_whitespace().next()?.parse().ok()
 }
 
+/// Counts every syscall the router's processes make (all threads, `recv`, `sendto`,
+/// `epoll_wait` and `futex` included) with `perf stat -e raw_syscalls:sys_enter -p`,
+/// from [`PerfSyscalls::start`] to [`PerfSyscalls::stop`]. Needs `perf` and the
+/// permission to trace the processes (root, or `perf_event_paranoid` <= 1 for one's
+/// own processes); perf needs a few milliseconds to attach, missed from the count.
+pub struct PerfSyscalls(std::process::Child);
+
+impl PerfSyscalls {
+    /// Starts counting, or `None` without PIDs or when perf cannot be started.
+    pub fn start(pids: &Pids) -> Option<PerfSyscalls> {
+        if pids.is_empty() {
+            return None;
+        }
+        let list: Vec<String> = pids.0.iter().map(u32::to_string).collect();
+        let child = std::process::Command::new("perf")
+            .args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-p", &list.join(",")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| eprintln!("perf: {e}"))
+            .ok()?;
+        Some(PerfSyscalls(child))
+    }
+
+    /// Stops perf and returns the syscalls it counted (`None` if it failed).
+    pub fn stop(self) -> Option<u64> {
+        let pid = libc::pid_t::try_from(self.0.id()).ok()?;
+        // SAFETY: signalling our own child process, which has not been waited for.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let out = self.0.wait_with_output().ok()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        let n = parse_perf_count(&text, "raw_syscalls:sys_enter");
+        if n.is_none() {
+            eprintln!("perf stat gave no syscall count: {}", text.trim());
+        }
+        n
+    }
+}
+
+/// The count of `event` in `perf stat -x ,` output (`count,unit,event,...`).
+fn parse_perf_count(text: &str, event: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let mut f = l.split(',');
+        let count = f.next()?;
+        f.nth(1).filter(|e| *e == event)?;
+        count.trim().parse().ok()
+    })
+}
+
 /// The 1-minute load average (`/proc/loadavg`): how busy the machine was, since the
 /// router and the load generator share it with whatever else runs.
 pub fn load_average() -> Option<f64> {
@@ -206,6 +256,16 @@ mod tests {
     fn parses_vm_rss() {
         let status = "Name:\tjunction\nVmPeak:\t  9999 kB\nVmRSS:\t   2048 kB\n";
         assert_eq!(parse_vm_rss(status), Some(2048 * 1024));
+    }
+
+    #[test]
+    fn parses_perf_output() {
+        let text = "\n12345,,raw_syscalls:sys_enter,2003554343,100.00,,\n";
+        assert_eq!(parse_perf_count(text, "raw_syscalls:sys_enter"), Some(12345));
+        assert_eq!(
+            parse_perf_count("<not counted>,,raw_syscalls:sys_enter,0,0,,", "raw_syscalls:sys_enter"),
+            None
+        );
     }
 
     #[test]

@@ -367,7 +367,9 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
         }));
     }
     let pids = Pids(c.router_pid.clone());
-    let window = stats::run_window(&ctl, c.warmup, c.duration, &pids, "deliveries", c.quiet).await;
+    let window =
+        stats::run_window_perf(&ctl, c.warmup, c.duration, &pids, "deliveries", c.quiet, c.perf_syscalls)
+            .await;
     let mut sent: Vec<Vec<u64>> = Vec::new();
     let (mut published, mut pub_errors) = (0u64, 0u64);
     for h in pubs {

@@ -74,6 +74,12 @@ impl Report {
             self.set(&format!("syscalls_per_{one}"), per(k.syscr + k.syscw));
             self.set(&format!("ctx_switches_per_{one}"), per(k.voluntary + k.involuntary));
         }
+        if let Some(n) = w.router_syscalls_perf {
+            self.set("router_syscalls_perf", n);
+            if count > 0 {
+                self.set(&format!("perf_syscalls_per_{}", singular(unit)), per_op(n, count));
+            }
+        }
         if let Some(cpu) = w.client_cpu {
             self.set("client_cpu_s", r2(cpu));
         }

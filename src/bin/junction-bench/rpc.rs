@@ -328,7 +328,8 @@ pub async fn run(args: RpcArgs) -> Result<Report> {
     let plan = Arc::new(CallPlan::new(&procedure, args.payload, args.inflight, args.rate, callers.len()));
     let handles = spawn_callers(callers, &plan, &ctl, router_reply);
     let pids = Pids(c.router_pid.clone());
-    let window = stats::run_window(&ctl, c.warmup, c.duration, &pids, "calls", c.quiet).await;
+    let window =
+        stats::run_window_perf(&ctl, c.warmup, c.duration, &pids, "calls", c.quiet, c.perf_syscalls).await;
     let merged = merge_callers(handles, &ctl).await;
     done_tx.send_replace(true);
     for h in callees {

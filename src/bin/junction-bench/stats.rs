@@ -147,6 +147,8 @@ pub struct Window {
     pub router_cpu_each: Vec<(u32, Option<f64>)>,
     /// Router syscalls and context switches during it, if PIDs were given and readable.
     pub router_counters: Option<proc::Counters>,
+    /// Every router syscall during it, counted by perf (with `--perf-syscalls`).
+    pub router_syscalls_perf: Option<u64>,
 }
 
 /// Runs warm-up, then the measured phase with a progress bar, then switches the
@@ -159,6 +161,19 @@ pub async fn run_window(
     unit: &str,
     quiet: bool,
 ) -> Window {
+    run_window_perf(ctl, warmup, duration, pids, unit, quiet, false).await
+}
+
+/// [`run_window`], and with `perf` true also every router syscall counted by perf.
+pub async fn run_window_perf(
+    ctl: &Control,
+    warmup: f64,
+    duration: f64,
+    pids: &Pids,
+    unit: &str,
+    quiet: bool,
+    perf: bool,
+) -> Window {
     let bar = progress_bar((duration * 1000.0) as u64, quiet);
     bar.set_message(format!("warming up {warmup:.1}s"));
     let warm_end = Instant::now() + Duration::from_secs_f64(warmup);
@@ -169,6 +184,7 @@ pub async fn run_window(
     let cpu0 = pids.cpu_seconds();
     let each0 = pids.cpu_each();
     let counters0 = pids.counters();
+    let perf = if perf { proc::PerfSyscalls::start(pids) } else { None };
     let self0 = proc::self_cpu_seconds();
     let t0 = Instant::now();
     ctl.set_phase(MEASURE);
@@ -192,6 +208,7 @@ pub async fn run_window(
     ctl.set_phase(DRAIN);
     let cpu1 = pids.cpu_seconds();
     let counters1 = pids.counters();
+    let router_syscalls_perf = perf.and_then(proc::PerfSyscalls::stop);
     let each1 = pids.cpu_each();
     let self1 = proc::self_cpu_seconds();
     bar.finish_and_clear();
@@ -206,6 +223,7 @@ pub async fn run_window(
             .map(|(&pid, (a, b))| (pid, a.zip(b).map(|(a, b)| b - a)))
             .collect(),
         router_counters: counters0.zip(counters1).map(|(a, b)| a.delta(&b)),
+        router_syscalls_perf,
     }
 }
 
