@@ -63,6 +63,9 @@ impl Report {
                 .map(|(pid, cpu)| (pid.to_string(), cpu.map_or(Json::Null, |c| json!(r2(c)))))
                 .collect();
             self.set("router_cpu_s_by_pid", Json::Object(each));
+            let list: Vec<Json> =
+                w.router_cpu_each.iter().map(|(_, cpu)| cpu.map_or(Json::Null, |c| json!(r2(c)))).collect();
+            self.set("router_cpu_s_each", list);
         }
         if let Some(k) = w.router_counters {
             let one = singular(unit);
