@@ -21,7 +21,8 @@
 # Output: the Markdown table (printed, and target/bench/hotpath-<date>.md) and the
 # JSON lines (target/bench/hotpath-<date>.jsonl, with "bin" and "round" added).
 #   BASE_BIN=/path/to/old/junction   also measure that binary (adds a new/base column)
-#   DURATION (default 8), WARMUP (2), ROUNDS (2 with BASE_BIN, else 1), SUBSCRIBERS (1000)
+#   DURATION (default 8), WARMUP (2), ROUNDS (2 with BASE_BIN, else 1), SUBSCRIBERS (1000),
+#   THREADS (load generator threads, default 1)
 #   QUICK=1   0.5 s warm-up, 2 s per scenario, one round
 #   PERF=0    no perf syscall counting;  NO_BUILD=1  skip the cargo build
 set -euo pipefail
@@ -33,6 +34,7 @@ else
   DURATION=${DURATION:-8}; WARMUP=${WARMUP:-2}; ROUNDS=${ROUNDS:-$([ -n "$BASE_BIN" ] && echo 2 || echo 1)}
 fi
 SUBSCRIBERS=${SUBSCRIBERS:-1000}
+THREADS=${THREADS:-1}
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 OUT=target/bench/hotpath-$STAMP.jsonl
 MD=target/bench/hotpath-$STAMP.md
@@ -88,7 +90,8 @@ run() {
   local bin=$1 round=$2 label=$3; shift 3
   local res
   echo "## round $round  $bin  $label" >&2
-  if res=$($B "$@" --label "$label" --target "$bin" --duration "$DURATION" --warmup "$WARMUP" --quiet 2> "$DIR/err"); then
+  if res=$($B "$@" --label "$label" --target "$bin" --duration "$DURATION" --warmup "$WARMUP" \
+    --threads "$THREADS" --quiet 2> "$DIR/err"); then
     res=$(grep '^RESULT ' <<< "$res" | sed "s/^RESULT {/{\"bin\":\"$bin\",\"round\":$round,/" || true)
     if [ -n "$res" ]; then echo "$res" >> "$OUT"; else echo "!! $label against $bin: no RESULT line" >&2; fi
   else
