@@ -15,7 +15,7 @@
 #   pubsub-1x1000-3nodes  1 publisher on node 1, 1,000 subscribers round-robin over the
 #                         three nodes: deliveries/s and each node's CPU seconds
 # Router cost counters (all threads of every router process): syscr+syscw per call
-# (/proc/PID/io, misses recv/sendto), every syscall per call counted by `perf stat`
+# (/proc/PID/io: misses the recvfrom/sendto of socket I/O), every syscall per call counted by `perf stat`
 # (when perf works here), context switches per call.
 #
 # Output: the Markdown table (printed, and target/bench/hotpath-<date>.md) and the
@@ -167,7 +167,7 @@ for mode in ("fbf", "batched"):
     spec += [
         (lbl, "calls/s", field("rate"), "{:,.0f}"),
         (lbl, "calls per router CPU-s", field("per_cpu_s"), "{:,.0f}"),
-        (lbl, "syscalls/call (syscr+syscw)", field("syscalls_per_call"), "{:.3f}"),
+        (lbl, "syscalls/call (syscr+syscw: no recv/send)", field("syscalls_per_call"), "{:.3f}"),
         (lbl, "syscalls/call (all, perf)", field("perf_syscalls_per_call"), "{:.3f}"),
         (lbl, "context switches/call", field("ctx_switches_per_call"), "{:.3f}"),
     ]

@@ -8,8 +8,9 @@
 //! syscalls (`syscr`, `syscw` of `/proc/PID/io`, all threads of the process) and
 //! voluntary / involuntary context switches, summed over every thread
 //! (`/proc/PID/task/*/status`; `/proc/PID/status` alone is the main thread's).
-//! `syscr` counts `read`/`readv` only: a `recv`/`recvfrom` on a socket is not counted
-//! by the kernel, and neither are `epoll_wait`, `futex` and the like.
+//! The kernel counts only `read`/`readv` in `syscr` and `write`/`writev` in `syscw`:
+//! socket I/O through `recvfrom`/`sendto` (what Rust's std uses on TCP sockets) is not
+//! counted, nor are `epoll_wait`, `futex` and the like; [`PerfSyscalls`] counts them all.
 
 /// Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`; 100 on Linux).
 const CLK_TCK: f64 = 100.0;
