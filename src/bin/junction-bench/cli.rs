@@ -97,6 +97,10 @@ pub struct Common {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// With `--router-pid`: also count every router syscall (recv, sendto, epoll_wait,
+    /// futex ... which `/proc/PID/io` misses) with `perf stat` during the measured window.
+    #[arg(long)]
+    pub perf_syscalls: bool,
 }
 
 /// `rpc` options.
@@ -126,6 +130,11 @@ pub struct RpcArgs {
     /// to measure cross-node calls).
     #[arg(long)]
     pub callee_url: Option<String>,
+    /// Write and flush every WAMP frame on its own (one write syscall per frame, as
+    /// Autobahn|Python, wampy.js and most clients do) instead of writing queued
+    /// frames together.
+    #[arg(long)]
+    pub frame_by_frame: bool,
 }
 
 /// `pubsub` options.
@@ -155,9 +164,15 @@ pub struct PubsubArgs {
     #[arg(long, default_value = "bench.topic")]
     pub topic: String,
     /// Connect the subscribers here instead of `--url` (e.g. another node of a
-    /// cluster, to measure cross-node delivery).
+    /// cluster, to measure cross-node delivery). Repeat it to spread subscribers
+    /// over several URLs round-robin (subscriber i on URL i mod N).
     #[arg(long)]
-    pub subscriber_url: Option<String>,
+    pub subscriber_url: Vec<String>,
+    /// Write and flush every WAMP frame on its own (one write syscall per frame, as
+    /// Autobahn|Python, wampy.js and most clients do) instead of writing queued
+    /// frames together.
+    #[arg(long)]
+    pub frame_by_frame: bool,
     /// How subscribers subscribe: `exact` (subscriber i on topic i mod T), or
     /// `prefix` / `wildcard` patterns over the topic space (see `--patterns`).
     #[arg(long = "match", value_enum, default_value = "exact")]

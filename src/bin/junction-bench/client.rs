@@ -3,6 +3,10 @@
 //! and written together by [`Conn::flush`] (one syscall per batch where possible), and
 //! [`Conn::recv_frames`] returns every frame already buffered, not just one.
 //!
+//! In frame-by-frame mode ([`Conn::set_frame_by_frame`]) [`Conn::flush`] instead
+//! writes and flushes every queued frame on its own, one write syscall per frame, the
+//! way Autobahn|Python, wampy.js and most WAMP clients write.
+//!
 //! The same type also speaks to the raw relay ([`crate::relay`]): WebSocket without
 //! WAMP, or plain TCP with RawSocket framing after an 8-byte pairing key.
 
@@ -119,6 +123,7 @@ enum Io {
 pub struct Conn {
     ser: Serializer,
     io: Io,
+    frame_by_frame: bool,
 }
 
 async fn tcp_connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream> {
@@ -175,7 +180,11 @@ impl Conn {
                 };
                 let (ws, _resp) =
                     tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await?;
-                Ok(Conn { ser, io: Io::Ws { ws: Box::new(ws), pending: Vec::new(), closed: false } })
+                Ok(Conn {
+                    ser,
+                    io: Io::Ws { ws: Box::new(ws), pending: Vec::new(), closed: false },
+                    frame_by_frame: false,
+                })
             }
             Endpoint::Raw { .. } => {
                 if let Some(key) = opts.relay_key {
@@ -195,6 +204,7 @@ impl Conn {
                 Ok(Conn {
                     ser,
                     io: Io::Raw { stream, rbuf: BytesMut::with_capacity(cap), wbuf: Vec::with_capacity(cap) },
+                    frame_by_frame: false,
                 })
             }
         }
@@ -203,6 +213,12 @@ impl Conn {
     /// The negotiated serializer.
     pub fn serializer(&self) -> Serializer {
         self.ser
+    }
+
+    /// Frame-by-frame mode: [`Conn::flush`] writes each queued frame with its own
+    /// write (and WebSocket flush) instead of all of them together.
+    pub fn set_frame_by_frame(&mut self, on: bool) {
+        self.frame_by_frame = on;
     }
 
     /// Queues an encoded frame; nothing is written before [`Conn::flush`].
@@ -235,23 +251,40 @@ impl Conn {
         self.send_frame(frame)
     }
 
-    /// Writes everything queued.
+    /// Writes everything queued: together, or one frame per write in frame-by-frame
+    /// mode.
     pub async fn flush(&mut self) -> Result<()> {
+        let fbf = self.frame_by_frame;
         match &mut self.io {
             Io::Ws { ws, pending, .. } => {
                 if pending.is_empty() {
                     return Ok(());
                 }
                 for m in pending.drain(..) {
-                    ws.feed(m).await?;
+                    if fbf {
+                        ws.send(m).await?;
+                    } else {
+                        ws.feed(m).await?;
+                    }
                 }
-                ws.flush().await?;
+                if !fbf {
+                    ws.flush().await?;
+                }
             }
             Io::Raw { stream, wbuf, .. } => {
                 if wbuf.is_empty() {
                     return Ok(());
                 }
-                stream.write_all(wbuf).await?;
+                if fbf {
+                    let mut at = 0;
+                    while at < wbuf.len() {
+                        let end = raw_frame_end(wbuf, at)?;
+                        stream.write_all(&wbuf[at..end]).await?;
+                        at = end;
+                    }
+                } else {
+                    stream.write_all(wbuf).await?;
+                }
                 wbuf.clear();
             }
         }
@@ -410,6 +443,13 @@ impl Conn {
             }
         }
     }
+}
+
+/// Where the RawSocket frame starting at `at` of a send buffer ends.
+fn raw_frame_end(buf: &[u8], at: usize) -> Result<usize> {
+    let header = buf.get(at..at + 4).ok_or_else(|| BenchError::msg("truncated RawSocket frame"))?;
+    let (_kind, len) = rs::parse_frame_header([header[0], header[1], header[2], header[3]])?;
+    Ok((at + 4 + len).min(buf.len()))
 }
 
 /// Takes one complete RawSocket frame out of `buf`, if there is one.

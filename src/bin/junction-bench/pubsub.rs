@@ -328,11 +328,17 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
     let ctl = Control::new();
     let (done_tx, done_rx) = watch::channel(false);
     let mut subs = Vec::new();
-    let sub_ep = match &args.subscriber_url {
-        Some(url) => crate::client::Endpoint::parse(url)?,
-        None => crate::client::Endpoint::parse(&c.url)?,
+    let sub_eps = if args.subscriber_url.is_empty() {
+        vec![crate::client::Endpoint::parse(&c.url)?]
+    } else {
+        args.subscriber_url.iter().map(|u| crate::client::Endpoint::parse(u)).collect::<Result<Vec<_>>>()?
     };
-    for (i, mut conn) in join_many(&sub_ep, ser, &c.realm, args.subscribers).await?.into_iter().enumerate() {
+    let mut sub_conns = Vec::with_capacity(args.subscribers);
+    for sub_ep in sub_eps.iter().cycle().take(args.subscribers) {
+        sub_conns.extend(join_many(sub_ep, ser, &c.realm, 1).await?);
+    }
+    for (i, mut conn) in sub_conns.into_iter().enumerate() {
+        conn.set_frame_by_frame(args.frame_by_frame);
         let (uri, options) = space.subscription(i);
         subscribe(&mut conn, &uri, options).await?;
         let mine = space.topics_of(i);
@@ -341,7 +347,8 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
     let fanout = Arc::new(fanout);
     let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(n_pubs as f64 / args.rate));
     let mut pubs = Vec::new();
-    for (i, conn) in join_many(&ep, ser, &c.realm, n_pubs).await?.into_iter().enumerate() {
+    for (i, mut conn) in join_many(&ep, ser, &c.realm, n_pubs).await?.into_iter().enumerate() {
+        conn.set_frame_by_frame(args.frame_by_frame);
         let plan = PubPlan {
             index: i as u64,
             topics: topics.clone(),
@@ -361,7 +368,9 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
         }));
     }
     let pids = Pids(c.router_pid.clone());
-    let window = stats::run_window(&ctl, c.warmup, c.duration, &pids, "deliveries", c.quiet).await;
+    let window =
+        stats::run_window_perf(&ctl, c.warmup, c.duration, &pids, "deliveries", c.quiet, c.perf_syscalls)
+            .await;
     let mut sent: Vec<Vec<u64>> = Vec::new();
     let (mut published, mut pub_errors) = (0u64, 0u64);
     for h in pubs {
@@ -409,14 +418,19 @@ pub async fn run(args: PubsubArgs) -> Result<Report> {
     }
     let short = if ep.transport() == "websocket" { "ws" } else { "rs" };
     let label = format!(
-        "pubsub-{short}-{}-{}x{}-t{}{}",
+        "pubsub-{short}-{}-{}x{}-t{}{}{}",
         ser.name(),
         n_pubs,
         args.subscribers,
         n_topics,
-        space.label_suffix()
+        space.label_suffix(),
+        if args.frame_by_frame { "-fbf" } else { "" }
     );
     let mut r = Report::new("pubsub", c, &ep, label);
+    r.write_mode(args.frame_by_frame);
+    if !args.subscriber_url.is_empty() {
+        r.set("subscriber_urls", args.subscriber_url.clone());
+    }
     r.set("publishers", n_pubs);
     r.set("subscribers", args.subscribers);
     r.set("topics", n_topics);

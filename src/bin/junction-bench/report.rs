@@ -42,7 +42,9 @@ impl Report {
 
     /// Sets the throughput fields from a measured window: `count` operations of
     /// `unit` (e.g. "calls") gives `rate` per second and `per_cpu_s` per router
-    /// CPU-second.
+    /// CPU-second; with router PIDs also each process's CPU seconds and the router's
+    /// syscalls and context switches per operation (`syscalls_per_call`,
+    /// `ctx_switches_per_delivery` ...).
     pub fn window(&mut self, w: &Window, count: u64, unit: &str) {
         let rate = count as f64 / w.seconds.max(1e-9);
         self.set("unit", unit);
@@ -54,9 +56,42 @@ impl Report {
             self.set("router_cpu_pct", r2(100.0 * cpu / w.seconds.max(1e-9)));
             self.set("per_cpu_s", if cpu > 0.0 { json!(r2(count as f64 / cpu)) } else { Json::Null });
         }
+        if w.router_cpu_each.len() > 1 {
+            let each: Map<String, Json> = w
+                .router_cpu_each
+                .iter()
+                .map(|(pid, cpu)| (pid.to_string(), cpu.map_or(Json::Null, |c| json!(r2(c)))))
+                .collect();
+            self.set("router_cpu_s_by_pid", Json::Object(each));
+            let list: Vec<Json> =
+                w.router_cpu_each.iter().map(|(_, cpu)| cpu.map_or(Json::Null, |c| json!(r2(c)))).collect();
+            self.set("router_cpu_s_each", list);
+        }
+        if let Some(k) = w.router_counters {
+            let one = singular(unit);
+            let per = |x: u64| if count > 0 { json!(per_op(x, count)) } else { Json::Null };
+            self.set("router_syscr", k.syscr);
+            self.set("router_syscw", k.syscw);
+            self.set("router_ctx_voluntary", k.voluntary);
+            self.set("router_ctx_involuntary", k.involuntary);
+            self.set(&format!("syscalls_per_{one}"), per(k.syscr + k.syscw));
+            self.set(&format!("ctx_switches_per_{one}"), per(k.voluntary + k.involuntary));
+        }
+        if let Some(n) = w.router_syscalls_perf {
+            self.set("router_syscalls_perf", n);
+            if count > 0 {
+                self.set(&format!("perf_syscalls_per_{}", singular(unit)), per_op(n, count));
+            }
+        }
         if let Some(cpu) = w.client_cpu {
             self.set("client_cpu_s", r2(cpu));
         }
+    }
+
+    /// Records how the client wrote its frames: `batched` (queued frames written
+    /// together) or `frame` (one write per frame).
+    pub fn write_mode(&mut self, frame_by_frame: bool) {
+        self.set("write_mode", if frame_by_frame { "frame" } else { "batched" });
     }
 
     /// Records the machine's load average at the end of the run.
@@ -85,6 +120,20 @@ impl Report {
         }
         println!("{RESULT_PREFIX}{}", self.json());
     }
+}
+
+/// `calls` -> `call`, `deliveries` -> `delivery`, for per-operation field names.
+fn singular(unit: &str) -> String {
+    if let Some(stem) = unit.strip_suffix("ies") {
+        format!("{stem}y")
+    } else {
+        unit.strip_suffix('s').unwrap_or(unit).to_owned()
+    }
+}
+
+/// `x / count` to three decimals.
+fn per_op(x: u64, count: u64) -> f64 {
+    (x as f64 / count as f64 * 1000.0).round() / 1000.0
 }
 
 fn show(key: &str, v: &Json) -> String {

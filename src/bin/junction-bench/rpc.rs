@@ -316,15 +316,20 @@ pub async fn run(args: RpcArgs) -> Result<Report> {
         Some(url) => Endpoint::parse(url)?,
         None => Endpoint::parse(&c.url)?,
     };
-    for conn in join_many(&callee_ep, ser, &c.realm, args.callees.max(1)).await? {
+    for mut conn in join_many(&callee_ep, ser, &c.realm, args.callees.max(1)).await? {
+        conn.set_frame_by_frame(args.frame_by_frame);
         callees.push(register(conn, &procedure, args.callees > 1, done_rx.clone()).await?);
     }
-    let callers = join_many(&ep, ser, &c.realm, args.callers.max(1)).await?;
+    let mut callers = join_many(&ep, ser, &c.realm, args.callers.max(1)).await?;
+    for conn in &mut callers {
+        conn.set_frame_by_frame(args.frame_by_frame);
+    }
     let ctl = Control::new();
     let plan = Arc::new(CallPlan::new(&procedure, args.payload, args.inflight, args.rate, callers.len()));
     let handles = spawn_callers(callers, &plan, &ctl, router_reply);
     let pids = Pids(c.router_pid.clone());
-    let window = stats::run_window(&ctl, c.warmup, c.duration, &pids, "calls", c.quiet).await;
+    let window =
+        stats::run_window_perf(&ctl, c.warmup, c.duration, &pids, "calls", c.quiet, c.perf_syscalls).await;
     let merged = merge_callers(handles, &ctl).await;
     done_tx.send_replace(true);
     for h in callees {
@@ -336,7 +341,10 @@ pub async fn run(args: RpcArgs) -> Result<Report> {
     }
     let merged = merged?;
     let short = if ep.transport() == "websocket" { "ws" } else { "rs" };
-    let mut r = Report::new("rpc", c, &ep, format!("rpc-{short}-{}-if{}", ser.name(), args.inflight));
+    let fbf = if args.frame_by_frame { "-fbf" } else { "" };
+    let label = format!("rpc-{short}-{}-if{}{fbf}", ser.name(), args.inflight);
+    let mut r = Report::new("rpc", c, &ep, label);
+    r.write_mode(args.frame_by_frame);
     r.set("callers", args.callers);
     r.set("callees", args.callees);
     r.set("inflight", args.inflight);

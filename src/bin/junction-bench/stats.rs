@@ -1,7 +1,7 @@
 //! Measurement plumbing shared by the scenarios: the run phase (warm-up, measure,
 //! drain) every worker reads, a monotonic nanosecond clock, latency histograms and
 //! their percentile summary, and the timed window that samples the router's CPU
-//! time at its edges while a progress bar runs on stderr.
+//! time (and syscall / context-switch counters) at its edges while a progress bar runs on stderr.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -135,7 +135,7 @@ pub fn latency_json(h: &Histogram<u64>) -> Json {
 }
 
 /// What the measured window saw.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Window {
     /// Wall-clock seconds of the measured phase.
     pub seconds: f64,
@@ -143,6 +143,12 @@ pub struct Window {
     pub router_cpu: Option<f64>,
     /// Load generator CPU seconds used during it.
     pub client_cpu: Option<f64>,
+    /// CPU seconds of each router process (the `--router-pid` order).
+    pub router_cpu_each: Vec<(u32, Option<f64>)>,
+    /// Router syscalls and context switches during it, if PIDs were given and readable.
+    pub router_counters: Option<proc::Counters>,
+    /// Every router syscall during it, counted by perf (with `--perf-syscalls`).
+    pub router_syscalls_perf: Option<u64>,
 }
 
 /// Runs warm-up, then the measured phase with a progress bar, then switches the
@@ -155,6 +161,19 @@ pub async fn run_window(
     unit: &str,
     quiet: bool,
 ) -> Window {
+    run_window_perf(ctl, warmup, duration, pids, unit, quiet, false).await
+}
+
+/// [`run_window`], and with `perf` true also every router syscall counted by perf.
+pub async fn run_window_perf(
+    ctl: &Control,
+    warmup: f64,
+    duration: f64,
+    pids: &Pids,
+    unit: &str,
+    quiet: bool,
+    perf: bool,
+) -> Window {
     let bar = progress_bar((duration * 1000.0) as u64, quiet);
     bar.set_message(format!("warming up {warmup:.1}s"));
     let warm_end = Instant::now() + Duration::from_secs_f64(warmup);
@@ -163,6 +182,9 @@ pub async fn run_window(
             .await;
     }
     let cpu0 = pids.cpu_seconds();
+    let each0 = pids.cpu_each();
+    let counters0 = pids.counters();
+    let perf = if perf { proc::PerfSyscalls::start(pids) } else { None };
     let self0 = proc::self_cpu_seconds();
     let t0 = Instant::now();
     ctl.set_phase(MEASURE);
@@ -185,12 +207,23 @@ pub async fn run_window(
     let seconds = t0.elapsed().as_secs_f64();
     ctl.set_phase(DRAIN);
     let cpu1 = pids.cpu_seconds();
+    let counters1 = pids.counters();
+    let router_syscalls_perf = perf.and_then(proc::PerfSyscalls::stop);
+    let each1 = pids.cpu_each();
     let self1 = proc::self_cpu_seconds();
     bar.finish_and_clear();
     Window {
         seconds,
         router_cpu: cpu0.zip(cpu1).map(|(a, b)| b - a),
         client_cpu: self0.zip(self1).map(|(a, b)| b - a),
+        router_cpu_each: pids
+            .0
+            .iter()
+            .zip(each0.iter().zip(each1))
+            .map(|(&pid, (a, b))| (pid, a.zip(b).map(|(a, b)| b - a)))
+            .collect(),
+        router_counters: counters0.zip(counters1).map(|(a, b)| a.delta(&b)),
+        router_syscalls_perf,
     }
 }
 
