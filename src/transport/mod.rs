@@ -32,6 +32,15 @@ use crate::wamp::message::{Abort, Message};
 /// Most frames written in one batch.
 const BATCH: usize = 256;
 
+/// Most frames read and handled in a row before what they produced is written.
+///
+/// The loop reads first: every frame already received is handled before the answers
+/// go out, so a client that writes frame by frame (one CALL per write, as most do)
+/// gets its answers in one write rather than one each, and the session it calls is
+/// woken once per burst. Writing waits for nothing: as soon as a read would block,
+/// what is queued is sent; a burst longer than this is cut so answers keep flowing.
+const READ_BURST: u32 = 64;
+
 /// What a transport read produced.
 pub enum Incoming {
     /// A complete WAMP message.
@@ -106,49 +115,12 @@ pub async fn drive<T: FrameTransport + Send>(
     let mut batch = Vec::new();
     let overflow = rx.overflow_watch();
     let mut keepalive = Keepalive::new(limits.keepalive_interval().filter(|_| T::PINGS));
+    let mut burst = 0;
     loop {
+        // biased: the connection's controls first (cheap to check), then reading
+        // before writing (READ_BURST)
         tokio::select! {
-            n = rx.recv_many(&mut batch, BATCH) => {
-                if n == 0 || io.send(&batch).await.is_err() {
-                    break;
-                }
-                batch.clear();
-            }
-            incoming = io.recv() => match incoming {
-                Ok(Some(Incoming::Frame(frame))) => {
-                    keepalive.seen = true;
-                    let (flow, sent) = handle_while_sending(&mut session, &frame, &mut rx, &mut io, &mut batch).await;
-                    if !sent {
-                        break;
-                    }
-                    if flow == Flow::Close {
-                        rx.drain_now(&mut batch);
-                        io.send(&batch).await.ok();
-                        io.close().await;
-                        break;
-                    }
-                    join_deadline = join_deadline_after(&session, join_deadline, limits.handshake_timeout());
-                    io.set_welcomed(session.is_joined());
-                }
-                Ok(Some(Incoming::Ping(payload))) => {
-                    keepalive.seen = true;
-                    if io.pong(payload).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(Some(Incoming::Pong)) => keepalive.seen = true,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::debug!(error = %e, "transport read failed");
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        session.violation(&e.to_string()).await;
-                        rx.drain_now(&mut batch);
-                        io.send(&batch).await.ok();
-                        io.close().await;
-                    }
-                    break;
-                }
-            },
+            biased;
             eviction = overflow.evicted() => match eviction {
                 Eviction::SlowConsumer => {
                     tracing::warn!("slow consumer: outbound queue full, disconnecting");
@@ -204,6 +176,57 @@ pub async fn drive<T: FrameTransport + Send>(
                 io.send(&batch).await.ok();
                 io.close().await;
                 break;
+            }
+            incoming = io.recv() => match incoming {
+                Ok(Some(Incoming::Frame(frame))) => {
+                    keepalive.seen = true;
+                    let (flow, sent) = handle_while_sending(&mut session, &frame, &mut rx, &mut io, &mut batch).await;
+                    if !sent {
+                        break;
+                    }
+                    burst += 1;
+                    if burst == READ_BURST {
+                        burst = 0;
+                        rx.drain_now(&mut batch);
+                        if !batch.is_empty() && io.send(&batch).await.is_err() {
+                            break;
+                        }
+                        batch.clear();
+                    }
+                    if flow == Flow::Close {
+                        rx.drain_now(&mut batch);
+                        io.send(&batch).await.ok();
+                        io.close().await;
+                        break;
+                    }
+                    join_deadline = join_deadline_after(&session, join_deadline, limits.handshake_timeout());
+                    io.set_welcomed(session.is_joined());
+                }
+                Ok(Some(Incoming::Ping(payload))) => {
+                    keepalive.seen = true;
+                    if io.pong(payload).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Some(Incoming::Pong)) => keepalive.seen = true,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "transport read failed");
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        session.violation(&e.to_string()).await;
+                        rx.drain_now(&mut batch);
+                        io.send(&batch).await.ok();
+                        io.close().await;
+                    }
+                    break;
+                }
+            },
+            n = rx.recv_many(&mut batch, BATCH) => {
+                burst = 0;
+                if n == 0 || io.send(&batch).await.is_err() {
+                    break;
+                }
+                batch.clear();
             }
         }
     }

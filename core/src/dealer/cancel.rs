@@ -159,7 +159,7 @@ impl Dealer {
             let Some(served) = self.served.get_mut(&(callee, request)) else { continue };
             let Some(registration) = served.held.as_ref().map(|i| i.registration) else { continue };
             if Some(registration) == registered {
-                let inv = served.held.take().expect("held");
+                let inv = *served.held.take().expect("held");
                 self.held.remove(&(callee, request));
                 out.push(Action::Send(callee, Message::Invocation(inv)));
             } else if !registry.awaits_registration(callee, registration) {

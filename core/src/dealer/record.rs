@@ -143,7 +143,7 @@ pub enum Origin {
 pub(super) struct Served {
     pub origin: Origin,
     /// The INVOCATION, held back until the callee was told REGISTERED.
-    pub held: Option<Invocation>,
+    pub held: Option<Box<Invocation>>,
 }
 
 /// A timer the dealer runs.

@@ -319,7 +319,7 @@ impl Dealer {
         if registry.awaits_registration(callee, inv.registration) {
             self.held.insert((callee, request));
             self.arm(now + HOLD_LIMIT, Timer::Held(callee, request));
-            self.served.insert((callee, request), Served { origin, held: Some(inv) });
+            self.served.insert((callee, request), Served { origin, held: Some(Box::new(inv)) });
         } else {
             self.served.insert((callee, request), Served { origin, held: None });
             out.push(Action::Send(callee, Message::Invocation(inv)));

@@ -27,19 +27,32 @@ pub struct Arguments {
 
 /// Arguments as the encoded bytes of the message's list elements, in one serializer.
 /// Built only by the codecs, from input they checked the way a full decode would.
+/// Small (as small as [`Arguments`]): messages holding one move around a lot.
 #[derive(Clone, Debug)]
 pub struct Encoded {
+    /// The encoded `Arguments|list` element, then the `ArgumentsKw|dict` element if
+    /// present (adjacent in every message list, JSON with a comma between).
+    bytes: Bytes,
+    /// Where the args end in `bytes`.
+    args_len: u32,
+    /// Where the kwargs start in `bytes` (its length when there are none).
+    kwargs_at: u32,
     serializer: Serializer,
-    /// The encoded `Arguments|list` element (always present: kwargs need it).
-    args: Bytes,
-    /// The encoded `ArgumentsKw|dict` element.
-    kwargs: Option<Bytes>,
 }
 
 impl Encoded {
-    /// Arguments already checked to decode as a list (and a dictionary) in `serializer`.
-    pub(crate) fn new(serializer: Serializer, args: Bytes, kwargs: Option<Bytes>) -> Encoded {
-        Encoded { serializer, args, kwargs }
+    /// Arguments already checked to decode as a list (`bytes` up to `args_len`) and
+    /// a dictionary (from `kwargs_at`, if not at the end) in `serializer`; `None` when
+    /// the offsets do not fit.
+    pub(crate) fn new(
+        serializer: Serializer,
+        bytes: Bytes,
+        args_len: usize,
+        kwargs_at: usize,
+    ) -> Option<Encoded> {
+        let fits = |n: usize| u32::try_from(n).ok().filter(|_| n <= bytes.len());
+        let (args_len, kwargs_at) = (fits(args_len)?, fits(kwargs_at)?);
+        (args_len <= kwargs_at).then_some(Encoded { bytes, args_len, kwargs_at, serializer })
     }
 
     /// The serializer the bytes are in.
@@ -49,26 +62,26 @@ impl Encoded {
 
     /// The encoded `Arguments|list`.
     pub fn args(&self) -> &[u8] {
-        &self.args
+        self.bytes.get(..self.args_len as usize).unwrap_or_default()
     }
 
     /// The encoded `ArgumentsKw|dict`, if present.
     pub fn kwargs(&self) -> Option<&[u8]> {
-        self.kwargs.as_deref()
+        self.bytes.get(self.kwargs_at as usize..).filter(|k| !k.is_empty())
     }
 
     /// The values. The bytes were checked when they were received, so this does not
     /// fail; should it anyway, the arguments read as absent.
     pub fn decode(&self) -> Arguments {
-        let args = match self.serializer.decode_value(&self.args) {
+        let args = match self.serializer.decode_value(self.args()) {
             Ok(Value::List(l)) => Some(l),
             _ => None,
         };
-        let kwargs = self.kwargs.as_ref().and_then(|k| match self.serializer.decode_value(k) {
+        let kwargs = self.kwargs().and_then(|k| match self.serializer.decode_value(k) {
             Ok(Value::Dict(d)) => Some(d),
             _ => None,
         });
-        debug_assert!(args.is_some() && kwargs.is_some() == self.kwargs.is_some(), "checked payload");
+        debug_assert!(args.is_some() && kwargs.is_some() == self.kwargs().is_some(), "checked payload");
         Arguments { args, kwargs }
     }
 }
@@ -151,7 +164,19 @@ impl Payload {
                 a.args.iter().flatten().map(Value::memory_size).sum::<usize>()
                     + a.kwargs.iter().flatten().map(|(k, v)| k.len() + v.memory_size()).sum::<usize>()
             }
-            Payload::Encoded(e) => e.args.len() + e.kwargs.as_ref().map_or(0, Bytes::len),
+            Payload::Encoded(e) => e.bytes.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_kept_encoded_is_no_larger_than_a_decoded_one() {
+        // messages, and the dealer's records holding them, move around a lot
+        assert!(size_of::<Encoded>() <= size_of::<Arguments>(), "{}", size_of::<Encoded>());
+        assert!(size_of::<Payload>() <= size_of::<Arguments>() + 8, "{}", size_of::<Payload>());
     }
 }

@@ -37,9 +37,9 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+pub mod body;
 mod convert;
 
 /// Code generated from `proto/link.proto`.
@@ -335,7 +335,8 @@ enum Pump {
 
 impl PeerTask {
     /// Connects, pumps the queue onto the stream, and reconnects with backoff.
-    async fn run(self, mut rx: mpsc::Receiver<Numbered>, up: Arc<AtomicBool>) {
+    async fn run(self, rx: mpsc::Receiver<Numbered>, up: Arc<AtomicBool>) {
+        let queue = body::SharedQueue::new(rx);
         let mut backoff = MIN_BACKOFF;
         // the node was lost and calls may wait out its fence
         let mut fencing = false;
@@ -343,7 +344,7 @@ impl PeerTask {
         loop {
             let mut gone = false;
             if let Some(addr) = (self.resolve)(self.node) {
-                match self.pump(&addr, &mut rx, &up, &mut answers).await {
+                match self.pump(&addr, &queue, &up, &mut answers).await {
                     Pump::QueueClosed => return,
                     Pump::Broken(why) => tracing::info!(node = %self.node, %addr, reason = %why, "link down"),
                     Pump::Refused(why) => {
@@ -352,12 +353,12 @@ impl PeerTask {
                     }
                 }
             }
-            let was_up = up.swap(false, Ordering::Relaxed);
-            let mut discarded = 0;
-            while rx.try_recv().is_ok() {
-                discarded += 1;
+            queue.retire();
+            if queue.is_closed() {
+                return;
             }
-            self.counters.dropped(DropReason::Discarded, discarded);
+            let was_up = up.swap(false, Ordering::Relaxed);
+            self.counters.dropped(DropReason::Discarded, queue.discard());
             let Some(handler) = self.handler.upgrade() else { return };
             if was_up {
                 handler.node_lost(self.node);
@@ -379,7 +380,7 @@ impl PeerTask {
     async fn pump(
         &self,
         addr: &str,
-        rx: &mut mpsc::Receiver<Numbered>,
+        queue: &Arc<body::SharedQueue>,
         up: &AtomicBool,
         answers: &mut Receiving,
     ) -> Pump {
@@ -398,11 +399,11 @@ impl PeerTask {
             Err(e) if super::network::refused(&e) => return Pump::Refused(e.to_string()),
             Err(e) => return Pump::Broken(e.to_string()),
         };
-        let (btx, brx) = mpsc::channel::<pb::Batch>(16);
         let mut client = LinkClient::with_interceptor(channel, creds.interceptor())
             .max_decoding_message_size(super::network::MAX_MESSAGE)
             .max_encoding_message_size(super::network::MAX_MESSAGE);
-        let mut responses = match client.stream(ReceiverStream::new(brx)).await {
+        let requests = body::QueueBody::next(queue, self.me, self.epoch, self.counters.clone());
+        let mut responses = match client.stream(requests).await {
             Ok(r) => r.into_inner(),
             Err(e) => return Pump::Broken(e.to_string()),
         };
@@ -413,33 +414,18 @@ impl PeerTask {
         if let Some(handler) = self.handler.upgrade() {
             handler.link_up(self.node);
         }
-        let counters = &self.counters;
-        let mut queued = Vec::with_capacity(BATCH);
+        // the request body takes the queue's frames itself (see `body`); this task
+        // hands over what comes back: answers to the calls it carried
         loop {
-            tokio::select! {
-                n = rx.recv_many(&mut queued, BATCH) => {
-                    if n == 0 {
-                        return Pump::QueueClosed;
-                    }
-                    let first_seq = queued.first().map_or(0, |f: &Numbered| f.seq);
-                    let frames = queued.drain(..).map(|f| f.frame).collect();
-                    counters.frames_sent.inc_by(n as u64);
-                    for batch in batches(self.me, self.epoch, first_seq, frames) {
-                        counters.bytes_sent.inc_by(prost::Message::encoded_len(&batch) as u64);
-                        if btx.send(batch).await.is_err() {
-                            return Pump::Broken("stream closed".into());
-                        }
-                    }
+            match responses.message().await {
+                Ok(Some(batch)) => {
+                    arrived(&self.counters, answers, self.node, &batch);
+                    let Some(handler) = self.handler.upgrade() else { return Pump::QueueClosed };
+                    deliver(handler.as_ref(), self.node, batch);
                 }
-                r = responses.message() => match r {
-                    Ok(Some(batch)) => {
-                        arrived(counters, answers, self.node, &batch);
-                        let Some(handler) = self.handler.upgrade() else { return Pump::QueueClosed };
-                        deliver(handler.as_ref(), self.node, batch);
-                    }
-                    Ok(None) => return Pump::Broken("peer ended the stream".into()),
-                    Err(e) => return Pump::Broken(e.to_string()),
-                },
+                Ok(None) if queue.is_closed() => return Pump::QueueClosed,
+                Ok(None) => return Pump::Broken("peer ended the stream".into()),
+                Err(e) => return Pump::Broken(e.to_string()),
             }
         }
     }
@@ -503,7 +489,7 @@ impl LinkService {
 
 #[tonic::async_trait]
 impl Link for LinkService {
-    type StreamStream = ReceiverStream<Result<pb::Batch, Status>>;
+    type StreamStream = body::ReplyBody;
 
     async fn stream(
         &self,
@@ -514,29 +500,13 @@ impl Link for LinkService {
         let (me, handler) = (inbound_to.node, inbound_to.handler.clone());
         let mut inbound = req.into_inner();
         let replies = self.replies.clone();
-        let (out_tx, out_rx) = mpsc::channel(16);
-        let refuse = out_tx.clone();
-        let (reply_tx, mut reply_rx) = mpsc::channel::<pb::Frame>(QUEUE);
+        let (refuse, refusal) = mpsc::channel(1);
+        let (reply_tx, reply_rx) = mpsc::channel::<pb::Frame>(QUEUE);
         let seen = self.seen.clone();
         let redial = self.redial.clone();
         // the peer's counters, known from its first batch
         let counters: Arc<OnceLock<LinkCounters>> = Arc::default();
-        let sent_to = counters.clone();
-        tokio::spawn(async move {
-            let mut frames = Vec::with_capacity(BATCH);
-            let mut numbering = Numbering::new();
-            while reply_rx.recv_many(&mut frames, BATCH).await > 0 {
-                for batch in numbering.batches(me, std::mem::take(&mut frames)) {
-                    if let Some(c) = sent_to.get() {
-                        c.frames_sent.inc_by(batch.frames.len() as u64);
-                        c.bytes_sent.inc_by(prost::Message::encoded_len(&batch) as u64);
-                    }
-                    if out_tx.send(Ok(batch)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        });
+        let body = body::ReplyBody::new(refusal, reply_rx, me, counters.clone());
         tokio::spawn(async move {
             let mut from = None;
             while let Ok(Some(batch)) = inbound.message().await {
@@ -545,7 +515,7 @@ impl Link for LinkService {
                 if !named || from.is_some_and(|f| f != node) {
                     tracing::warn!(%node, first = ?from, "link stream refused: it speaks for another node");
                     let why = format!("this stream may not speak for node {node}");
-                    refuse.send(Err(Status::permission_denied(why))).await.ok();
+                    refuse.send(Status::permission_denied(why)).await.ok();
                     break;
                 }
                 if from.is_none() {
@@ -568,7 +538,7 @@ impl Link for LinkService {
                 handler.node_lost(node);
             }
         });
-        Ok(Response::new(ReceiverStream::new(out_rx)))
+        Ok(Response::new(body))
     }
 }
 

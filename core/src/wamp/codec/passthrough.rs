@@ -58,18 +58,22 @@ fn assemble(
     for &(start, end) in spans.get(1..at)? {
         head.push(decode(frame.get(start..end)?)?);
     }
-    let args = payload.first().map(|&(s, e)| frame.slice(s..e))?;
-    let kwargs = payload.get(1).map(|&(s, e)| frame.slice(s..e));
+    let &(args_start, args_end) = payload.first()?;
+    let end = payload.last()?.1;
+    let kwargs_at = payload.get(1).map_or(end, |k| k.0);
+    let args = frame.get(args_start..args_end)?;
+    let kwargs = frame.get(kwargs_at..end).filter(|k| !k.is_empty());
     let kinds_ok = match ser {
-        Serializer::Json => {
-            args.first() == Some(&b'[') && kwargs.as_ref().is_none_or(|k| k.first() == Some(&b'{'))
-        }
-        _ => msgpack_is_list(&args) && kwargs.as_ref().is_none_or(|k| msgpack_is_map(k)),
+        Serializer::Json => args.first() == Some(&b'[') && kwargs.is_none_or(|k| k.first() == Some(&b'{')),
+        _ => msgpack_is_list(args) && kwargs.is_none_or(msgpack_is_map),
     };
     if !kinds_ok {
         return None;
     }
-    Message::from_head(head, Encoded::new(ser, args, kwargs), payload.len()).ok()
+    // one slice for both (JSON may have a comma and spaces between them)
+    let encoded =
+        Encoded::new(ser, frame.slice(args_start..end), args_end - args_start, kwargs_at - args_start)?;
+    Message::from_head(head, encoded, payload.len()).ok()
 }
 
 fn msgpack_message(frame: &Bytes, budget: &Budget) -> Option<Message> {
@@ -256,21 +260,18 @@ pub(super) fn split_neutral(b: &Bytes) -> Option<Payload> {
         return None;
     }
     let args_start = pos;
-    pos = msgpack_skip(b, pos, 1, &budget)?;
-    let args = b.slice(args_start..pos);
-    let kwargs = match b.get(pos)? {
-        0xc0 if pos + 1 == b.len() => None,
-        _ if msgpack_is_map(b.get(pos..)?) => {
-            let start = pos;
-            pos = msgpack_skip(b, pos, 1, &budget)?;
-            Some(b.slice(start..pos))
-        }
+    let args_end = msgpack_skip(b, pos, 1, &budget)?;
+    let end = match b.get(args_end)? {
+        // nil: no kwargs
+        0xc0 if args_end + 1 == b.len() => args_end,
+        _ if msgpack_is_map(b.get(args_end..)?) => msgpack_skip(b, args_end, 1, &budget)?,
         _ => return None,
     };
-    if kwargs.is_some() && pos != b.len() {
+    if end != b.len() && end != args_end {
         return None;
     }
-    Some(Payload::Encoded(Encoded::new(Serializer::MsgPack, args, kwargs)))
+    let len = args_end - args_start;
+    Encoded::new(Serializer::MsgPack, b.slice(args_start..end), len, len).map(Payload::Encoded)
 }
 
 #[cfg(test)]
