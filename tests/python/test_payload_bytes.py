@@ -1,0 +1,111 @@
+# Payload passthrough (issue #16): the router forwards args/kwargs as the bytes they
+# arrived in to a peer on the same serializer, and transcodes them for a peer on
+# another. Checked on the wire with raw clients: an encoding Autobahn would never
+# produce (a float32, an integer in 8 bytes, JSON with spaces) must come out
+# byte-for-byte to a same-serializer subscriber or callee, and as the same values to
+# the others.
+import asyncio
+import struct
+
+import msgpack
+
+import wampraw
+from wampraw import CALL, EVENT, INVOCATION, PUBLISH, PUBLISHED, REGISTER, RESULT, SUBSCRIBE, YIELD
+
+# [float32 1.5, uint64 7]: valid MessagePack no encoder of ours writes
+ODD_ARGS = b"\x92\xca" + struct.pack(">f", 1.5) + b"\xcf" + struct.pack(">Q", 7)
+ODD_KWARGS = b"\x81\xa1k\xcd\x00\x05"  # {"k": uint16 5}
+
+
+class BytesClient(wampraw.RawWebSocketClient):
+    """A raw WebSocket client that also keeps every frame's bytes."""
+
+    def __init__(self, serializer):
+        super().__init__(serializer)
+        self.frames = asyncio.Queue()
+
+    def _deliver(self, payload):
+        self.frames.put_nowait(bytes(payload))
+        super()._deliver(payload)
+
+    async def next_of(self, code, timeout=10.0):
+        """The next message of type `code`, and its bytes."""
+        while True:
+            msg = await self.recv(timeout)
+            raw = await self.frames.get()
+            if msg[0] == code:
+                return msg, raw
+
+
+async def connect(router, serializer):
+    host, port = router.ws_addr
+    c = await BytesClient.connect(router.ws_url, host, port, serializer)
+    await c.join()
+    await c.frames.get()  # WELCOME
+    return c
+
+
+def mp_list(*elements):
+    """A MessagePack list of already-encoded elements (fewer than 16)."""
+    return bytes([0x90 | len(elements)]) + b"".join(elements)
+
+
+async def test_a_msgpack_payload_reaches_msgpack_subscribers_byte_for_byte_and_json_ones_as_values(router, unique):
+    topic = unique("passthrough.topic")
+    subs = {}
+    for ser in ("msgpack", "json", "cbor"):
+        c = await connect(router, ser)
+        reply = await c.request([SUBSCRIBE, c.request_id(), {}, topic])
+        await c.frames.get()
+        subs[ser] = c
+        assert reply[0] == wampraw.SUBSCRIBED, reply
+    pub = await connect(router, "msgpack")
+    frame = mp_list(
+        msgpack.packb(PUBLISH),
+        msgpack.packb(1),
+        msgpack.packb({"acknowledge": True}),
+        msgpack.packb(topic),
+        ODD_ARGS,
+        ODD_KWARGS,
+    )
+    pub.send_bytes(frame)
+    published, _ = await pub.next_of(PUBLISHED)
+    assert published[1] == 1
+    event, raw = await subs["msgpack"].next_of(EVENT)
+    assert raw.endswith(ODD_ARGS + ODD_KWARGS), raw.hex()
+    assert event[4:] == [[1.5, 7], {"k": 5}]
+    for ser in ("json", "cbor"):
+        event, _ = await subs[ser].next_of(EVENT)
+        assert event[4:] == [[1.5, 7], {"k": 5}], ser
+    for c in (*subs.values(), pub):
+        await c.close()
+
+
+async def test_a_json_call_and_its_result_pass_through_as_written(router, unique):
+    proc = unique("passthrough.proc")
+    callee = await connect(router, "json")
+    reply = await callee.request([REGISTER, callee.request_id(), {}, proc])
+    await callee.frames.get()
+    assert reply[0] == wampraw.REGISTERED, reply
+    caller = await connect(router, "json")
+    args, kwargs = '[ 1.50, "x" ,{"a" : [ ]} ]', '{ "k":null }'
+    caller.send_bytes(f'[{CALL}, 9, {{}}, "{proc}", {args},  {kwargs}]'.encode())
+    invocation, raw = await callee.next_of(INVOCATION)
+    assert raw.decode().endswith(f"{args},{kwargs}]"), raw
+    assert invocation[4:] == [[1.5, "x", {"a": []}], {"k": None}]
+    result_args = '[ 2.0e0 ]'
+    callee.send_bytes(f"[{YIELD}, {invocation[1]}, {{}}, {result_args}]".encode())
+    result, raw = await caller.next_of(RESULT)
+    assert result[1] == 9
+    assert raw.decode().endswith(f"{result_args}]"), raw
+    assert result[3] == [2.0]
+    # a MessagePack caller gets the same result as values
+    mp_caller = await connect(router, "msgpack")
+    mp_caller.send_bytes(mp_list(msgpack.packb(CALL), msgpack.packb(10), msgpack.packb({}), msgpack.packb(proc), ODD_ARGS))
+    invocation, _ = await callee.next_of(INVOCATION)
+    assert invocation[4] == [1.5, 7]
+    callee.send_bytes(f"[{YIELD}, {invocation[1]}, {{}}, [3]]".encode())
+    result, _ = await mp_caller.next_of(RESULT)
+    assert result[3] == [3]
+    for c in (callee, caller, mp_caller):
+        await c.close()
