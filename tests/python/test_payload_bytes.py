@@ -8,8 +8,10 @@ import asyncio
 import struct
 
 import msgpack
+import pytest
 
 import wampraw
+from cluster_helpers import start_cluster
 from wampraw import CALL, EVENT, INVOCATION, PUBLISH, PUBLISHED, REGISTER, RESULT, SUBSCRIBE, YIELD
 
 # [float32 1.5, uint64 7]: valid MessagePack no encoder of ours writes
@@ -108,4 +110,47 @@ async def test_a_json_call_and_its_result_pass_through_as_written(router, unique
     result, _ = await mp_caller.next_of(RESULT)
     assert result[3] == [3]
     for c in (callee, caller, mp_caller):
+        await c.close()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = start_cluster("test_payload_bytes", n=2)
+    yield c
+    crashed = c.stop()
+    if crashed:
+        pytest.fail("nodes died during the module: " + ", ".join(f"node {n.node_id} exit {code}" for n, code in crashed))
+
+
+async def test_a_json_payload_crosses_nodes_as_written(cluster, unique):
+    """Between nodes a JSON client's payload travels as its JSON text: a JSON
+    subscriber and callee on the other node get it byte for byte."""
+    topic, proc = unique("passthrough.cluster.topic"), unique("passthrough.cluster.proc")
+    sub = await connect(cluster[2], "json")
+    mp_sub = await connect(cluster[2], "msgpack")
+    for c in (sub, mp_sub):
+        reply = await c.request([SUBSCRIBE, c.request_id(), {}, topic])
+        await c.frames.get()
+        assert reply[0] == wampraw.SUBSCRIBED, reply
+    pub = await connect(cluster[1], "json")
+    args, kwargs = '[ "é", 1.50 ]', '{"deep": {"x": [ ] }}'
+    pub.send_bytes(f'[{PUBLISH}, 1, {{"acknowledge": true}}, "{topic}", {args}, {kwargs}]'.encode())
+    await pub.next_of(PUBLISHED)
+    event, raw = await sub.next_of(EVENT)
+    assert raw.decode().endswith(f"{args},{kwargs}]"), raw
+    event, _ = await mp_sub.next_of(EVENT)
+    assert event[4:] == [["é", 1.5], {"deep": {"x": []}}]
+    callee = await connect(cluster[2], "json")
+    reply = await callee.request([REGISTER, callee.request_id(), {}, proc])
+    await callee.frames.get()
+    assert reply[0] == wampraw.REGISTERED, reply
+    await cluster.sync()
+    caller = await connect(cluster[1], "json")
+    caller.send_bytes(f'[{CALL}, 5, {{}}, "{proc}", {args}]'.encode())
+    invocation, raw = await callee.next_of(INVOCATION)
+    assert raw.decode().endswith(f"{args}]"), raw
+    callee.send_bytes(f"[{YIELD}, {invocation[1]}, {{}}, [ true ], {kwargs}]".encode())
+    result, raw = await caller.next_of(RESULT)
+    assert raw.decode().endswith(f"[ true ],{kwargs}]"), raw
+    for c in (sub, mp_sub, pub, callee, caller):
         await c.close()

@@ -6,7 +6,10 @@ use crate::broker::retained::{RetainedEvent, Stamp};
 use crate::ids::{CallId, NodeId, PublicationId, QueryId, RegistrationId, SessionId, SubscriptionId};
 use crate::link::LinkMsg;
 use crate::wamp::codec::DecodeError;
-use crate::wamp::codec::neutral::{decode_dict, decode_payload_bytes, encode_dict, encode_payload};
+use crate::wamp::codec::neutral::{
+    decode_dict, decode_payload_bytes, decode_payload_tagged, encode_dict, encode_payload,
+    encode_payload_tagged,
+};
 use crate::wamp::uri::MatchPolicy;
 
 use bytes::Bytes;
@@ -21,42 +24,54 @@ pub fn to_frame(msg: &LinkMsg) -> pb::Frame {
     use pb::frame::Kind;
     let kind = match msg {
         LinkMsg::Event { realm, topic, subscriptions, publication, details, audience, payload } => {
+            let (payload, payload_format) = encode_payload_tagged(payload);
             Kind::Event(pb::Event {
                 realm: realm.clone(),
                 topic: topic.clone(),
                 subscriptions: subscriptions.iter().map(|s| s.0).collect(),
                 publication: publication.0,
-                payload: encode_payload(payload),
+                payload,
                 details: encode_dict(details),
                 audience: encode_dict(audience),
+                payload_format,
             })
         }
         LinkMsg::Invoke { realm, call, callee, registration, details, payload, start_within } => {
+            let (payload, payload_format) = encode_payload_tagged(payload);
             Kind::Invoke(pb::Invoke {
                 realm: realm.clone(),
                 call: call.0,
                 callee: callee.0,
                 registration: registration.0,
                 details: encode_dict(details),
-                payload: encode_payload(payload),
+                payload,
                 start_by_ms: start_within.map_or(0, |d| unix_ms().saturating_add(d.as_millis() as u64)),
+                payload_format,
             })
         }
-        LinkMsg::Yield { call, details, payload, progress } => Kind::Yield(pb::Yield {
-            call: call.0,
-            payload: encode_payload(payload),
-            progress: *progress,
-            details: encode_dict(details),
-        }),
+        LinkMsg::Yield { call, details, payload, progress } => {
+            let (payload, payload_format) = encode_payload_tagged(payload);
+            Kind::Yield(pb::Yield {
+                call: call.0,
+                payload,
+                progress: *progress,
+                details: encode_dict(details),
+                payload_format,
+            })
+        }
         LinkMsg::Interrupt { call, mode, reason } => {
             Kind::Interrupt(pb::Interrupt { call: call.0, mode: mode.clone(), reason: reason.clone() })
         }
-        LinkMsg::Error { call, error, details, payload } => Kind::Error(pb::Error {
-            call: call.0,
-            error: error.clone(),
-            details: encode_dict(details),
-            payload: encode_payload(payload),
-        }),
+        LinkMsg::Error { call, error, details, payload } => {
+            let (payload, payload_format) = encode_payload_tagged(payload);
+            Kind::Error(pb::Error {
+                call: call.0,
+                error: error.clone(),
+                details: encode_dict(details),
+                payload,
+                payload_format,
+            })
+        }
         LinkMsg::Query { id, realm, op, payload } => Kind::Query(pb::Query {
             id: id.0,
             realm: realm.clone(),
@@ -128,7 +143,7 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, FrameError> {
             publication: PublicationId(e.publication),
             details: decode_dict(&e.details)?,
             audience: decode_dict(&e.audience)?,
-            payload: decode_payload_bytes(&Bytes::from(e.payload))?,
+            payload: decode_payload_tagged(&Bytes::from(e.payload), e.payload_format)?,
         },
         Kind::Invoke(i) => LinkMsg::Invoke {
             realm: i.realm,
@@ -136,14 +151,14 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, FrameError> {
             callee: SessionId(i.callee),
             registration: RegistrationId(i.registration),
             details: decode_dict(&i.details)?,
-            payload: decode_payload_bytes(&Bytes::from(i.payload))?,
+            payload: decode_payload_tagged(&Bytes::from(i.payload), i.payload_format)?,
             start_within: (i.start_by_ms > 0)
                 .then(|| std::time::Duration::from_millis(i.start_by_ms.saturating_sub(unix_ms()))),
         },
         Kind::Yield(y) => LinkMsg::Yield {
             call: CallId(y.call),
             details: decode_dict(&y.details)?,
-            payload: decode_payload_bytes(&Bytes::from(y.payload))?,
+            payload: decode_payload_tagged(&Bytes::from(y.payload), y.payload_format)?,
             progress: y.progress,
         },
         Kind::Interrupt(i) => LinkMsg::Interrupt { call: CallId(i.call), mode: i.mode, reason: i.reason },
@@ -151,7 +166,7 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, FrameError> {
             call: CallId(e.call),
             error: e.error,
             details: decode_dict(&e.details)?,
-            payload: decode_payload_bytes(&Bytes::from(e.payload))?,
+            payload: decode_payload_tagged(&Bytes::from(e.payload), e.payload_format)?,
         },
         Kind::Query(q) => LinkMsg::Query {
             id: QueryId(q.id),
@@ -199,8 +214,37 @@ pub fn from_frame(frame: pb::Frame) -> Result<LinkMsg, FrameError> {
 mod tests {
     use super::*;
     use crate::dict;
+    use crate::ids::RequestId;
     use crate::wamp::message::Payload;
     use crate::wamp::value::{Dict, Value};
+
+    #[test]
+    fn a_payload_from_a_json_client_crosses_the_link_as_the_json_it_came_in() {
+        use crate::wamp::codec::Serializer;
+        use crate::wamp::message::Message;
+        let call = br#"[48, 1, {}, "p", [1, "x", 2.50], {"k": null}]"#;
+        let Ok(Message::Call(c)) = Serializer::Json.decode_frame(&Bytes::from_static(call), usize::MAX)
+        else {
+            panic!("decodes")
+        };
+        let msg = LinkMsg::Yield {
+            call: CallId(3),
+            details: Dict::new(),
+            payload: c.payload.clone(),
+            progress: false,
+        };
+        let frame = to_frame(&msg);
+        let Some(pb::frame::Kind::Yield(y)) = &frame.kind else { panic!("a yield") };
+        assert_eq!((y.payload.as_slice(), y.payload_format), (&br#"[[1, "x", 2.50],{"k": null}]"#[..], 1));
+        let Ok(LinkMsg::Yield { payload, .. }) = from_frame(frame) else { panic!("converts back") };
+        assert_eq!(payload, c.payload);
+        let result = Message::Result(crate::wamp::message::CallResult {
+            request: RequestId(1),
+            details: Dict::new(),
+            payload,
+        });
+        assert_eq!(Serializer::Json.encode(&result), br#"[50,1,{},[1, "x", 2.50],{"k": null}]"#);
+    }
 
     #[test]
     fn every_link_message_round_trips() {
@@ -268,6 +312,7 @@ mod tests {
                 payload: vec![0xc1],
                 progress: false,
                 details: Vec::new(),
+                payload_format: 0,
             })),
         };
         assert!(from_frame(frame).is_err());

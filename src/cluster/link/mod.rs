@@ -547,8 +547,13 @@ mod tests {
     use super::*;
 
     fn frame(payload_len: usize) -> pb::Frame {
-        let yield_ =
-            pb::Yield { call: 1, payload: vec![0; payload_len], progress: false, details: Vec::new() };
+        let yield_ = pb::Yield {
+            call: 1,
+            payload: vec![0; payload_len],
+            progress: false,
+            details: Vec::new(),
+            payload_format: 0,
+        };
         pb::Frame { kind: Some(pb::frame::Kind::Yield(yield_)) }
     }
 

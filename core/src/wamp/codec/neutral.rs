@@ -29,6 +29,42 @@ pub fn encode_payload(p: &Payload) -> Vec<u8> {
     Serializer::MsgPack.encode_value(&Value::List(vec![args, kwargs]))
 }
 
+/// The `payload_format` of a link payload in MessagePack (`[args|nil, kwargs|nil]`).
+pub const FORMAT_MSGPACK: u32 = 0;
+/// The `payload_format` of a link payload in JSON (`[args]` or `[args,kwargs]`).
+pub const FORMAT_JSON: u32 = 1;
+
+/// A payload for another node, and its format: kept in JSON when it came from a
+/// JSON client, so a JSON client there gets it without transcoding; MessagePack
+/// otherwise ([`encode_payload`]).
+pub fn encode_payload_tagged(p: &Payload) -> (Vec<u8>, u32) {
+    match p.encoded().filter(|e| e.serializer() == Serializer::Json) {
+        Some(e) => {
+            let kwargs = e.kwargs().unwrap_or_default();
+            let mut out = Vec::with_capacity(3 + e.args().len() + kwargs.len());
+            out.push(b'[');
+            out.extend_from_slice(e.args());
+            if !kwargs.is_empty() {
+                out.push(b',');
+                out.extend_from_slice(kwargs);
+            }
+            out.push(b']');
+            (out, FORMAT_JSON)
+        }
+        None => (encode_payload(p), FORMAT_MSGPACK),
+    }
+}
+
+/// A payload from another node in `format` ([`encode_payload_tagged`]).
+pub fn decode_payload_tagged(b: &Bytes, format: u32) -> Result<Payload, DecodeError> {
+    match format {
+        FORMAT_MSGPACK => decode_payload_bytes(b),
+        FORMAT_JSON => super::passthrough::split_json_pair(b)
+            .ok_or_else(|| DecodeError::Syntax("link payload: not a JSON [args] or [args, kwargs]".into())),
+        other => Err(DecodeError::Syntax(format!("link payload: unknown format {other}"))),
+    }
+}
+
 /// MessagePack's header of a two-element array, and its nil.
 const MSGPACK_PAIR: u8 = 0x92;
 const MSGPACK_NIL: u8 = 0xc0;

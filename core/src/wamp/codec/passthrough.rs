@@ -274,10 +274,45 @@ pub(super) fn split_neutral(b: &Bytes) -> Option<Payload> {
     Encoded::new(Serializer::MsgPack, b.slice(args_start..end), len, len).map(Payload::Encoded)
 }
 
+/// Splits a link payload in JSON (`[args]` or `[args,kwargs]`, as a node sends what
+/// a JSON client published or called with) into an encoded payload.
+pub(super) fn split_json_pair(b: &Bytes) -> Option<Payload> {
+    let elements: Vec<&RawValue> = serde_json::from_slice(b).ok()?;
+    let budget = Budget::new(b.len());
+    let base = b.as_ptr() as usize;
+    let mut spans = Vec::with_capacity(2);
+    for raw in &elements {
+        let text = raw.get().as_bytes();
+        let start = (text.as_ptr() as usize).checked_sub(base)?;
+        CheckSeed::new(&budget).deserialize(&mut serde_json::Deserializer::from_slice(text)).ok()?;
+        spans.push((start, start + text.len()));
+    }
+    let (&(args_start, args_end), kwargs) = match spans.as_slice() {
+        [a] => (a, None),
+        [a, k] => (a, Some(k)),
+        _ => return None,
+    };
+    let end = kwargs.map_or(args_end, |k| k.1);
+    let kwargs_at = kwargs.map_or(end, |k| k.0);
+    let is = |at: usize, c: u8| b.get(at) == Some(&c);
+    if !is(args_start, b'[') || kwargs.is_some_and(|k| !is(k.0, b'{')) {
+        return None;
+    }
+    let encoded = Encoded::new(
+        Serializer::Json,
+        b.slice(args_start..end),
+        args_end - args_start,
+        kwargs_at - args_start,
+    )?;
+    Some(Payload::Encoded(encoded))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::DecodeError;
-    use super::super::neutral::{decode_payload_bytes, encode_payload};
+    use super::super::neutral::{
+        FORMAT_JSON, decode_payload_bytes, decode_payload_tagged, encode_payload, encode_payload_tagged,
+    };
     use super::super::samples::{all_messages, hex};
     use super::*;
 
@@ -397,6 +432,24 @@ mod tests {
             assert!(across.encoded().is_some());
             assert_eq!(&across, p);
         }
+        for m in all_messages() {
+            let Some(p) = m.payload().filter(|p| !p.is_empty()) else { continue };
+            let json = Serializer::Json
+                .decode_frame(&frame(&Serializer::Json.encode(&m)), usize::MAX)
+                .expect("decodes");
+            let kept = json.payload().and_then(|p| p.encoded()).expect("kept");
+            let (bytes, format) = encode_payload_tagged(json.payload().expect("payload"));
+            assert_eq!(format, FORMAT_JSON);
+            let across = decode_payload_tagged(&Bytes::from(bytes), format).expect("decodes");
+            let e = across.encoded().expect("still encoded");
+            assert_eq!(
+                (e.serializer(), e.args(), e.kwargs()),
+                (Serializer::Json, kept.args(), kept.kwargs())
+            );
+            assert_eq!(&across, p);
+        }
+        assert!(decode_payload_tagged(&Bytes::from_static(b"[{}]"), FORMAT_JSON).is_err());
+        assert!(decode_payload_tagged(&Bytes::from_static(b"[[1]]"), 7).is_err());
         let kwargs_only = Payload::new(None, Some(crate::dict! {"k" => 1u64}));
         let across = decode_payload_bytes(&Bytes::from(encode_payload(&kwargs_only))).expect("decodes");
         assert_eq!(across, kwargs_only);
