@@ -4,8 +4,10 @@
 # 3-node cluster), memory per session / subscription / registration / retained event,
 # idle per-peer overhead and link bytes per call and event. Writes
 # bench/results/costs.json (constants with units and the method) and prints them.
-#   DURATION (4), WARMUP (1), MEM_ITEMS (20000), SESSIONS (2000), NO_BUILD=1, OUT
-# Takes about 2 minutes; nodes and the load generator share this machine's cores, so
+#   DURATION (4), WARMUP (1), REPEAT (3, medians), MEM_ITEMS (20000), SESSIONS (2000),
+#   QUOTA (0.5: cores per node, a cgroup CPU quota so the node is saturated), NETNS (1: a
+#   network namespace per node, as bench/scaling.sh; needs root), NO_BUILD=1, OUT
+# Takes about 6 minutes; nodes and the load generator share this machine's cores, so
 # the figures are CPU seconds the node processes themselves used, not rates.
 set -euo pipefail
 cd "$(dirname "$0")/.."

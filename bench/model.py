@@ -235,8 +235,17 @@ def main():
     ap.add_argument("--n", type=int, action="append", help="only these N (repeatable)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--costs-table", action="store_true", help="print costs.json's constants as a Markdown table")
     a = ap.parse_args()
     doc, k = load(a.costs)
+    if a.costs_table:
+        print(f"Measured {doc.get('measured_at')} on {doc.get('machine')} (git {doc.get('git')}).\n")
+        print("| constant | value | unit |\n| --- | ---: | --- |")
+        for name, c in doc["constants"].items():
+            v = c["value"]
+            v = "–" if v is None else (f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}" if isinstance(v, float) else f"{v:,}")
+            print(f"| `{name}` | {v} | {c['unit']} |")
+        return
     m = Model(k, a.cores, a.mem_gib, a.nic_gbps, a.util, a.sessions, a.topics, a.regs, a.retained, a.subs_per_node)
     ns = a.n or (list(range(1, a.max_n + 1)) if a.all else [n for n in (1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 40, 50) if n <= a.max_n])
     rows = [m.row(n) for n in ns]

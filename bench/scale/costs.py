@@ -1,6 +1,6 @@
 """Measures Junction's per-node cost constants; writes bench/results/costs.json.
-Run through bench/costs.sh. Knobs (env): DURATION (4), WARMUP (1), MEM_ITEMS (20000),
-SESSIONS (2000), OUT (bench/results/costs.json)."""
+Run through bench/costs.sh. Knobs (env): DURATION (4), WARMUP (1), REPEAT (3), MEM_ITEMS (20000),
+SESSIONS (2000), QUOTA (0.5 cores per node), NETNS (1), OUT (bench/results/costs.json)."""
 import datetime
 import json
 import os
@@ -17,7 +17,22 @@ DURATION = float(os.environ.get("DURATION", 4))
 WARMUP = float(os.environ.get("WARMUP", 1))
 MEM_ITEMS = int(os.environ.get("MEM_ITEMS", 20000))
 SESSIONS = int(os.environ.get("SESSIONS", 2000))
+REPEAT = int(os.environ.get("REPEAT", 3))
 OUT = os.environ.get("OUT", os.path.join(lib.ROOT, "bench/results/costs.json"))
+NETNS = os.environ.get("NETNS", "1" if os.geteuid() == 0 else "0") == "1"
+QUOTA = float(os.environ.get("QUOTA", 0.5)) if os.geteuid() == 0 else 0.0
+NET = CPU = None
+
+
+def lone(wd):
+    return cluster(1, wd)[0]
+
+
+def cluster(n, wd):
+    if NETNS:
+        return lib.start_cluster(n, wd, host=lambda i: f"{lib.NET}.{i}", ns=lambda i: f"jscale{i}", cgroup=CPU.path,
+                                 secret="costs-" + "0123456789abcdef", wrap=CPU.wrap, lone_name="lone")
+    return lib.start_cluster(n, wd, cgroup=CPU.path, wrap=CPU.wrap, lone_name="lone")
 RAW = []  # every bench result and window, kept in costs.json under "raw"
 
 
@@ -26,19 +41,27 @@ def log(*a):
 
 
 def run(nodes, label, args):
-    r, w = lib.measure(nodes, args, WARMUP, DURATION)
-    rate = r.get("rate") or r.get("delivered_rate") or 0.0
-    per_node_cores = [c / w.seconds for c in w.cpu]
-    link_bps = [b / w.seconds for b in w.link]
-    RAW.append(dict(label=label, args=args, rate=rate, window_s=round(w.seconds, 3),
-                    node_cores=[round(x, 4) for x in per_node_cores],
-                    link_bytes_per_s=[round(x) for x in link_bps],
-                    loadgen_cores=round(w.extra_cpu / w.seconds, 3), loadavg=lib.loadavg(),
-                    result={k: r.get(k) for k in ("rate", "published_rate", "delivered_rate", "lost", "latency_us",
-                                                  "delivery_latency_us", "router_cpu_s") if k in r}))
-    log(f"  {label:34} rate {rate:>9.0f}/s  node cores {['%.2f' % x for x in per_node_cores]}  "
-        f"link B/s {[round(x) for x in link_bps]}  loadgen {w.extra_cpu / w.seconds:.2f}")
-    return rate, per_node_cores, link_bps
+    """REPEAT runs of one scenario; the rate and each node's cores are the medians
+    (run to run the figures vary by 10-30 % on this shared machine, and a 3-node
+    REGISTER churn sometimes falls into a slow mode, see docs/scaling.md)."""
+    runs = []
+    for rep in range(REPEAT):
+        r, w = lib.measure(nodes, args, WARMUP, DURATION)
+        rate = r.get("rate") or r.get("delivered_rate") or 0.0
+        cores = [c / w.seconds for c in w.cpu]
+        link = [b / w.seconds for b in w.link]
+        runs.append((rate, cores, link))
+        RAW.append(dict(label=label, rep=rep, args=args, rate=rate, window_s=round(w.seconds, 3),
+                        node_cores=[round(x, 4) for x in cores], link_bytes_per_s=[round(x) for x in link],
+                        loadgen_cores=round(w.extra_cpu / w.seconds, 3), loadavg=lib.loadavg(),
+                        result={k: r.get(k) for k in ("rate", "published_rate", "delivered_rate", "lost", "latency_us",
+                                                      "delivery_latency_us", "router_cpu_s") if k in r}))
+        log(f"  {label:26} #{rep} rate {rate:>9.0f}/s  node cores {['%.2f' % x for x in cores]}  "
+            f"link B/s {[round(x) for x in link]}  loadgen {w.extra_cpu / w.seconds:.2f}  load {lib.loadavg():.1f}")
+    rate = statistics.median(x[0] for x in runs)
+    cores = [statistics.median(x[1][i] for x in runs) for i in range(len(nodes))]
+    link = [statistics.median(x[2][i] for x in runs) for i in range(len(nodes))]
+    return rate, cores, link
 
 
 def us_per(cores, rate):
@@ -85,11 +108,17 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     K = {}
     nodes = []
+    global NET, CPU
+    NET, CPU = lib.Net(0), lib.Cpu(QUOTA, "junction-costs")
     try:
+        if NETNS:
+            NET.up(5)
+        CPU.setup(5)
+        log(f"network: {'a network namespace per node (veth + bridge)' if NETNS else 'loopback'}; CPU: {CPU.describe}")
         # ---------------- memory, each kind on fresh nodes ----------------------------------
         # (fresh: memory freed by an earlier run is reused by the allocator and hides growth)
         log("memory (fresh nodes per kind)")
-        sess = lib.Node("lone", lib.node_config(), wd)
+        sess = lone(wd)
         nodes = [sess]
         sr = lib.bench(["sessions", "--url", sess.ws, "--sessions", str(SESSIONS), "--router-pid", str(sess.pid), "--hold", "2"])
         RAW.append(dict(label="sessions-lone", result=sr))
@@ -99,12 +128,12 @@ def main():
         sess.stop()
         sub = lambda g, ns: round(g - ns * K["mem_session_bytes"] / MEM_ITEMS)  # noqa: E731
         for kind in ("subscribe", "register", "retain"):
-            nodes = [lib.Node("lone", lib.node_config(), wd)]
+            nodes = [lone(wd)]
             g, ns = mem_items(nodes, kind, nodes[0])
             K[{"subscribe": "mem_subscription_lone_bytes", "register": "mem_registration_lone_bytes",
                "retain": "mem_retained_lone_bytes"}[kind]] = sub(g[0], ns) if kind != "retain" else round(g[0])
             nodes[0].stop()
-            nodes = lib.start_cluster(3, wd)
+            nodes = cluster(3, wd)
             if kind == "register":  # at a follower; every node holds the registration
                 lead = max(range(3), key=lambda i: nodes[i].metrics().get("junction_raft_is_leader", 0))
                 at = 1 if lead != 1 else 2
@@ -124,7 +153,7 @@ def main():
 
         # ---------------- a lone node -------------------------------------------------
         log("lone node")
-        L = lib.Node("lone", lib.node_config(), wd)
+        L = lone(wd)
         nodes = [L]
         rss0 = L.rss()
         w = lib.Window([L]); w.start(); time.sleep(3); w.stop()
@@ -151,7 +180,7 @@ def main():
         idle = {1: (idle_lone, rss0)}
         for n in (5, 3):
             log(f"idle cluster of {n}")
-            nodes = lib.start_cluster(n, wd)
+            nodes = cluster(n, wd)
             time.sleep(2)
             w = lib.Window(nodes); w.start(); time.sleep(4); w.stop()
             idle[n] = (statistics.mean(c / w.seconds for c in w.cpu), statistics.mean(x.rss() for x in nodes))
@@ -217,6 +246,9 @@ def main():
     finally:
         for x in nodes:
             x.stop()
+        time.sleep(0.3)
+        CPU.cleanup()
+        NET.down()
         subprocess.run(["rm", "-rf", wd])
 
     units = {k: ("µs of node CPU per operation" if k.endswith("_us") else
@@ -229,8 +261,12 @@ def main():
         "git": subprocess.run(["git", "-C", lib.ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
         "method": {
             "cpu": "utime+stime of each node process from /proc/PID/stat, sampled inside the bench's measured window "
-                   "(after warm-up + 0.3 s, until 0.3 s before its end), divided by the bench's rate; nodes, load generator "
-                   f"and nothing else on one machine over loopback; warm-up {WARMUP} s, duration {DURATION} s, msgpack over WebSocket, 64-byte payloads",
+                   "(from warm-up + 0.8 s for duration - 1.1 s), divided by the bench's rate (calls/s, deliveries/s, operations/s); "
+                   f"median of {REPEAT} runs; warm-up {WARMUP} s, duration {DURATION} s, msgpack over WebSocket, 64-byte payloads, one junction-bench "
+                   "process (1 thread) in the root namespace",
+            "setup": (f"each node in its own network namespace (veth to a bridge, like bench/scaling.sh); " if NETNS else "loopback; ")
+                     + f"CPU: {CPU.describe}. A node held at a quota is saturated: the figures are the per-operation "
+                     "cost at the sustainable maximum (an unsaturated node spends 10-40 % more per operation, batching less)",
             "cluster_cpu": "in the 3-node cluster the node's idle CPU (cpu_idle_node_cores + peers x cpu_idle_per_peer_cores, measured idle) is subtracted first",
             "pubsub_split": "1x1 and 1x10 (publisher, subscribers) runs; CPU per publication = fixed + S x per-delivery, solved from the two",
             "churn": "junction-bench churn, 20 clients each one request at a time; one operation = SUBSCRIBE(new topic)+UNSUBSCRIBE or REGISTER+UNREGISTER; cluster runs at node 2",

@@ -45,7 +45,7 @@ class Node:
     """One junction process. `ns`: run inside `ip netns exec NS`; `cgroup`: a
     cgroup v1 cpu directory the process is moved into before it execs."""
 
-    def __init__(self, name, config, workdir, ns=None, cgroup=None, env=None):
+    def __init__(self, name, config, workdir, ns=None, cgroup=None, env=None, wrap=None):
         self.name = name
         self.dir = workdir
         self.cfg = os.path.join(workdir, f"{name}.toml")
@@ -53,7 +53,7 @@ class Node:
             f.write(config)
         self.out = open(os.path.join(workdir, f"{name}.out"), "w+")
         self.err = open(os.path.join(workdir, f"{name}.err"), "w")
-        cmd = [JUNCTION, "--config", self.cfg]
+        cmd = (wrap or []) + [JUNCTION, "--config", self.cfg]
         if ns:
             cmd = ["ip", "netns", "exec", ns] + cmd
         pre = None
@@ -164,16 +164,23 @@ def free_port(host="127.0.0.1"):
     return p
 
 
-def start_cluster(n, workdir, host=lambda i: "127.0.0.1", ns=lambda i: None, cgroup=lambda i: None, secret=None):
-    """n nodes, node 1 bootstraps; returns them once every node is ready and
-    linked (a call across every node pair is attempted by the caller)."""
+_GRPC_PORT = [7000]
+
+
+def start_cluster(n, workdir, host=lambda i: "127.0.0.1", ns=lambda i: None, cgroup=lambda i: None, secret=None,
+                  wrap=lambda i: None, lone_name="n1"):
+    """n nodes, node 1 bootstraps; returns them once every node is ready and its
+    links to every other node are up. n == 1: a lone node (no [cluster])."""
     if n == 1:
-        return [Node("n1", node_config(f"{host(1)}:0", f"{host(1)}:0", f"{host(1)}:0"), workdir, ns(1), cgroup(1))]
-    grpc = {i: (f"{host(i)}:7001" if host(i) != "127.0.0.1" else f"127.0.0.1:{free_port()}") for i in range(1, n + 1)}
+        return [Node(lone_name, node_config(f"{host(1)}:0", f"{host(1)}:0", f"{host(1)}:0"), workdir, ns(1), cgroup(1),
+                     wrap=wrap(1))]
+    _GRPC_PORT[0] += 1  # a fresh port per cluster (namespaced hosts), loopback: a free one
+    grpc = {i: (f"{host(i)}:{_GRPC_PORT[0]}" if host(i) != "127.0.0.1" else f"127.0.0.1:{free_port()}") for i in range(1, n + 1)}
     nodes = []
     for i in range(1, n + 1):
         c = dict(node_id=i, listen=grpc[i], peers=[grpc[j] for j in grpc if j != i], bootstrap=(i == 1), secret=secret)
-        nodes.append(Node(f"n{i}", node_config(f"{host(i)}:0", f"{host(i)}:0", f"{host(i)}:0", c), workdir, ns(i), cgroup(i)))
+        nodes.append(Node(f"n{i}", node_config(f"{host(i)}:0", f"{host(i)}:0", f"{host(i)}:0", c), workdir, ns(i), cgroup(i),
+                          wrap=wrap(i)))
     wait_links(nodes)
     return nodes
 
@@ -320,6 +327,151 @@ class Wamp:
         except Exception:
             pass
         self.s.close()
+
+
+# --- simulated hosts: network namespaces and CPU quotas ----------------------------------
+
+BR, NET = "jscale0", "10.77.0"
+CG_V1 = "/sys/fs/cgroup/cpu"
+CG_NAME = "junction-scaling"
+
+
+def sh(*cmd, check=True):
+    p = subprocess.run(list(cmd), capture_output=True, text=True)
+    if check and p.returncode:
+        raise RuntimeError(f"{' '.join(cmd)}: {p.stderr.strip()}")
+    return p
+
+
+class Net:
+    """Bridge + one namespace per node (veth, NET.<i>/24); netem probe; cleanup."""
+
+    def __init__(self, delay_ms=0.0):
+        self.delay_ms = delay_ms
+        self.ns = []
+        self.latency = None
+        self.latency_reason = ""
+
+    def up(self, n):
+        self.down()
+        sh("ip", "link", "add", BR, "type", "bridge")
+        sh("ip", "addr", "add", f"{NET}.254/24", "dev", BR)
+        sh("ip", "link", "set", BR, "up")
+        for i in range(1, n + 1):
+            ns, veth = f"jscale{i}", f"jsv{i}"
+            sh("ip", "netns", "add", ns)
+            self.ns.append(ns)
+            sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            sh("ip", "link", "set", veth, "master", BR)
+            sh("ip", "link", "set", veth, "up")
+            sh("ip", "-n", ns, "addr", "add", f"{NET}.{i}/24", "dev", "eth0")
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            if self.delay_ms > 0:
+                # egress of each node: node->node RTT = 2 x self.delay_ms, client<->node RTT = self.delay_ms
+                p = sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root", "netem",
+                       "delay", f"{self.delay_ms}ms", check=False)
+                if p.returncode:
+                    self.latency = None
+                    self.latency_reason = f"tc netem refused: {p.stderr.strip()} (kernel without sch_netem)"
+                else:
+                    self.latency = self.delay_ms
+        if self.delay_ms <= 0:
+            self.latency_reason = "DELAY_MS=0"
+
+    def down(self):
+        for ns in list(self.ns):
+            sh("ip", "netns", "del", ns, check=False)
+        self.ns = []
+        for i in range(1, 33):  # leftovers of an interrupted run
+            if os.path.exists(f"/var/run/netns/jscale{i}"):
+                sh("ip", "netns", "del", f"jscale{i}", check=False)
+        sh("ip", "link", "del", BR, check=False)
+
+
+class Cpu:
+    """Per-node CPU isolation: cgroup v2 cpu.max, v1 cpu.cfs_quota_us, or taskset."""
+
+    def __init__(self, quota, name=CG_NAME):
+        self.quota = quota
+        CG = name  # noqa: N806
+        self.kind = None
+        self.root = None
+        v2 = "/sys/fs/cgroup/cgroup.controllers"
+        if not quota or quota <= 0:
+            self.kind = "none"
+        elif os.path.exists(v2) and "cpu" in open(v2).read().split():
+            self.kind, self.root = "cgroup v2 cpu.max", f"/sys/fs/cgroup/{CG}"
+        elif os.path.exists(os.path.join(CG_V1, "cpu.cfs_quota_us")):
+            self.kind, self.root = "cgroup v1 cpu.cfs_quota_us", os.path.join(CG_V1, CG)
+        else:
+            self.kind = "taskset only"
+        self.describe = ""
+
+    def setup(self, n):
+        self.cleanup()
+        if self.kind == "none":
+            self.describe = "none (nodes share the machine's cores)"
+            return
+        if self.root is None:
+            self.describe = f"taskset: nodes pinned round-robin to CPUs 0..{os.cpu_count() - 1} (no cgroup cpu controller); no quota"
+            return
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            if self.kind.startswith("cgroup v2"):
+                with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as f:
+                    f.write("+cpu")
+                with open(os.path.join(self.root, "cgroup.subtree_control"), "w") as f:
+                    f.write("+cpu")
+            for i in range(1, n + 1):
+                d = os.path.join(self.root, f"n{i}")
+                os.makedirs(d, exist_ok=True)
+                period = 100000
+                if self.kind.startswith("cgroup v2"):
+                    with open(os.path.join(d, "cpu.max"), "w") as f:
+                        f.write(f"{int(self.quota * period)} {period}")
+                else:
+                    with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+                        f.write(str(period))
+                    with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+                        f.write(str(int(self.quota * period)))
+            self.describe = (f"{self.kind}: each node in its own cgroup with {self.quota:g} core "
+                             f"({int(self.quota * 100000)} us per 100 ms period); load generator unrestricted in the root cgroup")
+        except OSError as e:
+            self.kind, self.root = "taskset only", None
+            self.describe = f"taskset only (cgroup setup failed: {e})"
+
+    def path(self, i):
+        return os.path.join(self.root, f"n{i}") if self.root else None
+
+    def wrap(self, i):
+        """taskset fallback: pin node i to one CPU (round-robin)."""
+        if self.kind == "taskset only":
+            return ["taskset", "-c", str((i - 1) % os.cpu_count())]
+        return None
+
+    def throttled(self, i):
+        if not self.root:
+            return None
+        try:
+            st = dict(line.split() for line in open(os.path.join(self.path(i), "cpu.stat")))
+            return int(st.get("nr_throttled", 0))
+        except OSError:
+            return None
+
+    def cleanup(self):
+        if self.root and os.path.isdir(self.root):
+            for d in sorted(os.listdir(self.root)):
+                p = os.path.join(self.root, d)
+                if os.path.isdir(p):
+                    try:
+                        os.rmdir(p)
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(self.root)
+            except OSError:
+                pass
 
 
 def settle_rss(pids, seconds=1.0):

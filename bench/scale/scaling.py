@@ -15,8 +15,6 @@ import json
 import os
 import secrets
 import shutil
-import statistics
-import subprocess
 import sys
 import time
 
@@ -34,135 +32,6 @@ SUBS = int(os.environ.get("SUBSCRIBERS", 10))
 INFLIGHT = os.environ.get("INFLIGHT", "128")
 TOL = float(os.environ.get("TOLERANCE", 25))
 COSTS = os.environ.get("COSTS", model.DEFAULT_COSTS)
-BR, NET = "jscale0", "10.77.0"
-CG_V1 = "/sys/fs/cgroup/cpu"
-CG_NAME = "junction-scaling"
-
-
-def sh(*cmd, check=True):
-    p = subprocess.run(list(cmd), capture_output=True, text=True)
-    if check and p.returncode:
-        raise RuntimeError(f"{' '.join(cmd)}: {p.stderr.strip()}")
-    return p
-
-
-class Net:
-    """Bridge + one namespace per node; netem probe; cleanup."""
-
-    def __init__(self):
-        self.ns = []
-        self.latency = None
-        self.latency_reason = ""
-
-    def up(self, n):
-        self.down()
-        sh("ip", "link", "add", BR, "type", "bridge")
-        sh("ip", "addr", "add", f"{NET}.254/24", "dev", BR)
-        sh("ip", "link", "set", BR, "up")
-        for i in range(1, n + 1):
-            ns, veth = f"jscale{i}", f"jsv{i}"
-            sh("ip", "netns", "add", ns)
-            self.ns.append(ns)
-            sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            sh("ip", "link", "set", veth, "master", BR)
-            sh("ip", "link", "set", veth, "up")
-            sh("ip", "-n", ns, "addr", "add", f"{NET}.{i}/24", "dev", "eth0")
-            sh("ip", "-n", ns, "link", "set", "eth0", "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            if DELAY_MS > 0:
-                # egress of each node: node->node RTT = 2 x DELAY_MS, client<->node RTT = DELAY_MS
-                p = sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root", "netem",
-                       "delay", f"{DELAY_MS}ms", check=False)
-                if p.returncode:
-                    self.latency = None
-                    self.latency_reason = f"tc netem refused: {p.stderr.strip()} (kernel without sch_netem)"
-                else:
-                    self.latency = DELAY_MS
-        if DELAY_MS <= 0:
-            self.latency_reason = "DELAY_MS=0"
-
-    def down(self):
-        for ns in list(self.ns):
-            sh("ip", "netns", "del", ns, check=False)
-        self.ns = []
-        for i in range(1, 33):  # leftovers of an interrupted run
-            if os.path.exists(f"/var/run/netns/jscale{i}"):
-                sh("ip", "netns", "del", f"jscale{i}", check=False)
-        sh("ip", "link", "del", BR, check=False)
-
-
-class Cpu:
-    """Per-node CPU isolation: cgroup v2 cpu.max, v1 cpu.cfs_quota_us, or taskset."""
-
-    def __init__(self):
-        self.kind = None
-        self.root = None
-        v2 = "/sys/fs/cgroup/cgroup.controllers"
-        if os.path.exists(v2) and "cpu" in open(v2).read().split():
-            self.kind, self.root = "cgroup v2 cpu.max", f"/sys/fs/cgroup/{CG_NAME}"
-        elif os.path.exists(os.path.join(CG_V1, "cpu.cfs_quota_us")):
-            self.kind, self.root = "cgroup v1 cpu.cfs_quota_us", os.path.join(CG_V1, CG_NAME)
-        else:
-            self.kind = "taskset only"
-        self.describe = ""
-
-    def setup(self, n):
-        self.cleanup()
-        if self.root is None:
-            self.describe = f"taskset: nodes pinned round-robin to CPUs 0..{os.cpu_count() - 1} (no cgroup cpu controller); no quota"
-            return
-        try:
-            os.makedirs(self.root, exist_ok=True)
-            if self.kind.startswith("cgroup v2"):
-                with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as f:
-                    f.write("+cpu")
-                with open(os.path.join(self.root, "cgroup.subtree_control"), "w") as f:
-                    f.write("+cpu")
-            for i in range(1, n + 1):
-                d = os.path.join(self.root, f"n{i}")
-                os.makedirs(d, exist_ok=True)
-                period = 100000
-                if self.kind.startswith("cgroup v2"):
-                    with open(os.path.join(d, "cpu.max"), "w") as f:
-                        f.write(f"{int(QUOTA * period)} {period}")
-                else:
-                    with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
-                        f.write(str(period))
-                    with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
-                        f.write(str(int(QUOTA * period)))
-            self.describe = (f"{self.kind}: each node in its own cgroup with {QUOTA:g} core "
-                             f"({int(QUOTA * 100000)} us per 100 ms period); load generator unrestricted in the root cgroup")
-        except OSError as e:
-            self.kind, self.root = "taskset only", None
-            self.describe = f"taskset only (cgroup setup failed: {e})"
-
-    def path(self, i):
-        return os.path.join(self.root, f"n{i}") if self.root else None
-
-    def throttled(self, i):
-        if not self.root:
-            return None
-        try:
-            st = dict(line.split() for line in open(os.path.join(self.path(i), "cpu.stat")))
-            return int(st.get("nr_throttled", 0))
-        except OSError:
-            return None
-
-    def cleanup(self):
-        if self.root and os.path.isdir(self.root):
-            for d in sorted(os.listdir(self.root)):
-                p = os.path.join(self.root, d)
-                if os.path.isdir(p):
-                    try:
-                        os.rmdir(p)
-                    except OSError:
-                        pass
-            try:
-                os.rmdir(self.root)
-            except OSError:
-                pass
-
-
 def run_round(nodes, cpu, label, per_node_args):
     """Starts one junction-bench per node at once, samples every node's CPU inside
     the measured window, sums the rates."""
@@ -179,7 +48,9 @@ def run_round(nodes, cpu, label, per_node_args):
     rate = sum(r.get("rate", 0) for r in results)
     util = [c / w.seconds / QUOTA if cpu.root else c / w.seconds for c in w.cpu]
     lost = sum(r.get("lost", 0) or 0 for r in results)
+    node_cpu_s = sum(w.cpu) / w.seconds
     return dict(label=label, n=len(nodes), rate=rate, node_util=[round(u, 3) for u in util],
+                per_node_cpu_s=round(rate / node_cpu_s) if node_cpu_s else None,
                 loadgen_cores=round(w.extra_cpu / w.seconds, 3), lost=lost,
                 throttled_periods=[(b - a) if a is not None and b is not None else None for a, b in zip(thr0, thr1)],
                 per_process=[r.get("rate") for r in results], loadavg=lib.loadavg())
@@ -188,7 +59,7 @@ def run_round(nodes, cpu, label, per_node_args):
 def main():
     doc, k = load_costs()
     m = model.Model(k, cores=QUOTA, util=1.0, subs_per_node=SUBS)
-    net, cpu = Net(), Cpu()
+    net, cpu = lib.Net(DELAY_MS), lib.Cpu(QUOTA)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     os.makedirs(os.path.join(lib.ROOT, "target/bench"), exist_ok=True)
     jsonl = os.path.join(lib.ROOT, f"target/bench/scaling-{stamp}.jsonl")
@@ -202,8 +73,8 @@ def main():
             net.up(n)
             cpu.setup(n)
             print(f"== {n} node(s)", flush=True)
-            nodes = lib.start_cluster(n, wd, host=lambda i: f"{NET}.{i}", ns=lambda i: f"jscale{i}",
-                                      cgroup=cpu.path, secret=secret)
+            nodes = lib.start_cluster(n, wd, host=lambda i: f"{lib.NET}.{i}", ns=lambda i: f"jscale{i}",
+                                      cgroup=cpu.path, secret=secret, wrap=cpu.wrap)
             ws = [x.ws for x in nodes]
             nxt = lambda i: (i + 1) % n  # noqa: E731
             rounds = [("rpc-same", [["rpc", "--url", ws[i], "--inflight", INFLIGHT] for i in range(n)],
@@ -222,10 +93,16 @@ def main():
                 r = run_round(nodes, cpu, label, args)
                 r["predicted"] = round(pred)
                 r["error_pct"] = round(100 * (r["rate"] - pred) / pred, 1)
+                # the same per CPU-second the nodes actually got (a quota is a cap: other load on
+                # the machine can keep a node below it)
+                pred_cpu = pred / (n * QUOTA)
+                r["predicted_per_node_cpu_s"] = round(pred_cpu)
+                r["error_per_cpu_pct"] = round(100 * (r["per_node_cpu_s"] - pred_cpu) / pred_cpu, 1) if r["per_node_cpu_s"] else None
                 got[label] = r
                 rows.append(r)
                 print(f"  {label:13} measured {r['rate']:>9.0f}/s  model {pred:>9.0f}/s  error {r['error_pct']:+6.1f}%  "
-                      f"node util {r['node_util']}  loadgen {r['loadgen_cores']} cores  lost {r['lost']}", flush=True)
+                      f"per CPU-s error {r['error_per_cpu_pct']:+6.1f}%  node CPU/quota {r['node_util']}  loadgen {r['loadgen_cores']} cores  "
+                      f"lost {r['lost']}  load {r['loadavg']:.1f}", flush=True)
             # the model's own workload: calls between random nodes, (N-1)/N of them cross-node.
             # Per-call CPU adds up, so its capacity is the harmonic mix of the two uniform rounds.
             if n > 1:
@@ -255,19 +132,23 @@ def main():
             f.write(json.dumps(r) + "\n")
     lines = [f"Scaling validation {stamp} ({doc.get('machine')})", "",
              f"- isolation: {header['isolation']}", f"- latency: {header['latency']}",
-             f"- network: one network namespace per node (veth to bridge {BR}, {NET}.<i>/24); load generator "
+             f"- network: one network namespace per node (veth to bridge {lib.BR}, {lib.NET}.<i>/24); load generator "
              f"(junction-bench, one process per node) in the root namespace",
              f"- model: bench/model.py with costs.json of {doc.get('measured_at')}, {QUOTA:g} core per node", "",
-             "| N | workload | measured /s | model /s | error | within ±%g%% | node CPU / quota | load gen cores |" % TOL,
-             "| ---: | --- | ---: | ---: | ---: | --- | --- | ---: |"]
+             "| N | workload | measured /s | model /s | error | within ±%g%% | per node CPU-s: error | node CPU / quota | load gen cores | load avg |" % TOL,
+             "| ---: | --- | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: |"]
     for r in rows:
         ok = "yes" if abs(r["error_pct"]) <= TOL else "**no**"
         util = "derived" if r.get("derived") else ", ".join(f"{u:.2f}" for u in r["node_util"])
         lg = "" if r.get("derived") else f"{r['loadgen_cores']:.2f}"
-        lines.append(f"| {r['n']} | {r['label']} | {r['rate']:,.0f} | {r['predicted']:,.0f} | {r['error_pct']:+.1f}% | {ok} | {util} | {lg} |")
+        pc = "" if r.get("derived") or r.get("error_per_cpu_pct") is None else f"{r['error_per_cpu_pct']:+.1f}%"
+        la = "" if r.get("derived") else f"{r['loadavg']:.1f}"
+        lines.append(f"| {r['n']} | {r['label']} | {r['rate']:,.0f} | {r['predicted']:,.0f} | {r['error_pct']:+.1f}% | {ok} | {pc} | {util} | {lg} | {la} |")
     lines += ["", "rpc: calls/s; pubsub: deliveries/s (1 publisher and %d subscribers per node; `same`: on the same node, "
               "`cross`: subscribers on the next node). `rpc-random (mix)` is the model's workload ((N-1)/N of the calls "
-              "cross-node), derived from the two uniform rounds as 1/R = (1/N)/R_same + ((N-1)/N)/R_cross." % SUBS]
+              "cross-node), derived from the two uniform rounds as 1/R = (1/N)/R_same + ((N-1)/N)/R_cross. "
+              "`per node CPU-s: error`: measured operations per CPU-second the nodes used against the model's per CPU-second "
+              "(the error that remains when a node did not get its whole quota)." % SUBS]
     text = "\n".join(lines)
     with open(md, "w") as f:
         f.write(text + "\n")
