@@ -9,7 +9,8 @@ N = 1..50 nodes of C cores and M GiB each, the sustainable
                evenly: each publication is forwarded once to every other node,
   subscribes/s subscription churn as in a reconnect storm: sessions reconnect and
                SUBSCRIBE new topics (K per session), every new topic announced to
-               every other node and acknowledged,
+               every other node and acknowledged (spread over all nodes; and the
+               time one node's sessions take to come back to it),
   registers/s  REGISTER+UNREGISTER churn, committed through the Raft leader,
 
 and names the first resource that runs out: node CPU (and how much of it is
@@ -71,6 +72,9 @@ class Model:
     def call_cost(self, n, cross):
         """Cluster CPU seconds per call and the per-link share, with a fraction `cross`
         of calls crossing nodes (caller and callee nodes spread evenly)."""
+        # a lone node and a cluster node each with its own measured figure: in four
+        # costs.sh runs the lone node's call cost 3.6/4.4/5.2/3.6 µs against 4.2/4.2/4.3/4.9
+        # on node 1 of 3, noisy but not one figure
         same = self.us("cpu_call_lone_us") if n == 1 else self.us("cpu_call_same_node_us")
         x = self.us("cpu_call_cross_caller_us") + self.us("cpu_call_cross_callee_us")
         total = (1 - cross) * same + cross * x
@@ -119,22 +123,37 @@ class Model:
         return r
 
     # --- subscription churn (reconnect storm) ----------------------------------------
-    def subscribes(self, n):
+    def subscribes(self, n, connect=True):
+        """connect=False: SUBSCRIBE+UNSUBSCRIBE churn of long-lived sessions (no reconnects)."""
         k = self.k
         if n == 1:
             per, link = self.us("cpu_subscribe_lone_us"), 0.0
+        elif "cpu_subscribe_per_peer_loaded_us" in k:
+            # every node churning: per peer and new topic, the announcing and the acknowledging
+            # node together, measured with all 3 nodes churning (frames batch under load; the
+            # single-origin split below costs 1.9x as much per peer, peers mostly idle)
+            link = (n - 1) * self.us("cpu_subscribe_per_peer_loaded_us")
+            per = self.us("cpu_subscribe_lone_us") + link
         else:
             origin = self.us("cpu_subscribe_lone_us") + (n - 1) * self.us("cpu_subscribe_origin_per_peer_us")
             peers = (n - 1) * self.us("cpu_subscribe_peer_us")
             per = origin + peers
             link = (n - 1) * (self.us("cpu_subscribe_origin_per_peer_us") + self.us("cpu_subscribe_peer_us"))
-        per += self.us("cpu_session_connect_us") / self.topics  # the session's reconnect, per subscription
+        if connect:
+            per += self.us("cpu_session_connect_us") / self.topics  # the session's reconnect, per subscription
         rate = n * self.avail(n) / per
         cands = [("CPU: links" if link / per > 0.5 else "CPU", rate, {})]
         if n > 1:
             cands.append(("network", self.nic / (k["link_bytes_per_subscribe"] / 2 * (n - 1) / n * 2), {}))
         r = self._limit(cands)
         r["sessions_per_s"] = round(r["rate"] / self.topics)
+        # one node's sessions reconnect to it (a node restart, a network blip of one node):
+        # the subscribing node announces every new topic to its N-1 peers itself
+        origin = (self.us("cpu_subscribe_lone_us") + (n - 1) * self.us("cpu_subscribe_origin_per_peer_us")
+                  + self.us("cpu_session_connect_us") / self.topics) if n > 1 else per
+        subs = self.sessions * self.topics
+        r["one_node_storm_s"] = round(max(subs * origin / self.avail(n),
+                                          subs * (self.us("cpu_subscribe_peer_us") if n > 1 else 0) / self.avail(n)), 1)
         r["link_cpu_share"] = round(link / per, 3)
         return r
 
@@ -146,6 +165,14 @@ class Model:
         if n == 1:
             per_leader = self.us("cpu_register_lone_us")
             return dict(rate=self.avail(1) / per_leader, limit="CPU (Raft log, own node)", link_cpu_share=0.0)
+        if "cpu_register_leader_loaded_us" in self.k:
+            # measured with every node of 3 registering at once (proposals batch under load);
+            # the leader's extra over a lone node grows with the nodes it replicates to
+            lone = self.us("cpu_register_lone_us")
+            leader = lone + (n - 1) * max(0.0, self.us("cpu_register_leader_loaded_us") - lone) / 2
+            follower = self.us("cpu_register_follower_loaded_us")
+            cands = [("Raft leader CPU", self.avail(n) / leader, {}), ("CPU (Raft apply)", self.avail(n) / follower, {})]
+            return dict(self._limit(cands), link_cpu_share=None)
         origin = self.us("cpu_register_origin_us") - self.us("cpu_register_follower_us")
         leader = self.us("cpu_register_lone_us") + (n - 1) * self.us("cpu_register_leader_per_follower_us")
         follower = self.us("cpu_register_follower_us")
@@ -198,13 +225,14 @@ def fmt(x):
 
 
 def table(rows, markdown=False):
-    head = ["N", "calls/s", "limit", "deliveries/s", "limit", "subscribes/s", "limit",
+    head = ["N", "calls/s", "limit", "deliveries/s", "limit", "subscribes/s", "limit", "1-node storm s",
             "registers/s", "limit", "mem/node", "largest memory term", "links"]
     out = []
     for r in rows:
         m = r["memory"]
         out.append([str(r["n"]), fmt(r["calls"]["rate"]), r["calls"]["limit"], fmt(r["deliveries"]["rate"]),
                     r["deliveries"]["limit"], fmt(r["subscribes"]["rate"]), r["subscribes"]["limit"],
+                    f'{r["subscribes"]["one_node_storm_s"]:g}',
                     fmt(r["registers"]["rate"]), r["registers"]["limit"],
                     f"{m['bytes'] / 2**20:.0f} MiB" + ("" if m["fits"] else " (!)"), m["largest"], str(r["links"])])
     if markdown:
@@ -260,6 +288,7 @@ def main():
     if not a.markdown:
         print("# limit 'CPU: links' = more than half of the CPU per operation is per-link work (forwarding, interest, "
               "cross-node calls); (!) = the population does not fit in memory")
+        print("# 1-node storm s = one node's sessions x topics re-subscribing to it (new topics), bound by that node's CPU")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 # pub/sub with one junction-bench per node from the root namespace, and prints
 # measured vs bench/model.py's prediction (error %, within ±25 %?). Writes
 # target/bench/scaling-<date>.{md,jsonl}. Needs root (ip netns, cgroups). Not part of
-# ./test.sh. Knobs: SIZES ("1 3 5"), QUOTA (0.2 cores/node), DELAY_MS (1), DURATION (5),
+# ./test.sh. Knobs: SIZES ("1 3 5"), QUOTA (0.1 cores/node), DELAY_MS (1), DURATION (5),
 # WARMUP (1), SUBSCRIBERS (10), INFLIGHT (128), COSTS (bench/results/costs.json), NO_BUILD=1.
 # Takes about 2 minutes.
 set -euo pipefail

@@ -243,6 +243,17 @@ def main():
         K["cpu_register_leader_per_follower_us"] = round(max(0.0, (K["cpu_register_leader_us"] - K["cpu_register_lone_us"]) / 2), 3)
         K["rate_register_node_of_3"] = rr
         RAW.append(dict(label="register-log-entries", last_log_index_before=li, after=li2))
+        # the same churn at every node at once: peers and leader saturated, so interest frames,
+        # acknowledgements and Raft proposals batch as they do under a cluster-wide storm (the
+        # single-origin runs above leave the peers at 15-50 % CPU: a wake-up per frame)
+        every = lambda kind: [["churn", "--url", x.ws, "--kind", kind] for x in nodes]  # noqa: E731
+        ra, ca, _ = run(nodes, "churn-subscribe-all-nodes", every("subscribe"))
+        K["cpu_subscribe_per_peer_loaded_us"] = round(max(0.0, (1e6 * sum(ca) / ra - K["cpu_subscribe_lone_us"]) / 2), 3)
+        K["rate_subscribe_all_nodes_of_3"] = ra
+        rg, cg, _ = run(nodes, "churn-register-all-nodes", every("register"))
+        K["cpu_register_leader_loaded_us"] = us_per(cg[lead], rg)
+        K["cpu_register_follower_loaded_us"] = us_per(statistics.mean([cg[i] for i in range(3) if i != lead]), rg)
+        K["rate_register_all_nodes_of_3"] = rg
     finally:
         for x in nodes:
             x.stop()
@@ -269,7 +280,9 @@ def main():
                      "cost at the sustainable maximum (an unsaturated node spends 10-40 % more per operation, batching less)",
             "cluster_cpu": "in the 3-node cluster the node's idle CPU (cpu_idle_node_cores + peers x cpu_idle_per_peer_cores, measured idle) is subtracted first",
             "pubsub_split": "1x1 and 1x10 (publisher, subscribers) runs; CPU per publication = fixed + S x per-delivery, solved from the two",
-            "churn": "junction-bench churn, 20 clients each one request at a time; one operation = SUBSCRIBE(new topic)+UNSUBSCRIBE or REGISTER+UNREGISTER; cluster runs at node 2",
+            "churn": "junction-bench churn, 20 clients each one request at a time; one operation = SUBSCRIBE(new topic)+UNSUBSCRIBE or REGISTER+UNREGISTER; "
+                     "cluster runs at node 2 (origin/peer/leader/follower split), and *_loaded: the same churn at all 3 nodes at once "
+                     "(cluster CPU per operation; per_peer = (that - lone) / 2)",
             "memory": f"VmRSS growth of each node over {MEM_ITEMS} items held by {MEM_ITEMS // 1000} RawSocket/JSON sessions (minus their session cost); "
                       "retained: 64-byte payload, publisher gone; idle session: junction-bench sessions",
             "links": "link bytes from junction_link_bytes_sent_total (admin /metrics), both directions of a call summed; idle per-peer CPU/RSS: slope over idle 1/3/5-node clusters",

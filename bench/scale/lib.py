@@ -250,14 +250,21 @@ def measure(nodes, args, warmup=1.0, duration=4.0, margin=0.3):
     """Runs one junction-bench scenario and samples every node's CPU and link bytes
     inside the bench's measured window (from warmup+margin to the end-margin).
     Returns (result, window). Per-op figures: window.cpu[i] / window.seconds / rate."""
-    p = bench_popen(args + ["--warmup", str(warmup), "--duration", str(duration)])
+    if args and isinstance(args[0], list):  # several benches at once: their rates summed
+        ps = [bench_popen(a + ["--warmup", str(warmup), "--duration", str(duration)]) for a in args]
+    else:
+        ps = [bench_popen(args + ["--warmup", str(warmup), "--duration", str(duration)])]
     # the bench connects and sets up before its warm-up; wait until its sessions show
     time.sleep(warmup + margin + 0.5)
-    w = Window(nodes, [p.pid])
+    w = Window(nodes, [p.pid for p in ps])
     w.start()
     time.sleep(max(0.5, duration - 2 * margin - 0.5))
     w.stop()
-    r = bench_result(p)
+    rs = [bench_result(p) for p in ps]
+    if len(rs) == 1:
+        return rs[0], w
+    r = dict(rs[0])
+    r["rate"] = sum(x.get("rate", 0) for x in rs)
     return r, w
 
 
