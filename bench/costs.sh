@@ -7,7 +7,7 @@
 #   DURATION (4), WARMUP (1), REPEAT (3, medians), MEM_ITEMS (20000), SESSIONS (2000),
 #   QUOTA (0.5: cores per node, a cgroup CPU quota so the node is saturated), NETNS (1: a
 #   network namespace per node, as bench/scaling.sh; needs root), NO_BUILD=1, OUT
-# Takes about 6 minutes; nodes and the load generator share this machine's cores, so
+# Takes about 8 minutes; nodes and the load generator share this machine's cores, so
 # the figures are CPU seconds the node processes themselves used, not rates.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -8,7 +8,7 @@
 # target/bench/scaling-<date>.{md,jsonl}. Needs root (ip netns, cgroups). Not part of
 # ./test.sh. Knobs: SIZES ("1 3 5"), QUOTA (0.1 cores/node), DELAY_MS (1), DURATION (5),
 # WARMUP (1), SUBSCRIBERS (10), INFLIGHT (128), COSTS (bench/results/costs.json), NO_BUILD=1.
-# Takes about 2 minutes.
+# Takes about 5 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/scaling.sh needs root (network namespaces, cgroups)"; exit 1; }
