@@ -171,4 +171,9 @@ def load_costs():
 
 
 if __name__ == "__main__":
+    import signal
+    # SIGTERM/SIGHUP end the run through the `finally` that stops the nodes and removes
+    # the namespaces and cgroups (Ctrl-C does already)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(143))
     main()
