@@ -58,22 +58,31 @@ fn assemble(
     for &(start, end) in spans.get(1..at)? {
         head.push(decode(frame.get(start..end)?)?);
     }
-    let &(args_start, args_end) = payload.first()?;
-    let end = payload.last()?.1;
-    let kwargs_at = payload.get(1).map_or(end, |k| k.0);
-    let args = frame.get(args_start..args_end)?;
-    let kwargs = frame.get(kwargs_at..end).filter(|k| !k.is_empty());
-    let kinds_ok = match ser {
-        Serializer::Json => args.first() == Some(&b'[') && kwargs.is_none_or(|k| k.first() == Some(&b'{')),
-        _ => msgpack_is_list(args) && kwargs.is_none_or(msgpack_is_map),
+    let encoded = encoded(ser, frame, payload)?;
+    Message::from_head(head, encoded, payload.len()).ok()
+}
+
+/// The payload elements at `spans` of `b` (args, and kwargs if present) as an encoded
+/// payload, if they are a list (and a dictionary).
+fn encoded(ser: Serializer, b: &Bytes, spans: &[(usize, usize)]) -> Option<Encoded> {
+    let (&(args_start, args_end), kwargs) = match spans {
+        [a] => (a, None),
+        [a, k] => (a, Some(*k)),
+        _ => return None,
     };
-    if !kinds_ok {
+    let starts = |at: usize, json: u8, msgpack: fn(&[u8]) -> bool| match ser {
+        Serializer::Json => b.get(at) == Some(&json),
+        _ => b.get(at..).is_some_and(msgpack),
+    };
+    if !starts(args_start, b'[', msgpack_is_list)
+        || kwargs.is_some_and(|k| !starts(k.0, b'{', msgpack_is_map))
+    {
         return None;
     }
     // one slice for both (JSON may have a comma and spaces between them)
-    let encoded =
-        Encoded::new(ser, frame.slice(args_start..end), args_end - args_start, kwargs_at - args_start)?;
-    Message::from_head(head, encoded, payload.len()).ok()
+    let end = kwargs.map_or(args_end, |k| k.1);
+    let kwargs_at = kwargs.map_or(end, |k| k.0);
+    Encoded::new(ser, b.slice(args_start..end), args_end - args_start, kwargs_at - args_start)
 }
 
 fn msgpack_message(frame: &Bytes, budget: &Budget) -> Option<Message> {
@@ -97,21 +106,29 @@ fn msgpack_message(frame: &Bytes, budget: &Budget) -> Option<Message> {
 }
 
 fn json_message(frame: &Bytes, budget: &Budget) -> Option<Message> {
-    let elements: Vec<&RawValue> = serde_json::from_slice(frame).ok()?;
-    if elements.len() > MAX_ELEMENTS || !budget.try_take() {
+    if !budget.try_take() {
         return None;
     }
-    let base = frame.as_ptr() as usize;
-    let mut spans = [(0, 0); MAX_ELEMENTS];
-    for (span, raw) in spans.iter_mut().zip(&elements) {
+    let spans = json_spans(frame, budget)?;
+    assemble(Serializer::Json, frame, &spans, |b| json::decode(b, &Budget::new(b.len())).ok())
+}
+
+/// Where each element of the JSON list `b` (at most [`MAX_ELEMENTS`]) lies, each
+/// checked as a full decode would (within `budget`).
+fn json_spans(b: &[u8], budget: &Budget) -> Option<Vec<(usize, usize)>> {
+    let elements: Vec<&RawValue> = serde_json::from_slice(b).ok()?;
+    if elements.len() > MAX_ELEMENTS {
+        return None;
+    }
+    let base = b.as_ptr() as usize;
+    let mut spans = Vec::with_capacity(elements.len());
+    for raw in &elements {
         let text = raw.get().as_bytes();
         let start = (text.as_ptr() as usize).checked_sub(base)?;
-        *span = (start, start + text.len());
-        let mut de = serde_json::Deserializer::from_slice(text);
-        CheckSeed::new(budget).deserialize(&mut de).ok()?;
+        CheckSeed::new(budget).deserialize(&mut serde_json::Deserializer::from_slice(text)).ok()?;
+        spans.push((start, start + text.len()));
     }
-    let spans = spans.get(..elements.len())?;
-    assemble(Serializer::Json, frame, spans, |b| json::decode(b, &Budget::new(b.len())).ok())
+    Some(spans)
 }
 
 /// Reads an array (`fix` = 0x90, `wide` = 0xdc) or map (0x80, 0xde) header's count.
@@ -256,55 +273,29 @@ pub(super) fn encode_spliced(ser: Serializer, msg: &Message, payload: &Encoded) 
 pub(super) fn split_neutral(b: &Bytes) -> Option<Payload> {
     let budget = Budget::new(b.len());
     let mut pos = 0;
-    if msgpack_len(b, &mut pos, 0x90, 0xdc)? != 2 || !msgpack_is_list(b.get(pos..)?) {
+    if msgpack_len(b, &mut pos, 0x90, 0xdc)? != 2 {
         return None;
     }
-    let args_start = pos;
-    let args_end = msgpack_skip(b, pos, 1, &budget)?;
-    let end = match b.get(args_end)? {
+    let args = (pos, msgpack_skip(b, pos, 1, &budget)?);
+    let spans = match b.get(args.1)? {
         // nil: no kwargs
-        0xc0 if args_end + 1 == b.len() => args_end,
-        _ if msgpack_is_map(b.get(args_end..)?) => msgpack_skip(b, args_end, 1, &budget)?,
-        _ => return None,
+        0xc0 if args.1 + 1 == b.len() => vec![args],
+        _ => {
+            let kwargs = (args.1, msgpack_skip(b, args.1, 1, &budget)?);
+            if kwargs.1 != b.len() {
+                return None;
+            }
+            vec![args, kwargs]
+        }
     };
-    if end != b.len() && end != args_end {
-        return None;
-    }
-    let len = args_end - args_start;
-    Encoded::new(Serializer::MsgPack, b.slice(args_start..end), len, len).map(Payload::Encoded)
+    encoded(Serializer::MsgPack, b, &spans).map(Payload::Encoded)
 }
 
 /// Splits a link payload in JSON (`[args]` or `[args,kwargs]`, as a node sends what
 /// a JSON client published or called with) into an encoded payload.
 pub(super) fn split_json_pair(b: &Bytes) -> Option<Payload> {
-    let elements: Vec<&RawValue> = serde_json::from_slice(b).ok()?;
-    let budget = Budget::new(b.len());
-    let base = b.as_ptr() as usize;
-    let mut spans = Vec::with_capacity(2);
-    for raw in &elements {
-        let text = raw.get().as_bytes();
-        let start = (text.as_ptr() as usize).checked_sub(base)?;
-        CheckSeed::new(&budget).deserialize(&mut serde_json::Deserializer::from_slice(text)).ok()?;
-        spans.push((start, start + text.len()));
-    }
-    let (&(args_start, args_end), kwargs) = match spans.as_slice() {
-        [a] => (a, None),
-        [a, k] => (a, Some(k)),
-        _ => return None,
-    };
-    let end = kwargs.map_or(args_end, |k| k.1);
-    let kwargs_at = kwargs.map_or(end, |k| k.0);
-    let is = |at: usize, c: u8| b.get(at) == Some(&c);
-    if !is(args_start, b'[') || kwargs.is_some_and(|k| !is(k.0, b'{')) {
-        return None;
-    }
-    let encoded = Encoded::new(
-        Serializer::Json,
-        b.slice(args_start..end),
-        args_end - args_start,
-        kwargs_at - args_start,
-    )?;
-    Some(Payload::Encoded(encoded))
+    let spans = json_spans(b, &Budget::new(b.len()))?;
+    encoded(Serializer::Json, b, &spans).map(Payload::Encoded)
 }
 
 #[cfg(test)]
