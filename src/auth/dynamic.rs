@@ -31,6 +31,7 @@ use std::fmt;
 use super::error::AuthError;
 use super::principal::Context;
 use crate::dict;
+use crate::wamp::message::Arguments;
 use crate::wamp::value::{Dict, List, Value};
 
 /// The call the session must make.
@@ -98,10 +99,11 @@ pub type AuthenticatorReply = Result<Value, CallFailure>;
 
 /// The value of a RESULT: its single positional argument, or its keyword arguments
 /// as a dict when there are no positional ones; `Null` otherwise.
-pub fn reply_value(args: &List, kwargs: &Dict) -> Value {
-    match (args.as_slice(), kwargs.is_empty()) {
+pub fn reply_value(result: &Arguments) -> Value {
+    let kwargs = result.kwargs.as_ref().filter(|k| !k.is_empty());
+    match (result.args.as_deref().unwrap_or_default(), kwargs) {
         ([one], _) => one.clone(),
-        ([], false) => Value::Dict(kwargs.clone()),
+        ([], Some(k)) => Value::Dict(k.clone()),
         _ => Value::Null,
     }
 }
@@ -257,8 +259,13 @@ mod tests {
 
     #[test]
     fn result_value() {
-        assert_eq!(reply_value(&vec!["r".into()], &Dict::new()), Value::from("r"));
-        assert_eq!(reply_value(&List::new(), &dict! { "role" => "r" }), Value::Dict(dict! { "role" => "r" }));
-        assert_eq!(reply_value(&List::new(), &Dict::new()), Value::Null);
+        let result = |args: List, kwargs: Dict| Arguments { args: Some(args), kwargs: Some(kwargs) };
+        assert_eq!(reply_value(&result(vec!["r".into()], Dict::new())), Value::from("r"));
+        assert_eq!(
+            reply_value(&result(List::new(), dict! { "role" => "r" })),
+            Value::Dict(dict! { "role" => "r" })
+        );
+        assert_eq!(reply_value(&result(List::new(), Dict::new())), Value::Null);
+        assert_eq!(reply_value(&Arguments::default()), Value::Null);
     }
 }

@@ -22,7 +22,7 @@
 //!   Step::Authenticator(call, pending)
 //!                               CALL call.procedure with call.args (on the realm's
 //!                               internal session); on RESULT r:
-//!                                 step = pending.authenticator_reply(Ok(dynamic::reply_value(..)), now_ms)
+//!                                 step = pending.authenticator_reply(Ok(dynamic::reply_value(&result)), now_ms)
 //!                               on ERROR e:
 //!                                 step = pending.authenticator_reply(Err(CallFailure::from_error(..)), now_ms)
 //!   Step::Abort(e)              ABORT e.abort_details(), e.uri(); close

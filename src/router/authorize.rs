@@ -120,10 +120,7 @@ pub async fn check(router: &Router, realm: &Realm, me: &SessionHandle, asked: As
             ];
             let answer = router.call_internal(&realm.name, procedure, args, AUTHORIZER_TIMEOUT).await;
             let parsed = match answer {
-                Ok(p) => roles::parse_answer(&crate::auth::dynamic::reply_value(
-                    &p.arguments().args.clone().unwrap_or_default(),
-                    &p.arguments().kwargs.clone().unwrap_or_default(),
-                )),
+                Ok(p) => roles::parse_answer(&crate::auth::dynamic::reply_value(&p.arguments())),
                 Err(failure) => {
                     tracing::warn!(authorizer = %procedure, error = %failure.error, "authorizer failed: denied");
                     None

@@ -203,10 +203,7 @@ pub async fn ticket_login(
                 let reply =
                     router.call_internal(&home, &call.procedure, call.args, AUTHENTICATOR_TIMEOUT).await;
                 let reply = match reply {
-                    Ok(p) => Ok(auth::dynamic::reply_value(
-                        &p.arguments().args.clone().unwrap_or_default(),
-                        &p.arguments().kwargs.clone().unwrap_or_default(),
-                    )),
+                    Ok(p) => Ok(auth::dynamic::reply_value(&p.arguments())),
                     Err(f) => Err(auth::dynamic::CallFailure::from_error(&f.error, &f.args)),
                 };
                 let checked =

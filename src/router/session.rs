@@ -304,10 +304,7 @@ impl Session {
         let reply =
             self.router.call_internal(&home.name, &call.procedure, call.args, AUTHENTICATOR_TIMEOUT).await;
         match reply {
-            Ok(p) => Ok({
-                let p = p.into_arguments();
-                auth::dynamic::reply_value(&p.args.unwrap_or_default(), &p.kwargs.unwrap_or_default())
-            }),
+            Ok(p) => Ok(auth::dynamic::reply_value(&p.arguments())),
             Err(f) => Err(auth::dynamic::CallFailure::from_error(&f.error, &f.args)),
         }
     }
