@@ -40,14 +40,9 @@ pub const FORMAT_JSON: u32 = 1;
 pub fn encode_payload_tagged(p: &Payload) -> (Vec<u8>, u32) {
     match p.encoded().filter(|e| e.serializer() == Serializer::Json) {
         Some(e) => {
-            let kwargs = e.kwargs().unwrap_or_default();
-            let mut out = Vec::with_capacity(3 + e.args().len() + kwargs.len());
+            let mut out = Vec::with_capacity(3 + e.args().len() + e.kwargs().map_or(0, <[u8]>::len));
             out.push(b'[');
-            out.extend_from_slice(e.args());
-            if !kwargs.is_empty() {
-                out.push(b',');
-                out.extend_from_slice(kwargs);
-            }
+            super::passthrough::push_json_elements(&mut out, e);
             out.push(b']');
             (out, FORMAT_JSON)
         }

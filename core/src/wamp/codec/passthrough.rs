@@ -246,11 +246,7 @@ pub(super) fn encode_spliced(ser: Serializer, msg: &Message, payload: &Encoded) 
             // `[a,b,c]` → `[a,b,c,ARGS,KWARGS]`
             out.pop();
             out.push(b',');
-            out.extend_from_slice(payload.args());
-            if let Some(k) = payload.kwargs() {
-                out.push(b',');
-                out.extend_from_slice(k);
-            }
+            push_json_elements(&mut out, payload);
             out.push(b']');
         }
         Serializer::MsgPack | Serializer::Cbor => {
@@ -265,6 +261,15 @@ pub(super) fn encode_spliced(ser: Serializer, msg: &Message, payload: &Encoded) 
         }
     }
     out
+}
+
+/// Appends a JSON payload's elements as they go in a list: `ARGS` or `ARGS,KWARGS`.
+pub(super) fn push_json_elements(out: &mut Vec<u8>, payload: &Encoded) {
+    out.extend_from_slice(payload.args());
+    if let Some(k) = payload.kwargs() {
+        out.push(b',');
+        out.extend_from_slice(k);
+    }
 }
 
 /// Splits a neutral payload (MessagePack `[args|nil, kwargs|nil]`, as nodes send each
