@@ -67,12 +67,18 @@ impl Fence {
     /// the node has applied up to `commit`.
     pub fn contact(&self, at: Instant, now: Instant, commit: u64) {
         let before = self.contact_ms.fetch_max(self.ms(at), Ordering::Relaxed);
-        if self.ms(now).saturating_sub(before) > self.after.as_millis() as u64 {
+        let ends_silence = self.ms(now).saturating_sub(before) > self.after.as_millis() as u64;
+        if ends_silence {
             self.latched.store(true, Ordering::Release);
         }
         if self.latched.load(Ordering::Acquire) {
+            // the contact that ends a silence sets the index to reach; later ones
+            // do not raise it, or a cluster that keeps writing would keep a node
+            // that applies a moment behind the leader fenced
             let mut need = self.need.lock().unwrap_or_else(|e| e.into_inner());
-            *need = Some(need.map_or(commit, |n| n.max(commit)));
+            if ends_silence || need.is_none() {
+                *need = Some(commit);
+            }
         }
     }
 
@@ -91,7 +97,6 @@ impl Fence {
             > self.after.as_millis() as u64;
         if stale {
             if !self.latched.swap(true, Ordering::AcqRel) {
-                *self.need.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 tracing::warn!(after_ms = self.after.as_millis() as u64, "no contact with a quorum: fenced");
             }
             return true;
@@ -179,6 +184,33 @@ mod tests {
         f.contact(at(6000), at(6000), 12);
         assert!(f.is_fenced(at(6001), || 11), "the Down entry may be in 12");
         assert!(!f.is_fenced(at(6002), || 12));
+    }
+
+    #[test]
+    fn fence_lifts_at_the_commit_index_of_the_contact_that_ended_the_silence() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let f = Fence::new(LEASE, t0);
+        assert!(f.is_fenced(at(3000), || 0));
+        f.contact(at(6000), at(6000), 12);
+        // the cluster keeps writing: each later contact brings a higher commit
+        // index, which the node applies a moment after it; the fence must not
+        // chase them
+        f.contact(at(6100), at(6100), 13);
+        f.contact(at(6200), at(6200), 14);
+        assert!(!f.is_fenced(at(6201), || 13), "caught up with the contact that ended the silence");
+    }
+
+    #[test]
+    fn fence_a_second_silence_waits_for_the_contact_that_ends_it() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let f = Fence::new(LEASE, t0);
+        f.contact(at(6000), at(6000), 12);
+        // never asked, so never lifted; a second silence, then a contact at 30
+        f.contact(at(9000), at(9000), 30);
+        assert!(f.is_fenced(at(9001), || 12), "the Down entry may be in 30");
+        assert!(!f.is_fenced(at(9002), || 30));
     }
 
     #[test]

@@ -62,6 +62,18 @@ async def call(session, proc, *args, **kwargs):
     return await asyncio.wait_for(session.call(proc, *args, **kwargs), CALL_TIMEOUT)
 
 
+async def call_or_fence_log(cluster, ids, session, proc, *args):
+    """A call whose failure carries what the given nodes logged of their fences."""
+    try:
+        return await call(session, proc, *args)
+    except ApplicationError as e:
+        lines = []
+        for i in ids:
+            with open(cluster[i].log_path, errors="replace") as f:
+                lines += [f"node {i}: {ln.rstrip()}" for ln in f if "fence" in ln or "leader" in ln]
+        raise AssertionError(f"{e}\n" + "\n".join(lines[-40:])) from e
+
+
 async def test_first_standby_takes_over_when_primary_node_is_killed(clusters, cw, unique):
     cluster = await clusters(3, lease_ms=LEASE_MS)
     proc = unique()
@@ -189,8 +201,8 @@ async def test_leader_killed_new_leader_elected_registrations_keep_working(clust
     assert took < 8, f"registering after the leader's death took {took:.2f}s from the kill"
     assert isinstance(reg.id, int) and isinstance(sub.id, int)
     await cluster.sync(ids=[a, b])
-    assert await call(callee_a, new_proc, 21) == 42  # a -> b
-    assert await call(caller_b, old_proc, 41) == 42  # b -> a, registered before the kill
+    assert await call_or_fence_log(cluster, [a, b], callee_a, new_proc, 21) == 42  # a -> b
+    assert await call_or_fence_log(cluster, [a, b], caller_b, old_proc, 41) == 42  # b -> a, from before the kill
     pub = await caller_b.publish(topic, "after", options=PublishOptions(acknowledge=True))
     args, _, details = await sink.get()
     assert args == ["after"] and details.publication == pub.id
