@@ -311,6 +311,7 @@ mod tests {
     };
     use super::super::samples::{all_messages, hex};
     use super::*;
+    use crate::wamp::value::Dict;
 
     const PASSTHROUGH: [Serializer; 2] = [Serializer::MsgPack, Serializer::Json];
 
@@ -449,5 +450,108 @@ mod tests {
         let kwargs_only = Payload::new(None, Some(crate::dict! {"k" => 1u64}));
         let across = decode_payload_bytes(&Bytes::from(encode_payload(&kwargs_only))).expect("decodes");
         assert_eq!(across, kwargs_only);
+    }
+
+    /// A small deterministic generator (xorshift), so a failure names its seed.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn random_str(r: &mut Rng) -> String {
+        const PIECES: [&str; 10] = ["a", "é", "\"", "\\", "\n", "\u{1F600}", "\u{7f}", " ", "\u{0}x", "k"];
+        (0..r.below(6)).map(|_| PIECES[r.below(PIECES.len() as u64) as usize]).collect()
+    }
+
+    fn random_value(r: &mut Rng, depth: u32) -> Value {
+        match r.below(if depth > 3 { 8 } else { 10 }) {
+            0 => Value::Null,
+            1 => Value::Bool(r.below(2) == 1),
+            2 => Value::Int(r.next() as i64 >> r.below(64)),
+            3 => Value::UInt(u64::MAX - r.below(1000)),
+            4 => Value::Float([0.5, -1.25e300, 3.0, 1e-7, f64::MAX][r.below(5) as usize]),
+            5 | 6 => Value::Str(random_str(r)),
+            7 => Value::Bytes((0..r.below(9)).map(|_| r.next() as u8).collect()),
+            8 => Value::List((0..r.below(4)).map(|_| random_value(r, depth + 1)).collect()),
+            _ => Value::Dict((0..r.below(4)).map(|_| (random_str(r), random_value(r, depth + 1))).collect()),
+        }
+    }
+
+    /// A frame of a message that carries a payload, as a list of values.
+    fn random_frame(r: &mut Rng) -> Value {
+        let id = |r: &mut Rng| Value::Int(1 + r.below(1 << 53) as i64);
+        let mut f: List = match r.below(7) {
+            0 => vec![Value::Int(16), id(r), Value::Dict(Dict::new()), Value::Str("com.t".into())],
+            1 => vec![Value::Int(36), id(r), id(r), Value::Dict(Dict::new())],
+            2 => vec![Value::Int(48), id(r), Value::Dict(Dict::new()), Value::Str("com.p".into())],
+            3 => vec![Value::Int(68), id(r), id(r), Value::Dict(Dict::new())],
+            4 => vec![Value::Int(70), id(r), Value::Dict(Dict::new())],
+            5 => vec![Value::Int(50), id(r), Value::Dict(Dict::new())],
+            _ => vec![
+                Value::Int(8),
+                Value::Int(48),
+                id(r),
+                Value::Dict(Dict::new()),
+                Value::Str("com.e".into()),
+            ],
+        };
+        let args = Value::List((0..r.below(5)).map(|_| random_value(r, 1)).collect());
+        match r.below(4) {
+            0 => {}
+            1 => f.push(args),
+            _ => {
+                f.push(args);
+                f.push(Value::Dict((0..r.below(4)).map(|_| (random_str(r), random_value(r, 1))).collect()));
+            }
+        }
+        Value::List(f)
+    }
+
+    /// What a decode gave, comparable across the two paths: the message as every
+    /// serializer writes it (as text, so that a damaged frame's NaN equals itself),
+    /// or the error's text. A payload kept encoded is written as
+    /// the client sent it (JSON `1E2` or a 21-digit integer, map keys in its order),
+    /// so the same serializer's output is compared by value; another's by bytes.
+    fn outcome(m: Result<Message, DecodeError>) -> Result<String, String> {
+        let written = |m: &Message, s: Serializer| match s {
+            Serializer::Cbor => Value::Bytes(s.encode(m)),
+            _ => s.decode_value(&s.encode(m)).expect("reads back"),
+        };
+        m.map(|m| format!("{:?}", Serializer::ALL.map(|s| written(&m, s)))).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn passthrough_agrees_with_a_full_decode_on_random_and_damaged_frames() {
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..4000 {
+            let ser = PASSTHROUGH[round % 2];
+            let mut bytes = ser.encode_value(&random_frame(&mut r));
+            if round % 3 != 0 {
+                for _ in 0..1 + r.below(3) {
+                    let at = r.below(bytes.len() as u64) as usize;
+                    match r.below(3) {
+                        0 => bytes[at] = r.next() as u8,
+                        1 => bytes.truncate(at.max(1)),
+                        _ => bytes.insert(
+                            at,
+                            b"0123456789[]{},:\"\\ \x00\xc0\x91\x80\xa1\xd4"[r.below(24) as usize],
+                        ),
+                    }
+                }
+            }
+            let budget = if r.below(4) == 0 { r.below(40) as usize } else { usize::MAX };
+            let split = outcome(ser.decode_frame(&Bytes::from(bytes.clone()), budget));
+            let full = outcome(ser.decode_bounded(&bytes, budget));
+            assert_eq!(split, full, "round {round}, {}: {}", ser.name(), String::from_utf8_lossy(&bytes));
+        }
     }
 }
