@@ -6,7 +6,9 @@
 //! event history it keeps) and what the other nodes told it. A publication is sent
 //! to the nodes the index names.
 //!
-//! - A node's first interest in a subscription goes to every node up as
+//! - A node's first interest in a subscription goes to every node up (and every
+//!   node whose link is up and that was sent the whole interest, see
+//!   [`Interest::audience`]) as
 //!   `Interest{on}` with a sequence number; SUBSCRIBED waits until each acknowledged
 //!   it, its link went down, or [`ACK_LIMIT`] passed. So a publication that starts
 //!   after SUBSCRIBED, on any node that was reachable, reaches the subscriber.
@@ -146,7 +148,7 @@ impl Interest {
         let wait = Arc::new(AckWait { seq, ..AckWait::default() });
         // registered before anything is sent: an acknowledgement may come back at once
         self.waits.insert(seq, wait.clone());
-        for node in router.replica.peers(router.node) {
+        for node in self.audience(router) {
             lock(&wait.pending).insert(node);
             let msg =
                 LinkMsg::Interest { realm: realm.name.clone(), topic: uri.to_owned(), policy, on: true, seq };
@@ -196,7 +198,7 @@ impl Interest {
         let change =
             |seq| LinkMsg::Interest { realm: realm.name.clone(), topic: uri.clone(), policy, on: false, seq };
         if !ack {
-            for node in router.replica.peers(router.node) {
+            for node in self.audience(router) {
                 router.send_link(node, change(0)).ok();
             }
             return None;
@@ -211,7 +213,7 @@ impl Interest {
         let wait = Arc::new(AckWait { seq, ..AckWait::default() });
         // registered before anything is sent: an acknowledgement may come back at once
         self.waits.insert(seq, wait.clone());
-        for node in router.replica.peers(router.node) {
+        for node in self.audience(router) {
             lock(&wait.pending).insert(node);
             if router.send_link(node, change(seq)).is_err() {
                 wait.acked(node);
@@ -366,6 +368,21 @@ impl Interest {
         }
         lock(&self.synced).insert(node);
         true
+    }
+
+    /// The nodes told of a change: every node up, and every node that was sent the
+    /// whole interest since its link last connected. The replicated state may not
+    /// count the latter up yet (a restarted node whose return is not applied here,
+    /// a node purged while its link stayed up); as they count as synced, nothing
+    /// would send them the whole interest again, so they must hear every change.
+    fn audience(&self, router: &Router) -> Vec<NodeId> {
+        let mut nodes = router.replica.peers(router.node);
+        for &node in lock(&self.synced).iter() {
+            if node != router.node && !nodes.contains(&node) {
+                nodes.push(node);
+            }
+        }
+        nodes
     }
 
     /// The nodes up that have not had this node's full interest yet.

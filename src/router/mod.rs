@@ -29,6 +29,8 @@ pub mod rpc;
 pub mod session;
 pub mod stats;
 pub mod status;
+#[cfg(test)]
+pub mod test_doubles;
 pub mod testament;
 
 use std::collections::HashMap;

@@ -179,6 +179,7 @@ mod tests {
     use crate::ids::NodeId;
     use crate::observe::status::{NotReady, StatusSource};
     use crate::router::Router;
+    use crate::router::test_doubles::FakeCluster;
 
     #[tokio::test]
     async fn ready_once_listening_until_draining() {
@@ -194,85 +195,11 @@ mod tests {
         assert_eq!(source.status(source.readiness_now())["not_ready_reason"], "draining");
     }
 
-    /// A cluster whose readiness and fence the test sets.
-    #[derive(Default)]
-    struct Fake {
-        verdict: std::sync::Mutex<Option<crate::cluster::NotReady>>,
-        fenced: std::sync::atomic::AtomicBool,
-    }
-
-    impl crate::cluster::Replicate for Fake {
-        fn node_id(&self) -> NodeId {
-            NodeId(1)
-        }
-        fn incarnation(&self) -> u64 {
-            1
-        }
-        fn commit(
-            &self,
-            _: crate::table::Command,
-        ) -> crate::cluster::replicate::Pending<
-            '_,
-            Result<crate::table::Outcome, crate::cluster::ReplicateError>,
-        > {
-            Box::pin(async { Err(crate::cluster::ReplicateError::NoLeader) })
-        }
-        fn nodes_up(&self) -> Vec<NodeId> {
-            vec![NodeId(1)]
-        }
-        fn node_down_events(&self) -> tokio::sync::broadcast::Receiver<crate::cluster::NodeDownEvent> {
-            tokio::sync::broadcast::channel(1).1
-        }
-        fn retire(&self) -> crate::cluster::replicate::Pending<'_, ()> {
-            Box::pin(async {})
-        }
-        fn role_of(&self, _: u64) -> Option<String> {
-            None
-        }
-        fn promote(
-            &self,
-            _: u64,
-        ) -> crate::cluster::replicate::Pending<'_, Result<u64, crate::cluster::ReplicateError>> {
-            Box::pin(async { Err(crate::cluster::ReplicateError::NoLeader) })
-        }
-        fn remove(
-            &self,
-            _: u64,
-        ) -> crate::cluster::replicate::Pending<'_, Result<u64, crate::cluster::ReplicateError>> {
-            Box::pin(async { Err(crate::cluster::ReplicateError::NoLeader) })
-        }
-        fn status_document(&self) -> serde_json::Value {
-            serde_json::Value::Null
-        }
-        fn sample(&self, _: &dyn Fn(u64) -> bool) -> crate::observe::status::Sample {
-            crate::observe::status::Sample::default()
-        }
-        fn readiness(&self) -> Result<Option<u64>, crate::cluster::NotReady> {
-            match &*self.verdict.lock().unwrap() {
-                Some(e) => Err(e.clone()),
-                None => Ok(None),
-            }
-        }
-        fn wait_applied(
-            &self,
-            _: u64,
-            _: std::time::Duration,
-        ) -> crate::cluster::replicate::Pending<'_, bool> {
-            Box::pin(async { true })
-        }
-        fn applied_index(&self) -> Option<u64> {
-            Some(0)
-        }
-        fn fenced(&self) -> bool {
-            self.fenced.load(std::sync::atomic::Ordering::SeqCst)
-        }
-    }
-
     #[tokio::test]
     async fn readiness_means_can_serve_clients_once_joined_and_cluster_health_is_apart() {
         use std::sync::Arc;
         use std::sync::atomic::Ordering;
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(FakeCluster::default());
         *fake.verdict.lock().unwrap() = Some(crate::cluster::NotReady::NoLeader);
         let replica = crate::router::replica::Replica::new(Arc::default(), fake.clone());
         let router = Router::with_replica(Config::default(), NodeId(1), replica);
