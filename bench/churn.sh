@@ -18,17 +18,10 @@ mkdir -p target/bench
 [ -n "${NO_BUILD:-}" ] || cargo build --release --bin junction --bin junction-bench
 # shellcheck source=bench/nodes.sh
 . bench/nodes.sh
-printf '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n' > "$DIR/lone.toml"
+NODE='[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'
+printf "$NODE" > "$DIR/lone.toml"
 start lone "$DIR/lone.toml"
-declare -a GRPC
-for i in 1 2 3; do GRPC[$i]=$(free_port); done
-for i in 1 2 3; do
-  peers=""; for j in 1 2 3; do [ "$j" != "$i" ] && peers="$peers\"127.0.0.1:${GRPC[$j]}\","; done
-  boot=false; [ "$i" = 1 ] && boot=true
-  printf '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\nephemeral = true\n' \
-    "$i" "${GRPC[$i]}" "${peers%,}" "$boot" > "$DIR/n$i.toml"
-  start "n$i" "$DIR/n$i.toml"
-done
+cluster3 n "$NODE"
 CLUSTER_PIDS="--router-pid $PID_n1 --router-pid $PID_n2 --router-pid $PID_n3"
 run() { # run LABEL URL PIDS KIND
   target/release/junction-bench churn --url "$2" $3 --kind "$4" --clients "$CLIENTS" \

@@ -3,7 +3,7 @@
 # 3-node cluster on this machine (callers on node 1, callees/subscribers on node 2),
 # plus REGISTER commit latency and replication lag. Prints the table and writes the
 # JSON lines to target/bench/cluster-<date>.jsonl.
-#   DURATION (default 10), WARMUP (2), SERIALIZER (msgpack)
+#   DURATION (default 10), WARMUP (2), SERIALIZER (msgpack), NO_BUILD=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -11,27 +11,13 @@ WARMUP=${WARMUP:-2}
 SER=${SERIALIZER:-msgpack}
 OUT=target/bench/cluster-$(date -u +%Y-%m-%dT%H%M%SZ).jsonl
 mkdir -p target/bench
-cargo build --release --bin junction --bin junction-bench
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bin junction --bin junction-bench
 [ -x target/pyenv/bin/python ] || { python3 -m venv target/pyenv; target/pyenv/bin/pip install -q -r tests/python/requirements.txt; }
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-declare -a GRPC WS
-for i in 1 2 3; do GRPC[$i]=$(free_port); done
-for i in 1 2 3; do
-  peers=""; for j in 1 2 3; do [ "$j" != "$i" ] && peers="$peers\"127.0.0.1:${GRPC[$j]}\","; done
-  boot=false; [ "$i" = 1 ] && boot=true
-  printf '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\nephemeral = true\n' \
-    "$i" "${GRPC[$i]}" "${peers%,}" "$boot" > "$DIR/n$i.toml"
-  target/release/junction --config "$DIR/n$i.toml" > "$DIR/n$i.out" 2> "$DIR/n$i.err" &
-  PIDS+=($!)
-  for _ in $(seq 200); do grep -q '^ready' "$DIR/n$i.out" && break; sleep 0.1; done
-  grep -q '^ready' "$DIR/n$i.out" || { echo "node $i did not start"; cat "$DIR/n$i.err"; exit 1; }
-  WS[$i]=$(sed -n 's/^listening websocket //p' "$DIR/n$i.out")
-done
-ALL="--router-pid ${PIDS[0]} --router-pid ${PIDS[1]} --router-pid ${PIDS[2]}"
+# shellcheck source=bench/nodes.sh
+. bench/nodes.sh
+cluster3 n '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'
+WS=("" "$WS_n1" "$WS_n2" "$WS_n3")
+ALL="--router-pid $PID_n1 --router-pid $PID_n2 --router-pid $PID_n3"
 run() { target/release/junction-bench "$@" --serializer "$SER" --duration "$DURATION" --warmup "$WARMUP" $ALL --quiet | grep '^RESULT' | sed 's/^RESULT //' | tee -a "$OUT"; }
 run rpc --url "${WS[1]}" --inflight 128 --label rpc128-same-node
 run rpc --url "${WS[1]}" --callee-url "${WS[2]}" --inflight 128 --label rpc128-cross-node

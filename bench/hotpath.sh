@@ -65,16 +65,7 @@ for b in "${BINS[@]}"; do
   export JUNCTION_BIN
   printf "$NODE" > "$DIR/${b}_lone.toml"
   start "${b}_lone" "$DIR/${b}_lone.toml"
-  declare -a GRPC
-  for i in 1 2 3; do GRPC[$i]=$(free_port); done
-  for i in 1 2 3; do
-    peers=""; for j in 1 2 3; do [ "$j" != "$i" ] && peers="$peers\"127.0.0.1:${GRPC[$j]}\","; done
-    boot=false; [ "$i" = 1 ] && boot=true
-    { printf "$NODE"
-      printf '[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\nephemeral = true\n' \
-        "$i" "${GRPC[$i]}" "${peers%,}" "$boot"; } > "$DIR/${b}_n$i.toml"
-    start "${b}_n$i" "$DIR/${b}_n$i.toml"
-  done
+  cluster3 "${b}_n" "$NODE"
 done
 unset JUNCTION_BIN
 RELAY_WS=$(free_port)

@@ -19,23 +19,12 @@ mkdir -p target/bench
 # shellcheck source=bench/nodes.sh
 . bench/nodes.sh
 BRIDGE='[bridge]\nlisten = "127.0.0.1:%s"\nanonymous_role = "anonymous"\nrate = 1000000000.0\nburst = 1000000000\n'
+NODE='[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'
 LONE_HTTP=$(free_port)
-{ printf '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'; printf "$BRIDGE" "$LONE_HTTP"; } > "$DIR/lone.toml"
+{ printf "$NODE"; printf "$BRIDGE" "$LONE_HTTP"; } > "$DIR/lone.toml"
 start lone "$DIR/lone.toml"
-declare -a GRPC
-for i in 1 2 3; do GRPC[$i]=$(free_port); done
 N1_HTTP=$(free_port)
-for i in 1 2 3; do
-  peers=""; for j in 1 2 3; do [ "$j" != "$i" ] && peers="$peers\"127.0.0.1:${GRPC[$j]}\","; done
-  boot=false; [ "$i" = 1 ] && boot=true
-  {
-    printf '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'
-    [ "$i" = 1 ] && printf "$BRIDGE" "$N1_HTTP"
-    printf '[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\nephemeral = true\n' \
-      "$i" "${GRPC[$i]}" "${peers%,}" "$boot"
-  } > "$DIR/n$i.toml"
-  start "n$i" "$DIR/n$i.toml"
-done
+cluster3 n "$NODE" "$(printf "$BRIDGE" "$N1_HTTP")"
 # the cluster is ready once node 1 routes a call to a callee on node 2
 B=target/release/junction-bench
 COMMON=(--duration "$DURATION" --warmup "$WARMUP" --quiet)

@@ -33,24 +33,11 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((SESSIONS * 2 + 256)) ]; then
   echo "warning: open-file limit $(ulimit -n) is low for $SESSIONS sessions (old and new sockets overlap)" >&2
 fi
-DIR=$(mktemp -d)
-PIDS=()
 LOGS=${OUT%.jsonl}-logs
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
-  mkdir -p "$LOGS"; cp "$DIR"/*.err "$DIR"/*.toml "$LOGS"/ 2>/dev/null || true; rm -rf "$DIR"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-# start NAME CONFIG: a node; sets its websocket URL in WS_<NAME> and its pid in PID_<NAME>
-start() {
-  "$BIN_DIR/junction" --config "$2" > "$DIR/$1.out" 2> "$DIR/$1.err" &
-  PIDS+=($!)
-  printf -v "PID_$1" '%s' "$!"
-  for _ in $(seq 300); do grep -qs '^ready' "$DIR/$1.out" && break; sleep 0.1; done
-  grep -q '^ready' "$DIR/$1.out" || { echo "node $1 did not start"; cat "$DIR/$1.err"; exit 1; }
-  printf -v "WS_$1" '%s' "$(sed -n 's/^listening websocket //p' "$DIR/$1.out")"
-}
+JUNCTION_BIN=$BIN_DIR/junction
+START_TRIES=300
+# shellcheck source=bench/nodes.sh
+. bench/nodes.sh
 # Every session comes from 127.0.0.x: lift the per-address failed-authentication
 # budget (handshakes in progress count against it) for the benchmark's nodes only.
 BASE='[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n[limits]\nauth_failures_per_ip = 0\n'
@@ -58,15 +45,7 @@ BASE='[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nli
 CBASE=${BASE/'listen = ""\n[limits]'/'listen = "127.0.0.1:0"\n[limits]'}
 printf "$BASE" > "$DIR/lone.toml"
 start lone "$DIR/lone.toml"
-declare -a GRPC
-for i in 1 2 3; do GRPC[$i]=$(free_port); done
-for i in 1 2 3; do
-  peers=""; for j in 1 2 3; do [ "$j" != "$i" ] && peers="$peers\"127.0.0.1:${GRPC[$j]}\","; done
-  boot=false; [ "$i" = 1 ] && boot=true
-  printf "$CBASE"'[cluster]\nnode_id = %s\nlisten = "127.0.0.1:%s"\npeers = [%s]\nbootstrap = %s\nephemeral = true\n' \
-    "$i" "${GRPC[$i]}" "${peers%,}" "$boot" > "$DIR/n$i.toml"
-  start "n$i" "$DIR/n$i.toml"
-done
+cluster3 n "$CBASE"
 CLUSTER_PIDS="--router-pid $PID_n1 --router-pid $PID_n2 --router-pid $PID_n3"
 run() { # run LABEL URL RECONNECT_URL VERIFY_URL PIDS
   "$BIN_DIR/junction-bench" storm --url "$2" --reconnect-url "$3" --verify-url "$4" $5 \
