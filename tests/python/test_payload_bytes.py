@@ -1,12 +1,14 @@
 # Payload passthrough (issue #16): the router forwards args/kwargs as the bytes they
 # arrived in to a peer on the same serializer, and transcodes them for a peer on
 # another. Checked on the wire with raw clients: an encoding Autobahn would never
-# produce (a float32, an integer in 8 bytes, JSON with spaces) must come out
+# produce (a float32, an integer in 8 bytes, JSON with spaces; in MessagePack, JSON
+# and CBOR) must come out
 # byte-for-byte to a same-serializer subscriber or callee, and as the same values to
 # the others.
 import asyncio
 import struct
 
+import cbor2
 import msgpack
 import pytest
 
@@ -79,6 +81,42 @@ async def test_a_msgpack_payload_reaches_msgpack_subscribers_byte_for_byte_and_j
     for ser in ("json", "cbor"):
         event, _ = await subs[ser].next_of(EVENT)
         assert event[4:] == [[1.5, 7], {"k": 5}], ser
+    for c in (*subs.values(), pub):
+        await c.close()
+
+
+# [float32 1.5, uint64 7 in 8 bytes], {"k": 5 in 2 bytes}: valid CBOR cbor2 and our
+# encoder would write shorter
+CBOR_ODD_ARGS = b"\x82\xfa" + struct.pack(">f", 1.5) + b"\x1b" + struct.pack(">Q", 7)
+CBOR_ODD_KWARGS = b"\xa1\x61k\x19\x00\x05"
+
+
+async def test_a_cbor_payload_reaches_cbor_subscribers_byte_for_byte_and_others_as_values(router, unique):
+    topic = unique("passthrough.cbor.topic")
+    subs = {}
+    for ser in ("cbor", "msgpack", "json"):
+        c = await connect(router, ser)
+        reply = await c.request([SUBSCRIBE, c.request_id(), {}, topic])
+        await c.frames.get()
+        subs[ser] = c
+        assert reply[0] == wampraw.SUBSCRIBED, reply
+    pub = await connect(router, "cbor")
+    head = b"".join(cbor2.dumps(v) for v in (PUBLISH, 1, {"acknowledge": True}, topic))
+    pub.send_bytes(b"\x86" + head + CBOR_ODD_ARGS + CBOR_ODD_KWARGS)
+    published, _ = await pub.next_of(PUBLISHED)
+    assert published[1] == 1
+    event, raw = await subs["cbor"].next_of(EVENT)
+    assert raw.endswith(CBOR_ODD_ARGS + CBOR_ODD_KWARGS), raw.hex()
+    assert event[4:] == [[1.5, 7], {"k": 5}]
+    for ser in ("msgpack", "json"):
+        event, _ = await subs[ser].next_of(EVENT)
+        assert event[4:] == [[1.5, 7], {"k": 5}], ser
+    # a tag (1: epoch time) is normalized as without passthrough: its content alone
+    tagged = b"\x81\xc1\x1a\x00\x01\x00\x00"
+    pub.send_bytes(b"\x85" + head.replace(cbor2.dumps(1), cbor2.dumps(2), 1) + tagged)
+    await pub.next_of(PUBLISHED)
+    event, raw = await subs["cbor"].next_of(EVENT)
+    assert event[4] == [65536] and not raw.endswith(tagged), raw.hex()
     for c in (*subs.values(), pub):
         await c.close()
 
