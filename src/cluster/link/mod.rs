@@ -530,21 +530,64 @@ impl Link for LinkService {
                 deliver(handler.as_ref(), node, batch);
             }
             if let Some(node) = from {
-                // only the node's current stream speaks for it: an older one that ends
-                // after a reconnect must not drop what the new one said
-                if replies.remove_if(&node, |_, tx| tx.same_channel(&reply_tx)).is_some() {
-                    handler.stream_ended(node);
-                }
-                handler.node_lost(node);
+                stream_closed(&replies, handler.as_ref(), node, &reply_tx);
             }
         });
         Ok(Response::new(body))
     }
 }
 
+/// The stream `node` sent on, answered through `reply`, ended. Only the node's current
+/// stream speaks for it: when the node reconnected and an older stream ends after the
+/// newer one opened (a connection that died during a partition, noticed after it
+/// healed), what the new stream said stays, and so do the calls and invocations
+/// carried since.
+fn stream_closed(
+    replies: &ReplyPaths,
+    handler: &dyn LinkHandler,
+    node: NodeId,
+    reply: &mpsc::Sender<pb::Frame>,
+) {
+    if replies.remove_if(&node, |_, tx| tx.same_channel(reply)).is_some() {
+        handler.stream_ended(node);
+        handler.node_lost(node);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records the nodes it was told of.
+    #[derive(Default)]
+    struct Told(parking_lot::Mutex<Vec<(&'static str, u64)>>);
+
+    impl LinkHandler for Told {
+        fn on_link(&self, _: NodeId, _: LinkMsg) {}
+        fn node_lost(&self, node: NodeId) {
+            self.0.lock().push(("lost", node.0));
+        }
+        fn link_up(&self, _: NodeId) {}
+        fn stream_ended(&self, node: NodeId) {
+            self.0.lock().push(("ended", node.0));
+        }
+    }
+
+    #[test]
+    fn an_older_stream_ending_after_the_node_reconnected_loses_nothing() {
+        let replies = ReplyPaths::default();
+        let told = Told::default();
+        let (old, _old_rx) = mpsc::channel(1);
+        let (new, _new_rx) = mpsc::channel(1);
+        replies.insert(NodeId(2), old.clone());
+        replies.insert(NodeId(2), new.clone());
+        stream_closed(&replies, &told, NodeId(2), &old);
+        assert!(told.0.lock().is_empty(), "the node's current stream is open");
+        assert!(replies.contains_key(&NodeId(2)));
+        stream_closed(&replies, &told, NodeId(2), &new);
+        assert_eq!(*told.0.lock(), [("ended", 2), ("lost", 2)]);
+        assert!(!replies.contains_key(&NodeId(2)));
+    }
 
     fn frame(payload_len: usize) -> pb::Frame {
         let yield_ = pb::Yield {
