@@ -376,26 +376,35 @@ async fn a_bridged_call_gets_the_final_result_and_a_dropped_one_is_canceled() {
     assert!(matches!(missing.await, Answer::Error(uri, _) if uri == errors::NO_SUCH_PROCEDURE));
 }
 
-/// Waits for the next interest change sent to `node` (other frames are skipped).
-async fn interest_change(
-    sent: &mut tokio::sync::mpsc::UnboundedReceiver<(NodeId, crate::link::LinkMsg)>,
-    node: NodeId,
-) -> (String, bool, u64) {
-    loop {
-        match sent.recv().await.expect("links open") {
-            (to, crate::link::LinkMsg::Interest { topic, on, seq, .. }) if to == node => {
-                return (topic, on, seq);
+type Sent = tokio::sync::mpsc::UnboundedReceiver<(NodeId, crate::link::LinkMsg)>;
+
+/// Runs `request` while node 2 acknowledges the interest change it sends there (if
+/// any, within 5 s); what the request gave and the change: topic, and on or off.
+async fn told_node2<T>(
+    router: &Router,
+    sent: &mut Sent,
+    request: impl std::future::Future<Output = T>,
+) -> (T, (String, bool)) {
+    let node2 = async {
+        let (topic, on, seq) = loop {
+            if let (NodeId(2), crate::link::LinkMsg::Interest { topic, on, seq, .. }) =
+                sent.recv().await.expect("links open")
+            {
+                break (topic, on, seq);
             }
-            _ => {}
-        }
-    }
+        };
+        router.interest.on_ack(NodeId(2), seq);
+        (topic, on)
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), async { tokio::join!(request, node2) })
+        .await
+        .expect("node 2 was told of the change")
 }
 
 #[tokio::test]
 async fn interest_reaches_a_node_that_had_the_whole_interest_before_the_cluster_counts_it_up() {
     use super::test_doubles::{FakeCluster, RecordingLinks};
     use crate::link::LinkHandler;
-    use std::time::Duration;
     // node 2 came back (a restart): its link is up and it was sent node 1's whole
     // interest, but the replicated state here does not count it up yet
     let fake = Arc::new(FakeCluster::default());
@@ -407,41 +416,16 @@ async fn interest_reaches_a_node_that_had_the_whole_interest_before_the_cluster_
     router.link_up(NodeId(2));
     // a new subscription: node 2 must hear of it, or it keeps the stale whole
     // interest with nothing left to send it again (it counts as synced)
-    let node2 = async {
-        let (topic, on, seq) = interest_change(&mut sent, NodeId(2)).await;
-        router.interest.on_ack(NodeId(2), seq);
-        (topic, on)
-    };
-    let told = tokio::time::timeout(Duration::from_secs(5), async {
-        tokio::join!(subscribe(&mut c, 1, "com.example.t"), node2)
-    })
-    .await
-    .expect("node 2 was told of the new interest");
-    assert_eq!(told.1, ("com.example.t".to_owned(), true));
+    let (id, told) = told_node2(&router, &mut sent, subscribe(&mut c, 1, "com.example.t")).await;
+    assert_eq!(told, ("com.example.t".to_owned(), true));
     // and of its end
-    let node2 = async {
-        let (topic, on, seq) = interest_change(&mut sent, NodeId(2)).await;
-        router.interest.on_ack(NodeId(2), seq);
-        (topic, on)
-    };
-    let unsubscribe = c.send(Message::Unsubscribe(Unsubscribe { request: rid(2), subscription: told.0 }));
-    let told = tokio::time::timeout(Duration::from_secs(5), async { tokio::join!(unsubscribe, node2) })
-        .await
-        .expect("node 2 was told of the end");
-    assert_eq!(told.1, ("com.example.t".to_owned(), false));
+    let unsubscribe = c.send(Message::Unsubscribe(Unsubscribe { request: rid(2), subscription: id }));
+    let (_, told) = told_node2(&router, &mut sent, unsubscribe).await;
+    assert_eq!(told, ("com.example.t".to_owned(), false));
     assert!(matches!(c.next(), Some(Message::Unsubscribed(_))));
     // once the cluster counts node 2 up it gets changes as before, once each
     *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2)]);
-    let node2 = async {
-        let (topic, on, seq) = interest_change(&mut sent, NodeId(2)).await;
-        router.interest.on_ack(NodeId(2), seq);
-        (topic, on)
-    };
-    let told = tokio::time::timeout(Duration::from_secs(5), async {
-        tokio::join!(subscribe(&mut c, 3, "com.example.u"), node2)
-    })
-    .await
-    .expect("node 2 was told");
-    assert_eq!(told.1, ("com.example.u".to_owned(), true));
+    let (_, told) = told_node2(&router, &mut sent, subscribe(&mut c, 3, "com.example.u")).await;
+    assert_eq!(told, ("com.example.u".to_owned(), true));
     assert!(sent.try_recv().is_err(), "nothing sent twice");
 }

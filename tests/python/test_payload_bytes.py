@@ -49,6 +49,28 @@ async def connect(router, serializer):
     return c
 
 
+async def subscribers(router, topic, serializers):
+    """A subscriber of `topic` per serializer, by serializer."""
+    subs = {}
+    for ser in serializers:
+        c = await connect(router, ser)
+        reply = await c.request([SUBSCRIBE, c.request_id(), {}, topic])
+        await c.frames.get()
+        subs[ser] = c
+        assert reply[0] == wampraw.SUBSCRIBED, reply
+    return subs
+
+
+async def odd_payload_delivered(subs, publisher_serializer, payload):
+    """Each subscriber got [1.5, 7], {"k": 5}; the one on the publisher's serializer
+    as the `payload` bytes the publisher sent."""
+    for ser, c in subs.items():
+        event, raw = await c.next_of(EVENT)
+        assert event[4:] == [[1.5, 7], {"k": 5}], ser
+        if ser == publisher_serializer:
+            assert raw.endswith(payload), raw.hex()
+
+
 def mp_list(*elements):
     """A MessagePack list of already-encoded elements (fewer than 16)."""
     return bytes([0x90 | len(elements)]) + b"".join(elements)
@@ -56,13 +78,7 @@ def mp_list(*elements):
 
 async def test_a_msgpack_payload_reaches_msgpack_subscribers_byte_for_byte_and_json_ones_as_values(router, unique):
     topic = unique("passthrough.topic")
-    subs = {}
-    for ser in ("msgpack", "json", "cbor"):
-        c = await connect(router, ser)
-        reply = await c.request([SUBSCRIBE, c.request_id(), {}, topic])
-        await c.frames.get()
-        subs[ser] = c
-        assert reply[0] == wampraw.SUBSCRIBED, reply
+    subs = await subscribers(router, topic, ("msgpack", "json", "cbor"))
     pub = await connect(router, "msgpack")
     frame = mp_list(
         msgpack.packb(PUBLISH),
@@ -75,12 +91,7 @@ async def test_a_msgpack_payload_reaches_msgpack_subscribers_byte_for_byte_and_j
     pub.send_bytes(frame)
     published, _ = await pub.next_of(PUBLISHED)
     assert published[1] == 1
-    event, raw = await subs["msgpack"].next_of(EVENT)
-    assert raw.endswith(ODD_ARGS + ODD_KWARGS), raw.hex()
-    assert event[4:] == [[1.5, 7], {"k": 5}]
-    for ser in ("json", "cbor"):
-        event, _ = await subs[ser].next_of(EVENT)
-        assert event[4:] == [[1.5, 7], {"k": 5}], ser
+    await odd_payload_delivered(subs, "msgpack", ODD_ARGS + ODD_KWARGS)
     for c in (*subs.values(), pub):
         await c.close()
 
@@ -93,24 +104,13 @@ CBOR_ODD_KWARGS = b"\xa1\x61k\x19\x00\x05"
 
 async def test_a_cbor_payload_reaches_cbor_subscribers_byte_for_byte_and_others_as_values(router, unique):
     topic = unique("passthrough.cbor.topic")
-    subs = {}
-    for ser in ("cbor", "msgpack", "json"):
-        c = await connect(router, ser)
-        reply = await c.request([SUBSCRIBE, c.request_id(), {}, topic])
-        await c.frames.get()
-        subs[ser] = c
-        assert reply[0] == wampraw.SUBSCRIBED, reply
+    subs = await subscribers(router, topic, ("cbor", "msgpack", "json"))
     pub = await connect(router, "cbor")
     head = b"".join(cbor2.dumps(v) for v in (PUBLISH, 1, {"acknowledge": True}, topic))
     pub.send_bytes(b"\x86" + head + CBOR_ODD_ARGS + CBOR_ODD_KWARGS)
     published, _ = await pub.next_of(PUBLISHED)
     assert published[1] == 1
-    event, raw = await subs["cbor"].next_of(EVENT)
-    assert raw.endswith(CBOR_ODD_ARGS + CBOR_ODD_KWARGS), raw.hex()
-    assert event[4:] == [[1.5, 7], {"k": 5}]
-    for ser in ("msgpack", "json"):
-        event, _ = await subs[ser].next_of(EVENT)
-        assert event[4:] == [[1.5, 7], {"k": 5}], ser
+    await odd_payload_delivered(subs, "cbor", CBOR_ODD_ARGS + CBOR_ODD_KWARGS)
     # a tag (1: epoch time) is normalized as without passthrough: its content alone
     tagged = b"\x81\xc1\x1a\x00\x01\x00\x00"
     pub.send_bytes(b"\x85" + head.replace(cbor2.dumps(1), cbor2.dumps(2), 1) + tagged)
