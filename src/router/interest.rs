@@ -357,6 +357,14 @@ impl Interest {
         }
     }
 
+    /// Sends the whole interest again to every node it goes to (see
+    /// [`Interest::audience`]): they dropped it when the cluster purged this node.
+    pub fn resync_all(&self, router: &Router) {
+        for node in self.audience(router) {
+            self.forget_acks(node);
+        }
+    }
+
     /// Sends `node` this node's whole interest, realm by realm; true when it was queued.
     pub fn sync_to(&self, router: &Router, node: NodeId) -> bool {
         for realm in router.realms() {

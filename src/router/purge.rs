@@ -54,9 +54,7 @@ pub async fn watch(router: Arc<Router>) {
             }
             router.kill_all_sessions(errors::SYSTEM_SHUTDOWN, "this node was cut off from the cluster");
             // the others dropped this node's interest (its history pins): send it again
-            for node in router.replica.peers(router.node) {
-                router.interest.forget_acks(node);
-            }
+            router.interest.resync_all(&router);
         }
     }
 }
