@@ -58,9 +58,14 @@ class Model:
     def us(self, name):
         return self.k[name] * 1e-6  # µs -> s of CPU
 
-    def avail(self, n):
-        """Cores per node left for work after the idle cost of the node and its links."""
+    def avail(self, n, whole=False):
+        """Cores per node left for work after the idle cost of the node and its links.
+        whole=True: all of them, for per-operation figures that costs.sh took as a node's
+        whole CPU under load (a lone node's, and the *_loaded churn at every node), which
+        carry the idle work already (subtracting it again cost up to 10 % at 0.1 core)."""
         k = self.k
+        if whole:
+            return self.cores * self.util
         return self.cores * self.util - k["cpu_idle_node_cores"] - (n - 1) * k["cpu_idle_per_peer_cores"]
 
     @staticmethod
@@ -85,7 +90,7 @@ class Model:
     def calls(self, n, cross=None):
         cross = (n - 1) / n if cross is None else cross
         per_call, link = self.call_cost(n, cross)
-        cpu_rate = n * self.avail(n) / per_call
+        cpu_rate = n * self.avail(n, whole=n == 1) / per_call
         cands = [("CPU: links" if link / per_call > 0.5 else "CPU", cpu_rate, {})]
         if n > 1 and cross > 0:
             per_node_bytes = cross / n * self.k["link_bytes_per_call"]  # per call, out of one node
@@ -95,14 +100,31 @@ class Model:
         return r
 
     # --- deliveries ------------------------------------------------------------------
+    def forward_cost(self, k_remote):
+        """CPU seconds the publisher's node spends per publication, beyond the PUBLISH
+        itself, to forward it to k_remote other nodes."""
+        if not k_remote:
+            return 0.0
+        if "cpu_publish_forward_4_us" not in self.k:  # an older costs.json: one remote node measured
+            return k_remote * self.us("cpu_forward_per_node_us")
+        # the publisher's node measured with 1 remote node (3-node cluster) and with 4 (5-node):
+        # a line through both, its slope the cost per further remote node
+        p1 = self.us("cpu_publish_forward_us")
+        return max(0.0, p1 + (k_remote - 1) * self.forward_per_node() - self.us("cpu_publish_lone_us"))
+
+    def forward_per_node(self):
+        """The publisher node's CPU seconds per publication for each further remote node."""
+        if "cpu_publish_forward_4_us" not in self.k:
+            return self.us("cpu_forward_per_node_us")
+        return max(0.0, (self.us("cpu_publish_forward_4_us") - self.us("cpu_publish_forward_us")) / 3)
+
     def pub_cost(self, s_local, k_remote, s_remote):
         """Cluster CPU seconds per publication and its per-link part: S_local local
         subscribers on the publisher's node, k_remote other nodes with s_remote each."""
-        k = self.k
-        total = (self.us("cpu_publish_lone_us") + s_local * self.us("cpu_delivery_local_us")
-                 + k_remote * (self.us("cpu_forward_per_node_us") + self.us("cpu_event_receive_us")
-                               + s_remote * self.us("cpu_delivery_remote_us")))
-        link = k_remote * (self.us("cpu_forward_per_node_us") + self.us("cpu_event_receive_us"))
+        fwd = self.forward_cost(k_remote)
+        receive = k_remote * (self.us("cpu_event_receive_us") + s_remote * self.us("cpu_delivery_remote_us"))
+        total = self.us("cpu_publish_lone_us") + s_local * self.us("cpu_delivery_local_us") + fwd + receive
+        link = fwd + k_remote * self.us("cpu_event_receive_us")
         return total, link
 
     def deliveries(self, n, s_local=None, k_remote=None, s_remote=None):
@@ -112,7 +134,7 @@ class Model:
         s_remote = s if s_remote is None else s_remote
         per_pub, link = self.pub_cost(s_local, k_remote, s_remote)
         fan = s_local + k_remote * s_remote
-        pubs = n * self.avail(n) / per_pub
+        pubs = n * self.avail(n, whole=n == 1) / per_pub
         cands = [("CPU: links" if link / per_pub > 0.5 else "CPU", pubs * fan, {})]
         if k_remote:
             per_node_bytes = k_remote * self.k["link_bytes_per_event"] / n  # per publication, out of one node
@@ -126,13 +148,19 @@ class Model:
     def subscribes(self, n, connect=True):
         """connect=False: SUBSCRIBE+UNSUBSCRIBE churn of long-lived sessions (no reconnects)."""
         k = self.k
+        whole = n == 1 or "cpu_subscribe_per_peer_loaded_us" in k
         if n == 1:
             per, link = self.us("cpu_subscribe_lone_us"), 0.0
         elif "cpu_subscribe_per_peer_loaded_us" in k:
             # every node churning: per peer and new topic, the announcing and the acknowledging
             # node together, measured with all 3 nodes churning (frames batch under load; the
-            # single-origin split below costs 1.9x as much per peer, peers mostly idle)
+            # single-origin split below costs 1.9x as much per peer, peers mostly idle). With
+            # the 5-node figure, the peers' part is interpolated between 3 and 5 nodes and
+            # beyond 5 grown by the slope between them, not less than flat (as for REGISTER)
             link = (n - 1) * self.us("cpu_subscribe_per_peer_loaded_us")
+            if n > 3 and "cpu_subscribe_per_peer_loaded_5_us" in k:
+                p3, p5 = 2 * self.us("cpu_subscribe_per_peer_loaded_us"), 4 * self.us("cpu_subscribe_per_peer_loaded_5_us")
+                link = p3 + (n - 3) * (p5 - p3) / 2 if n <= 5 else p5 + (n - 5) * max(0.0, (p5 - p3) / 2)
             per = self.us("cpu_subscribe_lone_us") + link
         else:
             origin = self.us("cpu_subscribe_lone_us") + (n - 1) * self.us("cpu_subscribe_origin_per_peer_us")
@@ -141,7 +169,7 @@ class Model:
             link = (n - 1) * (self.us("cpu_subscribe_origin_per_peer_us") + self.us("cpu_subscribe_peer_us"))
         if connect:
             per += self.us("cpu_session_connect_us") / self.topics  # the session's reconnect, per subscription
-        rate = n * self.avail(n) / per
+        rate = n * self.avail(n, whole) / per
         cands = [("CPU: links" if link / per > 0.5 else "CPU", rate, {})]
         if n > 1:
             cands.append(("network", self.nic / (k["link_bytes_per_subscribe"] / 2 * (n - 1) / n * 2), {}))
@@ -164,14 +192,23 @@ class Model:
         learners); every node applies it."""
         if n == 1:
             per_leader = self.us("cpu_register_lone_us")
-            return dict(rate=self.avail(1) / per_leader, limit="CPU (Raft log, own node)", link_cpu_share=0.0)
+            return dict(rate=self.avail(1, whole=True) / per_leader, limit="CPU (Raft log, own node)", link_cpu_share=0.0)
         if "cpu_register_leader_loaded_us" in self.k:
-            # measured with every node of 3 registering at once (proposals batch under load);
-            # the leader's extra over a lone node grows with the nodes it replicates to
+            # measured with every node registering at once (proposals batch under load): from a
+            # lone node to 3 nodes the leader's cost grows with the nodes it replicates to; with the
+            # 5-node figures, interpolated between 3 and 5 and beyond 5 grown by the slope between
+            # them, not less than flat (an older costs.json: the 1-to-3 slope, extrapolated)
             lone = self.us("cpu_register_lone_us")
-            leader = lone + (n - 1) * max(0.0, self.us("cpu_register_leader_loaded_us") - lone) / 2
-            follower = self.us("cpu_register_follower_loaded_us")
-            cands = [("Raft leader CPU", self.avail(n) / leader, {}), ("CPU (Raft apply)", self.avail(n) / follower, {})]
+            l3, f3 = self.us("cpu_register_leader_loaded_us"), self.us("cpu_register_follower_loaded_us")
+            leader = lone + (n - 1) * max(0.0, l3 - lone) / 2
+            follower = f3
+            if n > 3 and "cpu_register_leader_loaded_5_us" in self.k:
+                l5, f5 = self.us("cpu_register_leader_loaded_5_us"), self.us("cpu_register_follower_loaded_5_us")
+                leader = l3 + (n - 3) * (l5 - l3) / 2 if n <= 5 else l5 + (n - 5) * self.register_per_follower()
+                # a follower applies every entry whatever N: interpolated between 3 and 5, then held
+                follower = f3 + (min(n, 5) - 3) * (f5 - f3) / 2
+            share = self.avail(n, whole=True)
+            cands = [("Raft leader CPU", share / leader, {}), ("CPU (Raft apply)", share / follower, {})]
             return dict(self._limit(cands), link_cpu_share=None)
         origin = self.us("cpu_register_origin_us") - self.us("cpu_register_follower_us")
         leader = self.us("cpu_register_lone_us") + (n - 1) * self.us("cpu_register_leader_per_follower_us")
@@ -181,6 +218,13 @@ class Model:
         foll_rate = self.avail(n) / (follower + origin / n)
         cands = [("Raft leader CPU", lead_rate, {}), ("CPU (Raft apply)", foll_rate, {})]
         return dict(self._limit(cands), link_cpu_share=None)
+
+    def register_per_follower(self):
+        """The Raft leader's CPU seconds per REGISTER cycle for each node beyond 5: the slope
+        between the 3- and 5-node measurements (all nodes registering), at least 0 (a leader
+        whose cost per cycle fell from 3 to 5 nodes, its batches growing with the proposers,
+        is held at the 5-node cost rather than extrapolated further down)."""
+        return max(0.0, (self.us("cpu_register_leader_loaded_5_us") - self.us("cpu_register_leader_loaded_us")) / 2)
 
     # --- memory -------------------------------------------------------------------------
     def memory(self, n):

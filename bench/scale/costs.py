@@ -1,4 +1,5 @@
-"""Measures Junction's per-node cost constants; writes bench/results/costs.json.
+"""Measures Junction's per-node cost constants (a lone node, 3- and 5-node clusters);
+writes bench/results/costs.json.
 Run through bench/costs.sh. Knobs (env): DURATION (4), WARMUP (1), REPEAT (3), MEM_ITEMS (20000),
 SESSIONS (2000), QUOTA (0.5 cores per node), NETNS (1), OUT (bench/results/costs.json)."""
 import datetime
@@ -46,18 +47,23 @@ def run(nodes, label, args):
     REGISTER churn sometimes falls into a slow mode, see docs/scaling.md)."""
     runs = []
     for rep in range(REPEAT):
+        thr0 = [CPU.throttled(i + 1) for i in range(len(nodes))]
         r, w = lib.measure(nodes, args, WARMUP, DURATION)
+        # quota periods in which each node ran out of its quota (the whole bench, warm-up too;
+        # about one per 100 ms period when the node is held at its quota, as intended)
+        thr = [b - a if a is not None and b is not None else None
+               for a, b in zip(thr0, [CPU.throttled(i + 1) for i in range(len(nodes))])]
         rate = r.get("rate") or r.get("delivered_rate") or 0.0
         cores = [c / w.seconds for c in w.cpu]
         link = [b / w.seconds for b in w.link]
         runs.append((rate, cores, link))
         RAW.append(dict(label=label, rep=rep, args=args, rate=rate, window_s=round(w.seconds, 3),
                         node_cores=[round(x, 4) for x in cores], link_bytes_per_s=[round(x) for x in link],
-                        loadgen_cores=round(w.extra_cpu / w.seconds, 3), loadavg=lib.loadavg(),
+                        loadgen_cores=round(w.extra_cpu / w.seconds, 3), loadavg=lib.loadavg(), throttled_periods=thr,
                         result={k: r.get(k) for k in ("rate", "published_rate", "delivered_rate", "lost", "latency_us",
                                                       "delivery_latency_us", "router_cpu_s") if k in r}))
         log(f"  {label:26} #{rep} rate {rate:>9.0f}/s  node cores {['%.2f' % x for x in cores]}  "
-            f"link B/s {[round(x) for x in link]}  loadgen {w.extra_cpu / w.seconds:.2f}  load {lib.loadavg():.1f}")
+            f"link B/s {[round(x) for x in link]}  loadgen {w.extra_cpu / w.seconds:.2f}  load {lib.loadavg():.1f}  throttled {thr}")
     rate = statistics.median(x[0] for x in runs)
     cores = [statistics.median(x[1][i] for x in runs) for i in range(len(nodes))]
     link = [statistics.median(x[2][i] for x in runs) for i in range(len(nodes))]
@@ -102,11 +108,51 @@ def mem_items(nodes, kind, at, items=MEM_ITEMS, per_session=1000):
     return growth, sessions
 
 
+def five_nodes(nodes, K, idle, subscribe_lone):
+    """The 5-node figures next to the 3-node ones, so that the model takes its per-node
+    slopes from two cluster sizes instead of extrapolating from 3 alone: (a) REGISTER
+    churn at every node at once (the leader's and a follower's CPU per cycle) and
+    SUBSCRIBE churn at every node at once (the cluster's CPU per new topic), (b) one
+    publisher on node 1 with its subscribers spread over the 4 other nodes (the
+    publisher's node per publication forwarded to 4 nodes; a receiving node per event
+    and per delivery). `idle`: a 5-node cluster node's idle cores, subtracted first;
+    `subscribe_lone`: the lone node's CPU per SUBSCRIBE cycle (µs)."""
+    flags = [x.metrics().get("junction_raft_is_leader", 0) for x in nodes]
+    lead = max(range(len(nodes)), key=lambda i: flags[i])
+    log(f"cluster of 5 (leader flags {flags})")
+    every = lambda kind: [["churn", "--url", x.ws, "--kind", kind] for x in nodes]  # noqa: E731
+    ra, ca, _ = run(nodes, "churn-subscribe-all-nodes-5", every("subscribe"))
+    K["cpu_subscribe_per_peer_loaded_5_us"] = round(max(0.0, (1e6 * sum(ca) / ra - subscribe_lone) / 4), 3)
+    K["rate_subscribe_all_nodes_of_5"] = ra
+    rg, cg, _ = run(nodes, "churn-register-all-nodes-5", every("register"))
+    K["cpu_register_leader_loaded_5_us"] = us_per(cg[lead], rg)
+    K["cpu_register_follower_loaded_5_us"] = us_per(statistics.mean(cg[i] for i in range(len(nodes)) if i != lead), rg)
+    K["rate_register_all_nodes_of_5"] = rg
+    after = [x.metrics().get("junction_raft_is_leader", 0) for x in nodes]
+    RAW.append(dict(label="register-5-leader-flags", before=flags, after=after))
+    if after != flags:
+        log(f"  leadership moved during the run: {flags} -> {after}")
+    # subscriber i on node 2 + i mod 4: S = 4 is one per receiving node, S = 40 ten
+    spread = [a for x in nodes[1:] for a in ("--subscriber-url", x.ws)]
+    per_pub = {}
+    for s in (4, 40):
+        r, c, _ = run(nodes, f"pubsub-1x{s}-to-4-nodes", ["pubsub", "--url", nodes[0].ws, *spread,
+                                                          "--publishers", "1", "--subscribers", str(s)])
+        per_pub[s] = [(x - idle) / (r / s) for x in c]  # CPU seconds per publication, each node
+    K["cpu_publish_forward_4_us"] = round(1e6 * statistics.mean([per_pub[4][0], per_pub[40][0]]), 3)
+    # a receiving node: per publication = receive + S/4 x per-delivery, as in the 3-node split
+    rc4, rc40 = (statistics.mean(per_pub[s][1:]) for s in (4, 40))
+    bd = (rc40 - rc4) / 9
+    K["cpu_delivery_remote_5_us"] = round(1e6 * bd, 3)
+    K["cpu_event_receive_5_us"] = round(1e6 * (rc4 - bd), 3)
+
+
 def main():
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     wd = lib.workdir("junction-costs-")
     started = datetime.datetime.now(datetime.timezone.utc)
     K = {}
+    K5 = {}  # the 5-node figures, listed after the 3-node ones
     nodes = []
     global NET, CPU
     NET, CPU = lib.Net(0), lib.Cpu(QUOTA, "junction-costs")
@@ -188,6 +234,7 @@ def main():
             RAW.append(dict(label=f"idle-{n}", node_cores=[c / w.seconds for c in w.cpu], rss=[x.rss() for x in nodes],
                             link_bytes_per_s=[b / w.seconds for b in w.link]))
             if n == 5:
+                five_nodes(nodes, K5, idle[5][0], K["cpu_subscribe_lone_us"])
                 for x in nodes:
                     x.stop()
         # slope over peers: 1 node = 0 peers, 3 = 2, 5 = 4
@@ -254,6 +301,7 @@ def main():
         K["cpu_register_leader_loaded_us"] = us_per(cg[lead], rg)
         K["cpu_register_follower_loaded_us"] = us_per(statistics.mean([cg[i] for i in range(3) if i != lead]), rg)
         K["rate_register_all_nodes_of_3"] = rg
+        K.update(K5)
     finally:
         for x in nodes:
             x.stop()
@@ -283,6 +331,15 @@ def main():
             "churn": "junction-bench churn, 20 clients each one request at a time; one operation = SUBSCRIBE(new topic)+UNSUBSCRIBE or REGISTER+UNREGISTER; "
                      "cluster runs at node 2 (origin/peer/leader/follower split), and *_loaded: the same churn at all 3 nodes at once "
                      "(cluster CPU per operation; per_peer = (that - lone) / 2)",
+            "cluster5": "5-node cluster (after its idle measurement; its idle CPU per node subtracted from the pub/sub figures): "
+                        "*_loaded_5: churn at all 5 nodes at once; REGISTER: CPU per cycle of the Raft leader and the mean of the 4 followers "
+                        "(the model's per-follower slope of the leader = (leader_loaded_5 - leader_loaded) / 2); SUBSCRIBE: "
+                        "per_peer_loaded_5 = (cluster CPU per operation - lone) / 4 (the model's slope per further node = "
+                        "(4 x per_peer_loaded_5 - 2 x per_peer_loaded) / 2); publish_forward_4: "
+                        "1 publisher on node 1, subscribers spread over the other 4 nodes (repeated --subscriber-url, subscriber i on "
+                        "node 2 + i mod 4), 1x4 and 1x40 runs, node 1's CPU per publication (the model's per-remote-node forwarding = "
+                        "(publish_forward_4 - publish_forward) / 3); event_receive_5 and delivery_remote_5: the 4 receiving nodes' mean "
+                        "CPU per publication split as in pubsub_split (1 and 10 subscribers per node)",
             "memory": f"VmRSS growth of each node over {MEM_ITEMS} items held by {MEM_ITEMS // 1000} RawSocket/JSON sessions (minus their session cost); "
                       "retained: 64-byte payload, publisher gone; idle session: junction-bench sessions",
             "links": "link bytes from junction_link_bytes_sent_total (admin /metrics), both directions of a call summed; idle per-peer CPU/RSS: slope over idle 1/3/5-node clusters",

@@ -8,7 +8,8 @@ taskset) so that nodes cannot borrow each other's time. The load generator
 
 Env: SIZES ("1 3 5"), QUOTA (cores per node, 0.1), DELAY_MS (1), DURATION (5),
 WARMUP (1), SUBSCRIBERS (10), INFLIGHT (128), COSTS (bench/results/costs.json),
-TOLERANCE (25).
+TOLERANCE (25). REEVAL=run.jsonl[,run.jsonl...]: no run (no root needed), the measured
+rates of earlier runs against the model with COSTS, one error column per run.
 """
 import datetime
 import json
@@ -34,6 +35,42 @@ SUBS = int(os.environ.get("SUBSCRIBERS", 10))
 INFLIGHT = os.environ.get("INFLIGHT", "128")
 TOL = float(os.environ.get("TOLERANCE", 25))
 COSTS = os.environ.get("COSTS", model.DEFAULT_COSTS)
+def predict(m, n, label):
+    """The model's rate for one round of main's (its shape: where callers, callees,
+    publishers and subscribers are)."""
+    return {"rpc-same": lambda: m.calls(n, cross=0.0), "rpc-cross": lambda: m.calls(n, cross=1.0),
+            "pubsub-same": lambda: m.deliveries(n, s_local=SUBS, k_remote=0),
+            "pubsub-cross": lambda: m.deliveries(n, s_local=0, k_remote=1, s_remote=SUBS),
+            "churn-subscribe": lambda: m.subscribes(n, connect=False), "churn-register": lambda: m.registers(n),
+            "rpc-random (mix)": lambda: m.calls(n)}[label]()["rate"]
+
+
+def reevaluate(paths):
+    """Prints the measured rates of earlier runs (their .jsonl) against the model with
+    COSTS: error % per run and row, and how many rows are within the tolerance."""
+    doc, k = load_costs()
+    m = model.Model(k, cores=QUOTA, util=1.0, subs_per_node=SUBS)
+    runs = []
+    for p in paths:
+        with open(p) as f:
+            runs.append([json.loads(line) for line in f if line.strip()][1:])
+    keys = sorted({(r["n"], r["label"]) for rows in runs for r in rows})
+    print(f"model: bench/model.py, costs {os.path.relpath(COSTS)} (measured {doc.get('measured_at')}), {QUOTA:g} core per node\n")
+    print("| N | workload | " + " | ".join(os.path.basename(p).replace(".jsonl", "") for p in paths) + " |")
+    print("| ---: | --- |" + " ---: |" * len(paths))
+    within = [0] * len(paths)
+    for n, label in keys:
+        pred = predict(m, n, label)
+        cells = []
+        for i, rows in enumerate(runs):
+            got = [r["rate"] for r in rows if (r["n"], r["label"]) == (n, label)]
+            err = 100 * (got[0] - pred) / pred if got else None
+            within[i] += err is not None and abs(err) <= TOL
+            cells.append("" if err is None else f"{err:+.1f}%" + ("" if abs(err) <= TOL else " **no**"))
+        print(f"| {n} | {label} | " + " | ".join(cells) + " |")
+    print("| | within ±%g%% | " % TOL + " | ".join(f"{w} of {len(rows)}" for w, rows in zip(within, runs)) + " |")
+
+
 def run_round(nodes, cpu, label, per_node_args):
     """Starts one junction-bench per node at once, samples every node's CPU inside
     the measured window, sums the rates."""
@@ -79,24 +116,21 @@ def main():
                                       cgroup=cpu.path, secret=secret, wrap=cpu.wrap)
             ws = [x.ws for x in nodes]
             nxt = lambda i: (i + 1) % n  # noqa: E731
-            rounds = [("rpc-same", [["rpc", "--url", ws[i], "--inflight", INFLIGHT] for i in range(n)],
-                       m.calls(n, cross=0.0)["rate"])]
+            rounds = [("rpc-same", [["rpc", "--url", ws[i], "--inflight", INFLIGHT] for i in range(n)])]
             if n > 1:
                 rounds.append(("rpc-cross", [["rpc", "--url", ws[i], "--callee-url", ws[nxt(i)], "--inflight", INFLIGHT]
-                                             for i in range(n)], m.calls(n, cross=1.0)["rate"]))
+                                             for i in range(n)]))
             rounds.append(("pubsub-same", [["pubsub", "--url", ws[i], "--publishers", "1", "--subscribers", str(SUBS)]
-                                           for i in range(n)], m.deliveries(n, s_local=SUBS, k_remote=0)["rate"]))
+                                           for i in range(n)]))
             if n > 1:
                 rounds.append(("pubsub-cross", [["pubsub", "--url", ws[i], "--subscriber-url", ws[nxt(i)], "--publishers", "1",
-                                                 "--subscribers", str(SUBS)] for i in range(n)],
-                               m.deliveries(n, s_local=0, k_remote=1, s_remote=SUBS)["rate"]))
+                                                 "--subscribers", str(SUBS)] for i in range(n)]))
             # route churn, one junction-bench churn (20 clients, one request at a time) per node
-            rounds.append(("churn-subscribe", [["churn", "--url", ws[i], "--kind", "subscribe"] for i in range(n)],
-                           m.subscribes(n, connect=False)["rate"]))
-            rounds.append(("churn-register", [["churn", "--url", ws[i], "--kind", "register"] for i in range(n)],
-                           m.registers(n)["rate"]))
+            rounds.append(("churn-subscribe", [["churn", "--url", ws[i], "--kind", "subscribe"] for i in range(n)]))
+            rounds.append(("churn-register", [["churn", "--url", ws[i], "--kind", "register"] for i in range(n)]))
             got = {}
-            for label, args, pred in rounds:
+            for label, args in rounds:
+                pred = predict(m, n, label)
                 r = run_round(nodes, cpu, label, args)
                 r["predicted"] = round(pred)
                 r["error_pct"] = round(100 * (r["rate"] - pred) / pred, 1)
@@ -115,7 +149,7 @@ def main():
             if n > 1:
                 f = (n - 1) / n
                 mix = 1 / ((1 - f) / got["rpc-same"]["rate"] + f / got["rpc-cross"]["rate"])
-                pred = m.calls(n)["rate"]
+                pred = predict(m, n, "rpc-random (mix)")
                 rows.append(dict(label="rpc-random (mix)", n=n, rate=round(mix), predicted=round(pred),
                                  error_pct=round(100 * (mix - pred) / pred, 1), derived=True))
             for x in nodes:
@@ -176,4 +210,7 @@ if __name__ == "__main__":
     # the namespaces and cgroups (Ctrl-C does already)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(143))
-    main()
+    if os.environ.get("REEVAL"):
+        reevaluate(os.environ["REEVAL"].split(","))
+    else:
+        main()
