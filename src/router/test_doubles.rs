@@ -12,13 +12,15 @@ use tokio::sync::mpsc;
 use crate::ids::NodeId;
 use crate::link::{LinkDown, LinkMsg, Links};
 
-/// Node 1 of a cluster whose readiness, fence and nodes up the test sets (node 1
-/// alone is up unless `up` says otherwise).
+/// Node 1 of a cluster whose readiness, fence, nodes up and node purges the test sets
+/// (node 1 alone is up unless `up` says otherwise).
 #[derive(Default)]
 pub struct FakeCluster {
     pub verdict: Mutex<Option<crate::cluster::NotReady>>,
     pub fenced: AtomicBool,
     pub up: Mutex<Option<Vec<NodeId>>>,
+    /// Where the test sends node purges (made when the router first asks).
+    pub downs: Mutex<Option<tokio::sync::broadcast::Sender<crate::cluster::NodeDownEvent>>>,
 }
 
 impl crate::cluster::Replicate for FakeCluster {
@@ -39,7 +41,7 @@ impl crate::cluster::Replicate for FakeCluster {
         self.up.lock().unwrap().clone().unwrap_or_else(|| vec![NodeId(1)])
     }
     fn node_down_events(&self) -> tokio::sync::broadcast::Receiver<crate::cluster::NodeDownEvent> {
-        tokio::sync::broadcast::channel(1).1
+        self.downs.lock().unwrap().get_or_insert_with(|| tokio::sync::broadcast::channel(16).0).subscribe()
     }
     fn retire(&self) -> crate::cluster::replicate::Pending<'_, ()> {
         Box::pin(async {})

@@ -429,3 +429,54 @@ async fn interest_reaches_a_node_that_had_the_whole_interest_before_the_cluster_
     assert_eq!(told, ("com.example.u".to_owned(), true));
     assert!(sent.try_recv().is_err(), "nothing sent twice");
 }
+
+/// The node the next whole interest goes to (within 5 s).
+async fn next_resync(sent: &mut Sent) -> Option<NodeId> {
+    let next = async {
+        loop {
+            if let (to, crate::link::LinkMsg::InterestSync { .. }) = sent.recv().await.expect("links open") {
+                return to;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), next).await.ok()
+}
+
+#[tokio::test]
+async fn a_purged_node_sends_its_whole_interest_again_to_every_node_it_went_to() {
+    use super::test_doubles::{FakeCluster, RecordingLinks};
+    use crate::link::LinkHandler;
+    // node 3's link is up and it was sent the whole interest, but the replicated
+    // state counts only node 2 up
+    let fake = Arc::new(FakeCluster::default());
+    *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2)]);
+    let replica = super::replica::Replica::new(Arc::default(), fake.clone());
+    let router = Router::with_replica(Config::default(), NodeId(1), replica);
+    let (links, mut sent) = RecordingLinks::new(&[NodeId(2), NodeId(3)]);
+    router.set_links(links.clone());
+    let _c = Client::join(&router, Serializer::Json).await;
+    router.link_up(NodeId(2));
+    router.link_up(NodeId(3));
+    while sent.try_recv().is_ok() {}
+    tokio::spawn(super::purge::watch(router.clone()));
+    tokio::spawn(super::interest::keep_synced(Arc::downgrade(&router)));
+    // this node (incarnation 1) is purged: the others dropped its interest
+    let downs = loop {
+        if let Some(tx) = fake.downs.lock().unwrap().clone() {
+            break tx;
+        }
+        tokio::task::yield_now().await;
+    };
+    let purge = crate::cluster::NodeDownEvent {
+        node: 1,
+        incarnation: 1,
+        log_index: 9,
+        testaments: Vec::new(),
+        publisher: 2,
+    };
+    downs.send(purge).expect("the router follows purges");
+    assert_eq!(next_resync(&mut sent).await, Some(NodeId(2)), "node 2, up, gets it whole again");
+    // node 3 too, once the cluster counts it up
+    *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2), NodeId(3)]);
+    assert_eq!(next_resync(&mut sent).await, Some(NodeId(3)));
+}
