@@ -15,7 +15,7 @@ mkdir -p target/bench
 [ -x target/pyenv/bin/python ] || { python3 -m venv target/pyenv; target/pyenv/bin/pip install -q -r tests/python/requirements.txt; }
 # shellcheck source=bench/nodes.sh
 . bench/nodes.sh
-cluster3 n '[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'
+cluster3 n "$NODE"
 WS=("" "$WS_n1" "$WS_n2" "$WS_n3")
 ALL="--router-pid $PID_n1 --router-pid $PID_n2 --router-pid $PID_n3"
 run() { target/release/junction-bench "$@" --serializer "$SER" --duration "$DURATION" --warmup "$WARMUP" $ALL --quiet | grep '^RESULT' | sed 's/^RESULT //' | tee -a "$OUT"; }

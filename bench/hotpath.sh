@@ -59,7 +59,6 @@ LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 # --- routers: per binary a lone node and a 3-node cluster; one raw relay ------------
 # shellcheck source=bench/nodes.sh
 . bench/nodes.sh
-NODE='[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'
 for b in "${BINS[@]}"; do
   if [ "$b" = base ]; then JUNCTION_BIN=$BASE_BIN; else JUNCTION_BIN=target/release/junction; fi
   export JUNCTION_BIN

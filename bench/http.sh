@@ -19,7 +19,6 @@ mkdir -p target/bench
 # shellcheck source=bench/nodes.sh
 . bench/nodes.sh
 BRIDGE='[bridge]\nlisten = "127.0.0.1:%s"\nanonymous_role = "anonymous"\nrate = 1000000000.0\nburst = 1000000000\n'
-NODE='[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'
 LONE_HTTP=$(free_port)
 { printf "$NODE"; printf "$BRIDGE" "$LONE_HTTP"; } > "$DIR/lone.toml"
 start lone "$DIR/lone.toml"

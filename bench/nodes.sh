@@ -7,6 +7,9 @@
 # (a 3-node cluster on loopback, node 1 bootstrapping, in memory: nodes PREFIX1 to
 # PREFIX3, each config BASE (printf text) then its [cluster] section, the lines EXTRA
 # in node 1's only). JUNCTION_BIN overrides the binary (default target/release/junction).
+# NODE: the client side of a benchmark node's config (printf text): WebSocket on a
+# free loopback port, no RawSocket, no admin endpoint.
+NODE='[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'
 DIR=$(mktemp -d)
 PIDS=()
 cleanup() {

@@ -16,7 +16,6 @@ mkdir -p target/bench
 [ -n "${NO_BUILD:-}" ] || cargo build --release --bin junction --bin junction-bench
 # shellcheck source=bench/nodes.sh
 . bench/nodes.sh
-NODE='[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n'
 printf "$NODE" > "$DIR/lone.toml"
 JUNCTION_BIN=$BASE_BIN start base "$DIR/lone.toml"
 JUNCTION_BIN=target/release/junction start new "$DIR/lone.toml"

@@ -40,7 +40,7 @@ START_TRIES=300
 . bench/nodes.sh
 # Every session comes from 127.0.0.x: lift the per-address failed-authentication
 # budget (handshakes in progress count against it) for the benchmark's nodes only.
-BASE='[websocket]\nlisten = "127.0.0.1:0"\n[rawsocket]\nlisten = ""\n[admin]\nlisten = ""\n[limits]\nauth_failures_per_ip = 0\n'
+BASE="$NODE"'[limits]\nauth_failures_per_ip = 0\n'
 # the cluster's nodes serve /metrics on loopback (read after the runs)
 CBASE=${BASE/'listen = ""\n[limits]'/'listen = "127.0.0.1:0"\n[limits]'}
 printf "$BASE" > "$DIR/lone.toml"
