@@ -268,7 +268,9 @@ async def test_a_follower_resuming_from_a_pause_does_not_depose_the_leader(clust
     """SIGSTOP a follower past its lease, SIGCONT it: the cluster declares it down
     meanwhile, and when it resumes it rejoins under the same leader and term (it
     must not start an election of its own on waking, which would depose a healthy
-    leader and leave the cluster without one for an election or two)."""
+    leader and leave the cluster without one for an election or two). Killed then,
+    the leader declares it down again although it is the incarnation it declared
+    down before."""
     import os
     import signal
 
@@ -287,3 +289,12 @@ async def test_a_follower_resuming_from_a_pause_does_not_depose_the_leader(clust
     assert (after.leader, after.term) == (lead.leader, lead.term), (
         f"leader/term before the pause {lead.leader}/{lead.term}, after {after.leader}/{after.term}; "
         f"logs:\n{cluster.logs()}")
+    # the leader did declare it down meanwhile (it came back with the same incarnation)
+    with open(cluster[lead.leader].log_path, errors="replace") as f:
+        declared = sum("declaring it down" in ln and f"node={follower}" in ln for ln in f)
+    assert declared >= 1, f"the leader never declared the paused node {follower} down; logs:\n{cluster.logs()}"
+    # killed now, the same leader declares it down again
+    cluster[follower].sigkill()
+    await cluster.wait_status(lead.leader, lambda s: not s.members[follower].up, 10,
+                              f"node {follower}, back from its pause and then killed, declared down again by "
+                              f"the leader {lead.leader} that declared it down during the pause")
