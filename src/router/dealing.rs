@@ -94,6 +94,15 @@ impl Registry for View<'_> {
             && self.0.session(session).is_some_and(|s| s.awaits_registration(registration))
     }
 
+    fn lists_callee(&self, realm: &str, registration: RegistrationId, callee: SessionId) -> bool {
+        let node = self.0.node;
+        self.0.replica.read(|t| {
+            t.realm(realm)
+                .and_then(|r| r.registrations.get(registration))
+                .is_some_and(|reg| reg.callees.iter().any(|c| c.session == callee && c.node == node))
+        })
+    }
+
     fn fenced(&self) -> bool {
         self.0.fenced()
     }

@@ -28,6 +28,9 @@ pub trait Registry {
     /// True while `session` has a REGISTER committed or in flight but was not told
     /// REGISTERED for `registration`: its INVOCATIONs must wait.
     fn awaits_registration(&self, session: SessionId, registration: RegistrationId) -> bool;
+    /// True while this node's table lists `callee` (a session here) among the
+    /// callees of `registration` in `realm`.
+    fn lists_callee(&self, realm: &str, registration: RegistrationId, callee: SessionId) -> bool;
     /// True while this node is fenced (cut off from the cluster's quorum, or not yet
     /// caught up after): it starts no invocation.
     fn fenced(&self) -> bool {

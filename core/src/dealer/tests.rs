@@ -25,6 +25,8 @@ struct Table {
     registration: Option<Registration>,
     down: HashSet<NodeId>,
     awaiting: HashSet<SessionId>,
+    /// Callees this node's table does not list (yet, or any more).
+    unlisted: HashSet<SessionId>,
     turn: Cell<usize>,
 }
 
@@ -52,6 +54,13 @@ impl Registry for Table {
     }
     fn awaits_registration(&self, session: SessionId, _registration: RegistrationId) -> bool {
         self.awaiting.contains(&session)
+    }
+    fn lists_callee(&self, _realm: &str, registration: RegistrationId, callee: SessionId) -> bool {
+        !self.unlisted.contains(&callee)
+            && self
+                .registration
+                .as_ref()
+                .is_some_and(|r| r.id == registration && r.callees.iter().any(|c| c.session == callee))
     }
 }
 
@@ -102,6 +111,7 @@ impl Net {
             registration: Some(registration),
             down: HashSet::new(),
             awaiting: HashSet::new(),
+            unlisted: HashSet::new(),
             turn: Cell::new(0),
         };
         Net {
@@ -657,4 +667,45 @@ fn fencing_a_lost_node_found_gone_answers_its_calls_at_once() {
     assert!(matches!(got.as_slice(), [Message::Error(e)] if e.error == errors::CANCELED));
     net.tick(N1, 2000);
     assert!(net.take(N1, CALLER).is_empty(), "answered once");
+}
+
+#[test]
+fn a_node_starts_no_link_invocation_for_a_callee_its_table_no_longer_lists() {
+    // node 2 reads the invocation only after the cluster purged its callees (it was
+    // paused or cut off past its lease, and applied its own purge on resuming): node 1
+    // answered the caller when it applied the purge, so node 2 must not start it
+    let mut net = Net::new(InvokePolicy::Single, &[(N2, B, true)]);
+    net.pause(N2);
+    let call = net.call(1, Dict::new(), 0);
+    if let Some(r) = net.table.registration.as_mut() {
+        r.callees.clear();
+    }
+    let now = net.at(2000);
+    let out = net.nodes[0].handle_node_lost(N2, now);
+    net.run(N1, out);
+    let told = net.take(N1, CALLER);
+    assert_eq!(told.iter().filter_map(error_uri).collect::<Vec<_>>(), vec![errors::CANCELED]);
+    net.resume(2100);
+    assert!(net.take(N2, B).is_empty(), "the callee got an invocation whose caller was answered");
+    assert!(!net.nodes[1].is_serving());
+    assert_eq!(net.ended.iter().filter(|(c, _)| *c == call).count(), 1);
+}
+
+#[test]
+fn a_link_invocation_for_a_registration_still_being_told_is_held_not_refused() {
+    // node 1 applied the REGISTER before node 2 did: the callee awaits REGISTERED
+    let mut net = Net::new(InvokePolicy::Single, &[(N2, B, true)]);
+    net.table.awaiting.insert(B);
+    net.table.unlisted.insert(B);
+    net.call(1, Dict::new(), 0);
+    assert!(net.take(N2, B).is_empty(), "held until REGISTERED");
+    assert!(net.take(N1, CALLER).is_empty(), "not refused");
+    net.table.awaiting.clear();
+    net.table.unlisted.clear();
+    let now = net.at(5);
+    let out = net.nodes[1].handle_register_done(B, Some(REG), &net.table, now);
+    net.run(N2, out);
+    let inv = net.invocation(N2, B);
+    net.yield_(N2, B, inv, false, 6);
+    assert!(is_result(&net.take(N1, CALLER)[0], false));
 }
