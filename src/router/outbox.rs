@@ -32,6 +32,8 @@ struct Shared {
     queued_bytes: AtomicUsize,
     max_bytes: usize,
     overflowed: AtomicBool,
+    /// Set once the router said GOODBYE on its own initiative: nothing may follow it.
+    sealed: AtomicBool,
     /// Set when the router kills the session (meta API): GOODBYE reason and message.
     killed: std::sync::Mutex<Option<(String, String)>>,
     wake: Notify,
@@ -66,6 +68,7 @@ pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
         queued_bytes: AtomicUsize::new(0),
         max_bytes,
         overflowed: AtomicBool::new(false),
+        sealed: AtomicBool::new(false),
         killed: std::sync::Mutex::new(None),
         wake: Notify::new(),
     });
@@ -77,6 +80,9 @@ impl Outbox {
     pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
         if self.shared.overflowed.load(Ordering::Relaxed) {
             return Err(PushError::Overflow);
+        }
+        if self.shared.sealed.load(Ordering::Acquire) {
+            return Err(PushError::Closed);
         }
         let len = frame.len();
         let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
@@ -99,6 +105,13 @@ impl Outbox {
                 }
             }
         }
+    }
+
+    /// Refuses every frame from now on (as if the connection were gone): the router
+    /// just queued its GOODBYE, and a client that heard GOODBYE takes any later
+    /// INVOCATION or EVENT for a protocol violation.
+    pub fn seal(&self) {
+        self.shared.sealed.store(true, Ordering::Release);
     }
 
     /// Asks the connection task to end the session with GOODBYE `reason`.
@@ -189,6 +202,17 @@ mod tests {
         rx.recv_many(&mut batch, 10).await;
         assert_eq!(tx.push(Bytes::from(vec![0u8; 6])), Ok(()), "bytes are released once sent");
         assert_eq!(tx.push(Bytes::from(vec![0u8; 6])), Err(PushError::Overflow));
+    }
+
+    #[tokio::test]
+    async fn nothing_is_queued_after_the_seal() {
+        let (tx, mut rx) = outbox(8, 1 << 20);
+        assert_eq!(tx.push(Bytes::from_static(b"goodbye")), Ok(()));
+        tx.seal();
+        assert_eq!(tx.push(Bytes::from_static(b"event")), Err(PushError::Closed));
+        let mut batch = Vec::new();
+        rx.drain_now(&mut batch);
+        assert_eq!(batch, vec![Bytes::from_static(b"goodbye")]);
     }
 
     #[test]

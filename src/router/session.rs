@@ -379,14 +379,19 @@ impl Session {
         if self.phase != Phase::Established {
             return false;
         }
+        self.stop_routing_to();
         self.send(&goodbye(reason));
+        self.outbox.seal();
         self.phase = Phase::Closing;
         true
     }
 
     /// Ends the session on the router's initiative (meta API kill): GOODBYE with
-    /// `reason`, then the session leaves without waiting for the reply.
+    /// `reason`, then the session leaves without waiting for the reply. No new
+    /// invocation is routed to it from before the GOODBYE on, and nothing is sent
+    /// after it.
     pub async fn kick(&mut self, reason: &str, message: &str) {
+        self.stop_routing_to();
         if self.phase == Phase::Established {
             let mut bye = goodbye(reason);
             if let Message::Goodbye(g) = &mut bye
@@ -395,18 +400,34 @@ impl Session {
                 g.details.insert("message".into(), message.into());
             }
             self.send(&bye);
+            self.outbox.seal();
         }
         self.leave().await;
+    }
+
+    /// The joined session, if any, starts leaving: the dealer sends it no new
+    /// invocation (another callee gets the call), even while its cleanup commits.
+    fn stop_routing_to(&self) {
+        let Some((_, me)) = &self.joined else { return };
+        if me.has_left() {
+            return;
+        }
+        me.mark_left();
+        let id = me.id;
+        self.router.deal(|d, _, _| {
+            d.session_leaving(id);
+            crate::dealer::Actions::new()
+        });
     }
 
     /// Ends the joined session, if any: removes it from its realm and the routing
     /// table, and answers every call it was serving.
     pub async fn leave(&mut self) {
+        self.stop_routing_to();
         self.phase = Phase::AwaitingHello;
         self.seat = None;
         let Some((realm, me)) = self.joined.take() else { return };
         self.gauge = None;
-        me.mark_left();
         let (subs, regs) = me.take_routes();
         pubsub::leave(&self.router, &realm, &me, &subs);
         if !regs.is_empty() || me.has_testaments() {

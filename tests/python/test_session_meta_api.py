@@ -16,9 +16,11 @@
 #   the default is 'wamp.close.normal');
 # - kill_by_authid returns the list of killed session ids (spec: a count).
 import asyncio
+import collections
 
 import pytest
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import RegisterOptions
 
 import wampraw
 from autobahn_helpers import call, leave, subscribe_log
@@ -212,6 +214,63 @@ async def test_kill_goodbye_on_the_wire(wamp, combo):
     assert bye[0] == wampraw.GOODBYE, bye
     assert bye[2] == "com.example.out", bye
     assert isinstance(bye[1], dict) and bye[1].get("message") == "gone", bye
+
+
+async def test_a_killed_callee_hears_nothing_after_goodbye_and_calls_go_on_to_the_other_callee(
+        start_router, wamp, combo):
+    """A callee killed while calls stream in gets no INVOCATION (nor anything else)
+    after its GOODBYE — a client that heard GOODBYE takes one for a protocol
+    violation — and every call is answered: by the other callee of the shared
+    registration, or with wamp.error.canceled for an invocation it held."""
+    r = start_router()
+    proc = "com.example.killed_callee"
+    victim = await raw_on(wamp, router=r, combo=combo)
+    reg = await victim.request([wampraw.REGISTER, victim.request_id(), {"invoke": "roundrobin"}, proc])
+    assert reg[0] == wampraw.REGISTERED, reg
+    other = await wamp.session(router=r, combo=other_combo(combo))
+    await other.register(lambda n: ["other", n], proc, options=RegisterOptions(invoke="roundrobin"))
+    caller = await wamp.session(router=r, combo=other_combo(combo))
+    killer = await wamp.session(router=r)
+    heard = []
+
+    async def serve():
+        while True:
+            try:
+                m = await victim.recv(10)
+            except wampraw.ConnectionClosed:
+                return
+            heard.append(m)
+            if m[0] == wampraw.INVOCATION:
+                try:
+                    await victim.send([wampraw.YIELD, m[1], {}, [["victim", m[4][0]]]])
+                except Exception:  # noqa: BLE001 - the router closed the transport meanwhile:
+                    pass  # what it sent before is still read
+
+    server = asyncio.ensure_future(serve())
+    killed = asyncio.Event()
+
+    async def calls(n0):
+        out = []
+        for n in range(n0, n0 + 100):
+            if n == 50:
+                killed.set()
+            try:
+                out.append((await asyncio.wait_for(caller.call(proc, n), 5))[0])
+            except ApplicationError as e:
+                out.append(e.error)
+        return out
+
+    streams = [asyncio.ensure_future(calls(k * 100)) for k in range(8)]
+    await killed.wait()
+    await call(killer, "wamp.session.kill", victim.session_id)
+    answers = [a for s in await asyncio.gather(*streams) for a in s]
+    await asyncio.wait_for(server, 10)
+    kinds = [m[0] for m in heard]
+    assert wampraw.GOODBYE in kinds, kinds[-5:]
+    after = heard[kinds.index(wampraw.GOODBYE) + 1:]
+    assert not after, f"the killed callee heard {len(after)} message(s) after GOODBYE: {after[:3]}"
+    assert set(answers) <= {"victim", "other", "wamp.error.canceled"}, set(answers)
+    assert answers.count("other") >= 400, collections.Counter(answers)
 
 
 async def test_kill_unknown_session(wamp, combo):

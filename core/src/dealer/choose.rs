@@ -52,17 +52,18 @@ pub struct Choice {
 }
 
 /// Picks a callee of `reg` by its invoke policy among those not in `tried` and
-/// reachable. When no callee is reachable on a first try, the unreachable ones are
-/// candidates still (the link may be back; its failure is answered then).
+/// available (its node reachable, the callee not leaving). When no callee is
+/// available on a first try, the others are candidates still (the link may be
+/// back; a failure is answered then).
 pub fn choose(
     reg: &Registration,
     tried: &[(NodeId, SessionId)],
-    reachable: impl Fn(NodeId) -> bool,
+    available: impl Fn(&Callee) -> bool,
     turn: impl FnOnce() -> usize,
     random: u64,
 ) -> Result<Choice, Refusal> {
     let untried = |c: &&Callee| !tried.contains(&(c.node, c.session));
-    let up: Vec<&Callee> = reg.callees.iter().filter(untried).filter(|c| reachable(c.node)).collect();
+    let up: Vec<&Callee> = reg.callees.iter().filter(untried).filter(|c| available(c)).collect();
     let candidates = if up.is_empty() && tried.is_empty() { reg.callees.iter().collect() } else { up };
     if candidates.is_empty() {
         return Err(if tried.is_empty() { Refusal::NoSuchProcedure } else { Refusal::NoAvailableCallee });
@@ -93,7 +94,7 @@ mod tests {
     #[test]
     fn first_policy_skips_a_callee_on_an_unreachable_node() {
         let r = reg(InvokePolicy::First, &[(2, 20), (1, 10)]);
-        let c = choose(&r, &[], |n| n != NodeId(2), || 0, 0).unwrap();
+        let c = choose(&r, &[], |c| c.node != NodeId(2), || 0, 0).unwrap();
         assert_eq!(c.callee.session, SessionId(10));
         assert_eq!(c.callees, 2);
     }

@@ -42,6 +42,9 @@ pub(super) struct SessionEntry {
     pub last_invocation: u64,
     /// Calls it made that are in flight.
     pub calls: usize,
+    /// The session is leaving (its GOODBYE said or sent, its cleanup under way): it
+    /// gets no new invocation.
+    pub leaving: bool,
 }
 
 /// Who made a call.

@@ -217,11 +217,13 @@ impl Dealer {
         }
         let random = self.random();
         let mut picked = None;
+        let me = self.node;
+        let this = &*self;
         registry.registration(&r.realm, &r.procedure, r.exact_only, &mut |reg| {
             picked = Some(choose(
                 reg,
                 &r.tried,
-                |n| registry.reachable(n),
+                |c| registry.reachable(c.node) && !(c.node == me && this.is_leaving(c.session)),
                 || registry.next_turn(&r.realm, reg.id),
                 random,
             ));
@@ -380,8 +382,11 @@ impl Dealer {
             out.push(Action::Send(callee, Message::Invocation(inv)));
             return out;
         }
-        let features =
-            self.sessions.get(&m.callee).filter(|s| *s.peer.realm == *m.realm).map(|s| s.peer.features);
+        let features = self
+            .sessions
+            .get(&m.callee)
+            .filter(|s| *s.peer.realm == *m.realm && !s.leaving)
+            .map(|s| s.peer.features);
         // The other node chose the callee from its own table. If this node's table
         // does not list it (and its REGISTER is not in flight here, see `invoke_local`),
         // the callee unregistered or this node was purged — cut off or paused past

@@ -105,7 +105,21 @@ impl Dealer {
 
     /// A session joined on this node: it may now call and be invoked.
     pub fn session_joined(&mut self, session: SessionId, peer: Peer) {
-        self.sessions.insert(session, SessionEntry { peer, last_invocation: 0, calls: 0 });
+        self.sessions.insert(session, SessionEntry { peer, last_invocation: 0, calls: 0, leaving: false });
+    }
+
+    /// A local session started leaving: from now on it gets no new invocation (a
+    /// call goes to another callee, or is answered `wamp.error.canceled`), while
+    /// what it serves already is answered when it has left ([`Dealer::session_left`]).
+    pub fn session_leaving(&mut self, session: SessionId) {
+        if let Some(entry) = self.sessions.get_mut(&session) {
+            entry.leaving = true;
+        }
+    }
+
+    /// True while `session` is a local session that started leaving.
+    pub(super) fn is_leaving(&self, session: SessionId) -> bool {
+        self.sessions.get(&session).is_some_and(|s| s.leaving)
     }
 
     /// True when `session` has a call in flight under `request`.
@@ -164,7 +178,7 @@ impl Dealer {
 
     /// Issues the next INVOCATION request id of a local callee.
     pub(super) fn next_invocation(&mut self, callee: SessionId) -> Option<RequestId> {
-        let entry = self.sessions.get_mut(&callee)?;
+        let entry = self.sessions.get_mut(&callee).filter(|s| !s.leaving)?;
         entry.last_invocation = if entry.last_invocation >= MAX_ID { 1 } else { entry.last_invocation + 1 };
         Some(RequestId(entry.last_invocation))
     }

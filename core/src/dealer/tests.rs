@@ -709,3 +709,25 @@ fn a_link_invocation_for_a_registration_still_being_told_is_held_not_refused() {
     net.yield_(N2, B, inv, false, 6);
     assert!(is_result(&net.take(N1, CALLER)[0], false));
 }
+
+#[test]
+fn a_leaving_callee_gets_no_new_invocation_and_the_next_callee_serves() {
+    // A is leaving (GOODBYE said or sent, its cleanup committing): a call goes to B
+    let mut net = Net::new(InvokePolicy::First, &[(N1, A, true), (N2, B, true)]);
+    net.nodes[0].session_leaving(A);
+    net.call(1, Dict::new(), 0);
+    assert!(net.take(N1, A).is_empty(), "an INVOCATION went to a leaving callee");
+    let inv = net.invocation(N2, B);
+    net.yield_(N2, B, inv, false, 1);
+    assert!(is_result(&net.take(N1, CALLER)[0], false));
+}
+
+#[test]
+fn a_leaving_callee_on_another_node_gets_no_invocation_and_the_call_is_answered() {
+    let mut net = Net::new(InvokePolicy::Single, &[(N2, B, true)]);
+    net.nodes[1].session_leaving(B);
+    net.call(1, Dict::new(), 0);
+    assert!(net.take(N2, B).is_empty(), "an INVOCATION went to a leaving callee");
+    let told = net.take(N1, CALLER);
+    assert_eq!(told.iter().filter_map(error_uri).collect::<Vec<_>>(), vec![errors::CANCELED]);
+}
