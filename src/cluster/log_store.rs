@@ -11,6 +11,13 @@
 //! Entries are stored MessagePack-encoded under their index. The calls are
 //! synchronous redb transactions made from openraft's storage task; they are short
 //! (one fsync per batch of appended entries on disk, none in memory).
+//!
+//! The committed index is advisory (it only spares re-applying entries after a
+//! restart), so it costs no transaction of its own: it is written with the next
+//! append or purge. In memory nothing is durable anyway, so appends commit with
+//! `Durability::None` (cheaper: no checksums or header update). Purges after each
+//! snapshot free the pages, so the memory stays about a snapshot interval of entries
+//! (`in_memory_the_log_holds_about_one_purge_interval_of_pages`).
 
 // openraft's StorageError is large by design; these helpers return it as the traits do.
 #![allow(clippy::result_large_err)]
@@ -18,8 +25,8 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError, Vote};
@@ -42,6 +49,10 @@ pub struct LogStore {
     db: Arc<Database>,
     /// Last committed index as told by openraft (-1 for none), for status.
     committed: Arc<AtomicI64>,
+    /// The committed log id openraft saved last, until a write takes it to the store.
+    unsaved_committed: Arc<Mutex<Option<Option<LogId>>>>,
+    /// In redb's in-memory backend (nothing to make durable).
+    memory: bool,
 }
 
 /// The Raft log cannot be opened or written.
@@ -91,7 +102,7 @@ impl LogStore {
         let path = dir.join("raft.redb");
         let db = Database::create(&path)
             .map_err(|e| LogStoreError::Open { path: path.clone(), reason: e.to_string() })?;
-        LogStore::with_db(db)
+        LogStore::with_db(db, false)
     }
 
     /// A store in memory (redb's in-memory backend).
@@ -99,10 +110,10 @@ impl LogStore {
         let db = redb::Builder::new()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| LogStoreError::InMemory(e.to_string()))?;
-        LogStore::with_db(db)
+        LogStore::with_db(db, true)
     }
 
-    fn with_db(db: Database) -> Result<LogStore, LogStoreError> {
+    fn with_db(db: Database, memory: bool) -> Result<LogStore, LogStoreError> {
         let tables = |e: redb::Error| LogStoreError::Tables(e.to_string());
         let txn = db.begin_write().map_err(|e| tables(e.into()))?;
         {
@@ -110,7 +121,12 @@ impl LogStore {
             txn.open_table(META).map_err(|e| tables(e.into()))?;
         }
         txn.commit().map_err(|e| tables(e.into()))?;
-        let store = LogStore { db: Arc::new(db), committed: Arc::new(AtomicI64::new(-1)) };
+        let store = LogStore {
+            db: Arc::new(db),
+            committed: Arc::new(AtomicI64::new(-1)),
+            unsaved_committed: Arc::new(Mutex::new(None)),
+            memory,
+        };
         if let Ok(Some(Some(c))) = store.get_meta::<Option<LogId>>(KEY_COMMITTED) {
             store.committed.store(c.index as i64, Ordering::Relaxed);
         }
@@ -127,7 +143,7 @@ impl LogStore {
     /// Marks this store as started empty and not joined yet (durably): a node
     /// refused for an empty log stays refused after it received entries meanwhile.
     pub fn set_unjoined(&self, unjoined: bool) -> Result<(), LogStoreError> {
-        self.put_meta(KEY_UNJOINED, &unjoined, true)
+        self.put_meta(KEY_UNJOINED, &unjoined)
     }
 
     /// The last committed index known to this node (-1 for none).
@@ -144,24 +160,52 @@ impl LogStore {
         }
     }
 
-    /// Writes one meta value; `durable = false` skips the fsync (the value is
-    /// persisted with the next durable commit).
-    fn put_meta<T: serde::Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        durable: bool,
-    ) -> Result<(), LogStoreError> {
+    /// Writes one meta value durably, with the committed log id if one is unsaved.
+    fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), LogStoreError> {
         let bytes = encode("raft meta", value)?;
-        let mut txn = self.db.begin_write().map_err(write_failed)?;
-        if !durable {
-            txn.set_durability(redb::Durability::None).map_err(write_failed)?;
-        }
+        let txn = self.db.begin_write().map_err(write_failed)?;
         {
             let mut table = txn.open_table(META).map_err(write_failed)?;
             table.insert(key, bytes.as_slice()).map_err(write_failed)?;
+            self.save_unsaved_committed(&mut table)?;
         }
         txn.commit().map_err(write_failed)
+    }
+
+    /// Writes the committed log id openraft saved last, if a write has not yet.
+    fn save_unsaved_committed(&self, meta: &mut redb::Table<&str, &[u8]>) -> Result<(), LogStoreError> {
+        let unsaved = self.unsaved_committed.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(committed) = unsaved {
+            let bytes = encode("raft meta", &committed)?;
+            meta.insert(KEY_COMMITTED, bytes.as_slice()).map_err(write_failed)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `entries` (and the committed log id, if unsaved) in one transaction.
+    fn append_entries(&self, entries: impl IntoIterator<Item = Entry>) -> Result<(), LogStoreError> {
+        let mut txn = self.db.begin_write().map_err(write_failed)?;
+        if self.memory {
+            txn.set_durability(redb::Durability::None).map_err(write_failed)?;
+        }
+        {
+            let mut table = txn.open_table(LOGS).map_err(write_failed)?;
+            for e in entries {
+                let bytes = encode("raft log entry", &e)?;
+                table.insert(e.log_id.index, bytes.as_slice()).map_err(write_failed)?;
+            }
+            self.save_unsaved_committed(&mut txn.open_table(META).map_err(write_failed)?)?;
+        }
+        txn.commit().map_err(write_failed)
+    }
+
+    /// Pages the database holds (for the test of its bound in memory).
+    #[cfg(test)]
+    fn allocated_pages(&self) -> u64 {
+        let txn = self.db.begin_write().expect("write transaction");
+        let pages = txn.stats().expect("stats").allocated_pages();
+        txn.abort().expect("abort");
+        pages
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
@@ -218,7 +262,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<RaftNodeId>) -> Result<(), StorageError> {
-        self.put_meta(KEY_VOTE, vote, true).map_err(vote_err)
+        self.put_meta(KEY_VOTE, vote).map_err(vote_err)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<RaftNodeId>>, StorageError> {
@@ -229,11 +273,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if let Some(c) = &committed {
             self.committed.store(c.index as i64, Ordering::Relaxed);
         }
-        // Advisory (it only saves re-applying entries after a restart): no fsync.
-        self.put_meta(KEY_COMMITTED, &committed, false).map_err(write_err)
+        // Advisory: written with the next append, purge or vote (see the module doc).
+        *self.unsaved_committed.lock().unwrap_or_else(|e| e.into_inner()) = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        if let Some(unsaved) = *self.unsaved_committed.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(unsaved);
+        }
         Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
@@ -242,17 +290,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let result = (|| -> Result<(), LogStoreError> {
-            let txn = self.db.begin_write().map_err(write_failed)?;
-            {
-                let mut table = txn.open_table(LOGS).map_err(write_failed)?;
-                for e in entries {
-                    let bytes = encode("raft log entry", &e)?;
-                    table.insert(e.log_id.index, bytes.as_slice()).map_err(write_failed)?;
-                }
-            }
-            txn.commit().map_err(write_failed)
-        })();
+        let result = self.append_entries(entries);
         match result {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
@@ -270,7 +308,69 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.put_meta(KEY_PURGED, &log_id, true).map_err(write_err)?;
+        self.put_meta(KEY_PURGED, &log_id).map_err(write_err)?;
         self.remove_range((Bound::Unbounded, Bound::Included(log_id.index)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    fn blank(index: u64) -> Entry {
+        Entry { log_id: log_id(index), payload: EntryPayload::Blank }
+    }
+
+    fn log_id(index: u64) -> LogId {
+        openraft::LogId::new(CommittedLeaderId::new(1, 1), index)
+    }
+
+    #[tokio::test]
+    async fn the_committed_index_is_written_with_the_next_append_and_survives_a_restart() {
+        let dir = std::env::temp_dir().join(format!("junction-committed-{}", crate::ids::random_id()));
+        {
+            let mut log = LogStore::open(&dir).expect("log");
+            log.append_entries((1..=3).map(blank)).expect("append");
+            log.save_committed(Some(log_id(2))).await.expect("save");
+            // read back before any write took it to the store
+            assert_eq!(log.read_committed().await.expect("read"), Some(log_id(2)));
+            log.append_entries([blank(4)]).expect("append");
+        }
+        let mut log = LogStore::open(&dir).expect("log reopens");
+        assert_eq!(log.read_committed().await.expect("read"), Some(log_id(2)));
+        assert_eq!(log.committed_index().load(Ordering::Relaxed), 2);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[tokio::test]
+    async fn in_memory_the_log_holds_about_one_purge_interval_of_pages() {
+        let mut log = LogStore::in_memory().expect("log");
+        let payload = |i: u64| Entry {
+            log_id: log_id(i),
+            payload: EntryPayload::Normal(super::super::types::Request::Announce {
+                node: i,
+                addr: "x".repeat(200),
+                incarnation: i,
+            }),
+        };
+        let mut after_first_round = 0;
+        for round in 0..20u64 {
+            for i in 0..1000 {
+                let index = round * 1000 + i + 1;
+                log.append_entries([payload(index)]).expect("append");
+                log.save_committed(Some(log_id(index))).await.expect("save");
+            }
+            log.purge(log_id(round * 1000 + 900)).await.expect("purge");
+            if round == 0 {
+                after_first_round = log.allocated_pages();
+            }
+        }
+        let pages = log.allocated_pages();
+        assert!(
+            pages <= after_first_round * 2,
+            "{pages} pages after 20 rounds, {after_first_round} after one"
+        );
     }
 }
