@@ -15,6 +15,7 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{Notify, oneshot};
 
 use super::Router;
+use super::outbox::TooLate;
 use super::rpc::Violation;
 use crate::dealer::{self, Action, Actions, Dealer, Registration, Registry, Reply};
 use crate::ids::{CallId, IdSequence, NodeId, RegistrationId, SessionId};
@@ -161,6 +162,18 @@ impl Router {
                     if let Some(s) = self.session(to) {
                         s.send(&msg).ok();
                     }
+                }
+                Action::SendBy { session, message, by } => {
+                    let Some(s) = self.session(session) else { continue };
+                    let crate::wamp::message::Message::Invocation(inv) = &message else { continue };
+                    let (router, request) = (self.this.clone(), inv.request);
+                    let too_late: TooLate = Box::new(move || {
+                        if let Some(r) = router.upgrade() {
+                            tracing::warn!(%session, %request, "an invocation was still queued when its caller's node could answer the call: dropped unsent");
+                            r.deal(|d, _, now| d.handle_unwritten(session, request, now));
+                        }
+                    });
+                    s.send_by(&message, by, too_late).ok();
                 }
                 Action::Link(node, msg) => {
                     let call = match &msg {

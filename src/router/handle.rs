@@ -95,6 +95,18 @@ impl SessionHandle {
         self.outbox.push(Bytes::from(self.serializer.encode(msg)))
     }
 
+    /// Encodes and queues a message that must leave the queue by `by`, or be dropped
+    /// and `too_late` run ([`Outbox::push_by`]).
+    pub fn send_by(
+        &self,
+        msg: &Message,
+        by: std::time::Instant,
+        too_late: super::outbox::TooLate,
+    ) -> Result<(), PushError> {
+        crate::observe::metrics::message_out(msg.code());
+        self.outbox.push_by(Bytes::from(self.serializer.encode(msg)), by, too_late)
+    }
+
     /// Asks the session's connection to end it with GOODBYE `reason` (meta API kill).
     pub fn kill(&self, reason: &str, message: &str) {
         self.outbox.kill(reason, message);

@@ -12,9 +12,17 @@
 //! flight are answered by the normal leave path. The queue bounds are the grace a
 //! consumer gets (by default 8192 frames or 64 MiB, configurable under `[limits]`),
 //! so the router's memory per session stays bounded whatever the client does.
+//!
+//! **Frames with a deadline.** The INVOCATION of a call kept on another node is
+//! queued with the instant after which that node may answer the call on its own
+//! ([`Outbox::push_by`]). A frame still queued then — the process was paused between
+//! queueing and writing it — is dropped unsent and its `too_late` callback runs (the
+//! dealer answers the call canceled if it is still open), so the callee never runs an
+//! invocation whose caller was told it failed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
@@ -48,17 +56,28 @@ pub enum Eviction {
     Killed { reason: String, message: String },
 }
 
+/// What runs when a frame with a deadline was dropped unsent.
+pub type TooLate = Box<dyn FnOnce() + Send>;
+
+/// A queued frame, and its deadline if it has one.
+struct Queued {
+    frame: Bytes,
+    deadline: Option<Box<(Instant, TooLate)>>,
+}
+
 /// The sending side, held by the session's handle.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Queued>,
     shared: Arc<Shared>,
 }
 
 /// The receiving side, owned by the connection task.
 pub struct OutboxReceiver {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Queued>,
     shared: Arc<Shared>,
+    /// Frames received and not yet sorted into a batch.
+    received: Vec<Queued>,
 }
 
 /// Creates a queue bounded by `max_frames` and `max_bytes`.
@@ -72,24 +91,34 @@ pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
         killed: std::sync::Mutex::new(None),
         wake: Notify::new(),
     });
-    (Outbox { tx, shared: shared.clone() }, OutboxReceiver { rx, shared })
+    (Outbox { tx, shared: shared.clone() }, OutboxReceiver { rx, shared, received: Vec::new() })
 }
 
 impl Outbox {
     /// Queues a frame, or applies the slow-consumer policy.
     pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
+        self.push_queued(Queued { frame, deadline: None })
+    }
+
+    /// Queues a frame that must leave the queue by `by`; if it is still queued then,
+    /// it is dropped and `too_late` runs (on the connection task).
+    pub fn push_by(&self, frame: Bytes, by: Instant, too_late: TooLate) -> Result<(), PushError> {
+        self.push_queued(Queued { frame, deadline: Some(Box::new((by, too_late))) })
+    }
+
+    fn push_queued(&self, queued: Queued) -> Result<(), PushError> {
         if self.shared.overflowed.load(Ordering::Relaxed) {
             return Err(PushError::Overflow);
         }
         if self.shared.sealed.load(Ordering::Acquire) {
             return Err(PushError::Closed);
         }
-        let len = frame.len();
-        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
-        let result = if queued > self.shared.max_bytes {
-            Err(mpsc::error::TrySendError::Full(frame))
+        let len = queued.frame.len();
+        let total = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        let result = if total > self.shared.max_bytes {
+            Err(mpsc::error::TrySendError::Full(queued))
         } else {
-            self.tx.try_send(frame)
+            self.tx.try_send(queued)
         };
         match result {
             Ok(()) => Ok(()),
@@ -127,25 +156,44 @@ impl Outbox {
 }
 
 impl OutboxReceiver {
-    /// Waits for frames and moves up to `limit` of them into `batch`.
-    /// Returns 0 only when every sender is gone.
+    /// Waits for frames and moves up to `limit` of them into `batch` (frames past
+    /// their deadline are dropped, see [`Outbox::push_by`]). Returns how many were
+    /// moved; 0 only when every sender is gone.
     pub async fn recv_many(&mut self, batch: &mut Vec<Bytes>, limit: usize) -> usize {
-        let n = self.rx.recv_many(batch, limit).await;
-        self.release(batch);
-        n
+        loop {
+            if self.rx.recv_many(&mut self.received, limit).await == 0 {
+                return 0;
+            }
+            let moved = self.sort_into(batch);
+            if moved > 0 {
+                return moved;
+            }
+        }
     }
 
     /// Takes whatever is queued right now, without waiting.
     pub fn drain_now(&mut self, batch: &mut Vec<Bytes>) {
-        while let Ok(frame) = self.rx.try_recv() {
-            batch.push(frame);
+        while let Ok(queued) = self.rx.try_recv() {
+            self.received.push(queued);
         }
-        self.release(batch);
+        self.sort_into(batch);
     }
 
-    fn release(&self, batch: &[Bytes]) {
-        let bytes: usize = batch.iter().map(Bytes::len).sum();
+    /// Moves the received frames into `batch`, but for those past their deadline,
+    /// whose callbacks run instead; releases their bytes. Returns how many moved.
+    fn sort_into(&mut self, batch: &mut Vec<Bytes>) -> usize {
+        let mut now = None;
+        let before = batch.len();
+        let mut bytes = 0;
+        for q in self.received.drain(..) {
+            bytes += q.frame.len();
+            match q.deadline {
+                Some(deadline) if *now.get_or_insert_with(Instant::now) > deadline.0 => (deadline.1)(),
+                _ => batch.push(q.frame),
+            }
+        }
         self.shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        batch.len() - before
     }
 
     /// A watch on the slow-consumer signal that does not borrow the receiver.
@@ -213,6 +261,39 @@ mod tests {
         let mut batch = Vec::new();
         rx.drain_now(&mut batch);
         assert_eq!(batch, vec![Bytes::from_static(b"goodbye")]);
+    }
+
+    #[tokio::test]
+    async fn a_frame_still_queued_at_its_deadline_is_dropped_and_reported() {
+        let (tx, mut rx) = outbox(8, 1 << 20);
+        let late = Arc::new(AtomicUsize::new(0));
+        let now = Instant::now();
+        let report = |n: usize| -> TooLate {
+            let late = late.clone();
+            Box::new(move || {
+                late.fetch_add(n, Ordering::SeqCst);
+            })
+        };
+        tx.push(Bytes::from_static(b"event")).unwrap();
+        tx.push_by(Bytes::from_static(b"stale invocation"), now, report(1)).unwrap();
+        let far = now + std::time::Duration::from_secs(3600);
+        tx.push_by(Bytes::from_static(b"fresh invocation"), far, report(10)).unwrap();
+        let mut batch = Vec::new();
+        assert_eq!(rx.recv_many(&mut batch, 10).await, 2);
+        assert_eq!(batch, vec![Bytes::from_static(b"event"), Bytes::from_static(b"fresh invocation")]);
+        assert_eq!(late.load(Ordering::SeqCst), 1, "only the stale frame is reported");
+        assert_eq!(
+            tx.shared.queued_bytes.load(Ordering::SeqCst),
+            0,
+            "the dropped frame's bytes are released"
+        );
+        // a receive whose every frame was too late waits for the next one
+        tx.push_by(Bytes::from_static(b"stale"), now, report(1)).unwrap();
+        tx.push(Bytes::from_static(b"next")).unwrap();
+        batch.clear();
+        assert_eq!(rx.recv_many(&mut batch, 1).await, 1);
+        assert_eq!(batch, vec![Bytes::from_static(b"next")]);
+        assert_eq!(late.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -16,6 +16,19 @@ use crate::wamp::value::List;
 pub enum Action {
     /// Queue a message for a session on this node.
     Send(SessionId, Message),
+    /// Queue the INVOCATION of another node's call for a local callee; it must leave
+    /// the queue for the callee's socket by `by`. If it is still queued then (this
+    /// process was paused in between: the caller's node may have answered the call
+    /// meanwhile), the runner drops it unsent and calls
+    /// [`super::Dealer::handle_unwritten`].
+    SendBy {
+        /// The callee.
+        session: SessionId,
+        /// The INVOCATION.
+        message: Message,
+        /// When it is too late to send it.
+        by: std::time::Instant,
+    },
     /// Send a frame to another node.
     Link(NodeId, LinkMsg),
     /// Hand the router's own call its answer (it was the caller).

@@ -160,11 +160,26 @@ impl Dealer {
             let Some(registration) = served.held.as_ref().map(|i| i.registration) else { continue };
             if Some(registration) == registered {
                 let inv = *served.held.take().expect("held");
+                let start_by = served.start_by;
                 self.held.remove(&(callee, request));
-                out.push(Action::Send(callee, Message::Invocation(inv)));
+                out.push(super::route::send_invocation(callee, inv, start_by));
             } else if !registry.awaits_registration(callee, registration) {
                 self.hold_expired(callee, request, now, &mut out);
             }
+        }
+        out
+    }
+
+    /// The INVOCATION `request` of `callee` ([`Action::SendBy`]) was still queued at
+    /// its deadline and was dropped unsent: the caller's node may have answered the
+    /// call already; if it has not, it is answered `wamp.error.canceled` now.
+    pub fn handle_unwritten(&mut self, callee: SessionId, request: RequestId, now: Instant) -> Actions {
+        let mut out = Actions::new();
+        if let Some(served) = self.served.remove(&(callee, request)) {
+            self.held.remove(&(callee, request));
+            let why = "the invocation was still queued for the callee when the caller's node could \
+                       answer the call (this node was paused)";
+            self.fail_origin(served.origin, errors::CANCELED, why, now, &mut out);
         }
         out
     }

@@ -147,6 +147,11 @@ pub(super) struct Served {
     pub origin: Origin,
     /// The INVOCATION, held back until the callee was told REGISTERED.
     pub held: Option<Box<Invocation>>,
+    /// For another node's call: the INVOCATION must be on its way to the callee by
+    /// then, or the caller's node may have answered the call ([`Action::SendBy`]).
+    ///
+    /// [`Action::SendBy`]: super::action::Action::SendBy
+    pub start_by: Option<Instant>,
 }
 
 /// A timer the dealer runs.

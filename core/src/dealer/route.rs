@@ -23,6 +23,14 @@ pub const PROGRESSIVE_INVOCATIONS: &str = "progressive_call_invocations";
 /// How long an INVOCATION may wait for its callee to be told REGISTERED.
 pub const HOLD_LIMIT: Duration = Duration::from_secs(1);
 
+/// The action that sends an INVOCATION: by a deadline when it has one.
+pub(super) fn send_invocation(callee: SessionId, inv: Invocation, start_by: Option<Instant>) -> Action {
+    match start_by {
+        Some(by) => Action::SendBy { session: callee, message: Message::Invocation(inv), by },
+        None => Action::Send(callee, Message::Invocation(inv)),
+    }
+}
+
 /// A call to route: what [`Dealer::dispatch`] needs, first time or again after
 /// `wamp.error.unavailable`.
 pub(super) struct Routing {
@@ -269,7 +277,7 @@ impl Dealer {
                 payload,
             };
             let invocation = self
-                .invoke_local(callee.session, Origin::Local(id), inv, registry, now, out)
+                .invoke_local(callee.session, Origin::Local(id), inv, None, registry, now, out)
                 .ok_or(Refusal::CalleeLeft)?;
             Target::Local { callee: callee.session, invocation }
         } else {
@@ -307,11 +315,13 @@ impl Dealer {
     /// Sends an INVOCATION (its request id is issued here) to a local callee, or
     /// holds it back while the callee waits for REGISTERED; `None` when the callee
     /// has left.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn invoke_local(
         &mut self,
         callee: SessionId,
         origin: Origin,
         mut inv: Invocation,
+        start_by: Option<Instant>,
         registry: &dyn Registry,
         now: Instant,
         out: &mut Actions,
@@ -321,10 +331,11 @@ impl Dealer {
         if registry.awaits_registration(callee, inv.registration) {
             self.held.insert((callee, request));
             self.arm(now + HOLD_LIMIT, Timer::Held(callee, request));
-            self.served.insert((callee, request), Served { origin, held: Some(Box::new(inv)) });
+            let served = Served { origin, held: Some(Box::new(inv)), start_by };
+            self.served.insert((callee, request), served);
         } else {
-            self.served.insert((callee, request), Served { origin, held: None });
-            out.push(Action::Send(callee, Message::Invocation(inv)));
+            self.served.insert((callee, request), Served { origin, held: None, start_by });
+            out.push(send_invocation(callee, inv, start_by));
         }
         Some(request)
     }
@@ -424,7 +435,11 @@ impl Dealer {
             details: m.details,
             payload: m.payload,
         };
-        if let Some(request) = self.invoke_local(m.callee, origin, inv, registry, now, &mut out) {
+        // the caller's node answers the call on its own once `start_within` has
+        // passed (the fence, or the call's deadline): the INVOCATION must be on its
+        // way by then
+        let start_by = m.start_within.map(|left| now + left);
+        if let Some(request) = self.invoke_local(m.callee, origin, inv, start_by, registry, now, &mut out) {
             self.remote.insert((from, m.call), (m.callee, request));
         }
         out

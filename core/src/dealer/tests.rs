@@ -69,6 +69,8 @@ struct Net {
     nodes: [Dealer; 2],
     table: Table,
     sent: Vec<(NodeId, SessionId, Message)>,
+    /// The deadlines of the messages sent with one ([`Action::SendBy`]).
+    deadlines: Vec<(NodeId, SessionId, Instant)>,
     answers: Vec<(CallId, Reply)>,
     ended: Vec<(CallId, Option<String>)>,
     t0: Instant,
@@ -118,6 +120,7 @@ impl Net {
             nodes,
             table,
             sent: Vec::new(),
+            deadlines: Vec::new(),
             answers: Vec::new(),
             ended: Vec::new(),
             t0,
@@ -146,6 +149,10 @@ impl Net {
         for a in actions {
             match a {
                 Action::Send(s, m) => self.sent.push((node, s, m)),
+                Action::SendBy { session, message, by } => {
+                    self.deadlines.push((node, session, by));
+                    self.sent.push((node, session, message));
+                }
                 Action::Answer(id, reply) => self.answers.push((id, reply)),
                 Action::CallEnded { call, error, .. } => self.ended.push((call, error)),
                 Action::ServedEnded { .. } => {}
@@ -730,4 +737,38 @@ fn a_leaving_callee_on_another_node_gets_no_invocation_and_the_call_is_answered(
     assert!(net.take(N2, B).is_empty(), "an INVOCATION went to a leaving callee");
     let told = net.take(N1, CALLER);
     assert_eq!(told.iter().filter_map(error_uri).collect::<Vec<_>>(), vec![errors::CANCELED]);
+}
+
+#[test]
+fn an_invocation_still_queued_at_its_deadline_is_answered_canceled_once() {
+    // node 2 queued the INVOCATION for its callee and was paused before writing it;
+    // by the time it resumed, node 1 could answer the call on its own. The frame is
+    // dropped unsent (the outbox's deadline) and the call answered canceled once.
+    let lease = Duration::from_secs(2);
+    let mut net = Net::fenced(lease, InvokePolicy::Single, &[(N2, B, true)]);
+    let call = net.call(1, Dict::new(), 0);
+    let request = net.invocation(N2, B);
+    let (node, session, by) = *net.deadlines.last().expect("the invocation is sent with a deadline");
+    assert_eq!((node, session), (N2, B));
+    assert!(by <= net.t0 + fence_start(lease), "no later than node 1's fence");
+    let now = net.at(1600);
+    let out = net.nodes[1].handle_unwritten(B, request, now);
+    net.run(N2, out);
+    let told = net.take(N1, CALLER);
+    assert_eq!(told.iter().filter_map(error_uri).collect::<Vec<_>>(), vec![errors::CANCELED]);
+    assert!(!net.nodes[1].is_serving());
+    // node 1 then declares node 2 down: the caller hears nothing more
+    let now = net.at(2000);
+    let out = net.nodes[0].handle_node_lost(N2, now);
+    net.run(N1, out);
+    assert!(net.take(N1, CALLER).is_empty());
+    assert_eq!(net.ended.iter().filter(|(c, _)| *c == call).count(), 1);
+}
+
+#[test]
+fn an_invocation_of_a_local_call_has_no_deadline() {
+    let mut net = Net::fenced(Duration::from_secs(2), InvokePolicy::Single, &[(N1, A, true)]);
+    net.call(1, Dict::new(), 0);
+    net.invocation(N1, A);
+    assert!(net.deadlines.is_empty());
 }
