@@ -164,7 +164,7 @@ pub async fn run(cluster: Arc<Cluster>) {
 
 /// On the leader: records when a quorum of voters last acknowledged it (see
 /// [`super::fence`]); a node that is the only voter is never fenced.
-fn prove_contact(cluster: &Cluster, now: Instant) {
+pub(crate) fn prove_contact(cluster: &Cluster, now: Instant) {
     let (voters, leader): (Vec<u64>, _) = {
         let m = cluster.raft.metrics();
         let m = m.borrow();

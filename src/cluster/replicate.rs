@@ -169,6 +169,18 @@ impl Replicate for Cluster {
     }
 
     fn fenced(&self) -> bool {
-        self.fence.is_fenced(std::time::Instant::now(), || self.replicated().applied_index().unwrap_or(0))
+        let now = std::time::Instant::now();
+        let applied = || self.replicated().applied_index().unwrap_or(0);
+        if !self.fence.is_fenced(now, applied) {
+            return false;
+        }
+        // The leader proves contact from its voters' acknowledgements at each
+        // liveness tick; a leader elected after the old one's silence would refuse
+        // calls until then although a quorum already acknowledged it: prove it now.
+        if self.is_leader() {
+            super::liveness::prove_contact(self, now);
+            return self.fence.is_fenced(now, applied);
+        }
+        true
     }
 }

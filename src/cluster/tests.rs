@@ -759,3 +759,31 @@ fn a_batch_speaks_for_every_node_its_commands_name() {
     let mixed = Request::Batch(vec![reg(2, 1, "a"), reg(3, 2, "b")]);
     assert_eq!(mixed.origins().into_iter().collect::<Vec<_>>(), vec![2, 3], "each origin is checked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_elected_after_the_old_ones_silence_is_not_fenced_once_a_quorum_acknowledged_it() {
+    use super::replicate::Replicate;
+    // the fence (three quarters of the lease) is shorter than an election: the new
+    // leader's last contact is stale when it takes over. A quorum that acknowledged
+    // it proves contact at once, not at the next liveness tick (250 ms here).
+    let cfg = |id, peers| ClusterConfig {
+        heartbeat_ms: 250,
+        election_timeout_ms: 300,
+        lease_ms: 400,
+        ..node_cfg(id, peers)
+    };
+    let n1 = start(ClusterConfig { bootstrap: true, ..cfg(1, vec![]) }).await;
+    let seed = n1.cluster.addr().to_string();
+    let n2 = start(cfg(2, vec![seed.clone()])).await;
+    let n3 = start(cfg(3, vec![seed])).await;
+    let all = [&n1, &n2, &n3];
+    eventually(10, "three voters", || all.iter().all(|n| voters(n) == vec![1, 2, 3])).await;
+    n1.cluster.shutdown().await;
+    let survivors = [&n2, &n3];
+    eventually(10, "a new leader", || leader_of(&survivors).is_some()).await;
+    let leader = if n2.cluster.is_leader() { &n2 } else { &n3 };
+    let id = leader.cluster.id();
+    leader.cluster.propose(Request::Route(sub(id, "after"))).await.expect("committed by the new majority");
+    assert!(leader.cluster.is_leader());
+    assert!(!leader.cluster.fenced(), "a leader a quorum just acknowledged is fenced");
+}

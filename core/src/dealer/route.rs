@@ -403,11 +403,13 @@ impl Dealer {
         // the callee unregistered or this node was purged — cut off or paused past
         // its lease, and the purge applied here on resuming: the caller's node
         // answered the call when it applied the same purge, so it must not start now.
-        let listed = registry.lists_callee(&m.realm, m.registration, m.callee)
-            || registry.awaits_registration(m.callee, m.registration);
+        let listed = || {
+            registry.lists_callee(&m.realm, m.registration, m.callee)
+                || registry.awaits_registration(m.callee, m.registration)
+        };
         let refusal = match features {
             None => Some((errors::CANCELED, "the callee has left")),
-            Some(_) if !listed => Some((errors::CANCELED, "the callee no longer holds the registration")),
+            Some(_) if !listed() => Some((errors::CANCELED, "the callee no longer holds the registration")),
             Some(f) if dict_bool(&m.details, "progress") && !f.callee_progressive_invocations => {
                 Some((errors::FEATURE_NOT_SUPPORTED, Refusal::CalleeLacksProgressiveInvocations.message()))
             }
