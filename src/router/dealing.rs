@@ -163,16 +163,16 @@ impl Router {
                         s.send(&msg).ok();
                     }
                 }
-                Action::SendBy { session, message, by } => {
+                Action::SendBy { session, invocation, by } => {
                     let Some(s) = self.session(session) else { continue };
-                    let crate::wamp::message::Message::Invocation(inv) = &message else { continue };
-                    let (router, request) = (self.this.clone(), inv.request);
+                    let (router, request) = (self.this.clone(), invocation.request);
                     let too_late: TooLate = Box::new(move || {
                         if let Some(r) = router.upgrade() {
                             tracing::warn!(%session, %request, "an invocation was still queued when its caller's node could answer the call: dropped unsent");
                             r.deal(|d, _, now| d.handle_unwritten(session, request, now));
                         }
                     });
+                    let message = crate::wamp::message::Message::Invocation(invocation);
                     s.send_by(&message, by, too_late).ok();
                 }
                 Action::Link(node, msg) => {

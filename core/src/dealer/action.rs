@@ -8,7 +8,7 @@
 use crate::ids::{CallId, NodeId, SessionId};
 use crate::link::LinkMsg;
 use crate::wamp::errors;
-use crate::wamp::message::{Message, Payload};
+use crate::wamp::message::{Invocation, Message, Payload};
 use crate::wamp::value::List;
 
 /// One thing for the runner to do.
@@ -25,7 +25,7 @@ pub enum Action {
         /// The callee.
         session: SessionId,
         /// The INVOCATION.
-        message: Message,
+        invocation: Invocation,
         /// When it is too late to send it.
         by: std::time::Instant,
     },

@@ -178,7 +178,7 @@ impl Dealer {
         if let Some(served) = self.served.remove(&(callee, request)) {
             self.held.remove(&(callee, request));
             let why = "the invocation was still queued for the callee when the caller's node could \
-                       answer the call (this node was paused)";
+                       answer the call on its own";
             self.fail_origin(served.origin, errors::CANCELED, why, now, &mut out);
         }
         out

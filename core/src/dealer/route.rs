@@ -26,7 +26,7 @@ pub const HOLD_LIMIT: Duration = Duration::from_secs(1);
 /// The action that sends an INVOCATION: by a deadline when it has one.
 pub(super) fn send_invocation(callee: SessionId, inv: Invocation, start_by: Option<Instant>) -> Action {
     match start_by {
-        Some(by) => Action::SendBy { session: callee, message: Message::Invocation(inv), by },
+        Some(by) => Action::SendBy { session: callee, invocation: inv, by },
         None => Action::Send(callee, Message::Invocation(inv)),
     }
 }

@@ -149,9 +149,9 @@ impl Net {
         for a in actions {
             match a {
                 Action::Send(s, m) => self.sent.push((node, s, m)),
-                Action::SendBy { session, message, by } => {
+                Action::SendBy { session, invocation, by } => {
                     self.deadlines.push((node, session, by));
-                    self.sent.push((node, session, message));
+                    self.sent.push((node, session, Message::Invocation(invocation)));
                 }
                 Action::Answer(id, reply) => self.answers.push((id, reply)),
                 Action::CallEnded { call, error, .. } => self.ended.push((call, error)),
