@@ -91,8 +91,13 @@ impl SessionHandle {
 
     /// Encodes and queues a message.
     pub fn send(&self, msg: &Message) -> Result<(), PushError> {
+        self.outbox.push(self.encode(msg))
+    }
+
+    /// Encodes a message for this session, counting it as sent.
+    fn encode(&self, msg: &Message) -> Bytes {
         crate::observe::metrics::message_out(msg.code());
-        self.outbox.push(Bytes::from(self.serializer.encode(msg)))
+        Bytes::from(self.serializer.encode(msg))
     }
 
     /// Encodes and queues a message that must leave the queue by `by`, or be dropped
@@ -103,8 +108,7 @@ impl SessionHandle {
         by: std::time::Instant,
         too_late: super::outbox::TooLate,
     ) -> Result<(), PushError> {
-        crate::observe::metrics::message_out(msg.code());
-        self.outbox.push_by(Bytes::from(self.serializer.encode(msg)), by, too_late)
+        self.outbox.push_by(self.encode(msg), by, too_late)
     }
 
     /// Asks the session's connection to end it with GOODBYE `reason` (meta API kill).

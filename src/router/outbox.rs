@@ -16,7 +16,7 @@
 //! **Frames with a deadline.** The INVOCATION of a call kept on another node is
 //! queued with the instant after which that node may answer the call on its own
 //! ([`Outbox::push_by`]). A frame still queued then — the process was paused between
-//! queueing and writing it — is dropped unsent and its `too_late` callback runs (the
+//! queueing and writing it, or a backlog sat in front of it — is dropped unsent and its `too_late` callback runs (the
 //! dealer answers the call canceled if it is still open), so the callee never runs an
 //! invocation whose caller was told it failed.
 

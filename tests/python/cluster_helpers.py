@@ -401,10 +401,10 @@ def start_cluster(name, n=3, **kw):
     return c
 
 
-def module_cluster(name, **kw):
-    """Generator for a module-scoped fixture: a started 3-node cluster, stopped
+def module_cluster(name, n=3, **kw):
+    """Generator for a module-scoped fixture: a started n-node cluster, stopped
     at the end (failing the module when a node died that the tests did not kill)."""
-    c = start_cluster(name, n=3, **kw)
+    c = start_cluster(name, n=n, **kw)
     yield c
     crashed = c.stop()
     if crashed:

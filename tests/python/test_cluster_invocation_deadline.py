@@ -16,7 +16,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallOptions, PublishOptions
 
 import wampraw
-from cluster_helpers import start_cluster
+from cluster_helpers import module_cluster
 from conftest import ALL_COMBOS, Wamp
 from raw_clients import raw_register, raw_subscribe
 
@@ -29,11 +29,7 @@ EVENTS = 480  # 30 MiB: more than the loopback socket buffers hold, less than th
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = start_cluster("test_cluster_invocation_deadline", n=2)
-    yield c
-    crashed = c.stop()
-    if crashed:
-        pytest.fail(f"nodes died during the module: {crashed}")
+    yield from module_cluster("test_cluster_invocation_deadline", n=2)
 
 
 async def test_an_invocation_still_queued_after_its_calls_timeout_never_reaches_the_callee(cluster, request):

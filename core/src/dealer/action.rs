@@ -18,8 +18,8 @@ pub enum Action {
     Send(SessionId, Message),
     /// Queue the INVOCATION of another node's call for a local callee; it must leave
     /// the queue for the callee's socket by `by`. If it is still queued then (this
-    /// process was paused in between: the caller's node may have answered the call
-    /// meanwhile), the runner drops it unsent and calls
+    /// process was paused in between, or a backlog sat in front of it: the caller's
+    /// node may have answered the call meanwhile), the runner drops it unsent and calls
     /// [`super::Dealer::handle_unwritten`].
     SendBy {
         /// The callee.

@@ -175,8 +175,8 @@ impl Dealer {
     /// call already; if it has not, it is answered `wamp.error.canceled` now.
     pub fn handle_unwritten(&mut self, callee: SessionId, request: RequestId, now: Instant) -> Actions {
         let mut out = Actions::new();
+        // (only an INVOCATION that was sent has a deadline: none of these is held)
         if let Some(served) = self.served.remove(&(callee, request)) {
-            self.held.remove(&(callee, request));
             let why = "the invocation was still queued for the callee when the caller's node could \
                        answer the call on its own";
             self.fail_origin(served.origin, errors::CANCELED, why, now, &mut out);
