@@ -82,11 +82,9 @@ pub async fn subscribe(router: &Router, realm: &Realm, me: &Arc<SessionHandle>, 
         drop(pending);
     }
     if created {
-        let sub = router.interest.read(&realm.name, |idx| idx.get(id).cloned());
-        if let Some(s) = sub {
-            let details = super::meta::subscription_details(&s);
-            super::meta::on_create(router, realm, "wamp.subscription.on_create", me.id, details);
-        }
+        let details =
+            || router.interest.read(&realm.name, |idx| idx.get(id).map(super::meta::subscription_details));
+        super::meta::on_create(router, realm, "wamp.subscription.on_create", me.id, details);
     }
     super::meta::on_route(router, realm, "wamp.subscription.on_subscribe", me.id, id.0);
     if dict_bool(&m.options, "get_retained") {
@@ -321,8 +319,17 @@ pub fn route(router: &Router, realm: &Realm, p: Publication<'_>, payload: Payloa
     spans::set_recipients(&span, delivered);
 }
 
-/// Publishes a meta event (`wamp.session.on_join` ...) from the router itself.
-pub fn publish_meta(router: &Router, realm: &Realm, topic: &str, args: Vec<Value>) {
+/// Publishes a meta event (`wamp.session.on_join` ...) from the router itself. Its
+/// arguments are built only when some node has interest in the topic (a subscriber or
+/// kept history), and an empty list means there is nothing to publish.
+pub fn publish_meta(router: &Router, realm: &Realm, topic: &str, args: impl FnOnce() -> Vec<Value>) {
+    if !listened(router, realm, topic) {
+        return;
+    }
+    let args = args();
+    if args.is_empty() {
+        return;
+    }
     let audience = Audience::default();
     let p = Publication { topic, id: PublicationId(random_id()), details: Dict::new(), audience: &audience };
     route(router, realm, p, Payload::args(args), None);

@@ -157,8 +157,8 @@ pub async fn unregister(router: &Router, realm: &Realm, me: &Arc<SessionHandle>,
 pub fn registration_events(router: &Router, realm: &Realm, session: SessionId, id: RegistrationId, on: bool) {
     let reg = router.replica.read(|t| t.realm(&realm.name).and_then(|r| r.registrations.get(id).cloned()));
     if on {
-        if let Some(r) = reg.as_ref().filter(|r| r.callees.len() == 1) {
-            let details = meta::registration_details(r);
+        if reg.as_ref().is_some_and(|r| r.callees.len() == 1) {
+            let details = || reg.as_ref().map(meta::registration_details);
             meta::on_create(router, realm, "wamp.registration.on_create", session, details);
         }
         meta::on_route(router, realm, "wamp.registration.on_register", session, id.0);
