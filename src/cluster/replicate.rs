@@ -124,7 +124,7 @@ impl Replicate for Cluster {
     }
 
     fn nodes_up(&self) -> Vec<NodeId> {
-        self.replicated().nodes().into_iter().filter(|(_, n)| n.up).map(|(id, _)| NodeId(id)).collect()
+        self.replicated().nodes_up().into_iter().map(NodeId).collect()
     }
 
     fn node_down_events(&self) -> broadcast::Receiver<NodeDownEvent> {

@@ -81,6 +81,12 @@ impl Replicated {
         self.nodes.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The ids of the nodes the table has up (read in place: no copy of the table).
+    pub fn nodes_up(&self) -> Vec<u64> {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.iter().filter(|(_, n)| n.up).map(|(&id, _)| id).collect()
+    }
+
     /// What the table knows about one node.
     pub fn node(&self, id: u64) -> Option<NodeInfo> {
         self.nodes.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
