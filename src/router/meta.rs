@@ -443,18 +443,19 @@ pub fn subscription_details(s: &crate::broker::Subscription) -> Dict {
 
 /// Publishes `wamp.session.on_join`.
 pub fn on_join(router: &Router, realm: &Realm, s: &SessionHandle) {
-    publish_meta(router, realm, "wamp.session.on_join", || vec![session_details(s).into()]);
+    publish_meta(router, realm, "wamp.session.on_join", || Some(vec![session_details(s).into()]));
 }
 
 /// Publishes `wamp.session.on_leave`.
 pub fn on_leave(router: &Router, realm: &Realm, s: &SessionHandle) {
-    let args = || vec![s.id.0.into(), s.identity.authid.as_str().into(), s.identity.authrole.as_str().into()];
+    let args =
+        || Some(vec![s.id.0.into(), s.identity.authid.as_str().into(), s.identity.authrole.as_str().into()]);
     publish_meta(router, realm, "wamp.session.on_leave", args);
 }
 
 /// Publishes a registration/subscription lifecycle event (`on_register`, ...).
 pub fn on_route(router: &Router, realm: &Realm, topic: &str, session: SessionId, id: u64) {
-    publish_meta(router, realm, topic, || vec![session.0.into(), id.into()]);
+    publish_meta(router, realm, topic, || Some(vec![session.0.into(), id.into()]));
 }
 
 /// Publishes `wamp.registration.on_create` / `wamp.subscription.on_create`; `details`
@@ -466,10 +467,7 @@ pub fn on_create(
     session: SessionId,
     details: impl FnOnce() -> Option<Dict>,
 ) {
-    publish_meta(router, realm, topic, || match details() {
-        Some(d) => vec![session.0.into(), d.into()],
-        None => Vec::new(),
-    });
+    publish_meta(router, realm, topic, || details().map(|d| vec![session.0.into(), d.into()]));
 }
 
 /// Milliseconds since the epoch as an ISO 8601 UTC timestamp.

@@ -321,15 +321,13 @@ pub fn route(router: &Router, realm: &Realm, p: Publication<'_>, payload: Payloa
 
 /// Publishes a meta event (`wamp.session.on_join` ...) from the router itself. Its
 /// arguments are built only when some node has interest in the topic (a subscriber or
-/// kept history), and an empty list means there is nothing to publish.
-pub fn publish_meta(router: &Router, realm: &Realm, topic: &str, args: impl FnOnce() -> Vec<Value>) {
+/// kept history); `None` from `args`: what the event was about is gone, nothing is
+/// published.
+pub fn publish_meta(router: &Router, realm: &Realm, topic: &str, args: impl FnOnce() -> Option<Vec<Value>>) {
     if !listened(router, realm, topic) {
         return;
     }
-    let args = args();
-    if args.is_empty() {
-        return;
-    }
+    let Some(args) = args() else { return };
     let audience = Audience::default();
     let p = Publication { topic, id: PublicationId(random_id()), details: Dict::new(), audience: &audience };
     route(router, realm, p, Payload::args(args), None);
