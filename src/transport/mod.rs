@@ -41,6 +41,13 @@ const BATCH: usize = 256;
 /// what is queued is sent; a burst longer than this is cut so answers keep flowing.
 const READ_BURST: u32 = 64;
 
+/// How long, at most, a closed connection goes on reading what the peer still sends
+/// ([`FrameTransport::linger`]); below the shutdown budget's slack for the last replies.
+pub const LINGER: Duration = Duration::from_millis(250);
+
+/// How many bytes, at most, a closed connection reads and discards while lingering.
+pub const LINGER_BYTES: usize = 1024 * 1024;
+
 /// What a transport read produced.
 pub enum Incoming {
     /// A complete WAMP message.
@@ -67,6 +74,12 @@ pub trait FrameTransport {
     fn ping(&mut self) -> impl Future<Output = std::io::Result<()>> + Send;
     /// Closes the connection cleanly.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
+    /// Reads and discards what the peer still sends until it closes too, for at most
+    /// [`LINGER`] and [`LINGER_BYTES`]. Dropping a socket with unread input makes the
+    /// kernel answer the peer with a reset, and a reset can cost the peer what it had
+    /// not read yet: the GOODBYE or ABORT the router wrote last (a callee killed while
+    /// its YIELDs were in flight lost its GOODBYE that way).
+    fn linger(&mut self) -> impl Future<Output = ()> + Send;
     /// Switches between the small message limit of a connection not (or no longer)
     /// welcomed, `limits.max_message_size_before_welcome`, and the transport's own.
     fn set_welcomed(&mut self, welcomed: bool);
@@ -231,6 +244,7 @@ pub async fn drive<T: FrameTransport + Send>(
         }
     }
     session.leave().await;
+    tokio::time::timeout(LINGER, io.linger()).await.ok();
 }
 
 /// Keepalive of one connection (`limits.keepalive_interval_ms`, on transports that

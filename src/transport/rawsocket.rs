@@ -169,6 +169,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> FrameTransport for RsTransport<S>
         self.stream.shutdown().await.ok();
     }
 
+    async fn linger(&mut self) {
+        let mut left = super::LINGER_BYTES;
+        self.buf.clear();
+        while left > 0 {
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+            self.buf.clear();
+        }
+    }
+
     fn set_welcomed(&mut self, welcomed: bool) {
         self.max_in = if welcomed { self.max_welcomed } else { self.max_before_welcome };
     }

@@ -253,6 +253,16 @@ where
         self.ws.close(frame).await.ok();
     }
 
+    async fn linger(&mut self) {
+        let mut left = super::LINGER_BYTES;
+        while left > 0 {
+            match self.ws.next().await {
+                Some(Ok(m)) => left = left.saturating_sub(m.len()),
+                Some(Err(_)) | None => return,
+            }
+        }
+    }
+
     fn set_welcomed(&mut self, welcomed: bool) {
         self.max_in = if welcomed { self.max_welcomed } else { self.max_before_welcome };
         self.ws.get_mut().set_limit((!welcomed).then_some(self.max_before_welcome));
