@@ -2,6 +2,12 @@
 //! shared by openraft's replication clients and by this node's own calls (write
 //! forwarding, join, status).
 //!
+//! AppendEntries, the bulk of the traffic, go on one long-lived stream per
+//! replication client (`AppendStream`), a request and its reply at a time as
+//! openraft sends them; a failure closes the stream and the next request opens
+//! another. A peer that does not serve the stream (an older version) gets unary
+//! calls. Votes and snapshots are unary calls.
+//!
 //! Every RPC has a deadline (openraft's hard TTL, or the caller's), and its outcome
 //! feeds [`Peers::health`]: when a node last answered, and since when connecting to
 //! it is refused. The leader's liveness check ([`super::liveness`]) reads it — any
@@ -21,6 +27,8 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tonic::Streaming;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -214,7 +222,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: RaftNodeId, node: &BasicNode) -> PeerClient {
-        PeerClient { target, addr: node.addr.clone(), peers: self.peers.clone() }
+        PeerClient { target, addr: node.addr.clone(), peers: self.peers.clone(), appends: Appends::Closed }
     }
 }
 
@@ -223,6 +231,16 @@ pub struct PeerClient {
     target: RaftNodeId,
     addr: String,
     peers: std::sync::Arc<Peers>,
+    appends: Appends,
+}
+
+/// How AppendEntries reach the peer: on one stream, opened at the first request
+/// and again after a failure, or unary calls when the peer does not serve the
+/// stream (an older version).
+enum Appends {
+    Closed,
+    Open { requests: mpsc::Sender<RaftPayload>, replies: Box<Streaming<RaftPayload>> },
+    Unary,
 }
 
 #[derive(Clone, Copy)]
@@ -233,6 +251,82 @@ enum Rpc {
 }
 
 impl PeerClient {
+    /// Sends one AppendEntries on the stream (opening it first if needed) and waits
+    /// for its reply. Any failure closes the stream: a reply that comes later
+    /// cannot be taken for the next request's.
+    async fn append_on_stream(
+        &mut self,
+        rpc: &AppendEntriesRequest<TypeConfig>,
+        ttl: Duration,
+    ) -> Result<AppendEntriesResponse<RaftNodeId>, RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId>>>
+    {
+        let payload = encode("raft request", rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let msg = RaftPayload { payload, sent_ms: super::fence::unix_ms() };
+        let result = tokio::time::timeout(ttl, self.exchange(msg)).await.unwrap_or_else(|_| {
+            Err(CallError::Unreachable {
+                addr: self.addr.clone(),
+                message: format!("no answer within {} ms", ttl.as_millis()),
+                refused: false,
+            })
+        });
+        let reply = match result {
+            Ok(reply) => {
+                self.peers.record(self.target, Ok(()));
+                reply
+            }
+            Err(e) => {
+                if !matches!(self.appends, Appends::Unary) {
+                    self.appends = Appends::Closed;
+                }
+                let refused = matches!(e, CallError::Unreachable { refused: true, .. });
+                self.peers.record(self.target, Err(refused));
+                return Err(match e {
+                    CallError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+                    CallError::Failed { .. } => RPCError::Network(NetworkError::new(&e)),
+                });
+            }
+        };
+        let result: Result<AppendEntriesResponse<RaftNodeId>, RaftError<RaftNodeId>> =
+            decode("raft reply", &reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    /// One request and its reply on the stream. `Appends::Unary` after the peer
+    /// answered that it does not serve the stream (the caller then uses unary calls).
+    async fn exchange(&mut self, msg: RaftPayload) -> Result<RaftPayload, CallError> {
+        if matches!(self.appends, Appends::Closed) {
+            let (requests, rx) = mpsc::channel(1);
+            let mut client = self.peers.client(&self.addr)?;
+            match client.append_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+                Ok(replies) => {
+                    self.appends = Appends::Open { requests, replies: Box::new(replies.into_inner()) }
+                }
+                Err(status) if status.code() == tonic::Code::Unimplemented => {
+                    self.appends = Appends::Unary;
+                    return Err(map_status(&self.addr, &status));
+                }
+                Err(status) => return Err(map_status(&self.addr, &status)),
+            }
+        }
+        let Appends::Open { requests, replies } = &mut self.appends else {
+            return Err(CallError::Failed {
+                addr: self.addr.clone(),
+                message: "AppendStream not served".into(),
+            });
+        };
+        let closed = |addr: &str| CallError::Unreachable {
+            addr: addr.into(),
+            message: "the AppendEntries stream closed".into(),
+            refused: false,
+        };
+        requests.send(msg).await.map_err(|_| closed(&self.addr))?;
+        match replies.message().await {
+            Ok(Some(reply)) => Ok(reply),
+            Ok(None) => Err(closed(&self.addr)),
+            Err(status) => Err(map_status(&self.addr, &status)),
+        }
+    }
+
     async fn rpc<Req, Resp, E>(
         &self,
         kind: Rpc,
@@ -281,7 +375,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     ) -> Result<AppendEntriesResponse<RaftNodeId>, RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId>>>
     {
         let sent = Instant::now();
-        let reply = self.rpc(Rpc::Append, &rpc, option.hard_ttl()).await;
+        let mut reply = Err(RPCError::Network(NetworkError::new(&std::io::Error::other("not sent"))));
+        if !matches!(self.appends, Appends::Unary) {
+            reply = self.append_on_stream(&rpc, option.hard_ttl()).await;
+        }
+        if matches!(self.appends, Appends::Unary) {
+            reply = self.rpc(Rpc::Append, &rpc, option.hard_ttl()).await;
+        }
         if matches!(reply, Ok(ref r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
             self.peers.acked(self.target, sent);
         }
@@ -309,5 +409,136 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 
     fn backoff(&self) -> Backoff {
         Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use openraft::{CommittedLeaderId, LogId, Vote};
+    use tokio_stream::{Stream, StreamExt};
+    use tonic::{Request, Response, Status};
+
+    use super::*;
+    use crate::cluster::proto::raft_server::{Raft, RaftServer};
+    use crate::cluster::proto::*;
+
+    /// A peer that answers every AppendEntries with success, on the stream or not
+    /// (an older version), and counts how they came.
+    #[derive(Default)]
+    struct Follower {
+        serves_stream: bool,
+        unary: AtomicUsize,
+        on_stream: Arc<AtomicUsize>,
+    }
+
+    fn success() -> RaftPayload {
+        let ok: Result<AppendEntriesResponse<RaftNodeId>, RaftError<RaftNodeId>> =
+            Ok(AppendEntriesResponse::Success);
+        RaftPayload { payload: encode("reply", &ok).expect("encodes"), sent_ms: 0 }
+    }
+
+    type Replies = Pin<Box<dyn Stream<Item = Result<RaftPayload, Status>> + Send>>;
+
+    #[tonic::async_trait]
+    impl Raft for Follower {
+        async fn append_entries(&self, _: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+            self.unary.fetch_add(1, Ordering::SeqCst);
+            Ok(Response::new(success()))
+        }
+        type AppendStreamStream = Replies;
+        async fn append_stream(
+            &self,
+            request: Request<tonic::Streaming<RaftPayload>>,
+        ) -> Result<Response<Replies>, Status> {
+            if !self.serves_stream {
+                return Err(Status::unimplemented("not served"));
+            }
+            let counted = self.on_stream.clone();
+            let replies = request.into_inner().map(move |msg| {
+                msg?;
+                counted.fetch_add(1, Ordering::SeqCst);
+                Ok(success())
+            });
+            Ok(Response::new(Box::pin(replies)))
+        }
+        async fn vote(&self, _: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn install_snapshot(&self, _: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn client_write(
+            &self,
+            _: Request<ClientWriteRequest>,
+        ) -> Result<Response<ClientWriteReply>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn join(&self, _: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn leave(&self, _: Request<LeaveRequest>) -> Result<Response<LeaveReply>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn promote(&self, _: Request<LeaveRequest>) -> Result<Response<LeaveReply>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn transfer_leader(
+            &self,
+            _: Request<TransferRequest>,
+        ) -> Result<Response<TransferReply>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+        async fn elect(&self, _: Request<ElectRequest>) -> Result<Response<ElectReply>, Status> {
+            Err(Status::unimplemented("test"))
+        }
+    }
+
+    /// Serves `follower` on a loopback port; its address.
+    async fn serve(follower: Arc<Follower>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let svc = RaftServer::from_arc(follower);
+        tokio::spawn(tonic::transport::Server::builder().add_service(svc).serve_with_incoming(incoming));
+        addr
+    }
+
+    /// Sends `n` heartbeats (AppendEntries without entries) to `addr`.
+    async fn send_appends(addr: &str, n: usize) {
+        let peers = Arc::new(Peers::new(Duration::from_secs(2), Credentials::default()));
+        let mut client = Network::new(peers).new_client(2, &BasicNode { addr: addr.into() }).await;
+        for i in 0..n {
+            let rpc = AppendEntriesRequest::<TypeConfig> {
+                vote: Vote::new_committed(1, 1),
+                prev_log_id: Some(LogId::new(CommittedLeaderId::new(1, 1), i as u64)),
+                entries: vec![],
+                leader_commit: None,
+            };
+            let reply = client.append_entries(rpc, RPCOption::new(Duration::from_secs(2))).await;
+            assert!(matches!(reply, Ok(AppendEntriesResponse::Success)), "append {i}: {reply:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn append_entries_go_on_one_stream_to_a_peer_that_serves_it() {
+        let follower = Arc::new(Follower { serves_stream: true, ..Follower::default() });
+        send_appends(&serve(follower.clone()).await, 5).await;
+        assert_eq!(follower.on_stream.load(Ordering::SeqCst), 5);
+        assert_eq!(follower.unary.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn append_entries_fall_back_to_unary_calls_for_a_peer_without_the_stream() {
+        let follower = Arc::new(Follower::default());
+        send_appends(&serve(follower.clone()).await, 5).await;
+        assert_eq!(follower.unary.load(Ordering::SeqCst), 5, "every request answered, none lost");
+        assert_eq!(follower.on_stream.load(Ordering::SeqCst), 0);
     }
 }

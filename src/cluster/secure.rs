@@ -22,6 +22,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
@@ -129,8 +130,13 @@ pub fn authorize_node<T>(tls: bool, req: &Request<T>, claimed: u64) -> Result<()
     if !tls {
         return Ok(());
     }
-    let certs = req.peer_certs().ok_or(IdentityError::NoCertificate)?;
-    let leaf = certs.first().ok_or(IdentityError::NoCertificate)?;
+    authorize_certs(req.peer_certs().as_deref().map(Vec::as_slice), claimed)
+}
+
+/// [`authorize_node`] for the certificates a connection presented (kept from the
+/// request that opened a stream, for the messages on it).
+pub fn authorize_certs(certs: Option<&[CertificateDer<'static>]>, claimed: u64) -> Result<(), IdentityError> {
+    let leaf = certs.and_then(|c| c.first()).ok_or(IdentityError::NoCertificate)?;
     let named = cert_node_ids(leaf.as_ref())?;
     if named.contains(&claimed) {
         Ok(())

@@ -5,12 +5,15 @@
 //! Requests come from the network: anything undecodable is an `INVALID_ARGUMENT`
 //! status, never a panic.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::{Request, Response, Status};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{decode, encode};
 use super::membership;
@@ -54,21 +57,68 @@ fn reply<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Response<Raft
     Ok(Response::new(RaftPayload { payload, sent_ms: 0 }))
 }
 
+/// Answers one AppendEntries: `authorize` checks the leader id it claims against
+/// the sender's certificate. A request accepted (not refused for a higher vote)
+/// proves contact with the leader as of when it was sent (cluster/fence.rs).
+async fn append(
+    cluster: &Cluster,
+    msg: &RaftPayload,
+    authorize: impl Fn(Option<u64>) -> Result<(), Status>,
+) -> Result<RaftPayload, Status> {
+    let req: openraft::raft::AppendEntriesRequest<TypeConfig> =
+        decode("append entries", &msg.payload).map_err(bad_request)?;
+    authorize(req.vote.leader_id().voted_for())?;
+    let commit = req.leader_commit.map_or(0, |c| c.index);
+    let res = cluster.raft.append_entries(req).await;
+    if matches!(res, Ok(ref r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
+        let now = std::time::Instant::now();
+        let sent = super::fence::sent_instant(now, msg.sent_ms, super::fence::unix_ms());
+        cluster.fence.contact(sent, now, commit);
+    }
+    let payload = encode("append entries reply", &res).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(RaftPayload { payload, sent_ms: 0 })
+}
+
+/// The replies of an `AppendStream`, one per request, in order.
+type AppendReplies = Pin<Box<dyn Stream<Item = Result<RaftPayload, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl raft_server::Raft for RaftService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let req: openraft::raft::AppendEntriesRequest<TypeConfig> =
-            decode("append entries", &request.get_ref().payload).map_err(bad_request)?;
-        self.speaks_for(&request, req.vote.leader_id().voted_for())?;
-        let commit = req.leader_commit.map_or(0, |c| c.index);
-        let sent_ms = request.get_ref().sent_ms;
-        let res = self.cluster.raft.append_entries(req).await;
-        if matches!(res, Ok(ref r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
-            let now = std::time::Instant::now();
-            let sent = super::fence::sent_instant(now, sent_ms, super::fence::unix_ms());
-            self.cluster.fence.contact(sent, now, commit);
+        let reply =
+            append(&self.cluster, request.get_ref(), |leader| self.speaks_for(&request, leader)).await?;
+        Ok(Response::new(reply))
+    }
+
+    type AppendStreamStream = AppendReplies;
+
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<RaftPayload>>,
+    ) -> Result<Response<AppendReplies>, Status> {
+        let (tls, certs) = (self.tls, request.peer_certs());
+        let authorize = move |leader: Option<u64>| match leader {
+            Some(id) if tls => Ok(secure::authorize_certs(certs.as_deref().map(Vec::as_slice), id)?),
+            _ => Ok(()),
+        };
+        // The stream ends when the node shuts down: the leader then reconnects and
+        // finds the port closed (refused: the node is down), instead of going on
+        // talking to a connection left over from the stopped server.
+        let mut stopping = self.cluster.shutdown_signal();
+        if *stopping.borrow() {
+            return Err(Status::unavailable("this node is shutting down"));
         }
-        reply("append entries reply", &res)
+        let cluster = self.cluster.clone();
+        let replies = request
+            .into_inner()
+            .then(move |msg| {
+                let (cluster, authorize) = (cluster.clone(), authorize.clone());
+                async move { append(&cluster, &msg?, authorize).await }
+            })
+            .take_until(async move {
+                stopping.wait_for(|s| *s).await.ok();
+            });
+        Ok(Response::new(Box::pin(replies)))
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
