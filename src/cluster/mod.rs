@@ -45,6 +45,7 @@ pub mod secure;
 pub mod server;
 pub mod state_machine;
 pub mod status;
+pub mod stream;
 pub mod transfer;
 pub mod types;
 pub mod upkeep;

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::BasicNode;
@@ -27,16 +27,15 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
-use tonic::Streaming;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use super::secure::{AddSecret, Credentials};
+use super::stream::OnStream;
 
 use super::convert::{decode, encode};
-use super::proto::RaftPayload;
 use super::proto::raft_client::RaftClient;
+use super::proto::{ClientWriteReply, ClientWriteRequest, RaftPayload};
 use super::types::{RaftNodeId, TypeConfig};
 
 /// Largest gRPC message accepted or sent between nodes (snapshot chunks, batches).
@@ -56,11 +55,16 @@ pub struct Health {
 /// The channels to the other nodes and their health.
 pub struct Peers {
     channels: Mutex<HashMap<String, Channel>>,
+    /// Per leader address, the stream this node forwards writes on.
+    writes: Mutex<HashMap<String, Arc<WriteStream>>>,
     health: Mutex<HashMap<RaftNodeId, Health>>,
     connect_timeout: Duration,
     /// The secret and TLS identity presented to peers.
     creds: Credentials,
 }
+
+/// The stream a follower forwards writes to one leader on, one write at a time.
+type WriteStream = tokio::sync::Mutex<OnStream<ClientWriteRequest, ClientWriteReply>>;
 
 /// A failed call to a peer.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +82,7 @@ impl Peers {
     pub fn new(connect_timeout: Duration, creds: Credentials) -> Peers {
         Peers {
             channels: Mutex::new(HashMap::new()),
+            writes: Mutex::new(HashMap::new()),
             health: Mutex::new(HashMap::new()),
             connect_timeout,
             creds,
@@ -130,6 +135,31 @@ impl Peers {
         }
     }
 
+    /// Forwards a write to the leader at `addr`, waiting at most `ttl`: on the
+    /// write stream when no other write is using it, else (or when the leader does
+    /// not serve the stream) as a unary call.
+    pub async fn client_write(
+        &self,
+        addr: &str,
+        mut msg: ClientWriteRequest,
+        ttl: Duration,
+    ) -> Result<ClientWriteReply, CallError> {
+        let stream =
+            self.writes.lock().unwrap_or_else(|e| e.into_inner()).entry(addr.to_owned()).or_default().clone();
+        if let Ok(mut stream) = stream.try_lock()
+            && !stream.is_unary()
+        {
+            let mut client = self.client(addr)?;
+            let open = |requests| async move { client.write_stream(requests).await };
+            match stream.exchange(addr, ttl, msg, open).await {
+                Ok(result) => return result,
+                Err(back) => msg = back,
+            }
+        }
+        let mut client = self.client(addr)?;
+        self.call(addr, ttl, client.client_write(msg)).await
+    }
+
     /// The reachability of `node` as seen by this node's Raft RPCs.
     pub fn health(&self, node: RaftNodeId) -> Health {
         self.health.lock().unwrap_or_else(|e| e.into_inner()).get(&node).copied().unwrap_or_default()
@@ -159,7 +189,7 @@ impl Peers {
 }
 
 /// Maps a gRPC status to a call error; "unreachable" when the transport failed.
-fn map_status(addr: &str, status: &tonic::Status) -> CallError {
+pub fn map_status(addr: &str, status: &tonic::Status) -> CallError {
     use tonic::Code;
     let refused = is_refused(status);
     let transport = refused
@@ -222,7 +252,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: RaftNodeId, node: &BasicNode) -> PeerClient {
-        PeerClient { target, addr: node.addr.clone(), peers: self.peers.clone(), appends: Appends::Closed }
+        PeerClient { target, addr: node.addr.clone(), peers: self.peers.clone(), appends: OnStream::Closed }
     }
 }
 
@@ -231,16 +261,8 @@ pub struct PeerClient {
     target: RaftNodeId,
     addr: String,
     peers: std::sync::Arc<Peers>,
-    appends: Appends,
-}
-
-/// How AppendEntries reach the peer: on one stream, opened at the first request
-/// and again after a failure, or unary calls when the peer does not serve the
-/// stream (an older version).
-enum Appends {
-    Closed,
-    Open { requests: mpsc::Sender<RaftPayload>, replies: Box<Streaming<RaftPayload>> },
-    Unary,
+    /// AppendEntries to the peer.
+    appends: OnStream<RaftPayload, RaftPayload>,
 }
 
 #[derive(Clone, Copy)]
@@ -251,84 +273,24 @@ enum Rpc {
 }
 
 impl PeerClient {
-    /// Sends one AppendEntries on the stream (opening it first if needed) and waits
-    /// for its reply. Any failure closes the stream: a reply that comes later
-    /// cannot be taken for the next request's.
+    /// Sends one AppendEntries on the stream and waits for its reply; `Err` with the
+    /// request when the peer takes unary calls only.
     async fn append_on_stream(
         &mut self,
-        rpc: &AppendEntriesRequest<TypeConfig>,
+        msg: RaftPayload,
         ttl: Duration,
-    ) -> Result<AppendEntriesResponse<RaftNodeId>, RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId>>>
-    {
-        let payload = encode("raft request", rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let msg = RaftPayload { payload, sent_ms: super::fence::unix_ms() };
-        let result = tokio::time::timeout(ttl, self.exchange(msg)).await.unwrap_or_else(|_| {
-            Err(CallError::Unreachable {
-                addr: self.addr.clone(),
-                message: format!("no answer within {} ms", ttl.as_millis()),
-                refused: false,
-            })
-        });
-        let reply = match result {
-            Ok(reply) => {
-                self.peers.record(self.target, Ok(()));
-                reply
-            }
-            Err(e) => {
-                if !matches!(self.appends, Appends::Unary) {
-                    self.appends = Appends::Closed;
-                }
-                let refused = matches!(e, CallError::Unreachable { refused: true, .. });
-                self.peers.record(self.target, Err(refused));
-                return Err(match e {
-                    CallError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
-                    CallError::Failed { .. } => RPCError::Network(NetworkError::new(&e)),
-                });
-            }
+    ) -> Result<Result<RaftPayload, CallError>, RaftPayload> {
+        let mut client = match self.peers.client(&self.addr) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
         };
-        let result: Result<AppendEntriesResponse<RaftNodeId>, RaftError<RaftNodeId>> =
-            decode("raft reply", &reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-
-    /// One request and its reply on the stream. `Appends::Unary` after the peer
-    /// answered that it does not serve the stream (the caller then uses unary calls).
-    async fn exchange(&mut self, msg: RaftPayload) -> Result<RaftPayload, CallError> {
-        if matches!(self.appends, Appends::Closed) {
-            let (requests, rx) = mpsc::channel(1);
-            let mut client = self.peers.client(&self.addr)?;
-            match client.append_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
-                Ok(replies) => {
-                    self.appends = Appends::Open { requests, replies: Box::new(replies.into_inner()) }
-                }
-                Err(status) if status.code() == tonic::Code::Unimplemented => {
-                    self.appends = Appends::Unary;
-                    return Err(map_status(&self.addr, &status));
-                }
-                Err(status) => return Err(map_status(&self.addr, &status)),
-            }
-        }
-        let Appends::Open { requests, replies } = &mut self.appends else {
-            return Err(CallError::Failed {
-                addr: self.addr.clone(),
-                message: "AppendStream not served".into(),
-            });
-        };
-        let closed = |addr: &str| CallError::Unreachable {
-            addr: addr.into(),
-            message: "the AppendEntries stream closed".into(),
-            refused: false,
-        };
-        requests.send(msg).await.map_err(|_| closed(&self.addr))?;
-        match replies.message().await {
-            Ok(Some(reply)) => Ok(reply),
-            Ok(None) => Err(closed(&self.addr)),
-            Err(status) => Err(map_status(&self.addr, &status)),
-        }
+        self.appends
+            .exchange(&self.addr, ttl, msg, |requests| async move { client.append_stream(requests).await })
+            .await
     }
 
     async fn rpc<Req, Resp, E>(
-        &self,
+        &mut self,
         kind: Rpc,
         req: &Req,
         ttl: Duration,
@@ -339,14 +301,34 @@ impl PeerClient {
         E: std::error::Error + DeserializeOwned,
     {
         let payload = encode("raft request", req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut msg = RaftPayload { payload, sent_ms: super::fence::unix_ms() };
+        if matches!(kind, Rpc::Append) && !self.appends.is_unary() {
+            msg = match self.append_on_stream(msg, ttl).await {
+                Ok(result) => return self.answered(result),
+                Err(msg) => msg,
+            };
+        }
         let mut client =
             self.peers.client(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let request = tonic::Request::new(RaftPayload { payload, sent_ms: super::fence::unix_ms() });
+        let request = tonic::Request::new(msg);
         let result = match kind {
             Rpc::Append => self.peers.call(&self.addr, ttl, client.append_entries(request)).await,
             Rpc::Vote => self.peers.call(&self.addr, ttl, client.vote(request)).await,
             Rpc::Snapshot => self.peers.call(&self.addr, ttl, client.install_snapshot(request)).await,
         };
+        self.answered(result)
+    }
+
+    /// Records the outcome of a call in the peer's health and decodes the reply.
+    #[allow(clippy::result_large_err)] // openraft's error type, as the trait returns it
+    fn answered<Resp, E>(
+        &self,
+        result: Result<RaftPayload, CallError>,
+    ) -> Result<Resp, RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId, E>>>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         let reply = match result {
             Ok(r) => {
                 self.peers.record(self.target, Ok(()));
@@ -375,13 +357,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     ) -> Result<AppendEntriesResponse<RaftNodeId>, RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId>>>
     {
         let sent = Instant::now();
-        let mut reply = Err(RPCError::Network(NetworkError::new(&std::io::Error::other("not sent"))));
-        if !matches!(self.appends, Appends::Unary) {
-            reply = self.append_on_stream(&rpc, option.hard_ttl()).await;
-        }
-        if matches!(self.appends, Appends::Unary) {
-            reply = self.rpc(Rpc::Append, &rpc, option.hard_ttl()).await;
-        }
+        let reply = self.rpc(Rpc::Append, &rpc, option.hard_ttl()).await;
         if matches!(reply, Ok(ref r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
             self.peers.acked(self.target, sent);
         }
@@ -426,10 +402,11 @@ mod tests {
     use crate::cluster::proto::raft_server::{Raft, RaftServer};
     use crate::cluster::proto::*;
 
-    /// A peer that answers every AppendEntries with success, on the stream or not
-    /// (an older version), and counts how they came.
+    /// A peer that answers every AppendEntries with success and every forwarded
+    /// write as written, on the streams or not (an older version), and counts how
+    /// they came.
     #[derive(Default)]
-    struct Follower {
+    struct Peer {
         serves_stream: bool,
         unary: AtomicUsize,
         on_stream: Arc<AtomicUsize>,
@@ -441,10 +418,17 @@ mod tests {
         RaftPayload { payload: encode("reply", &ok).expect("encodes"), sent_ms: 0 }
     }
 
+    /// A leader's answer to a forwarded write: its request bytes back as the
+    /// outcome, so that each caller can tell its answer from another's.
+    fn written(msg: &ClientWriteRequest) -> ClientWriteReply {
+        let written = Written { outcome: msg.request.clone(), log_index: msg.timeout_ms };
+        ClientWriteReply { result: Some(client_write_reply::Result::Written(written)) }
+    }
+
     type Replies = Pin<Box<dyn Stream<Item = Result<RaftPayload, Status>> + Send>>;
 
     #[tonic::async_trait]
-    impl Raft for Follower {
+    impl Raft for Peer {
         async fn append_entries(&self, _: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
             self.unary.fetch_add(1, Ordering::SeqCst);
             Ok(Response::new(success()))
@@ -473,9 +457,25 @@ mod tests {
         }
         async fn client_write(
             &self,
-            _: Request<ClientWriteRequest>,
+            request: Request<ClientWriteRequest>,
         ) -> Result<Response<ClientWriteReply>, Status> {
-            Err(Status::unimplemented("test"))
+            self.unary.fetch_add(1, Ordering::SeqCst);
+            Ok(Response::new(written(request.get_ref())))
+        }
+        type WriteStreamStream = Pin<Box<dyn Stream<Item = Result<ClientWriteReply, Status>> + Send>>;
+        async fn write_stream(
+            &self,
+            request: Request<tonic::Streaming<ClientWriteRequest>>,
+        ) -> Result<Response<Self::WriteStreamStream>, Status> {
+            if !self.serves_stream {
+                return Err(Status::unimplemented("not served"));
+            }
+            let counted = self.on_stream.clone();
+            let replies = request.into_inner().map(move |msg| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Ok(written(&msg?))
+            });
+            Ok(Response::new(Box::pin(replies)))
         }
         async fn join(&self, _: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
             Err(Status::unimplemented("test"))
@@ -500,12 +500,12 @@ mod tests {
         }
     }
 
-    /// Serves `follower` on a loopback port; its address.
-    async fn serve(follower: Arc<Follower>) -> String {
+    /// Serves `peer` on a loopback port; its address.
+    async fn serve(peer: Arc<Peer>) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        let svc = RaftServer::from_arc(follower);
+        let svc = RaftServer::from_arc(peer);
         tokio::spawn(tonic::transport::Server::builder().add_service(svc).serve_with_incoming(incoming));
         addr
     }
@@ -528,17 +528,61 @@ mod tests {
 
     #[tokio::test]
     async fn append_entries_go_on_one_stream_to_a_peer_that_serves_it() {
-        let follower = Arc::new(Follower { serves_stream: true, ..Follower::default() });
-        send_appends(&serve(follower.clone()).await, 5).await;
-        assert_eq!(follower.on_stream.load(Ordering::SeqCst), 5);
-        assert_eq!(follower.unary.load(Ordering::SeqCst), 0);
+        let peer = Arc::new(Peer { serves_stream: true, ..Peer::default() });
+        send_appends(&serve(peer.clone()).await, 5).await;
+        assert_eq!(peer.on_stream.load(Ordering::SeqCst), 5);
+        assert_eq!(peer.unary.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
     async fn append_entries_fall_back_to_unary_calls_for_a_peer_without_the_stream() {
-        let follower = Arc::new(Follower::default());
-        send_appends(&serve(follower.clone()).await, 5).await;
-        assert_eq!(follower.unary.load(Ordering::SeqCst), 5, "every request answered, none lost");
-        assert_eq!(follower.on_stream.load(Ordering::SeqCst), 0);
+        let peer = Arc::new(Peer::default());
+        send_appends(&serve(peer.clone()).await, 5).await;
+        assert_eq!(peer.unary.load(Ordering::SeqCst), 5, "every request answered, none lost");
+        assert_eq!(peer.on_stream.load(Ordering::SeqCst), 0);
+    }
+
+    /// Forwards `n` writes from `writers` concurrent tasks to `addr`; each must get
+    /// its own answer.
+    async fn forward_writes(addr: &str, writers: u64, n: u64) {
+        let peers = Arc::new(Peers::new(Duration::from_secs(2), Credentials::default()));
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let (peers, addr) = (peers.clone(), addr.to_owned());
+                tokio::spawn(async move {
+                    for i in 0..n {
+                        let request = format!("write {w}.{i}").into_bytes();
+                        let msg = ClientWriteRequest { request: request.clone(), timeout_ms: w * 1000 + i };
+                        let reply =
+                            peers.client_write(&addr, msg, Duration::from_secs(2)).await.expect("answered");
+                        let Some(client_write_reply::Result::Written(written)) = reply.result else {
+                            panic!("write {w}.{i} answered {reply:?}")
+                        };
+                        assert_eq!((written.outcome, written.log_index), (request, w * 1000 + i));
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("writer");
+        }
+    }
+
+    #[tokio::test]
+    async fn forwarded_writes_share_one_stream_and_each_gets_its_own_answer() {
+        let leader = Arc::new(Peer { serves_stream: true, ..Peer::default() });
+        forward_writes(&serve(leader.clone()).await, 4, 25).await;
+        let (on_stream, unary) =
+            (leader.on_stream.load(Ordering::SeqCst), leader.unary.load(Ordering::SeqCst));
+        assert_eq!(on_stream + unary, 100, "every write sent once");
+        assert!(on_stream > 0, "the stream was never used");
+    }
+
+    #[tokio::test]
+    async fn forwarded_writes_fall_back_to_unary_calls_for_a_leader_without_the_stream() {
+        let leader = Arc::new(Peer::default());
+        forward_writes(&serve(leader.clone()).await, 2, 10).await;
+        assert_eq!(leader.unary.load(Ordering::SeqCst), 20);
+        assert_eq!(leader.on_stream.load(Ordering::SeqCst), 0);
     }
 }

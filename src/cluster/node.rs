@@ -349,11 +349,9 @@ impl Cluster {
     ) -> Result<Forwarded, ReplicateError> {
         let call = |e: &dyn std::fmt::Display| ReplicateError::Call(e.to_string());
         let request = encode("request", req).map_err(|e| call(&e))?;
-        let mut client = self.peers.client(addr).map_err(|e| call(&e))?;
         let msg = ClientWriteRequest { request, timeout_ms: timeout.as_millis() as u64 };
         // Leave the leader its whole commit timeout plus a little for the answer.
-        let reply =
-            self.peers.call(addr, timeout + Duration::from_millis(200), client.client_write(msg)).await;
+        let reply = self.peers.client_write(addr, msg, timeout + Duration::from_millis(200)).await;
         match reply {
             Err(e @ CallError::Unreachable { .. }) => Err(call(&e)),
             Err(e) => Err(call(&e)),

@@ -82,6 +82,35 @@ async fn append(
 /// The replies of an `AppendStream`, one per request, in order.
 type AppendReplies = Pin<Box<dyn Stream<Item = Result<RaftPayload, Status>> + Send>>;
 
+/// Commits a write forwarded by a follower, if this node leads: `authorize` checks
+/// each node the write speaks for against the sender's certificate.
+async fn write(
+    cluster: &Cluster,
+    msg: &ClientWriteRequest,
+    authorize: impl Fn(u64) -> Result<(), Status>,
+) -> Result<ClientWriteReply, Status> {
+    let req: RaftRequest = decode("client write", &msg.request).map_err(bad_request)?;
+    for origin in req.origins() {
+        authorize(origin)?;
+    }
+    let timeout = match msg.timeout_ms {
+        0 => cluster.cfg.propose_timeout(),
+        ms => Duration::from_millis(ms.min(60_000)),
+    };
+    let result = match cluster.leader_write(req, timeout).await {
+        Ok((outcome, log_index)) => {
+            let outcome = encode("outcome", &outcome).map_err(|e| Status::internal(e.to_string()))?;
+            client_write_reply::Result::Written(Written { outcome, log_index })
+        }
+        Err(WriteError::NotLeader(hint)) => client_write_reply::Result::Forward(hint),
+        Err(WriteError::Failed(e)) => client_write_reply::Result::Error(e),
+    };
+    Ok(ClientWriteReply { result: Some(result) })
+}
+
+/// The replies of a `WriteStream`, one per request, in order.
+type WriteReplies = Pin<Box<dyn Stream<Item = Result<ClientWriteReply, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl raft_server::Raft for RaftService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
@@ -145,24 +174,37 @@ impl raft_server::Raft for RaftService {
         &self,
         request: Request<ClientWriteRequest>,
     ) -> Result<Response<ClientWriteReply>, Status> {
-        let req: RaftRequest = decode("client write", &request.get_ref().request).map_err(bad_request)?;
-        for origin in req.origins() {
-            self.speaks_for(&request, Some(origin))?;
+        let reply =
+            write(&self.cluster, request.get_ref(), |node| self.speaks_for(&request, Some(node))).await?;
+        Ok(Response::new(reply))
+    }
+
+    type WriteStreamStream = WriteReplies;
+
+    async fn write_stream(
+        &self,
+        request: Request<Streaming<ClientWriteRequest>>,
+    ) -> Result<Response<WriteReplies>, Status> {
+        let (tls, certs) = (self.tls, request.peer_certs());
+        let authorize = move |node: u64| match tls {
+            true => Ok(secure::authorize_certs(certs.as_deref().map(Vec::as_slice), node)?),
+            false => Ok(()),
+        };
+        let mut stopping = self.cluster.shutdown_signal();
+        if *stopping.borrow() {
+            return Err(Status::unavailable("this node is shutting down"));
         }
-        let msg = request.into_inner();
-        let timeout = match msg.timeout_ms {
-            0 => self.cluster.cfg.propose_timeout(),
-            ms => Duration::from_millis(ms.min(60_000)),
-        };
-        let result = match self.cluster.leader_write(req, timeout).await {
-            Ok((outcome, log_index)) => {
-                let outcome = encode("outcome", &outcome).map_err(|e| Status::internal(e.to_string()))?;
-                client_write_reply::Result::Written(Written { outcome, log_index })
-            }
-            Err(WriteError::NotLeader(hint)) => client_write_reply::Result::Forward(hint),
-            Err(WriteError::Failed(e)) => client_write_reply::Result::Error(e),
-        };
-        Ok(Response::new(ClientWriteReply { result: Some(result) }))
+        let cluster = self.cluster.clone();
+        let replies = request
+            .into_inner()
+            .then(move |msg| {
+                let (cluster, authorize) = (cluster.clone(), authorize.clone());
+                async move { write(&cluster, &msg?, authorize).await }
+            })
+            .take_until(async move {
+                stopping.wait_for(|s| *s).await.ok();
+            });
+        Ok(Response::new(Box::pin(replies)))
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {

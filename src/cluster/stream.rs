@@ -1,0 +1,92 @@
+//! Requests to a peer on one long-lived gRPC stream, a request and its reply at a
+//! time ([`OnStream`]): the Raft AppendEntries of a replication client, and the
+//! writes a follower forwards to the leader. A stream spares each request the
+//! HTTP/2 stream set-up and teardown of a unary call (and the task the server
+//! spawns for it).
+//!
+//! Any failure (including the deadline) closes the stream, so that a reply
+//! arriving late is never taken for the next request's; the next request opens a
+//! new one. A peer that does not serve the stream (an older version answering
+//! UNIMPLEMENTED) is sent unary calls from then on: the request is handed back.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+
+use super::network::{CallError, map_status};
+
+/// The stream to one peer for one kind of request.
+#[derive(Default)]
+pub enum OnStream<Req, Resp> {
+    /// Not open: the next request opens it.
+    #[default]
+    Closed,
+    /// Open: requests go in, replies come out in order.
+    Open { requests: mpsc::Sender<Req>, replies: Box<Streaming<Resp>> },
+    /// The peer does not serve the stream: unary calls.
+    Unary,
+}
+
+impl<Req, Resp> OnStream<Req, Resp> {
+    /// True when requests go as unary calls.
+    pub fn is_unary(&self) -> bool {
+        matches!(self, OnStream::Unary)
+    }
+
+    /// Sends `msg` on the stream (opened with `open` first if needed) and waits for
+    /// its reply, at most `ttl`. `Err(msg)` when the peer takes unary calls only.
+    pub async fn exchange<F, Fut>(
+        &mut self,
+        addr: &str,
+        ttl: Duration,
+        msg: Req,
+        open: F,
+    ) -> Result<Result<Resp, CallError>, Req>
+    where
+        F: FnOnce(ReceiverStream<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Streaming<Resp>>, Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + ttl;
+        let late = || CallError::Unreachable {
+            addr: addr.into(),
+            message: format!("no answer within {} ms", ttl.as_millis()),
+            refused: false,
+        };
+        if matches!(self, OnStream::Closed) {
+            let (requests, rx) = mpsc::channel(1);
+            match tokio::time::timeout_at(deadline, open(ReceiverStream::new(rx))).await {
+                Err(_) => return Ok(Err(late())),
+                Ok(Ok(replies)) => {
+                    *self = OnStream::Open { requests, replies: Box::new(replies.into_inner()) }
+                }
+                Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+                    *self = OnStream::Unary;
+                    return Err(msg);
+                }
+                Ok(Err(status)) => return Ok(Err(map_status(addr, &status))),
+            }
+        }
+        let OnStream::Open { requests, replies } = self else { return Err(msg) };
+        let closed = || CallError::Unreachable {
+            addr: addr.into(),
+            message: "the stream closed".into(),
+            refused: false,
+        };
+        let exchange = async {
+            requests.send(msg).await.map_err(|_| closed())?;
+            match replies.message().await {
+                Ok(Some(reply)) => Ok(reply),
+                Ok(None) => Err(closed()),
+                Err(status) => Err(map_status(addr, &status)),
+            }
+        };
+        let result = tokio::time::timeout_at(deadline, exchange).await.unwrap_or_else(|_| Err(late()));
+        if result.is_err() {
+            *self = OnStream::Closed;
+        }
+        Ok(result)
+    }
+}
