@@ -4,9 +4,10 @@
 //!
 //! AppendEntries, the bulk of the traffic, go on one long-lived stream per
 //! replication client (`AppendStream`), a request and its reply at a time as
-//! openraft sends them; a failure closes the stream and the next request opens
-//! another. A peer that does not serve the stream (an older version) gets unary
-//! calls. Votes and snapshots are unary calls.
+//! openraft sends them, and the writes this node forwards to the leader on one per
+//! leader (`WriteStream`, a write that finds it busy goes as a unary call); see
+//! [`super::stream`]. A peer that does not serve them (an older version) gets unary
+//! calls. Votes, snapshots and the rest are unary calls.
 //!
 //! Every RPC has a deadline (openraft's hard TTL, or the caller's), and its outcome
 //! feeds [`Peers::health`]: when a node last answered, and since when connecting to

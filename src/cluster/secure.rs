@@ -11,10 +11,10 @@
 //! name the node, as a DNS SAN `node-<id>` (or `node-<id>.<anything>`), as a URI
 //! SAN `urn:junction:node:<id>` (also `spiffe://<trust domain>/.../node/<id>`), or
 //! as the subject CN `node-<id>` (or just `<id>`). Every request that claims to come
-//! from a node — `Join` (its `node_id`), Raft `Vote`, `AppendEntries` and
-//! `InstallSnapshot` (the candidate or leader in the vote), the node-specific
-//! routing commands forwarded with `ClientWrite`, and every batch of a `Link`
-//! stream (`from_node`) — is refused with `PERMISSION_DENIED` unless the
+//! from a node — `Join` (its `node_id`), Raft `Vote`, `AppendEntries` (also each
+//! request on an `AppendStream`) and `InstallSnapshot` (the candidate or leader in
+//! the vote), the node-specific routing commands forwarded with `ClientWrite` (or
+//! on a `WriteStream`), and every batch of a `Link` stream (`from_node`) — is refused with `PERMISSION_DENIED` unless the
 //! presenting certificate names that id ([`authorize_node`]). Requests that claim
 //! no node id (`Status`, `Promote`, `Leave`: the `junction cluster` CLI) need only a
 //! certificate from the cluster CA.

@@ -601,6 +601,7 @@ async fn with_mutual_tls_a_certificate_speaks_only_for_the_node_it_names() {
     use super::proto::raft_client::RaftClient;
     use super::proto::{ClientWriteRequest, JoinRequest, StatusRequest};
     use super::secure::Credentials;
+    use tokio_stream::wrappers::ReceiverStream;
 
     let dir = temp_dir("mtls-ids");
     let ca = TestCa::new(dir.join("ca"), "Cluster CA");
@@ -636,7 +637,17 @@ async fn with_mutual_tls_a_certificate_speaks_only_for_the_node_it_names() {
     denied(client.client_write(write).await, "announce node 2");
     let forged = Request::Route(reg(2, 20, "com.forged"));
     let write = ClientWriteRequest { request: payload(&forged).payload, timeout_ms: 1000 };
-    denied(client.client_write(write).await, "register on node 2");
+    denied(client.client_write(write.clone()).await, "register on node 2");
+
+    // The same on the streams: the stream opens, the request on it is refused.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(payload(&append)).await.expect("queued");
+    let mut replies = client.append_stream(ReceiverStream::new(rx)).await.expect("opens").into_inner();
+    denied(replies.message().await.map(tonic::Response::new), "append as 2 on a stream");
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(write).await.expect("queued");
+    let mut replies = client.write_stream(ReceiverStream::new(rx)).await.expect("opens").into_inner();
+    denied(replies.message().await.map(tonic::Response::new), "register on node 2 on a stream");
 
     // Requests claiming no node id need only a certificate of the CA.
     client.status(StatusRequest {}).await.expect("status with any cluster certificate");
