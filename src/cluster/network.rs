@@ -32,7 +32,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use super::secure::{AddSecret, Credentials};
-use super::stream::OnStream;
+use super::stream::{OnStream, StreamError};
 
 use super::convert::{decode, encode};
 use super::proto::raft_client::RaftClient;
@@ -152,8 +152,8 @@ impl Peers {
         {
             let mut client = self.client(addr)?;
             let open = |requests| async move { client.write_stream(requests).await };
-            match stream.exchange(addr, ttl, msg, open).await {
-                Ok(result) => return result,
+            match stream.exchange(ttl, msg, open).await {
+                Ok(result) => return result.map_err(|e| stream_failed(addr, e)),
                 Err(back) => msg = back,
             }
         }
@@ -189,8 +189,18 @@ impl Peers {
     }
 }
 
+/// Maps a failed request on a stream to a call error.
+fn stream_failed(addr: &str, e: StreamError) -> CallError {
+    let unreachable = |message: String| CallError::Unreachable { addr: addr.into(), message, refused: false };
+    match e {
+        StreamError::Status(status) => map_status(addr, &status),
+        StreamError::Late(ttl) => unreachable(format!("no answer within {} ms", ttl.as_millis())),
+        StreamError::Closed => unreachable("the stream closed".into()),
+    }
+}
+
 /// Maps a gRPC status to a call error; "unreachable" when the transport failed.
-pub fn map_status(addr: &str, status: &tonic::Status) -> CallError {
+fn map_status(addr: &str, status: &tonic::Status) -> CallError {
     use tonic::Code;
     let refused = is_refused(status);
     let transport = refused
@@ -285,9 +295,9 @@ impl PeerClient {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
-        self.appends
-            .exchange(&self.addr, ttl, msg, |requests| async move { client.append_stream(requests).await })
-            .await
+        let open = |requests| async move { client.append_stream(requests).await };
+        let addr = &self.addr;
+        self.appends.exchange(ttl, msg, open).await.map(|r| r.map_err(|e| stream_failed(addr, e)))
     }
 
     async fn rpc<Req, Resp, E>(
@@ -411,6 +421,8 @@ mod tests {
         serves_stream: bool,
         unary: AtomicUsize,
         on_stream: Arc<AtomicUsize>,
+        /// How long the first write on the stream waits before its answer.
+        first_write_late: Duration,
     }
 
     fn success() -> RaftPayload {
@@ -471,10 +483,15 @@ mod tests {
             if !self.serves_stream {
                 return Err(Status::unimplemented("not served"));
             }
-            let counted = self.on_stream.clone();
-            let replies = request.into_inner().map(move |msg| {
-                counted.fetch_add(1, Ordering::SeqCst);
-                Ok(written(&msg?))
+            let (counted, late) = (self.on_stream.clone(), self.first_write_late);
+            let replies = request.into_inner().then(move |msg| {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        tokio::time::sleep(late).await;
+                    }
+                    Ok(written(&msg?))
+                }
             });
             Ok(Response::new(Box::pin(replies)))
         }
@@ -585,5 +602,21 @@ mod tests {
         forward_writes(&serve(leader.clone()).await, 2, 10).await;
         assert_eq!(leader.unary.load(Ordering::SeqCst), 20);
         assert_eq!(leader.on_stream.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_late_answer_on_a_stream_is_never_taken_for_the_next_request() {
+        let late = Duration::from_millis(300);
+        let leader = Arc::new(Peer { serves_stream: true, first_write_late: late, ..Peer::default() });
+        let addr = serve(leader.clone()).await;
+        let peers = Peers::new(Duration::from_secs(2), Credentials::default());
+        let write = |text: &str| ClientWriteRequest { request: text.as_bytes().to_vec(), timeout_ms: 1 };
+        let first = peers.client_write(&addr, write("first"), Duration::from_millis(100)).await;
+        assert!(matches!(first, Err(CallError::Unreachable { .. })), "{first:?}");
+        // On the same stream the next reply would be the first write's (answers come in order).
+        let second =
+            peers.client_write(&addr, write("second"), Duration::from_secs(2)).await.expect("answered");
+        let Some(client_write_reply::Result::Written(w)) = second.result else { panic!("{second:?}") };
+        assert_eq!(w.outcome, b"second", "the first write's answer taken for the second's");
     }
 }

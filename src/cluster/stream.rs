@@ -16,7 +16,16 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
-use super::network::{CallError, map_status};
+/// Why a request on the stream got no reply.
+#[derive(Debug)]
+pub enum StreamError {
+    /// Opening the stream, or the reply, failed with this status.
+    Status(Status),
+    /// No reply within the deadline.
+    Late(Duration),
+    /// The peer ended the stream.
+    Closed,
+}
 
 /// The stream to one peer for one kind of request.
 #[derive(Default)]
@@ -40,25 +49,19 @@ impl<Req, Resp> OnStream<Req, Resp> {
     /// its reply, at most `ttl`. `Err(msg)` when the peer takes unary calls only.
     pub async fn exchange<F, Fut>(
         &mut self,
-        addr: &str,
         ttl: Duration,
         msg: Req,
         open: F,
-    ) -> Result<Result<Resp, CallError>, Req>
+    ) -> Result<Result<Resp, StreamError>, Req>
     where
         F: FnOnce(ReceiverStream<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Streaming<Resp>>, Status>>,
     {
         let deadline = tokio::time::Instant::now() + ttl;
-        let late = || CallError::Unreachable {
-            addr: addr.into(),
-            message: format!("no answer within {} ms", ttl.as_millis()),
-            refused: false,
-        };
         if matches!(self, OnStream::Closed) {
             let (requests, rx) = mpsc::channel(1);
             match tokio::time::timeout_at(deadline, open(ReceiverStream::new(rx))).await {
-                Err(_) => return Ok(Err(late())),
+                Err(_) => return Ok(Err(StreamError::Late(ttl))),
                 Ok(Ok(replies)) => {
                     *self = OnStream::Open { requests, replies: Box::new(replies.into_inner()) }
                 }
@@ -66,24 +69,19 @@ impl<Req, Resp> OnStream<Req, Resp> {
                     *self = OnStream::Unary;
                     return Err(msg);
                 }
-                Ok(Err(status)) => return Ok(Err(map_status(addr, &status))),
+                Ok(Err(status)) => return Ok(Err(StreamError::Status(status))),
             }
         }
         let OnStream::Open { requests, replies } = self else { return Err(msg) };
-        let closed = || CallError::Unreachable {
-            addr: addr.into(),
-            message: "the stream closed".into(),
-            refused: false,
-        };
         let exchange = async {
-            requests.send(msg).await.map_err(|_| closed())?;
+            requests.send(msg).await.map_err(|_| StreamError::Closed)?;
             match replies.message().await {
                 Ok(Some(reply)) => Ok(reply),
-                Ok(None) => Err(closed()),
-                Err(status) => Err(map_status(addr, &status)),
+                Ok(None) => Err(StreamError::Closed),
+                Err(status) => Err(StreamError::Status(status)),
             }
         };
-        let result = tokio::time::timeout_at(deadline, exchange).await.unwrap_or_else(|_| Err(late()));
+        let result = tokio::time::timeout_at(deadline, exchange).await.unwrap_or(Err(StreamError::Late(ttl)));
         if result.is_err() {
             *self = OnStream::Closed;
         }
