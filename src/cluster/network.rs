@@ -438,7 +438,33 @@ mod tests {
         ClientWriteReply { result: Some(client_write_reply::Result::Written(written)) }
     }
 
-    type Replies = Pin<Box<dyn Stream<Item = Result<RaftPayload, Status>> + Send>>;
+    type Replies<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+    impl Peer {
+        /// Answers each request on a stream with `answer`, counting them, the first
+        /// after `first_late`; UNIMPLEMENTED when the peer serves no streams.
+        fn replies<Req: Send + 'static, Resp: Send + 'static>(
+            &self,
+            request: Request<tonic::Streaming<Req>>,
+            first_late: Duration,
+            answer: fn(&Req) -> Resp,
+        ) -> Result<Response<Replies<Resp>>, Status> {
+            if !self.serves_stream {
+                return Err(Status::unimplemented("not served"));
+            }
+            let counted = self.on_stream.clone();
+            let replies = request.into_inner().then(move |msg| {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        tokio::time::sleep(first_late).await;
+                    }
+                    Ok(answer(&msg?))
+                }
+            });
+            Ok(Response::new(Box::pin(replies)))
+        }
+    }
 
     #[tonic::async_trait]
     impl Raft for Peer {
@@ -446,21 +472,12 @@ mod tests {
             self.unary.fetch_add(1, Ordering::SeqCst);
             Ok(Response::new(success()))
         }
-        type AppendStreamStream = Replies;
+        type AppendStreamStream = Replies<RaftPayload>;
         async fn append_stream(
             &self,
             request: Request<tonic::Streaming<RaftPayload>>,
-        ) -> Result<Response<Replies>, Status> {
-            if !self.serves_stream {
-                return Err(Status::unimplemented("not served"));
-            }
-            let counted = self.on_stream.clone();
-            let replies = request.into_inner().map(move |msg| {
-                msg?;
-                counted.fetch_add(1, Ordering::SeqCst);
-                Ok(success())
-            });
-            Ok(Response::new(Box::pin(replies)))
+        ) -> Result<Response<Replies<RaftPayload>>, Status> {
+            self.replies(request, Duration::ZERO, |_| success())
         }
         async fn vote(&self, _: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
             Err(Status::unimplemented("test"))
@@ -475,25 +492,12 @@ mod tests {
             self.unary.fetch_add(1, Ordering::SeqCst);
             Ok(Response::new(written(request.get_ref())))
         }
-        type WriteStreamStream = Pin<Box<dyn Stream<Item = Result<ClientWriteReply, Status>> + Send>>;
+        type WriteStreamStream = Replies<ClientWriteReply>;
         async fn write_stream(
             &self,
             request: Request<tonic::Streaming<ClientWriteRequest>>,
-        ) -> Result<Response<Self::WriteStreamStream>, Status> {
-            if !self.serves_stream {
-                return Err(Status::unimplemented("not served"));
-            }
-            let (counted, late) = (self.on_stream.clone(), self.first_write_late);
-            let replies = request.into_inner().then(move |msg| {
-                let n = counted.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n == 0 {
-                        tokio::time::sleep(late).await;
-                    }
-                    Ok(written(&msg?))
-                }
-            });
-            Ok(Response::new(Box::pin(replies)))
+        ) -> Result<Response<Replies<ClientWriteReply>>, Status> {
+            self.replies(request, self.first_write_late, written)
         }
         async fn join(&self, _: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
             Err(Status::unimplemented("test"))

@@ -14,8 +14,9 @@
 //! from a node — `Join` (its `node_id`), Raft `Vote`, `AppendEntries` (also each
 //! request on an `AppendStream`) and `InstallSnapshot` (the candidate or leader in
 //! the vote), the node-specific routing commands forwarded with `ClientWrite` (or
-//! on a `WriteStream`), and every batch of a `Link` stream (`from_node`) — is refused with `PERMISSION_DENIED` unless the
-//! presenting certificate names that id ([`authorize_node`]). Requests that claim
+//! on a `WriteStream`), and every batch of a `Link` stream (`from_node`) — is
+//! refused with `PERMISSION_DENIED` unless the presenting certificate names that id
+//! ([`Caller::speaks_for`]). Requests that claim
 //! no node id (`Status`, `Promote`, `Leave`: the `junction cluster` CLI) need only a
 //! certificate from the cluster CA.
 
@@ -123,25 +124,33 @@ pub fn cert_node_ids(der: &[u8]) -> Result<BTreeSet<u64>, IdentityError> {
     Ok(ids)
 }
 
-/// Checks that the request may speak for node `claimed`: always without TLS (the
-/// secret is all there is), and with TLS only when the client certificate names
-/// `claimed`. `tls` says whether the server runs mutual TLS.
-pub fn authorize_node<T>(tls: bool, req: &Request<T>, claimed: u64) -> Result<(), IdentityError> {
-    if !tls {
-        return Ok(());
-    }
-    authorize_certs(req.peer_certs().as_deref().map(Vec::as_slice), claimed)
+/// Who sent a request, or the request that opened a stream (for every message on
+/// it): its client certificate when the server runs mutual TLS.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    tls: bool,
+    certs: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
-/// [`authorize_node`] for the certificates a connection presented (kept from the
-/// request that opened a stream, for the messages on it).
-pub fn authorize_certs(certs: Option<&[CertificateDer<'static>]>, claimed: u64) -> Result<(), IdentityError> {
-    let leaf = certs.and_then(|c| c.first()).ok_or(IdentityError::NoCertificate)?;
-    let named = cert_node_ids(leaf.as_ref())?;
-    if named.contains(&claimed) {
-        Ok(())
-    } else {
-        Err(IdentityError::WrongNode { claimed, named: named.into_iter().collect() })
+impl Caller {
+    /// The caller of `req`; `tls` says whether the server runs mutual TLS.
+    pub fn of<T>(tls: bool, req: &Request<T>) -> Caller {
+        Caller { tls, certs: if tls { req.peer_certs() } else { None } }
+    }
+
+    /// Checks that the caller may speak for node `claimed`: always without TLS (the
+    /// secret is all there is), and with TLS only when the client certificate names
+    /// `claimed`. `None` (a vote or leader id of 0, an entry of no node) claims
+    /// nobody and needs no check.
+    pub fn speaks_for(&self, claimed: Option<u64>) -> Result<(), IdentityError> {
+        let Some(claimed) = claimed.filter(|_| self.tls) else { return Ok(()) };
+        let leaf = self.certs.as_deref().and_then(|c| c.first()).ok_or(IdentityError::NoCertificate)?;
+        let named = cert_node_ids(leaf.as_ref())?;
+        if named.contains(&claimed) {
+            Ok(())
+        } else {
+            Err(IdentityError::WrongNode { claimed, named: named.into_iter().collect() })
+        }
     }
 }
 
@@ -318,8 +327,10 @@ mod tests {
 
     #[test]
     fn without_tls_any_node_id_is_accepted_and_with_tls_a_certificate_is_required() {
-        assert!(authorize_node(false, &Request::new(()), 5).is_ok());
-        assert_eq!(authorize_node(true, &Request::new(()), 5), Err(IdentityError::NoCertificate));
+        assert!(Caller::of(false, &Request::new(())).speaks_for(Some(5)).is_ok());
+        let with_tls = Caller::of(true, &Request::new(()));
+        assert_eq!(with_tls.speaks_for(Some(5)), Err(IdentityError::NoCertificate));
+        assert!(with_tls.speaks_for(None).is_ok(), "claiming no node needs no certificate");
         let status: Status = IdentityError::WrongNode { claimed: 2, named: vec![1] }.into();
         assert_eq!(status.code(), tonic::Code::PermissionDenied);
     }

@@ -5,6 +5,7 @@
 //! Requests come from the network: anything undecodable is an `INVALID_ARGUMENT`
 //! status, never a panic.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use super::proto::{
     LeaveRequest, RaftPayload, StatusReply, StatusRequest, TransferReply, TransferRequest, Written,
     client_write_reply, transfer_reply,
 };
-use super::secure;
+use super::secure::Caller;
 use super::status;
 use super::transfer;
 use super::types::{Request as RaftRequest, TypeConfig};
@@ -41,12 +42,45 @@ impl RaftService {
     /// Refuses `request` unless its certificate may speak for `node` (a vote or
     /// leader id of 0 or none claims nobody and needs no check).
     fn speaks_for<T>(&self, request: &Request<T>, node: Option<u64>) -> Result<(), Status> {
-        match node {
-            Some(id) => Ok(secure::authorize_node(self.tls, request, id)?),
-            None => Ok(()),
+        Ok(Caller::of(self.tls, request).speaks_for(node)?)
+    }
+
+    /// Answers the requests of a stream with `answer`, one at a time and in order,
+    /// each checked against the certificate that opened the stream. The stream ends
+    /// when the node shuts down: the peer then reconnects and finds the port closed
+    /// (refused: the node is down), instead of going on talking to a connection left
+    /// over from the stopped server.
+    fn in_order<Req, Resp, A, Fut>(
+        &self,
+        request: Request<Streaming<Req>>,
+        answer: A,
+    ) -> Result<Response<Replies<Resp>>, Status>
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        A: Fn(Arc<Cluster>, Caller, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
+    {
+        let mut stopping = self.cluster.shutdown_signal();
+        if *stopping.borrow() {
+            return Err(Status::unavailable("this node is shutting down"));
         }
+        let (cluster, caller) = (self.cluster.clone(), Caller::of(self.tls, &request));
+        let replies = request
+            .into_inner()
+            .then(move |msg| {
+                let answered = msg.map(|msg| answer(cluster.clone(), caller.clone(), msg));
+                async move { answered?.await }
+            })
+            .take_until(async move {
+                stopping.wait_for(|s| *s).await.ok();
+            });
+        Ok(Response::new(Box::pin(replies)))
     }
 }
+
+/// The replies of a stream (`AppendStream`, `WriteStream`), one per request, in order.
+type Replies<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 fn bad_request(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(e.to_string())
@@ -79,19 +113,16 @@ async fn append(
     Ok(RaftPayload { payload, sent_ms: 0 })
 }
 
-/// The replies of an `AppendStream`, one per request, in order.
-type AppendReplies = Pin<Box<dyn Stream<Item = Result<RaftPayload, Status>> + Send>>;
-
 /// Commits a write forwarded by a follower, if this node leads: `authorize` checks
 /// each node the write speaks for against the sender's certificate.
 async fn write(
     cluster: &Cluster,
     msg: &ClientWriteRequest,
-    authorize: impl Fn(u64) -> Result<(), Status>,
+    authorize: impl Fn(Option<u64>) -> Result<(), Status>,
 ) -> Result<ClientWriteReply, Status> {
     let req: RaftRequest = decode("client write", &msg.request).map_err(bad_request)?;
     for origin in req.origins() {
-        authorize(origin)?;
+        authorize(Some(origin))?;
     }
     let timeout = match msg.timeout_ms {
         0 => cluster.cfg.propose_timeout(),
@@ -108,9 +139,6 @@ async fn write(
     Ok(ClientWriteReply { result: Some(result) })
 }
 
-/// The replies of a `WriteStream`, one per request, in order.
-type WriteReplies = Pin<Box<dyn Stream<Item = Result<ClientWriteReply, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl raft_server::Raft for RaftService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
@@ -119,35 +147,15 @@ impl raft_server::Raft for RaftService {
         Ok(Response::new(reply))
     }
 
-    type AppendStreamStream = AppendReplies;
+    type AppendStreamStream = Replies<RaftPayload>;
 
     async fn append_stream(
         &self,
         request: Request<Streaming<RaftPayload>>,
-    ) -> Result<Response<AppendReplies>, Status> {
-        let (tls, certs) = (self.tls, request.peer_certs());
-        let authorize = move |leader: Option<u64>| match leader {
-            Some(id) if tls => Ok(secure::authorize_certs(certs.as_deref().map(Vec::as_slice), id)?),
-            _ => Ok(()),
-        };
-        // The stream ends when the node shuts down: the leader then reconnects and
-        // finds the port closed (refused: the node is down), instead of going on
-        // talking to a connection left over from the stopped server.
-        let mut stopping = self.cluster.shutdown_signal();
-        if *stopping.borrow() {
-            return Err(Status::unavailable("this node is shutting down"));
-        }
-        let cluster = self.cluster.clone();
-        let replies = request
-            .into_inner()
-            .then(move |msg| {
-                let (cluster, authorize) = (cluster.clone(), authorize.clone());
-                async move { append(&cluster, &msg?, authorize).await }
-            })
-            .take_until(async move {
-                stopping.wait_for(|s| *s).await.ok();
-            });
-        Ok(Response::new(Box::pin(replies)))
+    ) -> Result<Response<Replies<RaftPayload>>, Status> {
+        self.in_order(request, |cluster, caller, msg| async move {
+            append(&cluster, &msg, |leader| Ok(caller.speaks_for(leader)?)).await
+        })
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
@@ -174,37 +182,19 @@ impl raft_server::Raft for RaftService {
         &self,
         request: Request<ClientWriteRequest>,
     ) -> Result<Response<ClientWriteReply>, Status> {
-        let reply =
-            write(&self.cluster, request.get_ref(), |node| self.speaks_for(&request, Some(node))).await?;
+        let reply = write(&self.cluster, request.get_ref(), |node| self.speaks_for(&request, node)).await?;
         Ok(Response::new(reply))
     }
 
-    type WriteStreamStream = WriteReplies;
+    type WriteStreamStream = Replies<ClientWriteReply>;
 
     async fn write_stream(
         &self,
         request: Request<Streaming<ClientWriteRequest>>,
-    ) -> Result<Response<WriteReplies>, Status> {
-        let (tls, certs) = (self.tls, request.peer_certs());
-        let authorize = move |node: u64| match tls {
-            true => Ok(secure::authorize_certs(certs.as_deref().map(Vec::as_slice), node)?),
-            false => Ok(()),
-        };
-        let mut stopping = self.cluster.shutdown_signal();
-        if *stopping.borrow() {
-            return Err(Status::unavailable("this node is shutting down"));
-        }
-        let cluster = self.cluster.clone();
-        let replies = request
-            .into_inner()
-            .then(move |msg| {
-                let (cluster, authorize) = (cluster.clone(), authorize.clone());
-                async move { write(&cluster, &msg?, authorize).await }
-            })
-            .take_until(async move {
-                stopping.wait_for(|s| *s).await.ok();
-            });
-        Ok(Response::new(Box::pin(replies)))
+    ) -> Result<Response<Replies<ClientWriteReply>>, Status> {
+        self.in_order(request, |cluster, caller, msg| async move {
+            write(&cluster, &msg, |node| Ok(caller.speaks_for(node)?)).await
+        })
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {

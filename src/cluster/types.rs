@@ -86,7 +86,7 @@ impl Request {
     /// The node this request speaks for, when only that node may send it: its own
     /// announcement or departure, and routing entries of its own sessions. With
     /// mutual TLS the forwarding node's certificate must name it
-    /// ([`super::secure::authorize_node`]); `None` for entries any member may
+    /// ([`super::secure::Caller::speaks_for`]); `None` for entries any member may
     /// propose (`Forget` of a removed node, realm-wide state). The leader commits
     /// another node's `Down` itself, never through a forwarded write.
     pub fn origin(&self) -> Option<u64> {
