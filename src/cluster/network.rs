@@ -423,6 +423,9 @@ mod tests {
         on_stream: Arc<AtomicUsize>,
         /// How long the first write on the stream waits before its answer.
         first_write_late: Duration,
+        /// The AppendEntries stream answers its opening (the response headers) only
+        /// once its first request arrived.
+        headers_after_first: bool,
     }
 
     fn success() -> RaftPayload {
@@ -477,7 +480,18 @@ mod tests {
             &self,
             request: Request<tonic::Streaming<RaftPayload>>,
         ) -> Result<Response<Replies<RaftPayload>>, Status> {
-            self.replies(request, Duration::ZERO, |_| success())
+            if !self.headers_after_first {
+                return self.replies(request, Duration::ZERO, |_| success());
+            }
+            let mut inbound = request.into_inner();
+            inbound.message().await?.ok_or_else(|| Status::cancelled("no first request"))?;
+            let counted = self.on_stream.clone();
+            counted.fetch_add(1, Ordering::SeqCst);
+            let rest = inbound.map(move |msg| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                msg.map(|_| success())
+            });
+            Ok(Response::new(Box::pin(tokio_stream::once(Ok(success())).chain(rest))))
         }
         async fn vote(&self, _: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
             Err(Status::unimplemented("test"))
@@ -553,6 +567,16 @@ mod tests {
         let peer = Arc::new(Peer { serves_stream: true, ..Peer::default() });
         send_appends(&serve(peer.clone()).await, 5).await;
         assert_eq!(peer.on_stream.load(Ordering::SeqCst), 5);
+        assert_eq!(peer.unary.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_new_stream_carries_its_first_request_with_its_opening() {
+        // one round trip to open a stream and get the first answer, as a unary call:
+        // waiting for the response headers before sending would never get an answer here
+        let peer = Arc::new(Peer { serves_stream: true, headers_after_first: true, ..Peer::default() });
+        send_appends(&serve(peer.clone()).await, 3).await;
+        assert_eq!(peer.on_stream.load(Ordering::SeqCst), 3);
         assert_eq!(peer.unary.load(Ordering::SeqCst), 0);
     }
 

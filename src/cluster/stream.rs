@@ -6,7 +6,7 @@
 //!
 //! Any failure (including the deadline) closes the stream, so that a reply
 //! arriving late is never taken for the next request's; the next request opens a
-//! new one. A peer that does not serve the stream (an older version answering
+//! new one, and travels with the opening (one round trip, as a unary call). A peer that does not serve the stream (an older version answering
 //! UNIMPLEMENTED) is sent unary calls from then on: the request is handed back.
 
 use std::future::Future;
@@ -39,7 +39,7 @@ pub enum OnStream<Req, Resp> {
     Unary,
 }
 
-impl<Req, Resp> OnStream<Req, Resp> {
+impl<Req: Clone, Resp> OnStream<Req, Resp> {
     /// True when requests go as unary calls.
     pub fn is_unary(&self) -> bool {
         matches!(self, OnStream::Unary)
@@ -58,23 +58,38 @@ impl<Req, Resp> OnStream<Req, Resp> {
         Fut: Future<Output = Result<tonic::Response<Streaming<Resp>>, Status>>,
     {
         let deadline = tokio::time::Instant::now() + ttl;
-        if matches!(self, OnStream::Closed) {
-            let (requests, rx) = mpsc::channel(1);
-            match tokio::time::timeout_at(deadline, open(ReceiverStream::new(rx))).await {
-                Err(_) => return Ok(Err(StreamError::Late(ttl))),
-                Ok(Ok(replies)) => {
-                    *self = OnStream::Open { requests, replies: Box::new(replies.into_inner()) }
+        let unsent = match self {
+            OnStream::Closed => {
+                // the first request goes out with the stream's opening, not after the
+                // response headers: a new stream costs one round trip, as a unary call
+                // does (under load, when a missed deadline closed the stream, two
+                // round trips per request kept missing it)
+                let (requests, rx) = mpsc::channel(1);
+                let again = msg.clone();
+                if requests.send(msg).await.is_err() {
+                    return Ok(Err(StreamError::Closed));
                 }
-                Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
-                    *self = OnStream::Unary;
-                    return Err(msg);
+                match tokio::time::timeout_at(deadline, open(ReceiverStream::new(rx))).await {
+                    Err(_) => return Ok(Err(StreamError::Late(ttl))),
+                    Ok(Ok(replies)) => {
+                        *self = OnStream::Open { requests, replies: Box::new(replies.into_inner()) };
+                        None
+                    }
+                    Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+                        *self = OnStream::Unary;
+                        return Err(again);
+                    }
+                    Ok(Err(status)) => return Ok(Err(StreamError::Status(status))),
                 }
-                Ok(Err(status)) => return Ok(Err(StreamError::Status(status))),
             }
-        }
-        let OnStream::Open { requests, replies } = self else { return Err(msg) };
+            OnStream::Open { .. } => Some(msg),
+            OnStream::Unary => return Err(msg),
+        };
+        let OnStream::Open { requests, replies } = self else { return Ok(Err(StreamError::Closed)) };
         let exchange = async {
-            requests.send(msg).await.map_err(|_| StreamError::Closed)?;
+            if let Some(msg) = unsent {
+                requests.send(msg).await.map_err(|_| StreamError::Closed)?;
+            }
             match replies.message().await {
                 Ok(Some(reply)) => Ok(reply),
                 Ok(None) => Err(StreamError::Closed),
