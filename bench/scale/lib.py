@@ -18,7 +18,7 @@ import time
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-JUNCTION = os.path.join(ROOT, "target/release/junction")
+JUNCTION = os.environ.get("JUNCTION_BIN") or os.path.join(ROOT, "target/release/junction")
 BENCH = os.path.join(ROOT, "target/release/junction-bench")
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")

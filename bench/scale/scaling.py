@@ -7,7 +7,7 @@ taskset) so that nodes cannot borrow each other's time. The load generator
 (junction-bench, one process per node) runs in the root namespace, unrestricted.
 
 Env: SIZES ("1 3 5"), QUOTA (cores per node, 0.1), DELAY_MS (1), DURATION (5),
-WARMUP (1), SUBSCRIBERS (10), INFLIGHT (128), COSTS (bench/results/costs.json),
+WARMUP (1), KEEP_LOGS (keep the nodes' logs), SUBSCRIBERS (10), INFLIGHT (128), COSTS (bench/results/costs.json),
 TOLERANCE (25). REEVAL=run.jsonl[,run.jsonl...]: no run (no root needed), the measured
 rates of earlier runs against the model with COSTS, one error column per run.
 """
@@ -161,7 +161,10 @@ def main():
         time.sleep(0.3)
         cpu.cleanup()
         net.down()
-        shutil.rmtree(wd, ignore_errors=True)
+        if os.environ.get("KEEP_LOGS"):
+            print(f"node logs kept in {wd}", flush=True)
+        else:
+            shutil.rmtree(wd, ignore_errors=True)
 
     header = dict(kind="scaling-header", date=stamp, machine=doc.get("machine"), costs=COSTS,
                   costs_measured_at=doc.get("measured_at"), isolation=cpu.describe,
