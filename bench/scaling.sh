@@ -7,7 +7,8 @@
 # measured vs bench/model.py's prediction (error %, within ±25 %?). Writes
 # target/bench/scaling-<date>.{md,jsonl}. Needs root (ip netns, cgroups). Not part of
 # ./test.sh. Knobs: SIZES ("1 3 5"), QUOTA (0.1 cores/node), DELAY_MS (1), DURATION (5),
-# WARMUP (1), SUBSCRIBERS (10), INFLIGHT (128), COSTS (bench/results/costs.json), NO_BUILD=1.
+# WARMUP (1), SUBSCRIBERS (10), INFLIGHT (128), COSTS (bench/results/costs.json), NO_BUILD=1,
+# JUNCTION_BIN (another build's binary for the nodes), KEEP_LOGS=1 (keep the nodes' logs).
 # Takes about 5 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
