@@ -42,6 +42,9 @@ struct Shared {
     overflowed: AtomicBool,
     /// Set once the router said GOODBYE on its own initiative: nothing may follow it.
     sealed: AtomicBool,
+    /// Pushes between their check of `sealed` and their queueing: sealing waits
+    /// for them, so that the last frame is queued after every frame let through.
+    pushing: AtomicUsize,
     /// Set when the router kills the session (meta API): GOODBYE reason and message.
     killed: std::sync::Mutex<Option<(String, String)>>,
     wake: Notify,
@@ -88,6 +91,7 @@ pub fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
         max_bytes,
         overflowed: AtomicBool::new(false),
         sealed: AtomicBool::new(false),
+        pushing: AtomicUsize::new(0),
         killed: std::sync::Mutex::new(None),
         wake: Notify::new(),
     });
@@ -110,9 +114,19 @@ impl Outbox {
         if self.shared.overflowed.load(Ordering::Relaxed) {
             return Err(PushError::Overflow);
         }
-        if self.shared.sealed.load(Ordering::Acquire) {
-            return Err(PushError::Closed);
-        }
+        // SeqCst on both sides (here and in `seal_with`): either this push sees the
+        // seal, or the sealer sees it in progress and queues its last frame after it
+        self.shared.pushing.fetch_add(1, Ordering::SeqCst);
+        let pushed = if self.shared.sealed.load(Ordering::SeqCst) {
+            Err(PushError::Closed)
+        } else {
+            self.enqueue(queued)
+        };
+        self.shared.pushing.fetch_sub(1, Ordering::SeqCst);
+        pushed
+    }
+
+    fn enqueue(&self, queued: Queued) -> Result<(), PushError> {
         let len = queued.frame.len();
         let total = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
         let result = if total > self.shared.max_bytes {
@@ -136,11 +150,20 @@ impl Outbox {
         }
     }
 
-    /// Refuses every frame from now on (as if the connection were gone): the router
-    /// just queued its GOODBYE, and a client that heard GOODBYE takes any later
-    /// INVOCATION or EVENT for a protocol violation.
-    pub fn seal(&self) {
-        self.shared.sealed.store(true, Ordering::Release);
+    /// Queues `last` (the router's GOODBYE) as the last frame and refuses every
+    /// frame from then on (as if the connection were gone): a client that heard
+    /// GOODBYE takes any later INVOCATION or EVENT for a protocol violation. A push
+    /// racing the seal is either refused or queued before `last`, never after.
+    pub fn seal_with(&self, last: Bytes) -> Result<(), PushError> {
+        self.shared.sealed.store(true, Ordering::SeqCst);
+        // pushes in progress only queue without waiting: this is a short wait
+        while self.shared.pushing.load(Ordering::SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
+        if self.shared.overflowed.load(Ordering::Relaxed) {
+            return Err(PushError::Overflow);
+        }
+        self.enqueue(Queued { frame: last, deadline: None })
     }
 
     /// Asks the connection task to end the session with GOODBYE `reason`.
@@ -255,12 +278,36 @@ mod tests {
     #[tokio::test]
     async fn nothing_is_queued_after_the_seal() {
         let (tx, mut rx) = outbox(8, 1 << 20);
-        assert_eq!(tx.push(Bytes::from_static(b"goodbye")), Ok(()));
-        tx.seal();
+        assert_eq!(tx.seal_with(Bytes::from_static(b"goodbye")), Ok(()));
         assert_eq!(tx.push(Bytes::from_static(b"event")), Err(PushError::Closed));
         let mut batch = Vec::new();
         rx.drain_now(&mut batch);
         assert_eq!(batch, vec![Bytes::from_static(b"goodbye")]);
+    }
+
+    #[test]
+    fn a_push_racing_the_seal_is_refused_or_queued_before_the_last_frame() {
+        for _ in 0..200 {
+            let (tx, mut rx) = outbox(1 << 16, 1 << 30);
+            let go = Arc::new(std::sync::Barrier::new(4));
+            let pushers: Vec<_> = (0..3)
+                .map(|_| {
+                    let (tx, go) = (tx.clone(), go.clone());
+                    std::thread::spawn(move || {
+                        go.wait();
+                        while tx.push(Bytes::from_static(b"invocation")).is_ok() {}
+                    })
+                })
+                .collect();
+            go.wait();
+            assert_eq!(tx.seal_with(Bytes::from_static(b"goodbye")), Ok(()));
+            for p in pushers {
+                p.join().expect("pusher");
+            }
+            let mut batch = Vec::new();
+            rx.drain_now(&mut batch);
+            assert_eq!(batch.last(), Some(&Bytes::from_static(b"goodbye")), "a frame queued after the last");
+        }
     }
 
     #[tokio::test]

@@ -126,6 +126,13 @@ impl Session {
         self.outbox.push(self.serializer.encode(msg).into()).ok();
     }
 
+    /// Sends `msg` (a GOODBYE) as the last frame the session gets: nothing queued
+    /// after it, even by a call routed to this session a moment before.
+    fn send_last(&self, msg: &Message) {
+        crate::observe::metrics::message_out(msg.code());
+        self.outbox.seal_with(self.serializer.encode(msg).into()).ok();
+    }
+
     /// Handles one incoming frame.
     pub async fn on_frame(&mut self, frame: &Bytes) -> Flow {
         let max_values = self.router.config.limits.max_message_elements;
@@ -380,8 +387,7 @@ impl Session {
             return false;
         }
         self.stop_routing_to();
-        self.send(&goodbye(reason));
-        self.outbox.seal();
+        self.send_last(&goodbye(reason));
         self.phase = Phase::Closing;
         true
     }
@@ -399,8 +405,7 @@ impl Session {
             {
                 g.details.insert("message".into(), message.into());
             }
-            self.send(&bye);
-            self.outbox.seal();
+            self.send_last(&bye);
         }
         self.leave().await;
     }
