@@ -81,7 +81,13 @@ class Model:
         # costs.sh runs the lone node's call cost 3.6/4.4/5.2/3.6 µs against 4.2/4.2/4.3/4.9
         # on node 1 of 3, noisy but not one figure
         same = self.us("cpu_call_lone_us") if n == 1 else self.us("cpu_call_same_node_us")
-        x = self.us("cpu_call_cross_caller_us") + self.us("cpu_call_cross_callee_us")
+        # a cross call's cost where every node is a caller's and a callee's node, links
+        # busy both ways (the ring of costs.sh; RPC between random nodes is that shape);
+        # older files have only the one-way split, which leaves 25-45 % of it out
+        if "cpu_call_cross_ring_us" in self.k:
+            x = self.us("cpu_call_cross_ring_us")
+        else:
+            x = self.us("cpu_call_cross_caller_us") + self.us("cpu_call_cross_callee_us")
         total = (1 - cross) * same + cross * x
         # the extra a cross call costs over a same-node one is the link's work
         link = cross * max(0.0, x - same)

@@ -9,7 +9,7 @@
 # ./test.sh. Knobs: SIZES ("1 3 5"), QUOTA (0.1 cores/node), DELAY_MS (1), DURATION (5),
 # WARMUP (1), SUBSCRIBERS (10), INFLIGHT (128), COSTS (bench/results/costs.json), NO_BUILD=1,
 # JUNCTION_BIN (another build's binary for the nodes), KEEP_LOGS=1 (keep the nodes' logs).
-# Takes about 5 minutes.
+# Takes about 10 minutes (REPEAT=3 runs of each round, the median kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/scaling.sh needs root (network namespaces, cgroups)"; exit 1; }

@@ -259,6 +259,13 @@ def main():
         K["link_bytes_per_call_caller_to_callee"] = round(lb[0] / rate, 1)
         K["link_bytes_per_call_callee_to_caller"] = round(lb[1] / rate, 1)
         K["rate_call_cross_node_3"] = rate
+        # calls in a ring (callers on node i, their callee on node i+1, all at once): every
+        # node is a caller's and a callee's node and every link carries calls both ways, as
+        # in the model's workload (RPC between random nodes); cluster CPU per call. The
+        # one-way split above left 25-45 % of a ring's cost out (docs/scaling.md)
+        ring = [["rpc", "--url", nodes[i].ws, "--callee-url", nodes[(i + 1) % 3].ws, "--inflight", "128"] for i in range(3)]
+        rate, cores, _ = run(nodes, "rpc-cross-ring", ring)
+        K["cpu_call_cross_ring_us"] = us_per(sum(cores) - 3 * idle[3][0], rate)
         r1, c1, lb1 = run(nodes, "pubsub-1x1-cross", ["pubsub", "--url", n1.ws, "--subscriber-url", n2.ws, "--publishers", "1", "--subscribers", "1"])
         r10, c10, lb10 = run(nodes, "pubsub-1x10-cross", ["pubsub", "--url", n1.ws, "--subscriber-url", n2.ws, "--publishers", "1", "--subscribers", "10"])
         # publisher's node: per publication (no local subscriber, one remote node)
@@ -327,6 +334,8 @@ def main():
                      + f"CPU: {CPU.describe}. A node held at a quota is saturated: the figures are the per-operation "
                      "cost at the sustainable maximum (an unsaturated node spends 10-40 % more per operation, batching less)",
             "cluster_cpu": "in the 3-node cluster the node's idle CPU (cpu_idle_node_cores + peers x cpu_idle_per_peer_cores, measured idle) is subtracted first",
+            "ring": "cpu_call_cross_ring_us: 3 junction-bench rpc processes at once, callers on node i and their callee on node i+1 "
+                    "(128 in flight each); the three nodes' CPU (idle subtracted) per call",
             "pubsub_split": "1x1 and 1x10 (publisher, subscribers) runs; CPU per publication = fixed + S x per-delivery, solved from the two",
             "churn": "junction-bench churn, 20 clients each one request at a time; one operation = SUBSCRIBE(new topic)+UNSUBSCRIBE or REGISTER+UNREGISTER; "
                      "cluster runs at node 2 (origin/peer/leader/follower split), and *_loaded: the same churn at all 3 nodes at once "
