@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 
 use crate::dict;
 use crate::router::Router;
@@ -127,6 +130,15 @@ pub async fn drive<T: FrameTransport + Send>(
     let mut closing_deadline: Option<tokio::time::Instant> = None;
     let mut batch = Vec::new();
     let overflow = rx.overflow_watch();
+    // The connection's two signals, made once and polled only when they were woken
+    // (`FuturesUnordered` polls a future only after its own waker fired). Made anew in
+    // every turn of the loop, each registered and unregistered a waiter under a lock
+    // per frame (kept but polled every turn, each still took that lock). Measured on a
+    // lone node, calls per router CPU-second: +7 % at 128 in flight, +16 % with clients
+    // that write frame by frame (bench/README, "Hot path").
+    let mut signals: FuturesUnordered<BoxFuture<'_, Signal>> = FuturesUnordered::new();
+    signals.push(overflow.evicted().map(Signal::Evicted).boxed());
+    signals.push(async move { Signal::Shutdown(shutdown.changed().await.is_ok()) }.boxed());
     let mut keepalive = Keepalive::new(limits.keepalive_interval().filter(|_| T::PINGS));
     let mut burst = 0;
     loop {
@@ -134,8 +146,8 @@ pub async fn drive<T: FrameTransport + Send>(
         // before writing (READ_BURST)
         tokio::select! {
             biased;
-            eviction = overflow.evicted() => match eviction {
-                Eviction::SlowConsumer => {
+            Some(signal) = signals.next() => match signal {
+                Signal::Evicted(Eviction::SlowConsumer) => {
                     tracing::warn!("slow consumer: outbound queue full, disconnecting");
                     crate::observe::metrics::slow_consumer_disconnect();
                     rx.discard();
@@ -149,21 +161,23 @@ pub async fn drive<T: FrameTransport + Send>(
                     tokio::time::timeout(grace, io.close()).await.ok();
                     break;
                 }
-                Eviction::Killed { reason, message } => {
+                Signal::Evicted(Eviction::Killed { reason, message }) => {
                     session.kick(&reason, &message).await;
                     rx.drain_now(&mut batch);
                     io.send(&batch).await.ok();
                     io.close().await;
                     break;
                 }
-            },
-            Ok(()) = shutdown.changed(), if closing_deadline.is_none() => {
-                if !session.begin_close(errors::SYSTEM_SHUTDOWN) {
-                    io.close().await;
-                    break;
+                Signal::Shutdown(true) => {
+                    if !session.begin_close(errors::SYSTEM_SHUTDOWN) {
+                        io.close().await;
+                        break;
+                    }
+                    closing_deadline = Some(tokio::time::Instant::now() + grace);
                 }
-                closing_deadline = Some(tokio::time::Instant::now() + grace);
-            }
+                // the router's signal is gone without a shutdown: none will come
+                Signal::Shutdown(false) => {}
+            },
             _ = keepalive.tick() => match keepalive.check() {
                 Liveness::Alive => {}
                 Liveness::Ping => {
@@ -245,6 +259,14 @@ pub async fn drive<T: FrameTransport + Send>(
     }
     session.leave().await;
     tokio::time::timeout(LINGER, io.linger()).await.ok();
+}
+
+/// What ended a connection's wait for a signal.
+enum Signal {
+    /// The router evicted the session (slow consumer, or killed).
+    Evicted(Eviction),
+    /// The router is shutting down (`true`), or its signal is gone (`false`).
+    Shutdown(bool),
 }
 
 /// Keepalive of one connection (`limits.keepalive_interval_ms`, on transports that
