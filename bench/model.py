@@ -83,7 +83,8 @@ class Model:
         same = self.us("cpu_call_lone_us") if n == 1 else self.us("cpu_call_same_node_us")
         # a cross call's cost where every node is a caller's and a callee's node, links
         # busy both ways (the ring of costs.sh; RPC between random nodes is that shape);
-        # older files have only the one-way split, which leaves 25-45 % of it out
+        # older files have only the one-way split (caller + callee), against which
+        # earlier validations' ring rounds ran 9-30 % low (docs/scaling.md)
         if "cpu_call_cross_ring_us" in self.k:
             x = self.us("cpu_call_cross_ring_us")
         else:

@@ -6,8 +6,9 @@
 //!
 //! Any failure (including the deadline) closes the stream, so that a reply
 //! arriving late is never taken for the next request's; the next request opens a
-//! new one, and travels with the opening (one round trip, as a unary call). A peer that does not serve the stream (an older version answering
-//! UNIMPLEMENTED) is sent unary calls from then on: the request is handed back.
+//! new one, and travels with the opening (one round trip, as a unary call). A peer
+//! that does not serve the stream (an older version answering UNIMPLEMENTED) is sent
+//! unary calls from then on: the request is handed back.
 
 use std::future::Future;
 use std::time::Duration;
