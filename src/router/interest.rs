@@ -12,8 +12,18 @@
 //!   `Interest{on}` with a sequence number; SUBSCRIBED waits until each acknowledged
 //!   it, its link went down, or [`ACK_LIMIT`] passed. So a publication that starts
 //!   after SUBSCRIBED, on any node that was reachable, reaches the subscriber.
-//! - Its last interest goes as `Interest{off}`: acknowledged the same way before
-//!   UNSUBSCRIBED, not waited for when a session leaves.
+//! - Its last interest goes as `Interest{off}` — acknowledged the same way before
+//!   UNSUBSCRIBED when some node listens for `wamp.subscription.on_delete` (which is
+//!   decided on what every node applied). Otherwise it *lingers* first
+//!   ([`LINGER`]): the other nodes keep the interest a while, and a subscriber
+//!   coming back within it (a client reconnecting and resubscribing, per-request
+//!   topics reused) is SUBSCRIBED with no round trip at all. A [`sweep`] withdraws
+//!   what lingered longer, many interests per link batch instead of a batch per
+//!   UNSUBSCRIBE. Interest held too long only costs events sent to a node that
+//!   drops them; interest missing loses events, so withdrawing late is always safe.
+//!   Lingering interest is part of the whole interest a link (re)connect sends, so
+//!   every node keeps what it was told until it is withdrawn. At most
+//!   [`MAX_LINGERING`] linger; past that, interest is withdrawn at once.
 //! - Changes of one realm are made and sent under the realm's `membership` mutex
 //!   (no await inside), so each link carries them in the order they happened: a
 //!   leave racing a subscribe on the same node cannot leave the node without interest
@@ -32,6 +42,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::Router;
 use super::handle::lock;
@@ -46,8 +57,21 @@ use crate::wamp::uri::MatchPolicy;
 /// node that has not answered by then is logged and not waited for.
 pub const ACK_LIMIT: Duration = Duration::from_secs(2);
 
-/// How often the full interest is offered to nodes that have not had it.
+/// How often the full interest is offered to nodes that have not had it, and
+/// lingering interest is swept.
 const SYNC_EVERY: Duration = Duration::from_millis(500);
+
+/// How long the other nodes keep this node's interest in a subscription after its
+/// last local subscriber left (when nobody listens for `on_delete`): withdrawn by the
+/// first [`sweep`] after this, so within `LINGER` + [`SYNC_EVERY`].
+pub const LINGER: Duration = Duration::from_secs(1);
+
+/// Interests lingering at most, per node: past this, interest is withdrawn at once.
+pub const MAX_LINGERING: usize = 65_536;
+
+/// Lingering interests withdrawn per sweep at most, so a sweep never fills a link's
+/// queue (what is left goes in the next sweep).
+pub const SWEEP_MAX: usize = 8_192;
 
 /// The nodes an interest change still waits for.
 #[derive(Default)]
@@ -85,6 +109,66 @@ impl AckWait {
 /// and how many SUBSCRIBEs share it.
 type Subscribing = HashMap<(String, SubscriptionId), (Arc<AckWait>, usize)>;
 
+/// A subscription this node has no interest in any more that the other nodes still
+/// hold for it (see [`LINGER`]).
+#[derive(Clone)]
+struct Lingering {
+    uri: String,
+    policy: MatchPolicy,
+    /// When the last local interest ended.
+    since: Instant,
+}
+
+/// Lingering interest by realm, then subscription.
+#[derive(Default)]
+struct Lingerings {
+    realms: HashMap<String, HashMap<SubscriptionId, Lingering>>,
+    count: usize,
+}
+
+impl Lingerings {
+    /// Records `id` as lingering; false when [`MAX_LINGERING`] already do.
+    fn insert(&mut self, realm: &str, id: SubscriptionId, l: Lingering) -> bool {
+        let known = self.realms.get(realm).is_some_and(|subs| subs.contains_key(&id));
+        if !known && self.count >= MAX_LINGERING {
+            return false;
+        }
+        if self.realms.entry(realm.to_owned()).or_default().insert(id, l).is_none() {
+            self.count += 1;
+        }
+        true
+    }
+
+    fn remove(&mut self, realm: &str, id: SubscriptionId) -> bool {
+        let Some(subs) = self.realms.get_mut(realm) else { return false };
+        let removed = subs.remove(&id).is_some();
+        if removed {
+            self.count -= 1;
+            if subs.is_empty() {
+                self.realms.remove(realm);
+            }
+        }
+        removed
+    }
+
+    fn of(&self, realm: &str) -> impl Iterator<Item = &Lingering> {
+        self.realms.get(realm).into_iter().flat_map(|subs| subs.values())
+    }
+
+    /// Takes up to `max` of `realm`'s interests that lingered since before `cutoff`.
+    fn take_expired(&mut self, realm: &str, cutoff: Instant, max: usize) -> Vec<Lingering> {
+        let Some(subs) = self.realms.get_mut(realm) else { return Vec::new() };
+        let ids: Vec<SubscriptionId> =
+            subs.iter().filter(|(_, l)| l.since <= cutoff).map(|(id, _)| *id).take(max).collect();
+        let out: Vec<Lingering> = ids.iter().filter_map(|id| subs.remove(id)).collect();
+        self.count -= out.len();
+        if subs.is_empty() {
+            self.realms.remove(realm);
+        }
+        out
+    }
+}
+
 /// This node's view of every node's subscription interest.
 #[derive(Default)]
 pub struct Interest {
@@ -97,6 +181,9 @@ pub struct Interest {
     synced: Mutex<HashSet<NodeId>>,
     /// The nodes whose whole interest this node received (over a stream still open).
     heard: Mutex<HashSet<NodeId>>,
+    /// Interest of this node's that the others still hold (see [`LINGER`]); changed
+    /// under the realm's `membership` mutex, like the rest of this node's interest.
+    lingering: Mutex<Lingerings>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -144,6 +231,10 @@ impl Interest {
             return (id, false, None);
         }
         self.write(&realm.name, |idx| idx.add_interest(router.node, uri, policy, || id, now_ms()));
+        if lock(&self.lingering).remove(&realm.name, id) {
+            // every node still holds this interest: nothing to tell, nothing to wait for
+            return (id, !known, None);
+        }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let wait = Arc::new(AckWait { seq, ..AckWait::default() });
         // registered before anything is sent: an acknowledgement may come back at once
@@ -195,15 +286,62 @@ impl Interest {
         }
         let (uri, policy) = self.read(&realm.name, |idx| idx.get(id).map(|s| (s.uri.clone(), s.policy)))?;
         self.write(&realm.name, |idx| idx.remove_interest(router.node, id));
+        let mut lingering = lock(&self.lingering);
+        lingering.remove(&realm.name, id);
         let change =
             |seq| LinkMsg::Interest { realm: realm.name.clone(), topic: uri.clone(), policy, on: false, seq };
         if !ack {
-            for node in self.audience(router) {
+            let audience = self.audience(router);
+            if audience.is_empty() {
+                return None;
+            }
+            let since = Instant::now();
+            if lingering.insert(&realm.name, id, Lingering { uri: uri.clone(), policy, since }) {
+                return None;
+            }
+            for node in audience {
                 router.send_link(node, change(0)).ok();
             }
             return None;
         }
+        drop(lingering);
         Some(self.announce(router, change))
+    }
+
+    /// Withdraws the interest that has lingered for [`LINGER`] at `now` (at most
+    /// [`SWEEP_MAX`] of it): every node it went to is told `Interest{off}`.
+    pub fn sweep(&self, router: &Router, now: Instant) {
+        let Some(cutoff) = now.checked_sub(LINGER) else { return };
+        let mut left = SWEEP_MAX;
+        let names: Vec<String> = lock(&self.lingering).realms.keys().cloned().collect();
+        for name in names {
+            if left == 0 {
+                return;
+            }
+            // a realm removed since (a reload): its interest is withdrawn all the same
+            let realm = router.realm(&name);
+            let _serial = realm.as_ref().map(|r| lock(&r.membership));
+            let expired = lock(&self.lingering).take_expired(&name, cutoff, left);
+            left -= expired.len();
+            let audience = if expired.is_empty() { Vec::new() } else { self.audience(router) };
+            for l in expired {
+                for &node in &audience {
+                    let msg = LinkMsg::Interest {
+                        realm: name.clone(),
+                        topic: l.uri.clone(),
+                        policy: l.policy,
+                        on: false,
+                        seq: 0,
+                    };
+                    router.send_link(node, msg).ok();
+                }
+            }
+        }
+    }
+
+    /// How many interests linger (see [`LINGER`]).
+    pub fn lingering(&self) -> usize {
+        lock(&self.lingering).count
     }
 
     /// Sends a change (of interest, or a retained event) to every node up under a
@@ -369,7 +507,9 @@ impl Interest {
     pub fn sync_to(&self, router: &Router, node: NodeId) -> bool {
         for realm in router.realms() {
             let _serial = lock(&realm.membership);
-            let entries = self.read(&realm.name, |idx| idx.interest_of(router.node));
+            let mut entries = self.read(&realm.name, |idx| idx.interest_of(router.node));
+            // the lingering interest too: the node keeps it until a sweep withdraws it
+            entries.extend(lock(&self.lingering).of(&realm.name).map(|l| (l.uri.clone(), l.policy)));
             if router.send_link(node, LinkMsg::InterestSync { realm: realm.name.clone(), entries }).is_err() {
                 return false;
             }
@@ -414,8 +554,8 @@ pub struct Change {
     pub seq: u64,
 }
 
-/// Offers the full interest to every node up that has not had it, until the router
-/// is gone.
+/// Offers the full interest to every node up that has not had it, and withdraws
+/// the interest that lingered long enough, until the router is gone.
 pub async fn keep_synced(router: std::sync::Weak<Router>) {
     loop {
         tokio::time::sleep(SYNC_EVERY).await;
@@ -423,5 +563,33 @@ pub async fn keep_synced(router: std::sync::Weak<Router>) {
         for node in r.interest.unsynced(&r) {
             r.interest.sync_to(&r, node);
         }
+        r.interest.sweep(&r, Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lingering(since: Instant) -> Lingering {
+        Lingering { uri: "com.example.t".into(), policy: MatchPolicy::Exact, since }
+    }
+
+    #[test]
+    fn lingering_interest_is_bounded_and_swept_in_bounded_steps() {
+        let t0 = Instant::now();
+        let mut l = Lingerings::default();
+        for i in 0..MAX_LINGERING as u64 {
+            assert!(l.insert("realm1", SubscriptionId(i), lingering(t0)));
+        }
+        assert!(!l.insert("realm1", SubscriptionId(u64::MAX), lingering(t0)), "past the bound");
+        assert!(l.insert("realm1", SubscriptionId(0), lingering(t0)), "a refresh takes no room");
+        assert_eq!(l.count, MAX_LINGERING);
+        assert!(l.take_expired("realm1", t0 - Duration::from_millis(1), SWEEP_MAX).is_empty());
+        assert_eq!(l.take_expired("realm1", t0, SWEEP_MAX).len(), SWEEP_MAX);
+        assert_eq!(l.count, MAX_LINGERING - SWEEP_MAX);
+        while !l.take_expired("realm1", t0, SWEEP_MAX).is_empty() {}
+        assert_eq!(l.count, 0);
+        assert!(l.realms.is_empty());
     }
 }

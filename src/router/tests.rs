@@ -418,11 +418,13 @@ async fn interest_reaches_a_node_that_had_the_whole_interest_before_the_cluster_
     // interest with nothing left to send it again (it counts as synced)
     let (id, told) = told_node2(&router, &mut sent, subscribe(&mut c, 1, "com.example.t")).await;
     assert_eq!(told, ("com.example.t".to_owned(), true));
-    // and of its end
-    let unsubscribe = c.send(Message::Unsubscribe(Unsubscribe { request: rid(2), subscription: id }));
-    let (_, told) = told_node2(&router, &mut sent, unsubscribe).await;
-    assert_eq!(told, ("com.example.t".to_owned(), false));
+    // and of its end, once it lingered
+    c.send(Message::Unsubscribe(Unsubscribe { request: rid(2), subscription: id })).await;
     assert!(matches!(c.next(), Some(Message::Unsubscribed(_))));
+    let sweep =
+        async { router.interest.sweep(&router, tokio::time::Instant::now() + super::interest::LINGER) };
+    let (_, told) = told_node2(&router, &mut sent, sweep).await;
+    assert_eq!(told, ("com.example.t".to_owned(), false));
     // once the cluster counts node 2 up it gets changes as before, once each
     *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2)]);
     let (_, told) = told_node2(&router, &mut sent, subscribe(&mut c, 3, "com.example.u")).await;
@@ -479,4 +481,78 @@ async fn a_purged_node_sends_its_whole_interest_again_to_every_node_it_went_to()
     // node 3 too, once the cluster counts it up
     *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2), NodeId(3)]);
     assert_eq!(next_resync(&mut sent).await, Some(NodeId(3)));
+}
+
+/// Node 1 of a cluster with node 2 up and linked; what it sends node 2.
+fn linked_to_node2() -> (Arc<Router>, Sent) {
+    use super::test_doubles::{FakeCluster, RecordingLinks};
+    let fake = Arc::new(FakeCluster::default());
+    *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2)]);
+    let replica = super::replica::Replica::new(Arc::default(), fake);
+    let router = Router::with_replica(Config::default(), NodeId(1), replica);
+    let (links, sent) = RecordingLinks::new(&[NodeId(2)]);
+    router.set_links(links);
+    (router, sent)
+}
+
+#[tokio::test]
+async fn a_subscriber_back_within_the_linger_is_subscribed_without_a_round_trip() {
+    use super::interest::LINGER;
+    let (router, mut sent) = linked_to_node2();
+    let mut c = Client::join(&router, Serializer::Json).await;
+    let (id, told) = told_node2(&router, &mut sent, subscribe(&mut c, 1, "com.example.t")).await;
+    assert_eq!(told, ("com.example.t".to_owned(), true));
+    c.send(Message::Unsubscribe(Unsubscribe { request: rid(2), subscription: id })).await;
+    assert!(matches!(c.next(), Some(Message::Unsubscribed(_))));
+    assert!(sent.try_recv().is_err(), "the interest lingers: node 2 is told nothing yet");
+    assert_eq!(router.interest.lingering(), 1);
+    // back within the linger: node 2 still holds the interest
+    assert_eq!(subscribe(&mut c, 3, "com.example.t").await, id);
+    assert!(sent.try_recv().is_err(), "SUBSCRIBED with nothing sent and nothing waited for");
+    assert_eq!(router.interest.lingering(), 0);
+    router.interest.sweep(&router, tokio::time::Instant::now() + LINGER);
+    assert!(sent.try_recv().is_err(), "a live interest is not swept");
+    // the session leaves: the interest lingers again, and goes once it lingered long enough
+    c.send(Message::Goodbye(Goodbye { details: Dict::new(), reason: errors::NORMAL.into() })).await;
+    assert_eq!(router.interest.lingering(), 1);
+    router.interest.sweep(&router, tokio::time::Instant::now() + LINGER / 2);
+    assert!(sent.try_recv().is_err(), "withdrawn before it lingered for LINGER");
+    router.interest.sweep(&router, tokio::time::Instant::now() + LINGER);
+    match sent.try_recv() {
+        Ok((NodeId(2), crate::link::LinkMsg::Interest { topic, on: false, seq: 0, .. })) => {
+            assert_eq!(topic, "com.example.t")
+        }
+        other => panic!("expected the interest withdrawn, got {other:?}"),
+    }
+    assert!(sent.try_recv().is_err(), "withdrawn once");
+    assert_eq!(router.interest.lingering(), 0);
+}
+
+#[tokio::test]
+async fn lingering_interest_is_part_of_the_whole_interest_a_link_sends_again() {
+    use crate::link::LinkHandler;
+    let (router, mut sent) = linked_to_node2();
+    let mut c = Client::join(&router, Serializer::Json).await;
+    let (id, _) = told_node2(&router, &mut sent, subscribe(&mut c, 1, "com.example.t")).await;
+    c.send(Message::Unsubscribe(Unsubscribe { request: rid(2), subscription: id })).await;
+    // the link reconnects while the interest lingers: node 2 gets it whole again,
+    // lingering interest included, so a subscriber back later need not tell it
+    router.link_up(NodeId(2));
+    match sent.try_recv() {
+        Ok((NodeId(2), crate::link::LinkMsg::InterestSync { entries, .. })) => {
+            let topics: Vec<&str> = entries.iter().map(|(t, _)| t.as_str()).collect();
+            assert_eq!(topics, ["com.example.t"]);
+        }
+        other => panic!("expected the whole interest, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_lone_node_has_nobody_to_linger_for() {
+    let router = router();
+    let mut c = Client::join(&router, Serializer::Json).await;
+    let id = subscribe(&mut c, 1, "com.example.t").await;
+    c.send(Message::Unsubscribe(Unsubscribe { request: rid(2), subscription: id })).await;
+    assert!(matches!(c.next(), Some(Message::Unsubscribed(_))));
+    assert_eq!(router.interest.lingering(), 0);
 }

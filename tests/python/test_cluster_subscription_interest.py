@@ -9,6 +9,8 @@
 #   removed the node's interest after the new SUBSCRIBED).
 # - A node that restarts learns the others' interest again, and they learn its.
 # - Subscription ids are the same on every node without consensus.
+# - Interest lingers ~1 s after a node's last subscriber left: a subscriber back
+#   within it gets events published elsewhere; afterwards the others drop it.
 #
 # Node logs: target/test-logs/cluster/test_cluster_subscription_interest/node<N>.stderr.log.
 import asyncio
@@ -166,3 +168,40 @@ async def test_a_subscribe_racing_the_other_subscribers_unsubscribe_keeps_every_
         pass
     lost = [t for t in topics if received[t] == 0]
     assert not lost, f"{len(lost)} of {len(topics)} topics got no event on node 2 after the race"
+
+
+LINGER_WITHDRAWN_WITHIN = 5.0
+
+
+async def test_interest_lingers_for_a_subscriber_back_soon_and_is_withdrawn_later(cluster, cw, unique):
+    """Nobody listens for on_delete, so node 2's interest outlives its last
+    subscriber for about a second: node 1 still knows the subscription, a subscriber
+    back on node 2 within that time gets what node 1 publishes, and once it lingered
+    long enough (after the last subscriber's session left) node 1 forgets it."""
+    loop = asyncio.get_running_loop()
+    topic = unique()
+    on_1 = await cw.session(router=cluster[1])
+    first = await cw.session(router=cluster[2])
+    sub = await first.subscribe(lambda *a: None, topic)
+    await sub.unsubscribe()
+    assert await on_1.call("wamp.subscription.lookup", topic) == sub.id, "node 2's interest lingers on node 1"
+    sink = Sink()
+    back = await cw.session(router=cluster[2])
+    await back.subscribe(sink, topic)
+    await published(on_1, topic, "back within the linger")
+    args, _, _ = await sink.get(EVENT_TIMEOUT)
+    assert args == ["back within the linger"]
+    await leave(back)
+    await leave(first)
+    deadline = loop.time() + LINGER_WITHDRAWN_WITHIN
+    while await on_1.call("wamp.subscription.lookup", topic) is not None:
+        assert loop.time() < deadline, "node 1 still holds node 2's interest"
+        await asyncio.sleep(0.1)  # polling node 1's view until node 2's sweep reaches it
+    # and a subscriber after the withdrawal is routed to again
+    sink = Sink()
+    again = await cw.session(router=cluster[2])
+    await again.subscribe(sink, topic)
+    await published(on_1, topic, "after the withdrawal")
+    args, _, _ = await sink.get(EVENT_TIMEOUT)
+    assert args == ["after the withdrawal"]
+    await leave(again)
