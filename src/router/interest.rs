@@ -64,14 +64,14 @@ const SYNC_EVERY: Duration = Duration::from_millis(500);
 /// How long the other nodes keep this node's interest in a subscription after its
 /// last local subscriber left (when nobody listens for `on_delete`): withdrawn by the
 /// first [`sweep`] after this, so within `LINGER` + [`SYNC_EVERY`].
-pub const LINGER: Duration = Duration::from_secs(1);
+pub const LINGER: Duration = Duration::from_secs(2);
 
 /// Interests lingering at most, per node: past this, interest is withdrawn at once.
-pub const MAX_LINGERING: usize = 65_536;
+pub const MAX_LINGERING: usize = 131_072;
 
 /// Lingering interests withdrawn per sweep at most, so a sweep never fills a link's
 /// queue (what is left goes in the next sweep).
-pub const SWEEP_MAX: usize = 8_192;
+pub const SWEEP_MAX: usize = 16_384;
 
 /// The nodes an interest change still waits for.
 #[derive(Default)]
