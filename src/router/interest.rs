@@ -73,6 +73,9 @@ pub const MAX_LINGERING: usize = 131_072;
 /// queue (what is left goes in the next sweep).
 pub const SWEEP_MAX: usize = 16_384;
 
+/// Lingering interests withdrawn under one hold of a realm's `membership` mutex.
+const SWEEP_STEP: usize = 512;
+
 /// The nodes an interest change still waits for.
 #[derive(Default)]
 pub struct AckWait {
@@ -320,20 +323,22 @@ impl Interest {
             }
             // a realm removed since (a reload): its interest is withdrawn all the same
             let realm = router.realm(&name);
-            let _serial = realm.as_ref().map(|r| lock(&r.membership));
-            let expired = lock(&self.lingering).take_expired(&name, cutoff, left);
-            left -= expired.len();
-            let audience = if expired.is_empty() { Vec::new() } else { self.audience(router) };
-            for l in expired {
-                for &node in &audience {
-                    let msg = LinkMsg::Interest {
-                        realm: name.clone(),
-                        topic: l.uri.clone(),
-                        policy: l.policy,
-                        on: false,
-                        seq: 0,
-                    };
-                    router.send_link(node, msg).ok();
+            while left > 0 {
+                // in steps, so SUBSCRIBEs and leaves of the realm wait for one step at most
+                let _serial = realm.as_ref().map(|r| lock(&r.membership));
+                let expired = lock(&self.lingering).take_expired(&name, cutoff, left.min(SWEEP_STEP));
+                if expired.is_empty() {
+                    break;
+                }
+                left -= expired.len();
+                let audience = self.audience(router);
+                for l in expired {
+                    for &node in &audience {
+                        let (realm, topic, policy) = (name.clone(), l.uri.clone(), l.policy);
+                        router
+                            .send_link(node, LinkMsg::Interest { realm, topic, policy, on: false, seq: 0 })
+                            .ok();
+                    }
                 }
             }
         }
