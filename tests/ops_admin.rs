@@ -472,6 +472,7 @@ async fn calls_routes_refusals_and_the_process_are_measured() {
         "junction_calls_total{outcome=\"no_such_procedure\"} 1\n",
         "junction_calls_total{outcome=\"canceled\"} 0\n",
         "junction_calls_in_flight 0\n",
+        "junction_subscription_interest_lingering 0\n",
         "junction_registrations{realm=\"realm1\"} 1\n",
         "junction_subscriptions{realm=\"realm1\"} 1\n",
         "junction_sessions_refused_total{reason=\"no_such_realm\"} 1\n",

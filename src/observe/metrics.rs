@@ -265,6 +265,9 @@ pub struct Metrics {
     call_counters: Vec<Counter>,
     /// Calls made on this node in flight (sampled).
     pub calls_in_flight: Gauge,
+    /// Subscription interest of this node's that lingers after its last local
+    /// subscriber left, still held by the other nodes (sampled).
+    pub interest_lingering: Gauge,
     /// Registrations in the routing table, by realm (sampled).
     pub registrations: Labeled<Gauge>,
     /// Subscriptions (topics with subscribers on any node), by realm (sampled).
@@ -354,6 +357,7 @@ impl Metrics {
             calls,
             call_counters,
             calls_in_flight: Gauge::default(),
+            interest_lingering: Gauge::default(),
             registrations: Labeled::default(),
             subscriptions: Labeled::default(),
             sessions_refused,
@@ -412,6 +416,11 @@ impl Metrics {
             "junction_calls_in_flight",
             "Calls made on this node in flight",
             m.calls_in_flight.clone(),
+        );
+        r.register(
+            "junction_subscription_interest_lingering",
+            "Subscriptions this node has no subscriber for any more that the other nodes still route to it (withdrawn within 2.5 s)",
+            m.interest_lingering.clone(),
         );
         r.register(
             "junction_registrations",

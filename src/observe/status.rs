@@ -50,6 +50,8 @@ pub struct Sample {
     pub links: Vec<(u64, bool)>,
     /// Calls made on this node in flight.
     pub calls_in_flight: Option<usize>,
+    /// Subscription interest of this node's lingering on the others.
+    pub interest_lingering: Option<usize>,
     /// Per realm: registrations in the routing table, subscriptions (topics with
     /// subscribers on any node).
     pub routes: Vec<(String, usize, usize)>,

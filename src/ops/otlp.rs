@@ -155,6 +155,12 @@ fn register(meter: &Meter) {
         m.calls.clone(),
     );
     gauge(meter, "junction.calls.in_flight", "Calls made on this node in flight", m.calls_in_flight.clone());
+    gauge(
+        meter,
+        "junction.subscription.interest.lingering",
+        "Subscriptions this node has no subscriber for that the other nodes still route to it",
+        m.interest_lingering.clone(),
+    );
     labeled_gauge(meter, "junction.registrations", "Registrations by realm", m.registrations.clone());
     labeled_gauge(
         meter,

@@ -77,6 +77,9 @@ pub fn refresh() {
     if let Some(n) = sample.calls_in_flight {
         m.calls_in_flight.set(n as i64);
     }
+    if let Some(n) = sample.interest_lingering {
+        m.interest_lingering.set(n as i64);
+    }
     for (realm, registrations, subscriptions) in &sample.routes {
         m.set_routes(realm, *registrations, *subscriptions);
     }

@@ -101,6 +101,7 @@ pub fn sample(router: &Router) -> Sample {
         None => Sample::default(),
     };
     sample.calls_in_flight = Some(router.dealing.lock().calls_in_flight());
+    sample.interest_lingering = Some(router.interest.lingering());
     for name in router.config.realms.iter().map(|r| r.name.as_str()) {
         let registrations =
             router.replica.read(|t| t.realm(name).map_or(0, |r| r.registrations.iter().count()));

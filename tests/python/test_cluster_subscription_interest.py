@@ -31,7 +31,7 @@ ROUNDS = 20
 
 @pytest.fixture(scope="module")
 def cluster():
-    yield from module_cluster("test_cluster_subscription_interest", extra='[admin]\nlisten = "127.0.0.1:0"\n')
+    yield from module_cluster("test_cluster_subscription_interest", extra='[admin]\nlisten = "127.0.0.1:0"\nmetrics_public = true\n')
 
 
 @pytest.fixture
@@ -48,6 +48,15 @@ def readyz(node):
             return r.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def lingering(node):
+    """Node's junction_subscription_interest_lingering gauge."""
+    with urllib.request.urlopen(f"{node.listeners['admin']}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("junction_subscription_interest_lingering "):
+                return float(line.split()[1])
+    raise AssertionError("no junction_subscription_interest_lingering in /metrics")
 
 
 async def published(session, topic, *args):
@@ -185,6 +194,7 @@ async def test_interest_lingers_for_a_subscriber_back_soon_and_is_withdrawn_late
     sub = await first.subscribe(lambda *a: None, topic)
     await sub.unsubscribe()
     assert await on_1.call("wamp.subscription.lookup", topic) == sub.id, "node 2's interest lingers on node 1"
+    assert lingering(cluster[2]) >= 1, "node 2's gauge counts it"
     sink = Sink()
     back = await cw.session(router=cluster[2])
     await back.subscribe(sink, topic)
