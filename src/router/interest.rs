@@ -287,10 +287,14 @@ impl Interest {
         if lock(&self.subscribing).contains_key(&(realm.name.clone(), id)) {
             return None;
         }
-        let (uri, policy) = self.read(&realm.name, |idx| idx.get(id).map(|s| (s.uri.clone(), s.policy)))?;
+        let (uri, policy, mine) = self.read(&realm.name, |idx| {
+            idx.get(id).map(|s| (s.uri.clone(), s.policy, s.nodes.contains(&router.node)))
+        })?;
         self.write(&realm.name, |idx| idx.remove_interest(router.node, id));
         let mut lingering = lock(&self.lingering);
-        lingering.remove(&realm.name, id);
+        // only what the other nodes hold may linger: interest of this node's, or
+        // lingering already (an interest withdrawn before is withdrawn again)
+        let held = lingering.remove(&realm.name, id) || mine;
         let change =
             |seq| LinkMsg::Interest { realm: realm.name.clone(), topic: uri.clone(), policy, on: false, seq };
         if !ack {
@@ -299,7 +303,7 @@ impl Interest {
                 return None;
             }
             let since = Instant::now();
-            if lingering.insert(&realm.name, id, Lingering { uri: uri.clone(), policy, since }) {
+            if held && lingering.insert(&realm.name, id, Lingering { uri: uri.clone(), policy, since }) {
                 return None;
             }
             for node in audience {
