@@ -116,6 +116,11 @@ impl Numbering {
 /// Cuts consecutive `frames` numbered from `first_seq` into batches of at most
 /// [`BATCH_BYTES`] (a larger frame alone).
 fn batches(from: NodeId, epoch: u64, first_seq: u64, frames: Vec<pb::Frame>) -> Vec<pb::Batch> {
+    let total: usize = frames.iter().map(prost::Message::encoded_len).sum();
+    if total <= BATCH_BYTES {
+        // the usual case: one batch, the frames moved as they are
+        return vec![pb::Batch { from_node: from.0, frames, epoch, first_seq }];
+    }
     let mut out = Vec::new();
     let mut current = pb::Batch { from_node: from.0, frames: Vec::new(), epoch, first_seq };
     let mut bytes = 0;
