@@ -35,7 +35,7 @@
 //! - Subscription ids are derived from (realm, uri, match) ([`derive_id`]), so they
 //!   are the same everywhere without agreeing on them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -122,50 +122,73 @@ struct Lingering {
     since: Instant,
 }
 
+/// One realm's lingering interest, by subscription and in the order it began.
+#[derive(Default)]
+struct RealmLingering {
+    by_id: HashMap<SubscriptionId, Lingering>,
+    by_time: BTreeSet<(Instant, SubscriptionId)>,
+}
+
 /// Lingering interest by realm, then subscription.
 #[derive(Default)]
 struct Lingerings {
-    realms: HashMap<String, HashMap<SubscriptionId, Lingering>>,
+    realms: HashMap<String, RealmLingering>,
     count: usize,
 }
 
 impl Lingerings {
     /// Records `id` as lingering; false when [`MAX_LINGERING`] already do.
     fn insert(&mut self, realm: &str, id: SubscriptionId, l: Lingering) -> bool {
-        let known = self.realms.get(realm).is_some_and(|subs| subs.contains_key(&id));
+        let known = self.realms.get(realm).is_some_and(|r| r.by_id.contains_key(&id));
         if !known && self.count >= MAX_LINGERING {
             return false;
         }
-        if self.realms.entry(realm.to_owned()).or_default().insert(id, l).is_none() {
-            self.count += 1;
+        if !self.realms.contains_key(realm) {
+            self.realms.insert(realm.to_owned(), RealmLingering::default());
         }
+        let Some(r) = self.realms.get_mut(realm) else { return false };
+        let since = l.since;
+        match r.by_id.insert(id, l) {
+            Some(old) => {
+                r.by_time.remove(&(old.since, id));
+            }
+            None => self.count += 1,
+        }
+        r.by_time.insert((since, id));
         true
     }
 
     fn remove(&mut self, realm: &str, id: SubscriptionId) -> bool {
-        let Some(subs) = self.realms.get_mut(realm) else { return false };
-        let removed = subs.remove(&id).is_some();
-        if removed {
-            self.count -= 1;
-            if subs.is_empty() {
-                self.realms.remove(realm);
-            }
+        let Some(r) = self.realms.get_mut(realm) else { return false };
+        let Some(old) = r.by_id.remove(&id) else { return false };
+        r.by_time.remove(&(old.since, id));
+        self.count -= 1;
+        if r.by_id.is_empty() {
+            self.realms.remove(realm);
         }
-        removed
+        true
     }
 
     fn of(&self, realm: &str) -> impl Iterator<Item = &Lingering> {
-        self.realms.get(realm).into_iter().flat_map(|subs| subs.values())
+        self.realms.get(realm).into_iter().flat_map(|r| r.by_id.values())
     }
 
-    /// Takes up to `max` of `realm`'s interests that lingered since before `cutoff`.
+    /// Takes up to `max` of `realm`'s interests that lingered since `cutoff` or
+    /// before, oldest first.
     fn take_expired(&mut self, realm: &str, cutoff: Instant, max: usize) -> Vec<Lingering> {
-        let Some(subs) = self.realms.get_mut(realm) else { return Vec::new() };
-        let ids: Vec<SubscriptionId> =
-            subs.iter().filter(|(_, l)| l.since <= cutoff).map(|(id, _)| *id).take(max).collect();
-        let out: Vec<Lingering> = ids.iter().filter_map(|id| subs.remove(id)).collect();
+        let Some(r) = self.realms.get_mut(realm) else { return Vec::new() };
+        let mut out = Vec::new();
+        while out.len() < max {
+            match r.by_time.first() {
+                Some(&(since, id)) if since <= cutoff => {
+                    r.by_time.pop_first();
+                    out.extend(r.by_id.remove(&id));
+                }
+                _ => break,
+            }
+        }
         self.count -= out.len();
-        if subs.is_empty() {
+        if r.by_id.is_empty() {
             self.realms.remove(realm);
         }
         out
@@ -585,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn lingering_interest_is_bounded_and_swept_in_bounded_steps() {
+    fn lingering_interest_is_bounded_and_swept_oldest_first_in_bounded_steps() {
         let t0 = Instant::now();
         let mut l = Lingerings::default();
         for i in 0..MAX_LINGERING as u64 {
@@ -595,9 +618,22 @@ mod tests {
         assert!(l.insert("realm1", SubscriptionId(0), lingering(t0)), "a refresh takes no room");
         assert_eq!(l.count, MAX_LINGERING);
         assert!(l.take_expired("realm1", t0 - Duration::from_millis(1), SWEEP_MAX).is_empty());
-        assert_eq!(l.take_expired("realm1", t0, SWEEP_MAX).len(), SWEEP_MAX);
-        assert_eq!(l.count, MAX_LINGERING - SWEEP_MAX);
-        while !l.take_expired("realm1", t0, SWEEP_MAX).is_empty() {}
+        let later = t0 + Duration::from_millis(5);
+        assert!(l.insert("realm1", SubscriptionId(1), lingering(later)), "a refresh");
+        assert_eq!(l.count, MAX_LINGERING);
+        assert!(l.take_expired("realm1", t0, MAX_LINGERING).iter().all(|e| e.since == t0));
+        assert_eq!(l.count, 1, "only the refreshed one is left");
+        assert_eq!(l.take_expired("realm1", later, 1)[0].since, later);
+        for i in 0..MAX_LINGERING as u64 {
+            assert!(l.insert("realm1", SubscriptionId(i), lingering(t0 + Duration::from_nanos(i))));
+        }
+        let first = l.take_expired("realm1", t0 + Duration::from_secs(1), 3);
+        let order: Vec<Instant> = first.iter().map(|e| e.since).collect();
+        assert_eq!(order, [t0, t0 + Duration::from_nanos(1), t0 + Duration::from_nanos(2)], "oldest first");
+        let end = t0 + Duration::from_secs(1);
+        assert_eq!(l.take_expired("realm1", end, SWEEP_MAX).len(), SWEEP_MAX);
+        assert_eq!(l.count, MAX_LINGERING - 3 - SWEEP_MAX);
+        while !l.take_expired("realm1", end, SWEEP_MAX).is_empty() {}
         assert_eq!(l.count, 0);
         assert!(l.realms.is_empty());
     }
