@@ -138,8 +138,8 @@ impl LogStore {
     }
 
     /// An empty store in memory.
-    pub fn in_memory() -> Result<LogStore, LogStoreError> {
-        Ok(LogStore::with(Backend::Memory(Arc::default())))
+    pub fn in_memory() -> LogStore {
+        LogStore::with(Backend::Memory(Arc::default()))
     }
 
     fn with(backend: Backend) -> LogStore {
@@ -403,7 +403,7 @@ mod tests {
 
     #[tokio::test]
     async fn in_memory_the_log_holds_about_one_purge_interval_of_entries() {
-        let mut log = LogStore::in_memory().expect("log");
+        let mut log = LogStore::in_memory();
         let payload = |i: u64| Entry {
             log_id: log_id(i),
             payload: EntryPayload::Normal(super::super::types::Request::Announce {
@@ -430,7 +430,7 @@ mod tests {
     async fn in_memory_the_log_reads_truncates_and_keeps_its_vote_like_on_disk() {
         let dir = std::env::temp_dir().join(format!("junction-log-same-{}", crate::ids::random_id()));
         let disk = LogStore::open(&dir).expect("log");
-        let memory = LogStore::in_memory().expect("log");
+        let memory = LogStore::in_memory();
         for mut log in [disk, memory] {
             log.append_entries((1..=5).map(blank)).expect("append");
             let read = log.try_get_log_entries(2..4).await.expect("read");

@@ -132,7 +132,7 @@ impl Cluster {
                 StateMachine::open(table, Some(dir)).map_err(|e| ClusterError::Storage(e.to_string()))?,
             ),
             None => (
-                LogStore::in_memory().map_err(|e| ClusterError::Storage(e.to_string()))?,
+                LogStore::in_memory(),
                 StateMachine::open(table, None).map_err(|e| ClusterError::Storage(e.to_string()))?,
             ),
         };

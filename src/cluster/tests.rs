@@ -190,8 +190,7 @@ struct MemBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, ()> for MemBuilder {
     async fn build(&self) -> Result<((), LogStore, StateMachine), openraft::StorageError<u64>> {
-        let log = LogStore::in_memory()
-            .map_err(|e| openraft::StorageIOError::write(openraft::AnyError::error(e.to_string())))?;
+        let log = LogStore::in_memory();
         let sm = StateMachine::open(Arc::default(), None)
             .map_err(|e| openraft::StorageIOError::write(openraft::AnyError::error(e.to_string())))?;
         Ok(((), log, sm))

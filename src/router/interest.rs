@@ -114,7 +114,6 @@ type Subscribing = HashMap<(String, SubscriptionId), (Arc<AckWait>, usize)>;
 
 /// A subscription this node has no interest in any more that the other nodes still
 /// hold for it (see [`LINGER`]).
-#[derive(Clone)]
 struct Lingering {
     uri: String,
     policy: MatchPolicy,

@@ -182,6 +182,18 @@ async def test_a_subscribe_racing_the_other_subscribers_unsubscribe_keeps_every_
 LINGER_WITHDRAWN_WITHIN = 8.0
 
 
+async def new_subscriber_on_2_gets(cw, cluster, publisher, topic, text):
+    """A new session on node 2 subscribes to `topic`, gets `text` published by
+    `publisher` (on another node), and leaves."""
+    sink = Sink()
+    s = await cw.session(router=cluster[2])
+    await s.subscribe(sink, topic)
+    await published(publisher, topic, text)
+    args, _, _ = await sink.get(EVENT_TIMEOUT)
+    assert args == [text]
+    await leave(s)
+
+
 async def test_interest_lingers_for_a_subscriber_back_soon_and_is_withdrawn_later(cluster, cw, unique):
     """Nobody listens for on_delete, so node 2's interest outlives its last
     subscriber for about two seconds: node 1 still knows the subscription, a subscriber
@@ -195,23 +207,11 @@ async def test_interest_lingers_for_a_subscriber_back_soon_and_is_withdrawn_late
     await sub.unsubscribe()
     assert await on_1.call("wamp.subscription.lookup", topic) == sub.id, "node 2's interest lingers on node 1"
     assert lingering(cluster[2]) >= 1, "node 2's gauge counts it"
-    sink = Sink()
-    back = await cw.session(router=cluster[2])
-    await back.subscribe(sink, topic)
-    await published(on_1, topic, "back within the linger")
-    args, _, _ = await sink.get(EVENT_TIMEOUT)
-    assert args == ["back within the linger"]
-    await leave(back)
+    await new_subscriber_on_2_gets(cw, cluster, on_1, topic, "back within the linger")
     await leave(first)
     deadline = loop.time() + LINGER_WITHDRAWN_WITHIN
     while await on_1.call("wamp.subscription.lookup", topic) is not None:
         assert loop.time() < deadline, "node 1 still holds node 2's interest"
         await asyncio.sleep(0.1)  # polling node 1's view until node 2's sweep reaches it
     # and a subscriber after the withdrawal is routed to again
-    sink = Sink()
-    again = await cw.session(router=cluster[2])
-    await again.subscribe(sink, topic)
-    await published(on_1, topic, "after the withdrawal")
-    args, _, _ = await sink.get(EVENT_TIMEOUT)
-    assert args == ["after the withdrawal"]
-    await leave(again)
+    await new_subscriber_on_2_gets(cw, cluster, on_1, topic, "after the withdrawal")
