@@ -163,7 +163,10 @@ for mode in ("fbf", "batched"):
     ]
 spec += [
     ("rpc-d1-lone", "p50 latency µs", lat("p50"), "{:.1f}"),
+    ("rpc-d1-lone", "mean latency µs", lat("mean"), "{:.1f}"),
     ("rpc-d1-cross", "p50 latency µs", lat("p50"), "{:.1f}"),
+    ("rpc-d1-cross", "mean latency µs", lat("mean"), "{:.1f}"),
+    ("rpc-d1-cross", "context switches/call (3 nodes)", field("ctx_switches_per_call"), "{:.2f}"),
     ("rpc-d128-lone", "calls per router CPU-s", field("per_cpu_s"), "{:,.0f}"),
     ("rpc-d128-cross", "calls per router CPU-s (3 nodes)", field("per_cpu_s"), "{:,.0f}"),
     ("rpc-d128-cross", "calls/s", field("rate"), "{:,.0f}"),
