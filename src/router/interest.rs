@@ -142,10 +142,7 @@ impl Lingerings {
         if !known && self.count >= MAX_LINGERING {
             return false;
         }
-        if !self.realms.contains_key(realm) {
-            self.realms.insert(realm.to_owned(), RealmLingering::default());
-        }
-        let Some(r) = self.realms.get_mut(realm) else { return false };
+        let r = self.realms.entry(realm.to_owned()).or_default();
         let since = l.since;
         match r.by_id.insert(id, l) {
             Some(old) => {
