@@ -6,6 +6,9 @@
 #
 # Scenarios (WebSocket, msgpack, 64-byte payload):
 #   relay-ws-if128        the raw relay, 1 caller 1 echoer, 128 in flight (once a round)
+#   relay-chain-ws-if128  the same through two relays (`relay-server --forward` into the
+#                         first): each request crosses two processes each way, the
+#                         shape of a cross-node call with no routing work (once a round)
 #   rpc-d128-lone         the same through a lone node: router/relay rate ratio
 #   rpc-4x32-fbf          4 callers x 32 in flight, every frame written on its own
 #   rpc-4x32-batched      the same with the default batched writes
@@ -72,6 +75,12 @@ $B relay-server --ws "127.0.0.1:$RELAY_WS" --rawsocket "" > "$DIR/relay.out" 2>&
 PIDS+=($!); RELAY_PID=$!
 for _ in $(seq 100); do grep -q '^ready' "$DIR/relay.out" && break; sleep 0.1; done
 grep -q '^ready' "$DIR/relay.out" || { echo "the relay did not start"; cat "$DIR/relay.out"; exit 1; }
+RELAY_FWD_WS=$(free_port)
+$B relay-server --ws "127.0.0.1:$RELAY_FWD_WS" --rawsocket "" --forward "ws://127.0.0.1:$RELAY_WS" \
+  > "$DIR/relay-fwd.out" 2>&1 &
+PIDS+=($!); RELAY_FWD_PID=$!
+for _ in $(seq 100); do grep -q '^ready' "$DIR/relay-fwd.out" && break; sleep 0.1; done
+grep -q '^ready' "$DIR/relay-fwd.out" || { echo "the forwarding relay did not start"; cat "$DIR/relay-fwd.out"; exit 1; }
 sleep 1 # let the clusters elect a leader
 
 # run BIN ROUND LABEL SCENARIO ARGS...: one junction-bench run, its RESULT line kept
@@ -93,6 +102,9 @@ v() { local n="$1_$2"; printf '%s' "${!n}"; } # v WS base_lone -> $WS_base_lone
 RPC=(--serializer msgpack --payload 64 --callees 1)
 for r in $(seq "$ROUNDS"); do
   run relay "$r" relay-ws-if128 relay --url "ws://127.0.0.1:$RELAY_WS/ws" --router-pid "$RELAY_PID" \
+    --serializer msgpack --payload 64 --callers 1 --inflight 128
+  run relay "$r" relay-chain-ws-if128 relay --url "ws://127.0.0.1:$RELAY_FWD_WS/ws" \
+    --echo-url "ws://127.0.0.1:$RELAY_WS/ws" --router-pid "$RELAY_FWD_PID" --router-pid "$RELAY_PID" \
     --serializer msgpack --payload 64 --callers 1 --inflight 128
   for b in "${BINS[@]}"; do
     run "$b" "$r" rpc-d128-lone rpc --url "$(v WS "${b}_lone")" --router-pid "$(v PID "${b}_lone")" \
@@ -146,8 +158,32 @@ def node_cpu(i):
 def vs_relay(r):
     relay = [x for x in rows if x.get("label") == "relay-ws-if128" and x.get("round") == r.get("round")]
     return r["rate"] / relay[0]["rate"] if relay and relay[0].get("rate") else None
+def per_cpu_vs(label):
+    # this run's calls per CPU-s over those of `label` (same binary, same round)
+    def get(r):
+        other = [x for x in rows if x.get("label") == label and x.get("round") == r.get("round")
+                 and (label.startswith("relay") or x.get("bin") == r.get("bin"))]
+        if not other or not other[0].get("per_cpu_s") or not r.get("per_cpu_s"):
+            return None
+        return r["per_cpu_s"] / other[0]["per_cpu_s"]
+    return get
+def hop_us(label):
+    # CPU µs per call this run spends beyond `label`'s: what the second process costs
+    def get(r):
+        other = [x for x in rows if x.get("label") == label and x.get("round") == r.get("round")
+                 and (label.startswith("relay") or x.get("bin") == r.get("bin"))]
+        if not other or not other[0].get("per_cpu_s") or not r.get("per_cpu_s"):
+            return None
+        return 1e6 / r["per_cpu_s"] - 1e6 / other[0]["per_cpu_s"]
+    return get
 # (label, metric, getter, format)
-spec = [("relay-ws-if128", "requests/s (raw relay, the ceiling)", field("rate"), "{:,.0f}")]
+spec = [
+    ("relay-ws-if128", "requests/s (raw relay, the ceiling)", field("rate"), "{:,.0f}"),
+    ("relay-ws-if128", "requests per relay CPU-s", field("per_cpu_s"), "{:,.0f}"),
+    ("relay-chain-ws-if128", "requests per relay CPU-s (2 relays)", field("per_cpu_s"), "{:,.0f}"),
+    ("relay-chain-ws-if128", "chain/single per CPU-s", per_cpu_vs("relay-ws-if128"), "{:.2f}"),
+    ("relay-chain-ws-if128", "CPU µs per request added by the 2nd relay", hop_us("relay-ws-if128"), "{:.2f}"),
+]
 spec += [
     ("rpc-d128-lone", "calls/s", field("rate"), "{:,.0f}"),
     ("rpc-d128-lone", "router/relay rate", vs_relay, "{:.2f}"),
@@ -170,6 +206,8 @@ spec += [
     ("rpc-d128-lone", "calls per router CPU-s", field("per_cpu_s"), "{:,.0f}"),
     ("rpc-d128-cross", "calls per router CPU-s (3 nodes)", field("per_cpu_s"), "{:,.0f}"),
     ("rpc-d128-cross", "calls/s", field("rate"), "{:,.0f}"),
+    ("rpc-d128-cross", "cross/lone per CPU-s", per_cpu_vs("rpc-d128-lone"), "{:.2f}"),
+    ("rpc-d128-cross", "CPU µs per call added by the 2nd node", hop_us("rpc-d128-lone"), "{:.2f}"),
     ("pubsub-1x1000-3nodes", "deliveries/s", field("rate"), "{:,.0f}"),
     ("pubsub-1x1000-3nodes", "deliveries per router CPU-s", field("per_cpu_s"), "{:,.0f}"),
     ("pubsub-1x1000-3nodes", "CPU s node 1 (publisher)", node_cpu(0), "{:.2f}"),

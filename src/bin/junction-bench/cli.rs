@@ -325,6 +325,11 @@ pub struct RelayArgs {
     /// Limit to this many requests per second in total (0 = as fast as possible).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Where the echoers connect (default: --url). With a `relay-server --forward`
+    /// at --url that forwards to this relay, requests cross two relay processes each
+    /// way: the shape of a call whose callee is on another node.
+    #[arg(long)]
+    pub echo_url: Option<String>,
 }
 
 /// `relay-server` options.
@@ -339,6 +344,11 @@ pub struct RelayServerArgs {
     /// Runtime worker threads (default: one per core, like the router).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Instead of pairing WebSocket connections, open one to this relay
+    /// (`ws://HOST:PORT`, the same path and subprotocol) for each accepted and copy
+    /// frames both ways: a second hop, as a link between two nodes is.
+    #[arg(long)]
+    pub forward: Option<String>,
 }
 
 /// `compare` options.

@@ -4,7 +4,11 @@
 //! paired by an 8-byte key and copied byte for byte, RawSocket framing included).
 //! The `relay` scenario sends the very CALL frames of the `rpc` scenario from A, B
 //! echoes them, and A measures the round trip: two passes through the relay per
-//! request, as an RPC makes two passes through a router.
+//! request, as an RPC makes two passes through a router. A relay started with
+//! `--forward` passes each WebSocket connection on to another relay instead of
+//! pairing it: A on the forwarding relay and B (`relay --echo-url`) on the other
+//! cross two relay processes each way, the shape of a call whose callee is on
+//! another node, with no routing work in either — the floor of the cross-node path.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -72,7 +76,7 @@ pub async fn serve(args: RelayServerArgs) -> Result<()> {
     if !args.ws.is_empty() {
         let l = TcpListener::bind(&args.ws).await?;
         println!("listening websocket ws://{}/", l.local_addr()?);
-        tokio::spawn(accept_ws(l));
+        tokio::spawn(accept_ws(l, args.forward.clone()));
     }
     if !args.rawsocket.is_empty() {
         let l = TcpListener::bind(&args.rawsocket).await?;
@@ -84,7 +88,7 @@ pub async fn serve(args: RelayServerArgs) -> Result<()> {
     Ok(())
 }
 
-async fn accept_ws(l: TcpListener) {
+async fn accept_ws(l: TcpListener, forward_to: Option<String>) {
     let waiting: Waiting<WebSocketStream<TcpStream>> = Arc::default();
     loop {
         let Ok((stream, _)) = l.accept().await else {
@@ -93,11 +97,14 @@ async fn accept_ws(l: TcpListener) {
         };
         stream.set_nodelay(true).ok();
         let waiting = waiting.clone();
+        let forward_to = forward_to.clone();
         tokio::spawn(async move {
             let mut key = String::new();
+            let mut protocol = None;
             #[allow(clippy::result_large_err)] // the error type is tungstenite's HTTP response
             let callback = |req: &Request, mut resp: Response| {
                 key = req.uri().path().to_owned();
+                protocol = req.headers().get("sec-websocket-protocol").cloned();
                 let proto = req.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
                 if let Some(first) = proto.and_then(|p| p.split(',').next())
                     && let Ok(v) = HeaderValue::from_str(first.trim())
@@ -107,7 +114,17 @@ async fn accept_ws(l: TcpListener) {
                 Ok(resp)
             };
             let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else { return };
-            if let Some((a, b)) = pair(&waiting, key, ws).await {
+            if let Some(to) = &forward_to {
+                match connect_onward(to, &key, protocol).await {
+                    Ok(onward) => {
+                        let (a_tx, a_rx) = ws.split();
+                        let (b_tx, b_rx) = onward.split();
+                        tokio::spawn(forward(a_rx, b_tx));
+                        forward(b_rx, a_tx).await;
+                    }
+                    Err(e) => eprintln!("relay: forwarding to {to}{key}: {e}"),
+                }
+            } else if let Some((a, b)) = pair(&waiting, key, ws).await {
                 let (a_tx, a_rx) = a.split();
                 let (b_tx, b_rx) = b.split();
                 tokio::spawn(forward(a_rx, b_tx));
@@ -115,6 +132,25 @@ async fn accept_ws(l: TcpListener) {
             }
         });
     }
+}
+
+/// The connection to the next relay for a connection accepted on `path`.
+async fn connect_onward(
+    to: &str,
+    path: &str,
+    protocol: Option<HeaderValue>,
+) -> std::result::Result<WebSocketStream<TcpStream>, Box<dyn std::error::Error + Send + Sync>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}{path}", to.trim_end_matches('/'));
+    let mut req = url.as_str().into_client_request()?;
+    if let Some(p) = protocol {
+        req.headers_mut().insert("sec-websocket-protocol", p);
+    }
+    let authority = req.uri().authority().map(|a| a.to_string()).ok_or("no host in --forward")?;
+    let stream = TcpStream::connect(authority).await?;
+    stream.set_nodelay(true)?;
+    let (ws, _) = tokio_tungstenite::client_async(req, stream).await?;
+    Ok(ws)
 }
 
 /// Forwards messages from `rx` to `tx`, writing everything already received at once.
@@ -180,13 +216,16 @@ fn echoed_call(m: &Message) -> Option<(RequestId, bool)> {
     }
 }
 
-async fn connect_pair(ep: &Endpoint, ser: Serializer, key: u64) -> Result<(Conn, Conn)> {
-    let (ep, opts) = match ep {
+/// Connects caller `a` at `ep` and its echoer `b` at `echo` under pairing key `key`.
+async fn connect_pair(ep: &Endpoint, echo: &Endpoint, ser: Serializer, key: u64) -> Result<(Conn, Conn)> {
+    let keyed = |ep: &Endpoint| match ep {
         Endpoint::Ws { .. } => (ep.with_path(&format!("/pair-{key}")), ConnectOpts::default()),
         Endpoint::Raw { .. } => (ep.clone(), ConnectOpts { relay_key: Some(key), ..ConnectOpts::default() }),
     };
+    let (ep, opts) = keyed(ep);
     let a = Conn::connect(&ep, ser, &opts).await?;
-    let b = Conn::connect(&ep, ser, &opts).await?;
+    let (echo, opts) = keyed(echo);
+    let b = Conn::connect(&echo, ser, &opts).await?;
     Ok((a, b))
 }
 
@@ -194,13 +233,17 @@ async fn connect_pair(ep: &Endpoint, ser: Serializer, key: u64) -> Result<(Conn,
 pub async fn run(args: RelayArgs) -> Result<Report> {
     let c = &args.common;
     let ep = Endpoint::parse(&c.url)?;
+    let echo_ep = match &args.echo_url {
+        Some(u) => Endpoint::parse(u)?,
+        None => ep.clone(),
+    };
     let ser: Serializer = c.serializer.into();
     let salt: u64 = run_id().bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
     let (done_tx, done_rx) = watch::channel(false);
     let mut callers = Vec::new();
     let mut echoers = Vec::new();
     for i in 0..args.callers.max(1) {
-        let (a, b) = connect_pair(&ep, ser, salt.wrapping_add(i as u64)).await?;
+        let (a, b) = connect_pair(&ep, &echo_ep, ser, salt.wrapping_add(i as u64)).await?;
         callers.push(a);
         echoers.push(tokio::spawn(echo_loop(b, done_rx.clone(), Echo::Raw)));
     }
@@ -218,7 +261,10 @@ pub async fn run(args: RelayArgs) -> Result<Report> {
     }
     let merged = merged.map_err(|e| BenchError::msg(format!("relay run failed: {e}")))?;
     let short = if ep.transport() == "websocket" { "ws" } else { "rs" };
-    let mut r = Report::new("relay", c, &ep, format!("relay-{short}-{}-if{}", ser.name(), args.inflight));
+    let hops = if args.echo_url.is_some() { "-chain" } else { "" };
+    let label = format!("relay{hops}-{short}-{}-if{}", ser.name(), args.inflight);
+    let mut r = Report::new("relay", c, &ep, label);
+    r.set("echo_url", args.echo_url.clone().unwrap_or_else(|| c.url.clone()));
     r.set("callers", args.callers);
     r.set("inflight", args.inflight);
     r.set("payload", args.payload);
@@ -227,4 +273,46 @@ pub async fn run(args: RelayArgs) -> Result<Report> {
     r.set("latency_us", stats::latency_json(&merged.hist));
     r.set("errors", merged.errors);
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn listener() -> (TcpListener, String) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = format!("ws://{}", l.local_addr().expect("addr"));
+        (l, addr)
+    }
+
+    async fn client(url: String) -> WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
+        tokio_tungstenite::connect_async(url).await.expect("connect").0
+    }
+
+    async fn next_binary<S>(ws: &mut S) -> Vec<u8>
+    where
+        S: futures_util::Stream<Item = std::result::Result<WsMessage, tokio_tungstenite::tungstenite::Error>>
+            + Unpin,
+    {
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        match m {
+            Ok(Some(Ok(WsMessage::Binary(b)))) => b.to_vec(),
+            other => panic!("expected a binary message, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn relay_chain_carries_messages_both_ways_through_the_forwarding_relay() {
+        let (pairing, pairing_url) = listener().await;
+        let (forwarding, forwarding_url) = listener().await;
+        tokio::spawn(accept_ws(pairing, None));
+        tokio::spawn(accept_ws(forwarding, Some(pairing_url.clone())));
+
+        let mut a = client(format!("{forwarding_url}/pair-7")).await;
+        let mut b = client(format!("{pairing_url}/pair-7")).await;
+        a.send(WsMessage::binary(b"request".to_vec())).await.expect("send");
+        assert_eq!(next_binary(&mut b).await, b"request");
+        b.send(WsMessage::binary(b"answer".to_vec())).await.expect("send");
+        assert_eq!(next_binary(&mut a).await, b"answer");
+    }
 }
