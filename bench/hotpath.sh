@@ -158,23 +158,24 @@ def node_cpu(i):
 def vs_relay(r):
     relay = [x for x in rows if x.get("label") == "relay-ws-if128" and x.get("round") == r.get("round")]
     return r["rate"] / relay[0]["rate"] if relay and relay[0].get("rate") else None
+def paired_cpu(label, r):
+    # calls per CPU-s of this run and of `label`'s run in the same round (and binary)
+    other = [x for x in rows if x.get("label") == label and x.get("round") == r.get("round")
+             and (label.startswith("relay") or x.get("bin") == r.get("bin"))]
+    if not other or not other[0].get("per_cpu_s") or not r.get("per_cpu_s"):
+        return None
+    return r["per_cpu_s"], other[0]["per_cpu_s"]
 def per_cpu_vs(label):
-    # this run's calls per CPU-s over those of `label` (same binary, same round)
+    # this run's calls per CPU-s over `label`'s
     def get(r):
-        other = [x for x in rows if x.get("label") == label and x.get("round") == r.get("round")
-                 and (label.startswith("relay") or x.get("bin") == r.get("bin"))]
-        if not other or not other[0].get("per_cpu_s") or not r.get("per_cpu_s"):
-            return None
-        return r["per_cpu_s"] / other[0]["per_cpu_s"]
+        p = paired_cpu(label, r)
+        return p and p[0] / p[1]
     return get
 def hop_us(label):
     # CPU µs per call this run spends beyond `label`'s: what the second process costs
     def get(r):
-        other = [x for x in rows if x.get("label") == label and x.get("round") == r.get("round")
-                 and (label.startswith("relay") or x.get("bin") == r.get("bin"))]
-        if not other or not other[0].get("per_cpu_s") or not r.get("per_cpu_s"):
-            return None
-        return 1e6 / r["per_cpu_s"] - 1e6 / other[0]["per_cpu_s"]
+        p = paired_cpu(label, r)
+        return p and 1e6 / p[0] - 1e6 / p[1]
     return get
 # (label, metric, getter, format)
 spec = [
