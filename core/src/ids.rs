@@ -69,7 +69,7 @@ pub fn random_id() -> u64 {
     rand::rng().random_range(1..=MAX_ID)
 }
 
-/// A hasher for maps keyed by one id (a `u64` newtype): ids are random or
+/// A hasher for maps keyed by an id (a `u64` newtype) or a pair of ids: ids are random or
 /// sequential, so a multiply-and-fold mixes them well enough, at a fraction of the
 /// cost of the default SipHash. Not for keys a client chooses freely.
 #[derive(Clone, Copy, Debug, Default)]

@@ -238,11 +238,13 @@ impl Dealer {
                 None => self.answer_lost(id, node, now, &mut out),
             }
         }
-        let orphaned: Vec<(CallId, SessionId, RequestId)> = self
+        let mut orphaned: Vec<(CallId, SessionId, RequestId)> = self
             .remote
-            .range((node, CallId(0))..=(node, CallId(u64::MAX)))
+            .iter()
+            .filter(|((n, _), _)| *n == node)
             .map(|(&(_, call), &(s, r))| (call, s, r))
             .collect();
+        orphaned.sort_unstable();
         for (call, callee, invocation) in orphaned {
             self.remote.remove(&(node, call));
             out.push(Action::ServedEnded { node, call, error: Some(errors::CANCELED.into()) });

@@ -33,8 +33,10 @@ pub struct Dealer {
     pub(super) by_request: BTreeMap<(SessionId, RequestId), CallId>,
     /// Invocations of local callees, by (callee, INVOCATION request id).
     pub(super) served: BTreeMap<(SessionId, RequestId), Served>,
-    /// Invocations served here for calls kept on other nodes, by (node, call).
-    pub(super) remote: BTreeMap<(NodeId, CallId), (SessionId, RequestId)>,
+    /// Invocations served here for calls kept on other nodes, by (node, call): a
+    /// hash map (two lookups per call that crosses nodes; a node's entries are
+    /// gathered by a scan only when it is lost).
+    pub(super) remote: IdMap<(NodeId, CallId), (SessionId, RequestId)>,
     /// Invocations held back until their callee was told REGISTERED.
     pub(super) held: BTreeSet<(SessionId, RequestId)>,
     /// Timers, by when they are due.
@@ -78,7 +80,7 @@ impl Dealer {
             calls: IdMap::default(),
             by_request: BTreeMap::new(),
             served: BTreeMap::new(),
-            remote: BTreeMap::new(),
+            remote: IdMap::default(),
             held: BTreeSet::new(),
             timers: BTreeSet::new(),
             wake: false,
