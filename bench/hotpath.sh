@@ -70,17 +70,21 @@ for b in "${BINS[@]}"; do
   cluster3 "${b}_n" "$NODE"
 done
 unset JUNCTION_BIN
+# relay_server NAME ARGS...: a raw relay (junction-bench relay-server ARGS), its pid in
+# RELAY_PID_<NAME> once it printed `ready`
+relay_server() {
+  local name=$1; shift
+  $B relay-server --rawsocket "" "$@" > "$DIR/relay-$name.out" 2>&1 &
+  PIDS+=($!); printf -v "RELAY_PID_$name" '%s' "$!"
+  for _ in $(seq 100); do grep -q '^ready' "$DIR/relay-$name.out" && break; sleep 0.1; done
+  grep -q '^ready' "$DIR/relay-$name.out" || { echo "relay $name did not start"; cat "$DIR/relay-$name.out"; exit 1; }
+}
 RELAY_WS=$(free_port)
-$B relay-server --ws "127.0.0.1:$RELAY_WS" --rawsocket "" > "$DIR/relay.out" 2>&1 &
-PIDS+=($!); RELAY_PID=$!
-for _ in $(seq 100); do grep -q '^ready' "$DIR/relay.out" && break; sleep 0.1; done
-grep -q '^ready' "$DIR/relay.out" || { echo "the relay did not start"; cat "$DIR/relay.out"; exit 1; }
+relay_server pair --ws "127.0.0.1:$RELAY_WS"
+RELAY_PID=$RELAY_PID_pair
 RELAY_FWD_WS=$(free_port)
-$B relay-server --ws "127.0.0.1:$RELAY_FWD_WS" --rawsocket "" --forward "ws://127.0.0.1:$RELAY_WS" \
-  > "$DIR/relay-fwd.out" 2>&1 &
-PIDS+=($!); RELAY_FWD_PID=$!
-for _ in $(seq 100); do grep -q '^ready' "$DIR/relay-fwd.out" && break; sleep 0.1; done
-grep -q '^ready' "$DIR/relay-fwd.out" || { echo "the forwarding relay did not start"; cat "$DIR/relay-fwd.out"; exit 1; }
+relay_server fwd --ws "127.0.0.1:$RELAY_FWD_WS" --forward "ws://127.0.0.1:$RELAY_WS"
+RELAY_FWD_PID=$RELAY_PID_fwd
 sleep 1 # let the clusters elect a leader
 
 # run BIN ROUND LABEL SCENARIO ARGS...: one junction-bench run, its RESULT line kept
@@ -155,26 +159,23 @@ def field(k):
     return lambda r: r.get(k)
 def node_cpu(i):
     return lambda r: (r.get("router_cpu_s_each") or [None] * 3)[i]
-def vs_relay(r):
-    relay = [x for x in rows if x.get("label") == "relay-ws-if128" and x.get("round") == r.get("round")]
-    return r["rate"] / relay[0]["rate"] if relay and relay[0].get("rate") else None
-def paired_cpu(label, r):
-    # calls per CPU-s of this run and of `label`'s run in the same round (and binary)
+def paired(label, r, key):
+    # `key` of this run and of `label`'s run in the same round (and binary)
     other = [x for x in rows if x.get("label") == label and x.get("round") == r.get("round")
              and (label.startswith("relay") or x.get("bin") == r.get("bin"))]
-    if not other or not other[0].get("per_cpu_s") or not r.get("per_cpu_s"):
+    if not other or not other[0].get(key) or not r.get(key):
         return None
-    return r["per_cpu_s"], other[0]["per_cpu_s"]
-def per_cpu_vs(label):
-    # this run's calls per CPU-s over `label`'s
+    return r[key], other[0][key]
+def ratio_vs(label, key):
+    # this run's `key` over `label`'s
     def get(r):
-        p = paired_cpu(label, r)
+        p = paired(label, r, key)
         return p and p[0] / p[1]
     return get
 def hop_us(label):
     # CPU µs per call this run spends beyond `label`'s: what the second process costs
     def get(r):
-        p = paired_cpu(label, r)
+        p = paired(label, r, "per_cpu_s")
         return p and 1e6 / p[0] - 1e6 / p[1]
     return get
 # (label, metric, getter, format)
@@ -182,12 +183,12 @@ spec = [
     ("relay-ws-if128", "requests/s (raw relay, the ceiling)", field("rate"), "{:,.0f}"),
     ("relay-ws-if128", "requests per relay CPU-s", field("per_cpu_s"), "{:,.0f}"),
     ("relay-chain-ws-if128", "requests per relay CPU-s (2 relays)", field("per_cpu_s"), "{:,.0f}"),
-    ("relay-chain-ws-if128", "chain/single per CPU-s", per_cpu_vs("relay-ws-if128"), "{:.2f}"),
+    ("relay-chain-ws-if128", "chain/single per CPU-s", ratio_vs("relay-ws-if128", "per_cpu_s"), "{:.2f}"),
     ("relay-chain-ws-if128", "CPU µs per request added by the 2nd relay", hop_us("relay-ws-if128"), "{:.2f}"),
 ]
 spec += [
     ("rpc-d128-lone", "calls/s", field("rate"), "{:,.0f}"),
-    ("rpc-d128-lone", "router/relay rate", vs_relay, "{:.2f}"),
+    ("rpc-d128-lone", "router/relay rate", ratio_vs("relay-ws-if128", "rate"), "{:.2f}"),
 ]
 for mode in ("fbf", "batched"):
     lbl = "rpc-4x32-" + mode
@@ -207,7 +208,7 @@ spec += [
     ("rpc-d128-lone", "calls per router CPU-s", field("per_cpu_s"), "{:,.0f}"),
     ("rpc-d128-cross", "calls per router CPU-s (3 nodes)", field("per_cpu_s"), "{:,.0f}"),
     ("rpc-d128-cross", "calls/s", field("rate"), "{:,.0f}"),
-    ("rpc-d128-cross", "cross/lone per CPU-s", per_cpu_vs("rpc-d128-lone"), "{:.2f}"),
+    ("rpc-d128-cross", "cross/lone per CPU-s", ratio_vs("rpc-d128-lone", "per_cpu_s"), "{:.2f}"),
     ("rpc-d128-cross", "CPU µs per call added by the 2nd node", hop_us("rpc-d128-lone"), "{:.2f}"),
     ("pubsub-1x1000-3nodes", "deliveries/s", field("rate"), "{:,.0f}"),
     ("pubsub-1x1000-3nodes", "deliveries per router CPU-s", field("per_cpu_s"), "{:,.0f}"),

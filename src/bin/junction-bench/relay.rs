@@ -107,7 +107,7 @@ async fn accept_ws(l: TcpListener, forward_to: Option<String>) {
             let callback = |req: &Request, mut resp: Response| {
                 key = req.uri().path().to_owned();
                 protocol = req.headers().get("sec-websocket-protocol").cloned();
-                let proto = req.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
+                let proto = protocol.as_ref().and_then(|v| v.to_str().ok());
                 if let Some(first) = proto.and_then(|p| p.split(',').next())
                     && let Ok(v) = HeaderValue::from_str(first.trim())
                 {
@@ -118,22 +118,22 @@ async fn accept_ws(l: TcpListener, forward_to: Option<String>) {
             let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else { return };
             if let Some(to) = &forward_to {
                 match connect_onward(to, &key, protocol).await {
-                    Ok(onward) => {
-                        let (a_tx, a_rx) = ws.split();
-                        let (b_tx, b_rx) = onward.split();
-                        tokio::spawn(forward(a_rx, b_tx));
-                        forward(b_rx, a_tx).await;
-                    }
+                    Ok(onward) => bridge(ws, onward).await,
                     Err(e) => eprintln!("relay: forwarding to {to}{key}: {e}"),
                 }
             } else if let Some((a, b)) = pair(&waiting, key, ws).await {
-                let (a_tx, a_rx) = a.split();
-                let (b_tx, b_rx) = b.split();
-                tokio::spawn(forward(a_rx, b_tx));
-                forward(b_rx, a_tx).await;
+                bridge(a, b).await;
             }
         });
     }
+}
+
+/// Copies messages between `a` and `b`, both ways, until either side ends.
+async fn bridge(a: WebSocketStream<TcpStream>, b: WebSocketStream<TcpStream>) {
+    let (a_tx, a_rx) = a.split();
+    let (b_tx, b_rx) = b.split();
+    tokio::spawn(forward(a_rx, b_tx));
+    forward(b_rx, a_tx).await;
 }
 
 /// The connection to the next relay for a connection accepted on `path`.
@@ -141,14 +141,18 @@ async fn connect_onward(
     to: &str,
     path: &str,
     protocol: Option<HeaderValue>,
-) -> std::result::Result<WebSocketStream<TcpStream>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<WebSocketStream<TcpStream>> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let url = format!("{}{path}", to.trim_end_matches('/'));
     let mut req = url.as_str().into_client_request()?;
     if let Some(p) = protocol {
         req.headers_mut().insert("sec-websocket-protocol", p);
     }
-    let authority = req.uri().authority().map(|a| a.to_string()).ok_or("no host in --forward")?;
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .ok_or_else(|| BenchError::msg("no host in --forward"))?;
     let stream = TcpStream::connect(authority).await?;
     stream.set_nodelay(true)?;
     let (ws, _) = tokio_tungstenite::client_async(req, stream).await?;
