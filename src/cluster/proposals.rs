@@ -15,10 +15,17 @@
 //! Each command gets its own outcome back (`Outcome::Each` unpacked in order); a
 //! batch that was not committed fails every command in it with the same error.
 //!
+//! Group commit ([`Gathering`]): when a round is slow (it crosses the network to a
+//! quorum), the next one waits a little for the sessions the last round answered —
+//! a reconnecting client registers its procedures one after another, each as soon
+//! as the previous is answered — so their commands share a round instead of
+//! splitting into two alternating half-size batches, each paying a whole round.
+//!
 //! While traces are exported, a command remembers the span it was proposed in,
 //! and the batch's `raft.propose` span ([`Cluster::propose_until`]) is a child of
 //! the first such span in the batch.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -44,6 +51,14 @@ pub const STUCK: Duration = Duration::from_millis(50);
 
 /// The most commands in one entry.
 pub const MAX_BATCH: usize = 256;
+
+/// Rounds shorter than this never wait to gather (a lone node commits locally in
+/// tens of microseconds: a wait would cost more than the round it saves).
+pub const GATHER_ROUNDS_FROM: Duration = Duration::from_micros(300);
+
+/// The longest a round waits to gather (the timer's granularity: any shorter wait
+/// is rounded up to it).
+pub const GATHER_WAIT: Duration = Duration::from_millis(1);
 
 /// Commands waiting to be proposed, at most (a full queue makes proposers wait).
 const QUEUE: usize = 16_384;
@@ -86,19 +101,73 @@ fn stopped() -> ReplicateError {
 /// Proposes what the queue holds until the cluster is gone.
 pub async fn run(cluster: Weak<Cluster>, mut queue: Queue) {
     let mut lanes = Lanes::new();
+    let mut gathering = Gathering::default();
+    let last_round = Arc::new(AtomicU64::new(0));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let Some(slot) = lanes.take().await else { return };
+        let round = Duration::from_micros(last_round.load(Ordering::Relaxed));
+        let wanted = if slot.on_lane { gathering.wanted(queue.0.len(), round) } else { 0 };
         if queue.0.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
+        if batch.len() < wanted {
+            let deadline = tokio::time::Instant::now() + GATHER_WAIT;
+            while batch.len() < wanted {
+                match tokio::time::timeout_at(deadline, queue.0.recv()).await {
+                    Ok(Some(q)) => batch.push(q),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        gathering.proposed(batch.len(), wanted);
         let Some(cluster) = cluster.upgrade() else { return };
         lanes.started(&slot);
         let taken = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        let last_round = last_round.clone();
         tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
             propose(&cluster, taken).await;
+            let took = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            last_round.store(took, Ordering::Relaxed);
             drop(slot);
         });
+    }
+}
+
+/// Group commit: how many commands the next round waits for.
+///
+/// A round answers its commands' sessions together; those that go on (the next
+/// REGISTER of a reconnecting client) send their next command about one client
+/// turnaround later. Proposed at once, the next round would carry only what queued
+/// meanwhile, and the sessions just answered would wait for the round after it: the
+/// load splits into two alternating batches, each paying a full round. So, after a
+/// slow round ([`GATHER_ROUNDS_FROM`]), the next one waits — at most [`GATHER_WAIT`]
+/// — until the queue holds what was waiting when the round ended plus as many as
+/// the last round carried. A wait that ran out (the answered sessions had nothing
+/// more to send) is not repeated on the next round.
+#[derive(Debug, Default)]
+struct Gathering {
+    /// Commands in the last round proposed.
+    last: usize,
+    /// The last wait ran out before its commands arrived.
+    missed: bool,
+}
+
+impl Gathering {
+    /// The commands to wait for before proposing, `pending` being queued now and
+    /// `round` the time the last round took; 0: propose what is there.
+    fn wanted(&self, pending: usize, round: Duration) -> usize {
+        if self.missed || round < GATHER_ROUNDS_FROM || self.last < 2 {
+            return 0;
+        }
+        (pending + self.last).min(MAX_BATCH)
+    }
+
+    /// A round of `n` commands was proposed, after waiting for `wanted`.
+    fn proposed(&mut self, n: usize, wanted: usize) {
+        self.missed = n < wanted;
+        self.last = n;
     }
 }
 
@@ -205,6 +274,33 @@ mod tests {
     /// Whether `take` gives a slot without waiting (on the virtual clock).
     async fn ready(lanes: &Lanes) -> Option<Slot> {
         tokio::time::timeout(Duration::ZERO, lanes.take()).await.ok().flatten()
+    }
+
+    #[test]
+    fn group_commit_waits_for_the_sessions_a_slow_round_answered() {
+        let slow = GATHER_ROUNDS_FROM;
+        let mut g = Gathering::default();
+        assert_eq!(g.wanted(3, slow), 0, "nothing to expect before a round");
+        g.proposed(10, 0);
+        assert_eq!(g.wanted(10, slow), 20, "what waits plus the sessions just answered");
+        assert_eq!(g.wanted(0, slow), 10);
+        assert_eq!(g.wanted(10, slow - Duration::from_micros(1)), 0, "a fast round never waits");
+        g.proposed(MAX_BATCH, 0);
+        assert_eq!(g.wanted(MAX_BATCH, slow), MAX_BATCH, "at most one entry's worth");
+        g.proposed(1, 0);
+        assert_eq!(g.wanted(5, slow), 0, "a lone command's session is not waited for");
+    }
+
+    #[test]
+    fn group_commit_does_not_wait_again_after_a_wait_ran_out() {
+        let slow = GATHER_ROUNDS_FROM * 2;
+        let mut g = Gathering::default();
+        g.proposed(8, 0);
+        assert_eq!(g.wanted(0, slow), 8);
+        g.proposed(5, 8);
+        assert_eq!(g.wanted(0, slow), 0, "the answered sessions had nothing more to send");
+        g.proposed(5, 0);
+        assert_eq!(g.wanted(0, slow), 5, "waits again once a round went without");
     }
 
     #[tokio::test(start_paused = true)]
