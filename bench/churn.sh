@@ -7,6 +7,8 @@
 # does neither. Prints rates, p50/p99 of the SUBSCRIBE/REGISTER, and the
 # cluster/lone ratio per kind (the average of ROUNDS alternating rounds).
 #   DURATION (default 5), WARMUP (1), CLIENTS (20), ROUNDS (2), KINDS ("subscribe register")
+#   BASE_BIN=/path/to/old/junction: also a lone node and a cluster of that build, each
+#   run alternating base, new; adds the new/base ratios (labels gain "-base").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5}
@@ -18,18 +20,29 @@ mkdir -p target/bench
 [ -n "${NO_BUILD:-}" ] || cargo build --release --bin junction --bin junction-bench
 # shellcheck source=bench/nodes.sh
 . bench/nodes.sh
+BASE_BIN=${BASE_BIN:-}
+[ -z "$BASE_BIN" ] || [ -x "$BASE_BIN" ] || { echo "BASE_BIN=$BASE_BIN is not an executable" >&2; exit 1; }
 printf "$NODE" > "$DIR/lone.toml"
 start lone "$DIR/lone.toml"
 cluster3 n "$NODE"
-CLUSTER_PIDS="--router-pid $PID_n1 --router-pid $PID_n2 --router-pid $PID_n3"
+BUILDS=("")
+if [ -n "$BASE_BIN" ]; then
+  JUNCTION_BIN=$BASE_BIN start lone_base "$DIR/lone.toml"
+  JUNCTION_BIN=$BASE_BIN cluster3 b "$NODE"
+  BUILDS=(-base "")
+fi
 run() { # run LABEL URL PIDS KIND
   target/release/junction-bench churn --url "$2" $3 --kind "$4" --clients "$CLIENTS" \
     --duration "$DURATION" --warmup "$WARMUP" --label "$1" --quiet | grep '^RESULT' | sed 's/^RESULT //' | tee -a "$OUT"
 }
 for _ in $(seq "$ROUNDS"); do
   for kind in ${KINDS:-subscribe register}; do
-    run "$kind-lone" "$WS_lone" "--router-pid $PID_lone" "$kind"
-    run "$kind-cluster-node2" "$WS_n2" "$CLUSTER_PIDS" "$kind"
+    for build in "${BUILDS[@]}"; do
+      if [ "$build" = -base ]; then lone=lone_base c=b; else lone=lone c=n; fi
+      pl=PID_$lone wl=WS_$lone p1=PID_${c}1 p2=PID_${c}2 p3=PID_${c}3 w2=WS_${c}2
+      run "$kind-lone$build" "${!wl}" "--router-pid ${!pl}" "$kind"
+      run "$kind-cluster-node2$build" "${!w2}" "--router-pid ${!p1} --router-pid ${!p2} --router-pid ${!p3}" "$kind"
+    done
   done
 done
 echo
@@ -46,8 +59,17 @@ for k, rs in by.items():
     p99 = statistics.mean(r["latency_us"]["p99"] for r in rs)
     print(f"{k:26} {rate:>9.0f} {p50:>9.0f} {p99:>9.0f}")
 for kind in ("subscribe", "register"):
-    lone, node = by.get(f"{kind}-lone"), by.get(f"{kind}-cluster-node2")
-    if lone and node:
-        ratio = statistics.mean(n["rate"] / l["rate"] for l, n in zip(lone, node))
-        print(f"{kind}: a node of 3 at {ratio:.2f}x a lone node")
+    for build in ("-base", ""):
+        lone, node = by.get(f"{kind}-lone{build}"), by.get(f"{kind}-cluster-node2{build}")
+        if lone and node:
+            ratios = [n["rate"] / l["rate"] for l, n in zip(lone, node)]
+            each = " ".join(f"{r:.2f}" for r in ratios)
+            name = " (base)" if build else ""
+            print(f"{kind}{name}: a node of 3 at {statistics.mean(ratios):.2f}x a lone node ({each})")
+    for where in ("lone", "cluster-node2"):
+        base, new = by.get(f"{kind}-{where}-base"), by.get(f"{kind}-{where}")
+        if base and new:
+            each = [n["rate"] / b["rate"] for b, n in zip(base, new)]
+            pairs = " ".join(f"{r:.2f}" for r in each)
+            print(f"{kind} {where}: new/base {statistics.mean(each):.2f} ({pairs})")
 PY
