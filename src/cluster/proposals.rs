@@ -110,11 +110,13 @@ pub async fn run(cluster: Weak<Cluster>, mut queue: Queue) {
         let Some(slot) = lanes.take().await else { return };
         let round = Duration::from_micros(last_round.load(Ordering::Relaxed));
         let wanted = if slot.on_lane { gathering.wanted(queue.0.len(), round) } else { 0 };
+        // counted from the end of the last round: a command arriving after a pause
+        // finds the wait over and goes at once
+        let deadline = tokio::time::Instant::now() + GATHER_WAIT;
         if queue.0.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
         if batch.len() < wanted {
-            let deadline = tokio::time::Instant::now() + GATHER_WAIT;
             while batch.len() < wanted {
                 match tokio::time::timeout_at(deadline, queue.0.recv()).await {
                     Ok(Some(q)) => batch.push(q),
@@ -145,7 +147,7 @@ pub async fn run(cluster: Weak<Cluster>, mut queue: Queue) {
 /// meanwhile, and the sessions just answered would wait for the round after it: the
 /// load splits into two alternating batches, each paying a full round. So, after a
 /// slow round ([`GATHER_ROUNDS_FROM`]), the next one waits — at most [`GATHER_WAIT`]
-/// — until the queue holds what was waiting when the round ended plus as many as
+/// from the round's end — until the queue holds what was waiting then plus as many as
 /// the last round carried. A wait that ran out (the answered sessions had nothing
 /// more to send) is not repeated on the next round. Waiting for three quarters of
 /// them instead (stragglers left to the next round) measured +12 % against +22 %
