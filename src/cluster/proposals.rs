@@ -116,12 +116,10 @@ pub async fn run(cluster: Weak<Cluster>, mut queue: Queue) {
         if queue.0.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        if batch.len() < wanted {
-            while batch.len() < wanted {
-                match tokio::time::timeout_at(deadline, queue.0.recv()).await {
-                    Ok(Some(q)) => batch.push(q),
-                    Ok(None) | Err(_) => break,
-                }
+        while batch.len() < wanted {
+            match tokio::time::timeout_at(deadline, queue.0.recv()).await {
+                Ok(Some(q)) => batch.push(q),
+                Ok(None) | Err(_) => break,
             }
         }
         gathering.proposed(batch.len(), wanted);
