@@ -25,7 +25,6 @@
 //! and the batch's `raft.propose` span ([`Cluster::propose_until`]) is a child of
 //! the first such span in the batch.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -104,12 +103,12 @@ fn stopped() -> ReplicateError {
 pub async fn run(cluster: Weak<Cluster>, mut queue: Queue) {
     let mut lanes = Lanes::new();
     let mut gathering = Gathering::default();
-    let last_round = Arc::new(AtomicU64::new(0));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let Some(slot) = lanes.take().await else { return };
-        let round = Duration::from_micros(last_round.load(Ordering::Relaxed));
-        let wanted = if slot.on_lane { gathering.wanted(queue.0.len(), round) } else { 0 };
+        // this loop waits on the lane while its proposal runs, so the lane comes
+        // back the moment that proposal ended: how long it ran
+        let wanted = if slot.on_lane { gathering.wanted(queue.0.len(), lanes.lane_ran()) } else { 0 };
         // counted from the end of the last round: a command arriving after a pause
         // finds the wait over and goes at once
         let deadline = tokio::time::Instant::now() + GATHER_WAIT;
@@ -126,12 +125,8 @@ pub async fn run(cluster: Weak<Cluster>, mut queue: Queue) {
         let Some(cluster) = cluster.upgrade() else { return };
         lanes.started(&slot);
         let taken = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-        let last_round = last_round.clone();
         tokio::spawn(async move {
-            let start = tokio::time::Instant::now();
             propose(&cluster, taken).await;
-            let took = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-            last_round.store(took, Ordering::Relaxed);
             drop(slot);
         });
     }
@@ -212,6 +207,12 @@ impl Lanes {
                 self.spare.clone().acquire_owned().await
             } => permit.ok().map(|p| Slot { _permit: p, on_lane: false }),
         }
+    }
+
+    /// How long since the lane's last proposal started: taken with the lane, how
+    /// long that proposal ran.
+    fn lane_ran(&self) -> Duration {
+        self.lane_since.elapsed()
     }
 
     /// The proposal holding `slot` starts now.
@@ -305,6 +306,18 @@ mod tests {
         assert_eq!(g.wanted(0, slow), 0, "the answered sessions had nothing more to send");
         g.proposed(5, 0);
         assert_eq!(g.wanted(0, slow), 5, "waits again once a round went without");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lane_comes_back_with_how_long_its_proposal_ran() {
+        let mut lanes = Lanes::new();
+        let first = lanes.take().await.expect("the lane is free");
+        lanes.started(&first);
+        tokio::time::advance(GATHER_ROUNDS_FROM).await;
+        drop(first);
+        let next = lanes.take().await.expect("the lane once its proposal ended");
+        assert!(next.on_lane);
+        assert_eq!(lanes.lane_ran(), GATHER_ROUNDS_FROM);
     }
 
     #[tokio::test(start_paused = true)]
