@@ -34,6 +34,11 @@
 //!   not had it yet (new nodes, links never opened).
 //! - Subscription ids are derived from (realm, uri, match) ([`derive_id`]), so they
 //!   are the same everywhere without agreeing on them.
+//! - Every change for another node goes through [`Pacing`]: while one that asked for
+//!   an acknowledgement is unanswered, the changes after it wait and leave together
+//!   when it is answered (a busy node's SUBSCRIBEs share link writes instead of one
+//!   or two a write). A change that cannot be sent is not waited for, and marks its
+//!   node as needing the whole interest again.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,7 +55,8 @@ use super::realm::Realm;
 use crate::broker::SubscriptionIndex;
 use crate::broker::index::derive_id;
 use crate::ids::{NodeId, SubscriptionId};
-use crate::link::LinkMsg;
+use crate::link::pacing::{Pacing, acknowledged_under};
+use crate::link::{LinkDown, LinkMsg};
 use crate::wamp::uri::MatchPolicy;
 
 /// How long SUBSCRIBED waits for the other nodes to acknowledge a new interest; a
@@ -206,6 +212,9 @@ pub struct Interest {
     /// Interest of this node's that the others still hold (see [`LINGER`]); changed
     /// under the realm's `membership` mutex, like the rest of this node's interest.
     lingering: Mutex<Lingerings>,
+    /// Changes held behind an unanswered one, per node; sends to other nodes happen
+    /// under this lock, so they leave in the order they were offered.
+    pacing: Mutex<Pacing>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -265,7 +274,7 @@ impl Interest {
             lock(&wait.pending).insert(node);
             let msg =
                 LinkMsg::Interest { realm: realm.name.clone(), topic: uri.to_owned(), policy, on: true, seq };
-            if router.send_link(node, msg).is_err() {
+            if self.tell(router, node, msg).is_err() {
                 wait.acked(node);
             }
         }
@@ -326,7 +335,7 @@ impl Interest {
                 return None;
             }
             for node in audience {
-                router.send_link(node, change(0)).ok();
+                self.tell(router, node, change(0)).ok();
             }
             return None;
         }
@@ -358,13 +367,21 @@ impl Interest {
                 for l in expired {
                     for &node in &audience {
                         let (realm, topic, policy) = (name.clone(), l.uri.clone(), l.policy);
-                        router
-                            .send_link(node, LinkMsg::Interest { realm, topic, policy, on: false, seq: 0 })
-                            .ok();
+                        self.tell(
+                            router,
+                            node,
+                            LinkMsg::Interest { realm, topic, policy, on: false, seq: 0 },
+                        )
+                        .ok();
                     }
                 }
             }
         }
+    }
+
+    /// Changes held behind an unanswered one (see [`Pacing`]).
+    pub fn held(&self) -> usize {
+        lock(&self.pacing).held()
     }
 
     /// How many interests linger (see [`LINGER`]).
@@ -381,7 +398,7 @@ impl Interest {
         self.waits.insert(seq, wait.clone());
         for node in self.audience(router) {
             lock(&wait.pending).insert(node);
-            if router.send_link(node, change(seq)).is_err() {
+            if self.tell(router, node, change(seq)).is_err() {
                 wait.acked(node);
             }
         }
@@ -451,13 +468,67 @@ impl Interest {
         }
     }
 
-    /// Another node acknowledged interest change `seq`.
-    pub fn on_ack(&self, from: NodeId, seq: u64) {
+    /// Another node acknowledged interest change `seq`: what was held behind it goes.
+    pub fn on_ack(&self, router: &Router, from: NodeId, seq: u64) {
+        self.settle(from, seq);
+        let mut pacing = lock(&self.pacing);
+        let released = pacing.acked(from, seq, Instant::now().into_std());
+        self.transmit(router, &mut pacing, from, released).ok();
+    }
+
+    /// Change `seq` waits for `node` no more.
+    fn settle(&self, node: NodeId, seq: u64) {
         if let Some(w) = self.waits.get(&seq).map(|w| w.clone()) {
-            w.acked(from);
+            w.acked(node);
             if lock(&w.pending).is_empty() {
                 self.waits.remove(&seq);
             }
+        }
+    }
+
+    /// Tells `node` of a change, paced: sent now, or held until the change before it
+    /// is answered. An error when it was to go now and could not.
+    fn tell(&self, router: &Router, node: NodeId, msg: LinkMsg) -> Result<(), LinkDown> {
+        let mut pacing = lock(&self.pacing);
+        let now = pacing.offer(node, msg, Instant::now().into_std());
+        self.transmit(router, &mut pacing, node, now)
+    }
+
+    /// Sends `msgs` to `node` in order (the pacing lock held). A change that could not
+    /// be sent is not waited for, nothing after it is held for an answer, and the
+    /// node needs the whole interest again; the error is the last change's.
+    fn transmit(
+        &self,
+        router: &Router,
+        pacing: &mut Pacing,
+        node: NodeId,
+        msgs: Vec<LinkMsg>,
+    ) -> Result<(), LinkDown> {
+        let mut last = Ok(());
+        let mut failed = false;
+        for msg in msgs {
+            let seq = acknowledged_under(&msg);
+            last = router.send_link(node, msg);
+            if last.is_err() {
+                failed = true;
+                if let Some(seq) = seq {
+                    self.settle(node, seq);
+                }
+            }
+        }
+        if failed {
+            lock(&self.synced).remove(&node);
+            let left = pacing.lost(node);
+            debug_assert!(left.is_empty(), "everything held was just released");
+        }
+        last
+    }
+
+    /// Sends what was held too long behind an unanswered change.
+    fn release_overdue(&self, router: &Router) {
+        let mut pacing = lock(&self.pacing);
+        for (node, msgs) in pacing.overdue(Instant::now().into_std()) {
+            self.transmit(router, &mut pacing, node, msgs).ok();
         }
     }
 
@@ -475,14 +546,14 @@ impl Interest {
     /// incarnation, already synced (a purge of the previous one applied late), and a
     /// stream of a node that is really gone ends by its keepalive, dropping the
     /// interest then. Checked and dropped under one lock with [`Interest::on_sync`].
-    pub fn drop_node_unless_heard(&self, node: NodeId) {
+    pub fn drop_node_unless_heard(&self, router: &Router, node: NodeId) {
         let heard = lock(&self.heard);
         if heard.contains(&node) {
             return;
         }
         self.remove_interest_of(node);
         drop(heard);
-        self.forget_acks(node);
+        self.forget_acks(router, node);
     }
 
     /// True once `node`'s whole interest arrived (and its stream did not end since).
@@ -491,7 +562,7 @@ impl Interest {
     }
 
     /// Forgets what `node` told this node, and stops waiting for its acknowledgements.
-    pub fn drop_node(&self, node: NodeId) {
+    pub fn drop_node(&self, router: &Router, node: NodeId) {
         {
             // under `heard`, like the sync: a sync on the node's next stream lands
             // before (and is dropped with this one's) or after, never half-way
@@ -499,7 +570,7 @@ impl Interest {
             heard.remove(&node);
             self.remove_interest_of(node);
         }
-        self.forget_acks(node);
+        self.forget_acks(router, node);
     }
 
     /// Removes every interest `node` told this node of.
@@ -512,7 +583,12 @@ impl Interest {
 
     /// Stops waiting for `node`'s acknowledgements (its link is down), and marks it
     /// as needing the full interest again.
-    pub fn forget_acks(&self, node: NodeId) {
+    pub fn forget_acks(&self, router: &Router, node: NodeId) {
+        {
+            let mut pacing = lock(&self.pacing);
+            let held = pacing.lost(node);
+            self.transmit(router, &mut pacing, node, held).ok();
+        }
         lock(&self.synced).remove(&node);
         let waits: Vec<_> = self.waits.iter().map(|w| (*w.key(), w.value().clone())).collect();
         for (seq, w) in waits {
@@ -527,7 +603,7 @@ impl Interest {
     /// [`Interest::audience`]): they dropped it when the cluster purged this node.
     pub fn resync_all(&self, router: &Router) {
         for node in self.audience(router) {
-            self.forget_acks(node);
+            self.forget_acks(router, node);
         }
     }
 
@@ -538,7 +614,8 @@ impl Interest {
             let mut entries = self.read(&realm.name, |idx| idx.interest_of(router.node));
             // the lingering interest too: the node keeps it until a sweep withdraws it
             entries.extend(lock(&self.lingering).of(&realm.name).map(|l| (l.uri.clone(), l.policy)));
-            if router.send_link(node, LinkMsg::InterestSync { realm: realm.name.clone(), entries }).is_err() {
+            if self.tell(router, node, LinkMsg::InterestSync { realm: realm.name.clone(), entries }).is_err()
+            {
                 return false;
             }
         }
@@ -592,6 +669,7 @@ pub async fn keep_synced(router: std::sync::Weak<Router>) {
             r.interest.sync_to(&r, node);
         }
         r.interest.sweep(&r, Instant::now());
+        r.interest.release_overdue(&r);
     }
 }
 

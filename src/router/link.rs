@@ -28,7 +28,7 @@ impl LinkHandler for Router {
     }
 
     fn node_lost(&self, node: NodeId) {
-        self.interest.forget_acks(node);
+        self.interest.forget_acks(self, node);
         self.retained.forget(node);
         on_node_lost(self, node);
     }
@@ -39,7 +39,7 @@ impl LinkHandler for Router {
     }
 
     fn stream_ended(&self, node: NodeId) {
-        self.interest.drop_node(node);
+        self.interest.drop_node(self, node);
     }
 }
 
@@ -98,7 +98,7 @@ fn on_link(router: &Router, from: NodeId, msg: LinkMsg) {
         LinkMsg::Interest { realm, topic, policy, on, seq } => {
             router.interest.on_interest(router, from, Change { realm, topic, policy, on, seq });
         }
-        LinkMsg::InterestAck { seq } => router.interest.on_ack(from, seq),
+        LinkMsg::InterestAck { seq } => router.interest.on_ack(router, from, seq),
         LinkMsg::InterestSync { realm, entries } => router.interest.on_sync(from, &realm, &entries),
         LinkMsg::Retained { realm, topic, event, seq } => {
             router.retained.on_retained(router, &realm, &topic, event);

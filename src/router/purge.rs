@@ -35,7 +35,7 @@ pub async fn watch(router: Arc<Router>) {
         if ev.node != router.node.0 {
             // the interest a node sent lives as long as its stream (see
             // drop_node_unless_heard)
-            router.interest.drop_node_unless_heard(NodeId(ev.node));
+            router.interest.drop_node_unless_heard(&router, NodeId(ev.node));
             on_node_lost(&router, NodeId(ev.node));
             if ev.publisher == router.node.0 {
                 super::testament::publish_orphans(&router, ev.testaments);

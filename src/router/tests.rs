@@ -393,7 +393,7 @@ async fn told_node2<T>(
                 break (topic, on, seq);
             }
         };
-        router.interest.on_ack(NodeId(2), seq);
+        router.interest.on_ack(router, NodeId(2), seq);
         (topic, on)
     };
     tokio::time::timeout(std::time::Duration::from_secs(5), async { tokio::join!(request, node2) })
@@ -429,6 +429,59 @@ async fn interest_reaches_a_node_that_had_the_whole_interest_before_the_cluster_
     *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2)]);
     let (_, told) = told_node2(&router, &mut sent, subscribe(&mut c, 3, "com.example.u")).await;
     assert_eq!(told, ("com.example.u".to_owned(), true));
+    assert!(sent.try_recv().is_err(), "nothing sent twice");
+}
+
+#[tokio::test]
+async fn subscribes_made_while_an_interest_change_is_unanswered_leave_together_when_it_is_answered() {
+    use super::test_doubles::{FakeCluster, RecordingLinks};
+    use crate::link::LinkHandler;
+    let fake = Arc::new(FakeCluster::default());
+    *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2)]);
+    let replica = super::replica::Replica::new(Arc::default(), fake.clone());
+    let router = Router::with_replica(Config::default(), NodeId(1), replica);
+    let (links, mut sent) = RecordingLinks::new(&[NodeId(2)]);
+    router.set_links(links.clone());
+    let (mut a, mut b, mut c) = (
+        Client::join(&router, Serializer::Json).await,
+        Client::join(&router, Serializer::Json).await,
+        Client::join(&router, Serializer::Json).await,
+    );
+    router.link_up(NodeId(2));
+    assert!(matches!(sent.recv().await, Some((NodeId(2), crate::link::LinkMsg::InterestSync { .. }))));
+    let interest = |m: Option<(NodeId, crate::link::LinkMsg)>| match m {
+        Some((NodeId(2), crate::link::LinkMsg::Interest { topic, on: true, seq, .. })) => (topic, seq),
+        other => panic!("expected a new interest for node 2, got {other:?}"),
+    };
+    let node2 = async {
+        let (first, seq) = interest(sent.recv().await);
+        // the other two SUBSCRIBEs are made while the first change is unanswered
+        while router.interest.held() < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(sent.try_recv().is_err(), "held, not sent");
+        router.interest.on_ack(&router, NodeId(2), seq);
+        let (second, seq2) = interest(sent.try_recv().ok());
+        let (third, seq3) = interest(sent.try_recv().ok());
+        assert_eq!(router.interest.held(), 0);
+        router.interest.on_ack(&router, NodeId(2), seq2);
+        router.interest.on_ack(&router, NodeId(2), seq3);
+        [first, second, third]
+    };
+    let subscribes = async {
+        tokio::join!(subscribe(&mut a, 1, "com.example.a"), subscribe(&mut b, 1, "com.example.b"), async {
+            // after b's change is made, so the order is known
+            while router.interest.held() < 1 {
+                tokio::task::yield_now().await;
+            }
+            subscribe(&mut c, 1, "com.example.c").await
+        })
+    };
+    let limit = std::time::Duration::from_secs(5);
+    let (ids, told) =
+        tokio::time::timeout(limit, async { tokio::join!(subscribes, node2) }).await.expect("in time");
+    assert_eq!(told, ["com.example.a", "com.example.b", "com.example.c"], "in the order they were made");
+    assert!(ids.0 != ids.1 && ids.1 != ids.2, "three subscriptions, each SUBSCRIBED");
     assert!(sent.try_recv().is_err(), "nothing sent twice");
 }
 

@@ -3,8 +3,10 @@
 //! carries them. The router sends through [`Links`], which the cluster implements
 //! over gRPC streams; the cluster hands what arrives, and the loss of a node, to a
 //! [`LinkHandler`], which the router implements. Neither layer imports the other.
-//! How frames are numbered so a receiver counts what it missed: [`seq`].
+//! How frames are numbered so a receiver counts what it missed: [`seq`]; how
+//! interest changes are paced one batch in flight per node: [`pacing`].
 
+pub mod pacing;
 pub mod seq;
 
 use crate::broker::retained::RetainedEvent;
