@@ -647,4 +647,21 @@ mod tests {
         let Some(client_write_reply::Result::Written(w)) = second.result else { panic!("{second:?}") };
         assert_eq!(w.outcome, b"second", "the first write's answer taken for the second's");
     }
+
+    #[tokio::test]
+    async fn an_answer_its_caller_stopped_waiting_for_is_never_taken_for_the_next_request() {
+        // openraft times its AppendEntries itself and drops the call when its own
+        // timeout fires first: the stream must not stay open with that answer on it
+        let late = Duration::from_millis(300);
+        let leader = Arc::new(Peer { serves_stream: true, first_write_late: late, ..Peer::default() });
+        let addr = serve(leader.clone()).await;
+        let peers = Peers::new(Duration::from_secs(2), Credentials::default());
+        let write = |text: &str| ClientWriteRequest { request: text.as_bytes().to_vec(), timeout_ms: 1 };
+        let abandoned = peers.client_write(&addr, write("first"), Duration::from_secs(2));
+        assert!(tokio::time::timeout(Duration::from_millis(100), abandoned).await.is_err(), "still waiting");
+        let second =
+            peers.client_write(&addr, write("second"), Duration::from_secs(2)).await.expect("answered");
+        let Some(client_write_reply::Result::Written(w)) = second.result else { panic!("{second:?}") };
+        assert_eq!(w.outcome, b"second", "the abandoned write's answer taken for the second's");
+    }
 }

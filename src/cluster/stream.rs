@@ -4,9 +4,14 @@
 //! HTTP/2 stream set-up and teardown of a unary call (and the task the server
 //! spawns for it).
 //!
-//! Any failure (including the deadline) closes the stream, so that a reply
-//! arriving late is never taken for the next request's; the next request opens a
-//! new one, and travels with the opening (one round trip, as a unary call). A peer
+//! Any failure (including the deadline) closes the stream, and so does a caller
+//! that stops waiting, so that a reply arriving late is never taken for the next
+//! request's; the next request opens a new one, and travels with the opening (one
+//! round trip, as a unary call). A reply taken for the wrong request would be an
+//! AppendEntries acknowledged that the follower never got — the leader then counts
+//! entries as committed that no quorum holds (seen once in the fault suite: the
+//! old leader's committed entry overwritten by the new leader, and openraft's
+//! assertion stopping that node at every start after). A peer
 //! that does not serve the stream (an older version answering UNIMPLEMENTED) is sent
 //! unary calls from then on: the request is handed back.
 
@@ -59,7 +64,11 @@ impl<Req: Clone, Resp> OnStream<Req, Resp> {
         Fut: Future<Output = Result<tonic::Response<Streaming<Resp>>, Status>>,
     {
         let deadline = tokio::time::Instant::now() + ttl;
-        let unsent = match self {
+        // The stream is taken out while a request is on it and put back only once its
+        // reply came: a caller that stops waiting (its future dropped, as openraft
+        // does when its own timeout fires first) leaves it closed, not open with an
+        // answer on it that the next request would take for its own.
+        let (requests, mut replies, unsent) = match std::mem::take(self) {
             OnStream::Closed => {
                 // the first request goes out with the stream's opening, not after the
                 // response headers: a new stream costs one round trip, as a unary call
@@ -72,10 +81,7 @@ impl<Req: Clone, Resp> OnStream<Req, Resp> {
                 }
                 match tokio::time::timeout_at(deadline, open(ReceiverStream::new(rx))).await {
                     Err(_) => return Ok(Err(StreamError::Late(ttl))),
-                    Ok(Ok(replies)) => {
-                        *self = OnStream::Open { requests, replies: Box::new(replies.into_inner()) };
-                        None
-                    }
+                    Ok(Ok(replies)) => (requests, Box::new(replies.into_inner()), None),
                     Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
                         *self = OnStream::Unary;
                         return Err(again);
@@ -83,10 +89,12 @@ impl<Req: Clone, Resp> OnStream<Req, Resp> {
                     Ok(Err(status)) => return Ok(Err(StreamError::Status(status))),
                 }
             }
-            OnStream::Open { .. } => Some(msg),
-            OnStream::Unary => return Err(msg),
+            OnStream::Open { requests, replies } => (requests, replies, Some(msg)),
+            OnStream::Unary => {
+                *self = OnStream::Unary;
+                return Err(msg);
+            }
         };
-        let OnStream::Open { requests, replies } = self else { return Ok(Err(StreamError::Closed)) };
         let exchange = async {
             if let Some(msg) = unsent {
                 requests.send(msg).await.map_err(|_| StreamError::Closed)?;
@@ -98,8 +106,8 @@ impl<Req: Clone, Resp> OnStream<Req, Resp> {
             }
         };
         let result = tokio::time::timeout_at(deadline, exchange).await.unwrap_or(Err(StreamError::Late(ttl)));
-        if result.is_err() {
-            *self = OnStream::Closed;
+        if result.is_ok() {
+            *self = OnStream::Open { requests, replies };
         }
         Ok(result)
     }
