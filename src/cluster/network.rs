@@ -426,6 +426,23 @@ mod tests {
         /// The AppendEntries stream answers its opening (the response headers) only
         /// once its first request arrived.
         headers_after_first: bool,
+        /// The AppendEntries stream answers the first request (prev index 0) with
+        /// success after this long, and every other with a conflict at once.
+        first_append_late: Option<Duration>,
+    }
+
+    fn append_reply(reply: AppendEntriesResponse<RaftNodeId>) -> RaftPayload {
+        let ok: Result<AppendEntriesResponse<RaftNodeId>, RaftError<RaftNodeId>> = Ok(reply);
+        RaftPayload { payload: encode("reply", &ok).expect("encodes"), sent_ms: 0 }
+    }
+
+    /// Success for the AppendEntries after prev index 0, a conflict for any other.
+    fn success_for_the_first(msg: &RaftPayload) -> RaftPayload {
+        let rpc: AppendEntriesRequest<TypeConfig> = decode("request", &msg.payload).expect("decodes");
+        match rpc.prev_log_id.map(|l| l.index) {
+            Some(0) => success(),
+            _ => append_reply(AppendEntriesResponse::Conflict),
+        }
     }
 
     fn success() -> RaftPayload {
@@ -480,6 +497,9 @@ mod tests {
             &self,
             request: Request<tonic::Streaming<RaftPayload>>,
         ) -> Result<Response<Replies<RaftPayload>>, Status> {
+            if let Some(late) = self.first_append_late {
+                return self.replies(request, late, success_for_the_first);
+            }
             if !self.headers_after_first {
                 return self.replies(request, Duration::ZERO, |_| success());
             }
@@ -646,6 +666,29 @@ mod tests {
             peers.client_write(&addr, write("second"), Duration::from_secs(2)).await.expect("answered");
         let Some(client_write_reply::Result::Written(w)) = second.result else { panic!("{second:?}") };
         assert_eq!(w.outcome, b"second", "the first write's answer taken for the second's");
+    }
+
+    #[tokio::test]
+    async fn an_append_entries_openraft_stopped_waiting_for_never_acknowledges_the_next() {
+        let late = Duration::from_millis(300);
+        let peer = Arc::new(Peer { serves_stream: true, first_append_late: Some(late), ..Peer::default() });
+        let addr = serve(peer.clone()).await;
+        let peers = Arc::new(Peers::new(Duration::from_secs(2), Credentials::default()));
+        let mut client = Network::new(peers).new_client(2, &BasicNode { addr }).await;
+        let append = |index: u64| AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: Some(LogId::new(CommittedLeaderId::new(1, 1), index)),
+            entries: vec![],
+            leader_commit: None,
+        };
+        let option = || RPCOption::new(Duration::from_secs(2));
+        // openraft's own timeout fires first and drops the call
+        let first = client.append_entries(append(0), option());
+        assert!(tokio::time::timeout(Duration::from_millis(100), first).await.is_err(), "still waiting");
+        // the peer does not hold this one: a success here would count entries as
+        // replicated that the follower never got
+        let second = client.append_entries(append(1), option()).await;
+        assert!(matches!(second, Ok(AppendEntriesResponse::Conflict)), "{second:?}");
     }
 
     #[tokio::test]
