@@ -9,6 +9,9 @@
 #   relay-chain-ws-if128  the same through two relays (`relay-server --forward` into the
 #                         first): each request crosses two processes each way, the
 #                         shape of a cross-node call with no routing work (once a round)
+#   relay-ws-if1, relay-chain-ws-if1  both at depth 1: what a second process costs
+#                         a request's latency with no routing work (the floor of the
+#                         cross-node depth-1 ratio on this machine)
 #   rpc-d128-lone         the same through a lone node: router/relay rate ratio
 #   rpc-4x32-fbf          4 callers x 32 in flight, every frame written on its own
 #   rpc-4x32-batched      the same with the default batched writes
@@ -110,6 +113,11 @@ for r in $(seq "$ROUNDS"); do
   run relay "$r" relay-chain-ws-if128 relay --url "ws://127.0.0.1:$RELAY_FWD_WS/ws" \
     --echo-url "ws://127.0.0.1:$RELAY_WS/ws" --router-pid "$RELAY_FWD_PID" --router-pid "$RELAY_PID" \
     --serializer msgpack --payload 64 --callers 1 --inflight 128
+  run relay "$r" relay-ws-if1 relay --url "ws://127.0.0.1:$RELAY_WS/ws" --router-pid "$RELAY_PID" \
+    --serializer msgpack --payload 64 --callers 1 --inflight 1
+  run relay "$r" relay-chain-ws-if1 relay --url "ws://127.0.0.1:$RELAY_FWD_WS/ws" \
+    --echo-url "ws://127.0.0.1:$RELAY_WS/ws" --router-pid "$RELAY_FWD_PID" --router-pid "$RELAY_PID" \
+    --serializer msgpack --payload 64 --callers 1 --inflight 1
   for b in "${BINS[@]}"; do
     run "$b" "$r" rpc-d128-lone rpc --url "$(v WS "${b}_lone")" --router-pid "$(v PID "${b}_lone")" \
       "${RPC[@]}" "${PERF_FLAG[@]}" --callers 1 --inflight 128
@@ -172,6 +180,14 @@ def ratio_vs(label, key):
         p = paired(label, r, key)
         return p and p[0] / p[1]
     return get
+def ratio_lat(label, k):
+    # this run's latency `k` over `label`'s in the same round
+    def get(r):
+        other = [x for x in rows if x.get("label") == label and x.get("round") == r.get("round")
+                 and (label.startswith("relay") or x.get("bin") == r.get("bin"))]
+        mine, theirs = lat(k)(r), other and lat(k)(other[0])
+        return mine / theirs if mine and theirs else None
+    return get
 def hop_us(label):
     # CPU µs per call this run spends beyond `label`'s: what the second process costs
     def get(r):
@@ -185,6 +201,9 @@ spec = [
     ("relay-chain-ws-if128", "requests per relay CPU-s (2 relays)", field("per_cpu_s"), "{:,.0f}"),
     ("relay-chain-ws-if128", "chain/single per CPU-s", ratio_vs("relay-ws-if128", "per_cpu_s"), "{:.2f}"),
     ("relay-chain-ws-if128", "CPU µs per request added by the 2nd relay", hop_us("relay-ws-if128"), "{:.2f}"),
+    ("relay-ws-if1", "p50 latency µs (raw relay, depth 1)", lat("p50"), "{:.1f}"),
+    ("relay-chain-ws-if1", "p50 latency µs (2 relays, depth 1)", lat("p50"), "{:.1f}"),
+    ("relay-chain-ws-if1", "chain/single p50", ratio_lat("relay-ws-if1", "p50"), "{:.2f}"),
 ]
 spec += [
     ("rpc-d128-lone", "calls/s", field("rate"), "{:,.0f}"),
@@ -204,6 +223,7 @@ spec += [
     ("rpc-d1-lone", "mean latency µs", lat("mean"), "{:.1f}"),
     ("rpc-d1-cross", "p50 latency µs", lat("p50"), "{:.1f}"),
     ("rpc-d1-cross", "mean latency µs", lat("mean"), "{:.1f}"),
+    ("rpc-d1-cross", "cross/lone p50", ratio_lat("rpc-d1-lone", "p50"), "{:.2f}"),
     ("rpc-d1-cross", "context switches/call (3 nodes)", field("ctx_switches_per_call"), "{:.2f}"),
     ("rpc-d128-lone", "calls per router CPU-s", field("per_cpu_s"), "{:,.0f}"),
     ("rpc-d128-cross", "calls per router CPU-s (3 nodes)", field("per_cpu_s"), "{:,.0f}"),
