@@ -652,13 +652,20 @@ mod tests {
         assert_eq!(leader.on_stream.load(Ordering::SeqCst), 0);
     }
 
+    /// A leader whose first answer to a forwarded write comes after 300 ms; its address.
+    async fn late_leader() -> String {
+        let late = Duration::from_millis(300);
+        serve(Arc::new(Peer { serves_stream: true, first_write_late: late, ..Peer::default() })).await
+    }
+
+    fn write(text: &str) -> ClientWriteRequest {
+        ClientWriteRequest { request: text.as_bytes().to_vec(), timeout_ms: 1 }
+    }
+
     #[tokio::test]
     async fn a_late_answer_on_a_stream_is_never_taken_for_the_next_request() {
-        let late = Duration::from_millis(300);
-        let leader = Arc::new(Peer { serves_stream: true, first_write_late: late, ..Peer::default() });
-        let addr = serve(leader.clone()).await;
+        let addr = late_leader().await;
         let peers = Peers::new(Duration::from_secs(2), Credentials::default());
-        let write = |text: &str| ClientWriteRequest { request: text.as_bytes().to_vec(), timeout_ms: 1 };
         let first = peers.client_write(&addr, write("first"), Duration::from_millis(100)).await;
         assert!(matches!(first, Err(CallError::Unreachable { .. })), "{first:?}");
         // On the same stream the next reply would be the first write's (answers come in order).
@@ -695,11 +702,8 @@ mod tests {
     async fn an_answer_its_caller_stopped_waiting_for_is_never_taken_for_the_next_request() {
         // openraft times its AppendEntries itself and drops the call when its own
         // timeout fires first: the stream must not stay open with that answer on it
-        let late = Duration::from_millis(300);
-        let leader = Arc::new(Peer { serves_stream: true, first_write_late: late, ..Peer::default() });
-        let addr = serve(leader.clone()).await;
+        let addr = late_leader().await;
         let peers = Peers::new(Duration::from_secs(2), Credentials::default());
-        let write = |text: &str| ClientWriteRequest { request: text.as_bytes().to_vec(), timeout_ms: 1 };
         let abandoned = peers.client_write(&addr, write("first"), Duration::from_secs(2));
         assert!(tokio::time::timeout(Duration::from_millis(100), abandoned).await.is_err(), "still waiting");
         let second =

@@ -434,14 +434,8 @@ async fn interest_reaches_a_node_that_had_the_whole_interest_before_the_cluster_
 
 #[tokio::test]
 async fn subscribes_made_while_an_interest_change_is_unanswered_leave_together_when_it_is_answered() {
-    use super::test_doubles::{FakeCluster, RecordingLinks};
     use crate::link::LinkHandler;
-    let fake = Arc::new(FakeCluster::default());
-    *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2)]);
-    let replica = super::replica::Replica::new(Arc::default(), fake.clone());
-    let router = Router::with_replica(Config::default(), NodeId(1), replica);
-    let (links, mut sent) = RecordingLinks::new(&[NodeId(2)]);
-    router.set_links(links.clone());
+    let (router, mut sent) = linked_to_node2();
     let (mut a, mut b, mut c) = (
         Client::join(&router, Serializer::Json).await,
         Client::join(&router, Serializer::Json).await,
