@@ -496,7 +496,9 @@ impl Interest {
 
     /// Sends `msgs` to `node` in order (the pacing lock held). A change that could not
     /// be sent is not waited for, nothing after it is held for an answer, and the
-    /// node needs the whole interest again; the error is the last change's.
+    /// node needs the whole interest again; the error is the last change's. The wait
+    /// stays registered (nodes after this one may not have been sent the change
+    /// yet): whoever ends the wait removes it.
     fn transmit(
         &self,
         router: &Router,
@@ -511,8 +513,8 @@ impl Interest {
             last = router.send_link(node, msg);
             if last.is_err() {
                 failed = true;
-                if let Some(seq) = seq {
-                    self.settle(node, seq);
+                if let Some(w) = seq.and_then(|seq| self.waits.get(&seq).map(|w| w.clone())) {
+                    w.acked(node);
                 }
             }
         }

@@ -479,6 +479,36 @@ async fn subscribes_made_while_an_interest_change_is_unanswered_leave_together_w
     assert!(sent.try_recv().is_err(), "nothing sent twice");
 }
 
+#[tokio::test]
+async fn a_subscribe_whose_change_cannot_reach_one_node_waits_only_for_the_others() {
+    use super::test_doubles::{FakeCluster, RecordingLinks};
+    use crate::link::LinkHandler;
+    // nodes 2 and 3 count up, but the link to node 2 is down: SUBSCRIBED waits for
+    // node 3's acknowledgement alone, not for the 2 s limit
+    let fake = Arc::new(FakeCluster::default());
+    *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2), NodeId(3)]);
+    let replica = super::replica::Replica::new(Arc::default(), fake);
+    let router = Router::with_replica(Config::default(), NodeId(1), replica);
+    let (links, mut sent) = RecordingLinks::new(&[NodeId(3)]);
+    router.set_links(links);
+    let mut c = Client::join(&router, Serializer::Json).await;
+    router.link_up(NodeId(3));
+    let node3 = async {
+        loop {
+            if let Some((NodeId(3), crate::link::LinkMsg::Interest { seq, .. })) = sent.recv().await {
+                router.interest.on_ack(&router, NodeId(3), seq);
+                return;
+            }
+        }
+    };
+    let limit = super::interest::ACK_LIMIT / 2;
+    let subscribed = async { tokio::join!(subscribe(&mut c, 1, "com.example.t"), node3) };
+    assert!(
+        tokio::time::timeout(limit, subscribed).await.is_ok(),
+        "SUBSCRIBED waited for the node it could not tell"
+    );
+}
+
 /// The node the next whole interest goes to (within 5 s).
 async fn next_resync(sent: &mut Sent) -> Option<NodeId> {
     let next = async {
