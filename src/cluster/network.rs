@@ -446,9 +446,7 @@ mod tests {
     }
 
     fn success() -> RaftPayload {
-        let ok: Result<AppendEntriesResponse<RaftNodeId>, RaftError<RaftNodeId>> =
-            Ok(AppendEntriesResponse::Success);
-        RaftPayload { payload: encode("reply", &ok).expect("encodes"), sent_ms: 0 }
+        append_reply(AppendEntriesResponse::Success)
     }
 
     /// A leader's answer to a forwarded write: its request bytes back as the

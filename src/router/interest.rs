@@ -274,9 +274,8 @@ impl Interest {
             lock(&wait.pending).insert(node);
             let msg =
                 LinkMsg::Interest { realm: realm.name.clone(), topic: uri.to_owned(), policy, on: true, seq };
-            if self.tell(router, node, msg).is_err() {
-                wait.acked(node);
-            }
+            // not sent: `transmit` stops the wait (registered above) for this node
+            self.tell(router, node, msg).ok();
         }
         if lock(&wait.pending).is_empty() {
             self.waits.remove(&seq);
@@ -398,9 +397,8 @@ impl Interest {
         self.waits.insert(seq, wait.clone());
         for node in self.audience(router) {
             lock(&wait.pending).insert(node);
-            if self.tell(router, node, change(seq)).is_err() {
-                wait.acked(node);
-            }
+            // not sent: `transmit` stops the wait (registered above) for this node
+            self.tell(router, node, change(seq)).ok();
         }
         if lock(&wait.pending).is_empty() {
             self.waits.remove(&seq);

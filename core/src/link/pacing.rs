@@ -42,6 +42,11 @@ struct Lane {
 }
 
 impl Lane {
+    /// True while an unanswered change holds back the ones after it at `now`.
+    fn holds(&self, now: Instant) -> bool {
+        self.unanswered.is_some_and(|(_, sent)| now.saturating_duration_since(sent) < HOLD_LIMIT)
+    }
+
     /// Sends what is held and then `next`: returns them, and waits for the last of
     /// them that asks for an acknowledgement.
     fn release(&mut self, next: Option<LinkMsg>, now: Instant) -> Vec<LinkMsg> {
@@ -70,13 +75,11 @@ impl Pacing {
     /// A change for `node`: returns what to send now, in order (empty when it is held).
     pub fn offer(&mut self, node: NodeId, msg: LinkMsg, now: Instant) -> Vec<LinkMsg> {
         let lane = self.lanes.entry(node).or_default();
-        match lane.unanswered {
-            Some((_, sent)) if now.saturating_duration_since(sent) < HOLD_LIMIT => {
-                lane.held.push(msg);
-                Vec::new()
-            }
-            _ => lane.release(Some(msg), now),
+        if lane.holds(now) {
+            lane.held.push(msg);
+            return Vec::new();
         }
+        lane.release(Some(msg), now)
     }
 
     /// `node` acknowledged change `seq`: when it is the one waited for, returns what
@@ -99,9 +102,7 @@ impl Pacing {
     pub fn overdue(&mut self, now: Instant) -> Vec<(NodeId, Vec<LinkMsg>)> {
         let mut out = Vec::new();
         for (&node, lane) in &mut self.lanes {
-            let late =
-                lane.unanswered.is_some_and(|(_, sent)| now.saturating_duration_since(sent) >= HOLD_LIMIT);
-            if late && !lane.held.is_empty() {
+            if !lane.held.is_empty() && !lane.holds(now) {
                 out.push((node, lane.release(None, now)));
             }
         }
