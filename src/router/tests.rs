@@ -403,15 +403,10 @@ async fn told_node2<T>(
 
 #[tokio::test]
 async fn interest_reaches_a_node_that_had_the_whole_interest_before_the_cluster_counts_it_up() {
-    use super::test_doubles::{FakeCluster, RecordingLinks};
     use crate::link::LinkHandler;
     // node 2 came back (a restart): its link is up and it was sent node 1's whole
     // interest, but the replicated state here does not count it up yet
-    let fake = Arc::new(FakeCluster::default());
-    let replica = super::replica::Replica::new(Arc::default(), fake.clone());
-    let router = Router::with_replica(Config::default(), NodeId(1), replica);
-    let (links, mut sent) = RecordingLinks::new(&[NodeId(2)]);
-    router.set_links(links.clone());
+    let (router, fake, mut sent) = node1_of(None, &[NodeId(2)]);
     let mut c = Client::join(&router, Serializer::Json).await;
     router.link_up(NodeId(2));
     // a new subscription: node 2 must hear of it, or it keeps the stale whole
@@ -481,16 +476,10 @@ async fn subscribes_made_while_an_interest_change_is_unanswered_leave_together_w
 
 #[tokio::test]
 async fn a_subscribe_whose_change_cannot_reach_one_node_waits_only_for_the_others() {
-    use super::test_doubles::{FakeCluster, RecordingLinks};
     use crate::link::LinkHandler;
     // nodes 2 and 3 count up, but the link to node 2 is down: SUBSCRIBED waits for
     // node 3's acknowledgement alone, not for the 2 s limit
-    let fake = Arc::new(FakeCluster::default());
-    *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2), NodeId(3)]);
-    let replica = super::replica::Replica::new(Arc::default(), fake);
-    let router = Router::with_replica(Config::default(), NodeId(1), replica);
-    let (links, mut sent) = RecordingLinks::new(&[NodeId(3)]);
-    router.set_links(links);
+    let (router, _, mut sent) = node1_of(Some(vec![NodeId(1), NodeId(2), NodeId(3)]), &[NodeId(3)]);
     let mut c = Client::join(&router, Serializer::Json).await;
     router.link_up(NodeId(3));
     let node3 = async {
@@ -523,16 +512,10 @@ async fn next_resync(sent: &mut Sent) -> Option<NodeId> {
 
 #[tokio::test]
 async fn a_purged_node_sends_its_whole_interest_again_to_every_node_it_went_to() {
-    use super::test_doubles::{FakeCluster, RecordingLinks};
     use crate::link::LinkHandler;
     // node 3's link is up and it was sent the whole interest, but the replicated
     // state counts only node 2 up
-    let fake = Arc::new(FakeCluster::default());
-    *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2)]);
-    let replica = super::replica::Replica::new(Arc::default(), fake.clone());
-    let router = Router::with_replica(Config::default(), NodeId(1), replica);
-    let (links, mut sent) = RecordingLinks::new(&[NodeId(2), NodeId(3)]);
-    router.set_links(links.clone());
+    let (router, fake, mut sent) = node1_of(Some(vec![NodeId(1), NodeId(2)]), &[NodeId(2), NodeId(3)]);
     let _c = Client::join(&router, Serializer::Json).await;
     router.link_up(NodeId(2));
     router.link_up(NodeId(3));
@@ -560,15 +543,26 @@ async fn a_purged_node_sends_its_whole_interest_again_to_every_node_it_went_to()
     assert_eq!(next_resync(&mut sent).await, Some(NodeId(3)));
 }
 
-/// Node 1 of a cluster with node 2 up and linked; what it sends node 2.
-fn linked_to_node2() -> (Arc<Router>, Sent) {
+/// Node 1 of a cluster whose replicated state counts `up` up (`None`: what it
+/// counts before any node is known), with links to `linked`: the router, the cluster
+/// it reads, and what it sends.
+fn node1_of(
+    up: Option<Vec<NodeId>>,
+    linked: &[NodeId],
+) -> (Arc<Router>, Arc<super::test_doubles::FakeCluster>, Sent) {
     use super::test_doubles::{FakeCluster, RecordingLinks};
     let fake = Arc::new(FakeCluster::default());
-    *fake.up.lock().unwrap() = Some(vec![NodeId(1), NodeId(2)]);
-    let replica = super::replica::Replica::new(Arc::default(), fake);
+    *fake.up.lock().unwrap() = up;
+    let replica = super::replica::Replica::new(Arc::default(), fake.clone());
     let router = Router::with_replica(Config::default(), NodeId(1), replica);
-    let (links, sent) = RecordingLinks::new(&[NodeId(2)]);
+    let (links, sent) = RecordingLinks::new(linked);
     router.set_links(links);
+    (router, fake, sent)
+}
+
+/// Node 1 of a cluster with node 2 up and linked; what it sends node 2.
+fn linked_to_node2() -> (Arc<Router>, Sent) {
+    let (router, _, sent) = node1_of(Some(vec![NodeId(1), NodeId(2)]), &[NodeId(2)]);
     (router, sent)
 }
 
