@@ -167,31 +167,22 @@ def field(k):
     return lambda r: r.get(k)
 def node_cpu(i):
     return lambda r: (r.get("router_cpu_s_each") or [None] * 3)[i]
-def paired(label, r, key):
-    # `key` of this run and of `label`'s run in the same round (and binary)
+def paired(label, r, value):
+    # `value` (a getter) of this run and of `label`'s run in the same round (and binary)
     other = [x for x in rows if x.get("label") == label and x.get("round") == r.get("round")
              and (label.startswith("relay") or x.get("bin") == r.get("bin"))]
-    if not other or not other[0].get(key) or not r.get(key):
-        return None
-    return r[key], other[0][key]
-def ratio_vs(label, key):
-    # this run's `key` over `label`'s
+    mine, theirs = value(r), other and value(other[0])
+    return (mine, theirs) if mine and theirs else None
+def ratio_vs(label, value):
+    # this run's `value` over `label`'s
     def get(r):
-        p = paired(label, r, key)
+        p = paired(label, r, value)
         return p and p[0] / p[1]
-    return get
-def ratio_lat(label, k):
-    # this run's latency `k` over `label`'s in the same round
-    def get(r):
-        other = [x for x in rows if x.get("label") == label and x.get("round") == r.get("round")
-                 and (label.startswith("relay") or x.get("bin") == r.get("bin"))]
-        mine, theirs = lat(k)(r), other and lat(k)(other[0])
-        return mine / theirs if mine and theirs else None
     return get
 def hop_us(label):
     # CPU µs per call this run spends beyond `label`'s: what the second process costs
     def get(r):
-        p = paired(label, r, "per_cpu_s")
+        p = paired(label, r, field("per_cpu_s"))
         return p and 1e6 / p[0] - 1e6 / p[1]
     return get
 # (label, metric, getter, format)
@@ -199,15 +190,15 @@ spec = [
     ("relay-ws-if128", "requests/s (raw relay, the ceiling)", field("rate"), "{:,.0f}"),
     ("relay-ws-if128", "requests per relay CPU-s", field("per_cpu_s"), "{:,.0f}"),
     ("relay-chain-ws-if128", "requests per relay CPU-s (2 relays)", field("per_cpu_s"), "{:,.0f}"),
-    ("relay-chain-ws-if128", "chain/single per CPU-s", ratio_vs("relay-ws-if128", "per_cpu_s"), "{:.2f}"),
+    ("relay-chain-ws-if128", "chain/single per CPU-s", ratio_vs("relay-ws-if128", field("per_cpu_s")), "{:.2f}"),
     ("relay-chain-ws-if128", "CPU µs per request added by the 2nd relay", hop_us("relay-ws-if128"), "{:.2f}"),
     ("relay-ws-if1", "p50 latency µs (raw relay, depth 1)", lat("p50"), "{:.1f}"),
     ("relay-chain-ws-if1", "p50 latency µs (2 relays, depth 1)", lat("p50"), "{:.1f}"),
-    ("relay-chain-ws-if1", "chain/single p50", ratio_lat("relay-ws-if1", "p50"), "{:.2f}"),
+    ("relay-chain-ws-if1", "chain/single p50", ratio_vs("relay-ws-if1", lat("p50")), "{:.2f}"),
 ]
 spec += [
     ("rpc-d128-lone", "calls/s", field("rate"), "{:,.0f}"),
-    ("rpc-d128-lone", "router/relay rate", ratio_vs("relay-ws-if128", "rate"), "{:.2f}"),
+    ("rpc-d128-lone", "router/relay rate", ratio_vs("relay-ws-if128", field("rate")), "{:.2f}"),
 ]
 for mode in ("fbf", "batched"):
     lbl = "rpc-4x32-" + mode
@@ -223,12 +214,12 @@ spec += [
     ("rpc-d1-lone", "mean latency µs", lat("mean"), "{:.1f}"),
     ("rpc-d1-cross", "p50 latency µs", lat("p50"), "{:.1f}"),
     ("rpc-d1-cross", "mean latency µs", lat("mean"), "{:.1f}"),
-    ("rpc-d1-cross", "cross/lone p50", ratio_lat("rpc-d1-lone", "p50"), "{:.2f}"),
+    ("rpc-d1-cross", "cross/lone p50", ratio_vs("rpc-d1-lone", lat("p50")), "{:.2f}"),
     ("rpc-d1-cross", "context switches/call (3 nodes)", field("ctx_switches_per_call"), "{:.2f}"),
     ("rpc-d128-lone", "calls per router CPU-s", field("per_cpu_s"), "{:,.0f}"),
     ("rpc-d128-cross", "calls per router CPU-s (3 nodes)", field("per_cpu_s"), "{:,.0f}"),
     ("rpc-d128-cross", "calls/s", field("rate"), "{:,.0f}"),
-    ("rpc-d128-cross", "cross/lone per CPU-s", ratio_vs("rpc-d128-lone", "per_cpu_s"), "{:.2f}"),
+    ("rpc-d128-cross", "cross/lone per CPU-s", ratio_vs("rpc-d128-lone", field("per_cpu_s")), "{:.2f}"),
     ("rpc-d128-cross", "CPU µs per call added by the 2nd node", hop_us("rpc-d128-lone"), "{:.2f}"),
     ("pubsub-1x1000-3nodes", "deliveries/s", field("rate"), "{:,.0f}"),
     ("pubsub-1x1000-3nodes", "deliveries per router CPU-s", field("per_cpu_s"), "{:,.0f}"),
