@@ -141,13 +141,16 @@ impl Session {
             Err(e) => return self.violation(&format!("undecodable message: {e}")).await,
         };
         crate::observe::metrics::message_in(msg.code());
+        // Joining and authenticating (once per session) are boxed: inline, their
+        // states would size every frame's handling, which the session loop holds for
+        // the connection's whole life (`transport::listener::connection`).
         match classify(self.phase, &msg) {
             Step::Join => match msg {
-                Message::Hello(h) => self.join(h).await,
+                Message::Hello(h) => Box::pin(self.join(h)).await,
                 _ => Flow::Continue,
             },
             Step::Authenticate => match msg {
-                Message::Authenticate(a) => self.authenticate(a).await,
+                Message::Authenticate(a) => Box::pin(self.authenticate(a)).await,
                 _ => Flow::Continue,
             },
             Step::Route => match self.route(msg).await {

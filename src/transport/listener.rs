@@ -83,25 +83,39 @@ pub async fn spawn_tcp(
                 }
             }
             tracing::trace!(%peer, "accepted");
-            let router = router.clone();
-            let mut accepted = super::Accepted::now(&router, Some(peer));
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let Some(tls) = tls else {
-                    return serve(kind, router, stream, accepted).await;
-                };
-                match tokio::time::timeout_at(accepted.deadline, tls.accept(stream)).await {
-                    Ok(Ok((stream, info))) => {
-                        accepted.tls = Some(Arc::new(info));
-                        serve(kind, router, stream, accepted).await
-                    }
-                    Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
-                }
-            });
+            let accepted = super::Accepted::now(&router, Some(peer));
+            tokio::spawn(connection(kind, router.clone(), stream, accepted, tls.clone()));
         }
     });
     Ok(local)
+}
+
+/// One accepted TCP connection, from its TLS handshake (when the listener has TLS)
+/// to its end. This future is what every open connection holds for its whole life,
+/// so what only a part of it needs is boxed and freed after use: the TLS and
+/// WebSocket handshakes, the session loop (`transport::drive`, boxed where it is
+/// started) and a HELLO's joining and authentication (`Session::on_frame`). Inline,
+/// they made this task 13 KiB and an idle WebSocket session cost 23.2 KiB of router
+/// memory; boxed, 15.9 KiB (`junction-bench sessions`, 5,000 sessions, 2026-12-05).
+async fn connection(
+    kind: Kind,
+    router: Arc<Router>,
+    stream: tokio::net::TcpStream,
+    mut accepted: super::Accepted,
+    tls: Option<Arc<Tls>>,
+) {
+    let Some(tls) = tls else {
+        return serve(kind, router, stream, accepted).await;
+    };
+    let peer = accepted.peer;
+    match tokio::time::timeout_at(accepted.deadline, Box::pin(tls.accept(stream))).await {
+        Ok(Ok((stream, info))) => {
+            accepted.tls = Some(Arc::new(info));
+            Box::pin(serve(kind, router, stream, accepted)).await
+        }
+        Ok(Err(e)) => tracing::info!(?peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::info!(?peer, "TLS handshake timed out"),
+    }
 }
 
 async fn serve<S>(kind: Kind, router: Arc<Router>, stream: S, accepted: super::Accepted)
@@ -159,5 +173,30 @@ mod tests {
         let connected = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
         assert_eq!(connected, 600, "a burst of 600 connections queued (tokio's default backlog queues 128)");
         drop(listener);
+    }
+
+    /// What an idle connection costs is mostly futures sized by their largest
+    /// state: a long-lived one must not inline what only a handshake or a HELLO needs
+    /// (inline, the connection task was 13 KiB in a release build). The bounds leave
+    /// room for the compiler's layout to vary.
+    #[tokio::test]
+    async fn a_connection_task_holds_only_what_every_connection_needs_while_it_lives() {
+        let listener = bind_tcp("127.0.0.1:0".parse().expect("an address")).expect("binds");
+        let addr = listener.local_addr().expect("bound");
+        let router = Router::new(crate::config::Config::default(), crate::ids::NodeId(1));
+        for kind in [Kind::WebSocket, Kind::RawSocket] {
+            let _client = tokio::net::TcpStream::connect(addr).await.expect("connects");
+            let (stream, peer) = listener.accept().await.expect("accepted");
+            let accepted = super::super::Accepted::now(&router, Some(peer));
+            let task = connection(kind, router.clone(), stream, accepted, None);
+            let size = std::mem::size_of_val(&task);
+            assert!(size <= 4096, "{kind:?}: the connection task's future takes {size} bytes");
+        }
+        let (outbox, _rx) = crate::router::outbox::outbox(16, 1 << 16);
+        let serializer = crate::wamp::codec::Serializer::MsgPack;
+        let mut session = crate::router::session::Session::new(router, serializer, outbox, "websocket");
+        let frame = bytes::Bytes::new();
+        let size = std::mem::size_of_val(&session.on_frame(&frame));
+        assert!(size <= 2048, "handling a frame takes {size} bytes in the session loop's future");
     }
 }

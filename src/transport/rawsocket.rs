@@ -53,7 +53,8 @@ where
         max_out: rs::max_len_from_exponent(hello.max_len_exp),
         out: Vec::new(),
     };
-    drive(router, transport, serializer, accepted).await;
+    // boxed: the connection's task keeps only a pointer to it (`listener::connection`)
+    Box::pin(drive(router, transport, serializer, accepted)).await;
 }
 
 struct RsTransport<S> {

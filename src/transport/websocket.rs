@@ -110,7 +110,9 @@ where
         .write_buffer_size(WRITE_BUFFER);
     let before_welcome = router.config.limits.before_welcome_max(max);
     let stream = Guarded::new(stream, Some(before_welcome));
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
+    // the handshake and the session loop are boxed, so the connection's task does not
+    // hold the handshake's state for its whole life (`listener::connection`)
+    let handshake = Box::pin(tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)));
     let ws = match tokio::time::timeout_at(accepted.deadline, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
@@ -134,7 +136,7 @@ where
         pending: VecDeque::new(),
         too_big: false,
     };
-    drive(router, transport, proto.serializer, accepted).await;
+    Box::pin(drive(router, transport, proto.serializer, accepted)).await;
 }
 
 struct WsTransport<S> {
