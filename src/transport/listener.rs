@@ -187,7 +187,7 @@ mod tests {
         for kind in [Kind::WebSocket, Kind::RawSocket] {
             let _client = tokio::net::TcpStream::connect(addr).await.expect("connects");
             let (stream, peer) = listener.accept().await.expect("accepted");
-            let accepted = super::super::Accepted::now(&router, Some(peer));
+            let accepted = crate::transport::Accepted::now(&router, Some(peer));
             let task = connection(kind, router.clone(), stream, accepted, None);
             let size = std::mem::size_of_val(&task);
             assert!(size <= 4096, "{kind:?}: the connection task's future takes {size} bytes");
